@@ -1,0 +1,179 @@
+//! The plain, documented configuration of one pull: what the CLI resolves (flag >
+//! `GATELAKE_*` env > job file > default) and hands to the engine. No clap here; a library
+//! user builds it directly.
+
+use crate::encode::EncodeOptions;
+use crate::secret::Secret;
+use crate::source::paginate::PaginationConfig;
+use std::time::Duration;
+use url::Url;
+
+/// How requests to the API are authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiAuth {
+    None,
+    /// `x-api-key` header (API Gateway usage plans).
+    ApiKey(Secret),
+    /// `Authorization: Bearer …` (API Gateway JWT or Lambda authorizers).
+    Bearer(Secret),
+    /// SigV4, service `execute-api`, with credentials from the AWS credential chain.
+    Iam { region: String },
+}
+
+impl ApiAuth {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiAuth::None => "none",
+            ApiAuth::ApiKey(_) => "api-key",
+            ApiAuth::Bearer(_) => "bearer",
+            ApiAuth::Iam { .. } => "iam",
+        }
+    }
+}
+
+/// Bounds on retrying one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles each attempt, with full jitter.
+    pub base: Duration,
+    /// Longest single wait (also caps an honoured `Retry-After`).
+    pub cap: Duration,
+    /// Give up once this much time has passed since the first attempt.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base: Duration::from_millis(250),
+            cap: Duration::from_secs(30),
+            deadline: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Everything the source needs to fetch pages.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// The first page's URL (query parameters allowed).
+    pub url: Url,
+    pub pagination: PaginationConfig,
+    /// Where the records are in a page body: `items`, `data.rows`; empty = the body is the array.
+    pub records_path: String,
+    pub auth: ApiAuth,
+    /// Extra request headers (name, value); values are treated as secrets in output.
+    pub headers: Vec<(String, Secret)>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Stop after this many pages (a safety net, and a way to sample an API).
+    pub max_pages: Option<u64>,
+    /// Refuse a page whose decompressed body is larger than this.
+    pub max_page_bytes: u64,
+}
+
+/// Where chunks go and how big they get.
+#[derive(Debug, Clone)]
+pub struct OutputConfig {
+    pub encode: EncodeOptions,
+    /// Rotate after a page once this many uncompressed record bytes are in the chunk.
+    pub chunk_bytes: u64,
+    /// Rotate after a page once this many records are in the chunk.
+    pub chunk_rows: Option<u64>,
+}
+
+/// One pull, fully resolved.
+#[derive(Debug, Clone)]
+pub struct PullConfig {
+    /// The job's name: recorded in the manifest and used in the run's folder name.
+    pub job: String,
+    pub source: SourceConfig,
+    pub output: OutputConfig,
+    /// How many chunks may be uploading at once.
+    pub upload_concurrency: usize,
+}
+
+/// Parse a byte size: `128MiB`, `64MB`, `500k`, `1048576`.
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size: use a number with an optional unit, e.g. 128MiB"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("'{other}' is not a size unit: use B, KB, KiB, MB, MiB, GB or GiB")),
+    };
+    let bytes = n * mult as f64;
+    if !(bytes >= 1.0) || bytes > u64::MAX as f64 {
+        return Err(format!("'{s}' must be at least 1 byte"));
+    }
+    Ok(bytes as u64)
+}
+
+/// Parse a duration: `30s`, `5m`, `1h`, `250ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration: use e.g. 30s, 5m, 1h or 250ms"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        other => return Err(format!("'{other}' is not a duration unit: use ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("'{s}' is not a valid duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        let ok = [
+            ("128MiB", 128 << 20),
+            ("64MB", 64_000_000),
+            ("500k", 500_000),
+            ("1048576", 1_048_576),
+            ("1.5GiB", 3 << 29),
+            (" 2 KiB ", 2048),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_byte_size(s), Ok(want), "{s}");
+        }
+        for bad in ["", "MiB", "12 parsecs", "0", "-5MB"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3d").is_err());
+    }
+}

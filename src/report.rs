@@ -1,0 +1,73 @@
+//! Progress reporting: the engine emits [`Event`]s through the [`Reporter`] trait and never
+//! decides how they are shown. The binary implements it with progress bars on a terminal and
+//! plain log lines otherwise; tests implement it with a recorder. Events carry no secrets:
+//! URLs in them are already redacted.
+
+use serde::Serialize;
+use std::time::Duration;
+
+/// One thing that happened during a run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The run started (or resumed) and will write under `destination`.
+    RunStarted {
+        run_id: String,
+        source: String,
+        destination: String,
+    },
+    /// A page arrived and its records were extracted.
+    PageFetched {
+        page: u64,
+        records: u64,
+        /// Bytes of the response body after decompression.
+        bytes: u64,
+    },
+    /// A request is being retried after a transient failure.
+    Retrying {
+        page: u64,
+        attempt: u32,
+        #[serde(with = "duration_secs")]
+        delay: Duration,
+        reason: String,
+    },
+    /// A chunk was written to the destination under its final name.
+    ChunkCommitted {
+        seq: u64,
+        url: String,
+        rows: u64,
+        bytes: u64,
+    },
+    /// Something the user should know that does not stop the run.
+    Warning { message: String },
+    /// The manifest and `_SUCCESS` marker are written; the run is complete.
+    RunFinished {
+        run_id: String,
+        rows: u64,
+        files: u64,
+        bytes: u64,
+    },
+}
+
+mod duration_secs {
+    use serde::Serializer;
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Receives the engine's events. Implementations must be cheap: events are sent from the
+/// pipeline's hot path (one per page and per chunk).
+pub trait Reporter: Send + Sync {
+    fn report(&self, event: Event);
+}
+
+/// A reporter that drops every event (library use, tests that do not care).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SilentReporter;
+
+impl Reporter for SilentReporter {
+    fn report(&self, _event: Event) {}
+}

@@ -1,0 +1,155 @@
+//! Where chunks land. One trait, [`Sink`], served by several backends with the same
+//! behaviour: a local folder ([`local::LocalSink`]) and the Blob endpoint of an ADLS Gen2
+//! account ([`azure::AzureSink`]). The same conformance suite (`tests/sink_conformance.rs`)
+//! runs against every backend.
+//!
+//! The contract every backend keeps:
+//! - `put` is atomic: a reader sees either the old object, or the whole new one, never part of
+//!   it (local: temp file + rename; Azure: blocks staged, then committed in one call).
+//! - conditional puts are real: `PutMode::Create` fails with [`SinkError::AlreadyExists`] when
+//!   the object exists, `PutMode::Update(etag)` fails with [`SinkError::PreconditionFailed`]
+//!   when it changed since that ETag was read. The checkpoint protocol relies on both.
+//! - errors name the object's URL (never with a secret in it) and what to do.
+//!
+//! Paths are `/`-separated and relative to the destination's root (its prefix).
+
+pub mod azure;
+pub mod local;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// An opaque version tag of a stored object, returned by `put` and `get`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ETag(pub String);
+
+/// How a put treats an existing object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Only create: fail with `AlreadyExists` if the object exists (If-None-Match: *).
+    Create,
+    /// Only replace the version with this ETag: fail with `PreconditionFailed` otherwise
+    /// (If-Match).
+    Update(ETag),
+}
+
+/// What a successful put stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    pub etag: ETag,
+    /// The object's URL (redacted), for reports and manifests.
+    pub url: String,
+}
+
+/// An object returned by `get`.
+#[derive(Debug, Clone)]
+pub struct GetResult {
+    pub data: Bytes,
+    pub etag: ETag,
+}
+
+/// An object listed under a prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Path relative to the sink's root.
+    pub path: String,
+    pub size: u64,
+}
+
+/// Errors from a sink. Every variant names the object or destination (redacted URL or path).
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("{url} already exists (it was created by another writer or an earlier run)")]
+    AlreadyExists { url: String },
+
+    #[error("{url} was changed by another writer since it was read (ETag mismatch); not overwriting it")]
+    PreconditionFailed { url: String },
+
+    #[error("{url} was not found")]
+    NotFound { url: String },
+
+    #[error("the container (or folder) for {url} does not exist: create it first{hint}")]
+    ContainerNotFound { url: String, hint: String },
+
+    #[error("access to {url} was refused ({status}): {message}")]
+    Auth {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("{url}: storage request failed ({status}): {message}")]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("could not reach storage at {url}: {message}")]
+    Connect { url: String, message: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("invalid destination {dest}: {reason}")]
+    InvalidDestination { dest: String, reason: String },
+
+    #[error("storage credentials: {0}")]
+    Credentials(String),
+}
+
+/// The storage seam. Implementations are cheap to share (`Arc<dyn Sink>`) and safe to call
+/// concurrently.
+#[async_trait]
+pub trait Sink: Send + Sync + std::fmt::Debug {
+    /// The destination's root as a printable URL (redacted), e.g.
+    /// `https://acct.blob.core.windows.net/raw/orders` or `file:///home/me/lake/orders`.
+    fn root_url(&self) -> String;
+
+    /// The printable (redacted) URL of the object at `path`.
+    fn url_of(&self, path: &str) -> String;
+
+    /// Check that the destination is usable before any data is fetched: the container (or
+    /// folder) exists and the credentials are accepted. Creates nothing.
+    async fn check(&self) -> Result<(), SinkError>;
+
+    /// Store `data` at `path` atomically, honouring `mode`.
+    async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError>;
+
+    /// Read the object at `path`; `Ok(None)` when it does not exist.
+    async fn get(&self, path: &str) -> Result<Option<GetResult>, SinkError>;
+
+    /// Every object whose path starts with `prefix`, sorted by path.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, SinkError>;
+
+    /// Remove the object at `path`; removing a missing object is not an error.
+    async fn delete(&self, path: &str) -> Result<(), SinkError>;
+}
+
+/// Join a sink-relative path from segments, skipping empty ones.
+pub fn join_path(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_path_skips_empty_and_slashes() {
+        assert_eq!(join_path(&["", "run1", "part-00000.jsonl.gz"]), "run1/part-00000.jsonl.gz");
+        assert_eq!(join_path(&["a/", "/b/", "c"]), "a/b/c");
+        assert_eq!(join_path(&[]), "");
+    }
+}

@@ -1,0 +1,5 @@
+//! Fetching pages from the API: `client` (HTTP, auth, retry, host pinning), `paginate` (one
+//! file per pagination style behind the `Paginator` trait) and `extract` (finding the records
+//! in a page body).
+
+pub mod paginate;
