@@ -4,7 +4,7 @@
 
 use crate::encode::EncodeOptions;
 use crate::secret::Secret;
-use crate::source::paginate::PaginationConfig;
+use crate::source::paginate::Pagination;
 use std::time::Duration;
 use url::Url;
 
@@ -60,7 +60,7 @@ impl Default for RetryPolicy {
 pub struct SourceConfig {
     /// The first page's URL (query parameters allowed).
     pub url: Url,
-    pub pagination: PaginationConfig,
+    pub pagination: Pagination,
     /// Where the records are in a page body: `items`, `data.rows`; empty = the body is the array.
     pub records_path: String,
     pub auth: ApiAuth,

@@ -2,4 +2,5 @@
 //! file per pagination style behind the `Paginator` trait) and `extract` (finding the records
 //! in a page body).
 
+pub mod extract;
 pub mod paginate;

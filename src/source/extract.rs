@@ -1,0 +1,347 @@
+//! Finding things in a page body without re-serialising it: a path (`items`, `data.rows`,
+//! `meta.next_cursor`, `results.0.id`) is walked through borrowed [`RawValue`]s, so the records
+//! handed to the encoder are byte ranges of the body exactly as the API sent it.
+//!
+//! Records are returned as offsets into the body ([`ExtractedPage`]) so a page can cross a
+//! thread boundary (fetch task → encoder thread) without copying or parsing it twice.
+
+use bytes::Bytes;
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Range;
+
+/// Why a page body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("the response body is not valid UTF-8 JSON")]
+    NotUtf8,
+    #[error("the response body is not valid JSON: {0}")]
+    InvalidJson(#[source] serde_json::Error),
+    #[error("the records path '{path}' matched nothing{keys}")]
+    RecordsNotFound { path: String, keys: String },
+    #[error("{what} is {found}, not an array of records{keys}")]
+    RecordsNotArray {
+        /// "the records path 'items'" or "the page body".
+        what: String,
+        found: &'static str,
+        keys: String,
+    },
+    #[error("record {index} is {found}, not a JSON object")]
+    RecordNotObject { index: usize, found: &'static str },
+}
+
+/// A parsed view of one page body.
+pub struct JsonDoc<'a> {
+    root: &'a RawValue,
+}
+
+impl<'a> JsonDoc<'a> {
+    /// Parse (validate) the body. Whitespace around the value is allowed.
+    pub fn parse(text: &'a str) -> Result<Self, ExtractError> {
+        let root: &'a RawValue = serde_json::from_str(text).map_err(ExtractError::InvalidJson)?;
+        Ok(Self { root })
+    }
+
+    pub fn root(&self) -> &'a RawValue {
+        self.root
+    }
+
+    /// The value at a dot-separated path; the empty path is the root. Numeric segments index
+    /// arrays. `Ok(None)` when any segment is missing.
+    pub fn get(&self, path: &str) -> Result<Option<&'a RawValue>, ExtractError> {
+        let mut current = self.root;
+        for segment in path.split('.').filter(|s| !s.is_empty()) {
+            let next = match kind_of(current) {
+                "an object" => find_key(current, segment)?,
+                "an array" => match segment.parse::<usize>() {
+                    Ok(index) => find_index(current, index)?,
+                    Err(_) => None,
+                },
+                _ => None,
+            };
+            match next {
+                Some(v) => current = v,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// The value at `path` as a string: JSON strings unquoted, numbers as written; `None` for
+    /// missing, null and empty strings (each of which means "no next page" to a paginator).
+    pub fn get_text(&self, path: &str) -> Result<Option<String>, ExtractError> {
+        let Some(raw) = self.get(path)? else {
+            return Ok(None);
+        };
+        let text = raw.get();
+        if text.starts_with('"') {
+            let s: String = serde_json::from_str(text).map_err(ExtractError::InvalidJson)?;
+            Ok(if s.is_empty() { None } else { Some(s) })
+        } else if text == "null" {
+            Ok(None)
+        } else if kind_of(raw) == "a number" {
+            Ok(Some(text.to_string()))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The value at `path` as a boolean, if it is one (also accepts "true"/"false" strings).
+    pub fn get_bool(&self, path: &str) -> Result<Option<bool>, ExtractError> {
+        Ok(match self.get(path)?.map(|r| r.get()) {
+            Some("true") | Some("\"true\"") => Some(true),
+            Some("false") | Some("\"false\"") => Some(false),
+            _ => None,
+        })
+    }
+
+    /// The value at `path` as an unsigned integer, if it is one (or a string holding one).
+    pub fn get_u64(&self, path: &str) -> Result<Option<u64>, ExtractError> {
+        Ok(self.get_text(path)?.and_then(|t| t.parse().ok()))
+    }
+
+    /// The top-level keys, for error messages that help pick a records path.
+    pub fn top_level_keys(&self) -> Vec<String> {
+        #[derive(Default)]
+        struct Keys(Vec<String>);
+        impl<'de> Visitor<'de> for &mut Keys {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                    self.0.push(k.into_owned());
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(())
+            }
+        }
+        let mut keys = Keys::default();
+        let mut de = serde_json::Deserializer::from_str(self.root.get());
+        if serde::Deserializer::deserialize_map(&mut de, &mut keys).is_err() {
+            return Vec::new();
+        }
+        keys.0
+    }
+
+    /// The records at `path` (the root when empty), each required to be a JSON object.
+    pub fn records(&self, path: &str) -> Result<Vec<&'a RawValue>, ExtractError> {
+        let keys_hint = |doc: &Self| {
+            let keys = doc.top_level_keys();
+            if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" (the page's top-level keys are: {}); set --records to the path of the array", keys.join(", "))
+            }
+        };
+        let Some(raw) = self.get(path)? else {
+            return Err(ExtractError::RecordsNotFound {
+                path: path.to_string(),
+                keys: keys_hint(self),
+            });
+        };
+        let found = kind_of(raw);
+        if found != "an array" {
+            if found == "null" {
+                return Err(ExtractError::RecordsNotFound {
+                    path: path.to_string(),
+                    keys: keys_hint(self),
+                });
+            }
+            return Err(ExtractError::RecordsNotArray {
+                what: if path.is_empty() {
+                    "the page body".into()
+                } else {
+                    format!("the records path '{path}'")
+                },
+                found,
+                keys: keys_hint(self),
+            });
+        }
+        let records: Vec<&'a RawValue> =
+            serde_json::from_str(raw.get()).map_err(ExtractError::InvalidJson)?;
+        if let Some((index, bad)) = records
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.get().starts_with('{'))
+        {
+            return Err(ExtractError::RecordNotObject {
+                index,
+                found: kind_of(bad),
+            });
+        }
+        Ok(records)
+    }
+}
+
+/// What kind of JSON value a raw value is, as words for messages.
+pub fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't') | Some(b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// Scan an object for one key, skipping every other value without building it.
+fn find_key<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, ExtractError> {
+    struct FindKey<'k>(&'k str);
+    impl<'de> Visitor<'de> for FindKey<'_> {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+                if found.is_none() && k == self.0 {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(object.get());
+    serde::Deserializer::deserialize_map(&mut de, FindKey(key)).map_err(ExtractError::InvalidJson)
+}
+
+/// The element at `index` of an array.
+fn find_index(array: &RawValue, index: usize) -> Result<Option<&RawValue>, ExtractError> {
+    struct FindIndex(usize);
+    impl<'de> Visitor<'de> for FindIndex {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            let mut i = 0;
+            while let Some(v) = seq.next_element::<&'de RawValue>()? {
+                if i == self.0 {
+                    found = Some(v);
+                }
+                i += 1;
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(array.get());
+    serde::Deserializer::deserialize_seq(&mut de, FindIndex(index)).map_err(ExtractError::InvalidJson)
+}
+
+/// A page whose records have been located: the body plus the byte range of each record.
+/// Sent from the fetch task to the encoder; [`ExtractedPage::records`] borrows from the body.
+#[derive(Debug, Clone)]
+pub struct ExtractedPage {
+    pub body: Bytes,
+    pub ranges: Vec<Range<usize>>,
+}
+
+impl ExtractedPage {
+    /// Locate the records of `body` at `path`.
+    pub fn new(body: Bytes, path: &str) -> Result<Self, ExtractError> {
+        let text = std::str::from_utf8(&body).map_err(|_| ExtractError::NotUtf8)?;
+        let doc = JsonDoc::parse(text)?;
+        let ranges = Self::ranges_of(text, &doc.records(path)?);
+        Ok(Self { body, ranges })
+    }
+
+    /// Byte ranges of `records` (slices of `text`) within `text`.
+    pub fn ranges_of(text: &str, records: &[&RawValue]) -> Vec<Range<usize>> {
+        let base = text.as_ptr() as usize;
+        records
+            .iter()
+            .map(|r| {
+                // Every record is a sub-slice of `text` (borrowed by the parser), so the
+                // difference of the pointers is its offset.
+                let start = r.get().as_ptr() as usize - base;
+                start..start + r.get().len()
+            })
+            .collect()
+    }
+
+    /// The records' raw JSON texts.
+    pub fn records(&self) -> Vec<&str> {
+        // The body was validated as UTF-8 when the page was built, and every range lies on
+        // character boundaries of a JSON value.
+        let text = std::str::from_utf8(&self.body).unwrap_or("");
+        self.ranges
+            .iter()
+            .filter_map(|r| text.get(r.clone()))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ranges.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_walk_objects_and_arrays() {
+        let body = r#" {"items":[{"id":1},{"id":2}],"meta":{"next":"a+b/c=","n":3,"more":true},"x\"y":1} "#;
+        let doc = JsonDoc::parse(body).unwrap();
+        assert_eq!(doc.get_text("meta.next").unwrap().as_deref(), Some("a+b/c="));
+        assert_eq!(doc.get_u64("meta.n").unwrap(), Some(3));
+        assert_eq!(doc.get_bool("meta.more").unwrap(), Some(true));
+        assert_eq!(doc.get("items.1.id").unwrap().unwrap().get(), "2");
+        assert!(doc.get("meta.missing").unwrap().is_none());
+        assert!(doc.get("items.x").unwrap().is_none());
+        assert_eq!(doc.get("x\"y").unwrap().unwrap().get(), "1");
+        assert_eq!(doc.top_level_keys(), vec!["items", "meta", "x\"y"]);
+    }
+
+    #[test]
+    fn null_and_empty_text_mean_none() {
+        let doc = JsonDoc::parse(r#"{"a":null,"b":"","c":false,"d":12}"#).unwrap();
+        for p in ["a", "b", "c", "zz"] {
+            assert_eq!(doc.get_text(p).unwrap(), None, "{p}");
+        }
+        assert_eq!(doc.get_text("d").unwrap().as_deref(), Some("12"));
+    }
+
+    #[test]
+    fn records_are_byte_exact_slices() {
+        let body = Bytes::from_static(b"{\"data\":{\"rows\":[ {\"a\": 1.50,\"s\":\"x\\u00e9\"} ,{\"b\":[1, 2]}]}}");
+        let page = ExtractedPage::new(body, "data.rows").unwrap();
+        assert_eq!(page.records(), vec![r#"{"a": 1.50,"s":"x\u00e9"}"#, r#"{"b":[1, 2]}"#]);
+        let top = ExtractedPage::new(Bytes::from_static(b"[{\"a\":1}]"), "").unwrap();
+        assert_eq!(top.records(), vec![r#"{"a":1}"#]);
+        let empty = ExtractedPage::new(Bytes::from_static(b"{\"items\":[]}"), "items").unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn records_errors_name_the_problem() {
+        let cases: [(&[u8], &str, &str); 6] = [
+            (b"{\"items\":[1]}", "items", "record 0 is a number"),
+            (b"{\"data\":[]}", "items", "matched nothing (the page's top-level keys are: data)"),
+            (b"{\"items\":{\"a\":1}}", "items", "the records path 'items' is an object, not an array"),
+            (b"{\"items\":null}", "items", "matched nothing"),
+            (b"{\"items\":[}", "items", "not valid JSON"),
+            (b"{\"items\":[]}", "", "the page body is an object"),
+        ];
+        for (body, path, want) in cases {
+            let err = ExtractedPage::new(Bytes::from_static(body), path).unwrap_err().to_string();
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+        let err = ExtractedPage::new(Bytes::from_static(b"\xff"), "").unwrap_err();
+        assert!(matches!(err, ExtractError::NotUtf8));
+    }
+}

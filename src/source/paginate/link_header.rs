@@ -1,0 +1,112 @@
+//! RFC 8288 `Link` header pagination: `Link: <https://…?page=2>; rel="next", <…>; rel="last"`.
+//! Several links may share one header and several headers may be sent; `rel` may hold more
+//! than one relation type. No `next` link means the end.
+
+use super::{resolve_link, PageView, PaginateError, Paginator};
+use url::Url;
+
+#[derive(Debug)]
+pub struct LinkHeaderPaginator;
+
+impl Paginator for LinkHeaderPaginator {
+    fn name(&self) -> &'static str {
+        "link-header"
+    }
+
+    fn first(&self, base: &Url) -> Url {
+        base.clone()
+    }
+
+    fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
+        for value in page.headers.get_all(reqwest::header::LINK) {
+            let Ok(value) = value.to_str() else { continue };
+            if let Some(target) = find_rel(value, "next") {
+                return resolve_link(page.url, target).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The target of the first link in `header` whose `rel` includes `wanted`.
+pub(crate) fn find_rel<'a>(header: &'a str, wanted: &str) -> Option<&'a str> {
+    let mut rest = header;
+    loop {
+        let open = rest.find('<')?;
+        let close = open + rest[open..].find('>')?;
+        let target = &rest[open + 1..close];
+        // Parameters run until the next link, which starts with ',' followed by '<'.
+        let after = &rest[close + 1..];
+        let params_end = next_link_start(after).unwrap_or(after.len());
+        let params = &after[..params_end];
+        if params.split(';').any(|p| rel_matches(p, wanted)) {
+            return Some(target);
+        }
+        rest = &after[params_end..];
+    }
+}
+
+fn next_link_start(s: &str) -> Option<usize> {
+    let mut in_quotes = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            ',' if !in_quotes && s[i + 1..].trim_start().starts_with('<') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn rel_matches(param: &str, wanted: &str) -> bool {
+    let Some((name, value)) = param.split_once('=') else {
+        return false;
+    };
+    name.trim().eq_ignore_ascii_case("rel")
+        && value
+            .trim()
+            .trim_matches('"')
+            .split_ascii_whitespace()
+            .any(|r| r.eq_ignore_ascii_case(wanted))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::next_of;
+    use super::super::StopRules;
+    use super::*;
+
+    #[test]
+    fn parses_rel_next() {
+        let cases = [
+            (r#"<https://h/p?page=2>; rel="next""#, Some("https://h/p?page=2")),
+            (r#"<https://h/p?page=1>; rel="prev", <https://h/p?page=3>; rel="next""#, Some("https://h/p?page=3")),
+            (r#"<https://h/p?a=1,2>; rel="last", </p?page=9>; title="x, y"; rel="next last""#, Some("/p?page=9")),
+            (r#"<https://h/p?page=5>; REL=next"#, Some("https://h/p?page=5")),
+            (r#"<https://h/p?page=1>; rel="prev""#, None),
+            ("", None),
+            ("garbage", None),
+        ];
+        for (header, want) in cases {
+            assert_eq!(find_rel(header, "next"), want, "{header}");
+        }
+    }
+
+    #[test]
+    fn follows_header_across_multiple_values() {
+        let s = StopRules::default();
+        let u = "https://api.example.com/prod/orders";
+        let got = next_of(
+            &LinkHeaderPaginator,
+            &s,
+            u,
+            "[]",
+            &[("link", r#"<https://api.example.com/prod/orders?page=1>; rel="first""#), ("link", r#"</prod/orders?page=2>; rel="next""#)],
+            1,
+        )
+        .unwrap();
+        assert_eq!(got.as_deref(), Some("https://api.example.com/prod/orders?page=2"));
+        assert_eq!(next_of(&LinkHeaderPaginator, &s, u, "[]", &[], 1).unwrap(), None);
+    }
+}

@@ -1,0 +1,59 @@
+//! Next-link pagination: the body carries the next page's URL, absolute or relative to the
+//! current page (`{"links":{"next":"/prod/orders?after=42"}}`). Null, absent or empty means
+//! the end.
+
+use super::{resolve_link, PageView, PaginateError, Paginator};
+use url::Url;
+
+#[derive(Debug)]
+pub struct NextLinkPaginator {
+    path: String,
+}
+
+impl NextLinkPaginator {
+    pub fn new(path: String) -> Self {
+        Self { path }
+    }
+}
+
+impl Paginator for NextLinkPaginator {
+    fn name(&self) -> &'static str {
+        "next-link"
+    }
+
+    fn first(&self, base: &Url) -> Url {
+        base.clone()
+    }
+
+    fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
+        match page.doc.get_text(&self.path)? {
+            Some(link) => resolve_link(page.url, &link).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::next_of;
+    use super::super::StopRules;
+    use super::*;
+
+    #[test]
+    fn absolute_and_relative_links() {
+        let p = NextLinkPaginator::new("links.next".into());
+        let s = StopRules::default();
+        let u = "https://api.example.com/prod/orders?after=1";
+        let cases = [
+            (r#"{"links":{"next":"https://api.example.com/prod/orders?after=2"}}"#, Some("https://api.example.com/prod/orders?after=2")),
+            (r#"{"links":{"next":"/prod/orders?after=3"}}"#, Some("https://api.example.com/prod/orders?after=3")),
+            (r#"{"links":{"next":"orders?after=4"}}"#, Some("https://api.example.com/prod/orders?after=4")),
+            (r#"{"links":{"next":null}}"#, None),
+            (r#"{"links":{}}"#, None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(next_of(&p, &s, u, body, &[], 1).unwrap().as_deref(), want, "{body}");
+        }
+    }
+}
