@@ -2,5 +2,6 @@
 //! file per pagination style behind the `Paginator` trait) and `extract` (finding the records
 //! in a page body).
 
+pub mod client;
 pub mod extract;
 pub mod paginate;
