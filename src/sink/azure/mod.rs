@@ -1,11 +1,15 @@
-//! The Blob endpoint of an ADLS Gen2 (or plain Blob Storage) account as a destination.
-//! (Being implemented: see `location.rs`, `shared_key.rs`, `auth.rs`.)
-
+//! TEMPORARY placeholder with the agreed constructor; replaced by the azure-sink branch.
 use super::SinkError;
 
-/// Placeholder type until the Azure backend lands in this same change.
 #[derive(Debug)]
 pub struct AzureSink;
 
-#[allow(dead_code)]
-fn _unused(_: SinkError) {}
+impl AzureSink {
+    pub fn from_env(dest: &str) -> Result<Self, SinkError> {
+        Err(SinkError::InvalidDestination { dest: dest.into(), reason: "Azure support is not built yet".into() })
+    }
+}
+
+pub fn is_azure_destination(dest: &str) -> bool {
+    dest.starts_with("abfss://") || dest.starts_with("https://") || dest.starts_with("http://")
+}

@@ -1,0 +1,137 @@
+//! The run manifest. Versioned (`manifest_version`); fields are only ever added. It holds
+//! no secret: URLs are redacted and identities are names, never tokens or keys.
+
+use crate::encode::schema::Schema;
+use crate::encode::{Compression, Format};
+use serde::{Deserialize, Serialize};
+
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// One data file of the run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestFile {
+    /// Path relative to the job's destination, e.g. `20261124T230500Z-1a2b/part-00000.parquet`.
+    pub path: String,
+    /// Full URL of the stored file (redacted).
+    pub url: String,
+    pub seq: u64,
+    pub rows: u64,
+    /// Size as stored (compressed).
+    pub bytes: u64,
+    /// Size of the records' JSON before encoding and compression.
+    pub raw_bytes: u64,
+    /// Hex SHA-256 of the stored bytes.
+    pub sha256: String,
+}
+
+/// Where the data came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestSource {
+    /// The configured URL (redacted).
+    pub url: String,
+    pub pagination: String,
+    pub records_path: String,
+    pub auth: String,
+    pub pages: u64,
+    /// The first and last requests of the run (redacted).
+    pub first_request: Option<String>,
+    pub last_request: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestTotals {
+    pub files: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub raw_bytes: u64,
+}
+
+/// `_manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub manifest_version: u32,
+    /// `gatelake <version>`.
+    pub tool: String,
+    pub job: String,
+    pub run_id: String,
+    pub source: ManifestSource,
+    /// The run's root (redacted URL).
+    pub destination: String,
+    pub format: Format,
+    pub compression: Compression,
+    pub extension: String,
+    /// The columns of csv/parquet files; `null` for jsonl.
+    pub schema: Option<Schema>,
+    pub files: Vec<ManifestFile>,
+    pub totals: ManifestTotals,
+    /// RFC 3339 times.
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+impl Manifest {
+    /// Totals computed from the file list, so the two can never disagree.
+    pub fn totals_of(files: &[ManifestFile]) -> ManifestTotals {
+        ManifestTotals {
+            files: files.len() as u64,
+            rows: files.iter().map(|f| f.rows).sum(),
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            raw_bytes: files.iter().map(|f| f.raw_bytes).sum(),
+        }
+    }
+
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        let mut out = serde_json::to_vec_pretty(self)?;
+        out.push(b'\n');
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn totals_add_up_and_json_round_trips() {
+        let files: Vec<ManifestFile> = (0..3)
+            .map(|i| ManifestFile {
+                path: format!("r/part-{i:05}.jsonl.gz"),
+                url: format!("file:///lake/r/part-{i:05}.jsonl.gz"),
+                seq: i,
+                rows: 10 + i,
+                bytes: 100,
+                raw_bytes: 1000,
+                sha256: "00".into(),
+            })
+            .collect();
+        let m = Manifest {
+            manifest_version: MANIFEST_VERSION,
+            tool: "gatelake 0".into(),
+            job: "orders".into(),
+            run_id: "r".into(),
+            source: ManifestSource {
+                url: "https://api/prod/orders".into(),
+                pagination: "cursor".into(),
+                records_path: "items".into(),
+                auth: "none".into(),
+                pages: 4,
+                first_request: None,
+                last_request: None,
+            },
+            destination: "file:///lake".into(),
+            format: Format::Jsonl,
+            compression: Compression::Gzip,
+            extension: "jsonl.gz".into(),
+            schema: None,
+            totals: Manifest::totals_of(&files),
+            files,
+            started_at: "2026-11-24T23:00:00Z".into(),
+            finished_at: "2026-11-24T23:01:00Z".into(),
+        };
+        assert_eq!(m.totals.rows, 33);
+        assert_eq!(m.totals.files, 3);
+        let back: Manifest = serde_json::from_slice(&m.to_json().unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+}
