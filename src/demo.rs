@@ -83,7 +83,10 @@ impl DemoApi {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
                 tracing::warn!("demo API stopped: {e}");
             }
         });
@@ -102,7 +105,9 @@ fn encode_cursor(next: u64) -> String {
 }
 
 fn decode_cursor(cursor: &str) -> Option<u64> {
-    let raw = base64::engine::general_purpose::STANDARD.decode(cursor).ok()?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cursor)
+        .ok()?;
     let text = String::from_utf8(raw).ok()?;
     let inner = text.strip_suffix("~~")?;
     let v: serde_json::Value = serde_json::from_str(inner).ok()?;
@@ -182,12 +187,24 @@ mod tests {
         let mut url = api.url();
         let mut seen = Vec::new();
         loop {
-            let body: serde_json::Value = serde_json::from_slice(&http.get(&url).send().await.unwrap().bytes().await.unwrap()).unwrap();
+            let body: serde_json::Value = serde_json::from_slice(
+                &http.get(&url).send().await.unwrap().bytes().await.unwrap(),
+            )
+            .unwrap();
             for item in body["items"].as_array().unwrap() {
                 seen.push(item["order_id"].as_u64().unwrap());
             }
             match body["next_cursor"].as_str() {
-                Some(c) => url = format!("{}?cursor={}", api.url(), percent_encoding::utf8_percent_encode(c, percent_encoding::NON_ALPHANUMERIC)),
+                Some(c) => {
+                    url = format!(
+                        "{}?cursor={}",
+                        api.url(),
+                        percent_encoding::utf8_percent_encode(
+                            c,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    )
+                }
                 None => break,
             }
         }

@@ -195,10 +195,18 @@ pub async fn run(
         .to_json()
         .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
     let manifest_put = sink
-        .put(&join_path(&[&run_id, MANIFEST]), Bytes::from(manifest_json), PutMode::Overwrite)
+        .put(
+            &join_path(&[&run_id, MANIFEST]),
+            Bytes::from(manifest_json),
+            PutMode::Overwrite,
+        )
         .await?;
-    sink.put(&join_path(&[&run_id, SUCCESS_MARKER]), Bytes::new(), PutMode::Overwrite)
-        .await?;
+    sink.put(
+        &join_path(&[&run_id, SUCCESS_MARKER]),
+        Bytes::new(),
+        PutMode::Overwrite,
+    )
+    .await?;
 
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
@@ -253,7 +261,14 @@ async fn fetch_stage(
             let origin = origin.clone();
             let records_path = records_path.clone();
             tokio::task::spawn_blocking(move || {
-                locate(fetched, &*paginator, &stop, &origin, &records_path, records_so_far)
+                locate(
+                    fetched,
+                    &*paginator,
+                    &stop,
+                    &origin,
+                    &records_path,
+                    records_so_far,
+                )
             })
             .await
             .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
@@ -381,7 +396,7 @@ async fn upload_stage(
     let mut in_flight: JoinSet<Result<ManifestFile, SinkError>> = JoinSet::new();
     let mut files = Vec::new();
     let collect = |joined: Result<Result<ManifestFile, SinkError>, tokio::task::JoinError>,
-                       files: &mut Vec<ManifestFile>|
+                   files: &mut Vec<ManifestFile>|
      -> Result<(), PullError> {
         let file = joined.map_err(|e| PullError::Internal(format!("upload task: {e}")))??;
         reporter.report(Event::ChunkCommitted {

@@ -47,7 +47,9 @@ impl AwsCredentials {
             .load()
             .await;
         let provider = config.credentials_provider().ok_or_else(|| {
-            AwsCredentialsError::Unavailable("the AWS configuration has no credentials provider".into())
+            AwsCredentialsError::Unavailable(
+                "the AWS configuration has no credentials provider".into(),
+            )
         })?;
         Ok(Self::new(provider))
     }
@@ -72,7 +74,10 @@ impl AwsCredentials {
 fn is_fresh(c: &Credentials, now: SystemTime) -> bool {
     match c.expiry() {
         None => true,
-        Some(exp) => exp.duration_since(now).map(|left| left > REFRESH_MARGIN).unwrap_or(false),
+        Some(exp) => exp
+            .duration_since(now)
+            .map(|left| left > REFRESH_MARGIN)
+            .unwrap_or(false),
     }
 }
 
@@ -128,7 +133,14 @@ mod tests {
         }));
         assert_eq!(creds.get(base).await.unwrap().access_key_id(), "AKID0");
         // Still 50 minutes left: cached.
-        assert_eq!(creds.get(base + Duration::from_secs(600)).await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(
+            creds
+                .get(base + Duration::from_secs(600))
+                .await
+                .unwrap()
+                .access_key_id(),
+            "AKID0"
+        );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // Four minutes left: refreshed before use.
         creds.get(base + Duration::from_secs(3360)).await.unwrap();

@@ -38,7 +38,11 @@ pub fn sign_request(
     let headers: Vec<(String, String)> = request
         .headers()
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
         .chain(std::iter::once(("host".to_string(), host)))
         .collect();
     let body = match request.body().and_then(|b| b.as_bytes()) {
@@ -96,25 +100,43 @@ mod tests {
     #[test]
     fn regions_from_urls() {
         let cases = [
-            ("https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders", Some("us-east-1")),
-            ("https://abc123.execute-api.cn-north-1.amazonaws.com.cn/prod", Some("cn-north-1")),
+            (
+                "https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders",
+                Some("us-east-1"),
+            ),
+            (
+                "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/prod",
+                Some("cn-north-1"),
+            ),
             ("https://api.example.com/prod", None),
             ("http://127.0.0.1:8080/prod", None),
         ];
         for (u, want) in cases {
-            assert_eq!(region_from_url(&url::Url::parse(u).unwrap()).as_deref(), want, "{u}");
+            assert_eq!(
+                region_from_url(&url::Url::parse(u).unwrap()).as_deref(),
+                want,
+                "{u}"
+            );
         }
     }
 
     #[test]
     fn signs_deterministically_with_session_token() {
-        let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", Some("TOKEN".into()), None, "test");
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("TOKEN".into()),
+            None,
+            "test",
+        );
         // 2015-08-30T12:36:00Z, the date of AWS's published test suite.
         let now = UNIX_EPOCH + Duration::from_secs(1_440_938_160);
         let sign_once = || {
             let mut req = reqwest::Request::new(
                 reqwest::Method::GET,
-                "https://abc.execute-api.us-east-1.amazonaws.com/prod/orders?cursor=a%2Bb".parse().unwrap(),
+                "https://abc.execute-api.us-east-1.amazonaws.com/prod/orders?cursor=a%2Bb"
+                    .parse()
+                    .unwrap(),
             );
             sign_request(&mut req, &creds, "us-east-1", now).unwrap();
             req
@@ -123,7 +145,10 @@ mod tests {
         let b = sign_once();
         let auth = a.headers()["authorization"].to_str().unwrap();
         assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/execute-api/aws4_request"), "{auth}");
-        assert!(auth.contains("SignedHeaders=host;x-amz-date;x-amz-security-token"), "{auth}");
+        assert!(
+            auth.contains("SignedHeaders=host;x-amz-date;x-amz-security-token"),
+            "{auth}"
+        );
         assert_eq!(a.headers()["x-amz-date"], "20150830T123600Z");
         assert_eq!(a.headers()["x-amz-security-token"], "TOKEN");
         assert_eq!(a.headers()["authorization"], b.headers()["authorization"]);

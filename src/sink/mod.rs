@@ -64,7 +64,9 @@ pub enum SinkError {
     #[error("{url} already exists (it was created by another writer or an earlier run)")]
     AlreadyExists { url: String },
 
-    #[error("{url} was changed by another writer since it was read (ETag mismatch); not overwriting it")]
+    #[error(
+        "{url} was changed by another writer since it was read (ETag mismatch); not overwriting it"
+    )]
     PreconditionFailed { url: String },
 
     #[error("{url} was not found")]
@@ -132,6 +134,24 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     async fn delete(&self, path: &str) -> Result<(), SinkError>;
 }
 
+/// Open the destination `dest`: an Azure URL (`abfss://`, `https://`, or the emulator's
+/// `http://127.0.0.1:PORT/devstoreaccount1/...`) with credentials from the environment, or a
+/// local folder (a path or `file://` URL).
+pub fn open(dest: &str) -> Result<std::sync::Arc<dyn Sink>, SinkError> {
+    if azure::is_azure_destination(dest) {
+        Ok(std::sync::Arc::new(azure::AzureSink::from_env(dest)?))
+    } else {
+        let path = dest.strip_prefix("file://").unwrap_or(dest);
+        if path.is_empty() {
+            return Err(SinkError::InvalidDestination {
+                dest: dest.to_string(),
+                reason: "empty path".into(),
+            });
+        }
+        Ok(std::sync::Arc::new(local::LocalSink::new(path)))
+    }
+}
+
 /// Join a sink-relative path from segments, skipping empty ones.
 pub fn join_path(parts: &[&str]) -> String {
     parts
@@ -148,7 +168,10 @@ mod tests {
 
     #[test]
     fn join_path_skips_empty_and_slashes() {
-        assert_eq!(join_path(&["", "run1", "part-00000.jsonl.gz"]), "run1/part-00000.jsonl.gz");
+        assert_eq!(
+            join_path(&["", "run1", "part-00000.jsonl.gz"]),
+            "run1/part-00000.jsonl.gz"
+        );
         assert_eq!(join_path(&["a/", "/b/", "c"]), "a/b/c");
         assert_eq!(join_path(&[]), "");
     }

@@ -82,7 +82,10 @@ pub enum SourceError {
 impl SourceError {
     /// Whether the failure is about credentials (for the exit code).
     pub fn is_auth(&self) -> bool {
-        matches!(self, SourceError::Auth { .. } | SourceError::Credentials(_) | SourceError::Sign(_))
+        matches!(
+            self,
+            SourceError::Auth { .. } | SourceError::Credentials(_) | SourceError::Sign(_)
+        )
     }
 }
 
@@ -104,7 +107,10 @@ pub enum Decision {
 pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Decision {
     match status {
         429 => {
-            if api_message(body).to_ascii_lowercase().contains("limit exceeded") {
+            if api_message(body)
+                .to_ascii_lowercase()
+                .contains("limit exceeded")
+            {
                 Decision::Quota
             } else {
                 Decision::Retry {
@@ -281,7 +287,10 @@ impl ApiClient {
         let mut req = reqwest::Request::new(reqwest::Method::GET, url.clone());
         let h = req.headers_mut();
         h.extend(self.headers.clone());
-        h.insert(reqwest::header::ACCEPT, HeaderValue::from_static("application/json"));
+        h.insert(
+            reqwest::header::ACCEPT,
+            HeaderValue::from_static("application/json"),
+        );
         match &self.auth {
             Auth::None => {}
             Auth::ApiKey(k) => {
@@ -293,16 +302,21 @@ impl ApiClient {
                 h.insert("x-api-key", v);
             }
             Auth::Bearer(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
-                    SourceError::Header {
-                        name: "authorization".into(),
-                        reason: "the bearer token contains characters not allowed in a header".into(),
-                    }
-                })?;
+                let mut v =
+                    HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
+                        SourceError::Header {
+                            name: "authorization".into(),
+                            reason: "the bearer token contains characters not allowed in a header"
+                                .into(),
+                        }
+                    })?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
-            Auth::Iam { region, credentials } => {
+            Auth::Iam {
+                region,
+                credentials,
+            } => {
                 let now = SystemTime::now();
                 let creds = credentials.get(now).await?;
                 sign_request(&mut req, &creds, region, now)?;
@@ -315,7 +329,12 @@ impl ApiClient {
     }
 
     /// GET `url` (page number `page`, for messages and events), retrying transient failures.
-    pub async fn fetch(&self, url: &Url, page: u64, reporter: &dyn Reporter) -> Result<FetchedPage, SourceError> {
+    pub async fn fetch(
+        &self,
+        url: &Url,
+        page: u64,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchedPage, SourceError> {
         let started = Instant::now();
         let shown = redact_url(url);
         let mut attempt: u32 = 0;
@@ -326,8 +345,14 @@ impl ApiClient {
                 Err(retry) => retry,
             };
             let elapsed = started.elapsed();
-            let connect_limit = if reason.starts_with("connect") { 3 } else { u32::MAX };
-            if attempt >= self.retry.max_attempts.min(connect_limit) || elapsed >= self.retry.deadline {
+            let connect_limit = if reason.starts_with("connect") {
+                3
+            } else {
+                u32::MAX
+            };
+            if attempt >= self.retry.max_attempts.min(connect_limit)
+                || elapsed >= self.retry.deadline
+            {
                 if reason.starts_with("connect") {
                     return Err(SourceError::Connect {
                         page,
@@ -399,7 +424,12 @@ impl ApiClient {
                     body.extend_from_slice(&chunk);
                 }
                 Ok(None) => break,
-                Err(e) => return Ok(Err((None, format!("reading the body failed: {}", transport_reason(&e))))),
+                Err(e) => {
+                    return Ok(Err((
+                        None,
+                        format!("reading the body failed: {}", transport_reason(&e)),
+                    )))
+                }
             }
         }
         let body = body.freeze();
@@ -475,7 +505,10 @@ mod tests {
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            h.insert(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
         }
         h
     }
@@ -485,26 +518,81 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
         let cases: Vec<(u16, HeaderMap, &[u8], Decision)> = vec![
-            (429, headers(&[("retry-after", "3")]), br#"{"message":"Too Many Requests"}"#, Decision::Retry { after: Some(Duration::from_secs(3)), reason: "429 throttled".into() }),
-            (429, headers(&[("retry-after", &date)]), br#"{"message":"Too Many Requests"}"#, Decision::Retry { after: Some(Duration::from_secs(7)), reason: "429 throttled".into() }),
-            (429, headers(&[]), br#"{"message":"Limit Exceeded"}"#, Decision::Quota),
-            (503, headers(&[]), br#"{"message":"Service Unavailable"}"#, Decision::Retry { after: None, reason: "503 Service Unavailable".into() }),
-            (504, headers(&[]), br#"{"message":"Endpoint request timed out"}"#, Decision::Retry { after: None, reason: "504 Endpoint request timed out".into() }),
-            (403, headers(&[]), br#"{"message":"Forbidden"}"#, Decision::Fail),
+            (
+                429,
+                headers(&[("retry-after", "3")]),
+                br#"{"message":"Too Many Requests"}"#,
+                Decision::Retry {
+                    after: Some(Duration::from_secs(3)),
+                    reason: "429 throttled".into(),
+                },
+            ),
+            (
+                429,
+                headers(&[("retry-after", &date)]),
+                br#"{"message":"Too Many Requests"}"#,
+                Decision::Retry {
+                    after: Some(Duration::from_secs(7)),
+                    reason: "429 throttled".into(),
+                },
+            ),
+            (
+                429,
+                headers(&[]),
+                br#"{"message":"Limit Exceeded"}"#,
+                Decision::Quota,
+            ),
+            (
+                503,
+                headers(&[]),
+                br#"{"message":"Service Unavailable"}"#,
+                Decision::Retry {
+                    after: None,
+                    reason: "503 Service Unavailable".into(),
+                },
+            ),
+            (
+                504,
+                headers(&[]),
+                br#"{"message":"Endpoint request timed out"}"#,
+                Decision::Retry {
+                    after: None,
+                    reason: "504 Endpoint request timed out".into(),
+                },
+            ),
+            (
+                403,
+                headers(&[]),
+                br#"{"message":"Forbidden"}"#,
+                Decision::Fail,
+            ),
             (404, headers(&[]), b"", Decision::Fail),
         ];
         for (status, h, body, want) in cases {
-            assert_eq!(classify(status, &h, body, now), want, "{status} {:?}", String::from_utf8_lossy(body));
+            assert_eq!(
+                classify(status, &h, body, now),
+                want,
+                "{status} {:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
 
     #[test]
     fn backoff_grows_is_capped_and_honours_retry_after() {
-        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), cap: Duration::from_secs(2), deadline: Duration::from_secs(60) };
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+            deadline: Duration::from_secs(60),
+        };
         for attempt in 1..=10 {
             let d = backoff(&p, attempt, None);
             let exp = (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(p.cap);
-            assert!(d >= exp / 2 && d <= exp, "attempt {attempt}: {d:?} vs {exp:?}");
+            assert!(
+                d >= exp / 2 && d <= exp,
+                "attempt {attempt}: {d:?} vs {exp:?}"
+            );
         }
         assert!(backoff(&p, 1, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
         assert_eq!(backoff(&p, 1, Some(Duration::from_secs(600))), p.cap);
@@ -513,10 +601,20 @@ mod tests {
     #[test]
     fn messages_and_hints() {
         assert_eq!(api_message(br#"{"message":"Forbidden"}"#), "Forbidden");
-        assert_eq!(api_message(br#"{"Message":"User: arn:x is not authorized"}"#), "User: arn:x is not authorized");
-        assert_eq!(api_message(b"<html>\n  Bad   gateway </html>"), "<html> Bad gateway </html>");
+        assert_eq!(
+            api_message(br#"{"Message":"User: arn:x is not authorized"}"#),
+            "User: arn:x is not authorized"
+        );
+        assert_eq!(
+            api_message(b"<html>\n  Bad   gateway </html>"),
+            "<html> Bad gateway </html>"
+        );
         assert_eq!(api_message(b""), "(empty body)");
-        let skew = auth_hint(403, "Signature expired: 20260101T000000Z is now earlier than ...", &ApiAuth::None);
+        let skew = auth_hint(
+            403,
+            "Signature expired: 20260101T000000Z is now earlier than ...",
+            &ApiAuth::None,
+        );
         assert!(skew.contains("clock"), "{skew}");
         let key = auth_hint(403, "Forbidden", &ApiAuth::ApiKey(Secret::new("k")));
         assert!(key.contains("usage plan"), "{key}");

@@ -134,7 +134,10 @@ impl<'a> JsonDoc<'a> {
             if keys.is_empty() {
                 String::new()
             } else {
-                format!(" (the page's top-level keys are: {}); set --records to the path of the array", keys.join(", "))
+                format!(
+                    " (the page's top-level keys are: {}); set --records to the path of the array",
+                    keys.join(", ")
+                )
             }
         };
         let Some(raw) = self.get(path)? else {
@@ -234,7 +237,8 @@ fn find_index(array: &RawValue, index: usize) -> Result<Option<&RawValue>, Extra
         }
     }
     let mut de = serde_json::Deserializer::from_str(array.get());
-    serde::Deserializer::deserialize_seq(&mut de, FindIndex(index)).map_err(ExtractError::InvalidJson)
+    serde::Deserializer::deserialize_seq(&mut de, FindIndex(index))
+        .map_err(ExtractError::InvalidJson)
 }
 
 /// A page whose records have been located: the body plus the byte range of each record.
@@ -297,7 +301,10 @@ mod tests {
     fn paths_walk_objects_and_arrays() {
         let body = r#" {"items":[{"id":1},{"id":2}],"meta":{"next":"a+b/c=","n":3,"more":true},"x\"y":1} "#;
         let doc = JsonDoc::parse(body).unwrap();
-        assert_eq!(doc.get_text("meta.next").unwrap().as_deref(), Some("a+b/c="));
+        assert_eq!(
+            doc.get_text("meta.next").unwrap().as_deref(),
+            Some("a+b/c=")
+        );
         assert_eq!(doc.get_u64("meta.n").unwrap(), Some(3));
         assert_eq!(doc.get_bool("meta.more").unwrap(), Some(true));
         assert_eq!(doc.get("items.1.id").unwrap().unwrap().get(), "2");
@@ -318,9 +325,14 @@ mod tests {
 
     #[test]
     fn records_are_byte_exact_slices() {
-        let body = Bytes::from_static(b"{\"data\":{\"rows\":[ {\"a\": 1.50,\"s\":\"x\\u00e9\"} ,{\"b\":[1, 2]}]}}");
+        let body = Bytes::from_static(
+            b"{\"data\":{\"rows\":[ {\"a\": 1.50,\"s\":\"x\\u00e9\"} ,{\"b\":[1, 2]}]}}",
+        );
         let page = ExtractedPage::new(body, "data.rows").unwrap();
-        assert_eq!(page.records(), vec![r#"{"a": 1.50,"s":"x\u00e9"}"#, r#"{"b":[1, 2]}"#]);
+        assert_eq!(
+            page.records(),
+            vec![r#"{"a": 1.50,"s":"x\u00e9"}"#, r#"{"b":[1, 2]}"#]
+        );
         let top = ExtractedPage::new(Bytes::from_static(b"[{\"a\":1}]"), "").unwrap();
         assert_eq!(top.records(), vec![r#"{"a":1}"#]);
         let empty = ExtractedPage::new(Bytes::from_static(b"{\"items\":[]}"), "items").unwrap();
@@ -331,14 +343,24 @@ mod tests {
     fn records_errors_name_the_problem() {
         let cases: [(&[u8], &str, &str); 6] = [
             (b"{\"items\":[1]}", "items", "record 0 is a number"),
-            (b"{\"data\":[]}", "items", "matched nothing (the page's top-level keys are: data)"),
-            (b"{\"items\":{\"a\":1}}", "items", "the records path 'items' is an object, not an array"),
+            (
+                b"{\"data\":[]}",
+                "items",
+                "matched nothing (the page's top-level keys are: data)",
+            ),
+            (
+                b"{\"items\":{\"a\":1}}",
+                "items",
+                "the records path 'items' is an object, not an array",
+            ),
             (b"{\"items\":null}", "items", "matched nothing"),
             (b"{\"items\":[}", "items", "not valid JSON"),
             (b"{\"items\":[]}", "", "the page body is an object"),
         ];
         for (body, path, want) in cases {
-            let err = ExtractedPage::new(Bytes::from_static(body), path).unwrap_err().to_string();
+            let err = ExtractedPage::new(Bytes::from_static(body), path)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(want), "{err:?} should contain {want:?}");
         }
         let err = ExtractedPage::new(Bytes::from_static(b"\xff"), "").unwrap_err();

@@ -50,7 +50,6 @@ impl Paginator for CursorPaginator {
     }
 }
 
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -64,13 +63,17 @@ mod tests {
         let s = StopRules::default();
         let u = "https://api.example.com/prod/orders?limit=2";
         assert_eq!(
-            next_of(&p, &s, u, r#"{"items":[],"next_cursor":"eyJ+/="}"#, &[], 2).unwrap().as_deref(),
+            next_of(&p, &s, u, r#"{"items":[],"next_cursor":"eyJ+/="}"#, &[], 2)
+                .unwrap()
+                .as_deref(),
             Some("https://api.example.com/prod/orders?limit=2&cursor=eyJ%2B%2F%3D")
         );
         // The cursor replaces the previous one rather than piling up.
         let u2 = "https://api.example.com/prod/orders?limit=2&cursor=abc";
         assert_eq!(
-            next_of(&p, &s, u2, r#"{"next_cursor":"def"}"#, &[], 2).unwrap().as_deref(),
+            next_of(&p, &s, u2, r#"{"next_cursor":"def"}"#, &[], 2)
+                .unwrap()
+                .as_deref(),
             Some("https://api.example.com/prod/orders?limit=2&cursor=def")
         );
         for end in [r#"{"next_cursor":null}"#, r#"{"next_cursor":""}"#, r#"{}"#] {
@@ -89,7 +92,9 @@ mod tests {
         let s = StopRules::default();
         let u = "https://api.example.com/prod/orders";
         assert_eq!(
-            next_of(&p, &s, u, "[]", &[("x-next-cursor", "k 1")], 3).unwrap().as_deref(),
+            next_of(&p, &s, u, "[]", &[("x-next-cursor", "k 1")], 3)
+                .unwrap()
+                .as_deref(),
             Some("https://api.example.com/prod/orders?after=k+1")
         );
         assert_eq!(next_of(&p, &s, u, "[]", &[], 3).unwrap(), None);

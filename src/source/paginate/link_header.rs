@@ -80,10 +80,22 @@ mod tests {
     #[test]
     fn parses_rel_next() {
         let cases = [
-            (r#"<https://h/p?page=2>; rel="next""#, Some("https://h/p?page=2")),
-            (r#"<https://h/p?page=1>; rel="prev", <https://h/p?page=3>; rel="next""#, Some("https://h/p?page=3")),
-            (r#"<https://h/p?a=1,2>; rel="last", </p?page=9>; title="x, y"; rel="next last""#, Some("/p?page=9")),
-            (r#"<https://h/p?page=5>; REL=next"#, Some("https://h/p?page=5")),
+            (
+                r#"<https://h/p?page=2>; rel="next""#,
+                Some("https://h/p?page=2"),
+            ),
+            (
+                r#"<https://h/p?page=1>; rel="prev", <https://h/p?page=3>; rel="next""#,
+                Some("https://h/p?page=3"),
+            ),
+            (
+                r#"<https://h/p?a=1,2>; rel="last", </p?page=9>; title="x, y"; rel="next last""#,
+                Some("/p?page=9"),
+            ),
+            (
+                r#"<https://h/p?page=5>; REL=next"#,
+                Some("https://h/p?page=5"),
+            ),
             (r#"<https://h/p?page=1>; rel="prev""#, None),
             ("", None),
             ("garbage", None),
@@ -102,11 +114,23 @@ mod tests {
             &s,
             u,
             "[]",
-            &[("link", r#"<https://api.example.com/prod/orders?page=1>; rel="first""#), ("link", r#"</prod/orders?page=2>; rel="next""#)],
+            &[
+                (
+                    "link",
+                    r#"<https://api.example.com/prod/orders?page=1>; rel="first""#,
+                ),
+                ("link", r#"</prod/orders?page=2>; rel="next""#),
+            ],
             1,
         )
         .unwrap();
-        assert_eq!(got.as_deref(), Some("https://api.example.com/prod/orders?page=2"));
-        assert_eq!(next_of(&LinkHeaderPaginator, &s, u, "[]", &[], 1).unwrap(), None);
+        assert_eq!(
+            got.as_deref(),
+            Some("https://api.example.com/prod/orders?page=2")
+        );
+        assert_eq!(
+            next_of(&LinkHeaderPaginator, &s, u, "[]", &[], 1).unwrap(),
+            None
+        );
     }
 }

@@ -149,9 +149,15 @@ impl Pagination {
                 *limit,
                 *start,
             )),
-            PaginationConfig::PageNumber { page_param, start, size } => Box::new(
-                PageNumberPaginator::new(page_param.clone(), *start, size.clone()),
-            ),
+            PaginationConfig::PageNumber {
+                page_param,
+                start,
+                size,
+            } => Box::new(PageNumberPaginator::new(
+                page_param.clone(),
+                *start,
+                size.clone(),
+            )),
         }
     }
 }
@@ -252,10 +258,12 @@ pub fn query_param(url: &Url, name: &str) -> Option<String> {
 
 /// Resolve a link from a body or header against the page it came from.
 pub fn resolve_link(current: &Url, link: &str) -> Result<Url, PaginateError> {
-    current.join(link.trim()).map_err(|e| PaginateError::BadLink {
-        value: crate::secret::redact_url_str(link),
-        reason: e.to_string(),
-    })
+    current
+        .join(link.trim())
+        .map_err(|e| PaginateError::BadLink {
+            value: crate::secret::redact_url_str(link),
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -324,10 +332,19 @@ pub(crate) mod tests {
         let none = StopRules::default();
         let url = "https://api.example.com/prod/orders";
         assert!(next_of(&p, &none, url, body, &[], 5).unwrap().is_some());
-        assert!(next_of(&p, &none, url, body, &[], 0).unwrap().is_none(), "empty page stops");
-        let has_more = StopRules { has_more_path: Some("has_more".into()), ..Default::default() };
+        assert!(
+            next_of(&p, &none, url, body, &[], 0).unwrap().is_none(),
+            "empty page stops"
+        );
+        let has_more = StopRules {
+            has_more_path: Some("has_more".into()),
+            ..Default::default()
+        };
         assert!(next_of(&p, &has_more, url, body, &[], 5).unwrap().is_none());
-        let total = StopRules { total_path: Some("total".into()), ..Default::default() };
+        let total = StopRules {
+            total_path: Some("total".into()),
+            ..Default::default()
+        };
         assert!(next_of(&p, &total, url, body, &[], 5).unwrap().is_some());
         assert!(next_of(&p, &total, url, body, &[], 10).unwrap().is_none());
     }
@@ -337,11 +354,21 @@ pub(crate) mod tests {
         let p = NextLinkPaginator::new("next".into());
         let none = StopRules::default();
         let url = "https://api.example.com/prod/orders";
-        let err = next_of(&p, &none, url, r#"{"next":"https://127.0.0.2/steal?sig=x"}"#, &[], 1)
-            .unwrap_err();
+        let err = next_of(
+            &p,
+            &none,
+            url,
+            r#"{"next":"https://127.0.0.2/steal?sig=x"}"#,
+            &[],
+            1,
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, PaginateError::ForeignHost { .. }));
-        assert!(msg.contains("leaves https://api.example.com") && msg.contains("sig=***"), "{msg}");
+        assert!(
+            msg.contains("leaves https://api.example.com") && msg.contains("sig=***"),
+            "{msg}"
+        );
         let err = next_of(&p, &none, url, r#"{"next":"/prod/orders"}"#, &[], 1).unwrap_err();
         assert!(matches!(err, PaginateError::NoProgress(_)));
     }

@@ -46,14 +46,27 @@ mod tests {
         let s = StopRules::default();
         let u = "https://api.example.com/prod/orders?after=1";
         let cases = [
-            (r#"{"links":{"next":"https://api.example.com/prod/orders?after=2"}}"#, Some("https://api.example.com/prod/orders?after=2")),
-            (r#"{"links":{"next":"/prod/orders?after=3"}}"#, Some("https://api.example.com/prod/orders?after=3")),
-            (r#"{"links":{"next":"orders?after=4"}}"#, Some("https://api.example.com/prod/orders?after=4")),
+            (
+                r#"{"links":{"next":"https://api.example.com/prod/orders?after=2"}}"#,
+                Some("https://api.example.com/prod/orders?after=2"),
+            ),
+            (
+                r#"{"links":{"next":"/prod/orders?after=3"}}"#,
+                Some("https://api.example.com/prod/orders?after=3"),
+            ),
+            (
+                r#"{"links":{"next":"orders?after=4"}}"#,
+                Some("https://api.example.com/prod/orders?after=4"),
+            ),
             (r#"{"links":{"next":null}}"#, None),
             (r#"{"links":{}}"#, None),
         ];
         for (body, want) in cases {
-            assert_eq!(next_of(&p, &s, u, body, &[], 1).unwrap().as_deref(), want, "{body}");
+            assert_eq!(
+                next_of(&p, &s, u, body, &[], 1).unwrap().as_deref(),
+                want,
+                "{body}"
+            );
         }
     }
 }

@@ -40,7 +40,11 @@ impl Paginator for OffsetPaginator {
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(self.start);
         let next = current + page.records;
-        Ok(Some(with_query_param(page.url, &self.offset_param, &next.to_string())))
+        Ok(Some(with_query_param(
+            page.url,
+            &self.offset_param,
+            &next.to_string(),
+        )))
     }
 }
 
@@ -55,10 +59,18 @@ mod tests {
     fn advances_by_records_received() {
         let p = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
         let first = p.first(&Url::parse("https://api.example.com/prod/orders?x=1").unwrap());
-        assert_eq!(first.as_str(), "https://api.example.com/prod/orders?x=1&offset=0&limit=100");
+        assert_eq!(
+            first.as_str(),
+            "https://api.example.com/prod/orders?x=1&offset=0&limit=100"
+        );
         let s = StopRules::default();
-        let next = next_of(&p, &s, first.as_str(), "{}", &[], 80).unwrap().unwrap();
-        assert_eq!(next, "https://api.example.com/prod/orders?x=1&limit=100&offset=80");
+        let next = next_of(&p, &s, first.as_str(), "{}", &[], 80)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next,
+            "https://api.example.com/prod/orders?x=1&limit=100&offset=80"
+        );
         assert_eq!(next_of(&p, &s, &next, "{}", &[], 0).unwrap(), None);
     }
 }

@@ -57,10 +57,24 @@ mod tests {
     fn counts_pages_and_stops() {
         let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 50)));
         let first = p.first(&Url::parse("https://api.example.com/prod/orders").unwrap());
-        assert_eq!(first.as_str(), "https://api.example.com/prod/orders?page=1&per_page=50");
-        let s = StopRules { has_more_path: Some("has_more".into()), ..Default::default() };
-        let next = next_of(&p, &s, first.as_str(), r#"{"has_more":true}"#, &[], 50).unwrap().unwrap();
-        assert_eq!(next, "https://api.example.com/prod/orders?per_page=50&page=2");
-        assert_eq!(next_of(&p, &s, &next, r#"{"has_more":false}"#, &[], 50).unwrap(), None);
+        assert_eq!(
+            first.as_str(),
+            "https://api.example.com/prod/orders?page=1&per_page=50"
+        );
+        let s = StopRules {
+            has_more_path: Some("has_more".into()),
+            ..Default::default()
+        };
+        let next = next_of(&p, &s, first.as_str(), r#"{"has_more":true}"#, &[], 50)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            next,
+            "https://api.example.com/prod/orders?per_page=50&page=2"
+        );
+        assert_eq!(
+            next_of(&p, &s, &next, r#"{"has_more":false}"#, &[], 50).unwrap(),
+            None
+        );
     }
 }

@@ -1,0 +1,275 @@
+//! The command line. Every pull setting is optional here: a value not given on the command
+//! line or in its `GATELAKE_*` environment variable comes from the job file, then from the
+//! default (see `settings.rs`, which resolves them in that order and keeps the table of
+//! environment variables).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatelake",
+    version,
+    about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse.",
+    after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 130 interrupted."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v debug, -vv trace). Also GATELAKE_LOG=debug.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pull every page of an endpoint into the destination.
+    Pull(Box<PullArgs>),
+    /// Run the whole path against a built-in demo API, into a local folder (./lake/demo).
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Paginate {
+    /// One request; the endpoint returns everything.
+    None,
+    /// A cursor from the body (--cursor-path) or a header (--cursor-header), sent back as --cursor-param.
+    Cursor,
+    /// The next page's URL in the body (--next-path), absolute or relative.
+    NextLink,
+    /// RFC 8288 `Link: <…>; rel="next"` response header.
+    LinkHeader,
+    /// ?offset=N&limit=M (--offset-param, --limit-param, --page-size).
+    Offset,
+    /// ?page=N (--page-param, --start-page, optional --page-size-param).
+    Page,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApiAuthKind {
+    /// No authentication.
+    None,
+    /// `x-api-key` header from GATELAKE_API_KEY or --api-key-file.
+    ApiKey,
+    /// `Authorization: Bearer` from GATELAKE_BEARER_TOKEN or --bearer-token-file.
+    Bearer,
+    /// SigV4 (`execute-api`) with credentials from the AWS chain (env, profile, role).
+    Iam,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputMode {
+    /// Human-readable summary on stdout.
+    #[default]
+    Text,
+    /// One JSON object on stdout at the end (for CI jobs and notebook cells).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum ProgressMode {
+    /// Bars on a terminal, log lines otherwise.
+    #[default]
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
+
+/// Flags shared by `pull` and `demo`: output shape and reporting.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Chunk format: jsonl (records as received), csv or parquet. [default: jsonl]
+    #[arg(long, env = "GATELAKE_FORMAT", value_name = "FORMAT")]
+    pub format: Option<String>,
+
+    /// gzip, zstd or none (jsonl/csv); snappy, zstd or none (parquet). [default: gzip; parquet: snappy]
+    #[arg(long, env = "GATELAKE_COMPRESSION", value_name = "CODEC")]
+    pub compression: Option<String>,
+
+    /// Codec level: gzip 0-9 (default 6), zstd 1-22 (default 3).
+    #[arg(long, env = "GATELAKE_COMPRESSION_LEVEL", value_name = "N")]
+    pub compression_level: Option<i32>,
+
+    /// Start a new chunk after a page once this many uncompressed bytes are in it, e.g. 128MiB. [default: 128MiB]
+    #[arg(long, env = "GATELAKE_CHUNK_SIZE", value_name = "SIZE")]
+    pub chunk_size: Option<String>,
+
+    /// Start a new chunk after a page once this many records are in it.
+    #[arg(long, env = "GATELAKE_CHUNK_ROWS", value_name = "N")]
+    pub chunk_rows: Option<u64>,
+
+    /// Where runs are written: abfss://container@account.dfs.core.windows.net/path,
+    /// https://account.blob.core.windows.net/container/path, the emulator's
+    /// http://127.0.0.1:PORT/devstoreaccount1/container/path, or a local folder.
+    /// Storage credentials come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT +
+    /// AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, or your Azure CLI login. [default: ./lake/<job>]
+    #[arg(long, env = "GATELAKE_DEST", value_name = "URL|PATH")]
+    pub dest: Option<String>,
+
+    /// Chunks uploading at once. [default: 4]
+    #[arg(long, env = "GATELAKE_UPLOAD_CONCURRENCY", value_name = "N")]
+    pub upload_concurrency: Option<usize>,
+
+    /// text: a readable summary; json: one JSON object on stdout at the end.
+    #[arg(long, env = "GATELAKE_OUTPUT", value_enum, value_name = "MODE")]
+    pub output: Option<OutputMode>,
+
+    /// Progress display on stderr.
+    #[arg(long, env = "GATELAKE_PROGRESS", value_enum, value_name = "MODE")]
+    pub progress: Option<ProgressMode>,
+
+    /// Print the resolved settings (secrets masked) and where each came from, then exit.
+    #[arg(long)]
+    pub show_settings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Job name: selects [jobs.NAME] in the job file, and names the run in the manifest.
+    /// [default: the URL's last path segment]
+    #[arg(long, env = "GATELAKE_JOB", value_name = "NAME")]
+    pub job: Option<String>,
+
+    /// The job file. [default: ./gatelake.toml when it exists]
+    #[arg(long, env = "GATELAKE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// The endpoint's first page, e.g. https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders?status=open
+    #[arg(long, env = "GATELAKE_URL", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// Pagination style. [default: none]
+    #[arg(long, env = "GATELAKE_PAGINATE", value_enum, value_name = "STYLE")]
+    pub paginate: Option<Paginate>,
+
+    /// cursor: body path of the next cursor, e.g. next_cursor or meta.next.
+    #[arg(long, env = "GATELAKE_CURSOR_PATH", value_name = "PATH")]
+    pub cursor_path: Option<String>,
+
+    /// cursor: response header carrying the next cursor, e.g. x-next-cursor.
+    #[arg(long, env = "GATELAKE_CURSOR_HEADER", value_name = "NAME")]
+    pub cursor_header: Option<String>,
+
+    /// cursor: query parameter the cursor is sent in. [default: cursor]
+    #[arg(long, env = "GATELAKE_CURSOR_PARAM", value_name = "NAME")]
+    pub cursor_param: Option<String>,
+
+    /// next-link: body path of the next page's URL, e.g. links.next. [default: next]
+    #[arg(long, env = "GATELAKE_NEXT_PATH", value_name = "PATH")]
+    pub next_path: Option<String>,
+
+    /// offset: the offset query parameter. [default: offset]
+    #[arg(long, env = "GATELAKE_OFFSET_PARAM", value_name = "NAME")]
+    pub offset_param: Option<String>,
+
+    /// offset: the limit query parameter. [default: limit]
+    #[arg(long, env = "GATELAKE_LIMIT_PARAM", value_name = "NAME")]
+    pub limit_param: Option<String>,
+
+    /// offset: records per page; page: records per page when --page-size-param is set. [default: 100]
+    #[arg(long, env = "GATELAKE_PAGE_SIZE", value_name = "N")]
+    pub page_size: Option<u64>,
+
+    /// page: the page-number query parameter. [default: page]
+    #[arg(long, env = "GATELAKE_PAGE_PARAM", value_name = "NAME")]
+    pub page_param: Option<String>,
+
+    /// page: the first page's number. [default: 1]
+    #[arg(long, env = "GATELAKE_START_PAGE", value_name = "N")]
+    pub start_page: Option<u64>,
+
+    /// page: the page-size query parameter, e.g. per_page (sent with --page-size).
+    #[arg(long, env = "GATELAKE_PAGE_SIZE_PARAM", value_name = "NAME")]
+    pub page_size_param: Option<String>,
+
+    /// Stop when this body path is false, e.g. has_more.
+    #[arg(long, env = "GATELAKE_HAS_MORE_PATH", value_name = "PATH")]
+    pub has_more_path: Option<String>,
+
+    /// Stop once as many records as this body path says were fetched, e.g. total.
+    #[arg(long, env = "GATELAKE_TOTAL_PATH", value_name = "PATH")]
+    pub total_path: Option<String>,
+
+    /// Body path of the records array, e.g. items or data.rows. [default: the body is the array]
+    #[arg(long, env = "GATELAKE_RECORDS", value_name = "PATH")]
+    pub records: Option<String>,
+
+    /// Stop after this many pages.
+    #[arg(long, env = "GATELAKE_MAX_PAGES", value_name = "N")]
+    pub max_pages: Option<u64>,
+
+    /// API authentication. [default: none]
+    #[arg(long, env = "GATELAKE_API_AUTH", value_enum, value_name = "KIND")]
+    pub api_auth: Option<ApiAuthKind>,
+
+    /// api-key: the key. Prefer GATELAKE_API_KEY or --api-key-file: a flag value lands in shell history.
+    #[arg(
+        long,
+        env = "GATELAKE_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+
+    /// api-key: a file holding the key (read at start; surrounding whitespace ignored).
+    #[arg(long, env = "GATELAKE_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// bearer: the token. Prefer GATELAKE_BEARER_TOKEN or --bearer-token-file.
+    #[arg(
+        long,
+        env = "GATELAKE_BEARER_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub bearer_token: Option<String>,
+
+    /// bearer: a file holding the token.
+    #[arg(long, env = "GATELAKE_BEARER_TOKEN_FILE", value_name = "PATH")]
+    pub bearer_token_file: Option<PathBuf>,
+
+    /// iam: the API's AWS region. [default: from the URL, then AWS_REGION]
+    #[arg(long, env = "GATELAKE_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
+    /// Extra request header, 'Name: value' (repeatable). Values are never printed.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// Per-request timeout, e.g. 60s or 2m. [default: 60s]
+    #[arg(long, env = "GATELAKE_TIMEOUT", value_name = "DURATION")]
+    pub timeout: Option<String>,
+
+    /// Retries of one request after its first attempt. [default: 7]
+    #[arg(long, env = "GATELAKE_MAX_RETRIES", value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// Give up retrying one request after this long, e.g. 5m. [default: 5m]
+    #[arg(long, env = "GATELAKE_RETRY_DEADLINE", value_name = "DURATION")]
+    pub retry_deadline: Option<String>,
+
+    /// Refuse a page larger than this (decompressed), e.g. 64MiB. [default: 64MiB]
+    #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]
+    pub max_page_bytes: Option<String>,
+
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Orders the demo API serves.
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub records: u64,
+
+    /// Orders per page.
+    #[arg(long, default_value_t = 500, value_name = "N")]
+    pub page_size: u64,
+
+    #[command(flatten)]
+    pub out: OutputArgs,
+}

@@ -1,0 +1,61 @@
+//! Exit codes: stable, documented in the README and `--help`, so CI jobs can branch on them.
+
+use gatelake::pipeline::PullError;
+use gatelake::sink::SinkError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitCode {
+    Success = 0,
+    /// A bug or an unexpected condition.
+    Failure = 1,
+    /// Bad flags, env vars or job file.
+    Usage = 2,
+    /// Credentials missing or refused (API or storage).
+    Auth = 3,
+    /// The API: unreachable, an error status, or a page that cannot be read.
+    Source = 4,
+    /// Storage: unreachable, missing container, or a failed write.
+    Sink = 5,
+    /// Ctrl-C or SIGTERM.
+    Interrupted = 130,
+}
+
+impl ExitCode {
+    pub fn kind(self) -> &'static str {
+        match self {
+            ExitCode::Success => "ok",
+            ExitCode::Failure => "internal",
+            ExitCode::Usage => "usage",
+            ExitCode::Auth => "auth",
+            ExitCode::Source => "source",
+            ExitCode::Sink => "sink",
+            ExitCode::Interrupted => "interrupted",
+        }
+    }
+
+    pub fn of_pull_error(e: &PullError) -> Self {
+        match e {
+            PullError::Source(s) if s.is_auth() => ExitCode::Auth,
+            PullError::Source(_)
+            | PullError::Extract { .. }
+            | PullError::Paginate { .. }
+            | PullError::Encode { .. } => ExitCode::Source,
+            PullError::Sink(s) => Self::of_sink_error(s),
+            PullError::Internal(_) => ExitCode::Failure,
+        }
+    }
+
+    pub fn of_sink_error(e: &SinkError) -> Self {
+        match e {
+            SinkError::Auth { .. } | SinkError::Credentials(_) => ExitCode::Auth,
+            SinkError::InvalidDestination { .. } => ExitCode::Usage,
+            _ => ExitCode::Sink,
+        }
+    }
+}
+
+impl From<ExitCode> for std::process::ExitCode {
+    fn from(c: ExitCode) -> Self {
+        std::process::ExitCode::from(c as u8)
+    }
+}

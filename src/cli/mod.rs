@@ -1,0 +1,311 @@
+//! The binary's side: parse flags, resolve settings, build the engine's inputs, show
+//! progress, print the summary, and turn errors into exit codes. The library never sees
+//! any of this.
+
+pub mod args;
+pub mod exit_code;
+pub mod progress;
+pub mod settings;
+
+use args::{Cli, Command, OutputMode, ProgressMode};
+use clap::{CommandFactory, FromArgMatches};
+use exit_code::ExitCode;
+use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
+use gatelake::pipeline::{PullError, RunSummary};
+use gatelake::report::Reporter;
+use gatelake::source::client::ApiClient;
+use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
+use settings::{Shown, UsageError};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Parse the command line and run; returns the process's exit code.
+pub fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::Usage;
+        }
+    };
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::Failure;
+        }
+    };
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Pull(args) => match settings::resolve_pull(&args, &sub) {
+                Ok(resolved) => run_pull(resolved).await,
+                Err(e) => usage_error(&e, args.out.output),
+            },
+            Command::Demo(args) => run_demo(args, &sub).await,
+        }
+    })
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "gatelake=debug,info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATELAKE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn usage_error(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
+    report_failure(&e.to_string(), ExitCode::Usage, mode.unwrap_or_default());
+    ExitCode::Usage
+}
+
+/// Print a failure: always a readable line on stderr; with `--output json`, also one JSON
+/// object on stdout so a CI step or notebook cell can parse the outcome either way.
+fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
+    eprintln!("error: {message}");
+    if mode == OutputMode::Json {
+        let out = serde_json::json!({
+            "status": "failed",
+            "error": message,
+            "error_kind": code.kind(),
+            "exit_code": code as u8,
+        });
+        println!("{out}");
+    }
+}
+
+fn print_settings(shown: &[Shown], mode: OutputMode) {
+    if mode == OutputMode::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(shown).unwrap_or_default()
+        );
+        return;
+    }
+    let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    for s in shown {
+        println!("{:width$}  {}  ({})", s.key, s.value, s.origin);
+    }
+}
+
+fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
+    let tty = std::io::stderr().is_terminal();
+    match progress {
+        ProgressMode::None => Arc::new(gatelake::report::SilentReporter),
+        ProgressMode::Bar => Arc::new(progress::BarReporter::new()),
+        ProgressMode::Plain => Arc::new(progress::PlainReporter::new()),
+        ProgressMode::Auto if tty => Arc::new(progress::BarReporter::new()),
+        ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
+    }
+}
+
+async fn run_pull(resolved: settings::Resolved) -> ExitCode {
+    if resolved.show_settings {
+        print_settings(&resolved.shown, resolved.output);
+        return ExitCode::Success;
+    }
+    for w in &resolved.warnings {
+        eprintln!("warning: {w}");
+    }
+    execute(
+        resolved.pull,
+        &resolved.dest,
+        resolved.output,
+        resolved.progress,
+    )
+    .await
+}
+
+async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode {
+    let mode = args.out.output.unwrap_or_default();
+    let (out, shown) = match settings::resolve_demo(&args, matches) {
+        Ok(r) => r,
+        Err(e) => return usage_error(&e, Some(mode)),
+    };
+    if args.out.show_settings {
+        print_settings(&shown, out.mode);
+        return ExitCode::Success;
+    }
+    let api = match gatelake::demo::DemoApi::start(args.records, args.page_size).await {
+        Ok(api) => api,
+        Err(e) => {
+            report_failure(
+                &format!("cannot start the demo API on 127.0.0.1: {e}"),
+                ExitCode::Failure,
+                out.mode,
+            );
+            return ExitCode::Failure;
+        }
+    };
+    let url = match url::Url::parse(&api.url()) {
+        Ok(u) => u,
+        Err(e) => {
+            report_failure(&format!("demo API URL: {e}"), ExitCode::Failure, out.mode);
+            return ExitCode::Failure;
+        }
+    };
+    if out.mode == OutputMode::Text {
+        eprintln!("gatelake demo: serving {} orders at {url}", args.records);
+    }
+    let pull = PullConfig {
+        job: "demo".into(),
+        source: SourceConfig {
+            url,
+            pagination: Pagination {
+                style: PaginationConfig::Cursor {
+                    source: CursorSource::Body("next_cursor".into()),
+                    param: "cursor".into(),
+                },
+                stop: Default::default(),
+            },
+            records_path: "items".into(),
+            auth: gatelake::config::ApiAuth::None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            max_pages: None,
+            max_page_bytes: 64 << 20,
+        },
+        output: out.config,
+        upload_concurrency: out.upload_concurrency,
+    };
+    execute(pull, &out.dest, out.mode, out.progress).await
+}
+
+/// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
+async fn execute(
+    pull: PullConfig,
+    dest: &str,
+    mode: OutputMode,
+    progress: ProgressMode,
+) -> ExitCode {
+    let sink = match gatelake::sink::open(dest) {
+        Ok(s) => s,
+        Err(e) => {
+            let code = ExitCode::of_sink_error(&e);
+            report_failure(&e.to_string(), code, mode);
+            return code;
+        }
+    };
+    let http = match gatelake::http::client(&gatelake::http::HttpOptions {
+        timeout: pull.source.timeout,
+        ..Default::default()
+    }) {
+        Ok(h) => h,
+        Err(e) => {
+            report_failure(&e.to_string(), ExitCode::Failure, mode);
+            return ExitCode::Failure;
+        }
+    };
+    let client = match ApiClient::new(&pull.source, http, None).await {
+        Ok(c) => c,
+        Err(e) => {
+            let e = PullError::Source(e);
+            let code = ExitCode::of_pull_error(&e);
+            report_failure(&error_chain(&e), code, mode);
+            return code;
+        }
+    };
+    let reporter = reporter_for(progress);
+    let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone());
+    let outcome = tokio::select! {
+        r = run => Some(r),
+        _ = interrupted() => None,
+    };
+    drop(reporter);
+    match outcome {
+        None => {
+            report_failure(
+                "interrupted: the run was stopped before it finished and has no _SUCCESS marker, so readers ignore it; run the same command again to pull afresh",
+                ExitCode::Interrupted,
+                mode,
+            );
+            ExitCode::Interrupted
+        }
+        Some(Ok(summary)) => {
+            print_summary(&summary, mode);
+            ExitCode::Success
+        }
+        Some(Err(e)) => {
+            let code = ExitCode::of_pull_error(&e);
+            report_failure(&error_chain(&e), code, mode);
+            code
+        }
+    }
+}
+
+/// The error and its sources, joined, without repeating a message a wrapper already includes.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn print_summary(s: &RunSummary, mode: OutputMode) {
+    match mode {
+        OutputMode::Json => match serde_json::to_string(s) {
+            Ok(json) => println!("{json}"),
+            Err(e) => eprintln!("error: cannot encode the summary: {e}"),
+        },
+        OutputMode::Text => {
+            println!(
+                "Pulled {} records in {} pages into {} files ({}) in {:.1}s.",
+                s.rows,
+                s.pages,
+                s.files.len(),
+                progress::human_bytes(s.bytes),
+                s.seconds
+            );
+            println!("Run:      {}", s.run_id);
+            println!("Folder:   {}", s.destination);
+            println!("Manifest: {}", s.manifest_url);
+        }
+    }
+}

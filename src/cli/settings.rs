@@ -1,0 +1,814 @@
+//! Settings, resolved once, in this order: command-line flag > `GATELAKE_*` environment
+//! variable > job file (`[jobs.NAME]` in `gatelake.toml`) > default. Every value remembers
+//! where it came from, so `--show-settings` can say why a setting has the value it has.
+//!
+//! Two phases, as in ripgrep: first every value is picked and validated here (a bad value is
+//! a usage error, exit 2, naming the flag, env var or job-file key); then the engine's
+//! inputs (`PullConfig`) are built from the validated values. The engine never sees clap.
+//!
+//! Secrets are never read from the job file (a file that is easily committed): keys and
+//! tokens come from the environment or from files named by `*_file` settings.
+
+use super::args::{
+    ApiAuthKind, DemoArgs, OutputArgs, OutputMode, Paginate, ProgressMode, PullArgs,
+};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use gatelake::config::{
+    parse_byte_size, parse_duration, ApiAuth, OutputConfig, PullConfig, RetryPolicy, SourceConfig,
+};
+use gatelake::encode::{Compression, EncodeOptions, Format};
+use gatelake::secret::{redact_url, Secret};
+use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig, StopRules};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A usage or configuration error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
+    Err(UsageError(msg.into()))
+}
+
+/// One job in the job file. Keys are the long flag names with `_` for `-`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub url: Option<String>,
+    pub paginate: Option<Paginate>,
+    pub cursor_path: Option<String>,
+    pub cursor_header: Option<String>,
+    pub cursor_param: Option<String>,
+    pub next_path: Option<String>,
+    pub offset_param: Option<String>,
+    pub limit_param: Option<String>,
+    pub page_size: Option<u64>,
+    pub page_param: Option<String>,
+    pub start_page: Option<u64>,
+    pub page_size_param: Option<String>,
+    pub has_more_path: Option<String>,
+    pub total_path: Option<String>,
+    pub records: Option<String>,
+    pub max_pages: Option<u64>,
+    pub api_auth: Option<ApiAuthKind>,
+    pub api_key_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub region: Option<String>,
+    /// Extra request headers; values are never printed.
+    pub headers: Option<BTreeMap<String, String>>,
+    pub timeout: Option<String>,
+    pub max_retries: Option<u32>,
+    pub retry_deadline: Option<String>,
+    pub max_page_bytes: Option<String>,
+    pub format: Option<String>,
+    pub compression: Option<String>,
+    pub compression_level: Option<i32>,
+    pub chunk_size: Option<String>,
+    pub chunk_rows: Option<u64>,
+    pub dest: Option<String>,
+    pub upload_concurrency: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    #[serde(default)]
+    jobs: BTreeMap<String, JobSpec>,
+}
+
+/// The job named `name` in the job file at `path` (or `./gatelake.toml`).
+pub fn load_job(
+    path: Option<&Path>,
+    name: Option<&str>,
+) -> Result<(JobSpec, Option<PathBuf>), UsageError> {
+    let explicit = path.is_some();
+    let path = path
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("gatelake.toml"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            return match name {
+                Some(n) => usage(format!(
+                    "--job {n}: there is no job file ./gatelake.toml; create one with a [jobs.{n}] table, or pass --config PATH"
+                )),
+                None => Ok((JobSpec::default(), None)),
+            };
+        }
+        Err(e) => return usage(format!("cannot read the job file {}: {e}", path.display())),
+    };
+    let file: JobFile = toml::from_str(&text)
+        .map_err(|e| UsageError(format!("job file {}: {e}", path.display())))?;
+    let Some(name) = name else {
+        return Ok((JobSpec::default(), Some(path)));
+    };
+    match file.jobs.get(name) {
+        Some(job) => Ok((job.clone(), Some(path))),
+        None => {
+            let known: Vec<&str> = file.jobs.keys().map(String::as_str).collect();
+            usage(format!(
+                "no job named '{name}' in {} (it defines: {}); add a [jobs.{name}] table",
+                path.display(),
+                if known.is_empty() {
+                    "no jobs".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        }
+    }
+}
+
+/// One resolved setting, for `--show-settings`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Shown {
+    pub key: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// Picks each setting's value from its sources and records where it came from.
+pub struct Resolver<'a> {
+    matches: &'a ArgMatches,
+    pub shown: Vec<Shown>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(matches: &'a ArgMatches) -> Self {
+        Self {
+            matches,
+            shown: Vec::new(),
+        }
+    }
+
+    fn origin_of_cli(&self, id: &str) -> String {
+        match self.matches.value_source(id) {
+            // Every setting's variable is GATELAKE_ + its id in upper case (args.rs).
+            Some(ValueSource::EnvVariable) => format!("env GATELAKE_{}", id.to_ascii_uppercase()),
+            _ => format!("flag --{}", id.replace('_', "-")),
+        }
+    }
+
+    /// flag/env > job file > default; records the choice.
+    pub fn pick<T: Clone + Display>(
+        &mut self,
+        id: &str,
+        cli: Option<T>,
+        job: Option<T>,
+        default: Option<T>,
+    ) -> Option<T> {
+        let (value, origin) = if let Some(v) = cli {
+            (Some(v), self.origin_of_cli(id))
+        } else if let Some(v) = job {
+            (Some(v), "job file".to_string())
+        } else if let Some(v) = default {
+            (Some(v), "default".to_string())
+        } else {
+            (None, String::new())
+        };
+        if let Some(v) = &value {
+            self.shown.push(Shown {
+                key: id.replace('_', "-"),
+                value: v.to_string(),
+                origin,
+            });
+        }
+        value
+    }
+
+    /// Record a secret's presence without its value.
+    pub fn note_secret(&mut self, id: &str, origin: String) {
+        self.shown.push(Shown {
+            key: id.replace('_', "-"),
+            value: "***".into(),
+            origin,
+        });
+    }
+
+    pub fn from_command_line(&self, id: &str) -> bool {
+        self.matches.value_source(id) == Some(ValueSource::CommandLine)
+    }
+}
+
+/// Everything the binary needs to run a pull.
+pub struct Resolved {
+    pub pull: PullConfig,
+    pub dest: String,
+    pub output: OutputMode,
+    pub progress: ProgressMode,
+    pub show_settings: bool,
+    pub shown: Vec<Shown>,
+    /// Things to tell the user before starting (e.g. a secret given as a flag).
+    pub warnings: Vec<String>,
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A job name from the URL's last path segment: `/prod/orders` → `orders`.
+fn job_from_url(url: &url::Url) -> String {
+    let last = url
+        .path_segments()
+        .and_then(|mut s| s.rfind(|seg| !seg.is_empty()))
+        .unwrap_or("pull");
+    let clean: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.trim_matches('-').is_empty() {
+        "pull".into()
+    } else {
+        clean
+    }
+}
+
+fn read_secret_file(path: &Path, what: &str) -> Result<Secret, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError(format!(
+            "cannot read the {what} file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let value = text.trim();
+    if value.is_empty() {
+        return usage(format!("the {what} file {} is empty", path.display()));
+    }
+    Ok(Secret::new(value))
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Resolve `gatelake pull`.
+pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, UsageError> {
+    let (job, job_path) = load_job(args.config.as_deref(), args.job.as_deref())?;
+    let mut r = Resolver::new(matches);
+    r.pick(
+        "config",
+        args.config.as_deref().map(display_path),
+        None,
+        job_path.as_deref().map(display_path),
+    );
+    let mut warnings = Vec::new();
+
+    let Some(url_text) = r.pick("url", args.url.clone(), job.url.clone(), None) else {
+        return usage("no endpoint: pass --url URL (or GATELAKE_URL, or url in the job file)");
+    };
+    let url = url::Url::parse(&url_text).map_err(|e| {
+        UsageError(format!(
+            "--url {}: not a valid URL ({e})",
+            gatelake::secret::redact_url_str(&url_text)
+        ))
+    })?;
+    if url.scheme() != "https" && url.scheme() != "http" {
+        return usage(format!(
+            "--url must be an http(s) URL, not {}:",
+            url.scheme()
+        ));
+    }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return usage(format!(
+            "--url {} uses plain HTTP: credentials and data would cross the network unencrypted. Use https:// (plain http is accepted for loopback addresses only)",
+            redact_url(&url)
+        ));
+    }
+    let job_name = r
+        .pick("job", args.job.clone(), None, Some(job_from_url(&url)))
+        .unwrap_or_default();
+
+    // Pagination.
+    let style = r.pick(
+        "paginate",
+        args.paginate.map(|p| p.as_str()),
+        job.paginate.map(|p| p.as_str()),
+        Some("none"),
+    );
+    let style = match style {
+        Some("none") | None => PaginationConfig::Single,
+        Some("cursor") => {
+            let path = r.pick(
+                "cursor_path",
+                args.cursor_path.clone(),
+                job.cursor_path.clone(),
+                None,
+            );
+            let header = r.pick(
+                "cursor_header",
+                args.cursor_header.clone(),
+                job.cursor_header.clone(),
+                None,
+            );
+            let param = r
+                .pick(
+                    "cursor_param",
+                    args.cursor_param.clone(),
+                    job.cursor_param.clone(),
+                    Some("cursor".into()),
+                )
+                .unwrap_or_default();
+            let source = match (path, header) {
+                (Some(p), None) => CursorSource::Body(p),
+                (None, Some(h)) => CursorSource::Header(h),
+                (Some(_), Some(_)) => return usage("--paginate cursor: give --cursor-path or --cursor-header, not both"),
+                (None, None) => {
+                    return usage("--paginate cursor needs where the cursor is: --cursor-path PATH (in the body, e.g. next_cursor) or --cursor-header NAME")
+                }
+            };
+            PaginationConfig::Cursor { source, param }
+        }
+        Some("next-link") => PaginationConfig::NextLink {
+            path: r
+                .pick(
+                    "next_path",
+                    args.next_path.clone(),
+                    job.next_path.clone(),
+                    Some("next".into()),
+                )
+                .unwrap_or_default(),
+        },
+        Some("link-header") => PaginationConfig::LinkHeader,
+        Some("offset") => PaginationConfig::Offset {
+            offset_param: r
+                .pick(
+                    "offset_param",
+                    args.offset_param.clone(),
+                    job.offset_param.clone(),
+                    Some("offset".into()),
+                )
+                .unwrap_or_default(),
+            limit_param: r
+                .pick(
+                    "limit_param",
+                    args.limit_param.clone(),
+                    job.limit_param.clone(),
+                    Some("limit".into()),
+                )
+                .unwrap_or_default(),
+            limit: positive(
+                "page-size",
+                r.pick("page_size", args.page_size, job.page_size, Some(100)),
+            )?,
+            start: 0,
+        },
+        Some("page") => {
+            let page_param = r
+                .pick(
+                    "page_param",
+                    args.page_param.clone(),
+                    job.page_param.clone(),
+                    Some("page".into()),
+                )
+                .unwrap_or_default();
+            let start = r
+                .pick("start_page", args.start_page, job.start_page, Some(1))
+                .unwrap_or(1);
+            let size_param = r.pick(
+                "page_size_param",
+                args.page_size_param.clone(),
+                job.page_size_param.clone(),
+                None,
+            );
+            let size = match size_param {
+                Some(p) => Some((
+                    p,
+                    positive(
+                        "page-size",
+                        r.pick("page_size", args.page_size, job.page_size, Some(100)),
+                    )?,
+                )),
+                None => None,
+            };
+            PaginationConfig::PageNumber {
+                page_param,
+                start,
+                size,
+            }
+        }
+        Some(other) => return usage(format!("unknown --paginate {other}")),
+    };
+    let stop = StopRules {
+        has_more_path: r.pick(
+            "has_more_path",
+            args.has_more_path.clone(),
+            job.has_more_path.clone(),
+            None,
+        ),
+        total_path: r.pick(
+            "total_path",
+            args.total_path.clone(),
+            job.total_path.clone(),
+            None,
+        ),
+    };
+    let records_path = r
+        .pick("records", args.records.clone(), job.records.clone(), None)
+        .unwrap_or_default();
+    let max_pages = r.pick("max_pages", args.max_pages, job.max_pages, None);
+    if max_pages == Some(0) {
+        return usage("--max-pages must be at least 1");
+    }
+
+    // API authentication.
+    let auth_kind = r
+        .pick(
+            "api_auth",
+            args.api_auth.map(|a| a.as_str()),
+            job.api_auth.map(|a| a.as_str()),
+            Some("none"),
+        )
+        .unwrap_or("none");
+    let auth = match auth_kind {
+        "api-key" => {
+            let key = if let Some(k) = &args.api_key {
+                if r.from_command_line("api_key") {
+                    warnings.push("--api-key on the command line lands in shell history and process listings; prefer GATELAKE_API_KEY or --api-key-file".into());
+                }
+                let origin = r.origin_of_cli("api_key");
+                r.note_secret("api_key", origin);
+                Secret::new(k.clone())
+            } else if let Some(p) = r.pick(
+                "api_key_file",
+                args.api_key_file.as_deref().map(display_path),
+                job.api_key_file.as_deref().map(display_path),
+                None,
+            ) {
+                read_secret_file(Path::new(&p), "API key")?
+            } else {
+                return usage("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH");
+            };
+            ApiAuth::ApiKey(key)
+        }
+        "bearer" => {
+            let token = if let Some(t) = &args.bearer_token {
+                if r.from_command_line("bearer_token") {
+                    warnings.push("--bearer-token on the command line lands in shell history and process listings; prefer GATELAKE_BEARER_TOKEN or --bearer-token-file".into());
+                }
+                let origin = r.origin_of_cli("bearer_token");
+                r.note_secret("bearer_token", origin);
+                Secret::new(t.clone())
+            } else if let Some(p) = r.pick(
+                "bearer_token_file",
+                args.bearer_token_file.as_deref().map(display_path),
+                job.bearer_token_file.as_deref().map(display_path),
+                None,
+            ) {
+                read_secret_file(Path::new(&p), "bearer token")?
+            } else {
+                return usage("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH");
+            };
+            ApiAuth::Bearer(token)
+        }
+        "iam" => {
+            let env_region = std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .ok();
+            let default = gatelake::identity::sigv4::region_from_url(&url).or(env_region);
+            match r.pick("region", args.region.clone(), job.region.clone(), default) {
+                Some(region) => ApiAuth::Iam { region },
+                None => return usage("--api-auth iam needs the API's region: pass --region (it could not be read from the URL, AWS_REGION or AWS_DEFAULT_REGION)"),
+            }
+        }
+        _ => ApiAuth::None,
+    };
+
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            return usage(format!(
+                "--header must look like 'Name: value' (got a value without ':' for {:?})",
+                h.split_whitespace().next().unwrap_or("")
+            ));
+        };
+        headers.push((name.trim().to_string(), Secret::new(value.trim())));
+    }
+    if args.headers.is_empty() {
+        for (name, value) in job.headers.clone().unwrap_or_default() {
+            headers.push((name, Secret::new(value)));
+        }
+    }
+    if !headers.is_empty() {
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        r.shown.push(Shown {
+            key: "header".into(),
+            value: format!("{} (values hidden)", names.join(", ")),
+            origin: if args.headers.is_empty() {
+                "job file".into()
+            } else {
+                "flag --header".into()
+            },
+        });
+    }
+
+    let timeout = duration(
+        "timeout",
+        r.pick(
+            "timeout",
+            args.timeout.clone(),
+            job.timeout.clone(),
+            Some("60s".into()),
+        ),
+    )?;
+    let retries = r
+        .pick("max_retries", args.max_retries, job.max_retries, Some(7))
+        .unwrap_or(7);
+    let deadline = duration(
+        "retry-deadline",
+        r.pick(
+            "retry_deadline",
+            args.retry_deadline.clone(),
+            job.retry_deadline.clone(),
+            Some("5m".into()),
+        ),
+    )?;
+    let max_page_bytes = size(
+        "max-page-bytes",
+        r.pick(
+            "max_page_bytes",
+            args.max_page_bytes.clone(),
+            job.max_page_bytes.clone(),
+            Some("64MiB".into()),
+        ),
+    )?;
+
+    let out = resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"))?;
+    let source = SourceConfig {
+        url,
+        pagination: Pagination { style, stop },
+        records_path,
+        auth,
+        headers,
+        timeout,
+        retry: RetryPolicy {
+            max_attempts: retries.saturating_add(1),
+            deadline,
+            ..RetryPolicy::default()
+        },
+        max_pages,
+        max_page_bytes,
+    };
+    Ok(Resolved {
+        pull: PullConfig {
+            job: job_name,
+            source,
+            output: out.config,
+            upload_concurrency: out.upload_concurrency,
+        },
+        dest: out.dest,
+        output: out.mode,
+        progress: out.progress,
+        show_settings: args.out.show_settings,
+        shown: r.shown,
+        warnings,
+    })
+}
+
+/// Resolve `gatelake demo`: the demo API's URL is only known once it runs, so this returns
+/// the output side and the demo fills in the source.
+pub fn resolve_demo(
+    args: &DemoArgs,
+    matches: &ArgMatches,
+) -> Result<(ResolvedOutput, Vec<Shown>), UsageError> {
+    let mut r = Resolver::new(matches);
+    if args.page_size == 0 || args.records == 0 {
+        return usage("--records and --page-size must be at least 1");
+    }
+    r.pick("records", Some(args.records), None, None);
+    r.pick("page_size", Some(args.page_size), None, None);
+    let out = resolve_output(&mut r, &args.out, &JobSpec::default(), "./lake/demo")?;
+    Ok((out, r.shown))
+}
+
+/// The output side of a run.
+pub struct ResolvedOutput {
+    pub config: OutputConfig,
+    pub dest: String,
+    pub upload_concurrency: usize,
+    pub mode: OutputMode,
+    pub progress: ProgressMode,
+}
+
+fn resolve_output(
+    r: &mut Resolver<'_>,
+    out: &OutputArgs,
+    job: &JobSpec,
+    default_dest: &str,
+) -> Result<ResolvedOutput, UsageError> {
+    let format: Format = r
+        .pick(
+            "format",
+            out.format.clone(),
+            job.format.clone(),
+            Some("jsonl".into()),
+        )
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| UsageError(format!("--format: {e}")))?;
+    let compression = match r.pick(
+        "compression",
+        out.compression.clone(),
+        job.compression.clone(),
+        Some(format.default_compression().to_string()),
+    ) {
+        Some(c) => Some(
+            c.parse::<Compression>()
+                .map_err(|e| UsageError(format!("--compression: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut encode = EncodeOptions::new(format, compression);
+    encode.level = r.pick(
+        "compression_level",
+        out.compression_level,
+        job.compression_level,
+        None,
+    );
+    encode.validate().map_err(|e| UsageError(e.to_string()))?;
+    let chunk_bytes = size(
+        "chunk-size",
+        r.pick(
+            "chunk_size",
+            out.chunk_size.clone(),
+            job.chunk_size.clone(),
+            Some("128MiB".into()),
+        ),
+    )?;
+    let chunk_rows = r.pick("chunk_rows", out.chunk_rows, job.chunk_rows, None);
+    if chunk_rows == Some(0) {
+        return usage("--chunk-rows must be at least 1");
+    }
+    let dest = r
+        .pick(
+            "dest",
+            out.dest.clone(),
+            job.dest.clone(),
+            Some(default_dest.to_string()),
+        )
+        .unwrap_or_default();
+    let upload_concurrency = r
+        .pick(
+            "upload_concurrency",
+            out.upload_concurrency,
+            job.upload_concurrency,
+            Some(4),
+        )
+        .unwrap_or(4);
+    if upload_concurrency == 0 || upload_concurrency > 64 {
+        return usage("--upload-concurrency must be between 1 and 64");
+    }
+    let mode = r
+        .pick("output", out.output.map(|o| o.as_str()), None, Some("text"))
+        .unwrap_or("text");
+    let progress = r
+        .pick(
+            "progress",
+            out.progress.map(|p| p.as_str()),
+            None,
+            Some("auto"),
+        )
+        .unwrap_or("auto");
+    Ok(ResolvedOutput {
+        config: OutputConfig {
+            encode,
+            chunk_bytes,
+            chunk_rows,
+        },
+        dest,
+        upload_concurrency,
+        mode: if mode == "json" {
+            OutputMode::Json
+        } else {
+            OutputMode::Text
+        },
+        progress: match progress {
+            "bar" => ProgressMode::Bar,
+            "plain" => ProgressMode::Plain,
+            "none" => ProgressMode::None,
+            _ => ProgressMode::Auto,
+        },
+    })
+}
+
+fn positive(flag: &str, v: Option<u64>) -> Result<u64, UsageError> {
+    match v {
+        Some(n) if n > 0 => Ok(n),
+        _ => usage(format!("--{flag} must be at least 1")),
+    }
+}
+
+fn duration(flag: &str, v: Option<String>) -> Result<Duration, UsageError> {
+    parse_duration(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
+}
+
+fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
+    parse_byte_size(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
+}
+
+impl Paginate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Paginate::None => "none",
+            Paginate::Cursor => "cursor",
+            Paginate::NextLink => "next-link",
+            Paginate::LinkHeader => "link-header",
+            Paginate::Offset => "offset",
+            Paginate::Page => "page",
+        }
+    }
+}
+
+impl ApiAuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiAuthKind::None => "none",
+            ApiAuthKind::ApiKey => "api-key",
+            ApiAuthKind::Bearer => "bearer",
+            ApiAuthKind::Iam => "iam",
+        }
+    }
+}
+
+impl OutputMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputMode::Text => "text",
+            OutputMode::Json => "json",
+        }
+    }
+}
+
+impl ProgressMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressMode::Auto => "auto",
+            ProgressMode::Bar => "bar",
+            ProgressMode::Plain => "plain",
+            ProgressMode::None => "none",
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_names_from_urls() {
+        for (u, want) in [
+            (
+                "https://x.execute-api.us-east-1.amazonaws.com/prod/orders",
+                "orders",
+            ),
+            ("https://x/prod/orders/", "orders"),
+            ("https://x/", "pull"),
+            ("https://x/v1/line items", "line-20items"),
+        ] {
+            assert_eq!(job_from_url(&url::Url::parse(u).unwrap()), want, "{u}");
+        }
+    }
+
+    #[test]
+    fn job_file_errors_are_specific() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatelake.toml");
+        std::fs::write(
+            &path,
+            "[jobs.orders]\nurl = \"https://x/prod/orders\"\ncursor_paht = \"next\"\n",
+        )
+        .unwrap();
+        let err = load_job(Some(&path), Some("orders"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `cursor_paht`"), "{err}");
+        std::fs::write(&path, "[jobs.orders]\nurl = \"https://x/prod/orders\"\n").unwrap();
+        let err = load_job(Some(&path), Some("invoices"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no job named 'invoices'") && err.contains("orders"),
+            "{err}"
+        );
+        let (job, _) = load_job(Some(&path), Some("orders")).unwrap();
+        assert_eq!(job.url.as_deref(), Some("https://x/prod/orders"));
+    }
+}
