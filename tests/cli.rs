@@ -43,11 +43,22 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
     let dir = tempfile::tempdir().unwrap();
     let out = gatelake(
         dir.path(),
-        &["demo", "--records", "2345", "--page-size", "100", "--chunk-rows", "1000", "--output", "json"],
+        &[
+            "demo",
+            "--records",
+            "2345",
+            "--page-size",
+            "100",
+            "--chunk-rows",
+            "1000",
+            "--output",
+            "json",
+        ],
         &[],
     );
     assert!(out.status.success(), "stderr: {}", stderr(&out));
-    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON object on stdout");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout(&out).trim()).expect("one JSON object on stdout");
     assert_eq!(summary["status"], "succeeded");
     assert_eq!(summary["rows"], 2345);
     assert_eq!(summary["pages"], 24);
@@ -63,7 +74,10 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
     // Every order exactly once, byte for byte as served, in order.
     let mut ids = Vec::new();
     for f in files {
-        let path = dir.path().join("lake/demo").join(f["path"].as_str().unwrap());
+        let path = dir
+            .path()
+            .join("lake/demo")
+            .join(f["path"].as_str().unwrap());
         for line in gunzip(&path).lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             let id = v["order_id"].as_u64().unwrap();
@@ -74,13 +88,22 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
     assert_eq!(ids, (0..2345).collect::<Vec<_>>());
 
     // The manifest agrees with the files on disk.
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(run_dir.join("_manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("_manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["totals"]["rows"], 2345);
     for f in manifest["files"].as_array().unwrap() {
-        let data = std::fs::read(dir.path().join("lake/demo").join(f["path"].as_str().unwrap())).unwrap();
+        let data = std::fs::read(
+            dir.path()
+                .join("lake/demo")
+                .join(f["path"].as_str().unwrap()),
+        )
+        .unwrap();
         assert_eq!(f["bytes"].as_u64().unwrap(), data.len() as u64);
         use sha2::Digest;
-        assert_eq!(f["sha256"].as_str().unwrap(), hex::encode(sha2::Sha256::digest(&data)));
+        assert_eq!(
+            f["sha256"].as_str().unwrap(),
+            hex::encode(sha2::Sha256::digest(&data))
+        );
     }
 }
 
@@ -89,11 +112,26 @@ fn usage_errors_exit_2_with_a_named_fix() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&[&str], &str); 7] = [
         (&["pull"], "pass --url"),
-        (&["pull", "--url", "http://example.com/x"], "uses plain HTTP"),
-        (&["pull", "--url", "https://x/o", "--paginate", "cursor"], "--cursor-path"),
-        (&["pull", "--url", "https://x/o", "--format", "xml"], "use jsonl, csv or parquet"),
-        (&["pull", "--url", "https://x/o", "--chunk-size", "12 parsecs"], "--chunk-size"),
-        (&["pull", "--url", "https://x/o", "--api-auth", "api-key"], "GATELAKE_API_KEY"),
+        (
+            &["pull", "--url", "http://example.com/x"],
+            "uses plain HTTP",
+        ),
+        (
+            &["pull", "--url", "https://x/o", "--paginate", "cursor"],
+            "--cursor-path",
+        ),
+        (
+            &["pull", "--url", "https://x/o", "--format", "xml"],
+            "use jsonl, csv or parquet",
+        ),
+        (
+            &["pull", "--url", "https://x/o", "--chunk-size", "12 parsecs"],
+            "--chunk-size",
+        ),
+        (
+            &["pull", "--url", "https://x/o", "--api-auth", "api-key"],
+            "GATELAKE_API_KEY",
+        ),
         (&["pull", "--job", "orders"], "no job file"),
     ];
     for (args, want) in cases {
@@ -102,7 +140,12 @@ fn usage_errors_exit_2_with_a_named_fix() {
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
     // clap's own errors are usage errors too.
-    assert_eq!(gatelake(dir.path(), &["pull", "--no-such-flag"], &[]).status.code(), Some(2));
+    assert_eq!(
+        gatelake(dir.path(), &["pull", "--no-such-flag"], &[])
+            .status
+            .code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -115,8 +158,20 @@ fn job_file_settings_and_show_settings_masks_secrets() {
     .unwrap();
     let out = gatelake(
         dir.path(),
-        &["pull", "--job", "orders", "--format", "csv", "--show-settings", "-H", "X-Tenant: tenant-secret-42"],
-        &[("GATELAKE_API_KEY", "key-secret-99"), ("GATELAKE_CHUNK_SIZE", "8MiB")],
+        &[
+            "pull",
+            "--job",
+            "orders",
+            "--format",
+            "csv",
+            "--show-settings",
+            "-H",
+            "X-Tenant: tenant-secret-42",
+        ],
+        &[
+            ("GATELAKE_API_KEY", "key-secret-99"),
+            ("GATELAKE_CHUNK_SIZE", "8MiB"),
+        ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -127,10 +182,16 @@ fn job_file_settings_and_show_settings_masks_secrets() {
         ("api-key", "***", "env GATELAKE_API_KEY"),
         ("dest", "./lake/orders", "default"),
     ] {
-        let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("{key} missing in {text}"));
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing in {text}"));
         assert!(line.contains(value) && line.contains(origin), "{line}");
     }
-    assert!(!text.contains("key-secret-99") && !text.contains("tenant-secret-42"), "{text}");
+    assert!(
+        !text.contains("key-secret-99") && !text.contains("tenant-secret-42"),
+        "{text}"
+    );
     assert!(!stderr(&out).contains("key-secret-99"));
 }
 
@@ -138,15 +199,38 @@ fn job_file_settings_and_show_settings_masks_secrets() {
 fn unreachable_endpoint_exits_4_and_writes_no_success() {
     let dir = tempfile::tempdir().unwrap();
     // Bind then drop a listener: nothing listens on that port afterwards.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("http://127.0.0.1:{port}/prod/orders");
-    let out = gatelake(dir.path(), &["pull", "--url", &url, "--max-retries", "1", "--output", "json", "--progress", "none"], &[]);
+    let out = gatelake(
+        dir.path(),
+        &[
+            "pull",
+            "--url",
+            &url,
+            "--max-retries",
+            "1",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(v["status"], "failed");
     assert_eq!(v["error_kind"], "source");
-    assert!(v["error"].as_str().unwrap().contains("could not reach"), "{v}");
-    let success = walk(&dir.path().join("lake")).into_iter().any(|p| p.ends_with("_SUCCESS"));
+    assert!(
+        v["error"].as_str().unwrap().contains("could not reach"),
+        "{v}"
+    );
+    let success = walk(&dir.path().join("lake"))
+        .into_iter()
+        .any(|p| p.ends_with("_SUCCESS"));
     assert!(!success, "a failed run must not write _SUCCESS");
 }
 
@@ -156,11 +240,22 @@ fn help_explains_flags_with_examples() {
     let out = gatelake(dir.path(), &["pull", "--help"], &[]);
     assert!(out.status.success());
     let help = stdout(&out);
-    for flag in ["--paginate", "--cursor-path", "--records", "--chunk-size", "--dest", "--api-auth", "GATELAKE_URL"] {
+    for flag in [
+        "--paginate",
+        "--cursor-path",
+        "--records",
+        "--chunk-size",
+        "--dest",
+        "--api-auth",
+        "GATELAKE_URL",
+    ] {
         assert!(help.contains(flag), "{flag} not in help");
     }
     let top = stdout(&gatelake(dir.path(), &["--help"], &[]));
-    assert!(top.contains("Exit codes") && top.contains("gatelake demo"), "{top}");
+    assert!(
+        top.contains("Exit codes") && top.contains("gatelake demo"),
+        "{top}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

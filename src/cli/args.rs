@@ -270,6 +270,11 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 500, value_name = "N")]
     pub page_size: u64,
 
+    /// Only serve the demo API (print its URL, serve until Ctrl-C/SIGTERM), e.g. to try
+    /// `gatelake pull` flags against it or to benchmark a pull from a separate process.
+    #[arg(long)]
+    pub serve_only: bool,
+
     #[command(flatten)]
     pub out: OutputArgs,
 }

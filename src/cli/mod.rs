@@ -154,6 +154,12 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             return ExitCode::Failure;
         }
     };
+    if args.serve_only {
+        println!("{}", api.url());
+        eprintln!("gatelake demo: serving {} orders, {} per page, cursor pagination (--cursor-path next_cursor --records items); Ctrl-C stops", args.records, args.page_size);
+        interrupted().await;
+        return ExitCode::Success;
+    }
     let url = match url::Url::parse(&api.url()) {
         Ok(u) => u,
         Err(e) => {
