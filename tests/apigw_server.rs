@@ -932,6 +932,107 @@ fn verifier_rejects_tampered_test_vectors() {
     assert!(not_yet.message.starts_with("Signature not yet current:"));
 }
 
+/// URLs with characters that SigV4 canonicalisation treats specially: encoded path segments
+/// (double encoding), dot segments, repeated and unsorted query names, `+ / =` in values,
+/// empty values, multi-byte UTF-8.
+const AWKWARD_URLS: &[&str] = &[
+    "https://api.example.com/prod/a%20b/c?x=%2B%2F%3D&y=1",
+    "https://api.example.com/prod/dir/?b=2&a=1&a=0",
+    "https://api.example.com/prod/%E2%82%AC?q=%E2%82%AC&empty=",
+    "https://api.example.com/prod/a/./b/../c?z=",
+    "https://api.example.com/prod/x*y?k=v*~!'()&K=upper",
+    "https://api.example.com:8443/prod/cursor?cursor=%2B%2F%2B%2FAAAAAAAAAGQ%3D&limit=7",
+];
+
+#[test]
+fn verifier_agrees_with_aws_sigv4_on_awkward_urls() {
+    let at = SystemTime::now();
+    for url in AWKWARD_URLS {
+        for token in [None, Some("tok")] {
+            let signed = aws_sigv4_headers(url, SK, token, at);
+            let uri: http::Uri = url.parse().expect("uri");
+            let mut headers = HeaderMap::new();
+            let host = uri.authority().expect("authority").as_str();
+            headers.insert("host", HeaderValue::from_str(host).expect("host"));
+            for (name, value) in &signed {
+                headers.insert(
+                    HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            let expect = SigV4Expect {
+                access_key: AK,
+                secret_key: SK,
+                session_token: token,
+                region: REGION,
+                service: EXECUTE_API,
+                max_skew: Duration::from_secs(300),
+            };
+            let verdict = verify_sigv4("GET", uri.path(), uri.query(), &headers, b"", &expect, at);
+            assert_eq!(verdict, Ok(()), "{url} token={token:?}");
+
+            let tampered = format!("{}&extra=1", uri.query().unwrap_or("a=b"));
+            let verdict = verify_sigv4(
+                "GET",
+                uri.path(),
+                Some(&tampered),
+                &headers,
+                b"",
+                &expect,
+                at,
+            );
+            assert_eq!(
+                verdict.expect_err("tampered query").error_type,
+                "InvalidSignatureException",
+                "{url}"
+            );
+        }
+    }
+}
+
+#[test]
+fn verifier_requires_host_to_be_signed_and_no_unknown_token() {
+    let request = parse_vector(VECTORS[0].2);
+    let mut headers = request.headers.clone();
+    let unsigned_host = headers["authorization"]
+        .to_str()
+        .expect("ascii")
+        .replace("SignedHeaders=host;x-amz-date", "SignedHeaders=x-amz-date");
+    headers.insert(
+        "authorization",
+        HeaderValue::from_str(&unsigned_host).expect("value"),
+    );
+    let verdict = verify_sigv4(
+        "GET",
+        "/",
+        None,
+        &headers,
+        b"",
+        &vector_expect(None),
+        vector_time(),
+    );
+    assert_eq!(
+        verdict.expect_err("host must be signed").error_type,
+        "IncompleteSignatureException"
+    );
+
+    // A token the server never issued (no token configured) is rejected before the signature.
+    let mut headers = request.headers.clone();
+    headers.insert("x-amz-security-token", HeaderValue::from_static("stray"));
+    let rejection = verify_sigv4(
+        "GET",
+        "/",
+        None,
+        &headers,
+        b"",
+        &vector_expect(None),
+        vector_time(),
+    )
+    .expect_err("unknown token");
+    assert_eq!(rejection.error_type, "UnrecognizedClientException");
+    assert_eq!(rejection.message, INVALID_SECURITY_TOKEN);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Faults
 // ---------------------------------------------------------------------------------------------
@@ -1002,6 +1103,29 @@ async fn quota_exceeded_is_429_limit_exceeded() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(error_type.as_deref(), Some("LimitExceededException"));
     assert_eq!(msg, "Limit Exceeded");
+    let again = client()
+        .get(server.url("/prod/page"))
+        .send()
+        .await
+        .expect("send");
+    assert!(again.headers().get("retry-after").is_none());
+}
+
+#[tokio::test]
+async fn throttling_can_omit_retry_after_like_real_api_gateway() {
+    let server = ApiGateway::start(ApiConfig {
+        throttle_every: Some(1),
+        retry_after: RetryAfter::Omit,
+        ..config(10, 5)
+    })
+    .await;
+    let response = client()
+        .get(server.url("/prod/offset"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(response.headers().get("retry-after").is_none());
 }
 
 #[tokio::test]

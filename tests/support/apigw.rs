@@ -80,6 +80,8 @@ pub enum LinkForm {
 /// The `Retry-After` value sent with throttling responses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryAfter {
+    /// No `Retry-After` header: what real API Gateway sends with its own 429s.
+    Omit,
     /// `Retry-After: <n>` (delta-seconds).
     Seconds(u64),
     /// `Retry-After: <HTTP-date>` this far in the future of the response.
@@ -486,12 +488,17 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
         return rejection.into_response();
     }
     if config.quota_exceeded {
-        return too_many_requests(config, "Limit Exceeded", "LimitExceededException");
+        // A usage-plan quota lasts until the period resets: no Retry-After, as on AWS.
+        return too_many_requests(RetryAfter::Omit, "Limit Exceeded", "LimitExceededException");
     }
     let admitted = shared.admitted.fetch_add(1, Ordering::SeqCst) + 1;
     if let Some(every) = config.throttle_every.filter(|k| *k > 0) {
         if admitted.is_multiple_of(u64::from(every)) {
-            return too_many_requests(config, "Too Many Requests", "TooManyRequestsException");
+            return too_many_requests(
+                config.retry_after,
+                "Too Many Requests",
+                "TooManyRequestsException",
+            );
         }
     }
     if config.error_rate > 0.0 {
@@ -804,13 +811,14 @@ fn bad_request(message: &str) -> Response {
     )
 }
 
-fn too_many_requests(config: &ApiConfig, message: &str, error_type: &str) -> Response {
-    let retry_after = match config.retry_after {
-        RetryAfter::Seconds(seconds) => seconds.to_string(),
-        RetryAfter::HttpDate(after) => httpdate::fmt_http_date(SystemTime::now() + after),
+fn too_many_requests(retry_after: RetryAfter, message: &str, error_type: &str) -> Response {
+    let retry_after = match retry_after {
+        RetryAfter::Omit => None,
+        RetryAfter::Seconds(seconds) => Some(seconds.to_string()),
+        RetryAfter::HttpDate(after) => Some(httpdate::fmt_http_date(SystemTime::now() + after)),
     };
     let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, Some(error_type), message);
-    if let Ok(value) = HeaderValue::from_str(&retry_after) {
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -950,6 +958,12 @@ pub fn verify_sigv4(
         ))
     })?;
 
+    if !auth.signed_headers.iter().any(|h| h == "host") {
+        return Err(incomplete(
+            "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+        ));
+    }
+
     let amz_date = headers
         .get("x-amz-date")
         .and_then(|v| v.to_str().ok())
@@ -1023,16 +1037,15 @@ pub fn verify_sigv4(
         )));
     }
 
-    if let Some(expected_token) = expect.session_token {
-        let given = headers
-            .get("x-amz-security-token")
-            .map(HeaderValue::as_bytes);
-        if given != Some(expected_token.as_bytes()) {
-            return Err(AuthRejection::forbidden(
-                "UnrecognizedClientException",
-                INVALID_SECURITY_TOKEN,
-            ));
-        }
+    // With long-term keys (no token configured) any token sent is one AWS does not know.
+    let given_token = headers
+        .get("x-amz-security-token")
+        .map(HeaderValue::as_bytes);
+    if given_token != expect.session_token.map(str::as_bytes) {
+        return Err(AuthRejection::forbidden(
+            "UnrecognizedClientException",
+            INVALID_SECURITY_TOKEN,
+        ));
     }
 
     let payload_hash = hex::encode(Sha256::digest(body));
