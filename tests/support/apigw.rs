@@ -80,7 +80,7 @@ pub enum LinkForm {
 /// The `Retry-After` value sent with throttling responses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RetryAfter {
-    /// No `Retry-After` header: what real API Gateway sends with its own 429s.
+    /// No `Retry-After` header (API Gateway documents none on its own 429s).
     Omit,
     /// `Retry-After: <n>` (delta-seconds).
     Seconds(u64),
