@@ -122,7 +122,7 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         }
     };
     let bytes = n * mult as f64;
-    if !(bytes >= 1.0) || bytes > u64::MAX as f64 {
+    if bytes.is_nan() || bytes < 1.0 || bytes > u64::MAX as f64 {
         return Err(format!("'{s}' must be at least 1 byte"));
     }
     Ok(bytes as u64)

@@ -40,9 +40,9 @@ pub fn demo_order(i: u64) -> serde_json::Value {
         "customer": {"id": 1000 + (h % 5000), "country": COUNTRIES[(h % 6) as usize]},
         "amount": ((h % 100_000) as f64) / 100.0,
         "currency": "EUR",
-        "paid": h % 7 != 0,
+        "paid": !h.is_multiple_of(7),
         "items": (h % 4) + 1,
-        "note": if h % 11 == 0 { serde_json::Value::Null } else { NOTES[(h % 6) as usize].into() },
+        "note": if h.is_multiple_of(11) { serde_json::Value::Null } else { NOTES[(h % 6) as usize].into() },
         "created_at": format!("2026-11-{day:02}T{hour:02}:{:02}:00Z", h % 60),
     })
 }

@@ -110,6 +110,7 @@ pub fn redact_url_str(url: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
