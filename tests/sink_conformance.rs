@@ -224,6 +224,26 @@ async fn update_with_current_etag_succeeds(b: Backend) {
         .is_err());
 }
 
+async fn update_never_creates_a_missing_object(b: Backend) {
+    let s = &b.sink;
+    let err = s
+        .put(
+            "missing.json",
+            Bytes::from_static(b"{}"),
+            PutMode::Update(ETag("\"0x8DEADBEEF\"".into())),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SinkError::NotFound { .. } | SinkError::PreconditionFailed { .. }
+        ),
+        "{err:?}"
+    );
+    assert!(s.get("missing.json").await.unwrap().is_none());
+}
+
 async fn list_by_prefix_is_sorted_and_exact(b: Backend) {
     let s = &b.sink;
     for (path, body) in [
@@ -440,6 +460,7 @@ macro_rules! conformance {
                 create_on_existing_is_already_exists,
                 update_with_stale_etag_is_precondition_failed,
                 update_with_current_etag_succeeds,
+                update_never_creates_a_missing_object,
                 list_by_prefix_is_sorted_and_exact,
                 delete_and_delete_missing,
                 large_object_round_trips_byte_exact,

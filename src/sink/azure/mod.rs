@@ -189,16 +189,14 @@ impl AzureSink {
     /// the CLI offers it explicitly, and the tests use it.
     pub async fn create_container_if_missing(&self) -> Result<(), SinkError> {
         let url = redact_url(&self.location.container_url());
-        let result = self
-            .timed(&url, async {
-                match self.container.create(None).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if error_code(&e).as_deref() == Some("ContainerAlreadyExists") => Ok(()),
-                    Err(e) => Err(self.map_err(e, &url, Op::Other)),
-                }
-            })
-            .await;
-        result
+        self.timed(&url, async {
+            match self.container.create(None).await {
+                Ok(_) => Ok(()),
+                Err(e) if error_code(&e).as_deref() == Some("ContainerAlreadyExists") => Ok(()),
+                Err(e) => Err(self.map_err(e, &url, Op::Other)),
+            }
+        })
+        .await
     }
 
     fn blob_url(&self, path: &str) -> Result<url::Url, SinkError> {
@@ -272,12 +270,12 @@ impl AzureSink {
         if_match: Option<Etag>,
         if_none_match: Option<Etag>,
     ) -> azure_core::Result<Option<Etag>> {
-        let len = NonZero::new(data.len().max(1) as u64).unwrap_or(NonZero::<u64>::MIN);
+        // A partition at least the object's size makes the SDK send it as one Put Blob.
+        let whole = NonZero::new(data.len() as u64).unwrap_or(NonZero::<u64>::MIN);
         let options = BlockBlobClientUploadOptions {
             if_match,
             if_none_match,
-            // At least the object's size, so the SDK sends it in one Put Blob.
-            partition_size: Some(len.max(NonZero::<u64>::MIN)),
+            partition_size: Some(whole),
             parallel: Some(NonZero::<usize>::MIN),
             ..Default::default()
         };
