@@ -190,7 +190,7 @@ impl<'a> Resolver<'a> {
         });
     }
 
-    pub fn from_command_line(&self, id: &str) -> bool {
+    pub fn given_on_command_line(&self, id: &str) -> bool {
         self.matches.value_source(id) == Some(ValueSource::CommandLine)
     }
 }
@@ -438,7 +438,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     let auth = match auth_kind {
         "api-key" => {
             let key = if let Some(k) = &args.api_key {
-                if r.from_command_line("api_key") {
+                if r.given_on_command_line("api_key") {
                     warnings.push("--api-key on the command line lands in shell history and process listings; prefer GATELAKE_API_KEY or --api-key-file".into());
                 }
                 let origin = r.origin_of_cli("api_key");
@@ -458,7 +458,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         }
         "bearer" => {
             let token = if let Some(t) = &args.bearer_token {
-                if r.from_command_line("bearer_token") {
+                if r.given_on_command_line("bearer_token") {
                     warnings.push("--bearer-token on the command line lands in shell history and process listings; prefer GATELAKE_BEARER_TOKEN or --bearer-token-file".into());
                 }
                 let origin = r.origin_of_cli("bearer_token");
