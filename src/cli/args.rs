@@ -110,6 +110,10 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_DEST", value_name = "URL|PATH")]
     pub dest: Option<String>,
 
+    /// Create the destination's container (or folder) if it does not exist yet.
+    #[arg(long, env = "GATELAKE_CREATE_CONTAINER")]
+    pub create_container: bool,
+
     /// Chunks uploading at once. [default: 4]
     #[arg(long, env = "GATELAKE_UPLOAD_CONCURRENCY", value_name = "N")]
     pub upload_concurrency: Option<usize>,

@@ -127,6 +127,7 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
     execute(
         resolved.pull,
         &resolved.dest,
+        resolved.create_container,
         resolved.output,
         resolved.progress,
     )
@@ -192,13 +193,21 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         output: out.config,
         upload_concurrency: out.upload_concurrency,
     };
-    execute(pull, &out.dest, out.mode, out.progress).await
+    execute(
+        pull,
+        &out.dest,
+        out.create_container,
+        out.mode,
+        out.progress,
+    )
+    .await
 }
 
 /// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
 async fn execute(
     pull: PullConfig,
     dest: &str,
+    create_container: bool,
     mode: OutputMode,
     progress: ProgressMode,
 ) -> ExitCode {
@@ -210,6 +219,13 @@ async fn execute(
             return code;
         }
     };
+    if create_container {
+        if let Err(e) = sink.ensure_root().await {
+            let code = ExitCode::of_sink_error(&e);
+            report_failure(&e.to_string(), code, mode);
+            return code;
+        }
+    }
     let http = match gatelake::http::client(&gatelake::http::HttpOptions {
         timeout: pull.source.timeout,
         ..Default::default()

@@ -199,6 +199,7 @@ impl<'a> Resolver<'a> {
 pub struct Resolved {
     pub pull: PullConfig,
     pub dest: String,
+    pub create_container: bool,
     pub output: OutputMode,
     pub progress: ProgressMode,
     pub show_settings: bool,
@@ -572,6 +573,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             upload_concurrency: out.upload_concurrency,
         },
         dest: out.dest,
+        create_container: out.create_container,
         output: out.mode,
         progress: out.progress,
         show_settings: args.out.show_settings,
@@ -599,6 +601,7 @@ pub fn resolve_demo(
 /// The output side of a run.
 pub struct ResolvedOutput {
     pub config: OutputConfig,
+    pub create_container: bool,
     pub dest: String,
     pub upload_concurrency: usize,
     pub mode: OutputMode,
@@ -690,6 +693,7 @@ fn resolve_output(
             chunk_bytes,
             chunk_rows,
         },
+        create_container: out.create_container,
         dest,
         upload_concurrency,
         mode: if mode == "json" {

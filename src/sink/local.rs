@@ -214,6 +214,11 @@ impl Sink for LocalSink {
         }
     }
 
+    async fn ensure_root(&self) -> Result<(), SinkError> {
+        let root = self.root.clone();
+        blocking(move || std::fs::create_dir_all(&root).map_err(|e| io_err(&root, e))).await
+    }
+
     async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError> {
         let target = self.path_of(path)?;
         let url = self.url_of(path);

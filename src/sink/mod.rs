@@ -121,6 +121,10 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// folder) exists and the credentials are accepted. Creates nothing.
     async fn check(&self) -> Result<(), SinkError>;
 
+    /// Create the destination's root (the container, or the folder) when it does not exist;
+    /// an existing root is left as it is. Used by `--create-container`.
+    async fn ensure_root(&self) -> Result<(), SinkError>;
+
     /// Store `data` at `path` atomically, honouring `mode`.
     async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError>;
 

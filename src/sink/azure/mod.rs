@@ -653,6 +653,10 @@ impl Sink for AzureSink {
         .await
     }
 
+    async fn ensure_root(&self) -> Result<(), SinkError> {
+        self.create_container_if_missing().await
+    }
+
     async fn delete(&self, path: &str) -> Result<(), SinkError> {
         let url = self.url_of(path);
         let client = self.blob_client(path)?;

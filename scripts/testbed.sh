@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# The test bed's components, sourced by scripts/test.sh and bench/*.sh: each component has an
+# install_X / start_X pair; start_X picks a free loopback port, records the PID so that
+# stop_all (run on exit) stops exactly what was started, and exports the address the tests
+# read (GATELAKE_TEST_*). Everything installed lives in .testbed/ (git-ignored).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+mkdir -p "$ROOT/.testbed/logs"
+TESTBED="$ROOT/.testbed"
+LOGS="$TESTBED/logs"
+AZURITE_VERSION_RANGE="3"
+STARTUP_TIMEOUT_SECS="${GATELAKE_TESTBED_TIMEOUT:-60}"
+
+# PIDs of everything started here, stopped on exit.
+PIDS=()
+
+log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+stop_all() {
+    local pid
+    for pid in "${PIDS[@]:-}"; do
+        [[ -n "$pid" ]] || continue
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            # Give it a moment to exit cleanly, then insist.
+            for _ in 1 2 3 4 5 6 7 8 9 10; do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.2
+            done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
+}
+
+on_exit() {
+    local rc=$?
+    stop_all
+    exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+require() {
+    command -v "$1" >/dev/null 2>&1 || die "$1 is required but not on PATH"
+}
+
+# A free TCP port on 127.0.0.1, chosen by the OS (other processes may hold the usual ports).
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Wait until something accepts TCP connections on 127.0.0.1:$1, or fail with the log $3.
+wait_for_port() {
+    local port="$1" pid="$2" logfile="$3" name="$4"
+    local deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
+    while ((SECONDS < deadline)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited during start-up; its log ($logfile):"
+            cat "$logfile" >&2 || true
+            die "$name did not start"
+        fi
+        if python3 -c 'import socket, sys
+s = socket.socket(); s.settimeout(0.5)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$port"; then
+            return 0
+        fi
+        sleep 0.25
+    done
+    log "$name did not accept connections on 127.0.0.1:$port within ${STARTUP_TIMEOUT_SECS}s; its log ($logfile):"
+    cat "$logfile" >&2 || true
+    die "$name did not start"
+}
+
+# --- Azurite (Azure Storage emulator, npm package `azurite`) --------------------------------
+
+install_azurite() {
+    local pkg="$TESTBED/node_modules/azurite/package.json"
+    if [[ -f "$pkg" ]] && node -e '
+        const v = require(process.argv[1]).version;
+        process.exit(v.split(".")[0] === process.argv[2] ? 0 : 1);' "$pkg" "$AZURITE_VERSION_RANGE"; then
+        return 0
+    fi
+    require npm
+    log "installing azurite@$AZURITE_VERSION_RANGE into .testbed/"
+    mkdir -p "$TESTBED"
+    CI=true npm install --prefix "$TESTBED" --no-audit --no-fund --loglevel=error \
+        "azurite@$AZURITE_VERSION_RANGE" </dev/null >"$LOGS/npm-azurite.log" 2>&1 || {
+        cat "$LOGS/npm-azurite.log" >&2
+        die "npm install azurite failed"
+    }
+}
+
+start_azurite() {
+    local port logfile pid
+    port="$(free_port)"
+    logfile="$LOGS/azurite.log"
+    # Run from .testbed/ so nothing Azurite might write lands in the work tree.
+    (cd "$TESTBED" && exec "$TESTBED/node_modules/.bin/azurite-blob" \
+        --blobHost 127.0.0.1 --blobPort "$port" \
+        --inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose \
+        </dev/null >"$logfile" 2>&1) &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for_port "$port" "$pid" "$logfile" "Azurite"
+    export GATELAKE_TEST_AZURITE_BLOB="http://127.0.0.1:$port/devstoreaccount1"
+    log "Azurite (pid $pid) at $GATELAKE_TEST_AZURITE_BLOB"
+}
+
