@@ -13,6 +13,7 @@ pub mod compress;
 pub mod csv;
 pub mod jsonl;
 pub mod parquet;
+mod record;
 pub mod schema;
 
 use serde::{Deserialize, Serialize};
@@ -123,10 +124,12 @@ impl EncodeOptions {
     /// Reject combinations that cannot be written, naming the fix.
     pub fn validate(&self) -> Result<(), EncodeError> {
         match (self.format, self.compression) {
-            (Format::Jsonl | Format::Csv, Compression::Snappy) => Err(EncodeError::Options(format!(
+            (Format::Jsonl | Format::Csv, Compression::Snappy) => {
+                Err(EncodeError::Options(format!(
                 "--compression snappy is only available for parquet; use gzip, zstd or none for {}",
                 self.format
-            ))),
+            )))
+            }
             _ => Ok(()),
         }?;
         if let Some(level) = self.level {
@@ -256,12 +259,23 @@ mod tests {
     #[test]
     fn rejects_bad_combinations() {
         let o = EncodeOptions::new(Format::Jsonl, Some(Compression::Snappy));
-        assert!(o.validate().unwrap_err().to_string().contains("only available for parquet"));
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("only available for parquet"));
         let mut o = EncodeOptions::new(Format::Jsonl, Some(Compression::Gzip));
         o.level = Some(12);
-        assert!(o.validate().unwrap_err().to_string().contains("out of range"));
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
         o.level = Some(1);
         assert!(o.validate().is_ok());
-        assert!("xml".parse::<Format>().unwrap_err().contains("jsonl, csv or parquet"));
+        assert!("xml"
+            .parse::<Format>()
+            .unwrap_err()
+            .contains("jsonl, csv or parquet"));
     }
 }
