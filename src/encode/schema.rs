@@ -214,10 +214,6 @@ impl RowReader {
         }
     }
 
-    pub(crate) fn fields(&self) -> &[Field] {
-        &self.fields
-    }
-
     /// Read `record` (number `record_no` in the chunk) and return each column's raw value
     /// text, `None` for missing or `null`. Errors: a field not in the schema, a value that
     /// does not fit its column, or a null in a non-nullable column.
