@@ -17,9 +17,7 @@ pub enum ApiAuth {
     /// `Authorization: Bearer …` (API Gateway JWT or Lambda authorizers).
     Bearer(Secret),
     /// SigV4, service `execute-api`, with credentials from the AWS credential chain.
-    Iam {
-        region: String,
-    },
+    Iam { region: String },
 }
 
 impl ApiAuth {
@@ -104,9 +102,9 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| {
-        format!("'{s}' is not a size: use a number with an optional unit, e.g. 128MiB")
-    })?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size: use a number with an optional unit, e.g. 128MiB"))?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -115,11 +113,7 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "'{other}' is not a size unit: use B, KB, KiB, MB, MiB, GB or GiB"
-            ))
-        }
+        other => return Err(format!("'{other}' is not a size unit: use B, KB, KiB, MB, MiB, GB or GiB")),
     };
     let bytes = n * mult as f64;
     if !(bytes >= 1.0) || bytes > u64::MAX as f64 {
@@ -143,11 +137,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "'{other}' is not a duration unit: use ms, s, m or h"
-            ))
-        }
+        other => return Err(format!("'{other}' is not a duration unit: use ms, s, m or h")),
     };
     if !secs.is_finite() || secs < 0.0 {
         return Err(format!("'{s}' is not a valid duration"));

@@ -6,7 +6,7 @@
 //! Conditional updates are serialised inside this process by a mutex; between processes the
 //! job lock (a later addition, an OS file lock) keeps a single writer per job.
 
-use super::{join_path, ETag, GetResult, ObjectMeta, PutMode, PutResult, Sink, SinkError};
+use super::{join_path, GetResult, ObjectMeta, PutMode, PutResult, Sink, SinkError, ETag};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -82,12 +82,7 @@ fn write_temp(target: &Path, data: &[u8]) -> Result<PathBuf, SinkError> {
     Ok(tmp)
 }
 
-fn put_blocking(
-    target: &Path,
-    data: &[u8],
-    mode: &PutMode,
-    url: String,
-) -> Result<ETag, SinkError> {
+fn put_blocking(target: &Path, data: &[u8], mode: &PutMode, url: String) -> Result<ETag, SinkError> {
     if let PutMode::Update(expected) = mode {
         match read_existing(target)? {
             Some(current) if &etag_of(&current) == expected => {}
@@ -131,9 +126,7 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, SinkError
                 stack.push(path);
                 continue;
             }
-            let Ok(rel) = path.strip_prefix(root) else {
-                continue;
-            };
+            let Ok(rel) = path.strip_prefix(root) else { continue };
             let rel = rel
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
@@ -159,12 +152,10 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, SinkError
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, SinkError> + Send + 'static,
 ) -> Result<T, SinkError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| SinkError::Io {
-            path: "<local sink task>".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+    tokio::task::spawn_blocking(f).await.map_err(|e| SinkError::Io {
+        path: "<local sink task>".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
 }
 
 #[async_trait]
@@ -174,10 +165,7 @@ impl Sink for LocalSink {
     }
 
     fn url_of(&self, path: &str) -> String {
-        format!(
-            "file://{}",
-            absolute(&self.root.join(join_path(&[path]))).display()
-        )
+        format!("file://{}", absolute(&self.root.join(join_path(&[path]))).display())
     }
 
     async fn check(&self) -> Result<(), SinkError> {

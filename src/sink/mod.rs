@@ -64,9 +64,7 @@ pub enum SinkError {
     #[error("{url} already exists (it was created by another writer or an earlier run)")]
     AlreadyExists { url: String },
 
-    #[error(
-        "{url} was changed by another writer since it was read (ETag mismatch); not overwriting it"
-    )]
+    #[error("{url} was changed by another writer since it was read (ETag mismatch); not overwriting it")]
     PreconditionFailed { url: String },
 
     #[error("{url} was not found")]
@@ -150,10 +148,7 @@ mod tests {
 
     #[test]
     fn join_path_skips_empty_and_slashes() {
-        assert_eq!(
-            join_path(&["", "run1", "part-00000.jsonl.gz"]),
-            "run1/part-00000.jsonl.gz"
-        );
+        assert_eq!(join_path(&["", "run1", "part-00000.jsonl.gz"]), "run1/part-00000.jsonl.gz");
         assert_eq!(join_path(&["a/", "/b/", "c"]), "a/b/c");
         assert_eq!(join_path(&[]), "");
     }
