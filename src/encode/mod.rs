@@ -235,7 +235,35 @@ pub trait Encoder: Send {
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError>;
 }
 
+/// The encoder for `options`: jsonl needs no schema, csv and parquet need one (see
+/// [`schema::Schema::infer`]).
+pub fn new_encoder(
+    options: &EncodeOptions,
+    schema: Option<&schema::Schema>,
+) -> Result<Box<dyn Encoder>, EncodeError> {
+    options.validate()?;
+    let level = options.level_or_default();
+    let need_schema = || {
+        schema
+            .ok_or_else(|| EncodeError::Schema(format!("{} chunks need a schema", options.format)))
+    };
+    Ok(match options.format {
+        Format::Jsonl => Box::new(jsonl::JsonlEncoder::new(options.compression, level)?),
+        Format::Csv => Box::new(csv::CsvEncoder::new(
+            need_schema()?,
+            options.compression,
+            level,
+        )?),
+        Format::Parquet => Box::new(parquet::ParquetEncoder::new(
+            need_schema()?,
+            options.compression,
+            level,
+        )?),
+    })
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
