@@ -34,7 +34,7 @@ impl JsonlEncoder {
 impl Encoder for JsonlEncoder {
     fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
         let bytes = record.as_bytes();
-        if bytes.iter().any(|&b| b == b'\n' || b == b'\r') {
+        if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
             let raw: &RawValue =
                 serde_json::from_str(record).map_err(|source| EncodeError::InvalidRecord {
                     record: self.rows,

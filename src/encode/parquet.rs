@@ -128,8 +128,13 @@ impl Encoder for ParquetEncoder {
                 }
                 (Column::Float64(b), None) => b.append_null(),
                 (Column::Float64(b), Some(raw)) => {
-                    b.append_value(raw.parse::<f64>().map_err(|_| {
-                        invalid(format!("field '{}': {raw} is not a float64", field.name))
+                    // Rust parses an out-of-range literal such as 1e400 as infinity.
+                    let v = raw.parse::<f64>().ok().filter(|v| v.is_finite());
+                    b.append_value(v.ok_or_else(|| {
+                        invalid(format!(
+                            "field '{}': {raw} does not fit float64",
+                            field.name
+                        ))
                     })?)
                 }
                 (Column::Utf8(b), None) => b.append_null(),
@@ -327,6 +332,10 @@ mod tests {
             (
                 r#"{"name": "a", "score": 1, "ok": true}"#,
                 "field 'id' is null or missing",
+            ),
+            (
+                r#"{"id": 1, "name": "a", "score": 1e400, "ok": true}"#,
+                "field 'score': 1e400 does not fit float64",
             ),
         ];
         for (record, want) in cases {

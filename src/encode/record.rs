@@ -70,7 +70,7 @@ pub(crate) fn unescape(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(raw);
-    if inner.as_bytes().contains(&b'\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_some() {
         serde_json::from_str::<String>(raw).map(Cow::Owned)
     } else {
         Ok(Cow::Borrowed(inner))
