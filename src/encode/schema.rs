@@ -10,14 +10,15 @@
 //! seen with any two different kinds (other than int/float) becomes a string column holding
 //! each value's text. Why not arrow-json's `infer_json_schema_from_iterator`? It was the
 //! first choice, but it fails outright on shapes APIs really send (a field that is an object
-//! in one record and a string or null-vs-object in another, arrays of mixed objects and
-//! scalars), folds a scalar and a list into a list, marks every field nullable, and needs an
+//! in one record and a string in another, an array mixing objects and scalars), folds a scalar and a list into a list, marks every field nullable, and needs an
 //! owned `serde_json::Value` tree per record. Since every nested value becomes JSON text
 //! here anyway, what it would add is exactly the part that breaks. This walk uses the same
 //! borrowed reader as the encoders, so inference and encoding cannot disagree about a value.
 //!
-//! Encoding is strict where inference is lenient: once the schema is fixed, a value that
-//! does not fit its column is an error naming the record and field (see [`FieldKind::accepts`]).
+//! Encoding is strict where inference is lenient: once the schema is fixed, a field it does
+//! not know, a value that does not fit its column, or a null in a column inferred as never
+//! null is an error naming the record and field. Policies for such drift come later; failing
+//! is the safe default, since a chunk with silently dropped or cast values cannot be undone.
 
 use super::record::{for_each_field, JsonType};
 use super::EncodeError;
