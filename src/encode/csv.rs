@@ -1,6 +1,6 @@
 //! CSV chunks: a header row of the schema's column names, then one row per record, through
 //! the stream codec. The columns are fixed by the [`Schema`]; a record is read borrowed (see
-//! [`RowReader`]) and its values are written straight from the record's text.
+//! `RowReader` in the schema module) and its values are written straight from the record's text.
 //!
 //! Cell text: strings unescaped (the csv writer quotes commas, quotes and line breaks),
 //! numbers exactly as the JSON spelt them, booleans `true`/`false`, nested values as compact

@@ -1,4 +1,4 @@
-//! Parquet chunks: records are read borrowed against the [`Schema`] (see [`RowReader`]) and
+//! Parquet chunks: records are read borrowed against the [`Schema`] (see `RowReader`) and
 //! appended to one Arrow builder per column; every [`BATCH_ROWS`] rows or [`BATCH_BYTES`] of
 //! record text the builders become a `RecordBatch` handed to the `ArrowWriter`, which encodes
 //! and compresses it into its in-memory row group at once. So memory holds at most one batch
