@@ -306,4 +306,20 @@ mod tests {
             .unwrap_err()
             .contains("jsonl, csv or parquet"));
     }
+
+    #[test]
+    fn factory_builds_every_format_and_needs_a_schema_for_columns() {
+        let schema = schema::Schema::infer([r#"{"a":1}"#]).unwrap();
+        for format in Format::ALL {
+            let options = EncodeOptions::new(format, None);
+            let mut enc = new_encoder(&options, Some(&schema)).unwrap();
+            enc.write_record(r#"{"a":2}"#).unwrap();
+            assert_eq!(enc.rows(), 1);
+            assert!(!enc.finish().unwrap().is_empty());
+            let without = new_encoder(&options, None);
+            assert_eq!(without.is_ok(), format == Format::Jsonl, "{format}");
+        }
+        let bad = EncodeOptions::new(Format::Csv, Some(Compression::Snappy));
+        assert!(new_encoder(&bad, Some(&schema)).is_err());
+    }
 }
