@@ -13,6 +13,7 @@ pub mod compress;
 pub mod csv;
 pub mod jsonl;
 pub mod parquet;
+mod record;
 pub mod schema;
 
 use serde::{Deserialize, Serialize};
@@ -234,7 +235,35 @@ pub trait Encoder: Send {
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError>;
 }
 
+/// The encoder for `options`: jsonl needs no schema, csv and parquet need one (see
+/// [`schema::Schema::infer`]).
+pub fn new_encoder(
+    options: &EncodeOptions,
+    schema: Option<&schema::Schema>,
+) -> Result<Box<dyn Encoder>, EncodeError> {
+    options.validate()?;
+    let level = options.level_or_default();
+    let need_schema = || {
+        schema
+            .ok_or_else(|| EncodeError::Schema(format!("{} chunks need a schema", options.format)))
+    };
+    Ok(match options.format {
+        Format::Jsonl => Box::new(jsonl::JsonlEncoder::new(options.compression, level)?),
+        Format::Csv => Box::new(csv::CsvEncoder::new(
+            need_schema()?,
+            options.compression,
+            level,
+        )?),
+        Format::Parquet => Box::new(parquet::ParquetEncoder::new(
+            need_schema()?,
+            options.compression,
+            level,
+        )?),
+    })
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -276,5 +305,21 @@ mod tests {
             .parse::<Format>()
             .unwrap_err()
             .contains("jsonl, csv or parquet"));
+    }
+
+    #[test]
+    fn factory_builds_every_format_and_needs_a_schema_for_columns() {
+        let schema = schema::Schema::infer([r#"{"a":1}"#]).unwrap();
+        for format in Format::ALL {
+            let options = EncodeOptions::new(format, None);
+            let mut enc = new_encoder(&options, Some(&schema)).unwrap();
+            enc.write_record(r#"{"a":2}"#).unwrap();
+            assert_eq!(enc.rows(), 1);
+            assert!(!enc.finish().unwrap().is_empty());
+            let without = new_encoder(&options, None);
+            assert_eq!(without.is_ok(), format == Format::Jsonl, "{format}");
+        }
+        let bad = EncodeOptions::new(Format::Csv, Some(Compression::Snappy));
+        assert!(new_encoder(&bad, Some(&schema)).is_err());
     }
 }
