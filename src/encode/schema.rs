@@ -102,16 +102,15 @@ impl FieldKind {
 struct Candidate {
     name: String,
     kind: Option<FieldKind>,
-    nullable: bool,
-    /// The last record (1-based, 0 = never) that had the field, to spot records without it.
-    seen_in: u64,
 }
 
 impl Schema {
     /// Infer a schema from records (each the raw text of one JSON object). Fields appear in
-    /// the order first seen; a field missing from some record, or `null` in one, is nullable;
-    /// a field only ever `null` is a nullable `Utf8`. No records is an error: there is
-    /// nothing to base the columns on.
+    /// the order first seen; a field only ever `null` is `Utf8`. Every inferred column is
+    /// nullable: the first page cannot prove that a field is never null or absent, and an API
+    /// that omits a field on page 400 must not fail the night's run (a pinned schema can still
+    /// declare a column non-null). No records is an error: there is nothing to base the
+    /// columns on.
     pub fn infer<'a>(records: impl IntoIterator<Item = &'a str>) -> Result<Schema, EncodeError> {
         let mut fields: Vec<Candidate> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
@@ -119,8 +118,6 @@ impl Schema {
         for record in records {
             let record_no = count;
             count += 1;
-            // Read by `count` (1-based) so the initial 0 means "never seen".
-            let this = count;
             for_each_field(record_no, record, |name, raw| {
                 let kind = FieldKind::of(JsonType::of(raw.get()));
                 let at = match index.get(name) {
@@ -130,25 +127,18 @@ impl Schema {
                         fields.push(Candidate {
                             name: name.to_owned(),
                             kind: None,
-                            // Missing from every record before this one.
-                            nullable: this > 1,
-                            seen_in: 0,
                         });
                         fields.len() - 1
                     }
                 };
                 let field = &mut fields[at];
-                field.seen_in = this;
                 match (field.kind, kind) {
-                    (_, None) => field.nullable = true,
+                    (_, None) => {}
                     (None, Some(k)) => field.kind = Some(k),
                     (Some(have), Some(k)) => field.kind = Some(have.widen(k)),
                 }
                 Ok(())
             })?;
-            for field in fields.iter_mut().filter(|f| f.seen_in != this) {
-                field.nullable = true;
-            }
         }
         if count == 0 {
             return Err(EncodeError::Schema(
@@ -161,7 +151,8 @@ impl Schema {
                 .map(|c| Field {
                     name: c.name,
                     kind: c.kind.unwrap_or(FieldKind::Utf8),
-                    nullable: c.nullable || c.kind.is_none(),
+                    // See the doc comment: observed non-null-ness is not a guarantee.
+                    nullable: true,
                 })
                 .collect(),
         })
@@ -299,21 +290,21 @@ mod tests {
                 "scalars",
                 vec![r#"{"b":true,"i":1,"f":1.5,"s":"x"}"#],
                 vec![
-                    f("b", Boolean, false),
-                    f("i", Int64, false),
-                    f("f", Float64, false),
-                    f("s", Utf8, false),
+                    f("b", Boolean, true),
+                    f("i", Int64, true),
+                    f("f", Float64, true),
+                    f("s", Utf8, true),
                 ],
             ),
             (
                 "int and float widen to float",
                 vec![r#"{"n":1}"#, r#"{"n":2.5}"#, r#"{"n":-3}"#],
-                vec![f("n", Float64, false)],
+                vec![f("n", Float64, true)],
             ),
             (
                 "integer beyond i64 is a float",
                 vec![r#"{"n":18446744073709551615}"#],
-                vec![f("n", Float64, false)],
+                vec![f("n", Float64, true)],
             ),
             (
                 "string with anything is utf8",
@@ -321,16 +312,12 @@ mod tests {
                     r#"{"a":1,"b":{"x":1},"c":true}"#,
                     r#"{"a":"1","b":"no","c":"yes"}"#,
                 ],
-                vec![
-                    f("a", Utf8, false),
-                    f("b", Utf8, false),
-                    f("c", Utf8, false),
-                ],
+                vec![f("a", Utf8, true), f("b", Utf8, true), f("c", Utf8, true)],
             ),
             (
                 "other mixes are utf8 too",
                 vec![r#"{"a":1,"b":[1]}"#, r#"{"a":false,"b":2}"#],
-                vec![f("a", Utf8, false), f("b", Utf8, false)],
+                vec![f("a", Utf8, true), f("b", Utf8, true)],
             ),
             (
                 "nested objects and arrays, even mixed, are json",
@@ -338,7 +325,7 @@ mod tests {
                     r#"{"o":{"x":1},"a":[1,"two",{"three":3}]}"#,
                     r#"{"o":[],"a":[[1],2]}"#,
                 ],
-                vec![f("o", Json, false), f("a", Json, false)],
+                vec![f("o", Json, true), f("a", Json, true)],
             ),
             (
                 "null, missing and null-only",
@@ -353,7 +340,7 @@ mod tests {
                 "first-seen order across records",
                 vec![r#"{"z":1}"#, r#"{"y":1,"z":2}"#, r#"{"x":1,"y":2,"z":3}"#],
                 vec![
-                    f("z", Int64, false),
+                    f("z", Int64, true),
                     f("y", Int64, true),
                     f("x", Int64, true),
                 ],
@@ -378,7 +365,7 @@ mod tests {
         assert!(arrow_json::reader::infer_json_schema_from_iterator(values).is_err());
         assert_eq!(
             Schema::infer(records).unwrap().fields,
-            vec![f("err", Utf8, false)]
+            vec![f("err", Utf8, true)]
         );
     }
 

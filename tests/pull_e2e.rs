@@ -1,0 +1,695 @@
+//! End to end: the real `gatelake` binary pulls from the local API Gateway emulator
+//! (`support/apigw.rs`) into Azurite (started by `scripts/test.sh`), and every record is read
+//! back from storage and compared with what the server served — for every pagination style
+//! in every format, each auth kind, throttling, and the failures a user must be told about.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use bytes::Bytes;
+use gatelake::sink::Sink;
+use serde_json::Value;
+use std::io::Read;
+use std::process::{Command, Output};
+use support::apigw::{self, ApiAuthCheck, ApiConfig, ApiGateway, LinkForm};
+use support::azurite::azurite;
+
+/// Run the binary off the async runtime (the emulator serves from this process meanwhile).
+async fn gatelake(args: Vec<String>, env: Vec<(String, String)>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GATELAKE_") || k.starts_with("AWS_") || k.starts_with("AZURE_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(&args)
+            .envs(env)
+            .env("AWS_EC2_METADATA_DISABLED", "true");
+        cmd.output().expect("run gatelake")
+    })
+    .await
+    .expect("join")
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn storage_env() -> Vec<(String, String)> {
+    vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".into(),
+        azurite().connection_string(),
+    )]
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The summary printed by `--output json`.
+fn summary(out: &Output) -> Value {
+    serde_json::from_str(text(&out.stdout).trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("gunzip");
+    out
+}
+
+/// Decode a stored chunk into JSON records, using the served record to interpret untyped
+/// cells (csv) and JSON-text columns (csv/parquet nested values).
+fn decode(format: &str, data: &[u8]) -> Vec<Value> {
+    match format {
+        "jsonl" => text(&gunzip(data))
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("jsonl line"))
+            .collect(),
+        "csv" => {
+            let raw = gunzip(data);
+            let mut reader = csv::Reader::from_reader(raw.as_slice());
+            let headers = reader.headers().expect("csv header").clone();
+            reader
+                .records()
+                .map(|row| {
+                    let row = row.expect("csv row");
+                    let map = headers
+                        .iter()
+                        .zip(row.iter())
+                        .map(|(h, v)| (h.to_string(), Value::String(v.to_string())))
+                        .collect();
+                    Value::Object(map)
+                })
+                .collect()
+        }
+        "parquet" => {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                Bytes::copy_from_slice(data),
+            )
+            .expect("parquet file")
+            .build()
+            .expect("parquet reader");
+            let mut out = Vec::new();
+            for batch in reader {
+                let batch = batch.expect("record batch");
+                let mut buf = Vec::new();
+                {
+                    let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
+                    w.write(&batch).expect("to json");
+                    w.finish().expect("finish json");
+                }
+                out.extend(
+                    text(&buf)
+                        .lines()
+                        .map(|l| serde_json::from_str::<Value>(l).expect("row json")),
+                );
+            }
+            out
+        }
+        other => panic!("unknown format {other}"),
+    }
+}
+
+/// Whether a stored value `got` represents the served value `want` in `format`.
+fn same(format: &str, want: &Value, got: Option<&Value>) -> bool {
+    let got_null = matches!(got, None | Some(Value::Null));
+    match (format, want) {
+        (_, Value::Null) => {
+            got_null || (format == "csv" && got == Some(&Value::String(String::new())))
+        }
+        ("jsonl", w) => got == Some(w),
+        ("csv", Value::String(w)) => got == Some(&Value::String(w.clone())),
+        ("csv", Value::Object(_) | Value::Array(_)) => {
+            got.and_then(Value::as_str)
+                .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                .as_ref()
+                == Some(want)
+        }
+        ("csv", w) => {
+            got.and_then(Value::as_str)
+                .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                .as_ref()
+                == Some(w)
+        }
+        ("parquet", Value::Object(_) | Value::Array(_)) => {
+            got.and_then(Value::as_str)
+                .and_then(|g| serde_json::from_str::<Value>(g).ok())
+                .as_ref()
+                == Some(want)
+        }
+        ("parquet", Value::Number(n)) if n.is_f64() => got.and_then(Value::as_f64) == n.as_f64(),
+        ("parquet", w) => got == Some(w),
+        _ => false,
+    }
+}
+
+/// Check that the run in `summary` holds exactly records `0..count` as served, in order, and
+/// that the manifest and `_SUCCESS` agree with the files.
+async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &str, count: u64) {
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+    assert_eq!(summary["rows"].as_u64(), Some(count), "{summary}");
+    let run = summary["run_id"].as_str().unwrap();
+    let run_dir = format!("{prefix}/{run}");
+    assert!(
+        sink.get(&format!("{run_dir}/_SUCCESS"))
+            .await
+            .unwrap()
+            .is_some(),
+        "no _SUCCESS"
+    );
+    let manifest: Value = serde_json::from_slice(
+        &sink
+            .get(&format!("{run_dir}/_manifest.json"))
+            .await
+            .unwrap()
+            .expect("manifest")
+            .data,
+    )
+    .unwrap();
+    assert_eq!(manifest["totals"]["rows"].as_u64(), Some(count));
+
+    let mut next = 0u64;
+    for file in manifest["files"].as_array().unwrap() {
+        let path = format!("{prefix}/{}", file["path"].as_str().unwrap());
+        let data = sink
+            .get(&path)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{path} missing"))
+            .data;
+        assert_eq!(file["bytes"].as_u64(), Some(data.len() as u64), "{path}");
+        use sha2::Digest;
+        assert_eq!(
+            file["sha256"].as_str().unwrap(),
+            hex::encode(sha2::Sha256::digest(&data)),
+            "{path}"
+        );
+        let rows = decode(format, &data);
+        assert_eq!(file["rows"].as_u64(), Some(rows.len() as u64), "{path}");
+        for row in rows {
+            let want = apigw::record(next);
+            for (key, value) in want.as_object().unwrap() {
+                assert!(
+                    same(format, value, row.get(key)),
+                    "{format} record {next} field {key}: served {value}, stored {:?}",
+                    row.get(key)
+                );
+            }
+            next += 1;
+        }
+    }
+    assert_eq!(next, count, "records read back");
+    // Nothing but the run's files, its manifest and marker under the run folder.
+    let listed = sink.list(&format!("{run_dir}/")).await.unwrap();
+    assert_eq!(
+        listed.len(),
+        manifest["files"].as_array().unwrap().len() + 2,
+        "{listed:?}"
+    );
+}
+
+/// How to pull each emulated pagination style.
+fn style_args(style: &str) -> (&'static str, Vec<String>) {
+    match style {
+        "cursor" => (
+            "/prod/cursor",
+            s(&[
+                "--paginate",
+                "cursor",
+                "--cursor-path",
+                "next_cursor",
+                "--records",
+                "items",
+            ]),
+        ),
+        "cursor-header" => (
+            "/prod/cursor-header",
+            s(&["--paginate", "cursor", "--cursor-header", "x-next-cursor"]),
+        ),
+        "next-link" => (
+            "/prod/next-link",
+            s(&[
+                "--paginate",
+                "next-link",
+                "--next-path",
+                "links.next",
+                "--records",
+                "data.rows",
+            ]),
+        ),
+        "link-header" => ("/prod/link-header", s(&["--paginate", "link-header"])),
+        "offset" => (
+            "/prod/offset",
+            s(&[
+                "--paginate",
+                "offset",
+                "--page-size",
+                "70",
+                "--records",
+                "items",
+                "--total-path",
+                "total",
+            ]),
+        ),
+        "page" => (
+            "/prod/page",
+            s(&[
+                "--paginate",
+                "page",
+                "--page-size-param",
+                "per_page",
+                "--page-size",
+                "70",
+                "--records",
+                "results",
+                "--has-more-path",
+                "has_more",
+            ]),
+        ),
+        other => panic!("unknown style {other}"),
+    }
+}
+
+async fn pull_style_in_every_format(style: &str, link_form: LinkForm) {
+    let records = 437; // not a multiple of any page size: the last page is short
+    let api = ApiGateway::start(ApiConfig {
+        records,
+        page_size: 50,
+        link_form,
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container(&format!("e2e-{style}")).await;
+    let (path, mut args) = style_args(style);
+    for format in ["jsonl", "csv", "parquet"] {
+        let prefix = format!("{style}/{format}");
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url(path),
+            "--format",
+            format,
+            "--chunk-rows",
+            "150",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        a.extend(["--dest".into(), azurite().dest_url(&container, &prefix)]);
+        a.append(&mut args.clone());
+        let out = gatelake(a, storage_env()).await;
+        assert!(
+            out.status.success(),
+            "{style} {format}: {}",
+            text(&out.stderr)
+        );
+        let summary = summary(&out);
+        // Whole pages only: every chunk but the last holds a multiple of the page size.
+        let files = summary["files"].as_array().unwrap();
+        assert!(
+            files.len() >= 2,
+            "{style} {format}: expected rotation, got {summary}"
+        );
+        assert_landed(&sink, &prefix, &summary, format, records).await;
+    }
+    args.clear();
+}
+
+#[tokio::test]
+async fn cursor_in_body() {
+    pull_style_in_every_format("cursor", LinkForm::Absolute).await;
+}
+
+#[tokio::test]
+async fn cursor_in_header() {
+    pull_style_in_every_format("cursor-header", LinkForm::Absolute).await;
+}
+
+#[tokio::test]
+async fn next_link_absolute() {
+    pull_style_in_every_format("next-link", LinkForm::Absolute).await;
+}
+
+#[tokio::test]
+async fn next_link_relative() {
+    pull_style_in_every_format("next-link", LinkForm::Relative).await;
+}
+
+#[tokio::test]
+async fn link_header() {
+    pull_style_in_every_format("link-header", LinkForm::Relative).await;
+}
+
+#[tokio::test]
+async fn offset_limit() {
+    pull_style_in_every_format("offset", LinkForm::Absolute).await;
+}
+
+#[tokio::test]
+async fn page_number() {
+    pull_style_in_every_format("page", LinkForm::Absolute).await;
+}
+
+/// One auth kind: a pull that must succeed, and one with a wrong credential that must fail
+/// with exit code 3 and the given hint.
+async fn auth_case(
+    check: ApiAuthCheck,
+    good: Vec<(&str, &str)>,
+    bad: Vec<(&str, &str)>,
+    extra: &[&str],
+    hint: &str,
+) {
+    let api = ApiGateway::start(ApiConfig {
+        records: 120,
+        auth: check,
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-auth").await;
+    let args = |prefix: &str| {
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "--dest",
+        ]);
+        a.push(azurite().dest_url(&container, prefix));
+        a.extend(s(extra));
+        a
+    };
+    let env = |pairs: &[(&str, &str)]| {
+        let mut e = storage_env();
+        e.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        e
+    };
+    let out = gatelake(args("good"), env(&good)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_landed(&sink, "good", &summary(&out), "jsonl", 120).await;
+    for (_, secret) in &good {
+        assert!(
+            !text(&out.stdout).contains(secret) && !text(&out.stderr).contains(secret),
+            "secret leaked"
+        );
+    }
+
+    let out = gatelake(args("bad"), env(&bad)).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = summary(&out);
+    assert_eq!(err["error_kind"], "auth");
+    assert!(err["error"].as_str().unwrap().contains(hint), "{err}");
+    assert!(sink
+        .list("bad/")
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| !o.path.ends_with("_SUCCESS")));
+}
+
+#[tokio::test]
+async fn api_key_auth() {
+    auth_case(
+        ApiAuthCheck::ApiKey("k-3f9a".into()),
+        vec![("GATELAKE_API_KEY", "k-3f9a")],
+        vec![("GATELAKE_API_KEY", "wrong")],
+        &["--api-auth", "api-key"],
+        "usage plan",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bearer_auth() {
+    auth_case(
+        ApiAuthCheck::Bearer("tok-77".into()),
+        vec![("GATELAKE_BEARER_TOKEN", "tok-77")],
+        vec![("GATELAKE_BEARER_TOKEN", "expired")],
+        &["--api-auth", "bearer"],
+        "bearer token was rejected",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn iam_sigv4_auth_with_session_token() {
+    auth_case(
+        ApiAuthCheck::SigV4 {
+            access_key: "AKIDGATELAKETEST".into(),
+            secret_key: "s3cr3t/Key+example".into(),
+            session_token: Some("session-token-xyz".into()),
+            region: "eu-north-1".into(),
+        },
+        vec![
+            ("AWS_ACCESS_KEY_ID", "AKIDGATELAKETEST"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t/Key+example"),
+            ("AWS_SESSION_TOKEN", "session-token-xyz"),
+        ],
+        vec![
+            ("AWS_ACCESS_KEY_ID", "AKIDGATELAKETEST"),
+            ("AWS_SECRET_ACCESS_KEY", "wrong-secret"),
+            ("AWS_SESSION_TOKEN", "session-token-xyz"),
+        ],
+        &["--api-auth", "iam", "--region", "eu-north-1"],
+        "secret key",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn throttling_and_transient_errors_are_retried() {
+    let mut fail_first_n = std::collections::HashMap::new();
+    fail_first_n.insert(2, 2);
+    let api = ApiGateway::start(ApiConfig {
+        records: 400,
+        throttle_every: Some(3),
+        fail_first_n,
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-retry").await;
+    let (path, args) = style_args("cursor");
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url(path),
+        "--output",
+        "json",
+        "--progress",
+        "plain",
+        "--dest",
+    ]);
+    a.push(azurite().dest_url(&container, "t"));
+    a.extend(args);
+    let out = gatelake(a, storage_env()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_landed(&sink, "t", &summary(&out), "jsonl", 400).await;
+    let throttled = api.requests().len();
+    assert!(
+        throttled > 4 + 2,
+        "expected retried requests, saw {throttled}"
+    );
+    assert!(
+        text(&out.stderr).contains("429 throttled"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn hostile_next_link_is_never_requested() {
+    // A second server on another loopback address plays the attacker's host.
+    let attacker = tokio::net::TcpListener::bind("127.0.0.2:0")
+        .await
+        .expect("bind 127.0.0.2");
+    let attacker_addr = attacker.local_addr().unwrap();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let h = hits.clone();
+    let accept = tokio::spawn(async move {
+        while let Ok((_sock, _)) = attacker.accept().await {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let api = ApiGateway::start(ApiConfig {
+        records: 300,
+        auth: ApiAuthCheck::ApiKey("k".into()),
+        hostile_next: Some(format!("http://{attacker_addr}/steal?x=1")),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-hostile").await;
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/next-link"),
+        "--paginate",
+        "next-link",
+        "--next-path",
+        "links.next",
+        "--records",
+        "data.rows",
+        "--api-auth",
+        "api-key",
+        "--output",
+        "json",
+        "--progress",
+        "none",
+        "--dest",
+    ]);
+    a.push(azurite().dest_url(&container, "h"));
+    let mut env = storage_env();
+    env.push(("GATELAKE_API_KEY".into(), "k".into()));
+    let out = gatelake(a, env).await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("refusing to follow") && err.contains(&attacker_addr.to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the foreign host received a connection"
+    );
+    assert_eq!(api.requests().len(), 1, "only the first page was requested");
+    assert!(sink
+        .list("h/")
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| !o.path.ends_with("_SUCCESS")));
+    accept.abort();
+}
+
+#[tokio::test]
+async fn bad_pages_and_records_paths_fail_clearly() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 300,
+        malformed_page: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-bad").await;
+    let run = |extra: Vec<String>, prefix: &'static str| {
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "--dest",
+        ]);
+        a.push(azurite().dest_url(&container, prefix));
+        a.extend(extra);
+        gatelake(a, storage_env())
+    };
+    let out = run(s(&["--records", "items"]), "malformed").await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("page 3") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    assert!(sink
+        .list("malformed/")
+        .await
+        .unwrap()
+        .iter()
+        .all(|o| !o.path.ends_with("_SUCCESS")));
+
+    let out = run(s(&["--records", "rows"]), "nomatch").await;
+    assert_eq!(out.status.code(), Some(4));
+    let err = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("'rows' matched nothing") && err.contains("items, next_cursor"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn storage_failures_name_the_fix() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 50,
+        ..Default::default()
+    })
+    .await;
+    let base = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/cursor"),
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--records",
+        "items",
+        "--output",
+        "json",
+        "--progress",
+        "none",
+        "--dest",
+    ]);
+
+    let mut a = base.clone();
+    a.push(azurite().dest_url("no-such-container-e2e", "x"));
+    let out = gatelake(a, storage_env()).await;
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let err = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("does not exist") && err.contains("az storage container create"),
+        "{err}"
+    );
+    assert_eq!(
+        api.requests().len(),
+        0,
+        "no page is fetched when the destination is unusable"
+    );
+
+    // The same pull with --create-container creates it and lands the records.
+    let fresh = format!("e2e-created-{}", std::process::id());
+    let mut a = base.clone();
+    a.push(azurite().dest_url(&fresh, "x"));
+    a.push("--create-container".into());
+    let out = gatelake(a, storage_env()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 50);
+
+    let (container, _sink) = azurite().new_container("e2e-key").await;
+    let mut a = base.clone();
+    a.push(azurite().dest_url(&container, "x"));
+    let bad_key = azurite().connection_string().replace(
+        azurite().key,
+        "d3JvbmcgYWNjb3VudCBrZXkgZm9yIGF6dXJpdGUgdGVzdHMgb25seSE=",
+    );
+    let out = gatelake(a, vec![("AZURE_STORAGE_CONNECTION_STRING".into(), bad_key)]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        !text(&out.stderr).contains("d3JvbmcgYWNjb3VudCBrZXk"),
+        "the key leaked"
+    );
+}
