@@ -29,7 +29,7 @@ BIN="$ROOT/target/release/gatelake"
 
 install_azurite
 start_azurite
-export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tOLbWZbnZvp8gyjqGUBzLmAeLXCSwANQ==;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"
+export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"
 
 # The demo API in its own process, so its JSON generation does not share the pull's CPU time.
 "$BIN" demo --serve-only --records "$RECORDS" --page-size 500 >"$LOGS/demo-url" 2>"$LOGS/demo.log" &

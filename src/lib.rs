@@ -21,3 +21,4 @@ pub mod report;
 pub mod secret;
 pub mod sink;
 pub mod source;
+pub mod state;

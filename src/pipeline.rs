@@ -408,29 +408,37 @@ async fn upload_stage(
         files.push(file);
         Ok(())
     };
-    while let Some(chunk) = chunks.recv().await {
-        while in_flight.len() >= concurrency {
-            if let Some(joined) = in_flight.join_next().await {
+    let mut more = true;
+    while more {
+        // Report each upload as soon as it completes, and take a new chunk only while a slot
+        // is free (so at most `concurrency` chunks are held here).
+        tokio::select! {
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
                 collect(joined, &mut files)?;
             }
+            received = chunks.recv(), if in_flight.len() < concurrency => match received {
+                Some(chunk) => {
+                    let sink = sink.clone();
+                    let path = join_path(&[&run_id, &format!("part-{:05}.{extension}", chunk.seq)]);
+                    in_flight.spawn(async move {
+                        let bytes = chunk.data.len() as u64;
+                        // Overwrite: a chunk's name is deterministic, and a leftover of an
+                        // interrupted attempt at the same chunk must be replaced, not kept.
+                        let put = sink.put(&path, chunk.data, PutMode::Overwrite).await?;
+                        Ok(ManifestFile {
+                            path,
+                            url: put.url,
+                            seq: chunk.seq,
+                            rows: chunk.rows,
+                            bytes,
+                            raw_bytes: chunk.raw_bytes,
+                            sha256: chunk.sha256,
+                        })
+                    });
+                }
+                None => more = false,
+            },
         }
-        let sink = sink.clone();
-        let path = join_path(&[&run_id, &format!("part-{:05}.{extension}", chunk.seq)]);
-        in_flight.spawn(async move {
-            let bytes = chunk.data.len() as u64;
-            // Overwrite: a chunk's name is deterministic, and a leftover of an interrupted
-            // attempt at the same chunk must be replaced, not kept.
-            let put = sink.put(&path, chunk.data, PutMode::Overwrite).await?;
-            Ok(ManifestFile {
-                path,
-                url: put.url,
-                seq: chunk.seq,
-                rows: chunk.rows,
-                bytes,
-                raw_bytes: chunk.raw_bytes,
-                sha256: chunk.sha256,
-            })
-        });
     }
     while let Some(joined) = in_flight.join_next().await {
         collect(joined, &mut files)?;
@@ -442,6 +450,86 @@ async fn upload_stage(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ApiAuth, OutputConfig, RetryPolicy, SourceConfig};
+    use crate::encode::{EncodeOptions, Format};
+    use crate::sink::local::LocalSink;
+    use crate::source::paginate::{CursorSource, Pagination, PaginationConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// On the last page, waits (up to 5 s) for chunk 0's commit to have been reported: it
+    /// must be, because that upload finished long before. Notes when it was not.
+    #[derive(Default)]
+    struct Probe {
+        first_commit: AtomicBool,
+        waited_in_vain: AtomicBool,
+    }
+
+    impl Reporter for Probe {
+        fn report(&self, event: Event) {
+            match event {
+                Event::ChunkCommitted { seq: 0, .. } => {
+                    self.first_commit.store(true, Ordering::SeqCst)
+                }
+                Event::PageFetched { page: 3, .. } => {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                    while !self.first_commit.load(Ordering::SeqCst)
+                        && std::time::Instant::now() < deadline
+                    {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    if !self.first_commit.load(Ordering::SeqCst) {
+                        self.waited_in_vain.store(true, Ordering::SeqCst);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // Two workers: the probe blocks the fetch task's thread while the upload side runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn commits_are_reported_as_uploads_finish_not_at_the_end() {
+        let api = crate::demo::DemoApi::start(300, 100).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(LocalSink::new(dir.path()));
+        let probe = Arc::new(Probe::default());
+        let config = PullConfig {
+            job: "t".into(),
+            source: SourceConfig {
+                url: Url::parse(&api.url()).unwrap(),
+                pagination: Pagination {
+                    style: PaginationConfig::Cursor {
+                        source: CursorSource::Body("next_cursor".into()),
+                        param: "cursor".into(),
+                    },
+                    stop: Default::default(),
+                },
+                records_path: "items".into(),
+                auth: ApiAuth::None,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(10),
+                retry: RetryPolicy::default(),
+                max_pages: None,
+                max_page_bytes: 1 << 20,
+            },
+            output: OutputConfig {
+                encode: EncodeOptions::new(Format::Jsonl, None),
+                chunk_bytes: 1 << 30,
+                chunk_rows: Some(100),
+            },
+            upload_concurrency: 4,
+        };
+        let http = crate::http::client(&Default::default()).unwrap();
+        let client = ApiClient::new(&config.source, http, None).await.unwrap();
+        let summary = run(&config, sink, client, probe.clone()).await.unwrap();
+        assert_eq!(summary.rows, 300);
+        assert_eq!(summary.files.len(), 3);
+        assert!(
+            !probe.waited_in_vain.load(Ordering::SeqCst),
+            "chunk 0's commit was only reported after the listing ended"
+        );
+    }
 
     #[test]
     fn run_ids_sort_by_time() {

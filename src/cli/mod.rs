@@ -60,7 +60,8 @@ fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "gatelake=debug,info",
-        _ => "trace",
+        // Only our own modules: other crates' trace output can include request headers.
+        _ => "gatelake=trace,info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GATELAKE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
