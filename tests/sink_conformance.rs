@@ -14,7 +14,8 @@ use bytes::Bytes;
 use gatelake::secret::Secret;
 use gatelake::sink::azure::{auth, AzureLocation, AzureSink, StorageCredential};
 use gatelake::sink::local::LocalSink;
-use gatelake::sink::{ETag, PutMode, Sink, SinkError};
+use gatelake::sink::{ETag, LockHolder, PutMode, Sink, SinkError};
+use gatelake::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
 use std::any::Any;
 use std::sync::Arc;
 use support::azurite::azurite;
@@ -448,6 +449,118 @@ async fn dot_segments_are_rejected(b: Backend) {
     );
 }
 
+async fn lock_is_exclusive_names_the_holder_and_releases(b: Backend) {
+    let first = LockHolder {
+        host: "host-a".into(),
+        pid: 4242,
+        job: "orders".into(),
+        since: "2026-11-24T23:00:00Z".into(),
+    };
+    let second = LockHolder {
+        host: "host-b".into(),
+        pid: 7,
+        ..first.clone()
+    };
+    let held = b.sink.lock("_state/lock", &first).await.unwrap();
+    let err = b.sink.lock("_state/lock", &second).await.unwrap_err();
+    match &err {
+        SinkError::Busy { holder, .. } => {
+            assert!(
+                holder.contains("4242") && holder.contains("host-a"),
+                "{holder}"
+            )
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert!(
+        err.to_string().contains("Wait for that run to finish"),
+        "{err}"
+    );
+    held.release().await.unwrap();
+    let again = b.sink.lock("_state/lock", &second).await.unwrap();
+    again.release().await.unwrap();
+}
+
+fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
+    Checkpoint {
+        version: CHECKPOINT_VERSION,
+        job: "orders".into(),
+        run_id: run.into(),
+        status: RunStatus::Running,
+        source_url: "https://api.example.com/prod/orders".into(),
+        next_seq,
+        next_request: Some(format!(
+            "https://api.example.com/prod/orders?cursor={next_seq}"
+        )),
+        pages: next_seq,
+        files: vec![],
+        schema: None,
+        first_request: None,
+        since: None,
+        watermark: None,
+        started_at: "2026-11-24T23:00:00Z".into(),
+        updated_at: "2026-11-24T23:00:00Z".into(),
+    }
+}
+
+async fn checkpoint_store_detects_a_lost_race(b: Backend) {
+    let mut mine = CheckpointStore::new(b.sink.clone());
+    assert!(mine.load().await.unwrap().is_none());
+    mine.save(&checkpoint("r1", 1)).await.unwrap();
+    mine.save(&checkpoint("r1", 2)).await.unwrap();
+
+    // Another writer reads and advances it.
+    let mut theirs = CheckpointStore::new(b.sink.clone());
+    assert_eq!(theirs.load().await.unwrap().unwrap().next_seq, 2);
+    theirs.save(&checkpoint("r1", 3)).await.unwrap();
+
+    // Our next write must not overwrite theirs.
+    let err = mine.save(&checkpoint("r1", 4)).await.unwrap_err();
+    assert!(matches!(err, StateError::LostRace { .. }), "{err:?}");
+    assert_eq!(theirs.load().await.unwrap().unwrap().next_seq, 3);
+
+    // A store that never read one may not create over an existing checkpoint.
+    let mut fresh = CheckpointStore::new(b.sink.clone());
+    let err = fresh.save(&checkpoint("r2", 0)).await.unwrap_err();
+    assert!(matches!(err, StateError::LostRace { .. }), "{err:?}");
+
+    // Writing what is already stored (a retried write that had landed) is not a conflict.
+    let mut retry = CheckpointStore::new(b.sink.clone());
+    retry.save(&checkpoint("r1", 3)).await.unwrap();
+}
+
+async fn checkpoint_of_unknown_version_is_refused(b: Backend) {
+    b.sink
+        .put(
+            "_state/checkpoint.json",
+            Bytes::from_static(br#"{"version": 99, "run_id": "x"}"#),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let err = CheckpointStore::new(b.sink.clone())
+        .load()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StateError::Version { found: 99, .. }),
+        "{err:?}"
+    );
+    b.sink
+        .put(
+            "_state/checkpoint.json",
+            Bytes::from_static(b"{not json"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let err = CheckpointStore::new(b.sink.clone())
+        .load()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Move it aside"), "{err}");
+}
+
 /// Instantiate every check for one backend.
 macro_rules! conformance {
     ($backend:ident, $make:ident) => {
@@ -466,7 +579,10 @@ macro_rules! conformance {
                 large_object_round_trips_byte_exact,
                 concurrent_creates_have_exactly_one_winner,
                 urls_carry_no_secret,
-                dot_segments_are_rejected
+                dot_segments_are_rejected,
+                lock_is_exclusive_names_the_holder_and_releases,
+                checkpoint_store_detects_a_lost_race,
+                checkpoint_of_unknown_version_is_refused
             );
         }
     };

@@ -6,7 +6,10 @@
 //! Conditional updates are serialised inside this process by a mutex; between processes the
 //! job lock (a later addition, an OS file lock) keeps a single writer per job.
 
-use super::{join_path, ETag, GetResult, ObjectMeta, PutMode, PutResult, Sink, SinkError};
+use super::{
+    join_path, ETag, GetResult, LockGuard, LockHolder, ObjectMeta, PutMode, PutResult, Sink,
+    SinkError,
+};
 use async_trait::async_trait;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -257,6 +260,62 @@ impl Sink for LocalSink {
         })
         .await
     }
+
+    async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError> {
+        let target = self.path_of(path)?;
+        let url = self.url_of(path);
+        let holder = holder.clone();
+        let lock = blocking(move || lock_blocking(&target, &holder, url)).await?;
+        Ok(Box::new(lock))
+    }
+}
+
+/// An OS file lock (`flock`) on the lock file, held by keeping the file open: the operating
+/// system releases it when the process ends, however it ends.
+#[derive(Debug)]
+struct LocalLock {
+    file: std::fs::File,
+}
+
+#[async_trait]
+impl LockGuard for LocalLock {
+    async fn release(self: Box<Self>) -> Result<(), SinkError> {
+        // Closing the file releases the lock as well; unlocking first makes it immediate.
+        let _ = self.file.unlock();
+        Ok(())
+    }
+}
+
+fn lock_blocking(target: &Path, holder: &LockHolder, url: String) -> Result<LocalLock, SinkError> {
+    use std::io::{Read, Seek};
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(target)
+        .map_err(|e| io_err(target, e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut bytes = Vec::new();
+            let _ = file.read_to_end(&mut bytes);
+            return Err(SinkError::Busy {
+                url,
+                holder: LockHolder::describe(&bytes),
+                hint: "; the lock is released as soon as that process exits".into(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(target, e)),
+    }
+    let json = serde_json::to_vec(holder).unwrap_or_default();
+    file.set_len(0).map_err(|e| io_err(target, e))?;
+    file.rewind().map_err(|e| io_err(target, e))?;
+    file.write_all(&json).map_err(|e| io_err(target, e))?;
+    Ok(LocalLock { file })
 }
 
 fn absolute(p: &Path) -> PathBuf {

@@ -104,6 +104,68 @@ pub enum SinkError {
 
     #[error("storage credentials: {0}")]
     Credentials(String),
+
+    #[error(
+        "the job is locked by another run: {holder} ({url}). Wait for that run to finish{hint}"
+    )]
+    Busy {
+        url: String,
+        holder: String,
+        hint: String,
+    },
+}
+
+/// Who holds a job's lock: written into the lock object so that a second run can say whom
+/// it is waiting for. Names only, no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LockHolder {
+    pub host: String,
+    pub pid: u32,
+    pub job: String,
+    /// RFC 3339 time the lock was taken.
+    pub since: String,
+}
+
+impl LockHolder {
+    /// This process, for `job`.
+    pub fn this_process(job: &str) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown host".into());
+        let since = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Self {
+            host,
+            pid: std::process::id(),
+            job: job.to_string(),
+            since,
+        }
+    }
+
+    /// A description of the holder from the lock object's bytes.
+    pub fn describe(bytes: &[u8]) -> String {
+        match serde_json::from_slice::<LockHolder>(bytes) {
+            Ok(h) => format!(
+                "process {} on {} (job {}, since {})",
+                h.pid, h.host, h.job, h.since
+            ),
+            Err(_) => "an unknown process".into(),
+        }
+    }
+}
+
+/// A held job lock. Dropping it without `release` leaves the lock to expire on its own (a
+/// lease runs out; a file lock ends with the process).
+#[async_trait]
+pub trait LockGuard: Send + Sync + std::fmt::Debug {
+    async fn release(self: Box<Self>) -> Result<(), SinkError>;
 }
 
 /// The storage seam. Implementations are cheap to share (`Arc<dyn Sink>`) and safe to call
@@ -136,6 +198,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 
     /// Remove the object at `path`; removing a missing object is not an error.
     async fn delete(&self, path: &str) -> Result<(), SinkError>;
+
+    /// Take the exclusive lock `path` for `holder`, held until released (renewed in the
+    /// background where it is a lease). Fails at once with [`SinkError::Busy`], naming the
+    /// holder, when another run holds it.
+    async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError>;
 }
 
 /// Open the destination `dest`: an Azure URL (`abfss://`, `https://`, or the emulator's
