@@ -1,8 +1,10 @@
-//! One pull, from the first request to `_SUCCESS`. Three stages run at once, joined by
-//! bounded channels:
+//! One pull, from the job's lock to `_SUCCESS`, resumable at every chunk. Three stages run at
+//! once, joined by bounded channels:
 //!
 //! ```text
 //! fetch (async)  ──pages (cap 4)──►  encode (blocking thread)  ──chunks (cap 2)──►  upload (async, N at once)
+//!                                                                                       │
+//!                                                        checkpoint (after each contiguous commit)
 //! ```
 //!
 //! - The fetch stage asks for the next page as soon as the current page's next request is
@@ -11,11 +13,14 @@
 //! - The bounded channels are the backpressure: when compression or upload is the slow
 //!   stage, fetch waits, and memory stays at a few pages plus a few chunks however large the
 //!   pull is.
+//! - Every chunk carries its resume point: the request after its last page. Chunks upload in
+//!   parallel, but the checkpoint only advances over the contiguous prefix of committed
+//!   chunks, so whatever is killed, the checkpoint names a request from which resuming loses
+//!   and repeats nothing: pages before it are in committed chunks, pages after it are not.
 //! - A stage whose downstream has gone away stops quietly; only the stage that actually failed
 //!   reports an error, so the user sees the cause, not its echoes.
-//! - The last, partial chunk is written only when the fetch stage says the listing ended, so
-//!   a failed run never writes a chunk it did not finish. A run without `_SUCCESS` is not
-//!   complete, and readers that wait for `_SUCCESS` never see it.
+//! - The last, partial chunk is written only when the fetch stage says the listing ended; a
+//!   stop (Ctrl-C, an error) abandons it, and a resumed run fetches its pages again.
 
 use crate::config::PullConfig;
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
@@ -25,15 +30,20 @@ use crate::load::manifest::{Manifest, ManifestFile, ManifestSource, MANIFEST_VER
 use crate::load::{MANIFEST, SUCCESS_MARKER};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
-use crate::sink::{join_path, PutMode, Sink, SinkError};
+use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{next_request, PageView, PaginateError, Paginator};
+use crate::state::checkpoint::{restore_url, save_url};
+use crate::state::{
+    Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION, LOCK_PATH,
+};
 use bytes::Bytes;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -43,6 +53,8 @@ pub struct RunSummary {
     pub status: &'static str,
     pub job: String,
     pub run_id: String,
+    /// Whether this invocation resumed an interrupted run.
+    pub resumed: bool,
     /// The run's folder (redacted URL).
     pub destination: String,
     pub manifest_url: String,
@@ -53,6 +65,7 @@ pub struct RunSummary {
     /// Bytes of record JSON received.
     pub raw_bytes: u64,
     pub files: Vec<ManifestFile>,
+    /// Seconds this invocation took.
     pub seconds: f64,
 }
 
@@ -83,8 +96,70 @@ pub enum PullError {
     },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("the unfinished run {run_id} of this job pulled from {saved}, but this run is configured for {configured}. Run with the original settings to finish it, or pass --restart to discard it")]
+    SourceChanged {
+        run_id: String,
+        saved: String,
+        configured: String,
+    },
+    #[error("interrupted: run {run_id} stopped with {chunks} chunks ({rows} records) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
+    Interrupted {
+        run_id: String,
+        chunks: u64,
+        rows: u64,
+    },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Asks a running pull to stop at the next page boundary (Ctrl-C, SIGTERM). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StopSignal(watch::Receiver<bool>);
+
+/// The sending side of a [`StopSignal`].
+#[derive(Debug)]
+pub struct StopHandle(watch::Sender<bool>);
+
+impl StopSignal {
+    pub fn new() -> (StopHandle, StopSignal) {
+        let (tx, rx) = watch::channel(false);
+        (StopHandle(tx), StopSignal(rx))
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> StopSignal {
+        let (tx, rx) = watch::channel(false);
+        // Keeping the sender alive would be a leak per call; a dropped sender with `false`
+        // simply never reads as stopped.
+        drop(tx);
+        StopSignal(rx)
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once a stop is asked for (never, if the sender is gone without asking).
+    pub async fn stopped(&mut self) {
+        if self.0.wait_for(|s| *s).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Options of one invocation that are not part of the job's definition.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Discard an unfinished run (its files are removed) instead of resuming it.
+    pub restart: bool,
 }
 
 /// A new run id: UTC time to the second plus 16 random bits, so ids sort by start time and
@@ -103,24 +178,61 @@ fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
+fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// Where a resumed run picks up: the request after a chunk's last page.
+#[derive(Debug, Clone)]
+struct Resume {
+    /// The URL of the chunk's last page.
+    last_request: Url,
+    /// The request after it; `None` when the listing ended there.
+    next_request: Option<Url>,
+    /// Pages fetched up to and including the chunk's last page.
+    pages: u64,
+}
+
+// `End` is sent once per run: boxing every page to shrink it would cost an allocation per
+// page for nothing.
+#[allow(clippy::large_enum_variant)]
 enum PageMsg {
-    Page(ExtractedPage),
+    Page {
+        page: ExtractedPage,
+        number: u64,
+        url: Url,
+        next: Option<Url>,
+    },
     /// The listing ended normally: flush the last chunk.
     End,
 }
 
-struct FetchStats {
-    pages: u64,
-    first: Option<Url>,
-    last: Option<Url>,
+/// A finished chunk with what the checkpoint needs once it is committed.
+struct ReadyChunk {
+    chunk: FinishedChunk,
+    resume: Resume,
+    schema: Option<Schema>,
 }
 
-/// Run one pull into `sink` and write its manifest and `_SUCCESS`.
+/// The data-file name of chunk `seq`.
+fn part_name(seq: u64, extension: &str) -> String {
+    format!("part-{seq:05}.{extension}")
+}
+
+/// The sequence number of a data-file name (`part-00012.jsonl.gz` → 12).
+fn part_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.split('.').next()?.parse().ok()
+}
+
+/// Run one pull into `sink`: take the job's lock, resume or start a run, and finish it with
+/// its manifest and `_SUCCESS`.
 pub async fn run(
     config: &PullConfig,
     sink: Arc<dyn Sink>,
     client: ApiClient,
     reporter: Arc<dyn Reporter>,
+    options: &RunOptions,
+    stop: StopSignal,
 ) -> Result<RunSummary, PullError> {
     config
         .output
@@ -128,32 +240,131 @@ pub async fn run(
         .validate()
         .map_err(|e| PullError::Encode { seq: 0, source: e })?;
     sink.check().await?;
+    let lock = sink
+        .lock(LOCK_PATH, &LockHolder::this_process(&config.job))
+        .await?;
+    let outcome = run_locked(config, sink, client, reporter, options, stop).await;
+    if let Err(e) = lock.release().await {
+        tracing::warn!("{e}");
+    }
+    outcome
+}
 
+async fn run_locked(
+    config: &PullConfig,
+    sink: Arc<dyn Sink>,
+    client: ApiClient,
+    reporter: Arc<dyn Reporter>,
+    options: &RunOptions,
+    stop: StopSignal,
+) -> Result<RunSummary, PullError> {
     let started = Instant::now();
-    let started_at = time::OffsetDateTime::now_utc();
-    let run_id = new_run_id(started_at);
+    let mut store = CheckpointStore::new(sink.clone());
+    let extension = config.output.encode.extension();
+    let source_url = redact_url(&config.source.url);
+
+    let previous = store.load().await?;
+    let unfinished = previous
+        .as_ref()
+        .filter(|cp| cp.status == RunStatus::Running);
+    let (mut cp, resumed) = match unfinished {
+        Some(cp) if !options.restart => {
+            if cp.source_url != source_url {
+                return Err(PullError::SourceChanged {
+                    run_id: cp.run_id.clone(),
+                    saved: cp.source_url.clone(),
+                    configured: source_url,
+                });
+            }
+            remove_leftovers(sink.as_ref(), &cp.run_id, cp.next_seq, reporter.as_ref()).await?;
+            (cp.clone(), true)
+        }
+        _ => {
+            if let Some(old) = unfinished {
+                // --restart: the abandoned run's files go, so no reader mistakes them for data.
+                remove_leftovers(sink.as_ref(), &old.run_id, 0, reporter.as_ref()).await?;
+                reporter.report(Event::Warning {
+                    message: format!("--restart: discarded the unfinished run {}", old.run_id),
+                });
+            }
+            let paginator = config.source.pagination.paginator();
+            let first = paginator.first(&config.source.url);
+            let now = time::OffsetDateTime::now_utc();
+            let cp = Checkpoint {
+                version: CHECKPOINT_VERSION,
+                job: config.job.clone(),
+                run_id: new_run_id(now),
+                status: RunStatus::Running,
+                source_url: source_url.clone(),
+                next_seq: 0,
+                next_request: Some(save_url(&first)),
+                last_request: None,
+                pages: 0,
+                files: Vec::new(),
+                schema: None,
+                first_request: Some(save_url(&first)),
+                since: previous.as_ref().and_then(|p| match p.status {
+                    RunStatus::Complete => p.watermark.clone(),
+                    RunStatus::Running => p.since.clone(),
+                }),
+                watermark: None,
+                started_at: rfc3339(now),
+                updated_at: rfc3339(now),
+            };
+            // Saved before the first request: a run killed at any point after this resumes
+            // under the same id instead of leaving an orphan folder.
+            store.save(&cp).await?;
+            (cp, false)
+        }
+    };
+    let run_id = cp.run_id.clone();
     reporter.report(Event::RunStarted {
         run_id: run_id.clone(),
-        source: redact_url(&config.source.url),
+        source: source_url.clone(),
         destination: sink.url_of(&run_id),
+        resumed,
+        committed_chunks: cp.next_seq,
     });
 
-    let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
-    let (chunk_tx, chunk_rx) = mpsc::channel::<FinishedChunk>(2);
+    let start = match &cp.next_request {
+        Some(saved) => Some(restore_url(saved, &config.source.url).map_err(|reason| {
+            PullError::SourceChanged {
+                run_id: run_id.clone(),
+                saved: saved.clone(),
+                configured: format!("{source_url} ({reason})"),
+            }
+        })?),
+        None => None,
+    };
 
-    let fetch = fetch_stage(config, client, reporter.clone(), page_tx);
+    let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<ReadyChunk>(2);
+    let fetch = fetch_stage(
+        config,
+        client,
+        reporter.clone(),
+        page_tx,
+        start,
+        cp.pages,
+        stop.clone(),
+    );
     let encode = {
         let options = config.output.encode;
         let limits = ChunkLimits {
             max_bytes: config.output.chunk_bytes,
             max_rows: config.output.chunk_rows,
         };
-        tokio::task::spawn_blocking(move || encode_stage(options, limits, page_rx, chunk_tx))
+        let first_seq = cp.next_seq;
+        let schema = cp.schema.clone();
+        tokio::task::spawn_blocking(move || {
+            encode_stage(options, limits, first_seq, schema, page_rx, chunk_tx)
+        })
     };
     let upload = upload_stage(
         sink.clone(),
-        run_id.clone(),
-        config.output.encode.extension(),
+        &mut store,
+        &mut cp,
+        &extension,
         config.upload_concurrency.max(1),
         reporter.clone(),
         chunk_rx,
@@ -162,109 +373,169 @@ pub async fn run(
     let (fetched, encoded, uploaded) = tokio::join!(fetch, encode, upload);
     let encoded = encoded.map_err(|e| PullError::Internal(format!("encoder thread: {e}")))?;
     // The stage that failed is the cause; the others only saw a closed channel.
-    let stats = fetched?;
-    let schema = encoded?;
-    let files = uploaded?;
+    let ended = fetched?;
+    encoded?;
+    uploaded?;
+    if !ended {
+        return Err(PullError::Interrupted {
+            run_id,
+            chunks: cp.next_seq,
+            rows: cp.rows(),
+        });
+    }
 
-    let finished_at = time::OffsetDateTime::now_utc();
-    let manifest = Manifest {
-        manifest_version: MANIFEST_VERSION,
-        tool: concat!("gatelake ", env!("CARGO_PKG_VERSION")).to_string(),
-        job: config.job.clone(),
-        run_id: run_id.clone(),
-        source: ManifestSource {
-            url: redact_url(&config.source.url),
-            pagination: config.source.pagination.name().to_string(),
-            records_path: config.source.records_path.clone(),
-            auth: config.source.auth.kind().to_string(),
-            pages: stats.pages,
-            first_request: stats.first.as_ref().map(redact_url),
-            last_request: stats.last.as_ref().map(redact_url),
-        },
-        destination: sink.url_of(&run_id),
-        format: config.output.encode.format,
-        compression: config.output.encode.compression,
-        extension: config.output.encode.extension(),
-        schema,
-        totals: Manifest::totals_of(&files),
-        files,
-        started_at: rfc3339(started_at),
-        finished_at: rfc3339(finished_at),
-    };
-    let manifest_json = manifest
-        .to_json()
-        .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
-    let manifest_put = sink
-        .put(
-            &join_path(&[&run_id, MANIFEST]),
-            Bytes::from(manifest_json),
-            PutMode::Overwrite,
-        )
-        .await?;
-    sink.put(
-        &join_path(&[&run_id, SUCCESS_MARKER]),
-        Bytes::new(),
-        PutMode::Overwrite,
-    )
-    .await?;
-
+    let summary = finalize(config, sink.as_ref(), &mut store, &mut cp).await?;
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
-        rows: manifest.totals.rows,
-        files: manifest.totals.files,
-        bytes: manifest.totals.bytes,
+        rows: summary.totals.rows,
+        files: summary.totals.files,
+        bytes: summary.totals.bytes,
     });
     Ok(RunSummary {
         status: "succeeded",
         job: config.job.clone(),
         run_id,
-        destination: manifest.destination.clone(),
-        manifest_url: manifest_put.url,
-        pages: stats.pages,
-        rows: manifest.totals.rows,
-        bytes: manifest.totals.bytes,
-        raw_bytes: manifest.totals.raw_bytes,
-        files: manifest.files,
+        resumed,
+        destination: summary.destination.clone(),
+        manifest_url: sink.url_of(&join_path(&[&cp.run_id, MANIFEST])),
+        pages: cp.pages,
+        rows: summary.totals.rows,
+        bytes: summary.totals.bytes,
+        raw_bytes: summary.totals.raw_bytes,
+        files: summary.files,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Walk the pages: fetch, locate records, work out the next request, hand the page on.
+/// Remove a run's objects that no checkpoint vouches for: data files numbered `from_seq` or
+/// above (written by an interrupted attempt after its last checkpoint), or all of them.
+async fn remove_leftovers(
+    sink: &dyn Sink,
+    run_id: &str,
+    from_seq: u64,
+    reporter: &dyn Reporter,
+) -> Result<(), PullError> {
+    let mut removed = 0;
+    for object in sink.list(&format!("{run_id}/")).await? {
+        let name = object.path.rsplit('/').next().unwrap_or(&object.path);
+        let leftover = match part_seq(name) {
+            Some(seq) => seq >= from_seq,
+            // Manifest, marker and anything else: only when the whole run is discarded.
+            None => from_seq == 0,
+        };
+        if leftover {
+            sink.delete(&object.path).await?;
+            removed += 1;
+        }
+    }
+    if removed > 0 && from_seq > 0 {
+        reporter.report(Event::Warning {
+            message: format!("resuming run {run_id}: removed {removed} file(s) written after its last checkpoint"),
+        });
+    }
+    Ok(())
+}
+
+/// Write the manifest and `_SUCCESS`, then mark the checkpoint complete.
+async fn finalize(
+    config: &PullConfig,
+    sink: &dyn Sink,
+    store: &mut CheckpointStore,
+    cp: &mut Checkpoint,
+) -> Result<Manifest, PullError> {
+    let manifest = Manifest {
+        manifest_version: MANIFEST_VERSION,
+        tool: concat!("gatelake ", env!("CARGO_PKG_VERSION")).to_string(),
+        job: config.job.clone(),
+        run_id: cp.run_id.clone(),
+        source: ManifestSource {
+            url: cp.source_url.clone(),
+            pagination: config.source.pagination.name().to_string(),
+            records_path: config.source.records_path.clone(),
+            auth: config.source.auth.kind().to_string(),
+            pages: cp.pages,
+            first_request: cp.first_request.clone(),
+            last_request: cp.last_request.clone(),
+        },
+        destination: sink.url_of(&cp.run_id),
+        format: config.output.encode.format,
+        compression: config.output.encode.compression,
+        extension: config.output.encode.extension(),
+        schema: cp.schema.clone(),
+        totals: Manifest::totals_of(&cp.files),
+        files: cp.files.clone(),
+        started_at: cp.started_at.clone(),
+        finished_at: now_rfc3339(),
+    };
+    let json = manifest
+        .to_json()
+        .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
+    sink.put(
+        &join_path(&[&cp.run_id, MANIFEST]),
+        Bytes::from(json),
+        PutMode::Overwrite,
+    )
+    .await?;
+    sink.put(
+        &join_path(&[&cp.run_id, SUCCESS_MARKER]),
+        Bytes::new(),
+        PutMode::Overwrite,
+    )
+    .await?;
+    cp.status = RunStatus::Complete;
+    cp.updated_at = now_rfc3339();
+    store.save(cp).await?;
+    Ok(manifest)
+}
+
+/// Walk the pages from `start` (none: the listing already ended): fetch, locate records,
+/// work out the next request, hand the page on. Returns whether the listing ended (false:
+/// stopped by the signal or by a downstream failure).
 async fn fetch_stage(
     config: &PullConfig,
     client: ApiClient,
     reporter: Arc<dyn Reporter>,
     pages: mpsc::Sender<PageMsg>,
-) -> Result<FetchStats, PullError> {
+    start: Option<Url>,
+    pages_before: u64,
+    mut stop: StopSignal,
+) -> Result<bool, PullError> {
     let source = &config.source;
     let paginator: Arc<dyn Paginator> = Arc::from(source.pagination.paginator());
-    let stop = Arc::new(source.pagination.stop.clone());
+    let stop_rules = Arc::new(source.pagination.stop.clone());
     let origin = Arc::new(source.url.clone());
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
 
-    let mut url = paginator.first(&source.url);
-    let mut stats = FetchStats {
-        pages: 0,
-        first: Some(url.clone()),
-        last: None,
-    };
+    let mut next = start;
+    let mut page_no = pages_before;
+    // Records before this invocation are not counted: `total` rules on a resumed run compare
+    // against what this invocation saw, which only matters for totals crossing a resume.
     let mut records_so_far = 0u64;
-    loop {
-        let page_no = stats.pages + 1;
-        let fetched = client.fetch(&url, page_no, reporter.as_ref()).await?;
+    while let Some(url) = next.take() {
+        if source.max_pages.is_some_and(|m| page_no >= m) {
+            break;
+        }
+        if stop.is_stopped() {
+            return Ok(false);
+        }
+        page_no += 1;
+        let fetched = tokio::select! {
+            f = client.fetch(&url, page_no, reporter.as_ref()) => f?,
+            _ = stop.stopped() => return Ok(false),
+        };
         let shown = redact_url(&url);
         let body_len = fetched.body.len() as u64;
         // Parsing a page is CPU work: keep it off the async workers.
-        let (page, next) = {
+        let (page, page_next) = {
             let paginator = paginator.clone();
-            let stop = stop.clone();
+            let stop_rules = stop_rules.clone();
             let origin = origin.clone();
             let records_path = records_path.clone();
             tokio::task::spawn_blocking(move || {
                 locate(
                     fetched,
                     &*paginator,
-                    &stop,
+                    &stop_rules,
                     &origin,
                     &records_path,
                     records_so_far,
@@ -285,27 +556,26 @@ async fn fetch_stage(
                 source,
             },
         })?;
-        stats.pages = page_no;
-        stats.last = Some(url.clone());
         records_so_far += page.len() as u64;
         reporter.report(Event::PageFetched {
             page: page_no,
             records: page.len() as u64,
             bytes: body_len,
         });
-        if pages.send(PageMsg::Page(page)).await.is_err() {
+        let msg = PageMsg::Page {
+            page,
+            number: page_no,
+            url,
+            next: page_next.clone(),
+        };
+        if pages.send(msg).await.is_err() {
             // The encoder stopped; its error is the one to report.
-            return Ok(stats);
+            return Ok(false);
         }
-        let at_limit = source.max_pages.is_some_and(|m| page_no >= m);
-        match next {
-            Some(n) if !at_limit => url = n,
-            _ => break,
-        }
+        next = page_next;
     }
-    // Ignoring a send failure: a stopped encoder reports its own error.
-    let _ = pages.send(PageMsg::End).await;
-    Ok(stats)
+    // A failed send means the encoder stopped and reports its own error.
+    Ok(pages.send(PageMsg::End).await.is_ok())
 }
 
 enum LocateError {
@@ -345,87 +615,121 @@ fn locate(
     ))
 }
 
-/// Feed pages into the chunk writer; hand finished chunks on. Runs on a blocking thread.
+/// Feed pages into the chunk writer; hand finished chunks on with their resume points. Runs
+/// on a blocking thread.
 fn encode_stage(
     options: crate::encode::EncodeOptions,
     limits: ChunkLimits,
+    first_seq: u64,
+    schema: Option<Schema>,
     mut pages: mpsc::Receiver<PageMsg>,
-    chunks: mpsc::Sender<FinishedChunk>,
-) -> Result<Option<Schema>, PullError> {
-    let mut writer = ChunkWriter::new(options, limits, 0, None)
-        .map_err(|source| PullError::Encode { seq: 0, source })?;
-    let mut seq = 0u64;
+    chunks: mpsc::Sender<ReadyChunk>,
+) -> Result<(), PullError> {
+    let mut writer = ChunkWriter::new(options, limits, first_seq, schema).map_err(|source| {
+        PullError::Encode {
+            seq: first_seq,
+            source,
+        }
+    })?;
+    let mut resume: Option<Resume> = None;
     while let Some(msg) = pages.blocking_recv() {
-        match msg {
-            PageMsg::Page(page) => {
+        let finished = match msg {
+            PageMsg::Page {
+                page,
+                number,
+                url,
+                next,
+            } => {
                 let records = page.records();
-                let finished = writer
+                resume = Some(Resume {
+                    last_request: url,
+                    next_request: next,
+                    pages: number,
+                });
+                writer
                     .write_page(&records)
-                    .map_err(|source| PullError::Encode { seq, source })?;
-                if let Some(chunk) = finished {
-                    seq = chunk.seq + 1;
-                    if chunks.blocking_send(chunk).is_err() {
-                        return Ok(writer.schema().cloned());
-                    }
-                }
+                    .map_err(|source| PullError::Encode {
+                        seq: writer.next_seq(),
+                        source,
+                    })?
             }
-            PageMsg::End => {
-                let last = writer
-                    .finish()
-                    .map_err(|source| PullError::Encode { seq, source })?;
-                if let Some(chunk) = last {
-                    // A failed send means the uploader stopped and reports why.
-                    let _ = chunks.blocking_send(chunk);
-                }
-                break;
+            PageMsg::End => writer.finish().map_err(|source| PullError::Encode {
+                seq: writer.next_seq(),
+                source,
+            })?,
+        };
+        if let (Some(chunk), Some(resume)) = (finished, resume.clone()) {
+            let ready = ReadyChunk {
+                chunk,
+                resume,
+                schema: writer.schema().cloned(),
+            };
+            if chunks.blocking_send(ready).is_err() {
+                // The uploader stopped and reports why.
+                return Ok(());
             }
         }
     }
-    Ok(writer.schema().cloned())
+    Ok(())
 }
 
-/// Upload chunks, up to `concurrency` at once, under their final names.
+/// Upload chunks, up to `concurrency` at once, under their final names, and advance the
+/// checkpoint over the contiguous prefix of committed chunks.
 async fn upload_stage(
     sink: Arc<dyn Sink>,
-    run_id: String,
-    extension: String,
+    store: &mut CheckpointStore,
+    cp: &mut Checkpoint,
+    extension: &str,
     concurrency: usize,
     reporter: Arc<dyn Reporter>,
-    mut chunks: mpsc::Receiver<FinishedChunk>,
-) -> Result<Vec<ManifestFile>, PullError> {
-    let mut in_flight: JoinSet<Result<ManifestFile, SinkError>> = JoinSet::new();
-    let mut files = Vec::new();
-    let collect = |joined: Result<Result<ManifestFile, SinkError>, tokio::task::JoinError>,
-                   files: &mut Vec<ManifestFile>|
-     -> Result<(), PullError> {
-        let file = joined.map_err(|e| PullError::Internal(format!("upload task: {e}")))??;
-        reporter.report(Event::ChunkCommitted {
-            seq: file.seq,
-            url: file.url.clone(),
-            rows: file.rows,
-            bytes: file.bytes,
-        });
-        files.push(file);
-        Ok(())
-    };
+    mut chunks: mpsc::Receiver<ReadyChunk>,
+) -> Result<(), PullError> {
+    type Done = (ManifestFile, Resume, Option<Schema>);
+    let mut in_flight: JoinSet<Result<Done, SinkError>> = JoinSet::new();
+    // Committed, but waiting for an earlier chunk before the checkpoint may include them.
+    let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
     let mut more = true;
-    while more {
+    while more || !in_flight.is_empty() {
         // Report each upload as soon as it completes, and take a new chunk only while a slot
         // is free (so at most `concurrency` chunks are held here).
         tokio::select! {
             Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                collect(joined, &mut files)?;
+                let done = joined.map_err(|e| PullError::Internal(format!("upload task: {e}")))??;
+                let file = &done.0;
+                reporter.report(Event::ChunkCommitted {
+                    seq: file.seq,
+                    url: file.url.clone(),
+                    rows: file.rows,
+                    bytes: file.bytes,
+                });
+                waiting.insert(file.seq, done);
+                let mut advanced = false;
+                while let Some((file, resume, schema)) = waiting.remove(&cp.next_seq) {
+                    cp.files.push(file);
+                    cp.next_seq += 1;
+                    cp.pages = resume.pages;
+                    cp.last_request = Some(save_url(&resume.last_request));
+                    cp.next_request = resume.next_request.as_ref().map(save_url);
+                    if schema.is_some() {
+                        cp.schema = schema;
+                    }
+                    advanced = true;
+                }
+                if advanced {
+                    cp.updated_at = now_rfc3339();
+                    store.save(cp).await?;
+                }
             }
-            received = chunks.recv(), if in_flight.len() < concurrency => match received {
-                Some(chunk) => {
+            received = chunks.recv(), if more && in_flight.len() < concurrency => match received {
+                Some(ReadyChunk { chunk, resume, schema }) => {
                     let sink = sink.clone();
-                    let path = join_path(&[&run_id, &format!("part-{:05}.{extension}", chunk.seq)]);
+                    let path = join_path(&[&cp.run_id, &part_name(chunk.seq, extension)]);
                     in_flight.spawn(async move {
                         let bytes = chunk.data.len() as u64;
                         // Overwrite: a chunk's name is deterministic, and a leftover of an
                         // interrupted attempt at the same chunk must be replaced, not kept.
                         let put = sink.put(&path, chunk.data, PutMode::Overwrite).await?;
-                        Ok(ManifestFile {
+                        let file = ManifestFile {
                             path,
                             url: put.url,
                             seq: chunk.seq,
@@ -433,18 +737,15 @@ async fn upload_stage(
                             bytes,
                             raw_bytes: chunk.raw_bytes,
                             sha256: chunk.sha256,
-                        })
+                        };
+                        Ok((file, resume, schema))
                     });
                 }
                 None => more = false,
             },
         }
     }
-    while let Some(joined) = in_flight.join_next().await {
-        collect(joined, &mut files)?;
-    }
-    files.sort_by_key(|f| f.seq);
-    Ok(files)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -522,7 +823,16 @@ mod tests {
         };
         let http = crate::http::client(&Default::default()).unwrap();
         let client = ApiClient::new(&config.source, http, None).await.unwrap();
-        let summary = run(&config, sink, client, probe.clone()).await.unwrap();
+        let summary = run(
+            &config,
+            sink,
+            client,
+            probe.clone(),
+            &RunOptions::default(),
+            StopSignal::never(),
+        )
+        .await
+        .unwrap();
         assert_eq!(summary.rows, 300);
         assert_eq!(summary.files.len(), 3);
         assert!(

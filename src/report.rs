@@ -15,6 +15,10 @@ pub enum Event {
         run_id: String,
         source: String,
         destination: String,
+        /// Whether an interrupted run is being resumed.
+        resumed: bool,
+        /// Chunks already committed by earlier attempts.
+        committed_chunks: u64,
     },
     /// A page arrived and its records were extracted.
     PageFetched {

@@ -492,6 +492,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
         next_request: Some(format!(
             "https://api.example.com/prod/orders?cursor={next_seq}"
         )),
+        last_request: None,
         pages: next_seq,
         files: vec![],
         schema: None,

@@ -11,7 +11,7 @@ use std::path::PathBuf;
     name = "gatelake",
     version,
     about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse.",
-    after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 130 interrupted."
+    after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 6 busy (another run holds the job), 130 interrupted."
 )]
 pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace). Also GATELAKE_LOG=debug.
@@ -125,6 +125,11 @@ pub struct OutputArgs {
     /// Progress display on stderr.
     #[arg(long, env = "GATELAKE_PROGRESS", value_enum, value_name = "MODE")]
     pub progress: Option<ProgressMode>,
+
+    /// Discard the job's unfinished run (its files are removed) and start a new one, instead
+    /// of resuming it.
+    #[arg(long)]
+    pub restart: bool,
 
     /// Print the resolved settings (secrets masked) and where each came from, then exit.
     #[arg(long)]

@@ -2,6 +2,7 @@
 
 use gatelake::pipeline::PullError;
 use gatelake::sink::SinkError;
+use gatelake::state::StateError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
@@ -16,6 +17,8 @@ pub enum ExitCode {
     Source = 4,
     /// Storage: unreachable, missing container, or a failed write.
     Sink = 5,
+    /// Another run holds the job's lock, or changed its checkpoint meanwhile.
+    Busy = 6,
     /// Ctrl-C or SIGTERM.
     Interrupted = 130,
 }
@@ -29,6 +32,7 @@ impl ExitCode {
             ExitCode::Auth => "auth",
             ExitCode::Source => "source",
             ExitCode::Sink => "sink",
+            ExitCode::Busy => "busy",
             ExitCode::Interrupted => "interrupted",
         }
     }
@@ -41,6 +45,11 @@ impl ExitCode {
             | PullError::Paginate { .. }
             | PullError::Encode { .. } => ExitCode::Source,
             PullError::Sink(s) => Self::of_sink_error(s),
+            PullError::State(StateError::LostRace { .. }) => ExitCode::Busy,
+            PullError::State(StateError::Sink(s)) => Self::of_sink_error(s),
+            PullError::State(_) => ExitCode::Sink,
+            PullError::SourceChanged { .. } => ExitCode::Usage,
+            PullError::Interrupted { .. } => ExitCode::Interrupted,
             PullError::Internal(_) => ExitCode::Failure,
         }
     }
@@ -49,6 +58,7 @@ impl ExitCode {
         match e {
             SinkError::Auth { .. } | SinkError::Credentials(_) => ExitCode::Auth,
             SinkError::InvalidDestination { .. } => ExitCode::Usage,
+            SinkError::Busy { .. } => ExitCode::Busy,
             _ => ExitCode::Sink,
         }
     }

@@ -11,7 +11,7 @@ use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
 use exit_code::ExitCode;
 use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
-use gatelake::pipeline::{PullError, RunSummary};
+use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
 use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
@@ -129,6 +129,7 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         resolved.pull,
         &resolved.dest,
         resolved.create_container,
+        resolved.restart,
         resolved.output,
         resolved.progress,
     )
@@ -198,6 +199,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         pull,
         &out.dest,
         out.create_container,
+        out.restart,
         out.mode,
         out.progress,
     )
@@ -209,6 +211,7 @@ async fn execute(
     pull: PullConfig,
     dest: &str,
     create_container: bool,
+    restart: bool,
     mode: OutputMode,
     progress: ProgressMode,
 ) -> ExitCode {
@@ -247,26 +250,37 @@ async fn execute(
         }
     };
     let reporter = reporter_for(progress);
-    let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone());
+    let (stop_handle, stop) = StopSignal::new();
+    let options = RunOptions { restart };
+    let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
+    tokio::pin!(run);
+    // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
+    // checkpoint is saved); a second one quits at once, which loses nothing committed either.
     let outcome = tokio::select! {
-        r = run => Some(r),
-        _ = interrupted() => None,
+        r = &mut run => r,
+        _ = interrupted() => {
+            eprintln!("gatelake: stopping: finishing the uploads in flight and saving the checkpoint (interrupt again to quit at once)");
+            stop_handle.stop();
+            tokio::select! {
+                r = &mut run => r,
+                _ = interrupted() => {
+                    report_failure(
+                        "interrupted twice: quit at once. The checkpoint of the last committed chunk stands: run the same command again to resume",
+                        ExitCode::Interrupted,
+                        mode,
+                    );
+                    return ExitCode::Interrupted;
+                }
+            }
+        }
     };
     drop(reporter);
     match outcome {
-        None => {
-            report_failure(
-                "interrupted: the run was stopped before it finished and has no _SUCCESS marker, so readers ignore it; run the same command again to pull afresh",
-                ExitCode::Interrupted,
-                mode,
-            );
-            ExitCode::Interrupted
-        }
-        Some(Ok(summary)) => {
+        Ok(summary) => {
             print_summary(&summary, mode);
             ExitCode::Success
         }
-        Some(Err(e)) => {
+        Err(e) => {
             let code = ExitCode::of_pull_error(&e);
             report_failure(&error_chain(&e), code, mode);
             code

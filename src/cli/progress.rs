@@ -7,6 +7,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+fn resume_note(resumed: bool, committed_chunks: u64) -> String {
+    if resumed {
+        format!(" (resuming after {committed_chunks} committed chunks)")
+    } else {
+        String::new()
+    }
+}
+
 /// Human-readable bytes: 1.2 MB.
 pub fn human_bytes(n: u64) -> String {
     indicatif::DecimalBytes(n).to_string()
@@ -86,9 +94,14 @@ impl Reporter for BarReporter {
             Event::RunStarted {
                 run_id,
                 destination,
+                resumed,
+                committed_chunks,
                 ..
             } => {
-                self.bar.println(format!("run {run_id} → {destination}"));
+                self.bar.println(format!(
+                    "run {run_id}{} → {destination}",
+                    resume_note(resumed, committed_chunks)
+                ));
             }
             Event::RunFinished { .. } => {
                 self.bar.finish_and_clear();
@@ -128,8 +141,13 @@ impl Reporter for PlainReporter {
                 run_id,
                 source,
                 destination,
+                resumed,
+                committed_chunks,
             } => {
-                eprintln!("gatelake: run {run_id}: {source} → {destination}");
+                eprintln!(
+                    "gatelake: run {run_id}{}: {source} → {destination}",
+                    resume_note(resumed, committed_chunks)
+                );
             }
             Event::PageFetched {
                 records,

@@ -200,6 +200,7 @@ pub struct Resolved {
     pub pull: PullConfig,
     pub dest: String,
     pub create_container: bool,
+    pub restart: bool,
     pub output: OutputMode,
     pub progress: ProgressMode,
     pub show_settings: bool,
@@ -574,6 +575,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         },
         dest: out.dest,
         create_container: out.create_container,
+        restart: out.restart,
         output: out.mode,
         progress: out.progress,
         show_settings: args.out.show_settings,
@@ -602,6 +604,7 @@ pub fn resolve_demo(
 pub struct ResolvedOutput {
     pub config: OutputConfig,
     pub create_container: bool,
+    pub restart: bool,
     pub dest: String,
     pub upload_concurrency: usize,
     pub mode: OutputMode,
@@ -694,6 +697,7 @@ fn resolve_output(
             chunk_rows,
         },
         create_container: out.create_container,
+        restart: out.restart,
         dest,
         upload_concurrency,
         mode: if mode == "json" {

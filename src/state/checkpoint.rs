@@ -44,6 +44,8 @@ pub struct Checkpoint {
     /// The request after the last page in a committed chunk (redacted); `None` once the
     /// listing has ended.
     pub next_request: Option<String>,
+    /// The URL of the last page in a committed chunk (redacted).
+    pub last_request: Option<String>,
     /// Pages whose records are in committed chunks.
     pub pages: u64,
     /// The committed chunks, in sequence order (the manifest's file list).
