@@ -415,6 +415,7 @@ async fn remove_leftovers(
     from_seq: u64,
     reporter: &dyn Reporter,
 ) -> Result<(), PullError> {
+    sink.remove_incomplete(run_id).await?;
     let mut removed = 0;
     for object in sink.list(&format!("{run_id}/")).await? {
         let name = object.path.rsplit('/').next().unwrap_or(&object.path);

@@ -4,22 +4,19 @@
 //! Gateway test server are in `pull_e2e.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn gatelake(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
-    cmd.current_dir(dir).args(args).env_remove("GATELAKE_LOG");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GATELAKE_") {
-            cmd.env_remove(k);
-        }
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run gatelake")
+    support::run::command()
+        .current_dir(dir)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run gatelake")
 }
 
 fn stdout(o: &Output) -> String {

@@ -11,52 +11,15 @@ use bytes::Bytes;
 use gatelake::sink::Sink;
 use serde_json::Value;
 use std::io::Read;
-use std::process::{Command, Output};
 use support::apigw::{self, ApiAuthCheck, ApiConfig, ApiGateway, LinkForm};
 use support::azurite::azurite;
-
-/// Run the binary off the async runtime (the emulator serves from this process meanwhile).
-async fn gatelake(args: Vec<String>, env: Vec<(String, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("GATELAKE_") || k.starts_with("AWS_") || k.starts_with("AZURE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(&args)
-            .envs(env)
-            .env("AWS_EC2_METADATA_DISABLED", "true");
-        cmd.output().expect("run gatelake")
-    })
-    .await
-    .expect("join")
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
+use support::run::{gatelake, s, summary, text};
 
 fn storage_env() -> Vec<(String, String)> {
     vec![(
         "AZURE_STORAGE_CONNECTION_STRING".into(),
         azurite().connection_string(),
     )]
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The summary printed by `--output json`.
-fn summary(out: &Output) -> Value {
-    serde_json::from_str(text(&out.stdout).trim()).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON object ({e}): {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        )
-    })
 }
 
 fn gunzip(data: &[u8]) -> Vec<u8> {

@@ -70,6 +70,11 @@ fn read_existing(path: &Path) -> Result<Option<Vec<u8>>, SinkError> {
     }
 }
 
+/// Whether a file name is one of [`write_temp`]'s temporary files.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp-")
+}
+
 /// Write `data` to a temporary file beside `target`, flushed to disk, and return its path.
 fn write_temp(target: &Path, data: &[u8]) -> Result<PathBuf, SinkError> {
     let dir = target.parent().unwrap_or_else(|| Path::new("."));
@@ -143,8 +148,7 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<ObjectMeta>, SinkError
                 .collect::<Vec<_>>()
                 .join("/");
             // Temporary files of in-flight puts are not objects.
-            let file_name = rel.rsplit('/').next().unwrap_or(&rel);
-            if file_name.starts_with('.') && file_name.contains(".tmp-") {
+            if is_temp_name(rel.rsplit('/').next().unwrap_or(&rel)) {
                 continue;
             }
             if rel.starts_with(prefix) {
@@ -257,6 +261,26 @@ impl Sink for LocalSink {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err(&target, e)),
+        })
+        .await
+    }
+
+    async fn remove_incomplete(&self, prefix: &str) -> Result<(), SinkError> {
+        let dir = self.path_of(prefix)?;
+        blocking(move || {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err(&dir, e)),
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if is_temp_name(&name) {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+                }
+            }
+            Ok(())
         })
         .await
     }

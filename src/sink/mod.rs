@@ -199,6 +199,14 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Remove the object at `path`; removing a missing object is not an error.
     async fn delete(&self, path: &str) -> Result<(), SinkError>;
 
+    /// Remove the debris of writes that were killed before they completed, under `prefix`.
+    /// Only called while holding the job's lock, when no other writer can be mid-write.
+    /// Backends whose incomplete writes are invisible and expire by themselves (Azure's
+    /// uncommitted blocks) have nothing to do.
+    async fn remove_incomplete(&self, _prefix: &str) -> Result<(), SinkError> {
+        Ok(())
+    }
+
     /// Take the exclusive lock `path` for `holder`, held until released (renewed in the
     /// background where it is a lease). Fails at once with [`SinkError::Busy`], naming the
     /// holder, when another run holds it.

@@ -133,6 +133,9 @@ pub struct ApiConfig {
     pub hostile_next: Option<String>,
     /// Page index → how many times that page fails with 503 before it is served. Default empty.
     pub fail_first_n: HashMap<u64, u32>,
+    /// Page index → how many times that page is sent truncated (as `truncate_page` does)
+    /// before it is sent whole. Default empty.
+    pub truncate_first_n: HashMap<u64, u32>,
 }
 
 impl Default for ApiConfig {
@@ -154,6 +157,7 @@ impl Default for ApiConfig {
             truncate_page: None,
             hostile_next: None,
             fail_first_n: HashMap::new(),
+            truncate_first_n: HashMap::new(),
         }
     }
 }
@@ -299,6 +303,7 @@ struct Shared {
     /// Requests that passed routing and auth: the clock for `throttle_every`.
     admitted: AtomicU64,
     fail_remaining: Mutex<HashMap<u64, u32>>,
+    truncate_remaining: Mutex<HashMap<u64, u32>>,
     rng: Mutex<StdRng>,
 }
 
@@ -316,6 +321,7 @@ impl ApiGateway {
             requests: Mutex::new(Vec::new()),
             admitted: AtomicU64::new(0),
             fail_remaining: Mutex::new(config.fail_first_n.clone()),
+            truncate_remaining: Mutex::new(config.truncate_first_n.clone()),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
             config,
         });
@@ -523,13 +529,31 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
             }
         }
     }
+    let truncate = config.truncate_page == Some(page.index) || {
+        let mut remaining = shared
+            .truncate_remaining
+            .lock()
+            .expect("truncate_first_n lock");
+        match remaining.get_mut(&page.index) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    };
     if !config.latency.is_zero() {
         tokio::time::sleep(config.latency).await;
     }
-    send_page(config, parts, page)
+    send_page(config, parts, page, truncate)
 }
 
-fn send_page(config: &ApiConfig, parts: &axum::http::request::Parts, page: Page) -> Response {
+fn send_page(
+    config: &ApiConfig,
+    parts: &axum::http::request::Parts,
+    page: Page,
+    truncate: bool,
+) -> Response {
     let mut bytes = page.body;
     if config.malformed_page == Some(page.index) {
         // A plausible start, then something no JSON parser accepts.
@@ -548,7 +572,7 @@ fn send_page(config: &ApiConfig, parts: &axum::http::request::Parts, page: Page)
             .header(header::CONTENT_ENCODING, "gzip")
             .header(header::VARY, "accept-encoding");
     }
-    if config.truncate_page == Some(page.index) {
+    if truncate {
         // Declare the full length, send half, end the body: hyper then closes the connection,
         // which the client sees as an unexpected EOF mid-body.
         let declared = bytes.len();

@@ -1,0 +1,403 @@
+//! Exactly-once staging under abuse: the real binary is killed with SIGKILL at random
+//! moments (mid-fetch, mid-upload, between an upload and its checkpoint), interrupted with
+//! SIGINT, run twice at once, and raced on its checkpoint — and the lake must end up with
+//! every record exactly once, or the run must stop without overwriting anything.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use gatelake::sink::local::LocalSink;
+use gatelake::sink::{PutMode, Sink};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use support::apigw::{self, ApiConfig, ApiGateway};
+use support::azurite::azurite;
+use support::run::{command, gatelake, s, summary, text};
+
+fn pull_args(api: &ApiGateway, dest: &str, chunk_rows: u64) -> Vec<String> {
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/cursor"),
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--records",
+        "items",
+        "--chunk-rows",
+        &chunk_rows.to_string(),
+        "--upload-concurrency",
+        "3",
+        "--output",
+        "json",
+        "--progress",
+        "plain",
+        "--dest",
+    ]);
+    a.push(dest.to_string());
+    a
+}
+
+/// Every record id in the run named by `summary`, read from the files of its manifest (each
+/// record checked against what the server served), and the names of the run folder's files
+/// that are not in the manifest.
+fn landed_ids(lake: &Path, summary: &Value) -> (Vec<u64>, Vec<String>) {
+    let run_dir = lake.join(summary["run_id"].as_str().unwrap());
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("_manifest.json")).unwrap()).unwrap();
+    let mut ids = Vec::new();
+    let mut listed: Vec<String> = Vec::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let path = lake.join(f["path"].as_str().unwrap());
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        let before = ids.len();
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let id = record["id"].as_u64().unwrap();
+            assert_eq!(
+                record,
+                apigw::record(id),
+                "record {id} differs from what was served"
+            );
+            ids.push(id);
+        }
+        assert_eq!(
+            (ids.len() - before) as u64,
+            f["rows"].as_u64().unwrap(),
+            "{path:?}"
+        );
+        listed.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    let strays = std::fs::read_dir(&run_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !listed.contains(n) && n != "_manifest.json" && n != "_SUCCESS")
+        .collect();
+    (ids, strays)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    const RECORDS: u64 = 50_000;
+    let api = ApiGateway::start(ApiConfig {
+        records: RECORDS,
+        page_size: 100,
+        latency: Duration::from_millis(4),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = pull_args(&api, lake.to_str().unwrap(), 500);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b696c6c);
+    let (mut kills, mut resumed_runs, mut attempts) = (0u32, 0u32, 0u32);
+    let mut finished = None;
+    while kills < 24 && attempts < 200 {
+        attempts += 1;
+        let args = args.clone();
+        let mut child = command()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let delay = Duration::from_millis(rng.gen_range(40..260));
+        tokio::time::sleep(delay).await;
+        let out = match child.try_wait().unwrap() {
+            Some(_) => {
+                let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+                    .await
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "attempt {attempts}: {}",
+                    text(&out.stderr)
+                );
+                finished = Some(out);
+                break;
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                kills += 1;
+                tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+                    .await
+                    .unwrap()
+            }
+        };
+        if text(&out.stderr).contains("resuming after") {
+            resumed_runs += 1;
+        }
+    }
+    assert!(
+        kills >= 20,
+        "only {kills} kills before the pull finished: slow the emulator down"
+    );
+    let out = match finished {
+        Some(out) => out,
+        None => gatelake(args, vec![]).await,
+    };
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["rows"].as_u64(), Some(RECORDS));
+    let (ids, strays) = landed_ids(&lake, &sum);
+    let mut seen = std::collections::HashSet::new();
+    let duplicates = ids.iter().filter(|id| !seen.insert(**id)).count();
+    let losses = (0..RECORDS).filter(|id| !seen.contains(id)).count();
+    eprintln!(
+        "kill test: {kills} SIGKILLs over {attempts} attempts, {} resumed runs, {} records checked, {duplicates} duplicates, {losses} losses",
+        resumed_runs + 1,
+        ids.len()
+    );
+    assert_eq!((duplicates, losses), (0, 0));
+    assert_eq!(
+        ids,
+        (0..RECORDS).collect::<Vec<_>>(),
+        "records in served order"
+    );
+    assert!(strays.is_empty(), "files not in the manifest: {strays:?}");
+    assert!(resumed_runs >= 1, "no attempt resumed a run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_leaves_a_checkpoint_that_the_next_run_resumes() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 6000,
+        page_size: 100,
+        latency: Duration::from_millis(15),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = pull_args(&api, lake.to_str().unwrap(), 300);
+    let child = command()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let a few chunks commit, then ask it to stop like Ctrl-C does.
+    let checkpoint = lake.join("_state/checkpoint.json");
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let committed = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["next_seq"].as_u64())
+            .unwrap_or(0);
+        if committed >= 2 {
+            break;
+        }
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    let err = summary(&out);
+    assert_eq!(err["error_kind"], "interrupted");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("Run the same command again to resume"),
+        "{err}"
+    );
+    let cp: Value = serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    assert_eq!(cp["status"], "running");
+    assert!(cp["next_seq"].as_u64().unwrap() >= 2);
+
+    let out = gatelake(args, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["resumed"], true);
+    assert_eq!(sum["run_id"], cp["run_id"]);
+    let (ids, strays) = landed_ids(&lake, &sum);
+    assert_eq!(ids, (0..6000).collect::<Vec<_>>());
+    assert!(strays.is_empty(), "{strays:?}");
+    // A finished job starts a new run next time.
+    let again = summary(&gatelake(pull_args(&api, lake.to_str().unwrap(), 300), vec![]).await);
+    assert_eq!(again["resumed"], false);
+    assert_ne!(again["run_id"], sum["run_id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_discards_the_unfinished_run() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 4000,
+        page_size: 100,
+        latency: Duration::from_millis(10),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = pull_args(&api, lake.to_str().unwrap(), 200);
+    let mut child = command()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let checkpoint = lake.join("_state/checkpoint.json");
+    let mut old_run = None;
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if let Some(cp) = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        {
+            if cp["next_seq"].as_u64().unwrap_or(0) >= 1 {
+                old_run = Some(cp["run_id"].as_str().unwrap().to_string());
+                break;
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let old_run = old_run.expect("a chunk was committed before the kill");
+    assert!(std::fs::read_dir(lake.join(&old_run)).unwrap().count() >= 1);
+
+    let mut a = args.clone();
+    a.push("--restart".into());
+    let out = gatelake(a, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["resumed"], false);
+    assert_ne!(sum["run_id"].as_str(), Some(old_run.as_str()));
+    assert!(text(&out.stderr).contains(&format!("discarded the unfinished run {old_run}")));
+    let left = LocalSink::new(&lake)
+        .list(&format!("{old_run}/"))
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the discarded run left {left:?}");
+    let (ids, _) = landed_ids(&lake, &sum);
+    assert_eq!(ids, (0..4000).collect::<Vec<_>>());
+}
+
+/// Wait until `path` exists in `sink` (bounded).
+async fn wait_for(sink: &dyn Sink, path: &str, what: &str) -> Value {
+    for _ in 0..500 {
+        if let Some(got) = sink.get(path).await.unwrap() {
+            if let Ok(v) = serde_json::from_slice::<Value>(&got.data) {
+                return v;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{what} never appeared");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_concurrent_run_is_refused_naming_the_holder() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 3000,
+        page_size: 100,
+        latency: Duration::from_millis(40),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("lock").await;
+    let dest = azurite().dest_url(&container, "job");
+    let env = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        azurite().connection_string(),
+    )];
+    let first = command()
+        .args(pull_args(&api, &dest, 500))
+        .envs(env.clone())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let first_pid = first.id();
+    wait_for(
+        &sink,
+        "job/_state/checkpoint.json",
+        "the first run's checkpoint",
+    )
+    .await;
+
+    let out = gatelake(pull_args(&api, &dest, 500), env.clone()).await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = summary(&out);
+    assert_eq!(err["error_kind"], "busy");
+    let msg = err["error"].as_str().unwrap();
+    assert!(
+        msg.contains("locked by another run") && msg.contains(&format!("process {first_pid}")),
+        "{msg}"
+    );
+
+    let out = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 3000);
+    // The lease was released: the next run takes the lock at once.
+    let out = gatelake(pull_args(&api, &dest, 500), env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_changed_by_another_writer_stops_the_run_without_overwriting_it() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 4000,
+        page_size: 100,
+        latency: Duration::from_millis(30),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("race").await;
+    let dest = azurite().dest_url(&container, "job");
+    let env = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        azurite().connection_string(),
+    )];
+    let child = command()
+        .args(pull_args(&api, &dest, 100))
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut cp = wait_for(&sink, "job/_state/checkpoint.json", "the checkpoint").await;
+    // Another writer (ignoring the lock) rewrites the checkpoint under the run's feet.
+    cp["pages"] = Value::from(987_654);
+    let theirs = serde_json::to_vec(&cp).unwrap();
+    sink.put(
+        "job/_state/checkpoint.json",
+        theirs.clone().into(),
+        PutMode::Overwrite,
+    )
+    .await
+    .unwrap();
+
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let msg = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(msg.contains("changed by another writer"), "{msg}");
+    let stored = sink
+        .get("job/_state/checkpoint.json")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.data.as_ref(),
+        theirs.as_slice(),
+        "the other writer's checkpoint was overwritten"
+    );
+}
