@@ -267,7 +267,7 @@ async fn run_locked(
     let unfinished = previous
         .as_ref()
         .filter(|cp| cp.status == RunStatus::Running);
-    let (mut cp, resumed) = match unfinished {
+    let (cp, resumed) = match unfinished {
         Some(cp) if !options.restart => {
             if cp.source_url != source_url {
                 return Err(PullError::SourceChanged {
@@ -339,15 +339,17 @@ async fn run_locked(
 
     let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
     let (chunk_tx, chunk_rx) = mpsc::channel::<ReadyChunk>(2);
-    let fetch = fetch_stage(
-        config,
+    // Each stage is its own task, so they run on different threads: a slow page parse never
+    // delays reporting or checkpointing a finished upload, and vice versa.
+    let fetch = tokio::spawn(fetch_stage(
+        config.source.clone(),
         client,
         reporter.clone(),
         page_tx,
         start,
         cp.pages,
         stop.clone(),
-    );
+    ));
     let encode = {
         let options = config.output.encode;
         let limits = ChunkLimits {
@@ -360,22 +362,23 @@ async fn run_locked(
             encode_stage(options, limits, first_seq, schema, page_rx, chunk_tx)
         })
     };
-    let upload = upload_stage(
+    let upload = tokio::spawn(upload_stage(
         sink.clone(),
-        &mut store,
-        &mut cp,
-        &extension,
+        store,
+        cp,
+        extension.clone(),
         config.upload_concurrency.max(1),
         reporter.clone(),
         chunk_rx,
-    );
+    ));
 
     let (fetched, encoded, uploaded) = tokio::join!(fetch, encode, upload);
-    let encoded = encoded.map_err(|e| PullError::Internal(format!("encoder thread: {e}")))?;
+    let joined =
+        |stage: &str, e: tokio::task::JoinError| PullError::Internal(format!("{stage} task: {e}"));
     // The stage that failed is the cause; the others only saw a closed channel.
-    let ended = fetched?;
-    encoded?;
-    uploaded?;
+    let ended = fetched.map_err(|e| joined("fetch", e))??;
+    encoded.map_err(|e| joined("encoder", e))??;
+    let (mut store, mut cp) = uploaded.map_err(|e| joined("upload", e))??;
     if !ended {
         return Err(PullError::Interrupted {
             run_id,
@@ -493,7 +496,7 @@ async fn finalize(
 /// work out the next request, hand the page on. Returns whether the listing ended (false:
 /// stopped by the signal or by a downstream failure).
 async fn fetch_stage(
-    config: &PullConfig,
+    source: crate::config::SourceConfig,
     client: ApiClient,
     reporter: Arc<dyn Reporter>,
     pages: mpsc::Sender<PageMsg>,
@@ -501,7 +504,7 @@ async fn fetch_stage(
     pages_before: u64,
     mut stop: StopSignal,
 ) -> Result<bool, PullError> {
-    let source = &config.source;
+    let source = &source;
     let paginator: Arc<dyn Paginator> = Arc::from(source.pagination.paginator());
     let stop_rules = Arc::new(source.pagination.stop.clone());
     let origin = Arc::new(source.url.clone());
@@ -678,13 +681,13 @@ fn encode_stage(
 /// checkpoint over the contiguous prefix of committed chunks.
 async fn upload_stage(
     sink: Arc<dyn Sink>,
-    store: &mut CheckpointStore,
-    cp: &mut Checkpoint,
-    extension: &str,
+    mut store: CheckpointStore,
+    mut cp: Checkpoint,
+    extension: String,
     concurrency: usize,
     reporter: Arc<dyn Reporter>,
     mut chunks: mpsc::Receiver<ReadyChunk>,
-) -> Result<(), PullError> {
+) -> Result<(CheckpointStore, Checkpoint), PullError> {
     type Done = (ManifestFile, Resume, Option<Schema>);
     let mut in_flight: JoinSet<Result<Done, SinkError>> = JoinSet::new();
     // Committed, but waiting for an earlier chunk before the checkpoint may include them.
@@ -718,13 +721,13 @@ async fn upload_stage(
                 }
                 if advanced {
                     cp.updated_at = now_rfc3339();
-                    store.save(cp).await?;
+                    store.save(&cp).await?;
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {
                 Some(ReadyChunk { chunk, resume, schema }) => {
                     let sink = sink.clone();
-                    let path = join_path(&[&cp.run_id, &part_name(chunk.seq, extension)]);
+                    let path = join_path(&[&cp.run_id, &part_name(chunk.seq, &extension)]);
                     in_flight.spawn(async move {
                         let bytes = chunk.data.len() as u64;
                         // Overwrite: a chunk's name is deterministic, and a leftover of an
@@ -746,7 +749,7 @@ async fn upload_stage(
             },
         }
     }
-    Ok(())
+    Ok((store, cp))
 }
 
 #[cfg(test)]
