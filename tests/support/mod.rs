@@ -7,3 +7,4 @@
 
 pub mod apigw;
 pub mod azurite;
+pub mod identity;
