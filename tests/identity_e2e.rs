@@ -48,12 +48,21 @@ async fn gatelake(args: Vec<String>, env: Vec<(String, String)>, stdin: Option<S
             .envs(env)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("IMDS_ENDPOINT", "http://127.0.0.1:9")
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run gatelake");
         if let Some(text) = stdin {
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
         }
         child.wait_with_output().expect("wait for gatelake")
     })
@@ -71,7 +80,11 @@ fn text(b: &[u8]) -> String {
 
 fn json_out(out: &Output) -> Value {
     serde_json::from_str(text(&out.stdout).trim()).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", text(&out.stdout), text(&out.stderr))
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
     })
 }
 
@@ -87,7 +100,9 @@ struct Chain {
 fn federated_token(cfg: &EntraConfig, exp_in: i64) -> String {
     let f = cfg.federated.clone().unwrap();
     let n = now();
-    jwt(&json!({"iss": f.issuer, "sub": f.subject, "aud": f.audience, "iat": n, "nbf": n - 5, "exp": n + exp_in}))
+    jwt(
+        &json!({"iss": f.issuer, "sub": f.subject, "aud": f.audience, "iat": n, "nbf": n - 5, "exp": n + exp_in}),
+    )
 }
 
 async fn chain(policy_for_entra: bool, api_latency: Duration) -> Chain {
@@ -139,7 +154,11 @@ impl Chain {
             ("AZURE_CLIENT_ID".into(), cfg.client_id.clone()),
             (
                 "AZURE_FEDERATED_TOKEN_FILE".into(),
-                self.dir.path().join("federated-token").display().to_string(),
+                self.dir
+                    .path()
+                    .join("federated-token")
+                    .display()
+                    .to_string(),
             ),
             ("AZURE_AUTHORITY_HOST".into(), self.entra.authority()),
             ("SSL_CERT_FILE".into(), ca_file().display().to_string()),
@@ -151,7 +170,7 @@ impl Chain {
         let mut a = s(&[
             "pull",
             "--url",
-            &self.api.url("/prod/orders"),
+            &self.api.url("/prod/cursor"),
             "--paginate",
             "cursor",
             "--cursor-path",
@@ -233,7 +252,11 @@ async fn workload_identity_to_sts_to_sigv4_to_azurite_oauth_refreshing_and_leaki
     )
     .await;
     let stderr = text(&out.stderr);
-    assert!(out.status.success(), "stderr: {stderr}\nstdout: {}", text(&out.stdout));
+    assert!(
+        out.status.success(),
+        "stderr: {stderr}\nstdout: {}",
+        text(&out.stdout)
+    );
     let summary = json_out(&out);
     assert_eq!(summary["rows"], 300, "{summary}");
     assert!(
@@ -251,13 +274,23 @@ async fn workload_identity_to_sts_to_sigv4_to_azurite_oauth_refreshing_and_leaki
         .filter_map(|v| v.split('/').next())
         .map(str::to_string)
         .collect();
-    assert!(keys.len() >= 2, "requests were signed with {} key(s)", keys.len());
-    assert!(requests.iter().all(|r| r.headers.contains_key("x-amz-security-token")));
+    assert!(
+        keys.len() >= 2,
+        "requests were signed with {} key(s)",
+        keys.len()
+    );
+    assert!(requests
+        .iter()
+        .all(|r| r.headers.contains_key("x-amz-security-token")));
     // The federated token file was read for each exchange with Entra.
     assert!(!c.entra.assertions().is_empty());
 
     let stored = stored_objects(&cont).await;
-    assert!(stored.iter().any(|(p, _)| p.ends_with("_SUCCESS")), "{:?}", stored.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    assert!(
+        stored.iter().any(|(p, _)| p.ends_with("_SUCCESS")),
+        "{:?}",
+        stored.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
 
     // No secret in stdout, stderr or any stored object.
     let mut secrets = c.entra.issued();
@@ -278,7 +311,10 @@ async fn github_oidc_path_retries_idp_errors() {
     let cont = container("gh");
     let mut env = vec![
         ("ACTIONS_ID_TOKEN_REQUEST_URL".to_string(), gh.request_url()),
-        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_string(), gh.request_token.clone()),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_string(),
+            gh.request_token.clone(),
+        ),
         ("AWS_ENDPOINT_URL_STS".to_string(), c.sts.url()),
         ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
     ];
@@ -293,7 +329,10 @@ async fn github_oidc_path_retries_idp_errors() {
     secrets.push(gh.request_token.clone());
     secrets.extend(c.entra.issued());
     secrets.extend(c.sts.issued_secrets());
-    assert_no_secret(&secrets, &[("stdout", &out.stdout), ("stderr", &out.stderr)]);
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -315,10 +354,24 @@ async fn token_handed_in_on_stdin_writes_to_azurite_with_oauth() {
     let cont = container("stdin");
     let out = gatelake(
         s(&[
-            "pull", "--url", &api.url("/prod/orders"), "--records", "items",
-            "--api-auth", "api-key", "--api-key-file", &dir.path().join("key").display().to_string(),
-            "--azure-token-stdin", "--dest", &format!("{}/{cont}/x", oauth_blob()),
-            "--create-container", "--output", "json", "--progress", "none", "-v",
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--records",
+            "items",
+            "--api-auth",
+            "api-key",
+            "--api-key-file",
+            &dir.path().join("key").display().to_string(),
+            "--azure-token-stdin",
+            "--dest",
+            &format!("{}/{cont}/x", oauth_blob()),
+            "--create-container",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
         ]),
         vec![("SSL_CERT_FILE".into(), ca_file().display().to_string())],
         Some(format!("{token}\n")),
@@ -351,54 +404,109 @@ async fn auth_check_passes_and_names_every_identity() {
     let hops = v["hops"].as_array().unwrap();
     let hop = |name: &str| hops.iter().find(|h| h["hop"] == name).unwrap().clone();
     assert_eq!(hop("azure")["status"], "ok");
-    assert_eq!(hop("azure")["identity"]["source"], "workload identity federation (AZURE_FEDERATED_TOKEN_FILE)");
-    let tokens = hop("azure")["identity"]["tokens"].as_array().unwrap().clone();
-    assert!(tokens.iter().any(|t| t["audience"] == "api://AzureADTokenExchange" && t["tenant"] == c.entra.config().tenant));
-    assert!(hop("aws")["identity"]["assumed_role_arn"].as_str().unwrap().contains("gatelake-reader"), "{v}");
+    assert_eq!(
+        hop("azure")["identity"]["source"],
+        "workload identity federation (AZURE_FEDERATED_TOKEN_FILE)"
+    );
+    let tokens = hop("azure")["identity"]["tokens"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(tokens
+        .iter()
+        .any(|t| t["audience"] == "api://AzureADTokenExchange"
+            && t["tenant"] == c.entra.config().tenant));
+    assert!(
+        hop("aws")["identity"]["assumed_role_arn"]
+            .as_str()
+            .unwrap()
+            .contains("gatelake-reader"),
+        "{v}"
+    );
     assert_eq!(hop("api")["status"], "ok");
     assert_eq!(hop("lake")["status"], "ok");
     let mut secrets = c.entra.issued();
     secrets.extend(c.sts.issued_secrets());
-    assert_no_secret(&secrets, &[("stdout", &out.stdout), ("stderr", &out.stderr)]);
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auth_check_fails_usefully_at_each_hop() {
     let c = chain(true, Duration::ZERO).await;
     let check = |extra: &[&str], cont: &str| {
-        let mut a = c.pull_args(cont, extra);
+        let mut a = c.pull_args(cont, &[]);
+        // A later --region replaces the first (clap refuses it twice).
+        let mut rest = extra.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().unwrap();
+            match a.iter().position(|x| x == flag) {
+                Some(i) => a[i + 1] = value.to_string(),
+                None => a.extend([flag.to_string(), value.to_string()]),
+            }
+        }
         a[0] = "check".into();
         a.insert(0, "auth".into());
         a.retain(|x| x != "--create-container");
         a
     };
     let hop_of = |v: &Value, name: &str| {
-        v["hops"].as_array().unwrap().iter().find(|h| h["hop"] == name).unwrap().clone()
+        v["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hop"] == name)
+            .unwrap()
+            .clone()
     };
 
     // Azure: an app id the tenant does not know.
     let mut env = c.wi_env();
     env.retain(|(k, _)| k != "AZURE_CLIENT_ID");
-    env.push(("AZURE_CLIENT_ID".into(), "00000000-0000-4000-8000-00000000dead".into()));
+    env.push((
+        "AZURE_CLIENT_ID".into(),
+        "00000000-0000-4000-8000-00000000dead".into(),
+    ));
     let out = gatelake(check(&[], "nope"), env, None).await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
     let v = json_out(&out);
     let az = hop_of(&v, "azure");
     assert_eq!(az["status"], "failed");
-    assert!(az["error"].as_str().unwrap().contains("AZURE_CLIENT_ID"), "{az}");
+    assert!(
+        az["error"].as_str().unwrap().contains("AZURE_CLIENT_ID"),
+        "{az}"
+    );
     assert_eq!(hop_of(&v, "aws")["status"], "skipped");
 
     // AWS: the token's audience is not the OIDC provider's.
-    let out = gatelake(check(&["--web-identity-audience", "api://other"], "nope"), c.wi_env(), None).await;
+    let out = gatelake(
+        check(&["--web-identity-audience", "api://other"], "nope"),
+        c.wi_env(),
+        None,
+    )
+    .await;
     assert_eq!(out.status.code(), Some(3));
     let aws = hop_of(&json_out(&out), "aws");
     assert_eq!(aws["status"], "failed", "{aws}");
     let err = aws["error"].as_str().unwrap();
-    assert!(err.contains("aud = api://other") && err.contains("OIDC provider"), "{err}");
+    assert!(
+        err.contains("aud = api://other") && err.contains("OIDC provider"),
+        "{err}"
+    );
     assert!(aws["fix"].is_string());
 
     // API: the wrong signing region.
-    let out = gatelake(check(&["--aws-sts-region", "us-east-1", "--region", "eu-west-1"], "nope"), c.wi_env(), None).await;
+    let out = gatelake(
+        check(
+            &["--region", "eu-west-1", "--aws-sts-region", "us-east-1"],
+            "nope",
+        ),
+        c.wi_env(),
+        None,
+    )
+    .await;
     let v = json_out(&out);
     let api = hop_of(&v, "api");
     assert_eq!(api["status"], "failed", "{v}");

@@ -296,34 +296,72 @@ async fn token(
     let c = state.config.clone().unwrap();
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     if tenant != c.tenant {
-        return entra_error(StatusCode::BAD_REQUEST, "invalid_request", 90002, &format!("Tenant '{tenant}' not found."));
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            90002,
+            &format!("Tenant '{tenant}' not found."),
+        );
     }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return entra_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            70003,
+            "The app requested an unsupported grant type.",
+        );
     }
     if form.get("client_id") != Some(&c.client_id) {
-        return entra_error(StatusCode::BAD_REQUEST, "unauthorized_client", 700016, &format!("Application with identifier '{}' was not found in the directory.", form.get("client_id").cloned().unwrap_or_default()));
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            700016,
+            &format!(
+                "Application with identifier '{}' was not found in the directory.",
+                form.get("client_id").cloned().unwrap_or_default()
+            ),
+        );
     }
     let Some(scope) = form.get("scope") else {
-        return entra_error(StatusCode::BAD_REQUEST, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.");
+        return entra_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        );
     };
     let resource = scope.strip_suffix("/.default").unwrap_or(scope).to_string();
     if let Some(assertion) = form.get("client_assertion") {
         state.assertions.lock().unwrap().push(assertion.clone());
         let a = claims(assertion);
         let Some(fed) = &c.federated else {
-            return entra_error(StatusCode::BAD_REQUEST, "invalid_client", 70021, "No matching federated identity record found for presented assertion.");
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                70021,
+                "No matching federated identity record found for presented assertion.",
+            );
         };
         let matches = a["iss"] == fed.issuer && a["sub"] == fed.subject && a["aud"] == fed.audience;
         if !matches {
             return entra_error(StatusCode::BAD_REQUEST, "invalid_client", 70021, &format!("No matching federated identity record found for presented assertion. Assertion Issuer: '{}'. Assertion Subject: '{}'. Assertion Audience: '{}'.", a["iss"].as_str().unwrap_or(""), a["sub"].as_str().unwrap_or(""), a["aud"].as_str().unwrap_or("")));
         }
         if a["exp"].as_i64().unwrap_or(0) <= now() {
-            return entra_error(StatusCode::BAD_REQUEST, "invalid_client", 700024, "Client assertion is not within its valid time range.");
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_client",
+                700024,
+                "Client assertion is not within its valid time range.",
+            );
         }
     } else if let Some(secret) = form.get("client_secret") {
         if Some(secret) != c.client_secret.as_ref() {
-            return entra_error(StatusCode::UNAUTHORIZED, "invalid_client", 7000215, "Invalid client secret provided.");
+            return entra_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided.",
+            );
         }
     } else {
         return entra_error(StatusCode::BAD_REQUEST, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
@@ -343,12 +381,18 @@ async fn msi(
     headers: HeaderMap,
 ) -> Response {
     let c = state.config.clone().unwrap();
-    let given = headers.get("x-identity-header").and_then(|v| v.to_str().ok());
+    let given = headers
+        .get("x-identity-header")
+        .and_then(|v| v.to_str().ok());
     if given != Some(c.identity_header.as_str()) {
         return (StatusCode::UNAUTHORIZED, json!({"statusCode": 401, "message": "Unauthorized request. Please check the identity header."}).to_string()).into_response();
     }
     if q.get("api-version").map(String::as_str) != Some("2019-08-01") {
-        return (StatusCode::BAD_REQUEST, json!({"statusCode": 400, "message": "api-version is required"}).to_string()).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"statusCode": 400, "message": "api-version is required"}).to_string(),
+        )
+            .into_response();
     }
     if let Some(id) = q.get("client_id") {
         if id != &c.client_id {
@@ -356,7 +400,11 @@ async fn msi(
         }
     }
     let Some(resource) = q.get("resource") else {
-        return (StatusCode::BAD_REQUEST, json!({"statusCode": 400, "message": "resource is required"}).to_string()).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            json!({"statusCode": 400, "message": "resource is required"}).to_string(),
+        )
+            .into_response();
     };
     let (access_token, exp) = issue(&state, resource, &c.client_id);
     (
@@ -388,25 +436,39 @@ impl GithubOidc {
         let (rt, iss) = (request_token.clone(), issued.clone());
         let app = Router::new().route(
             "/_apis/token",
-            get(move |Query(q): Query<HashMap<String, String>>, headers: HeaderMap| {
-                let rt = rt.clone();
-                let iss = iss.clone();
-                async move {
-                    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                    if auth != Some(format!("Bearer {rt}").as_str()) {
-                        return (StatusCode::UNAUTHORIZED, json!({"message": "Bad credentials"}).to_string()).into_response();
+            get(
+                move |Query(q): Query<HashMap<String, String>>, headers: HeaderMap| {
+                    let rt = rt.clone();
+                    let iss = iss.clone();
+                    async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                        if auth != Some(format!("Bearer {rt}").as_str()) {
+                            return (
+                                StatusCode::UNAUTHORIZED,
+                                json!({"message": "Bad credentials"}).to_string(),
+                            )
+                                .into_response();
+                        }
+                        let aud = q
+                            .get("audience")
+                            .cloned()
+                            .unwrap_or_else(|| "https://github.com/acme".into());
+                        let now = now();
+                        let t = jwt(&json!({
+                            "iss": GITHUB_ISSUER, "aud": aud, "sub": GITHUB_SUB,
+                            "repository": "acme/data-jobs", "ref": "refs/heads/main",
+                            "iat": now, "nbf": now - 5, "exp": now + 300,
+                        }));
+                        iss.lock().unwrap().push(t.clone());
+                        (
+                            StatusCode::OK,
+                            [("content-type", "application/json")],
+                            json!({"count": 1, "value": t}).to_string(),
+                        )
+                            .into_response()
                     }
-                    let aud = q.get("audience").cloned().unwrap_or_else(|| "https://github.com/acme".into());
-                    let now = now();
-                    let t = jwt(&json!({
-                        "iss": GITHUB_ISSUER, "aud": aud, "sub": GITHUB_SUB,
-                        "repository": "acme/data-jobs", "ref": "refs/heads/main",
-                        "iat": now, "nbf": now - 5, "exp": now + 300,
-                    }));
-                    iss.lock().unwrap().push(t.clone());
-                    (StatusCode::OK, [("content-type", "application/json")], json!({"count": 1, "value": t}).to_string()).into_response()
-                }
-            }),
+                },
+            ),
         );
         GithubOidc {
             server: serve(app, false).await,
@@ -417,7 +479,10 @@ impl GithubOidc {
 
     /// `ACTIONS_ID_TOKEN_REQUEST_URL` (it carries a query string of its own, as the real one).
     pub fn request_url(&self) -> String {
-        format!("http://127.0.0.1:{}/_apis/token?api-version=2.0", self.server.addr.port())
+        format!(
+            "http://127.0.0.1:{}/_apis/token?api-version=2.0",
+            self.server.addr.port()
+        )
     }
 
     pub fn issued(&self) -> Vec<String> {
@@ -460,7 +525,11 @@ pub fn moto_url() -> String {
 }
 
 fn sts_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let kind = if status.is_server_error() { "Receiver" } else { "Sender" };
+    let kind = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
     (
         status,
         [("content-type", "text/xml")],
@@ -485,9 +554,7 @@ impl StsFront {
             idp_failures: AtomicU32::new(0),
             http: reqwest::Client::new(),
         });
-        let app = Router::new()
-            .fallback(sts_handle)
-            .with_state(state.clone());
+        let app = Router::new().fallback(sts_handle).with_state(state.clone());
         StsFront {
             server: serve(app, false).await,
             state,
@@ -520,10 +587,7 @@ impl StsFront {
     }
 }
 
-async fn sts_handle(
-    State(state): State<Arc<FrontState>>,
-    req: axum::extract::Request,
-) -> Response {
+async fn sts_handle(State(state): State<Arc<FrontState>>, req: axum::extract::Request) -> Response {
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
@@ -539,29 +603,53 @@ async fn sts_handle(
         let c = claims(&token);
         let p = &state.policy;
         if c["iss"] != p.issuer.as_str() && c["iss"] != format!("{}/", p.issuer).as_str() {
-            return sts_error(StatusCode::BAD_REQUEST, "InvalidIdentityToken", &format!("No OpenIDConnect provider found in your account for {}", c["iss"].as_str().unwrap_or("")));
+            return sts_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidIdentityToken",
+                &format!(
+                    "No OpenIDConnect provider found in your account for {}",
+                    c["iss"].as_str().unwrap_or("")
+                ),
+            );
         }
         if c["aud"] != p.audience.as_str() {
-            return sts_error(StatusCode::BAD_REQUEST, "InvalidIdentityToken", "Incorrect token audience");
+            return sts_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidIdentityToken",
+                "Incorrect token audience",
+            );
         }
         if c["exp"].as_i64().unwrap_or(0) <= now() {
-            return sts_error(StatusCode::BAD_REQUEST, "ExpiredTokenException", "Token expired: current date/time must be before the expiration date/time.");
+            return sts_error(
+                StatusCode::BAD_REQUEST,
+                "ExpiredTokenException",
+                "Token expired: current date/time must be before the expiration date/time.",
+            );
         }
         if c["sub"] != p.subject.as_str() {
-            return sts_error(StatusCode::FORBIDDEN, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity");
+            return sts_error(
+                StatusCode::FORBIDDEN,
+                "AccessDenied",
+                "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+            );
         }
     }
-    let resp = state
+    // Forward as sent (moto routes signed calls such as GetCallerIdentity by their
+    // credential scope); the signature covers `host`, which moto does not check.
+    let mut forward = state
         .http
         .post(format!("{}{}", state.moto, parts.uri.path()))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+        .body(body.to_vec());
+    for (name, value) in &parts.headers {
+        if name != "host" && name != "content-length" {
+            forward = forward.header(name, value);
+        }
+    }
+    let resp = forward.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    if status == 200 && form.get("Action").map(String::as_str) == Some("AssumeRoleWithWebIdentity") {
+    if status == 200 && form.get("Action").map(String::as_str) == Some("AssumeRoleWithWebIdentity")
+    {
         let (Some(ak), Some(sk), Some(st)) = (
             xml_field(&text, "AccessKeyId"),
             xml_field(&text, "SecretAccessKey"),
@@ -572,5 +660,10 @@ async fn sts_handle(
         state.issued.lock().unwrap().insert(ak, (sk, st));
         state.exchanges.fetch_add(1, Ordering::SeqCst);
     }
-    (StatusCode::from_u16(status).unwrap(), [("content-type", "text/xml")], text).into_response()
+    (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "text/xml")],
+        text,
+    )
+        .into_response()
 }
