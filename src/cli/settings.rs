@@ -796,7 +796,7 @@ pub fn resolve_identity(
             if session_duration < Duration::from_secs(1)
                 || session_duration > Duration::from_secs(12 * 3600)
             {
-                return usage("--aws-session-duration must be between 15m and 12h (STS's limits; the role's maximum session duration applies too)");
+                return usage("--aws-session-duration must be at most 12h (AWS STS also requires at least 15m and applies the role's maximum session duration; shorter values are for emulators)");
             }
             let session_name = r.pick(
                 "aws_role_session_name",
