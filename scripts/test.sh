@@ -16,7 +16,10 @@ main() {
     mkdir -p "$LOGS"
 
     install_azurite
+    install_moto
     start_azurite
+    start_azurite_oauth
+    start_moto
 
     local rc=0
     cargo test --all-targets "$@" </dev/null || rc=$?

@@ -112,3 +112,78 @@ start_azurite() {
     log "Azurite (pid $pid) at $GATELAKE_TEST_AZURITE_BLOB"
 }
 
+
+# --- Azurite over HTTPS with OAuth (bearer tokens to storage checked for real) ---------------
+# `--oauth basic` requires HTTPS. The certificate comes from tests (a throwaway CA made by
+# scripts/make_test_ca.py): .testbed/tls/{ca.pem,server.pem,server-key.pem}. Azurite checks a
+# bearer token's iss, aud, nbf and exp (not its signature).
+
+make_test_ca() {
+    if [[ -f "$TESTBED/tls/ca.pem" && -f "$TESTBED/tls/server.pem" && -f "$TESTBED/tls/server-key.pem" ]]; then
+        return 0
+    fi
+    ensure_venv
+    log "making a throwaway test CA in .testbed/tls/"
+    "$TESTBED/venv/bin/python" "$ROOT/scripts/make_test_ca.py" "$TESTBED/tls" >"$LOGS/test-ca.log" 2>&1 || {
+        cat "$LOGS/test-ca.log" >&2
+        die "could not make the test CA"
+    }
+}
+
+start_azurite_oauth() {
+    local port logfile pid
+    make_test_ca
+    port="$(free_port)"
+    logfile="$LOGS/azurite-oauth.log"
+    (cd "$TESTBED" && exec "$TESTBED/node_modules/.bin/azurite-blob" \
+        --blobHost 127.0.0.1 --blobPort "$port" \
+        --inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose \
+        --oauth basic --cert "$TESTBED/tls/server.pem" --key "$TESTBED/tls/server-key.pem" \
+        </dev/null >"$logfile" 2>&1) &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for_port "$port" "$pid" "$logfile" "Azurite (HTTPS, OAuth)"
+    export GATELAKE_TEST_AZURITE_OAUTH_BLOB="https://127.0.0.1:$port/devstoreaccount1"
+    export GATELAKE_TEST_CA="$TESTBED/tls/ca.pem"
+    export GATELAKE_TEST_TLS_DIR="$TESTBED/tls"
+    log "Azurite with OAuth (pid $pid) at $GATELAKE_TEST_AZURITE_OAUTH_BLOB"
+}
+
+# --- moto (AWS emulator, PyPI `moto[server]`): STS for AssumeRoleWithWebIdentity ----------------
+
+ensure_venv() {
+    if [[ -x "$TESTBED/venv/bin/python" ]]; then
+        return 0
+    fi
+    log "creating a Python virtual environment in .testbed/venv"
+    python3 -m venv "$TESTBED/venv" >"$LOGS/venv.log" 2>&1 || {
+        cat "$LOGS/venv.log" >&2
+        die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    }
+}
+
+install_moto() {
+    ensure_venv
+    if [[ -x "$TESTBED/venv/bin/moto_server" ]] && "$TESTBED/venv/bin/python" -c 'import moto, cryptography' 2>/dev/null; then
+        return 0
+    fi
+    log "installing moto[server] into .testbed/venv"
+    "$TESTBED/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' \
+        </dev/null >"$LOGS/pip-moto.log" 2>&1 || {
+        cat "$LOGS/pip-moto.log" >&2
+        die "pip install moto[server] failed"
+    }
+}
+
+start_moto() {
+    local port logfile pid
+    port="$(free_port)"
+    logfile="$LOGS/moto.log"
+    (cd "$TESTBED" && exec "$TESTBED/venv/bin/moto_server" -H 127.0.0.1 -p "$port" \
+        </dev/null >"$logfile" 2>&1) &
+    pid=$!
+    PIDS+=("$pid")
+    wait_for_port "$port" "$pid" "$logfile" "moto"
+    export GATELAKE_TEST_MOTO="http://127.0.0.1:$port"
+    log "moto (pid $pid) at $GATELAKE_TEST_MOTO"
+}

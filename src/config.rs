@@ -20,6 +20,11 @@ pub enum ApiAuth {
     Iam {
         region: String,
     },
+    /// `Authorization: Bearer …` with an Entra token for `audience`, fetched (and renewed)
+    /// from the Azure identity given to the client (`ApiClient::with_bearer_credential`).
+    BearerFromAzure {
+        audience: String,
+    },
 }
 
 impl ApiAuth {
@@ -27,7 +32,7 @@ impl ApiAuth {
         match self {
             ApiAuth::None => "none",
             ApiAuth::ApiKey(_) => "api-key",
-            ApiAuth::Bearer(_) => "bearer",
+            ApiAuth::Bearer(_) | ApiAuth::BearerFromAzure { .. } => "bearer",
             ApiAuth::Iam { .. } => "iam",
         }
     }

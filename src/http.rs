@@ -1,8 +1,11 @@
-//! The one HTTP stack every hop uses (API, storage, and later Entra and STS): reqwest with
-//! rustls, a timeout on every request, proxies from `HTTPS_PROXY`/`NO_PROXY`, and redirects
-//! followed only within the same origin, so a credential-bearing request is never replayed
-//! to another host.
+//! The one HTTP stack every hop uses (API, storage, Entra, managed identity, the GitHub OIDC
+//! endpoint): reqwest with rustls, a timeout on every request, proxies from
+//! `HTTPS_PROXY`/`NO_PROXY`, extra trusted roots from `--ca-bundle` or `SSL_CERT_FILE`
+//! (corporate networks inspect TLS, and the tests run every hop over HTTPS with a throwaway
+//! CA), and redirects followed only within the same origin, so a credential-bearing request
+//! is never replayed to another host.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How to build a client.
@@ -14,6 +17,8 @@ pub struct HttpOptions {
     /// Ask for and transparently decode gzip bodies (the API hop); storage clients turn it
     /// off so that stored bytes come back exactly as written.
     pub gzip: bool,
+    /// PEM files whose certificates are trusted in addition to the platform's roots.
+    pub ca_bundles: Vec<PathBuf>,
 }
 
 impl Default for HttpOptions {
@@ -22,13 +27,54 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(10),
             gzip: true,
+            ca_bundles: Vec::new(),
         }
+    }
+}
+
+impl HttpOptions {
+    /// Add `--ca-bundle` (when given) and `SSL_CERT_FILE` (when set) to the trusted roots.
+    pub fn with_ca_bundle(mut self, flag: Option<PathBuf>) -> Self {
+        if let Some(p) = flag {
+            self.ca_bundles.push(p);
+        }
+        if let Some(p) = std::env::var_os("SSL_CERT_FILE").filter(|v| !v.is_empty()) {
+            let p = PathBuf::from(p);
+            if !self.ca_bundles.contains(&p) {
+                self.ca_bundles.push(p);
+            }
+        }
+        self
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("could not set up the HTTP client: {0}")]
 pub struct HttpSetupError(String);
+
+/// The certificates of the PEM bundles in `options`.
+fn extra_roots(options: &HttpOptions) -> Result<Vec<reqwest::Certificate>, HttpSetupError> {
+    let mut roots = Vec::new();
+    for path in &options.ca_bundles {
+        let pem = std::fs::read(path).map_err(|e| {
+            HttpSetupError(format!("cannot read the CA bundle {}: {e}", path.display()))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            HttpSetupError(format!(
+                "the CA bundle {} is not a PEM certificate bundle: {e}",
+                path.display()
+            ))
+        })?;
+        if certs.is_empty() {
+            return Err(HttpSetupError(format!(
+                "the CA bundle {} holds no certificates",
+                path.display()
+            )));
+        }
+        roots.extend(certs);
+    }
+    Ok(roots)
+}
 
 /// A client with the tool's policies.
 pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetupError> {
@@ -48,6 +94,22 @@ pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetupError> 
         .connect_timeout(options.connect_timeout)
         .gzip(options.gzip)
         .redirect(redirect)
+        .tls_certs_merge(extra_roots(options)?)
+        .build()
+        .map_err(|e| HttpSetupError(e.to_string()))
+}
+
+/// A client for storage: no redirects (the storage REST API does not use them), no
+/// transparent decompression (blob bytes come back exactly as stored), a read timeout rather
+/// than a whole-request one (a chunk upload may take minutes), and the same trusted roots.
+pub fn storage_client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetupError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("gatelake/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .gzip(false)
+        .tls_certs_merge(extra_roots(options)?)
         .build()
         .map_err(|e| HttpSetupError(e.to_string()))
 }

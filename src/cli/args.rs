@@ -28,6 +28,110 @@ pub enum Command {
     Pull(Box<PullArgs>),
     /// Run the whole path against a built-in demo API, into a local folder (./lake/demo).
     Demo(DemoArgs),
+    /// Identity: `gatelake auth check` walks every hop and shows who the tool is at each.
+    Auth(AuthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    #[command(subcommand)]
+    pub command: AuthCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Walk every hop (Azure, AWS, the API, the lake) with the same flags as `pull` and print
+    /// the identity used at each, without secrets; each failing hop ends with the likely fix.
+    Check(Box<PullArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WebIdentityKind {
+    /// An Entra token for --web-identity-audience from the Azure identity (--azure-auth).
+    Azure,
+    /// The GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
+    Github,
+    /// A token file: --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE, re-read on every exchange.
+    File,
+    /// A token in GATELAKE_WEB_IDENTITY_TOKEN.
+    Env,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BearerFrom {
+    /// The token from --bearer-token-file / GATELAKE_BEARER_TOKEN.
+    Static,
+    /// An Entra token for --bearer-audience from the Azure identity.
+    Azure,
+}
+
+/// Who the tool is on Azure and AWS (see the README's identity section).
+#[derive(Debug, Args, Clone)]
+pub struct IdentityArgs {
+    /// Azure identity: auto, token, workload-identity, managed-identity, service-principal, cli
+    /// (Entra tokens), or connection-string, key, sas (storage only). [default: auto]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH", value_name = "KIND")]
+    pub azure_auth: Option<String>,
+
+    /// A file holding an Entra token (re-read on every use), e.g. from a notebook's getToken.
+    /// GATELAKE_AZURE_TOKEN may hold the token itself.
+    #[arg(long, env = "GATELAKE_AZURE_TOKEN_FILE", value_name = "PATH")]
+    pub azure_token_file: Option<PathBuf>,
+
+    /// Read an Entra token from standard input.
+    #[arg(long)]
+    pub azure_token_stdin: bool,
+
+    /// Client id of a user-assigned managed identity (or overrides AZURE_CLIENT_ID).
+    #[arg(long, env = "GATELAKE_AZURE_CLIENT_ID", value_name = "ID")]
+    pub azure_client_id: Option<String>,
+
+    /// Entra authority host for sovereign clouds (or test servers). [default: AZURE_AUTHORITY_HOST, then the public cloud]
+    #[arg(long, env = "GATELAKE_AZURE_AUTHORITY", value_name = "URL")]
+    pub azure_authority: Option<String>,
+
+    /// Assume this IAM role with a web identity (STS AssumeRoleWithWebIdentity) for --api-auth iam.
+    /// Without it the standard AWS chain applies.
+    #[arg(long, env = "GATELAKE_AWS_ROLE_ARN", value_name = "ARN")]
+    pub aws_role_arn: Option<String>,
+
+    /// Where the web identity token comes from. [default: azure]
+    #[arg(long, env = "GATELAKE_WEB_IDENTITY", value_enum, value_name = "SOURCE")]
+    pub web_identity: Option<WebIdentityKind>,
+
+    /// Audience of the web identity token. [default: azure: api://AzureADTokenExchange; github: sts.amazonaws.com]
+    #[arg(long, env = "GATELAKE_WEB_IDENTITY_AUDIENCE", value_name = "AUDIENCE")]
+    pub web_identity_audience: Option<String>,
+
+    /// file: the token file. [default: AWS_WEB_IDENTITY_TOKEN_FILE]
+    #[arg(long, env = "GATELAKE_WEB_IDENTITY_TOKEN_FILE", value_name = "PATH")]
+    pub web_identity_token_file: Option<PathBuf>,
+
+    /// Role session length, e.g. 1h; credentials are re-exchanged before they expire. [default: 1h]
+    #[arg(long, env = "GATELAKE_AWS_SESSION_DURATION", value_name = "DURATION")]
+    pub aws_session_duration: Option<String>,
+
+    /// Role session name. [default: gatelake-<job>-<caller>, from the token's identity]
+    #[arg(long, env = "GATELAKE_AWS_ROLE_SESSION_NAME", value_name = "NAME")]
+    pub aws_role_session_name: Option<String>,
+
+    /// Region of the STS endpoint. [default: --region, AWS_REGION, then us-east-1]
+    #[arg(long, env = "GATELAKE_AWS_STS_REGION", value_name = "REGION")]
+    pub aws_sts_region: Option<String>,
+
+    /// bearer: where the token comes from. [default: static]
+    #[arg(long, env = "GATELAKE_BEARER_FROM", value_enum, value_name = "FROM")]
+    pub bearer_from: Option<BearerFrom>,
+
+    /// bearer from azure: the audience (the JWT authorizer's), e.g. api://orders-api.
+    #[arg(long, env = "GATELAKE_BEARER_AUDIENCE", value_name = "AUDIENCE")]
+    pub bearer_audience: Option<String>,
+
+    /// Extra trusted CA certificates (PEM) for every HTTPS hop; SSL_CERT_FILE is honoured too.
+    #[arg(long, env = "GATELAKE_CA_BUNDLE", value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -54,9 +158,9 @@ pub enum ApiAuthKind {
     None,
     /// `x-api-key` header from GATELAKE_API_KEY or --api-key-file.
     ApiKey,
-    /// `Authorization: Bearer` from GATELAKE_BEARER_TOKEN or --bearer-token-file.
+    /// `Authorization: Bearer` from GATELAKE_BEARER_TOKEN, --bearer-token-file, or an Entra token (--bearer-from azure).
     Bearer,
-    /// SigV4 (`execute-api`) with credentials from the AWS chain (env, profile, role).
+    /// SigV4 (`execute-api`) with role credentials from --aws-role-arn + --web-identity, or the AWS chain.
     Iam,
 }
 
@@ -264,6 +368,9 @@ pub struct PullArgs {
     /// Refuse a page larger than this (decompressed), e.g. 64MiB. [default: 64MiB]
     #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]
     pub max_page_bytes: Option<String>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
 
     #[command(flatten)]
     pub out: OutputArgs,

@@ -3,7 +3,9 @@
 //! any of this.
 
 pub mod args;
+pub mod auth_check;
 pub mod exit_code;
+pub mod identity;
 pub mod progress;
 pub mod settings;
 
@@ -52,6 +54,12 @@ pub fn main() -> ExitCode {
                 Err(e) => usage_error(&e, args.out.output),
             },
             Command::Demo(args) => run_demo(args, &sub).await,
+            Command::Auth(a) => match a.command {
+                args::AuthCommand::Check(args) => {
+                    let sub = sub.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
+                    auth_check::run(&args, &sub).await
+                }
+            },
         }
     })
 }
@@ -70,6 +78,11 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// [`usage_error`] for the other CLI modules.
+pub(crate) fn usage_error_pub(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
+    usage_error(e, mode)
 }
 
 fn usage_error(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
@@ -132,6 +145,7 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         resolved.restart,
         resolved.output,
         resolved.progress,
+        Some(&resolved.identity),
     )
     .await
 }
@@ -202,6 +216,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.restart,
         out.mode,
         out.progress,
+        None,
     )
     .await
 }
@@ -214,8 +229,34 @@ async fn execute(
     restart: bool,
     mode: OutputMode,
     progress: ProgressMode,
+    identity: Option<&settings::IdentitySettings>,
 ) -> ExitCode {
-    let sink = match gatelake::sink::open(dest) {
+    let default_identity = settings::IdentitySettings {
+        azure: Default::default(),
+        aws_role: None,
+        ca_bundle: None,
+    };
+    let identity = identity.unwrap_or(&default_identity);
+    let auth_failure = |message: String| {
+        report_failure(&message, ExitCode::Auth, mode);
+        ExitCode::Auth
+    };
+    let azure = if identity::needs_azure(identity, dest, &pull.source.auth) {
+        match identity::azure_identity(identity).await {
+            Ok(a) => {
+                tracing::info!("Azure identity: {}", a.source.describe());
+                Some(a)
+            }
+            Err(e) => return auth_failure(e.to_string()),
+        }
+    } else {
+        None
+    };
+    let aws = match identity::aws_credentials(identity, azure.as_ref(), &pull.job) {
+        Ok(a) => a,
+        Err(e) => return auth_failure(e.to_string()),
+    };
+    let sink = match identity::open_sink(dest, identity, azure.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             let code = ExitCode::of_sink_error(&e);
@@ -232,7 +273,7 @@ async fn execute(
     }
     let http = match gatelake::http::client(&gatelake::http::HttpOptions {
         timeout: pull.source.timeout,
-        ..Default::default()
+        ..identity::http_options(identity)
     }) {
         Ok(h) => h,
         Err(e) => {
@@ -240,8 +281,11 @@ async fn execute(
             return ExitCode::Failure;
         }
     };
-    let client = match ApiClient::new(&pull.source, http, None).await {
-        Ok(c) => c,
+    let client = match ApiClient::new(&pull.source, http, aws.map(|(c, _)| c)).await {
+        Ok(c) => match &azure {
+            Some(a) => c.with_bearer_credential(a.credential()),
+            None => c,
+        },
         Err(e) => {
             let e = PullError::Source(e);
             let code = ExitCode::of_pull_error(&e);

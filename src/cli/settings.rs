@@ -10,7 +10,8 @@
 //! tokens come from the environment or from files named by `*_file` settings.
 
 use super::args::{
-    ApiAuthKind, DemoArgs, OutputArgs, OutputMode, Paginate, ProgressMode, PullArgs,
+    ApiAuthKind, BearerFrom, DemoArgs, IdentityArgs, OutputArgs, OutputMode, Paginate,
+    ProgressMode, PullArgs, WebIdentityKind,
 };
 use clap::parser::ValueSource;
 use clap::ArgMatches;
@@ -18,6 +19,7 @@ use gatelake::config::{
     parse_byte_size, parse_duration, ApiAuth, OutputConfig, PullConfig, RetryPolicy, SourceConfig,
 };
 use gatelake::encode::{Compression, EncodeOptions, Format};
+use gatelake::identity::azure::{AzureAuthKind, AzureOptions};
 use gatelake::secret::{redact_url, Secret};
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig, StopRules};
 use serde::Deserialize;
@@ -72,6 +74,56 @@ pub struct JobSpec {
     pub chunk_rows: Option<u64>,
     pub dest: Option<String>,
     pub upload_concurrency: Option<usize>,
+    pub bearer_from: Option<BearerFrom>,
+    pub bearer_audience: Option<String>,
+    pub ca_bundle: Option<PathBuf>,
+    /// `[jobs.NAME.azure]`: the Azure identity.
+    pub azure: Option<AzureJob>,
+    /// `[jobs.NAME.aws]`: the AWS role and web identity.
+    pub aws: Option<AwsJob>,
+}
+
+/// `[jobs.NAME.azure]` (no secrets: tokens come from files, env or stdin).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AzureJob {
+    pub auth: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub authority: Option<String>,
+}
+
+/// `[jobs.NAME.aws]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsJob {
+    pub role_arn: Option<String>,
+    pub web_identity: Option<WebIdentityKind>,
+    pub web_identity_audience: Option<String>,
+    pub web_identity_token_file: Option<PathBuf>,
+    pub session_duration: Option<String>,
+    pub role_session_name: Option<String>,
+    pub sts_region: Option<String>,
+}
+
+/// The AWS side: assume a role with a web identity (or, when `None`, the standard chain).
+#[derive(Debug, Clone)]
+pub struct AwsRoleSettings {
+    pub role_arn: String,
+    pub web_identity: WebIdentityKind,
+    pub audience: String,
+    pub token_file: Option<PathBuf>,
+    pub session_duration: Duration,
+    pub session_name: Option<String>,
+    pub sts_region: String,
+}
+
+/// Who the tool is, resolved (see `identity` in the library for what each part does).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    pub azure: AzureOptions,
+    pub aws_role: Option<AwsRoleSettings>,
+    pub ca_bundle: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -207,6 +259,7 @@ pub struct Resolved {
     pub shown: Vec<Shown>,
     /// Things to tell the user before starting (e.g. a secret given as a flag).
     pub warnings: Vec<String>,
+    pub identity: IdentitySettings,
 }
 
 fn display_path(p: &Path) -> String {
@@ -458,6 +511,24 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             };
             ApiAuth::ApiKey(key)
         }
+        "bearer"
+            if r.pick(
+                "bearer_from",
+                args.identity.bearer_from.map(|b| b.as_str()),
+                job.bearer_from.map(|b| b.as_str()),
+                Some("static"),
+            ) == Some("azure") =>
+        {
+            match r.pick(
+                "bearer_audience",
+                args.identity.bearer_audience.clone(),
+                job.bearer_audience.clone(),
+                None,
+            ) {
+                Some(audience) => ApiAuth::BearerFromAzure { audience },
+                None => return usage("--bearer-from azure needs --bearer-audience: the audience (application ID URI) the API's JWT authorizer expects, e.g. api://orders-api"),
+            }
+        }
         "bearer" => {
             let token = if let Some(t) = &args.bearer_token {
                 if r.given_on_command_line("bearer_token") {
@@ -551,6 +622,11 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     )?;
 
     let out = resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"))?;
+    let region_hint = match &auth {
+        ApiAuth::Iam { region } => Some(region.clone()),
+        _ => None,
+    };
+    let identity = resolve_identity(&mut r, &args.identity, &job, region_hint)?;
     let source = SourceConfig {
         url,
         pagination: Pagination { style, stop },
@@ -581,6 +657,187 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         show_settings: args.out.show_settings,
         shown: r.shown,
         warnings,
+        identity,
+    })
+}
+
+/// Resolve the identity flags (shared by `pull` and `auth check`). `region` is the API's
+/// region, the default for STS.
+pub fn resolve_identity(
+    r: &mut Resolver<'_>,
+    args: &IdentityArgs,
+    job: &JobSpec,
+    region: Option<String>,
+) -> Result<IdentitySettings, UsageError> {
+    let az = job.azure.clone().unwrap_or_default();
+    let aws = job.aws.clone().unwrap_or_default();
+    let kind: AzureAuthKind = r
+        .pick(
+            "azure_auth",
+            args.azure_auth.clone(),
+            az.auth.clone(),
+            Some("auto".into()),
+        )
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| UsageError(format!("--azure-auth: {e}")))?;
+    let token_file = r
+        .pick(
+            "azure_token_file",
+            args.azure_token_file.as_deref().map(display_path),
+            az.token_file.as_deref().map(display_path),
+            None,
+        )
+        .map(PathBuf::from);
+    let mut token = None;
+    if let Some(t) = std::env::var("GATELAKE_AZURE_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+    {
+        r.note_secret("azure_token", "env GATELAKE_AZURE_TOKEN".into());
+        token = Some(Secret::new(t.trim()));
+    }
+    if args.azure_token_stdin {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| UsageError(format!("--azure-token-stdin: cannot read stdin: {e}")))?;
+        if text.trim().is_empty() {
+            return usage("--azure-token-stdin: standard input was empty; pipe the token in, e.g. `echo \"$TOKEN\" | gatelake …`");
+        }
+        r.note_secret("azure_token", "stdin".into());
+        token = Some(Secret::new(text.trim()));
+    }
+    let client_id = r.pick(
+        "azure_client_id",
+        args.azure_client_id.clone(),
+        az.client_id.clone(),
+        None,
+    );
+    let authority = match r.pick(
+        "azure_authority",
+        args.azure_authority.clone(),
+        az.authority.clone(),
+        None,
+    ) {
+        Some(a) => Some(
+            url::Url::parse(&a)
+                .map_err(|e| UsageError(format!("--azure-authority {a}: not a URL ({e})")))?,
+        ),
+        None => None,
+    };
+    let ca_bundle = r
+        .pick(
+            "ca_bundle",
+            args.ca_bundle.as_deref().map(display_path),
+            job.ca_bundle.as_deref().map(display_path),
+            None,
+        )
+        .map(PathBuf::from);
+
+    let aws_role = match r.pick(
+        "aws_role_arn",
+        args.aws_role_arn.clone(),
+        aws.role_arn.clone(),
+        None,
+    ) {
+        None => None,
+        Some(role_arn) => {
+            if !role_arn.starts_with("arn:") || !role_arn.contains(":role/") {
+                return usage(format!(
+                    "--aws-role-arn {role_arn}: expected a role ARN like arn:aws:iam::123456789012:role/gatelake-reader"
+                ));
+            }
+            let web_identity = match r.pick(
+                "web_identity",
+                args.web_identity.map(|w| w.as_str()),
+                aws.web_identity.map(|w| w.as_str()),
+                Some("azure"),
+            ) {
+                Some("github") => WebIdentityKind::Github,
+                Some("file") => WebIdentityKind::File,
+                Some("env") => WebIdentityKind::Env,
+                _ => WebIdentityKind::Azure,
+            };
+            let default_audience = match web_identity {
+                WebIdentityKind::Azure => {
+                    Some(gatelake::identity::web_identity::DEFAULT_AZURE_AUDIENCE.to_string())
+                }
+                WebIdentityKind::Github => {
+                    Some(gatelake::identity::web_identity::DEFAULT_GITHUB_AUDIENCE.to_string())
+                }
+                _ => None,
+            };
+            let audience = r
+                .pick(
+                    "web_identity_audience",
+                    args.web_identity_audience.clone(),
+                    aws.web_identity_audience.clone(),
+                    default_audience,
+                )
+                .unwrap_or_default();
+            let token_file = r
+                .pick(
+                    "web_identity_token_file",
+                    args.web_identity_token_file.as_deref().map(display_path),
+                    aws.web_identity_token_file.as_deref().map(display_path),
+                    std::env::var("AWS_WEB_IDENTITY_TOKEN_FILE").ok(),
+                )
+                .map(PathBuf::from);
+            if web_identity == WebIdentityKind::File && token_file.is_none() {
+                return usage("--web-identity file needs --web-identity-token-file PATH or AWS_WEB_IDENTITY_TOKEN_FILE");
+            }
+            let session_duration = duration(
+                "aws-session-duration",
+                r.pick(
+                    "aws_session_duration",
+                    args.aws_session_duration.clone(),
+                    aws.session_duration.clone(),
+                    Some("1h".into()),
+                ),
+            )?;
+            if session_duration < Duration::from_secs(1)
+                || session_duration > Duration::from_secs(12 * 3600)
+            {
+                return usage("--aws-session-duration must be at most 12h (AWS STS also requires at least 15m and applies the role's maximum session duration; shorter values are for emulators)");
+            }
+            let session_name = r.pick(
+                "aws_role_session_name",
+                args.aws_role_session_name.clone(),
+                aws.role_session_name.clone(),
+                std::env::var("AWS_ROLE_SESSION_NAME").ok(),
+            );
+            let env_region = std::env::var("AWS_REGION")
+                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                .ok();
+            let sts_region = r
+                .pick(
+                    "aws_sts_region",
+                    args.aws_sts_region.clone(),
+                    aws.sts_region.clone(),
+                    region.or(env_region).or(Some("us-east-1".into())),
+                )
+                .unwrap_or_default();
+            Some(AwsRoleSettings {
+                role_arn,
+                web_identity,
+                audience,
+                token_file,
+                session_duration,
+                session_name,
+                sts_region,
+            })
+        }
+    };
+    Ok(IdentitySettings {
+        azure: AzureOptions {
+            kind,
+            token_file,
+            token,
+            client_id,
+            authority,
+        },
+        aws_role,
+        ca_bundle,
     })
 }
 
@@ -611,7 +868,7 @@ pub struct ResolvedOutput {
     pub progress: ProgressMode,
 }
 
-fn resolve_output(
+pub fn resolve_output(
     r: &mut Resolver<'_>,
     out: &OutputArgs,
     job: &JobSpec,
@@ -751,6 +1008,32 @@ impl ApiAuthKind {
             ApiAuthKind::ApiKey => "api-key",
             ApiAuthKind::Bearer => "bearer",
             ApiAuthKind::Iam => "iam",
+        }
+    }
+}
+
+impl WebIdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebIdentityKind::Azure => "azure",
+            WebIdentityKind::Github => "github",
+            WebIdentityKind::File => "file",
+            WebIdentityKind::Env => "env",
+        }
+    }
+}
+
+impl WebIdentityKind {
+    pub fn as_str_pub(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl BearerFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BearerFrom::Static => "static",
+            BearerFrom::Azure => "azure",
         }
     }
 }

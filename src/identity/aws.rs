@@ -1,42 +1,78 @@
-//! AWS credentials for signing API requests. [`AwsCredentials`] hands out credentials that
-//! are valid for at least [`REFRESH_MARGIN`], fetching new ones from its provider when the
-//! cached ones come close to expiring, so a pull that runs longer than a session keeps
-//! signing with fresh credentials. Concurrent callers share one refresh.
+//! AWS credentials for signing API requests.
 //!
-//! Today the provider is the standard AWS chain (env, profile, web identity file, container,
-//! IMDS); the federated exchange (an Entra or CI OIDC token → STS) is another provider behind
-//! this same type.
+//! [`AwsCredentials`] hands out credentials that are valid for a while yet, fetching new ones
+//! from its provider before the cached ones expire, so a pull that runs longer than a session
+//! keeps signing with fresh credentials:
+//! - more than the refresh margin left: the cached credentials are used;
+//! - inside the margin but with more than half of it left: the cached credentials are used and
+//!   *one* background refresh is started, so the pipeline never waits on STS;
+//! - less than that (or none yet): callers wait for one shared refresh.
+//!
+//! The clock is a parameter ([`AwsCredentials::get`] takes `now`), so refresh is tested with a
+//! fake clock.
+//!
+//! Providers: the standard AWS chain (env, profile, web identity file, container, IMDS), or
+//! [`WebIdentityProvider`] — `--aws-role-arn` plus a [`WebIdentityTokenSource`] exchanged with
+//! STS `AssumeRoleWithWebIdentity`. Its failures say which claim (`aud`, `iss`, `sub`) to check
+//! in which trust policy; transient STS failures (`IDPCommunicationError`, throttling) are
+//! retried, a bounded number of times.
 
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use crate::identity::web_identity::{claims_of, WebIdentityTokenSource};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
+use aws_sdk_sts::error::ProvideErrorMetadata;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, RwLock};
 
 /// Credentials with less than this left are refreshed before use.
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsCredentialsError {
-    #[error("no AWS credentials found for --api-auth iam: {0}. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE, or run where a role is attached")]
+    #[error("no AWS credentials found for --api-auth iam: {0}. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), AWS_PROFILE, or --aws-role-arn with --web-identity")]
     Unavailable(String),
     #[error("AWS credentials could not be loaded within {0:?}")]
     Timeout(Duration),
+    #[error("{0}")]
+    WebIdentity(String),
 }
 
-/// Cached, refreshed AWS credentials.
 #[derive(Debug)]
-pub struct AwsCredentials {
+struct Inner {
     provider: SharedCredentialsProvider,
-    cached: Mutex<Option<Credentials>>,
+    cached: RwLock<Option<Credentials>>,
+    /// Held while a refresh runs, so concurrent callers share it.
+    refresh: Mutex<()>,
+    background: AtomicBool,
     timeout: Duration,
+    margin: Duration,
+}
+
+/// Cached, refreshed AWS credentials. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct AwsCredentials {
+    inner: Arc<Inner>,
 }
 
 impl AwsCredentials {
     pub fn new(provider: SharedCredentialsProvider) -> Self {
+        Self::with_margin(provider, REFRESH_MARGIN)
+    }
+
+    /// Refresh when less than `margin` is left (short test sessions use a small one).
+    pub fn with_margin(provider: SharedCredentialsProvider, margin: Duration) -> Self {
         Self {
-            provider,
-            cached: Mutex::new(None),
-            timeout: Duration::from_secs(30),
+            inner: Arc::new(Inner {
+                provider,
+                cached: RwLock::new(None),
+                refresh: Mutex::new(()),
+                background: AtomicBool::new(false),
+                timeout: Duration::from_secs(60),
+                margin,
+            }),
         }
     }
 
@@ -54,57 +90,406 @@ impl AwsCredentials {
         Ok(Self::new(provider))
     }
 
-    /// Credentials valid for at least [`REFRESH_MARGIN`] from `now`.
+    /// Credentials that are usable at `now`; see the module docs for when they are refreshed.
     pub async fn get(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            if is_fresh(c, now) {
+        let margin = self.inner.margin;
+        if let Some(c) = self.inner.cached.read().await.as_ref() {
+            let left = time_left(c, now);
+            if left > margin {
+                return Ok(c.clone());
+            }
+            if left > margin / 2 {
+                self.refresh_in_background();
                 return Ok(c.clone());
             }
         }
-        let fresh = tokio::time::timeout(self.timeout, self.provider.provide_credentials())
+        self.refresh_now(now).await
+    }
+
+    /// The provider's answer right now, bypassing the cache (for `auth check`).
+    pub async fn fetch_uncached(&self) -> Result<Credentials, AwsCredentialsError> {
+        self.fetch().await
+    }
+
+    async fn fetch(&self) -> Result<Credentials, AwsCredentialsError> {
+        let timeout = self.inner.timeout;
+        tokio::time::timeout(timeout, self.inner.provider.provide_credentials())
             .await
-            .map_err(|_| AwsCredentialsError::Timeout(self.timeout))?
-            .map_err(|e| AwsCredentialsError::Unavailable(error_chain(&e)))?;
-        *cached = Some(fresh.clone());
+            .map_err(|_| AwsCredentialsError::Timeout(timeout))?
+            .map_err(|e| match &e {
+                CredentialsError::ProviderError(_) | CredentialsError::InvalidConfiguration(_) => {
+                    AwsCredentialsError::WebIdentity(error_chain(&e))
+                }
+                _ => AwsCredentialsError::Unavailable(error_chain(&e)),
+            })
+    }
+
+    async fn refresh_now(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
+        let _guard = self.inner.refresh.lock().await;
+        // Someone else may have refreshed while this caller waited.
+        if let Some(c) = self.inner.cached.read().await.as_ref() {
+            if time_left(c, now) > self.inner.margin / 2 {
+                return Ok(c.clone());
+            }
+        }
+        let fresh = self.fetch().await?;
+        *self.inner.cached.write().await = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    fn refresh_in_background(&self) {
+        if self.inner.background.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let guard = this.inner.refresh.lock().await;
+            match this.fetch().await {
+                Ok(fresh) => *this.inner.cached.write().await = Some(fresh),
+                // The foreground path retries (and reports) once the margin is used up.
+                Err(e) => tracing::warn!("background refresh of AWS credentials failed: {e}"),
+            }
+            drop(guard);
+            this.inner.background.store(false, Ordering::SeqCst);
+        });
     }
 }
 
-fn is_fresh(c: &Credentials, now: SystemTime) -> bool {
+fn time_left(c: &Credentials, now: SystemTime) -> Duration {
     match c.expiry() {
-        None => true,
-        Some(exp) => exp
-            .duration_since(now)
-            .map(|left| left > REFRESH_MARGIN)
-            .unwrap_or(false),
+        None => Duration::MAX,
+        Some(exp) => exp.duration_since(now).unwrap_or(Duration::ZERO),
     }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+    crate::identity::error_chain(e)
+}
+
+// ---------------------------------------------------------------------------------------------
+// STS AssumeRoleWithWebIdentity
+// ---------------------------------------------------------------------------------------------
+
+/// How to assume a role with a web identity.
+#[derive(Debug, Clone)]
+pub struct WebIdentityConfig {
+    pub role_arn: String,
+    /// `--aws-role-session-name`; otherwise one is made from the token's identity and the job.
+    pub session_name: Option<String>,
+    pub job: String,
+    pub duration: Duration,
+    /// STS is called in this region (the regional endpoint).
+    pub region: String,
+    /// `AWS_ENDPOINT_URL_STS` (or `AWS_ENDPOINT_URL`).
+    pub endpoint_url: Option<String>,
+    /// Attempts for retryable STS failures, the first included.
+    pub max_attempts: u32,
+}
+
+/// A [`ProvideCredentials`] that exchanges a web identity token for role credentials.
+#[derive(Debug, Clone)]
+pub struct WebIdentityProvider {
+    sts: aws_sdk_sts::Client,
+    config: WebIdentityConfig,
+    source: Arc<dyn WebIdentityTokenSource>,
+}
+
+/// The STS client for `region` and an optional endpoint override. Used unsigned for the
+/// web-identity exchange; `GetCallerIdentity` uses it with credentials.
+pub fn sts_client(
+    region: &str,
+    endpoint_url: Option<&str>,
+    credentials: Option<Credentials>,
+) -> aws_sdk_sts::Client {
+    let mut b = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(region.to_string()))
+        .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_sts::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .connect_timeout(Duration::from_secs(10))
+                .build(),
+        );
+    if let Some(ep) = endpoint_url {
+        b = b.endpoint_url(ep);
     }
-    out
+    if let Some(c) = credentials {
+        b = b.credentials_provider(c);
+    }
+    aws_sdk_sts::Client::from_conf(b.build())
+}
+
+/// The STS endpoint override from the environment (`AWS_ENDPOINT_URL_STS`, then
+/// `AWS_ENDPOINT_URL`), as the AWS SDKs and CLI read it.
+pub fn sts_endpoint_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env("AWS_ENDPOINT_URL_STS")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// A role session name that names the caller: `gatelake-<job>-<who>`, restricted to STS's
+/// characters (`[A-Za-z0-9+=,.@_-]`) and length (2–64).
+pub fn session_name(job: &str, who: Option<&str>) -> String {
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect()
+    };
+    let mut name = format!("gatelake-{}", clean(job));
+    if let Some(w) = who.filter(|w| !w.is_empty()) {
+        name.push('-');
+        name.push_str(&clean(w));
+    }
+    let mut name: String = name.chars().take(64).collect();
+    while name.len() < 2 {
+        name.push('-');
+    }
+    name
+}
+
+/// Who a token names, for the session name: GitHub's `repository`-like `sub`, Entra's `oid`
+/// or app id, or the subject.
+fn who_of(claims: &crate::identity::azure::TokenClaims) -> Option<String> {
+    let sub = claims.sub.as_deref().map(|s| {
+        // repo:org/name:ref:refs/heads/main → org/name
+        s.strip_prefix("repo:")
+            .and_then(|r| r.split(':').next())
+            .unwrap_or(s)
+            .to_string()
+    });
+    claims.app_id.clone().or_else(|| claims.oid.clone()).or(sub)
+}
+
+/// What an STS failure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StsFailure {
+    /// `IDPCommunicationError`, throttling, 5xx, timeouts: try again.
+    Retry,
+    /// Everything else.
+    Terminal,
+}
+
+/// Classify an STS error code.
+pub fn classify_sts(code: Option<&str>) -> StsFailure {
+    match code {
+        Some(
+            "IDPCommunicationError"
+            | "Throttling"
+            | "ThrottlingException"
+            | "RequestLimitExceeded"
+            | "ServiceUnavailable"
+            | "InternalFailure"
+            | "InternalError",
+        ) => StsFailure::Retry,
+        // No code: a transport failure or a timeout.
+        None => StsFailure::Retry,
+        _ => StsFailure::Terminal,
+    }
+}
+
+/// The message for a terminal STS failure, naming the claim and trust policy to check.
+pub fn sts_failure_message(
+    code: Option<&str>,
+    message: Option<&str>,
+    role_arn: &str,
+    claims: &crate::identity::azure::TokenClaims,
+    source: &str,
+) -> String {
+    let iss = claims.iss.as_deref().unwrap_or("?");
+    let aud = claims.aud.as_deref().unwrap_or("?");
+    let sub = claims.sub.as_deref().unwrap_or("?");
+    let provider = iss.trim_start_matches("https://").trim_end_matches('/');
+    let msg = message.unwrap_or("");
+    let lower = msg.to_ascii_lowercase();
+    let what = format!(
+        "STS AssumeRoleWithWebIdentity for {role_arn} failed ({}: {msg})",
+        code.unwrap_or("error")
+    );
+    let fix = match code {
+        _ if lower.contains("audience") => format!(
+            "the token's audience (aud = {aud}) is not a client id (audience) of the IAM OIDC provider {provider}: add it there, or request a token for the registered audience with --web-identity-audience"
+        ),
+        Some("InvalidIdentityToken") if lower.contains("no openidconnect provider") || lower.contains("openid connect provider") => format!(
+            "there is no IAM OIDC provider for the token's issuer (iss = {iss}): create one for exactly that URL (see examples/aws/)"
+        ),
+        Some("InvalidIdentityToken") => format!(
+            "STS could not validate the {source} token: check the IAM OIDC provider for iss = {iss} (exact issuer URL, client id list contains aud = {aud}) and that the token is current"
+        ),
+        Some("ExpiredTokenException") | Some("ExpiredToken") => format!(
+            "the {source} token expired before it was exchanged: check this machine's clock and that the token source is refreshed"
+        ),
+        Some("AccessDenied") => format!(
+            "the role's trust policy does not allow this token: its Principal must be the federated OIDC provider for {provider}, with conditions {provider}:aud = {aud} and {provider}:sub = {sub} (StringEquals/StringLike), and the action sts:AssumeRoleWithWebIdentity"
+        ),
+        Some("IDPRejectedClaim") => format!(
+            "the identity provider rejected a claim: check sub = {sub} and aud = {aud}"
+        ),
+        Some("ValidationError") if lower.contains("duration") => "the session duration exceeds the role's maximum session duration: lower --aws-session-duration or raise the role's limit".to_string(),
+        Some("RegionDisabledException") => "STS is not activated in this region for the account: activate it or use another region".to_string(),
+        _ => format!("check the role ARN and its trust policy (aud = {aud}, iss = {iss}, sub = {sub})"),
+    };
+    format!("{what}: {fix}")
+}
+
+impl WebIdentityProvider {
+    pub fn new(config: WebIdentityConfig, source: Arc<dyn WebIdentityTokenSource>) -> Self {
+        let sts = sts_client(&config.region, config.endpoint_url.as_deref(), None);
+        Self {
+            sts,
+            config,
+            source,
+        }
+    }
+
+    /// The token source's name (`azure`, `github`, …).
+    pub fn source_name(&self) -> &'static str {
+        self.source.name()
+    }
+
+    async fn exchange(&self) -> Result<Credentials, CredentialsError> {
+        let token = self
+            .source
+            .token()
+            .await
+            .map_err(|e| CredentialsError::provider_error(e.to_string()))?;
+        let claims = claims_of(&token);
+        let name = self
+            .config
+            .session_name
+            .clone()
+            .unwrap_or_else(|| session_name(&self.config.job, who_of(&claims).as_deref()));
+        let duration = i32::try_from(self.config.duration.as_secs()).unwrap_or(3600);
+        let attempts = self.config.max_attempts.max(1);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .sts
+                .assume_role_with_web_identity()
+                .role_arn(&self.config.role_arn)
+                .role_session_name(&name)
+                .web_identity_token(token.expose())
+                .duration_seconds(duration)
+                .send()
+                .await;
+            match result {
+                Ok(out) => {
+                    let Some(c) = out.credentials() else {
+                        return Err(CredentialsError::provider_error(
+                            "STS answered without credentials",
+                        ));
+                    };
+                    let expiry = SystemTime::try_from(*c.expiration()).ok();
+                    return Ok(Credentials::new(
+                        c.access_key_id(),
+                        c.secret_access_key(),
+                        Some(c.session_token().to_string()),
+                        expiry,
+                        "gatelake-web-identity",
+                    ));
+                }
+                Err(e) => {
+                    let (code, message) = match e.as_service_error() {
+                        Some(se) => (
+                            se.code().map(str::to_string),
+                            se.message().map(str::to_string),
+                        ),
+                        None => (None, Some(error_chain(&e))),
+                    };
+                    let kind = classify_sts(code.as_deref());
+                    if kind == StsFailure::Retry && attempt < attempts {
+                        let wait = Duration::from_millis(200u64 << attempt.min(6));
+                        tracing::debug!(
+                            "STS {} (attempt {attempt}); retrying in {wait:?}",
+                            code.as_deref().unwrap_or("transport error")
+                        );
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    let text = if code.is_none() {
+                        format!(
+                            "STS AssumeRoleWithWebIdentity for {} failed after {attempt} attempt(s): {}. Check AWS_ENDPOINT_URL_STS / the region, proxies and the network",
+                            self.config.role_arn,
+                            message.unwrap_or_default()
+                        )
+                    } else {
+                        sts_failure_message(
+                            code.as_deref(),
+                            message.as_deref(),
+                            &self.config.role_arn,
+                            &claims,
+                            self.source.name(),
+                        )
+                    };
+                    return Err(CredentialsError::provider_error(text));
+                }
+            }
+        }
+    }
+}
+
+impl ProvideCredentials for WebIdentityProvider {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(self.exchange())
+    }
+}
+
+/// Who a set of AWS credentials is (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CallerIdentity {
+    pub account: Option<String>,
+    pub arn: Option<String>,
+    pub user_id: Option<String>,
+}
+
+/// Ask STS who `credentials` are.
+pub async fn caller_identity(
+    credentials: Credentials,
+    region: &str,
+    endpoint_url: Option<&str>,
+) -> Result<CallerIdentity, String> {
+    let sts = sts_client(region, endpoint_url, Some(credentials));
+    let out = sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| match e.as_service_error() {
+            Some(se) => format!(
+                "STS GetCallerIdentity failed ({}: {})",
+                se.code().unwrap_or("error"),
+                se.message().unwrap_or("")
+            ),
+            None => format!("STS GetCallerIdentity failed: {}", error_chain(&e)),
+        })?;
+    Ok(CallerIdentity {
+        account: out.account().map(str::to_string),
+        arn: out.arn().map(str::to_string),
+        user_id: out.user_id().map(str::to_string),
+    })
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use aws_credential_types::provider::future;
-    use std::sync::atomic::{AtomicU32, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::AtomicU32;
 
-    /// Hands out credentials that expire `ttl` after a fixed base time, counting calls.
+    /// Hands out credentials that expire at a fixed time, counting calls.
     #[derive(Debug)]
     struct Counting {
         calls: Arc<AtomicU32>,
         expiry: SystemTime,
+        delay: Duration,
     }
 
     impl ProvideCredentials for Counting {
@@ -112,38 +497,141 @@ mod tests {
         where
             Self: 'a,
         {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst);
-            future::ProvideCredentials::ready(Ok(Credentials::new(
-                format!("AKID{n}"),
-                "secret",
-                Some("token".into()),
-                Some(self.expiry),
-                "test",
-            )))
+            let calls = self.calls.clone();
+            let expiry = self.expiry;
+            let delay = self.delay;
+            future::ProvideCredentials::new(async move {
+                tokio::time::sleep(delay).await;
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Ok(Credentials::new(
+                    format!("AKID{n}"),
+                    "secret",
+                    Some("token".into()),
+                    Some(expiry),
+                    "test",
+                ))
+            })
         }
+    }
+
+    fn base() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+    }
+
+    fn counting(delay: Duration) -> (AwsCredentials, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let creds = AwsCredentials::new(SharedCredentialsProvider::new(Counting {
+            calls: calls.clone(),
+            expiry: base() + Duration::from_secs(3600),
+            delay,
+        }));
+        (creds, calls)
     }
 
     #[tokio::test]
     async fn refreshes_only_near_expiry() {
-        let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let calls = Arc::new(AtomicU32::new(0));
-        let creds = AwsCredentials::new(SharedCredentialsProvider::new(Counting {
-            calls: calls.clone(),
-            expiry: base + Duration::from_secs(3600),
-        }));
-        assert_eq!(creds.get(base).await.unwrap().access_key_id(), "AKID0");
+        let (creds, calls) = counting(Duration::ZERO);
+        assert_eq!(creds.get(base()).await.unwrap().access_key_id(), "AKID0");
         // Still 50 minutes left: cached.
-        assert_eq!(
-            creds
-                .get(base + Duration::from_secs(600))
-                .await
-                .unwrap()
-                .access_key_id(),
-            "AKID0"
-        );
+        let c = creds.get(base() + Duration::from_secs(600)).await.unwrap();
+        assert_eq!(c.access_key_id(), "AKID0");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        // Four minutes left: refreshed before use.
-        creds.get(base + Duration::from_secs(3360)).await.unwrap();
+        // One minute left (less than half the margin): refreshed before use.
+        creds.get(base() + Duration::from_secs(3540)).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn inside_the_margin_refreshes_in_the_background_without_waiting() {
+        let (creds, calls) = counting(Duration::from_millis(200));
+        creds.get(base()).await.unwrap();
+        // Four minutes left: the cached credentials come back at once, one refresh starts.
+        let started = std::time::Instant::now();
+        let t = base() + Duration::from_secs(3360);
+        let many = futures::future::join_all((0..8).map(|_| creds.get(t))).await;
+        assert!(started.elapsed() < Duration::from_millis(150));
+        assert!(many
+            .iter()
+            .all(|c| c.as_ref().unwrap().access_key_id() == "AKID0"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "exactly one background refresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_callers_share_one_refresh() {
+        let (creds, calls) = counting(Duration::from_millis(50));
+        let many = futures::future::join_all((0..16).map(|_| creds.get(base()))).await;
+        assert!(many.iter().all(|c| c.is_ok()));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn session_names_follow_sts_rules() {
+        assert_eq!(
+            session_name("orders", Some("org/repo")),
+            "gatelake-orders-org-repo"
+        );
+        let long = session_name(&"x".repeat(100), Some("y"));
+        assert_eq!(long.len(), 64);
+        let odd = session_name("a b:c", Some("ü@x"));
+        assert!(
+            odd.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)),
+            "{odd}"
+        );
+    }
+
+    #[test]
+    fn sts_failures_are_classified_and_explained() {
+        assert_eq!(
+            classify_sts(Some("IDPCommunicationError")),
+            StsFailure::Retry
+        );
+        assert_eq!(classify_sts(Some("Throttling")), StsFailure::Retry);
+        assert_eq!(
+            classify_sts(Some("InvalidIdentityToken")),
+            StsFailure::Terminal
+        );
+        assert_eq!(classify_sts(Some("AccessDenied")), StsFailure::Terminal);
+        let claims = crate::identity::azure::TokenClaims {
+            iss: Some("https://token.actions.githubusercontent.example/".into()),
+            aud: Some("sts.amazonaws.com".into()),
+            sub: Some("repo:o/r:ref:refs/heads/main".into()),
+            ..Default::default()
+        };
+        let m = sts_failure_message(
+            Some("AccessDenied"),
+            Some("Not authorized to perform sts:AssumeRoleWithWebIdentity"),
+            "arn:aws:iam::1:role/r",
+            &claims,
+            "github",
+        );
+        assert!(
+            m.contains(":sub = repo:o/r:ref:refs/heads/main") && m.contains("trust policy"),
+            "{m}"
+        );
+        let m = sts_failure_message(
+            Some("InvalidIdentityToken"),
+            Some("Incorrect token audience"),
+            "arn",
+            &claims,
+            "github",
+        );
+        assert!(
+            m.contains("aud = sts.amazonaws.com") && m.contains("OIDC provider"),
+            "{m}"
+        );
+        let m = sts_failure_message(
+            Some("InvalidIdentityToken"),
+            Some("Couldn't retrieve verification key"),
+            "arn",
+            &claims,
+            "azure",
+        );
+        assert!(m.contains("iss = https://token.actions"), "{m}");
     }
 }

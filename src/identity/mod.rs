@@ -1,9 +1,32 @@
 //! Who the tool is, on each cloud it talks to.
-//! - [`aws`]: AWS credentials for SigV4 (the standard AWS chain today; the federated
-//!   web-identity exchange plugs in behind the same [`aws::AwsCredentials`] seam).
+//! - [`azure`]: the Entra token credential chain (token handed in, workload identity, managed
+//!   identity, service principal, Azure CLI), for storage and for tokens for other audiences.
+//! - [`web_identity`]: where the OIDC token exchanged with AWS comes from (an Entra token, the
+//!   GitHub Actions OIDC token, a file, the environment).
+//! - [`aws`]: AWS credentials for SigV4 — the STS web-identity exchange, cached and
+//!   re-exchanged before expiry, or the standard AWS chain.
 //! - [`sigv4`]: signing one API Gateway (`execute-api`) request with those credentials.
 //!
-//! Azure storage credentials live with the Azure sink (`sink::azure::auth`).
+//! Storage credentials that are not Entra tokens (keys, SAS) live with the Azure sink
+//! (`sink::azure::auth`). Nothing here prints: results and failures go back as values.
 
 pub mod aws;
+pub mod azure;
 pub mod sigv4;
+pub mod web_identity;
+
+/// An error and its sources, joined with `: ` (transport errors hide the useful part in a
+/// source, e.g. a certificate that is not trusted).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -75,6 +75,8 @@ pub enum SourceError {
     Credentials(#[from] AwsCredentialsError),
     #[error(transparent)]
     Sign(#[from] SignError),
+    #[error("no bearer token for the API from the Azure identity: {0}")]
+    BearerToken(String),
     #[error("invalid request header {name:?}: {reason}")]
     Header { name: String, reason: String },
 }
@@ -84,7 +86,10 @@ impl SourceError {
     pub fn is_auth(&self) -> bool {
         matches!(
             self,
-            SourceError::Auth { .. } | SourceError::Credentials(_) | SourceError::Sign(_)
+            SourceError::Auth { .. }
+                | SourceError::Credentials(_)
+                | SourceError::Sign(_)
+                | SourceError::BearerToken(_)
         )
     }
 }
@@ -196,7 +201,7 @@ fn auth_hint(status: u16, message: &str, auth: &ApiAuth) -> String {
         match auth {
             ApiAuth::ApiKey(_) => "Check the API key and that it belongs to a usage plan attached to this API stage".into(),
             ApiAuth::None => "The API requires authentication: choose --api-auth iam, bearer or api-key".into(),
-            ApiAuth::Bearer(_) => "The token is valid but not allowed here: check the authorizer's scopes or policy".into(),
+            ApiAuth::Bearer(_) | ApiAuth::BearerFromAzure { .. } => "The token is valid but not allowed here: check the authorizer's scopes or policy".into(),
             ApiAuth::Iam { .. } => "The signed identity is not allowed to call this API: check its IAM policy and the API's resource policy".into(),
         }
     }
@@ -217,6 +222,11 @@ enum Auth {
     Iam {
         region: String,
         credentials: Arc<AwsCredentials>,
+    },
+    /// An Entra token for `scope`, renewed by the credential's cache.
+    BearerFrom {
+        scope: String,
+        credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
     },
 }
 
@@ -258,6 +268,10 @@ impl ApiClient {
                     None => Arc::new(AwsCredentials::from_default_chain(region).await?),
                 },
             },
+            ApiAuth::BearerFromAzure { audience } => Auth::BearerFrom {
+                scope: crate::identity::azure::scope_for(audience),
+                credential: None,
+            },
         };
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
@@ -282,6 +296,17 @@ impl ApiClient {
         })
     }
 
+    /// The Entra credential that supplies bearer tokens for [`ApiAuth::BearerFromAzure`].
+    pub fn with_bearer_credential(
+        mut self,
+        credential: Arc<dyn azure_core::credentials::TokenCredential>,
+    ) -> Self {
+        if let Auth::BearerFrom { credential: c, .. } = &mut self.auth {
+            *c = Some(credential);
+        }
+        self
+    }
+
     /// Build and authenticate one attempt of GET `url`.
     async fn request(&self, url: &Url) -> Result<reqwest::Request, SourceError> {
         let mut req = reqwest::Request::new(reqwest::Method::GET, url.clone());
@@ -300,6 +325,26 @@ impl ApiClient {
                 })?;
                 v.set_sensitive(true);
                 h.insert("x-api-key", v);
+            }
+            Auth::BearerFrom { scope, credential } => {
+                let Some(credential) = credential else {
+                    return Err(SourceError::Credentials(AwsCredentialsError::Unavailable(
+                        "--bearer-from azure needs an Azure identity (internal: none was given)"
+                            .into(),
+                    )));
+                };
+                let token = credential
+                    .get_token(&[scope.as_str()], None)
+                    .await
+                    .map_err(|e| SourceError::BearerToken(e.to_string()))?;
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
+                    .map_err(|_| SourceError::Header {
+                        name: "authorization".into(),
+                        reason: "the bearer token contains characters not allowed in a header"
+                            .into(),
+                    })?;
+                v.set_sensitive(true);
+                h.insert(reqwest::header::AUTHORIZATION, v);
             }
             Auth::Bearer(t) => {
                 let mut v =
@@ -320,8 +365,10 @@ impl ApiClient {
                 let now = SystemTime::now();
                 let creds = credentials.get(now).await?;
                 sign_request(&mut req, &creds, region, now)?;
-                if let Some(v) = req.headers_mut().get_mut(reqwest::header::AUTHORIZATION) {
-                    v.set_sensitive(true);
+                for name in ["authorization", "x-amz-security-token"] {
+                    if let Some(v) = req.headers_mut().get_mut(name) {
+                        v.set_sensitive(true);
+                    }
                 }
             }
         }

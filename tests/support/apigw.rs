@@ -65,7 +65,14 @@ pub enum ApiAuthCheck {
         session_token: Option<String>,
         region: String,
     },
+    /// IAM authorization with temporary credentials issued elsewhere (by STS, in the tests by
+    /// moto behind `sts_front.rs`): the request's access key must be one of `issued`
+    /// (access key → secret key, session token), and it must carry that session token.
+    SigV4Issued { issued: IssuedKeys, region: String },
 }
+
+/// Temporary credentials a test's STS has issued: access key → (secret key, session token).
+pub type IssuedKeys = Arc<Mutex<HashMap<String, (String, String)>>>;
 
 /// Whether `next` links (body `links.next` and the `Link` header) are absolute or relative.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -921,6 +928,40 @@ fn check_auth(
             verify_sigv4(
                 parts.method.as_str(),
                 path,
+                parts.uri.query(),
+                &parts.headers,
+                body,
+                &expect,
+                SystemTime::now(),
+            )
+        }
+        ApiAuthCheck::SigV4Issued { issued, region } => {
+            let access_key = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split("Credential=").nth(1))
+                .and_then(|c| c.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            let known = issued.lock().unwrap().get(&access_key).cloned();
+            let Some((secret_key, session_token)) = known else {
+                return Err(AuthRejection::forbidden(
+                    "UnrecognizedClientException",
+                    INVALID_SECURITY_TOKEN,
+                ));
+            };
+            let expect = SigV4Expect {
+                access_key: &access_key,
+                secret_key: &secret_key,
+                session_token: Some(&session_token),
+                region,
+                service: EXECUTE_API,
+                max_skew: config.max_clock_skew,
+            };
+            verify_sigv4(
+                parts.method.as_str(),
+                parts.uri.path(),
                 parts.uri.query(),
                 &parts.headers,
                 body,

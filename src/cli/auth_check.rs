@@ -1,0 +1,489 @@
+//! `gatelake auth check`: walk every hop a pull would take, with the same flags, and print the
+//! identity used at each — without secrets:
+//! 1. Azure: which source, tenant, object/app id, audience and expiry, from the token's claims;
+//! 2. AWS: STS `GetCallerIdentity` of the assumed role (or of the standard chain);
+//! 3. the API: one signed request for the first page, with the smallest page size;
+//! 4. the lake: write, read back and delete a probe object under the destination.
+//!
+//! A hop that cannot run because an earlier one failed is `skipped`; a failing hop ends with
+//! the most likely fix. `--output json` prints one object for CI.
+
+use super::args::{OutputMode, PullArgs, WebIdentityKind};
+use super::exit_code::ExitCode;
+use super::identity;
+use super::settings::{self, IdentitySettings, Resolver};
+use clap::ArgMatches;
+use gatelake::config::{ApiAuth, SourceConfig};
+use gatelake::identity::azure::{AzureIdentity, TokenClaims, STORAGE_AUDIENCE};
+use gatelake::sink::PutMode;
+use gatelake::source::client::ApiClient;
+use gatelake::source::paginate::PaginationConfig;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// One hop's outcome.
+#[derive(Debug, Serialize)]
+struct Hop {
+    hop: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    identity: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fix: Option<String>,
+    #[serde(skip)]
+    code: Option<ExitCode>,
+}
+
+impl Hop {
+    fn ok(hop: &'static str, identity: Value) -> Self {
+        Self {
+            hop,
+            status: "ok",
+            identity,
+            error: None,
+            fix: None,
+            code: None,
+        }
+    }
+    fn skipped(hop: &'static str, why: &str) -> Self {
+        Self {
+            hop,
+            status: "skipped",
+            identity: json!({ "reason": why }),
+            error: None,
+            fix: None,
+            code: None,
+        }
+    }
+    fn failed(hop: &'static str, error: String, fix: &str, code: ExitCode) -> Self {
+        Self {
+            hop,
+            status: "failed",
+            identity: Value::Null,
+            error: Some(error),
+            fix: Some(fix.to_string()),
+            code: Some(code),
+        }
+    }
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn claims_json(source: &str, audience: &str, token: &str, expires: time::OffsetDateTime) -> Value {
+    let c = TokenClaims::of(token).unwrap_or_default();
+    json!({
+        "source": source,
+        "audience": c.aud.clone().unwrap_or_else(|| audience.to_string()),
+        "tenant": c.tid,
+        "object_id": c.oid,
+        "app_id": c.app_id,
+        "subject": c.sub,
+        "issuer": c.iss,
+        "expires_at": rfc3339(c.expires_on().unwrap_or(expires)),
+    })
+}
+
+/// Run the check; returns the exit code (0 when every hop that ran passed).
+pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
+    let mode = args.out.output.unwrap_or_default();
+    let has_url = args.url.is_some()
+        || settings::load_job(args.config.as_deref(), args.job.as_deref())
+            .map(|(j, _)| j.url.is_some())
+            .unwrap_or(false);
+    // With a URL, resolve exactly as `pull` does; without one, only identity and destination.
+    let (pull, dest, ident) = if has_url {
+        match settings::resolve_pull(args, matches) {
+            Ok(r) => (Some(r.pull), r.dest, r.identity),
+            Err(e) => return super::usage_error_pub(&e, Some(mode)),
+        }
+    } else {
+        let job = match settings::load_job(args.config.as_deref(), args.job.as_deref()) {
+            Ok((j, _)) => j,
+            Err(e) => return super::usage_error_pub(&e, Some(mode)),
+        };
+        let mut r = Resolver::new(matches);
+        let job_name = args.job.clone().unwrap_or_else(|| "auth-check".into());
+        let out = settings::resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"));
+        let ident = settings::resolve_identity(&mut r, &args.identity, &job, args.region.clone());
+        match (out, ident) {
+            (Ok(o), Ok(i)) => (None, o.dest, i),
+            (Err(e), _) | (_, Err(e)) => return super::usage_error_pub(&e, Some(mode)),
+        }
+    };
+    let hops = walk(
+        pull.as_ref().map(|p| &p.source),
+        &dest,
+        pull.as_ref()
+            .map(|p| p.job.as_str())
+            .unwrap_or("auth-check"),
+        &ident,
+    )
+    .await;
+    let failed = hops.iter().find(|h| h.status == "failed");
+    let code = failed.and_then(|h| h.code).unwrap_or(ExitCode::Success);
+    print(&hops, mode, code);
+    code
+}
+
+async fn walk(
+    source: Option<&SourceConfig>,
+    dest: &str,
+    job: &str,
+    ident: &IdentitySettings,
+) -> Vec<Hop> {
+    let mut hops = Vec::new();
+    let api_auth = source.map(|s| s.auth.clone()).unwrap_or(ApiAuth::None);
+
+    // 1. Azure.
+    let mut azure: Option<Arc<AzureIdentity>> = None;
+    let mut azure_failed = false;
+    if identity::needs_azure(ident, dest, &api_auth) {
+        match identity::azure_identity(ident).await {
+            Err(e) => {
+                azure_failed = true;
+                hops.push(Hop::failed("azure", e.to_string(), "choose a source with --azure-auth and set its variables (see `gatelake pull --help` and the README's identity section)", ExitCode::Auth));
+            }
+            Ok(id) => {
+                let mut audiences: Vec<String> = Vec::new();
+                if gatelake::sink::azure::is_azure_destination(dest)
+                    && !identity::storage_uses_env_credentials(ident.azure.kind)
+                {
+                    audiences.push(STORAGE_AUDIENCE.to_string());
+                }
+                if let Some(r) = ident
+                    .aws_role
+                    .as_ref()
+                    .filter(|r| r.web_identity == WebIdentityKind::Azure)
+                {
+                    audiences.push(r.audience.clone());
+                }
+                if let ApiAuth::BearerFromAzure { audience } = &api_auth {
+                    audiences.push(audience.clone());
+                }
+                let mut tokens = Vec::new();
+                let mut failure = None;
+                for a in &audiences {
+                    match id.token_for(a).await {
+                        Ok(t) => tokens.push(claims_json(
+                            id.source.describe(),
+                            a,
+                            t.token.secret(),
+                            t.expires_on,
+                        )),
+                        Err(e) => {
+                            failure = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                match failure {
+                    Some(e) => {
+                        azure_failed = true;
+                        hops.push(Hop::failed("azure", e, "the message above names the setting or claim to fix; `--azure-auth` picks another source", ExitCode::Auth));
+                    }
+                    None => hops.push(Hop::ok(
+                        "azure",
+                        json!({ "source": id.source.describe(), "tokens": tokens }),
+                    )),
+                }
+                azure = Some(id);
+            }
+        }
+    } else {
+        hops.push(Hop::skipped("azure", "no hop uses an Entra identity"));
+    }
+
+    // 2. AWS.
+    let mut aws_creds = None;
+    let mut aws_failed = false;
+    if let Some(role) = &ident.aws_role {
+        if role.web_identity == WebIdentityKind::Azure && azure_failed {
+            aws_failed = true;
+            hops.push(Hop::skipped(
+                "aws",
+                "the Azure hop failed, and the web identity comes from it",
+            ));
+        } else {
+            match identity::aws_credentials(ident, azure.as_ref(), job) {
+                Err(e) => {
+                    aws_failed = true;
+                    hops.push(Hop::failed(
+                        "aws",
+                        e.to_string(),
+                        "set the web identity source's variables",
+                        ExitCode::Auth,
+                    ));
+                }
+                Ok(None) => {}
+                Ok(Some((creds, config))) => match creds.fetch_uncached().await {
+                    Err(e) => {
+                        aws_failed = true;
+                        hops.push(Hop::failed("aws", e.to_string(), "fix the IAM OIDC provider or the role's trust policy as the message says (examples/aws/ has both)", ExitCode::Auth));
+                    }
+                    Ok(c) => {
+                        let expires = c.expiry().map(|e| rfc3339(time::OffsetDateTime::from(e)));
+                        match gatelake::identity::aws::caller_identity(
+                            c,
+                            &config.region,
+                            config.endpoint_url.as_deref(),
+                        )
+                        .await
+                        {
+                            Ok(who) => {
+                                hops.push(Hop::ok("aws", json!({
+                                    "source": format!("STS AssumeRoleWithWebIdentity ({})", role.web_identity.as_str_pub()),
+                                    "role_arn": role.role_arn,
+                                    "assumed_role_arn": who.arn,
+                                    "account": who.account,
+                                    "expires_at": expires,
+                                })));
+                                aws_creds = Some(creds);
+                            }
+                            Err(e) => {
+                                aws_failed = true;
+                                hops.push(Hop::failed("aws", e, "the assumed-role credentials were refused by STS: check the STS endpoint (AWS_ENDPOINT_URL_STS) and region", ExitCode::Auth));
+                            }
+                        }
+                    }
+                },
+            }
+        }
+    } else if let ApiAuth::Iam { region } = &api_auth {
+        match gatelake::identity::aws::AwsCredentials::from_default_chain(region).await {
+            Ok(c) => match c.fetch_uncached().await {
+                Ok(creds) => {
+                    let who = gatelake::identity::aws::caller_identity(
+                        creds,
+                        region,
+                        gatelake::identity::aws::sts_endpoint_from_env(&|n| std::env::var(n).ok())
+                            .as_deref(),
+                    )
+                    .await;
+                    match who {
+                        Ok(w) => hops.push(Hop::ok("aws", json!({"source": "standard AWS chain", "arn": w.arn, "account": w.account}))),
+                        Err(e) => {
+                            aws_failed = true;
+                            hops.push(Hop::failed("aws", e, "the credentials from the AWS chain were refused: refresh them or pick another profile", ExitCode::Auth));
+                        }
+                    }
+                    aws_creds = Some(Arc::new(c));
+                }
+                Err(e) => {
+                    aws_failed = true;
+                    hops.push(Hop::failed("aws", e.to_string(), "set AWS credentials (env, AWS_PROFILE) or use --aws-role-arn with --web-identity", ExitCode::Auth));
+                }
+            },
+            Err(e) => {
+                aws_failed = true;
+                hops.push(Hop::failed(
+                    "aws",
+                    e.to_string(),
+                    "set AWS credentials or use --aws-role-arn",
+                    ExitCode::Auth,
+                ));
+            }
+        }
+    } else {
+        hops.push(Hop::skipped("aws", "--api-auth is not iam"));
+    }
+
+    // 3. The API.
+    match source {
+        None => hops.push(Hop::skipped("api", "no --url")),
+        Some(_) if aws_failed && matches!(api_auth, ApiAuth::Iam { .. }) => {
+            hops.push(Hop::skipped("api", "the AWS hop failed"))
+        }
+        Some(_) if azure_failed && matches!(api_auth, ApiAuth::BearerFromAzure { .. }) => {
+            hops.push(Hop::skipped("api", "the Azure hop failed"))
+        }
+        Some(src) => hops.push(check_api(src, ident, aws_creds, azure.as_ref()).await),
+    }
+
+    // 4. The lake.
+    let storage_needs_azure = gatelake::sink::azure::is_azure_destination(dest)
+        && !identity::storage_uses_env_credentials(ident.azure.kind);
+    if storage_needs_azure && azure_failed {
+        hops.push(Hop::skipped("lake", "the Azure hop failed"));
+    } else {
+        hops.push(check_lake(dest, ident, azure.as_ref()).await);
+    }
+    hops
+}
+
+async fn check_api(
+    src: &SourceConfig,
+    ident: &IdentitySettings,
+    aws: Option<Arc<gatelake::identity::aws::AwsCredentials>>,
+    azure: Option<&Arc<AzureIdentity>>,
+) -> Hop {
+    let mut src = src.clone();
+    src.retry.max_attempts = src.retry.max_attempts.min(3);
+    match &mut src.pagination.style {
+        PaginationConfig::Offset { limit, .. } => *limit = 1,
+        PaginationConfig::PageNumber {
+            size: Some((_, n)), ..
+        } => *n = 1,
+        _ => {}
+    }
+    let url = src.pagination.paginator().first(&src.url);
+    let http = match gatelake::http::client(&gatelake::http::HttpOptions {
+        timeout: src.timeout,
+        ..identity::http_options(ident)
+    }) {
+        Ok(h) => h,
+        Err(e) => {
+            return Hop::failed(
+                "api",
+                e.to_string(),
+                "fix --ca-bundle / SSL_CERT_FILE",
+                ExitCode::Failure,
+            )
+        }
+    };
+    let client = match ApiClient::new(&src, http, aws).await {
+        Ok(c) => match azure {
+            Some(a) => c.with_bearer_credential(a.credential()),
+            None => c,
+        },
+        Err(e) => {
+            return Hop::failed(
+                "api",
+                e.to_string(),
+                "check the API auth settings",
+                ExitCode::Auth,
+            )
+        }
+    };
+    let silent = gatelake::report::SilentReporter;
+    match client.fetch(&url, 1, &silent).await {
+        Ok(page) => Hop::ok(
+            "api",
+            json!({
+                "auth": src.auth.kind(),
+                "url": gatelake::secret::redact_url(&page.url),
+                "status": 200,
+                "bytes": page.body.len(),
+            }),
+        ),
+        Err(e) => {
+            let code = if e.is_auth() {
+                ExitCode::Auth
+            } else {
+                ExitCode::Source
+            };
+            Hop::failed(
+                "api",
+                e.to_string(),
+                "the message above names the likely cause (region, signature, authorizer, clock)",
+                code,
+            )
+        }
+    }
+}
+
+async fn check_lake(
+    dest: &str,
+    ident: &IdentitySettings,
+    azure: Option<&Arc<AzureIdentity>>,
+) -> Hop {
+    let sink = match identity::open_sink(dest, ident, azure) {
+        Ok(s) => s,
+        Err(e) => {
+            let code = ExitCode::of_sink_error(&e);
+            return Hop::failed(
+                "lake",
+                e.to_string(),
+                "check --dest and the storage credential",
+                code,
+            );
+        }
+    };
+    let probe = format!(
+        "_gatelake_probe/{}.txt",
+        gatelake::pipeline::new_run_id(time::OffsetDateTime::now_utc())
+    );
+    let body = bytes::Bytes::from_static(b"gatelake auth check probe\n");
+    let result = async {
+        sink.put(&probe, body.clone(), PutMode::Overwrite).await?;
+        let got = sink.get(&probe).await?;
+        sink.delete(&probe).await?;
+        Ok::<_, gatelake::sink::SinkError>(got.map(|g| g.data) == Some(body.clone()))
+    }
+    .await;
+    match result {
+        Ok(true) => Hop::ok(
+            "lake",
+            json!({
+                "destination": sink.url_of(""),
+                "probe": probe,
+                "wrote": true, "read": true, "deleted": true,
+            }),
+        ),
+        Ok(false) => Hop::failed(
+            "lake",
+            "the probe object read back differs from what was written".into(),
+            "check for a proxy rewriting storage responses",
+            ExitCode::Sink,
+        ),
+        Err(e) => {
+            let code = ExitCode::of_sink_error(&e);
+            Hop::failed("lake", e.to_string(), "grant the identity \"Storage Blob Data Contributor\" on the container (RBAC), or check the key/SAS; see examples/azure/", code)
+        }
+    }
+}
+
+fn print(hops: &[Hop], mode: OutputMode, code: ExitCode) {
+    match mode {
+        OutputMode::Json => {
+            let out = json!({
+                "status": if code == ExitCode::Success { "ok" } else { "failed" },
+                "exit_code": code as u8,
+                "hops": hops,
+            });
+            println!("{out}");
+        }
+        OutputMode::Text => {
+            for h in hops {
+                let mark = match h.status {
+                    "ok" => "ok  ",
+                    "skipped" => "skip",
+                    _ => "FAIL",
+                };
+                let detail = match (&h.error, &h.identity) {
+                    (Some(e), _) => e.clone(),
+                    (None, v) => describe(v),
+                };
+                println!("[{mark}] {:<5} {detail}", h.hop);
+                if let Some(f) = &h.fix {
+                    println!("       fix: {f}");
+                }
+            }
+        }
+    }
+}
+
+/// `key=value` pairs of a JSON object, flattened one level (nested objects inline).
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Object(m) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| match v {
+                Value::String(s) => format!("{k}={s}"),
+                Value::Array(a) => format!(
+                    "{k}=[{}]",
+                    a.iter().map(describe).collect::<Vec<_>>().join("; ")
+                ),
+                other => format!("{k}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,220 @@
+//! The binary's side of identity: turn resolved settings into the engine's credentials — the
+//! Azure identity (only when a hop needs it), the storage sink with its credential, and AWS
+//! credentials (the web-identity exchange or the standard chain). Every hop gets a client from
+//! the one HTTP stack with the same trusted roots.
+
+use super::args::WebIdentityKind;
+use super::settings::{AwsRoleSettings, IdentitySettings};
+use gatelake::config::ApiAuth;
+use gatelake::http::HttpOptions;
+use gatelake::identity::aws::{
+    sts_endpoint_from_env, AwsCredentials, WebIdentityConfig, WebIdentityProvider,
+};
+use gatelake::identity::azure::{AzureAuthKind, AzureIdentity};
+use gatelake::identity::web_identity::{
+    AzureTokenSource, EnvTokenSource, FileTokenSource, GithubOidcSource, WebIdentityTokenSource,
+};
+use gatelake::secret::Secret;
+use gatelake::sink::azure::{auth, AzureLocation, AzureSink, StorageCredential};
+use gatelake::sink::{Sink, SinkError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An identity failure: a message with the fix; exit code 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentityFailure(pub String);
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The HTTP options every hop shares (timeouts per hop are set by the caller).
+pub fn http_options(settings: &IdentitySettings) -> HttpOptions {
+    HttpOptions::default().with_ca_bundle(settings.ca_bundle.clone())
+}
+
+/// Whether storage is authorized by the Azure CLI's storage variables rather than an Entra
+/// token: explicitly (`connection-string`, `key`, `sas`), or under `auto` when one is set.
+pub fn storage_uses_env_credentials(kind: AzureAuthKind) -> bool {
+    kind.is_storage_only()
+        || (kind == AzureAuthKind::Auto
+            && [
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "AZURE_STORAGE_KEY",
+                "AZURE_STORAGE_SAS_TOKEN",
+            ]
+            .iter()
+            .any(|v| env(v).is_some()))
+}
+
+/// Whether any hop of this run needs an Entra identity.
+pub fn needs_azure(settings: &IdentitySettings, dest: &str, auth: &ApiAuth) -> bool {
+    let storage = gatelake::sink::azure::is_azure_destination(dest)
+        && !storage_uses_env_credentials(settings.azure.kind);
+    let aws = settings
+        .aws_role
+        .as_ref()
+        .is_some_and(|r| r.web_identity == WebIdentityKind::Azure);
+    let api = matches!(auth, ApiAuth::BearerFromAzure { .. });
+    storage || aws || api
+}
+
+/// Resolve the Azure identity.
+pub async fn azure_identity(
+    settings: &IdentitySettings,
+) -> Result<Arc<AzureIdentity>, IdentityFailure> {
+    if settings.azure.kind.is_storage_only() {
+        return Err(IdentityFailure(format!(
+            "--azure-auth {} only authorizes storage, but an Entra token is needed (for --web-identity azure or --bearer-from azure); choose auto, token, workload-identity, managed-identity, service-principal or cli",
+            settings.azure.kind.as_str()
+        )));
+    }
+    let http = gatelake::http::client(&HttpOptions {
+        timeout: Duration::from_secs(30),
+        ..http_options(settings)
+    })
+    .map_err(|e| IdentityFailure(e.to_string()))?;
+    let lookup = |name: &str| std::env::var(name).ok();
+    AzureIdentity::resolve(&settings.azure, &lookup, http)
+        .await
+        .map(Arc::new)
+        .map_err(|e| IdentityFailure(e.to_string()))
+}
+
+/// Open the destination with the storage credential the settings choose.
+pub fn open_sink(
+    dest: &str,
+    settings: &IdentitySettings,
+    azure: Option<&Arc<AzureIdentity>>,
+) -> Result<Arc<dyn Sink>, SinkError> {
+    if !gatelake::sink::azure::is_azure_destination(dest) {
+        return gatelake::sink::open(dest);
+    }
+    let http = gatelake::http::storage_client(&http_options(settings))
+        .map_err(|e| SinkError::Credentials(e.to_string()))?;
+    let location = AzureLocation::parse(dest)?;
+    let kind = settings.azure.kind;
+    let (location, credential) = if storage_uses_env_credentials(kind) {
+        let wanted: &[&str] = match kind {
+            AzureAuthKind::ConnectionString => &["AZURE_STORAGE_CONNECTION_STRING"],
+            AzureAuthKind::Key => &["AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY"],
+            AzureAuthKind::Sas => &["AZURE_STORAGE_SAS_TOKEN"],
+            _ => &[
+                "AZURE_STORAGE_CONNECTION_STRING",
+                "AZURE_STORAGE_ACCOUNT",
+                "AZURE_STORAGE_KEY",
+                "AZURE_STORAGE_SAS_TOKEN",
+            ],
+        };
+        let needed = match kind {
+            AzureAuthKind::Key => "AZURE_STORAGE_KEY",
+            k => wanted
+                .first()
+                .copied()
+                .filter(|_| k.is_storage_only())
+                .unwrap_or(""),
+        };
+        if !needed.is_empty() && env(needed).is_none() {
+            return Err(SinkError::Credentials(format!(
+                "--azure-auth {} needs {needed} to be set",
+                kind.as_str()
+            )));
+        }
+        let lookup = |name: &str| {
+            if wanted.contains(&name) {
+                std::env::var(name).ok()
+            } else {
+                None
+            }
+        };
+        auth::resolve(location, &lookup)?
+    } else {
+        let Some(identity) = azure else {
+            return Err(SinkError::Credentials(
+                "internal: no Azure identity for storage".into(),
+            ));
+        };
+        (location, StorageCredential::Token(identity.credential()))
+    };
+    Ok(Arc::new(AzureSink::new(location, credential, Some(http))?))
+}
+
+/// The web identity token source the settings name.
+pub fn token_source(
+    role: &AwsRoleSettings,
+    settings: &IdentitySettings,
+    azure: Option<&Arc<AzureIdentity>>,
+) -> Result<Arc<dyn WebIdentityTokenSource>, IdentityFailure> {
+    Ok(match role.web_identity {
+        WebIdentityKind::Azure => {
+            let Some(identity) = azure else {
+                return Err(IdentityFailure(
+                    "internal: no Azure identity for --web-identity azure".into(),
+                ));
+            };
+            Arc::new(AzureTokenSource::new(identity.clone(), role.audience.clone()))
+        }
+        WebIdentityKind::Github => {
+            let http = gatelake::http::client(&HttpOptions {
+                timeout: Duration::from_secs(30),
+                ..http_options(settings)
+            })
+            .map_err(|e| IdentityFailure(e.to_string()))?;
+            let lookup = |name: &str| std::env::var(name).ok();
+            Arc::new(
+                GithubOidcSource::from_env(&lookup, role.audience.clone(), http)
+                    .map_err(|e| IdentityFailure(e.to_string()))?,
+            )
+        }
+        WebIdentityKind::File => match &role.token_file {
+            Some(p) => Arc::new(FileTokenSource::new(p.clone())),
+            None => {
+                return Err(IdentityFailure(
+                    "--web-identity file needs --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE".into(),
+                ))
+            }
+        },
+        WebIdentityKind::Env => match env("GATELAKE_WEB_IDENTITY_TOKEN") {
+            Some(t) => Arc::new(EnvTokenSource::new(
+                "GATELAKE_WEB_IDENTITY_TOKEN",
+                Secret::new(t.trim()),
+            )),
+            None => {
+                return Err(IdentityFailure(
+                    "--web-identity env needs the token in GATELAKE_WEB_IDENTITY_TOKEN".into(),
+                ))
+            }
+        },
+    })
+}
+
+/// AWS credentials for `--api-auth iam`: the web-identity exchange when a role is given
+/// (re-exchanged before expiry), otherwise `None` (the client uses the standard chain).
+pub fn aws_credentials(
+    settings: &IdentitySettings,
+    azure: Option<&Arc<AzureIdentity>>,
+    job: &str,
+) -> Result<Option<(Arc<AwsCredentials>, WebIdentityConfig)>, IdentityFailure> {
+    let Some(role) = &settings.aws_role else {
+        return Ok(None);
+    };
+    let source = token_source(role, settings, azure)?;
+    let config = WebIdentityConfig {
+        role_arn: role.role_arn.clone(),
+        session_name: role.session_name.clone(),
+        job: job.to_string(),
+        duration: role.session_duration,
+        region: role.sts_region.clone(),
+        endpoint_url: sts_endpoint_from_env(&|n| std::env::var(n).ok()),
+        max_attempts: 4,
+    };
+    let provider = WebIdentityProvider::new(config.clone(), source);
+    // Re-exchange when a fifth of the session (at most five minutes) is left.
+    let margin = (role.session_duration / 5).min(gatelake::identity::aws::REFRESH_MARGIN);
+    let creds = AwsCredentials::with_margin(
+        aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        margin,
+    );
+    Ok(Some((Arc::new(creds), config)))
+}

@@ -1,0 +1,523 @@
+//! The trust chain end to end, with the real binary: a workload-identity token file → an
+//! Entra token (local HTTPS token server) → STS AssumeRoleWithWebIdentity (moto behind a
+//! trust-policy front) → SigV4-signed pull from the API Gateway emulator (which verifies the
+//! signature and the session token) → Azurite over HTTPS with OAuth, written with a bearer
+//! token. Then the GitHub OIDC path and a token handed in on stdin; `gatelake auth check`
+//! passing, and failing usefully at each hop; and no secret anywhere in the output.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::apigw::{ApiAuthCheck, ApiConfig, ApiGateway, IssuedKeys};
+use support::identity::{
+    ca_file, jwt, now, Entra, EntraConfig, GithubOidc, StsFront, TrustPolicy, GITHUB_ISSUER,
+    GITHUB_SUB,
+};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/gatelake-reader";
+
+fn oauth_blob() -> String {
+    std::env::var("GATELAKE_TEST_AZURITE_OAUTH_BLOB").expect(
+        "GATELAKE_TEST_AZURITE_OAUTH_BLOB is not set: run the suite with `bash scripts/test.sh`, which starts Azurite with OAuth over HTTPS",
+    )
+}
+
+/// Run the binary with a clean identity environment (plus `env`), optionally feeding stdin.
+async fn gatelake(args: Vec<String>, env: Vec<(String, String)>, stdin: Option<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("GATELAKE_")
+                || k.starts_with("AWS_")
+                || k.starts_with("AZURE_")
+                || k.starts_with("ACTIONS_")
+                || k.starts_with("IDENTITY_")
+                || k == "SSL_CERT_FILE"
+            {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.args(&args)
+            .envs(env)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("IMDS_ENDPOINT", "http://127.0.0.1:9")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run gatelake");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().expect("wait for gatelake")
+    })
+    .await
+    .expect("join")
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json_out(out: &Output) -> Value {
+    serde_json::from_str(text(&out.stdout).trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {}\nstderr: {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+/// Everything one chain needs: Entra, STS front over moto, the API, a federated token file.
+struct Chain {
+    entra: Entra,
+    sts: StsFront,
+    api: ApiGateway,
+    dir: tempfile::TempDir,
+    federated: String,
+}
+
+fn federated_token(cfg: &EntraConfig, exp_in: i64) -> String {
+    let f = cfg.federated.clone().unwrap();
+    let n = now();
+    jwt(
+        &json!({"iss": f.issuer, "sub": f.subject, "aud": f.audience, "iat": n, "nbf": n - 5, "exp": n + exp_in}),
+    )
+}
+
+async fn chain(policy_for_entra: bool, api_latency: Duration) -> Chain {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let policy = if policy_for_entra {
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: cfg.object_id.clone(),
+        }
+    } else {
+        TrustPolicy {
+            issuer: GITHUB_ISSUER.into(),
+            audience: "sts.amazonaws.com".into(),
+            subject: GITHUB_SUB.into(),
+        }
+    };
+    let sts = StsFront::start(policy, issued.clone()).await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 300,
+        page_size: 20,
+        latency: api_latency,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let federated = federated_token(&cfg, 3600);
+    std::fs::write(dir.path().join("federated-token"), &federated).unwrap();
+    Chain {
+        entra,
+        sts,
+        api,
+        dir,
+        federated,
+    }
+}
+
+impl Chain {
+    fn wi_env(&self) -> Vec<(String, String)> {
+        let cfg = self.entra.config();
+        vec![
+            ("AZURE_TENANT_ID".into(), cfg.tenant.clone()),
+            ("AZURE_CLIENT_ID".into(), cfg.client_id.clone()),
+            (
+                "AZURE_FEDERATED_TOKEN_FILE".into(),
+                self.dir
+                    .path()
+                    .join("federated-token")
+                    .display()
+                    .to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST".into(), self.entra.authority()),
+            ("SSL_CERT_FILE".into(), ca_file().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS".into(), self.sts.url()),
+        ]
+    }
+
+    fn pull_args(&self, container: &str, extra: &[&str]) -> Vec<String> {
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &self.api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--aws-role-arn",
+            ROLE,
+            "--dest",
+            &format!("{}/{container}/orders", oauth_blob()),
+            "--create-container",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        a.extend(s(extra));
+        a
+    }
+}
+
+fn container(name: &str) -> String {
+    format!("{name}-{:08x}", rand::random::<u32>())
+}
+
+/// Read every object under `container` on the OAuth Azurite with the account key.
+async fn stored_objects(container: &str) -> Vec<(String, Vec<u8>)> {
+    use gatelake::sink::azure::{AzureLocation, AzureSink, StorageCredential};
+    use gatelake::sink::Sink;
+    let loc = AzureLocation::parse(&format!("{}/{container}", oauth_blob())).unwrap();
+    let http = gatelake::http::storage_client(&gatelake::http::HttpOptions {
+        ca_bundles: vec![ca_file()],
+        ..Default::default()
+    })
+    .unwrap();
+    let sink = AzureSink::new(
+        loc,
+        StorageCredential::SharedKey {
+            account: gatelake::sink::azure::auth::DEV_ACCOUNT.into(),
+            key: gatelake::secret::Secret::new(gatelake::sink::azure::auth::DEV_ACCOUNT_KEY),
+        },
+        Some(http),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    for o in sink.list("").await.unwrap() {
+        let data = sink.get(&o.path).await.unwrap().unwrap().data.to_vec();
+        out.push((o.path, data));
+    }
+    out
+}
+
+fn assert_no_secret(secrets: &[String], haystacks: &[(&str, &[u8])]) {
+    for secret in secrets.iter().filter(|s| s.len() >= 8) {
+        for (what, bytes) in haystacks {
+            let hay = String::from_utf8_lossy(bytes);
+            assert!(
+                !hay.contains(secret.as_str()),
+                "a secret ({}…) appears in {what}",
+                &secret[..6]
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workload_identity_to_sts_to_sigv4_to_azurite_oauth_refreshing_and_leaking_nothing() {
+    let c = chain(true, Duration::from_millis(350)).await;
+    let cont = container("wi");
+    // A 6-second session over a ~5-second pull: credentials must be re-exchanged mid-pull.
+    let out = gatelake(
+        c.pull_args(&cont, &["--aws-session-duration", "4s", "-v"]),
+        c.wi_env(),
+        None,
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert!(
+        out.status.success(),
+        "stderr: {stderr}\nstdout: {}",
+        text(&out.stdout)
+    );
+    let summary = json_out(&out);
+    assert_eq!(summary["rows"], 300, "{summary}");
+    assert!(
+        c.sts.exchanges() >= 2,
+        "expected a re-exchange during the pull, saw {} exchange(s)",
+        c.sts.exchanges()
+    );
+    // Every request carried a session token (the emulator verifies signature and token).
+    let requests = c.api.requests();
+    let keys: std::collections::HashSet<String> = requests
+        .iter()
+        .filter_map(|r| r.headers.get("authorization"))
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split("Credential=").nth(1))
+        .filter_map(|v| v.split('/').next())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        keys.len() >= 2,
+        "requests were signed with {} key(s)",
+        keys.len()
+    );
+    assert!(requests
+        .iter()
+        .all(|r| r.headers.contains_key("x-amz-security-token")));
+    // The federated token file was read for each exchange with Entra.
+    assert!(!c.entra.assertions().is_empty());
+
+    let stored = stored_objects(&cont).await;
+    assert!(
+        stored.iter().any(|(p, _)| p.ends_with("_SUCCESS")),
+        "{:?}",
+        stored.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
+
+    // No secret in stdout, stderr or any stored object.
+    let mut secrets = c.entra.issued();
+    secrets.push(c.federated.clone());
+    secrets.extend(c.sts.issued_secrets());
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    assert_no_secret(&secrets, &hay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn github_oidc_path_retries_idp_errors() {
+    let c = chain(false, Duration::ZERO).await;
+    let gh = GithubOidc::start().await;
+    c.sts.fail_next_with_idp_error(1);
+    let cont = container("gh");
+    let mut env = vec![
+        ("ACTIONS_ID_TOKEN_REQUEST_URL".to_string(), gh.request_url()),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_string(),
+            gh.request_token.clone(),
+        ),
+        ("AWS_ENDPOINT_URL_STS".to_string(), c.sts.url()),
+        ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+    ];
+    // Storage with a managed identity (App Service style) this time.
+    env.push(("IDENTITY_ENDPOINT".into(), c.entra.identity_endpoint()));
+    env.push(("IDENTITY_HEADER".into(), c.entra.config().identity_header));
+    let out = gatelake(c.pull_args(&cont, &["--web-identity", "github"]), env, None).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 300);
+    assert_eq!(c.sts.exchanges(), 1);
+    let mut secrets = gh.issued();
+    secrets.push(gh.request_token.clone());
+    secrets.extend(c.entra.issued());
+    secrets.extend(c.sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_handed_in_on_stdin_writes_to_azurite_with_oauth() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 50,
+        auth: ApiAuthCheck::ApiKey("k-stdin-test-123".into()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = EntraConfig::default();
+    let n = now();
+    let token = jwt(&json!({
+        "aud": "https://storage.azure.com", "iss": format!("https://sts.windows.net/{}/", cfg.tenant),
+        "tid": cfg.tenant, "oid": cfg.object_id, "nbf": n - 5, "iat": n, "exp": n + 3600,
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key"), "k-stdin-test-123").unwrap();
+    let cont = container("stdin");
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--records",
+            "items",
+            "--api-auth",
+            "api-key",
+            "--api-key-file",
+            &dir.path().join("key").display().to_string(),
+            "--azure-token-stdin",
+            "--dest",
+            &format!("{}/{cont}/x", oauth_blob()),
+            "--create-container",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
+        ]),
+        vec![("SSL_CERT_FILE".into(), ca_file().display().to_string())],
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 50);
+    let stored = stored_objects(&cont).await;
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    assert_no_secret(&[token, "k-stdin-test-123".into()], &hay);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_check_passes_and_names_every_identity() {
+    let c = chain(true, Duration::ZERO).await;
+    let cont = container("check");
+    let mut args = c.pull_args(&cont, &[]);
+    args[0] = "check".into();
+    args.insert(0, "auth".into());
+    args.retain(|a| a != "--create-container");
+    // The container must exist for the lake probe: create it with a pull first.
+    let out = gatelake(c.pull_args(&cont, &["--max-pages", "1"]), c.wi_env(), None).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gatelake(args, c.wi_env(), None).await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let hops = v["hops"].as_array().unwrap();
+    let hop = |name: &str| hops.iter().find(|h| h["hop"] == name).unwrap().clone();
+    assert_eq!(hop("azure")["status"], "ok");
+    assert_eq!(
+        hop("azure")["identity"]["source"],
+        "workload identity federation (AZURE_FEDERATED_TOKEN_FILE)"
+    );
+    let tokens = hop("azure")["identity"]["tokens"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(tokens
+        .iter()
+        .any(|t| t["audience"] == "api://AzureADTokenExchange"
+            && t["tenant"] == c.entra.config().tenant));
+    assert!(
+        hop("aws")["identity"]["assumed_role_arn"]
+            .as_str()
+            .unwrap()
+            .contains("gatelake-reader"),
+        "{v}"
+    );
+    assert_eq!(hop("api")["status"], "ok");
+    assert_eq!(hop("lake")["status"], "ok");
+    let mut secrets = c.entra.issued();
+    secrets.extend(c.sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_check_fails_usefully_at_each_hop() {
+    let c = chain(true, Duration::ZERO).await;
+    let check = |extra: &[&str], cont: &str| {
+        let mut a = c.pull_args(cont, &[]);
+        // A later --region replaces the first (clap refuses it twice).
+        let mut rest = extra.iter();
+        while let Some(flag) = rest.next() {
+            let value = rest.next().unwrap();
+            match a.iter().position(|x| x == flag) {
+                Some(i) => a[i + 1] = value.to_string(),
+                None => a.extend([flag.to_string(), value.to_string()]),
+            }
+        }
+        a[0] = "check".into();
+        a.insert(0, "auth".into());
+        a.retain(|x| x != "--create-container");
+        a
+    };
+    let hop_of = |v: &Value, name: &str| {
+        v["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hop"] == name)
+            .unwrap()
+            .clone()
+    };
+
+    // Azure: an app id the tenant does not know.
+    let mut env = c.wi_env();
+    env.retain(|(k, _)| k != "AZURE_CLIENT_ID");
+    env.push((
+        "AZURE_CLIENT_ID".into(),
+        "00000000-0000-4000-8000-00000000dead".into(),
+    ));
+    let out = gatelake(check(&[], "nope"), env, None).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let v = json_out(&out);
+    let az = hop_of(&v, "azure");
+    assert_eq!(az["status"], "failed");
+    assert!(
+        az["error"].as_str().unwrap().contains("AZURE_CLIENT_ID"),
+        "{az}"
+    );
+    assert_eq!(hop_of(&v, "aws")["status"], "skipped");
+
+    // AWS: the token's audience is not the OIDC provider's.
+    let out = gatelake(
+        check(&["--web-identity-audience", "api://other"], "nope"),
+        c.wi_env(),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3));
+    let aws = hop_of(&json_out(&out), "aws");
+    assert_eq!(aws["status"], "failed", "{aws}");
+    let err = aws["error"].as_str().unwrap();
+    assert!(
+        err.contains("aud = api://other") && err.contains("OIDC provider"),
+        "{err}"
+    );
+    assert!(aws["fix"].is_string());
+
+    // API: the wrong signing region.
+    let out = gatelake(
+        check(
+            &["--region", "eu-west-1", "--aws-sts-region", "us-east-1"],
+            "nope",
+        ),
+        c.wi_env(),
+        None,
+    )
+    .await;
+    let v = json_out(&out);
+    let api = hop_of(&v, "api");
+    assert_eq!(api["status"], "failed", "{v}");
+    assert!(api["error"].as_str().unwrap().contains("region"), "{api}");
+    assert_eq!(out.status.code(), Some(3));
+
+    // Lake: the container does not exist.
+    let out = gatelake(check(&[], &container("missing")), c.wi_env(), None).await;
+    let v = json_out(&out);
+    let lake = hop_of(&v, "lake");
+    assert_eq!(lake["status"], "failed", "{v}");
+    assert!(lake["fix"].is_string());
+    assert_eq!(out.status.code(), Some(5));
+}
