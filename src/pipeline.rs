@@ -524,9 +524,11 @@ async fn fetch_stage(
         }
         page_no += 1;
         let fetched = tokio::select! {
-            f = client.fetch(&url, page_no, reporter.as_ref()) => f?,
+            f = client.fetch_shrinking(&url, page_no, reporter.as_ref(), Some(paginator.as_ref())) => f?,
             _ = stop.stopped() => return Ok(false),
         };
+        // The URL that answered: a 504 may have made the client ask for smaller pages.
+        let url = fetched.url.clone();
         let shown = redact_url(&url);
         let body_len = fetched.body.len() as u64;
         // Parsing a page is CPU work: keep it off the async workers.

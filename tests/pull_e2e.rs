@@ -440,12 +440,19 @@ async fn iam_sigv4_auth_with_session_token() {
 
 #[tokio::test]
 async fn throttling_and_transient_errors_are_retried() {
+    // A storm: every 3rd request throttled, 10% random 5xx, page 2 failing twice with 503,
+    // pages 1 and 3 arriving truncated (Content-Length larger than the body) before whole.
     let mut fail_first_n = std::collections::HashMap::new();
     fail_first_n.insert(2, 2);
+    let mut truncate_first_n = std::collections::HashMap::new();
+    truncate_first_n.insert(1, 1);
+    truncate_first_n.insert(3, 2);
     let api = ApiGateway::start(ApiConfig {
         records: 400,
         throttle_every: Some(3),
+        error_rate: 0.1,
         fail_first_n,
+        truncate_first_n,
         ..Default::default()
     })
     .await;
@@ -476,6 +483,73 @@ async fn throttling_and_transient_errors_are_retried() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn pages_that_time_out_are_fetched_in_halves() {
+    // Pages over 120 records hit the integration timeout (504): asked for 400, the pull must
+    // retry with 200, then 100, and still land every record once, for both page-size styles.
+    let api = ApiGateway::start(ApiConfig {
+        records: 1000,
+        timeout_above: Some(120),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-504").await;
+    for (prefix, style_flags) in [
+        (
+            "offset",
+            s(&[
+                "--paginate",
+                "offset",
+                "--page-size",
+                "400",
+                "--records",
+                "items",
+            ]),
+        ),
+        (
+            "page",
+            s(&[
+                "--paginate",
+                "page",
+                "--page-size-param",
+                "per_page",
+                "--page-size",
+                "400",
+                "--records",
+                "results",
+                "--has-more-path",
+                "has_more",
+            ]),
+        ),
+    ] {
+        let path = if prefix == "offset" {
+            "/prod/offset"
+        } else {
+            "/prod/page"
+        };
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url(path),
+            "--output",
+            "json",
+            "--progress",
+            "plain",
+            "--dest",
+        ]);
+        a.push(azurite().dest_url(&container, prefix));
+        a.extend(style_flags);
+        let out = gatelake(a, storage_env()).await;
+        assert!(out.status.success(), "{prefix}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("asking for smaller pages"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert_landed(&sink, prefix, &summary(&out), "jsonl", 1000).await;
+    }
 }
 
 #[tokio::test]

@@ -13,6 +13,7 @@ use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
 use crate::secret::{redact_url, Secret};
+use crate::source::paginate::Paginator;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use std::sync::Arc;
@@ -382,15 +383,42 @@ impl ApiClient {
         page: u64,
         reporter: &dyn Reporter,
     ) -> Result<FetchedPage, SourceError> {
+        self.fetch_shrinking(url, page, reporter, None).await
+    }
+
+    /// Like [`ApiClient::fetch`], and when the API answers 504 (API Gateway's 29-second
+    /// integration timeout) and `paginator` can ask for the same records in smaller pages,
+    /// the retry does that (and says so). The returned page's `url` is the one that worked.
+    pub async fn fetch_shrinking(
+        &self,
+        url: &Url,
+        page: u64,
+        reporter: &dyn Reporter,
+        paginator: Option<&dyn Paginator>,
+    ) -> Result<FetchedPage, SourceError> {
         let started = Instant::now();
-        let shown = redact_url(url);
+        let mut url = url.clone();
+        let mut shown = redact_url(&url);
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let (after, reason) = match self.attempt(url, page, &shown).await? {
+            let (after, reason) = match self.attempt(&url, page, &shown).await? {
                 Ok(fetched) => return Ok(fetched),
                 Err(retry) => retry,
             };
+            if reason.starts_with("504") {
+                if let Some(smaller) = paginator.and_then(|p| p.shrink(&url)) {
+                    reporter.report(Event::Warning {
+                        message: format!(
+                            "page {page}: {reason} (API Gateway stops integrations after 29 s); asking for smaller pages: {}",
+                            redact_url(&smaller)
+                        ),
+                    });
+                    url = smaller;
+                    shown = redact_url(&url);
+                    continue;
+                }
+            }
             let elapsed = started.elapsed();
             let connect_limit = if reason.starts_with("connect") {
                 3

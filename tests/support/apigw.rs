@@ -143,6 +143,10 @@ pub struct ApiConfig {
     /// Page index → how many times that page is sent truncated (as `truncate_page` does)
     /// before it is sent whole. Default empty.
     pub truncate_first_n: HashMap<u64, u32>,
+    /// Requests asking for more than this many records per page (`limit` or `per_page`) get
+    /// 504 `Endpoint request timed out`, like an integration that exceeds API Gateway's 29 s
+    /// limit on big pages. Default none.
+    pub timeout_above: Option<u64>,
 }
 
 impl Default for ApiConfig {
@@ -165,6 +169,7 @@ impl Default for ApiConfig {
             hostile_next: None,
             fail_first_n: HashMap::new(),
             truncate_first_n: HashMap::new(),
+            timeout_above: None,
         }
     }
 }
@@ -522,6 +527,15 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
         }
     }
     let params = query_params(parts.uri.query());
+    if let Some(max) = config.timeout_above {
+        let asked = ["limit", "per_page"]
+            .iter()
+            .find_map(|p| params.get(*p).and_then(|v| v.parse::<u64>().ok()))
+            .unwrap_or(config.page_size);
+        if asked > max {
+            return gateway_error(3);
+        }
+    }
     let page = match build_page(shared, route, &params) {
         Ok(page) => page,
         // API Gateway passes the backend's 400 through; the message is the backend's.

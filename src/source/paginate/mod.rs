@@ -62,6 +62,13 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     /// The request after `page`, or `None` when the style says the listing is done. The
     /// shared stop rules and host pinning are applied by [`next_request`], not here.
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError>;
+
+    /// The same part of the listing asked for in smaller pages (half the page size), for an
+    /// API that times out on big pages (API Gateway's 504 after its 29-second integration
+    /// limit). `None` when the style has no page size to shrink, or it is already 1.
+    fn shrink(&self, _url: &Url) -> Option<Url> {
+        None
+    }
 }
 
 /// Stop rules every style shares, from flags.

@@ -35,6 +35,11 @@ impl Paginator for OffsetPaginator {
         with_query_param(&u, &self.limit_param, &self.limit.to_string())
     }
 
+    fn shrink(&self, url: &Url) -> Option<Url> {
+        let limit = query_param(url, &self.limit_param)?.parse::<u64>().ok()?;
+        (limit > 1).then(|| with_query_param(url, &self.limit_param, &(limit / 2).to_string()))
+    }
+
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
         let current = query_param(page.url, &self.offset_param)
             .and_then(|v| v.parse::<u64>().ok())
@@ -72,5 +77,15 @@ mod tests {
             "https://api.example.com/prod/orders?x=1&limit=100&offset=80"
         );
         assert_eq!(next_of(&p, &s, &next, "{}", &[], 0).unwrap(), None);
+    }
+
+    #[test]
+    fn shrinks_by_halving_the_limit_at_the_same_offset() {
+        let p = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
+        let u = Url::parse("https://h/p?offset=300&limit=100").unwrap();
+        let small = p.shrink(&u).unwrap();
+        assert_eq!(small.as_str(), "https://h/p?offset=300&limit=50");
+        let one = Url::parse("https://h/p?offset=300&limit=1").unwrap();
+        assert_eq!(p.shrink(&one), None);
     }
 }

@@ -34,6 +34,20 @@ impl Paginator for PageNumberPaginator {
         }
     }
 
+    /// Page `p` of size `s` holds the records `(p - start) * s ..`; at size `s / 2` the same
+    /// records start on page `start + 2 (p - start)`, so nothing is skipped or repeated.
+    fn shrink(&self, url: &Url) -> Option<Url> {
+        let (size_param, _) = self.size.as_ref()?;
+        let size = query_param(url, size_param)?.parse::<u64>().ok()?;
+        let page = query_param(url, &self.page_param)?.parse::<u64>().ok()?;
+        if size < 2 || size % 2 != 0 || page < self.start {
+            return None;
+        }
+        let page = self.start + 2 * (page - self.start);
+        let u = with_query_param(url, size_param, &(size / 2).to_string());
+        Some(with_query_param(&u, &self.page_param, &page.to_string()))
+    }
+
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
         let current = query_param(page.url, &self.page_param)
             .and_then(|v| v.parse::<u64>().ok())
@@ -74,6 +88,32 @@ mod tests {
         );
         assert_eq!(
             next_of(&p, &s, &next, r#"{"has_more":false}"#, &[], 50).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn shrinking_keeps_the_same_records() {
+        let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)));
+        // Page 3 of 100 = records 200..300 = page 5 of 50.
+        let u = Url::parse("https://h/p?page=3&per_page=100").unwrap();
+        assert_eq!(
+            p.shrink(&u).unwrap().as_str(),
+            "https://h/p?per_page=50&page=5"
+        );
+        // Odd sizes cannot be halved without shifting page boundaries.
+        assert_eq!(
+            p.shrink(&Url::parse("https://h/p?page=3&per_page=75").unwrap()),
+            None
+        );
+        let zero_based = PageNumberPaginator::new("page".into(), 0, Some(("per_page".into(), 100)));
+        let u = Url::parse("https://h/p?page=2&per_page=100").unwrap();
+        assert_eq!(
+            zero_based.shrink(&u).unwrap().as_str(),
+            "https://h/p?per_page=50&page=4"
+        );
+        assert_eq!(
+            PageNumberPaginator::new("page".into(), 1, None).shrink(&u),
             None
         );
     }
