@@ -91,6 +91,17 @@ pub struct OutputConfig {
     pub chunk_rows: Option<u64>,
 }
 
+/// Incremental runs: where the watermark comes from and how the next run asks for news.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incremental {
+    /// Record path of the value that grows (`updated_at`, `meta.seq`).
+    pub field: String,
+    /// Query parameter the next run sends the watermark in (`updated_since`).
+    pub param: String,
+    /// Ask again this far before the watermark, to catch late arrivals.
+    pub lag: Duration,
+}
+
 /// One pull, fully resolved.
 #[derive(Debug, Clone)]
 pub struct PullConfig {
@@ -100,6 +111,8 @@ pub struct PullConfig {
     pub output: OutputConfig,
     /// How many chunks may be uploading at once.
     pub upload_concurrency: usize,
+    /// Incremental runs (`--since-field`), or every run pulls everything.
+    pub incremental: Option<Incremental>,
 }
 
 /// Parse a byte size: `128MiB`, `64MB`, `500k`, `1048576`.

@@ -34,7 +34,8 @@ use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{next_request, PageView, PaginateError, Paginator};
-use crate::state::checkpoint::{restore_url, save_url};
+use crate::state::checkpoint::{restore_url, save_url, Watermark};
+use crate::state::watermark::{since_value, WatermarkError, WatermarkTracker};
 use crate::state::{
     Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION, LOCK_PATH,
 };
@@ -110,6 +111,8 @@ pub enum PullError {
         chunks: u64,
         rows: u64,
     },
+    #[error("incremental run: {0}")]
+    Watermark(#[from] WatermarkError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -212,6 +215,8 @@ struct ReadyChunk {
     chunk: FinishedChunk,
     resume: Resume,
     schema: Option<Schema>,
+    /// The incremental watermark after the chunk's last record.
+    watermark: Option<Watermark>,
 }
 
 /// The data-file name of chunk `seq`.
@@ -287,8 +292,19 @@ async fn run_locked(
                     message: format!("--restart: discarded the unfinished run {}", old.run_id),
                 });
             }
+            let since = previous.as_ref().and_then(|p| match p.status {
+                RunStatus::Complete => p.watermark.clone(),
+                RunStatus::Running => p.since.clone(),
+            });
             let paginator = config.source.pagination.paginator();
-            let first = paginator.first(&config.source.url);
+            let mut first = paginator.first(&config.source.url);
+            if let (Some(inc), Some(since)) = (&config.incremental, &since) {
+                first = crate::source::paginate::with_query_param(
+                    &first,
+                    &inc.param,
+                    &since_value(since, inc.lag)?,
+                );
+            }
             let now = time::OffsetDateTime::now_utc();
             let cp = Checkpoint {
                 version: CHECKPOINT_VERSION,
@@ -303,10 +319,7 @@ async fn run_locked(
                 files: Vec::new(),
                 schema: None,
                 first_request: Some(save_url(&first)),
-                since: previous.as_ref().and_then(|p| match p.status {
-                    RunStatus::Complete => p.watermark.clone(),
-                    RunStatus::Running => p.since.clone(),
-                }),
+                since,
                 watermark: None,
                 started_at: rfc3339(now),
                 updated_at: rfc3339(now),
@@ -358,8 +371,19 @@ async fn run_locked(
         };
         let first_seq = cp.next_seq;
         let schema = cp.schema.clone();
+        let tracker = match &config.incremental {
+            Some(inc) => Some(WatermarkTracker::new(
+                &inc.field,
+                inc.lag,
+                cp.since.as_ref(),
+                cp.watermark.as_ref(),
+            )?),
+            None => None,
+        };
         tokio::task::spawn_blocking(move || {
-            encode_stage(options, limits, first_seq, schema, page_rx, chunk_tx)
+            encode_stage(
+                options, limits, first_seq, schema, tracker, page_rx, chunk_tx,
+            )
         })
     };
     let upload = tokio::spawn(upload_stage(
@@ -487,6 +511,10 @@ async fn finalize(
     )
     .await?;
     cp.status = RunStatus::Complete;
+    // A run that delivered nothing new leaves the watermark where it was.
+    if cp.watermark.is_none() {
+        cp.watermark = cp.since.clone();
+    }
     cp.updated_at = now_rfc3339();
     store.save(cp).await?;
     Ok(manifest)
@@ -628,6 +656,7 @@ fn encode_stage(
     limits: ChunkLimits,
     first_seq: u64,
     schema: Option<Schema>,
+    mut tracker: Option<WatermarkTracker>,
     mut pages: mpsc::Receiver<PageMsg>,
     chunks: mpsc::Sender<ReadyChunk>,
 ) -> Result<(), PullError> {
@@ -646,7 +675,16 @@ fn encode_stage(
                 url,
                 next,
             } => {
-                let records = page.records();
+                let mut records = page.records();
+                if let Some(t) = tracker.as_mut() {
+                    let mut kept = Vec::with_capacity(records.len());
+                    for r in records {
+                        if t.keep(r)? {
+                            kept.push(r);
+                        }
+                    }
+                    records = kept;
+                }
                 resume = Some(Resume {
                     last_request: url,
                     next_request: next,
@@ -669,6 +707,7 @@ fn encode_stage(
                 chunk,
                 resume,
                 schema: writer.schema().cloned(),
+                watermark: tracker.as_ref().and_then(WatermarkTracker::snapshot),
             };
             if chunks.blocking_send(ready).is_err() {
                 // The uploader stopped and reports why.
@@ -690,7 +729,7 @@ async fn upload_stage(
     reporter: Arc<dyn Reporter>,
     mut chunks: mpsc::Receiver<ReadyChunk>,
 ) -> Result<(CheckpointStore, Checkpoint), PullError> {
-    type Done = (ManifestFile, Resume, Option<Schema>);
+    type Done = (ManifestFile, Resume, Option<Schema>, Option<Watermark>);
     let mut in_flight: JoinSet<Result<Done, SinkError>> = JoinSet::new();
     // Committed, but waiting for an earlier chunk before the checkpoint may include them.
     let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
@@ -710,7 +749,7 @@ async fn upload_stage(
                 });
                 waiting.insert(file.seq, done);
                 let mut advanced = false;
-                while let Some((file, resume, schema)) = waiting.remove(&cp.next_seq) {
+                while let Some((file, resume, schema, watermark)) = waiting.remove(&cp.next_seq) {
                     cp.files.push(file);
                     cp.next_seq += 1;
                     cp.pages = resume.pages;
@@ -718,6 +757,9 @@ async fn upload_stage(
                     cp.next_request = resume.next_request.as_ref().map(save_url);
                     if schema.is_some() {
                         cp.schema = schema;
+                    }
+                    if watermark.is_some() {
+                        cp.watermark = watermark;
                     }
                     advanced = true;
                 }
@@ -727,7 +769,7 @@ async fn upload_stage(
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {
-                Some(ReadyChunk { chunk, resume, schema }) => {
+                Some(ReadyChunk { chunk, resume, schema, watermark }) => {
                     let sink = sink.clone();
                     let path = join_path(&[&cp.run_id, &part_name(chunk.seq, &extension)]);
                     in_flight.spawn(async move {
@@ -744,7 +786,7 @@ async fn upload_stage(
                             raw_bytes: chunk.raw_bytes,
                             sha256: chunk.sha256,
                         };
-                        Ok((file, resume, schema))
+                        Ok((file, resume, schema, watermark))
                     });
                 }
                 None => more = false,
@@ -826,6 +868,7 @@ mod tests {
                 chunk_rows: Some(100),
             },
             upload_concurrency: 4,
+            incremental: None,
         };
         let http = crate::http::client(&Default::default()).unwrap();
         let client = ApiClient::new(&config.source, http, None).await.unwrap();

@@ -369,6 +369,21 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]
     pub max_page_bytes: Option<String>,
 
+    /// Incremental runs: the record path of a value that only grows (an RFC 3339 time or a
+    /// number), e.g. updated_at. The next run starts from the largest value this run
+    /// delivered; records on that boundary are not delivered twice (see the README).
+    #[arg(long, env = "GATELAKE_SINCE_FIELD", value_name = "PATH")]
+    pub since_field: Option<String>,
+
+    /// Incremental runs: the query parameter the API filters by, e.g. updated_since.
+    #[arg(long, env = "GATELAKE_SINCE_PARAM", value_name = "NAME")]
+    pub since_param: Option<String>,
+
+    /// Incremental runs: ask again this far before the last watermark, to catch records that
+    /// appear late with older values, e.g. 5m. Already delivered ones are dropped. [default: 0s]
+    #[arg(long, env = "GATELAKE_LAG", value_name = "DURATION")]
+    pub lag: Option<String>,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

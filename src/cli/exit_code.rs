@@ -43,7 +43,8 @@ impl ExitCode {
             PullError::Source(_)
             | PullError::Extract { .. }
             | PullError::Paginate { .. }
-            | PullError::Encode { .. } => ExitCode::Source,
+            | PullError::Encode { .. }
+            | PullError::Watermark(_) => ExitCode::Source,
             PullError::Sink(s) => Self::of_sink_error(s),
             PullError::State(StateError::LostRace { .. }) => ExitCode::Busy,
             PullError::State(StateError::Sink(s)) => Self::of_sink_error(s),

@@ -208,6 +208,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         },
         output: out.config,
         upload_concurrency: out.upload_concurrency,
+        incremental: None,
     };
     execute(
         pull,

@@ -67,6 +67,9 @@ pub struct JobSpec {
     pub max_retries: Option<u32>,
     pub retry_deadline: Option<String>,
     pub max_page_bytes: Option<String>,
+    pub since_field: Option<String>,
+    pub since_param: Option<String>,
+    pub lag: Option<String>,
     pub format: Option<String>,
     pub compression: Option<String>,
     pub compression_level: Option<i32>,
@@ -620,6 +623,27 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             Some("64MiB".into()),
         ),
     )?;
+    let since_field = r.pick(
+        "since_field",
+        args.since_field.clone(),
+        job.since_field.clone(),
+        None,
+    );
+    let since_param = r.pick(
+        "since_param",
+        args.since_param.clone(),
+        job.since_param.clone(),
+        None,
+    );
+    let incremental = match (since_field, since_param) {
+        (Some(field), Some(param)) => Some(gatelake::config::Incremental {
+            field,
+            param,
+            lag: duration("lag", r.pick("lag", args.lag.clone(), job.lag.clone(), Some("0s".into())))?,
+        }),
+        (None, None) => None,
+        _ => return usage("incremental runs need both --since-field (the record's growing value) and --since-param (the query parameter to send it in)"),
+    };
 
     let out = resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"))?;
     let region_hint = match &auth {
@@ -648,6 +672,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             source,
             output: out.config,
             upload_concurrency: out.upload_concurrency,
+            incremental,
         },
         dest: out.dest,
         create_container: out.create_container,

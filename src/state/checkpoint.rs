@@ -20,13 +20,18 @@ pub enum RunStatus {
     Complete,
 }
 
-/// The incremental position: the largest value of the `--since-field` among committed records.
+/// The incremental position: the largest value of the `--since-field` among committed
+/// records, and the records within `lag` of it (see `state::watermark` for the rule).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Watermark {
     pub field: String,
-    /// The largest value seen, as text (ISO 8601 timestamps and zero-padded values compare
-    /// correctly as text; numbers are compared numerically when both sides parse).
+    /// The largest value seen, as the API wrote it (an RFC 3339 time or a number).
     pub max: String,
+    /// Hashes (hex, 64-bit) of the committed records whose value is at least `max − lag`:
+    /// the next run asks again from `max − lag` and drops these, so a record on the boundary
+    /// is delivered once.
+    #[serde(default)]
+    pub boundary: Vec<String>,
 }
 
 /// `_state/checkpoint.json`.

@@ -14,6 +14,7 @@
 
 pub mod checkpoint;
 pub mod store;
+pub mod watermark;
 
 pub use checkpoint::{Checkpoint, RunStatus, Watermark, CHECKPOINT_VERSION};
 pub use store::{CheckpointStore, StateError};

@@ -199,9 +199,24 @@ const TWO_POW_62: i64 = 1 << 62;
 /// `note` cycles through [`NOTES`] (commas, quotes, newline and tab, emoji, non-ASCII, empty,
 /// null); `big` is `2^62 + i` when `i % 4 == 1`, `-(2^62 + i)` when `i % 4 == 3`, else null;
 /// `tags` holds 0, 1 or 2 entries.
+/// `created_at` of record 0; record `i` is `i * 61` seconds later.
+const FIRST_CREATED: time::OffsetDateTime = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+
+/// The first record index whose `created_at` is at or after `since` (RFC 3339), for the
+/// cursor route's `updated_since` filter.
+pub fn first_index_since(since: &str) -> Result<u64, String> {
+    let since = time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "invalid updated_since".to_string())?;
+    let secs = (since - FIRST_CREATED).whole_seconds();
+    Ok(if secs <= 0 {
+        0
+    } else {
+        u64::try_from(secs).unwrap_or(0).div_ceil(61)
+    })
+}
+
 pub fn record(i: u64) -> Value {
-    let created = time::macros::datetime!(2026-01-02 03:04:05 UTC)
-        + time::Duration::seconds(i64::try_from(i).unwrap_or(0) * 61);
+    let created = FIRST_CREATED + time::Duration::seconds(i64::try_from(i).unwrap_or(0) * 61);
     let created = created
         .format(&time::format_description::well_known::Rfc3339)
         .expect("format created_at");
@@ -630,7 +645,12 @@ fn build_page(
                 "cursor"
             };
             let start = match params.get(token_name) {
-                None => 0,
+                // An incremental API: the first page starts at the first record updated at or
+                // after `updated_since` (inclusive, as such filters usually are).
+                None => match params.get("updated_since") {
+                    Some(since) => first_index_since(since)?,
+                    None => 0,
+                },
                 Some(token) => decode_cursor(token).ok_or_else(|| "invalid cursor".to_string())?,
             };
             let items = shared.items(start, size);
