@@ -2,6 +2,7 @@
 //! `GATELAKE_*` env > job file > default) and hands to the engine. No clap here; a library
 //! user builds it directly.
 
+use crate::encode::drift::SchemaOptions;
 use crate::encode::EncodeOptions;
 use crate::secret::Secret;
 use crate::source::paginate::Pagination;
@@ -84,6 +85,8 @@ pub struct OutputConfig {
     pub chunk_bytes: u64,
     /// Rotate after a page once this many records are in the chunk.
     pub chunk_rows: Option<u64>,
+    /// Schema drift policy, flattening, and a pinned schema (csv/parquet).
+    pub schema: SchemaOptions,
 }
 
 /// One pull, fully resolved.

@@ -19,10 +19,15 @@
 
 use crate::config::PullConfig;
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
+use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
-use crate::encode::EncodeError;
-use crate::load::manifest::{Manifest, ManifestFile, ManifestSource, MANIFEST_VERSION};
-use crate::load::{MANIFEST, SUCCESS_MARKER};
+use crate::encode::{EncodeError, Format};
+use crate::load::manifest::{
+    Manifest, ManifestFile, ManifestIdentity, ManifestSchemaPolicy, ManifestSource,
+    MANIFEST_VERSION,
+};
+use crate::load::previous::PreviousRunError;
+use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
 use crate::sink::{join_path, PutMode, Sink, SinkError};
@@ -53,6 +58,8 @@ pub struct RunSummary {
     /// Bytes of record JSON received.
     pub raw_bytes: u64,
     pub files: Vec<ManifestFile>,
+    /// Schema changes and drift the run recorded (see the manifest's `schema_changes`).
+    pub schema_changes: Vec<SchemaChange>,
     pub seconds: f64,
 }
 
@@ -83,6 +90,8 @@ pub enum PullError {
     },
     #[error(transparent)]
     Sink(#[from] SinkError),
+    #[error("reading the previous run to compare schemas: {0}")]
+    PreviousRun(#[from] PreviousRunError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -129,6 +138,17 @@ pub async fn run(
         .map_err(|e| PullError::Encode { seq: 0, source: e })?;
     sink.check().await?;
 
+    // Drift across runs: the first page is compared with the last completed run's columns.
+    let columnar = config.output.encode.format != Format::Jsonl;
+    let previous = if columnar && config.output.schema.pinned.is_none() {
+        crate::load::previous::latest_manifest(sink.as_ref())
+            .await?
+            .and_then(|m| m.schema.map(|s| (m.run_id, s)))
+    } else {
+        None
+    };
+    let compared_with_run = previous.as_ref().map(|(run, _)| run.clone());
+
     let started = Instant::now();
     let started_at = time::OffsetDateTime::now_utc();
     let run_id = new_run_id(started_at);
@@ -148,7 +168,18 @@ pub async fn run(
             max_bytes: config.output.chunk_bytes,
             max_rows: config.output.chunk_rows,
         };
-        tokio::task::spawn_blocking(move || encode_stage(options, limits, page_rx, chunk_tx))
+        let schema_options = config.output.schema.clone();
+        let previous_schema = previous.map(|(_, s)| s);
+        tokio::task::spawn_blocking(move || {
+            encode_stage(
+                options,
+                limits,
+                schema_options,
+                previous_schema,
+                page_rx,
+                chunk_tx,
+            )
+        })
     };
     let upload = upload_stage(
         sink.clone(),
@@ -163,7 +194,7 @@ pub async fn run(
     let encoded = encoded.map_err(|e| PullError::Internal(format!("encoder thread: {e}")))?;
     // The stage that failed is the cause; the others only saw a closed channel.
     let stats = fetched?;
-    let schema = encoded?;
+    let (schema, schema_changes) = encoded?;
     let files = uploaded?;
 
     let finished_at = time::OffsetDateTime::now_utc();
@@ -190,7 +221,25 @@ pub async fn run(
         files,
         started_at: rfc3339(started_at),
         finished_at: rfc3339(finished_at),
+        identities: identities(config, sink.as_ref()),
+        schema_policy: ManifestSchemaPolicy {
+            on_drift: config.output.schema.on_drift,
+            flatten_depth: config.output.schema.flatten_depth,
+            pinned: config.output.schema.pinned.is_some(),
+            compared_with_run,
+        },
+        schema_changes,
+        watermark: None,
+        load_sql: Some(join_path(&[&run_id, LOAD_SQL])),
     };
+    // The load script, then the manifest, then `_SUCCESS`: a reader that waits for the
+    // marker finds all three.
+    sink.put(
+        &join_path(&[&run_id, LOAD_SQL]),
+        Bytes::from(crate::load::sql::render_for_run(&manifest)),
+        PutMode::Overwrite,
+    )
+    .await?;
     let manifest_json = manifest
         .to_json()
         .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
@@ -225,8 +274,29 @@ pub async fn run(
         bytes: manifest.totals.bytes,
         raw_bytes: manifest.totals.raw_bytes,
         files: manifest.files,
+        schema_changes: manifest.schema_changes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The identities a run used, by kind and name, never a secret.
+fn identities(config: &PullConfig, sink: &dyn Sink) -> Vec<ManifestIdentity> {
+    let mut out = vec![ManifestIdentity {
+        role: "api".into(),
+        kind: config.source.auth.kind().into(),
+        name: match &config.source.auth {
+            crate::config::ApiAuth::Iam { region } => Some(format!("execute-api in {region}")),
+            _ => None,
+        },
+    }];
+    if let Some(kind) = sink.identity_kind() {
+        out.push(ManifestIdentity {
+            role: "storage".into(),
+            kind: kind.into(),
+            name: None,
+        });
+    }
+    out
 }
 
 /// Walk the pages: fetch, locate records, work out the next request, hand the page on.
@@ -349,11 +419,15 @@ fn locate(
 fn encode_stage(
     options: crate::encode::EncodeOptions,
     limits: ChunkLimits,
+    schema_options: SchemaOptions,
+    previous: Option<Schema>,
     mut pages: mpsc::Receiver<PageMsg>,
     chunks: mpsc::Sender<FinishedChunk>,
-) -> Result<Option<Schema>, PullError> {
+) -> Result<(Option<Schema>, Vec<SchemaChange>), PullError> {
     let mut writer = ChunkWriter::new(options, limits, 0, None)
-        .map_err(|source| PullError::Encode { seq: 0, source })?;
+        .map_err(|source| PullError::Encode { seq: 0, source })?
+        .with_schema_options(schema_options, previous);
+    let done = |w: &ChunkWriter| (w.schema_with_stats(), w.schema_changes());
     let mut seq = 0u64;
     while let Some(msg) = pages.blocking_recv() {
         match msg {
@@ -365,7 +439,7 @@ fn encode_stage(
                 if let Some(chunk) = finished {
                     seq = chunk.seq + 1;
                     if chunks.blocking_send(chunk).is_err() {
-                        return Ok(writer.schema().cloned());
+                        return Ok(done(&writer));
                     }
                 }
             }
@@ -381,7 +455,7 @@ fn encode_stage(
             }
         }
     }
-    Ok(writer.schema().cloned())
+    Ok(done(&writer))
 }
 
 /// Upload chunks, up to `concurrency` at once, under their final names.
@@ -429,6 +503,8 @@ async fn upload_stage(
                 bytes,
                 raw_bytes: chunk.raw_bytes,
                 sha256: chunk.sha256,
+                content_md5: chunk.content_md5,
+                columns: chunk.columns,
             })
         });
     }

@@ -41,6 +41,7 @@ impl ExitCode {
             | PullError::Paginate { .. }
             | PullError::Encode { .. } => ExitCode::Source,
             PullError::Sink(s) => Self::of_sink_error(s),
+            PullError::PreviousRun(_) => ExitCode::Sink,
             PullError::Internal(_) => ExitCode::Failure,
         }
     }

@@ -692,6 +692,7 @@ fn resolve_output(
             encode,
             chunk_bytes,
             chunk_rows,
+            schema: Default::default(),
         },
         create_container: out.create_container,
         dest,

@@ -136,6 +136,12 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 
     /// Remove the object at `path`; removing a missing object is not an error.
     async fn delete(&self, path: &str) -> Result<(), SinkError>;
+
+    /// The kind of credential the sink writes with (e.g. `account key`), never the secret;
+    /// recorded in the manifest.
+    fn identity_kind(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Open the destination `dest`: an Azure URL (`abfss://`, `https://`, or the emulator's
