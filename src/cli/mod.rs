@@ -6,6 +6,7 @@ pub mod args;
 pub mod exit_code;
 pub mod progress;
 pub mod settings;
+pub mod sql;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
@@ -52,6 +53,7 @@ pub fn main() -> ExitCode {
                 Err(e) => usage_error(&e, args.out.output),
             },
             Command::Demo(args) => run_demo(args, &sub).await,
+            Command::Sql(args) => sql::run(args).await,
         }
     })
 }
@@ -328,6 +330,12 @@ fn print_summary(s: &RunSummary, mode: OutputMode) {
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);
             println!("Manifest: {}", s.manifest_url);
+            if !s.schema_changes.is_empty() {
+                eprintln!("Schema changes (recorded in the manifest):");
+                for c in &s.schema_changes {
+                    eprintln!("  {c}");
+                }
+            }
         }
     }
 }
