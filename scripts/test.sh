@@ -17,6 +17,7 @@ main() {
 
     install_azurite
     start_azurite
+    install_pyarrow
 
     local rc=0
     cargo test --all-targets "$@" </dev/null || rc=$?

@@ -112,3 +112,33 @@ start_azurite() {
     log "Azurite (pid $pid) at $GATELAKE_TEST_AZURITE_BLOB"
 }
 
+
+# --- Python venv with pyarrow (reads the parquet files gatelake writes) ---------------------
+
+# The venv is shared with other test-bed components (e.g. moto's server): it is created only
+# when missing, and only missing packages are installed.
+VENV="$TESTBED/venv"
+
+ensure_venv() {
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        log "creating the Python venv .testbed/venv"
+        python3 -m venv "$VENV" >"$LOGS/venv.log" 2>&1 || {
+            cat "$LOGS/venv.log" >&2
+            die "python3 -m venv failed (on Debian/Ubuntu: apt-get install python3-venv)"
+        }
+    fi
+}
+
+install_pyarrow() {
+    ensure_venv
+    if ! "$VENV/bin/python" -c 'import pyarrow, pyarrow.parquet' >/dev/null 2>&1; then
+        log "installing pyarrow into .testbed/venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow \
+            </dev/null >"$LOGS/pip-pyarrow.log" 2>&1 || {
+            cat "$LOGS/pip-pyarrow.log" >&2
+            die "pip install pyarrow failed"
+        }
+    fi
+    export GATELAKE_TEST_PYTHON="$VENV/bin/python"
+    log "pyarrow $("$GATELAKE_TEST_PYTHON" -c 'import pyarrow; print(pyarrow.__version__)') at $GATELAKE_TEST_PYTHON"
+}
