@@ -20,6 +20,7 @@ main() {
     start_azurite
     start_azurite_oauth
     start_moto
+    install_pyarrow
 
     local rc=0
     cargo test --all-targets "$@" </dev/null || rc=$?

@@ -187,3 +187,23 @@ start_moto() {
     export GATELAKE_TEST_MOTO="http://127.0.0.1:$port"
     log "moto (pid $pid) at $GATELAKE_TEST_MOTO"
 }
+
+# --- Python venv with pyarrow (reads the parquet files gatelake writes) ---------------------
+
+# The venv (ensure_venv above) is shared with moto's server: only missing packages are
+# installed.
+VENV="$TESTBED/venv"
+
+install_pyarrow() {
+    ensure_venv
+    if ! "$VENV/bin/python" -c 'import pyarrow, pyarrow.parquet' >/dev/null 2>&1; then
+        log "installing pyarrow into .testbed/venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow \
+            </dev/null >"$LOGS/pip-pyarrow.log" 2>&1 || {
+            cat "$LOGS/pip-pyarrow.log" >&2
+            die "pip install pyarrow failed"
+        }
+    fi
+    export GATELAKE_TEST_PYTHON="$VENV/bin/python"
+    log "pyarrow $("$GATELAKE_TEST_PYTHON" -c 'import pyarrow; print(pyarrow.__version__)') at $GATELAKE_TEST_PYTHON"
+}

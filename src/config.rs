@@ -2,6 +2,7 @@
 //! `GATELAKE_*` env > job file > default) and hands to the engine. No clap here; a library
 //! user builds it directly.
 
+use crate::encode::drift::SchemaOptions;
 use crate::encode::EncodeOptions;
 use crate::secret::Secret;
 use crate::source::paginate::Pagination;
@@ -89,6 +90,8 @@ pub struct OutputConfig {
     pub chunk_bytes: u64,
     /// Rotate after a page once this many records are in the chunk.
     pub chunk_rows: Option<u64>,
+    /// Schema drift policy, flattening, and a pinned schema (csv/parquet).
+    pub schema: SchemaOptions,
 }
 
 /// Incremental runs: where the watermark comes from and how the next run asks for news.
@@ -113,6 +116,26 @@ pub struct PullConfig {
     pub upload_concurrency: usize,
     /// Incremental runs (`--since-field`), or every run pulls everything.
     pub incremental: Option<Incremental>,
+}
+
+/// The chunk size (record JSON, uncompressed) of `--synapse-optimized`. Synapse wants files
+/// of at least 4 MB, and parquet of 256 MB or more needs no splitting: parquet chunks hold
+/// 1 GiB of record JSON, about 256 MB stored at the usual 4:1. For gzip csv, which loads
+/// fastest in a multiple of 60 files, an expected size picks the chunk size giving such a
+/// count (chunks end on whole pages, so the count is close, not exact); otherwise 256 MiB.
+pub fn synapse_chunk_bytes(encode: &EncodeOptions, expected: Option<u64>) -> u64 {
+    const GIB: u64 = 1 << 30;
+    const TARGET_CSV: u64 = 256 << 20;
+    match encode.format {
+        crate::encode::Format::Parquet => GIB,
+        _ => match expected {
+            Some(total) if total > 0 => {
+                let groups = total.div_ceil(60 * TARGET_CSV).max(1);
+                total.div_ceil(60 * groups).max(1)
+            }
+            _ => TARGET_CSV,
+        },
+    }
 }
 
 /// Parse a byte size: `128MiB`, `64MB`, `500k`, `1048576`.
@@ -193,6 +216,20 @@ mod tests {
         for bad in ["", "MiB", "12 parsecs", "0", "-5MB"] {
             assert!(parse_byte_size(bad).is_err(), "{bad} should fail");
         }
+    }
+
+    #[test]
+    fn synapse_chunk_sizes() {
+        use crate::encode::Format;
+        let parquet = EncodeOptions::new(Format::Parquet, None);
+        let csv = EncodeOptions::new(Format::Csv, None);
+        assert_eq!(synapse_chunk_bytes(&parquet, Some(1)), 1 << 30);
+        assert_eq!(synapse_chunk_bytes(&csv, None), 256 << 20);
+        // 6 GB: one group of 60 files of 100 MB each.
+        assert_eq!(synapse_chunk_bytes(&csv, Some(6_000_000_000)), 100_000_000);
+        // 40 GiB: 180 files (three groups of 60), each under 256 MiB.
+        let each = synapse_chunk_bytes(&csv, Some(40 << 30));
+        assert_eq!((40u64 << 30).div_ceil(each), 180);
     }
 
     #[test]

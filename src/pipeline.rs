@@ -24,10 +24,15 @@
 
 use crate::config::PullConfig;
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
+use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
-use crate::encode::EncodeError;
-use crate::load::manifest::{Manifest, ManifestFile, ManifestSource, MANIFEST_VERSION};
-use crate::load::{MANIFEST, SUCCESS_MARKER};
+use crate::encode::{EncodeError, Format};
+use crate::load::manifest::{
+    Manifest, ManifestFile, ManifestIdentity, ManifestSchemaPolicy, ManifestSource,
+    MANIFEST_VERSION,
+};
+use crate::load::previous::PreviousRunError;
+use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
 use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
@@ -66,6 +71,8 @@ pub struct RunSummary {
     /// Bytes of record JSON received.
     pub raw_bytes: u64,
     pub files: Vec<ManifestFile>,
+    /// Schema changes and drift the run recorded (see the manifest's `schema_changes`).
+    pub schema_changes: Vec<SchemaChange>,
     /// Seconds this invocation took.
     pub seconds: f64,
 }
@@ -113,6 +120,8 @@ pub enum PullError {
     },
     #[error("incremental run: {0}")]
     Watermark(#[from] WatermarkError),
+    #[error("reading the previous run to compare schemas: {0}")]
+    PreviousRun(#[from] PreviousRunError),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -214,7 +223,10 @@ enum PageMsg {
 struct ReadyChunk {
     chunk: FinishedChunk,
     resume: Resume,
+    /// The writer's schema with this invocation's column stats.
     schema: Option<Schema>,
+    /// Schema changes this invocation recorded so far.
+    changes: Vec<SchemaChange>,
     /// The incremental watermark after the chunk's last record.
     watermark: Option<Watermark>,
 }
@@ -272,7 +284,7 @@ async fn run_locked(
     let unfinished = previous
         .as_ref()
         .filter(|cp| cp.status == RunStatus::Running);
-    let (cp, resumed) = match unfinished {
+    let (mut cp, resumed) = match unfinished {
         Some(cp) if !options.restart => {
             if cp.source_url != source_url {
                 return Err(PullError::SourceChanged {
@@ -318,6 +330,8 @@ async fn run_locked(
                 pages: 0,
                 files: Vec::new(),
                 schema: None,
+                schema_changes: Vec::new(),
+                compared_with_run: None,
                 first_request: Some(save_url(&first)),
                 since,
                 watermark: None,
@@ -350,6 +364,21 @@ async fn run_locked(
         None => None,
     };
 
+    // Drift across runs: a new run's first page is compared with the columns of the last
+    // completed run (a resumed run did that when it started, and recorded the outcome).
+    let columnar = config.output.encode.format != Format::Jsonl;
+    let previous_schema =
+        if columnar && cp.schema.is_none() && config.output.schema.pinned.is_none() {
+            crate::load::previous::latest_manifest(sink.as_ref())
+                .await?
+                .and_then(|m| m.schema.map(|s| (m.run_id, s)))
+        } else {
+            None
+        };
+    if let Some((run, _)) = &previous_schema {
+        cp.compared_with_run = Some(run.clone());
+    }
+
     let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
     let (chunk_tx, chunk_rx) = mpsc::channel::<ReadyChunk>(2);
     // Each stage is its own task, so they run on different threads: a slow page parse never
@@ -380,9 +409,18 @@ async fn run_locked(
             )?),
             None => None,
         };
+        let schema_options = config.output.schema.clone();
+        let previous = previous_schema.map(|(_, s)| s);
         tokio::task::spawn_blocking(move || {
             encode_stage(
-                options, limits, first_seq, schema, tracker, page_rx, chunk_tx,
+                options,
+                limits,
+                first_seq,
+                schema,
+                (schema_options, previous),
+                tracker,
+                page_rx,
+                chunk_tx,
             )
         })
     };
@@ -430,6 +468,7 @@ async fn run_locked(
         bytes: summary.totals.bytes,
         raw_bytes: summary.totals.raw_bytes,
         files: summary.files,
+        schema_changes: summary.schema_changes,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
@@ -471,6 +510,10 @@ async fn finalize(
     store: &mut CheckpointStore,
     cp: &mut Checkpoint,
 ) -> Result<Manifest, PullError> {
+    // A run that delivered nothing new leaves the watermark where it was.
+    if cp.watermark.is_none() {
+        cp.watermark = cp.since.clone();
+    }
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         tool: concat!("gatelake ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -494,7 +537,28 @@ async fn finalize(
         files: cp.files.clone(),
         started_at: cp.started_at.clone(),
         finished_at: now_rfc3339(),
+        identities: identities(config, sink),
+        schema_policy: ManifestSchemaPolicy {
+            on_drift: config.output.schema.on_drift,
+            flatten_depth: config.output.schema.flatten_depth,
+            pinned: config.output.schema.pinned.is_some(),
+            compared_with_run: cp.compared_with_run.clone(),
+        },
+        schema_changes: cp.schema_changes.clone(),
+        watermark: cp
+            .watermark
+            .as_ref()
+            .map(|w| serde_json::json!({"field": w.field, "max": w.max})),
+        load_sql: Some(join_path(&[&cp.run_id, LOAD_SQL])),
     };
+    // The load script, then the manifest, then `_SUCCESS`: a reader that waits for the
+    // marker finds all three.
+    sink.put(
+        &join_path(&[&cp.run_id, LOAD_SQL]),
+        Bytes::from(crate::load::sql::render_for_run(&manifest)),
+        PutMode::Overwrite,
+    )
+    .await?;
     let json = manifest
         .to_json()
         .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
@@ -511,13 +575,29 @@ async fn finalize(
     )
     .await?;
     cp.status = RunStatus::Complete;
-    // A run that delivered nothing new leaves the watermark where it was.
-    if cp.watermark.is_none() {
-        cp.watermark = cp.since.clone();
-    }
     cp.updated_at = now_rfc3339();
     store.save(cp).await?;
     Ok(manifest)
+}
+
+/// The identities a run used, by kind and name, never a secret.
+fn identities(config: &PullConfig, sink: &dyn Sink) -> Vec<ManifestIdentity> {
+    let mut out = vec![ManifestIdentity {
+        role: "api".into(),
+        kind: config.source.auth.kind().into(),
+        name: match &config.source.auth {
+            crate::config::ApiAuth::Iam { region } => Some(format!("execute-api in {region}")),
+            _ => None,
+        },
+    }];
+    if let Some(kind) = sink.identity_kind() {
+        out.push(ManifestIdentity {
+            role: "storage".into(),
+            kind: kind.into(),
+            name: None,
+        });
+    }
+    out
 }
 
 /// Walk the pages from `start` (none: the listing already ended): fetch, locate records,
@@ -651,22 +731,27 @@ fn locate(
 
 /// Feed pages into the chunk writer; hand finished chunks on with their resume points. Runs
 /// on a blocking thread.
+#[allow(clippy::too_many_arguments)] // the stage's inputs, each used once
 fn encode_stage(
     options: crate::encode::EncodeOptions,
     limits: ChunkLimits,
     first_seq: u64,
     schema: Option<Schema>,
+    (schema_options, previous): (SchemaOptions, Option<Schema>),
     mut tracker: Option<WatermarkTracker>,
     mut pages: mpsc::Receiver<PageMsg>,
     chunks: mpsc::Sender<ReadyChunk>,
 ) -> Result<(), PullError> {
-    let mut writer = ChunkWriter::new(options, limits, first_seq, schema).map_err(|source| {
-        PullError::Encode {
+    let mut writer = ChunkWriter::new(options, limits, first_seq, schema)
+        .map_err(|source| PullError::Encode {
             seq: first_seq,
             source,
-        }
-    })?;
-    let mut resume: Option<Resume> = None;
+        })?
+        .with_schema_options(schema_options, previous);
+    // The resume point after each page handed to the writer, by the writer's page index: a
+    // chunk names the pages it holds (a drift policy may close it before the page just
+    // written), and its resume point is its last page's.
+    let mut resumes: Vec<Resume> = Vec::new();
     while let Some(msg) = pages.blocking_recv() {
         let finished = match msg {
             PageMsg::Page {
@@ -685,7 +770,7 @@ fn encode_stage(
                     }
                     records = kept;
                 }
-                resume = Some(Resume {
+                resumes.push(Resume {
                     last_request: url,
                     next_request: next,
                     pages: number,
@@ -702,20 +787,51 @@ fn encode_stage(
                 source,
             })?,
         };
-        if let (Some(chunk), Some(resume)) = (finished, resume.clone()) {
-            let ready = ReadyChunk {
-                chunk,
-                resume,
-                schema: writer.schema().cloned(),
-                watermark: tracker.as_ref().and_then(WatermarkTracker::snapshot),
-            };
-            if chunks.blocking_send(ready).is_err() {
-                // The uploader stopped and reports why.
-                return Ok(());
-            }
+        let Some(chunk) = finished else { continue };
+        let last_page = chunk
+            .pages
+            .end
+            .checked_sub(1)
+            .and_then(|i| usize::try_from(i).ok());
+        let Some(resume) = last_page.and_then(|i| resumes.get(i)).cloned() else {
+            return Err(PullError::Internal(format!(
+                "chunk {} names pages {:?} that were never written",
+                chunk.seq, chunk.pages
+            )));
+        };
+        let ready = ReadyChunk {
+            chunk,
+            resume,
+            schema: writer.schema_with_stats(),
+            changes: writer.schema_changes(),
+            watermark: tracker.as_ref().and_then(WatermarkTracker::snapshot),
+        };
+        if chunks.blocking_send(ready).is_err() {
+            // The uploader stopped and reports why.
+            return Ok(());
         }
     }
     Ok(())
+}
+
+/// `new` with each string column's longest value the larger of `new`'s and `old`'s: column
+/// stats restart with each invocation, and a resumed run must not size a column from its
+/// own part of the data only.
+fn merge_stats(old: Option<&Schema>, mut new: Schema) -> Schema {
+    if let Some(old) = old {
+        for f in &mut new.fields {
+            let before = old
+                .fields
+                .iter()
+                .find(|o| o.name == f.name)
+                .and_then(|o| o.max_length);
+            f.max_length = match (f.max_length, before) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+    new
 }
 
 /// Upload chunks, up to `concurrency` at once, under their final names, and advance the
@@ -729,7 +845,14 @@ async fn upload_stage(
     reporter: Arc<dyn Reporter>,
     mut chunks: mpsc::Receiver<ReadyChunk>,
 ) -> Result<(CheckpointStore, Checkpoint), PullError> {
-    type Done = (ManifestFile, Resume, Option<Schema>, Option<Watermark>);
+    type Done = (
+        ManifestFile,
+        Resume,
+        Option<Schema>,
+        Vec<SchemaChange>,
+        Option<Watermark>,
+    );
+    let base_changes = cp.schema_changes.clone();
     let mut in_flight: JoinSet<Result<Done, SinkError>> = JoinSet::new();
     // Committed, but waiting for an earlier chunk before the checkpoint may include them.
     let mut waiting: BTreeMap<u64, Done> = BTreeMap::new();
@@ -749,15 +872,16 @@ async fn upload_stage(
                 });
                 waiting.insert(file.seq, done);
                 let mut advanced = false;
-                while let Some((file, resume, schema, watermark)) = waiting.remove(&cp.next_seq) {
+                while let Some((file, resume, schema, changes, watermark)) = waiting.remove(&cp.next_seq) {
                     cp.files.push(file);
                     cp.next_seq += 1;
                     cp.pages = resume.pages;
                     cp.last_request = Some(save_url(&resume.last_request));
                     cp.next_request = resume.next_request.as_ref().map(save_url);
-                    if schema.is_some() {
-                        cp.schema = schema;
+                    if let Some(schema) = schema {
+                        cp.schema = Some(merge_stats(cp.schema.as_ref(), schema));
                     }
+                    cp.schema_changes = base_changes.iter().cloned().chain(changes).collect();
                     if watermark.is_some() {
                         cp.watermark = watermark;
                     }
@@ -769,7 +893,7 @@ async fn upload_stage(
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {
-                Some(ReadyChunk { chunk, resume, schema, watermark }) => {
+                Some(ReadyChunk { chunk, resume, schema, changes, watermark }) => {
                     let sink = sink.clone();
                     let path = join_path(&[&cp.run_id, &part_name(chunk.seq, &extension)]);
                     in_flight.spawn(async move {
@@ -785,8 +909,10 @@ async fn upload_stage(
                             bytes,
                             raw_bytes: chunk.raw_bytes,
                             sha256: chunk.sha256,
+                            content_md5: chunk.content_md5,
+                            columns: chunk.columns,
                         };
-                        Ok((file, resume, schema, watermark))
+                        Ok((file, resume, schema, changes, watermark))
                     });
                 }
                 None => more = false,
@@ -866,6 +992,7 @@ mod tests {
                 encode: EncodeOptions::new(Format::Jsonl, None),
                 chunk_bytes: 1 << 30,
                 chunk_rows: Some(100),
+                schema: Default::default(),
             },
             upload_concurrency: 4,
             incremental: None,

@@ -64,7 +64,7 @@ fn decode(format: &str, data: &[u8]) -> Vec<Value> {
             .expect("parquet reader");
             let mut out = Vec::new();
             for batch in reader {
-                let batch = batch.expect("record batch");
+                let batch = timestamps_as_text(batch.expect("record batch"));
                 let mut buf = Vec::new();
                 {
                     let mut w = arrow_json::LineDelimitedWriter::new(&mut buf);
@@ -83,9 +83,64 @@ fn decode(format: &str, data: &[u8]) -> Vec<Value> {
     }
 }
 
+/// The instant a timestamp text names: RFC 3339 (served, and arrow's JSON of a parquet
+/// timestamp) or the UTC `YYYY-MM-DD hh:mm:ss.ffffff` that csv chunks hold.
+fn instant(text: &str) -> Option<i128> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Some(t.unix_timestamp_nanos());
+    }
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
+    );
+    time::PrimitiveDateTime::parse(text, &f)
+        .ok()
+        .map(|t| t.assume_utc().unix_timestamp_nanos())
+}
+
+/// Timestamp columns as RFC 3339 text, so the batch converts to JSON without a time-zone
+/// database.
+fn timestamps_as_text(batch: arrow_array::RecordBatch) -> arrow_array::RecordBatch {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::TimestampMicrosecondType;
+    use std::sync::Arc;
+    let mut fields = Vec::new();
+    let mut columns: Vec<arrow_array::ArrayRef> = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if let arrow_schema::DataType::Timestamp(_, _) = field.data_type() {
+            let text: arrow_array::StringArray = column
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .map(|v| {
+                    v.map(|micros| {
+                        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+                            .unwrap()
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            fields.push(arrow_schema::Field::new(
+                field.name(),
+                arrow_schema::DataType::Utf8,
+                true,
+            ));
+            columns.push(Arc::new(text));
+        } else {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    arrow_array::RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap()
+}
+
 /// Whether a stored value `got` represents the served value `want` in `format`.
 fn same(format: &str, want: &Value, got: Option<&Value>) -> bool {
     let got_null = matches!(got, None | Some(Value::Null));
+    // Timestamps become timestamp columns in csv and parquet: compare the instants.
+    if let (true, Some(w)) = (format != "jsonl", want.as_str().and_then(instant)) {
+        return got.and_then(Value::as_str).and_then(instant) == Some(w);
+    }
     match (format, want) {
         (_, Value::Null) => {
             got_null || (format == "csv" && got == Some(&Value::String(String::new())))
@@ -172,11 +227,11 @@ async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &
         }
     }
     assert_eq!(next, count, "records read back");
-    // Nothing but the run's files, its manifest and marker under the run folder.
+    // Nothing but the run's files, its manifest, load script and marker under the run folder.
     let listed = sink.list(&format!("{run_dir}/")).await.unwrap();
     assert_eq!(
         listed.len(),
-        manifest["files"].as_array().unwrap().len() + 2,
+        manifest["files"].as_array().unwrap().len() + 3,
         "{listed:?}"
     );
 }

@@ -76,6 +76,10 @@ fn landed_ids(lake: &Path, summary: &Value) -> (Vec<u64>, Vec<String>) {
         );
         listed.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
+    // The load script is named by the manifest too.
+    if let Some(sql) = manifest["load_sql"].as_str() {
+        listed.push(sql.rsplit('/').next().unwrap_or(sql).to_string());
+    }
     let strays = std::fs::read_dir(&run_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -493,6 +493,8 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
             "https://api.example.com/prod/orders?cursor={next_seq}"
         )),
         last_request: None,
+        schema_changes: vec![],
+        compared_with_run: None,
         pages: next_seq,
         files: vec![],
         schema: None,

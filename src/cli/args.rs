@@ -30,6 +30,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Identity: `gatelake auth check` walks every hop and shows who the tool is at each.
     Auth(AuthArgs),
+    /// Print the Synapse SQL that loads a run (COPY INTO, or a serverless view and external table).
+    Sql(SqlArgs),
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +240,35 @@ pub struct OutputArgs {
     /// Print the resolved settings (secrets masked) and where each came from, then exit.
     #[arg(long)]
     pub show_settings: bool,
+
+    /// When records stop matching the columns (csv/parquet), within a run or against the
+    /// previous run: fail (stop with a diff), evolve (widen and record it in the manifest) or
+    /// warn (keep the columns, put what does not fit in an _extra JSON column). [default: fail]
+    #[arg(long, env = "GATELAKE_ON_SCHEMA_DRIFT", value_name = "POLICY")]
+    pub on_schema_drift: Option<String>,
+
+    /// Expand nested objects into dot-joined columns (customer.id) instead of JSON text columns.
+    #[arg(long, env = "GATELAKE_FLATTEN")]
+    pub flatten: bool,
+
+    /// Levels of nested objects --flatten expands; deeper ones stay JSON text. Implies --flatten. [default: 3]
+    #[arg(long, env = "GATELAKE_FLATTEN_DEPTH", value_name = "N")]
+    pub flatten_depth: Option<usize>,
+
+    /// Pin the columns to this schema (JSON: a manifest's "schema", or a list of
+    /// {"name", "kind", "nullable"}); a record that does not fit is an error naming its position.
+    #[arg(long, env = "GATELAKE_SCHEMA", value_name = "FILE")]
+    pub schema: Option<PathBuf>,
+
+    /// Defaults that suit Synapse: parquet (snappy) chunks of about 256 MB; with --format csv,
+    /// gzip and, given --expected-size, a file count that is a multiple of 60.
+    #[arg(long, env = "GATELAKE_SYNAPSE_OPTIMIZED")]
+    pub synapse_optimized: bool,
+
+    /// The pull's expected size (record JSON, uncompressed), e.g. 40GB: with
+    /// --synapse-optimized csv, sizes chunks so the file count is a multiple of 60.
+    #[arg(long, env = "GATELAKE_EXPECTED_SIZE", value_name = "SIZE")]
+    pub expected_size: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -408,4 +439,86 @@ pub struct DemoArgs {
 
     #[command(flatten)]
     pub out: OutputArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PoolArg {
+    /// Dedicated SQL pool: COPY INTO, creating the table when missing.
+    Dedicated,
+    /// Serverless SQL pool: an OPENROWSET view and an external table.
+    Serverless,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CredentialArg {
+    /// The workspace's managed identity (reads through the .dfs endpoint).
+    ManagedIdentity,
+    /// A SAS token (reads through the .blob endpoint); the script holds a placeholder for it.
+    Sas,
+    /// A service principal (--client-id, --tenant-id); the script holds a placeholder for its secret.
+    ServicePrincipal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FilesArg {
+    /// Every file of the run by URL.
+    List,
+    /// <run>/*.<ext>.
+    Wildcard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StringsArg {
+    /// NVARCHAR(n) sized from the longest value seen (with headroom).
+    Observed,
+    /// NVARCHAR(MAX) for every string column.
+    Max,
+}
+
+#[derive(Debug, Args)]
+pub struct SqlArgs {
+    /// The job's destination, as given to `pull --dest`.
+    #[arg(long, env = "GATELAKE_DEST", value_name = "URL|PATH")]
+    pub dest: String,
+
+    /// The run to load. [default: the newest run with _SUCCESS]
+    #[arg(long, value_name = "ID")]
+    pub run: Option<String>,
+
+    /// The table to load into, e.g. dbo.orders or [stage].[order lines]. [default: dbo.<job>]
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub target: Option<String>,
+
+    /// Which SQL pool runs the script. [default: dedicated; serverless for jsonl runs]
+    #[arg(long, value_enum, value_name = "POOL")]
+    pub pool: Option<PoolArg>,
+
+    /// The identity Synapse reads the files with.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "managed-identity",
+        value_name = "KIND"
+    )]
+    pub credential: CredentialArg,
+
+    /// How COPY INTO names the files.
+    #[arg(long, value_enum, default_value = "list", value_name = "HOW")]
+    pub files: FilesArg,
+
+    /// Dedicated pool, parquet: let COPY INTO create the table (AUTO_CREATE_TABLE = 'ON').
+    #[arg(long)]
+    pub auto_create_table: bool,
+
+    /// String column sizing.
+    #[arg(long, value_enum, default_value = "observed", value_name = "HOW")]
+    pub strings: StringsArg,
+
+    /// service-principal: the application (client) id.
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// service-principal: the Entra tenant id.
+    #[arg(long, value_name = "ID")]
+    pub tenant_id: Option<String>,
 }

@@ -51,6 +51,7 @@ impl ExitCode {
             PullError::State(_) => ExitCode::Sink,
             PullError::SourceChanged { .. } => ExitCode::Usage,
             PullError::Interrupted { .. } => ExitCode::Interrupted,
+            PullError::PreviousRun(_) => ExitCode::Sink,
             PullError::Internal(_) => ExitCode::Failure,
         }
     }

@@ -8,6 +8,7 @@ pub mod exit_code;
 pub mod identity;
 pub mod progress;
 pub mod settings;
+pub mod sql;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
@@ -60,6 +61,7 @@ pub fn main() -> ExitCode {
                     auth_check::run(&args, &sub).await
                 }
             },
+            Command::Sql(args) => sql::run(args).await,
         }
     })
 }
@@ -388,6 +390,12 @@ fn print_summary(s: &RunSummary, mode: OutputMode) {
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);
             println!("Manifest: {}", s.manifest_url);
+            if !s.schema_changes.is_empty() {
+                eprintln!("Schema changes (recorded in the manifest):");
+                for c in &s.schema_changes {
+                    eprintln!("  {c}");
+                }
+            }
         }
     }
 }

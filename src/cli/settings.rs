@@ -18,6 +18,7 @@ use clap::ArgMatches;
 use gatelake::config::{
     parse_byte_size, parse_duration, ApiAuth, OutputConfig, PullConfig, RetryPolicy, SourceConfig,
 };
+use gatelake::encode::drift::{OnSchemaDrift, SchemaOptions};
 use gatelake::encode::{Compression, EncodeOptions, Format};
 use gatelake::identity::azure::{AzureAuthKind, AzureOptions};
 use gatelake::secret::{redact_url, Secret};
@@ -84,6 +85,12 @@ pub struct JobSpec {
     pub azure: Option<AzureJob>,
     /// `[jobs.NAME.aws]`: the AWS role and web identity.
     pub aws: Option<AwsJob>,
+    pub on_schema_drift: Option<String>,
+    pub flatten: Option<bool>,
+    pub flatten_depth: Option<usize>,
+    pub schema: Option<PathBuf>,
+    pub synapse_optimized: Option<bool>,
+    pub expected_size: Option<String>,
 }
 
 /// `[jobs.NAME.azure]` (no secrets: tokens come from files, env or stdin).
@@ -899,12 +906,20 @@ pub fn resolve_output(
     job: &JobSpec,
     default_dest: &str,
 ) -> Result<ResolvedOutput, UsageError> {
+    let synapse = r
+        .pick(
+            "synapse_optimized",
+            out.synapse_optimized.then_some(true),
+            job.synapse_optimized,
+            Some(false),
+        )
+        .unwrap_or(false);
     let format: Format = r
         .pick(
             "format",
             out.format.clone(),
             job.format.clone(),
-            Some("jsonl".into()),
+            Some(if synapse { "parquet" } else { "jsonl" }.into()),
         )
         .unwrap_or_default()
         .parse()
@@ -929,15 +944,30 @@ pub fn resolve_output(
         None,
     );
     encode.validate().map_err(|e| UsageError(e.to_string()))?;
+    let expected = match r.pick(
+        "expected_size",
+        out.expected_size.clone(),
+        job.expected_size.clone(),
+        None,
+    ) {
+        Some(text) => Some(size("expected-size", Some(text))?),
+        None => None,
+    };
+    let default_chunk = if synapse {
+        gatelake::config::synapse_chunk_bytes(&encode, expected).to_string()
+    } else {
+        "128MiB".into()
+    };
     let chunk_bytes = size(
         "chunk-size",
         r.pick(
             "chunk_size",
             out.chunk_size.clone(),
             job.chunk_size.clone(),
-            Some("128MiB".into()),
+            Some(default_chunk),
         ),
     )?;
+    let schema = resolve_schema(r, out, job, format)?;
     let chunk_rows = r.pick("chunk_rows", out.chunk_rows, job.chunk_rows, None);
     if chunk_rows == Some(0) {
         return usage("--chunk-rows must be at least 1");
@@ -977,6 +1007,7 @@ pub fn resolve_output(
             encode,
             chunk_bytes,
             chunk_rows,
+            schema,
         },
         create_container: out.create_container,
         restart: out.restart,
@@ -993,6 +1024,69 @@ pub fn resolve_output(
             "none" => ProgressMode::None,
             _ => ProgressMode::Auto,
         },
+    })
+}
+
+/// The schema policy: drift, flattening, a pinned schema.
+fn resolve_schema(
+    r: &mut Resolver<'_>,
+    out: &OutputArgs,
+    job: &JobSpec,
+    format: Format,
+) -> Result<SchemaOptions, UsageError> {
+    let on_drift: OnSchemaDrift = r
+        .pick(
+            "on_schema_drift",
+            out.on_schema_drift.clone(),
+            job.on_schema_drift.clone(),
+            Some("fail".into()),
+        )
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: String| UsageError(format!("--on-schema-drift: {e}")))?;
+    let depth = r.pick("flatten_depth", out.flatten_depth, job.flatten_depth, None);
+    let flatten = r
+        .pick(
+            "flatten",
+            (out.flatten || out.flatten_depth.is_some()).then_some(true),
+            job.flatten.or(job.flatten_depth.map(|_| true)),
+            Some(false),
+        )
+        .unwrap_or(false);
+    let flatten_depth = match (flatten, depth) {
+        (false, _) => 0,
+        (true, Some(0)) => return usage("--flatten-depth must be at least 1"),
+        (true, Some(d)) => d,
+        (true, None) => 3,
+    };
+    let pinned = match r.pick(
+        "schema",
+        out.schema.as_deref().map(display_path),
+        job.schema.as_deref().map(display_path),
+        None,
+    ) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| UsageError(format!("--schema {path}: {e}")))?;
+            Some(
+                gatelake::encode::schema::Schema::from_json(&text)
+                    .map_err(|e| UsageError(format!("--schema {path}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    if pinned.is_some() && on_drift != OnSchemaDrift::Fail {
+        return usage(format!(
+            "--schema pins the columns, so records that do not fit are errors; it cannot be combined with --on-schema-drift {on_drift}"
+        ));
+    }
+    if format == Format::Jsonl && (pinned.is_some() || flatten_depth > 0) {
+        return usage("--schema and --flatten shape csv and parquet columns; jsonl keeps records as received (add --format parquet or csv)");
+    }
+    Ok(SchemaOptions {
+        on_drift,
+        flatten_depth,
+        pinned,
     })
 }
 

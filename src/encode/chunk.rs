@@ -8,14 +8,25 @@
 //! checkpoint's next seq) and an empty chunk is never produced.
 //!
 //! For csv and parquet the columns are fixed once, by the schema handed in (a resumed run's,
-//! from its checkpoint) or inferred from the first page, and every chunk of the run uses them.
+//! from its checkpoint, or one pinned with `--schema`) or inferred from the first page
+//! (compared with the previous run's, when there is one). Records that stop fitting are
+//! handled by the drift policy (see the `drift` module): `fail` stops before the page,
+//! `warn` routes misfits into `_extra`, and `evolve` widens the schema, closing the current
+//! chunk *before* the page that needed it. So a chunk returned by [`ChunkWriter::write_page`]
+//! need not hold the page just written: [`FinishedChunk::pages`] says which pages it holds,
+//! and that, not the call it came out of, is what a checkpoint must follow. (With evolve a
+//! chunk can also overshoot its limit by up to two pages.)
 //!
 //! After an error the writer refuses further pages: the failed page may be half written, and
 //! a chunk with part of a page would break the whole-pages rule.
 
-use super::schema::Schema;
-use super::{new_encoder, EncodeError, EncodeOptions, Encoder, Format};
+use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
+use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema};
+use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder, Format};
+use base64::Engine as _;
+use md5::Md5;
 use sha2::{Digest, Sha256};
+use std::ops::Range;
 
 /// When to close a chunk. Checked after each whole page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +48,14 @@ pub struct FinishedChunk {
     pub data: bytes::Bytes,
     /// SHA-256 of `data`, lowercase hex.
     pub sha256: String,
+    /// MD5 of `data`, base64, as Azure stores it in `Content-MD5`.
+    pub content_md5: String,
+    /// How many leading columns of the run's final schema the file holds (csv/parquet):
+    /// fewer than the final count when `--on-schema-drift evolve` added columns later.
+    pub columns: Option<u64>,
+    /// The pages (numbered from 0 in the order handed to the writer, empty ones included)
+    /// whose records the chunk holds.
+    pub pages: Range<u64>,
 }
 
 /// Feeds pages into encoders and rotates chunks at [`ChunkLimits`].
@@ -49,6 +68,20 @@ pub struct ChunkWriter {
     raw_bytes: u64,
     /// Set by an error while writing a page; see the module docs.
     failed: bool,
+    policy: SchemaOptions,
+    /// The previous run's schema, which the first page is compared with.
+    previous: Option<Schema>,
+    /// Schema changes made or seen so far (evolve), in order.
+    changes: Vec<SchemaChange>,
+    /// Statistics of the closed chunks.
+    stats: ColumnStats,
+    /// Columns of the schema the current chunk was started with.
+    current_columns: usize,
+    /// Pages handed in so far, and the first page of the current chunk.
+    pages: u64,
+    chunk_first_page: u64,
+    /// Records written in closed chunks and whole pages of the current one.
+    records: u64,
 }
 
 impl ChunkWriter {
@@ -74,49 +107,256 @@ impl ChunkWriter {
             current: None,
             raw_bytes: 0,
             failed: false,
+            policy: SchemaOptions::default(),
+            previous: None,
+            changes: Vec::new(),
+            stats: ColumnStats::default(),
+            current_columns: 0,
+            pages: 0,
+            chunk_first_page: 0,
+            records: 0,
         })
+    }
+
+    /// Set the schema policy (drift, flattening, a pinned schema) and the previous run's
+    /// schema to compare the first page with. A pinned schema replaces any schema handed to
+    /// [`ChunkWriter::new`], and records that do not fit it always fail.
+    pub fn with_schema_options(mut self, policy: SchemaOptions, previous: Option<Schema>) -> Self {
+        if let Some(pinned) = &policy.pinned {
+            self.schema = Some(pinned.clone());
+        }
+        if policy.on_drift == OnSchemaDrift::Warn && self.schema.is_some() {
+            self.schema = self.schema.take().map(Schema::with_extra_column);
+        }
+        self.policy = policy;
+        self.previous = previous.filter(|_| self.policy.pinned.is_none());
+        self
+    }
+
+    fn read_options(&self) -> ReadOptions {
+        ReadOptions {
+            flatten_depth: self.policy.flatten_depth,
+            extra_column: self.policy.on_drift == OnSchemaDrift::Warn
+                && self.policy.pinned.is_none(),
+        }
+    }
+
+    fn evolving(&self) -> bool {
+        self.policy.on_drift == OnSchemaDrift::Evolve && self.policy.pinned.is_none()
     }
 
     /// Append one whole page of records. Chunks hold whole pages only: the limits are checked
     /// AFTER the page, and when reached the chunk is closed and returned.
     pub fn write_page(&mut self, records: &[&str]) -> Result<Option<FinishedChunk>, EncodeError> {
         self.check_usable()?;
+        let page = self.pages;
+        self.pages += 1;
         if records.is_empty() {
+            if self.current.is_none() {
+                self.chunk_first_page = self.pages;
+            }
             return Ok(None);
         }
-        let result = self.write_page_inner(records);
+        let result = self.write_page_inner(page, records);
         self.failed = result.is_err();
         result
     }
 
-    fn write_page_inner(&mut self, records: &[&str]) -> Result<Option<FinishedChunk>, EncodeError> {
-        if self.schema.is_none() && self.options.format != Format::Jsonl {
-            self.schema = Some(Schema::infer(records.iter().copied())?);
+    fn write_page_inner(
+        &mut self,
+        page: u64,
+        records: &[&str],
+    ) -> Result<Option<FinishedChunk>, EncodeError> {
+        let mut closed = None;
+        if self.options.format != Format::Jsonl {
+            closed = self.fix_schema(page, records)?;
         }
-        let encoder = match &mut self.current {
-            Some(encoder) => encoder,
-            None => self
-                .current
-                .insert(new_encoder(&self.options, self.schema.as_ref())?),
+        if self.current.is_none() {
+            let encoder =
+                new_encoder_with(&self.options, self.schema.as_ref(), self.read_options())?;
+            self.current = Some(encoder);
+            self.current_columns = self.schema.as_ref().map_or(0, |s| s.fields.len());
+            self.chunk_first_page = page;
+        }
+        let Some(encoder) = self.current.as_mut() else {
+            return Err(EncodeError::Options("no open chunk".to_owned()));
         };
-        for record in records {
-            encoder.write_record(record)?;
+        let rows_before = encoder.rows();
+        for (i, record) in records.iter().enumerate() {
+            if let Err(err) = encoder.write_record(record) {
+                return Err(self.drift_error(err, page, i as u64, rows_before, records));
+            }
             self.raw_bytes += record.len() as u64;
         }
+        self.records += records.len() as u64;
         let rows = encoder.rows();
         let full = self.raw_bytes >= self.limits.max_bytes
             || self.limits.max_rows.is_some_and(|max| rows >= max);
+        if closed.is_some() {
+            // The chunk before this page was closed for a schema change; this page starts
+            // the next one, which stays open even if full (see the module docs).
+            return Ok(closed);
+        }
         if full {
-            self.close()
+            self.close(page + 1)
         } else {
             Ok(None)
         }
     }
 
+    /// Fix the columns at the first page (inferred, or compared with the previous run's),
+    /// or widen them for this page under evolve. Returns the chunk closed before the page
+    /// when the schema changed under it.
+    fn fix_schema(
+        &mut self,
+        page: u64,
+        records: &[&str],
+    ) -> Result<Option<FinishedChunk>, EncodeError> {
+        let depth = self.policy.flatten_depth;
+        let Some(schema) = &self.schema else {
+            let (seen, _) = observe(records.iter().copied(), depth)?;
+            let start = match &self.previous {
+                None => Schema::from_seen(&seen),
+                Some(prev) => match self.policy.on_drift {
+                    OnSchemaDrift::Fail => {
+                        let changes = diff(prev, &seen);
+                        if !changes.is_empty() {
+                            return Err(EncodeError::Drift {
+                                page,
+                                record: None,
+                                message: "the records differ from the previous run's columns"
+                                    .to_owned(),
+                                diff: render_diff(&changes),
+                            });
+                        }
+                        prev.clone()
+                    }
+                    OnSchemaDrift::Evolve => {
+                        let (widened, changes) = prev.widened(&seen);
+                        self.note_changes(changes);
+                        widened
+                    }
+                    OnSchemaDrift::Warn => prev.clone(),
+                },
+            };
+            self.schema = Some(if self.read_options().extra_column {
+                start.with_extra_column()
+            } else {
+                start
+            });
+            return Ok(None);
+        };
+        if !self.evolving() {
+            return Ok(None);
+        }
+        // Evolve: check the whole page before any of it is written, since a chunk cannot
+        // take back records once they are encoded.
+        let (seen, _) = observe(records.iter().copied(), depth)?;
+        let (widened, changes) = schema.widened(&seen);
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let closed = self.close(page)?;
+        self.note_changes(changes);
+        self.schema = Some(widened);
+        Ok(closed)
+    }
+
+    fn note_changes(&mut self, changes: Vec<SchemaChange>) {
+        let chunk = self.next_seq;
+        self.changes.extend(changes.into_iter().map(|mut c| {
+            c.chunk = Some(chunk);
+            c
+        }));
+    }
+
+    /// Turn a record's mismatch into an error naming its position, with the page's diff.
+    fn drift_error(
+        &self,
+        err: EncodeError,
+        page: u64,
+        in_page: u64,
+        rows_before: u64,
+        records: &[&str],
+    ) -> EncodeError {
+        let EncodeError::SchemaMismatch { record, message } = err else {
+            return err;
+        };
+        let in_page = record.checked_sub(rows_before).unwrap_or(in_page);
+        let diff_text = match (
+            &self.schema,
+            observe(records.iter().copied(), self.policy.flatten_depth),
+        ) {
+            (Some(schema), Ok((seen, _))) => render_diff(&diff(schema, &seen)),
+            _ => String::new(),
+        };
+        let message = if self.policy.pinned.is_some() {
+            format!("does not match the pinned schema (--schema): {message}")
+        } else {
+            format!("{message}; --on-schema-drift evolve widens the columns, warn keeps them and collects what does not fit in _extra")
+        };
+        EncodeError::Drift {
+            page,
+            record: Some((in_page, self.records + in_page)),
+            message,
+            diff: diff_text,
+        }
+    }
+
+    /// The schema changes of the run so far: widenings and additions (evolve), values sent
+    /// to `_extra` (warn), and columns of the previous run this run never filled.
+    pub fn schema_changes(&self) -> Vec<SchemaChange> {
+        let mut out = self.changes.clone();
+        let stats = self.all_stats();
+        for (field, (values, from, to)) in &stats.to_extra {
+            let mut c = SchemaChange::new(field, ChangeKind::ToExtra);
+            c.values = Some(*values);
+            c.from = *from;
+            c.to = *to;
+            out.push(c);
+        }
+        if let (Some(prev), Some(schema)) = (&self.previous, &self.schema) {
+            if self.records > 0 {
+                for f in &prev.fields {
+                    let at = schema.fields.iter().position(|g| g.name == f.name);
+                    let filled = at.is_some_and(|i| stats.filled.get(i).copied().unwrap_or(false));
+                    if !filled {
+                        let mut c = SchemaChange::new(&f.name, ChangeKind::Missing);
+                        c.from = Some(f.kind);
+                        c.note = Some("kept as a column of nulls".to_owned());
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The schema in use with the statistics gathered so far (`max_length` of string
+    /// columns), for the manifest and the load SQL.
+    pub fn schema_with_stats(&self) -> Option<Schema> {
+        let mut schema = self.schema.clone()?;
+        let stats = self.all_stats();
+        for (i, f) in schema.fields.iter_mut().enumerate() {
+            if f.kind == FieldKind::Utf8 {
+                f.max_length = Some(stats.max_len.get(i).copied().unwrap_or(0));
+            }
+        }
+        Some(schema)
+    }
+
+    fn all_stats(&self) -> ColumnStats {
+        let mut stats = self.stats.clone();
+        if let Some(s) = self.current.as_ref().and_then(|e| e.stats()) {
+            stats.merge(s);
+        }
+        stats
+    }
+
     /// Close the last, partial chunk (None if empty).
     pub fn finish(&mut self) -> Result<Option<FinishedChunk>, EncodeError> {
         self.check_usable()?;
-        let result = self.close();
+        let result = self.close(self.pages);
         self.failed = result.is_err();
         result
     }
@@ -132,22 +372,32 @@ impl ChunkWriter {
         self.next_seq
     }
 
-    fn close(&mut self) -> Result<Option<FinishedChunk>, EncodeError> {
+    /// Close the current chunk, which holds the pages before `end_page`.
+    fn close(&mut self, end_page: u64) -> Result<Option<FinishedChunk>, EncodeError> {
         let Some(encoder) = self.current.take() else {
             return Ok(None);
         };
+        if let Some(stats) = encoder.stats() {
+            self.stats.merge(stats);
+        }
         let rows = encoder.rows();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
         let data = encoder.finish()?;
         let sha256 = hex::encode(Sha256::digest(&data));
+        let content_md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
         let seq = self.next_seq;
         self.next_seq += 1;
+        let pages = self.chunk_first_page..end_page;
+        self.chunk_first_page = end_page;
         Ok(Some(FinishedChunk {
             seq,
             rows,
             raw_bytes,
             data: bytes::Bytes::from(data),
             sha256,
+            content_md5,
+            columns: (self.options.format != Format::Jsonl).then_some(self.current_columns as u64),
+            pages,
         }))
     }
 
@@ -349,9 +599,17 @@ mod tests {
             .write_page(&[r#"{"a":6}"#, r#"{"a":7,"b":1}"#])
             .unwrap_err();
         assert!(
-            matches!(err, EncodeError::SchemaMismatch { record: 2, .. }),
+            matches!(
+                err,
+                EncodeError::Drift {
+                    page: 1,
+                    record: Some((1, 2)),
+                    ..
+                }
+            ),
             "{err}"
         );
+        assert!(err.to_string().contains("+ b (int64)"), "{err}");
         assert_eq!(w.schema(), Some(&schema));
         for err in [
             w.write_page(&[r#"{"a":8}"#]).unwrap_err(),
@@ -380,5 +638,194 @@ mod tests {
             max_rows: Some(0),
         };
         assert!(ChunkWriter::new(ok, zero_rows, 0, None).is_err());
+    }
+
+    fn columnar(
+        format: Format,
+        max_rows: u64,
+        policy: SchemaOptions,
+        previous: Option<Schema>,
+    ) -> ChunkWriter {
+        let limits = ChunkLimits {
+            max_bytes: u64::MAX,
+            max_rows: Some(max_rows),
+        };
+        ChunkWriter::new(
+            EncodeOptions::new(format, Some(Compression::None)),
+            limits,
+            0,
+            None,
+        )
+        .unwrap()
+        .with_schema_options(policy, previous)
+    }
+
+    fn policy(on_drift: OnSchemaDrift) -> SchemaOptions {
+        SchemaOptions {
+            on_drift,
+            ..Default::default()
+        }
+    }
+
+    fn csv_text(c: &FinishedChunk) -> String {
+        String::from_utf8(c.data.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn evolve_widens_between_pages_and_closes_the_chunk_before() {
+        let mut w = columnar(Format::Csv, 100, policy(OnSchemaDrift::Evolve), None);
+        assert!(w.write_page(&[r#"{"a":1,"s":"x"}"#]).unwrap().is_none());
+        assert!(w.write_page(&[r#"{"a":2}"#]).unwrap().is_none());
+        // `a` turns float and `n` appears: the chunk of pages 0..2 is closed first.
+        let first = w.write_page(&[r#"{"a":2.5,"n":true}"#]).unwrap().unwrap();
+        assert_eq!(
+            (first.rows, first.pages.clone(), first.columns),
+            (2, 0..2, Some(2))
+        );
+        assert_eq!(csv_text(&first), "a,s\n1,x\n2,\n");
+        let second = w.finish().unwrap().unwrap();
+        assert_eq!(
+            (second.rows, second.pages.clone(), second.columns),
+            (1, 2..3, Some(3))
+        );
+        assert_eq!(csv_text(&second), "a,s,n\n2.5,,true\n");
+        let changes = w.schema_changes();
+        let shown: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("~ a: int64 -> float64 (integers beyond"),
+            "{shown:?}"
+        );
+        assert_eq!(shown[1], "+ n (boolean)");
+        assert!(changes.iter().all(|c| c.chunk == Some(1)));
+        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&second.data));
+        assert_eq!(second.content_md5, md5);
+    }
+
+    #[test]
+    fn warn_keeps_the_columns_and_collects_misfits_in_extra() {
+        let mut w = columnar(Format::Csv, 100, policy(OnSchemaDrift::Warn), None);
+        w.write_page(&[r#"{"a":1}"#]).unwrap();
+        w.write_page(&[r#"{"a":"x","b":{"k":[1, 2]},"c":null}"#, r#"{"a":3}"#])
+            .unwrap();
+        let chunk = w.finish().unwrap().unwrap();
+        assert_eq!(
+            csv_text(&chunk),
+            "a,_extra\n1,\n,\"{\"\"a\"\":\"\"x\"\",\"\"b\"\":{\"\"k\"\":[1,2]}}\"\n3,\n"
+        );
+        let shown: Vec<String> = w.schema_changes().iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "> a: 1 value(s) kept in _extra",
+                "> b: 1 value(s) kept in _extra",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_page_is_compared_with_the_previous_run() {
+        let previous = Schema::infer([r#"{"id":1,"gone":"x","amount":2}"#]).unwrap();
+        let page = [r#"{"id":5,"amount":2.5,"new":"y"}"#];
+
+        let mut w = columnar(
+            Format::Parquet,
+            100,
+            policy(OnSchemaDrift::Fail),
+            Some(previous.clone()),
+        );
+        let err = w.write_page(&page).unwrap_err().to_string();
+        assert!(
+            err.contains("previous run")
+                && err.contains("~ amount: int64 -> float64")
+                && err.contains("+ new (utf8)"),
+            "{err}"
+        );
+
+        let mut w = columnar(
+            Format::Parquet,
+            100,
+            policy(OnSchemaDrift::Evolve),
+            Some(previous.clone()),
+        );
+        w.write_page(&page).unwrap();
+        w.finish().unwrap().unwrap();
+        let names: Vec<_> = w.schema().unwrap().names().collect();
+        assert_eq!(names, ["id", "gone", "amount", "new"]);
+        let shown: Vec<String> = w.schema_changes().iter().map(|c| c.to_string()).collect();
+        assert!(
+            shown
+                .iter()
+                .any(|s| s.starts_with("~ amount: int64 -> float64")),
+            "{shown:?}"
+        );
+        assert!(shown.contains(&"+ new (utf8)".to_string()), "{shown:?}");
+        assert!(
+            shown.iter().any(|s| s.starts_with("- gone (utf8)")),
+            "{shown:?}"
+        );
+
+        let mut w = columnar(
+            Format::Csv,
+            100,
+            policy(OnSchemaDrift::Warn),
+            Some(previous),
+        );
+        w.write_page(&page).unwrap();
+        let chunk = w.finish().unwrap().unwrap();
+        assert_eq!(
+            csv_text(&chunk),
+            "id,gone,amount,_extra\n5,,,\"{\"\"amount\"\":2.5,\"\"new\"\":\"\"y\"\"}\"\n"
+        );
+    }
+
+    #[test]
+    fn pinned_schema_rejects_with_the_position_and_flatten_expands_objects() {
+        let pinned = Schema::from_json(
+            r#"{"fields":[{"name":"id","kind":"int64","nullable":false},{"name":"c.x","kind":"utf8","nullable":true}]}"#,
+        )
+        .unwrap();
+        let opts = SchemaOptions {
+            on_drift: OnSchemaDrift::Fail,
+            flatten_depth: 1,
+            pinned: Some(pinned),
+        };
+        let mut w = columnar(Format::Csv, 100, opts, None);
+        w.write_page(&[r#"{"id":1,"c":{"x":"a"}}"#]).unwrap();
+        let err = w
+            .write_page(&[r#"{"id":2}"#, r#"{"c":{"x":"b"}}"#])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("page 1, record 1 (record 2 of the run)")
+                && err.contains("pinned schema")
+                && err.contains("'id' is null or missing"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn records_string_widths_and_timestamps() {
+        let mut w = columnar(Format::Parquet, 1, policy(OnSchemaDrift::Fail), None);
+        w.write_page(&[r#"{"s":"abc","t":"2026-01-02T03:04:05Z","o":{"k":"long value"}}"#])
+            .unwrap();
+        w.write_page(&[r#"{"s":"é😀\n","t":"2026-01-02T03:04:05.25+01:00"}"#])
+            .unwrap();
+        w.finish().unwrap();
+        let schema = w.schema_with_stats().unwrap();
+        let got: Vec<_> = schema
+            .fields
+            .iter()
+            .map(|f| (f.name.as_str(), f.kind, f.max_length))
+            .collect();
+        // "é😀\n" is 4 UTF-16 units; its escaped JSON text is 8 bytes, the bound kept.
+        assert_eq!(
+            got,
+            [
+                ("s", FieldKind::Utf8, Some(8)),
+                ("t", FieldKind::Timestamp, None),
+                ("o", FieldKind::Json, None)
+            ]
+        );
     }
 }

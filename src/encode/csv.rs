@@ -10,7 +10,8 @@
 
 use super::compress::CompressedWriter;
 use super::record::{minify, unescape};
-use super::schema::{FieldKind, RowReader, Schema};
+use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
+use super::timestamp;
 use super::{Compression, EncodeError, Encoder};
 
 /// Writes records as CSV rows through a [`CompressedWriter`].
@@ -24,13 +25,23 @@ impl CsvEncoder {
     /// Start a file with the header row of `schema`. `level` as from
     /// [`super::EncodeOptions::level_or_default`].
     pub fn new(schema: &Schema, compression: Compression, level: i32) -> Result<Self, EncodeError> {
+        Self::with_options(schema, compression, level, ReadOptions::default())
+    }
+
+    /// [`CsvEncoder::new`] reading records as `read` says (flattening, `_extra`).
+    pub(crate) fn with_options(
+        schema: &Schema,
+        compression: Compression,
+        level: i32,
+        read: ReadOptions,
+    ) -> Result<Self, EncodeError> {
         let mut out = csv::WriterBuilder::new()
             .buffer_capacity(64 * 1024)
             .from_writer(CompressedWriter::new(compression, level)?);
         out.write_record(schema.names())?;
         Ok(Self {
             out,
-            reader: RowReader::new(schema),
+            reader: RowReader::new(schema, read),
             rows: 0,
         })
     }
@@ -45,6 +56,20 @@ impl Encoder for CsvEncoder {
                 continue;
             };
             match (field.kind, raw.as_bytes().first()) {
+                (FieldKind::Timestamp, _) => {
+                    // RowReader checked that it parses; UTC in the form DATETIME2 reads.
+                    let text =
+                        timestamp_of(raw)
+                            .and_then(timestamp::csv_text)
+                            .ok_or_else(|| EncodeError::SchemaMismatch {
+                                record: record_no,
+                                message: format!(
+                                    "field '{}': {raw} is not a timestamp",
+                                    field.name
+                                ),
+                            })?;
+                    self.out.write_field(text.as_bytes())?;
+                }
                 (_, Some(b'"')) => {
                     let text = unescape(raw).map_err(|source| EncodeError::InvalidRecord {
                         record: record_no,
@@ -66,6 +91,10 @@ impl Encoder for CsvEncoder {
 
     fn rows(&self) -> u64 {
         self.rows
+    }
+
+    fn stats(&self) -> Option<&ColumnStats> {
+        Some(self.reader.stats())
     }
 
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError> {
@@ -133,6 +162,7 @@ mod tests {
                 name: "id".into(),
                 kind: FieldKind::Int64,
                 nullable: false,
+                max_length: None,
             }],
         };
         let cases = [

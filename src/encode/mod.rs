@@ -11,10 +11,12 @@
 pub mod chunk;
 pub mod compress;
 pub mod csv;
+pub mod drift;
 pub mod jsonl;
 pub mod parquet;
 mod record;
 pub mod schema;
+mod timestamp;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -206,6 +208,17 @@ pub enum EncodeError {
     #[error("record {record}: {message}")]
     SchemaMismatch { record: u64, message: String },
 
+    #[error("schema drift at page {page}{}: {message}{}{}", position(record), if diff.is_empty() { "" } else { "\n" }, diff)]
+    Drift {
+        /// The page, numbered from 0 in the order written.
+        page: u64,
+        /// (record within the page, record within the run), when one record is to blame.
+        record: Option<(u64, u64)>,
+        message: String,
+        /// One line per difference: `+ new (kind)`, `~ field: old -> new`.
+        diff: String,
+    },
+
     #[error("could not infer a schema: {0}")]
     Schema(String),
 
@@ -222,6 +235,13 @@ pub enum EncodeError {
     Io(#[from] std::io::Error),
 }
 
+fn position(record: &Option<(u64, u64)>) -> String {
+    match record {
+        Some((in_page, in_run)) => format!(", record {in_page} (record {in_run} of the run)"),
+        None => String::new(),
+    }
+}
+
 /// One output file being written: records go in one at a time, the finished (compressed)
 /// file comes out of `finish`.
 pub trait Encoder: Send {
@@ -230,6 +250,11 @@ pub trait Encoder: Send {
 
     /// Records written so far.
     fn rows(&self) -> u64;
+
+    /// Per-column statistics of what was written (csv and parquet; jsonl has no columns).
+    fn stats(&self) -> Option<&schema::ColumnStats> {
+        None
+    }
 
     /// Close the file and return its bytes.
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError>;
@@ -241,6 +266,15 @@ pub fn new_encoder(
     options: &EncodeOptions,
     schema: Option<&schema::Schema>,
 ) -> Result<Box<dyn Encoder>, EncodeError> {
+    new_encoder_with(options, schema, schema::ReadOptions::default())
+}
+
+/// [`new_encoder`] with the record reading options of the run's schema policy.
+pub(crate) fn new_encoder_with(
+    options: &EncodeOptions,
+    schema: Option<&schema::Schema>,
+    read: schema::ReadOptions,
+) -> Result<Box<dyn Encoder>, EncodeError> {
     options.validate()?;
     let level = options.level_or_default();
     let need_schema = || {
@@ -249,15 +283,17 @@ pub fn new_encoder(
     };
     Ok(match options.format {
         Format::Jsonl => Box::new(jsonl::JsonlEncoder::new(options.compression, level)?),
-        Format::Csv => Box::new(csv::CsvEncoder::new(
+        Format::Csv => Box::new(csv::CsvEncoder::with_options(
             need_schema()?,
             options.compression,
             level,
+            read,
         )?),
-        Format::Parquet => Box::new(parquet::ParquetEncoder::new(
+        Format::Parquet => Box::new(parquet::ParquetEncoder::with_options(
             need_schema()?,
             options.compression,
             level,
+            read,
         )?),
     })
 }

@@ -11,9 +11,11 @@
 //! column holds a non-string value as its JSON text, and what does not fit fails the record.
 
 use super::record::{minify, parse_int, unescape};
-use super::schema::{FieldKind, RowReader, Schema};
+use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
 use super::{Compression, EncodeError, Encoder};
-use arrow_array::builder::{BooleanBuilder, Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
+};
 use arrow_array::{ArrayRef, RecordBatch};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
@@ -42,12 +44,23 @@ enum Column {
     Float64(Float64Builder),
     /// `Utf8` and `Json`.
     Utf8(StringBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
 }
 
 impl ParquetEncoder {
     /// Start a file for `schema` with page codec `compression` at `level` (as from
     /// [`super::EncodeOptions::level_or_default`]; used by gzip and zstd only).
     pub fn new(schema: &Schema, compression: Compression, level: i32) -> Result<Self, EncodeError> {
+        Self::with_options(schema, compression, level, ReadOptions::default())
+    }
+
+    /// [`ParquetEncoder::new`] reading records as `read` says (flattening, `_extra`).
+    pub(crate) fn with_options(
+        schema: &Schema,
+        compression: Compression,
+        level: i32,
+        read: ReadOptions,
+    ) -> Result<Self, EncodeError> {
         let codec = match compression {
             Compression::None => parquet::basic::Compression::UNCOMPRESSED,
             Compression::Snappy => parquet::basic::Compression::SNAPPY,
@@ -69,12 +82,15 @@ impl ParquetEncoder {
                 FieldKind::Int64 => Column::Int64(Int64Builder::new()),
                 FieldKind::Float64 => Column::Float64(Float64Builder::new()),
                 FieldKind::Utf8 | FieldKind::Json => Column::Utf8(StringBuilder::new()),
+                FieldKind::Timestamp => {
+                    Column::Timestamp(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                }
             })
             .collect();
         Ok(Self {
             writer,
             schema: arrow,
-            reader: RowReader::new(schema),
+            reader: RowReader::new(schema, read),
             columns,
             rows: 0,
             batch_rows: 0,
@@ -96,6 +112,7 @@ impl ParquetEncoder {
                     Column::Int64(b) => Arc::new(b.finish()),
                     Column::Float64(b) => Arc::new(b.finish()),
                     Column::Utf8(b) => Arc::new(b.finish()),
+                    Column::Timestamp(b) => Arc::new(b.finish()),
                 }
             })
             .collect();
@@ -137,6 +154,12 @@ impl Encoder for ParquetEncoder {
                         ))
                     })?)
                 }
+                (Column::Timestamp(b), None) => b.append_null(),
+                (Column::Timestamp(b), Some(raw)) => {
+                    b.append_value(timestamp_of(raw).ok_or_else(|| {
+                        invalid(format!("field '{}': {raw} is not a timestamp", field.name))
+                    })?)
+                }
                 (Column::Utf8(b), None) => b.append_null(),
                 (Column::Utf8(b), Some(raw)) => {
                     if raw.starts_with('"') {
@@ -162,6 +185,10 @@ impl Encoder for ParquetEncoder {
 
     fn rows(&self) -> u64 {
         self.rows
+    }
+
+    fn stats(&self) -> Option<&ColumnStats> {
+        Some(self.reader.stats())
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, EncodeError> {
@@ -281,6 +308,7 @@ mod tests {
                 name: "n".into(),
                 kind: FieldKind::Int64,
                 nullable: false,
+                max_length: None,
             }],
         };
         let records: Vec<String> = (0..BATCH_ROWS as i64 + 10)

@@ -159,6 +159,36 @@ where
     }
 }
 
+/// Like [`for_each_field`], but with `depth > 0` a field whose value is an object is not
+/// reported itself: its own fields are, named `parent.child`, down to `depth` levels of
+/// objects (`--flatten`). Arrays, and objects below the depth, are reported whole. `name` is
+/// a scratch buffer reused across calls so that flattening allocates nothing per field.
+pub(crate) fn for_each_leaf<'a>(
+    record_no: u64,
+    record: &'a str,
+    depth: usize,
+    name: &mut String,
+    on_field: &mut dyn FnMut(&str, &'a RawValue) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    if depth == 0 && name.is_empty() {
+        return for_each_field(record_no, record, |k, v| on_field(k, v));
+    }
+    let base = name.len();
+    for_each_field(record_no, record, |k, v| {
+        name.truncate(base);
+        name.push_str(k);
+        let text: &'a str = v.get();
+        let result = if depth > 0 && JsonType::of(text) == JsonType::Object {
+            name.push('.');
+            for_each_leaf(record_no, text, depth - 1, name, on_field)
+        } else {
+            on_field(name, v)
+        };
+        name.truncate(base);
+        result
+    })
+}
+
 struct FieldVisitor<F> {
     on_field: F,
     /// The callback's own error, kept aside so it is not flattened into a serde message.

@@ -1,29 +1,41 @@
 //! The column layout of csv and parquet chunks: flat, ordered, typed fields inferred from
-//! the first page of records and then held fixed for the run (it is saved in the checkpoint
-//! and the manifest, so a resumed run writes the same columns).
+//! the first page of records and then held for the run (it is saved in the checkpoint and the
+//! manifest, so a resumed run writes the same columns). What happens when later records do
+//! not fit is the drift policy's business (see the `drift` module).
 //!
-//! Only top-level fields become columns. Nested objects and arrays are kept as compact JSON
-//! text in a [`FieldKind::Json`] column: API payloads nest unpredictably, and Synapse reads
-//! JSON text with `OPENJSON`/`JSON_VALUE` far more reliably than deep parquet structs.
+//! Only top-level fields become columns, unless `--flatten` asks for nested objects to be
+//! expanded into `parent.child` columns. Nested objects and arrays otherwise are kept as
+//! compact JSON text in a [`FieldKind::Json`] column: API payloads nest unpredictably, and
+//! Synapse reads JSON text with `OPENJSON`/`JSON_VALUE` far more reliably than deep parquet
+//! structs.
 //!
-//! Inference widens instead of failing: integer and float make a float column, and a field
-//! seen with any two different kinds (other than int/float) becomes a string column holding
-//! each value's text. Why not arrow-json's `infer_json_schema_from_iterator`? It was the
-//! first choice, but it fails outright on shapes APIs really send (a field that is an object
-//! in one record and a string in another, an array mixing objects and scalars), folds a scalar and a list into a list, marks every field nullable, and needs an
-//! owned `serde_json::Value` tree per record. Since every nested value becomes JSON text
-//! here anyway, what it would add is exactly the part that breaks. This walk uses the same
-//! borrowed reader as the encoders, so inference and encoding cannot disagree about a value.
+//! Inference widens instead of failing: integer and float make a float column, a string that
+//! is an RFC 3339 date-time in every record makes a timestamp column, and a field seen with
+//! any two different kinds (other than int/float) becomes a string column holding each
+//! value's text. Why not arrow-json's `infer_json_schema_from_iterator`? It was the first
+//! choice, but it fails outright on shapes APIs really send (a field that is an object in one
+//! record and a string in another, an array mixing objects and scalars), folds a scalar and a
+//! list into a list, marks every field nullable, and needs an owned `serde_json::Value` tree
+//! per record. Since every nested value becomes JSON text here anyway, what it would add is
+//! exactly the part that breaks. This walk uses the same borrowed reader as the encoders, so
+//! inference and encoding cannot disagree about a value.
 //!
 //! Encoding is strict where inference is lenient: once the schema is fixed, a field it does
-//! not know, a value that does not fit its column, or a null in a column inferred as never
-//! null is an error naming the record and field. Policies for such drift come later; failing
-//! is the safe default, since a chunk with silently dropped or cast values cannot be undone.
+//! not know, a value that does not fit its column, or a null in a column declared never null
+//! is an error naming the record and field, unless the drift policy routes it to `_extra`.
+//! A chunk with silently dropped or cast values cannot be undone.
+//!
+//! The reader also keeps two cheap statistics per column while it encodes: the longest
+//! string (an upper bound in UTF-16 code units, which is what `NVARCHAR(n)` counts: the
+//! value's UTF-8 byte length, never less than its UTF-16 length) and whether any value was
+//! non-null. They size `NVARCHAR(n)` in the load SQL and detect columns missing in a run.
 
-use super::record::{for_each_field, JsonType};
+use super::drift::{widening_note, ChangeKind, SchemaChange, EXTRA_COLUMN};
+use super::record::{for_each_leaf, unescape, JsonType};
+use super::timestamp;
 use super::EncodeError;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 /// The type of one column.
@@ -36,6 +48,8 @@ pub enum FieldKind {
     Utf8,
     /// A nested object or array, stored as compact JSON text.
     Json,
+    /// An RFC 3339 date-time, stored as UTC microseconds (see the `timestamp` module).
+    Timestamp,
 }
 
 /// One column.
@@ -45,6 +59,22 @@ pub struct Field {
     pub kind: FieldKind,
     /// Whether the column may hold nulls (a record had `null` or left the field out).
     pub nullable: bool,
+    /// The longest value seen in a `utf8` column, in UTF-16 code units or more (see the
+    /// module docs); filled in when a run finishes, used to size `NVARCHAR(n)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u64>,
+}
+
+impl Field {
+    /// A nullable column with no statistics.
+    pub fn new(name: impl Into<String>, kind: FieldKind) -> Self {
+        Self {
+            name: name.into(),
+            kind,
+            nullable: true,
+            max_length: None,
+        }
+    }
 }
 
 /// The ordered columns of a csv or parquet chunk.
@@ -53,21 +83,35 @@ pub struct Schema {
     pub fields: Vec<Field>,
 }
 
+/// Errors in a schema file given with `--schema`.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaFileError {
+    #[error("not a schema: {0} (expected {{\"fields\": [{{\"name\": …, \"kind\": \"int64\", \"nullable\": true}}]}})")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
 impl FieldKind {
     /// The kind a single JSON value suggests; `None` for `null`, which suggests nothing.
-    fn of(t: JsonType) -> Option<FieldKind> {
+    /// `raw` is the value's JSON text (only strings look at it, for timestamps).
+    fn of(t: JsonType, raw: &str) -> Option<FieldKind> {
         match t {
             JsonType::Null => None,
             JsonType::Bool => Some(FieldKind::Boolean),
             JsonType::Int => Some(FieldKind::Int64),
             JsonType::Float => Some(FieldKind::Float64),
-            JsonType::String => Some(FieldKind::Utf8),
+            JsonType::String => Some(if timestamp_of(raw).is_some() {
+                FieldKind::Timestamp
+            } else {
+                FieldKind::Utf8
+            }),
             JsonType::Object | JsonType::Array => Some(FieldKind::Json),
         }
     }
 
-    /// The narrowest kind holding values of both kinds.
-    fn widen(self, other: FieldKind) -> FieldKind {
+    /// The narrowest kind that holds values of both kinds.
+    pub(crate) fn widen(self, other: FieldKind) -> FieldKind {
         use FieldKind::*;
         match (self, other) {
             (a, b) if a == b => a,
@@ -76,32 +120,104 @@ impl FieldKind {
         }
     }
 
-    /// Whether a non-null value of JSON type `t` can be written to a column of this kind
-    /// without loss: its own kind, an integer into a float column, or anything into a
-    /// string column (as its JSON text, which is how a widened column holds it).
-    pub(crate) fn accepts(self, t: JsonType) -> bool {
+    /// Whether a column of this kind holds, without loss, values inferred as `other`.
+    pub(crate) fn takes(self, other: FieldKind) -> bool {
+        self == other
+            || self == FieldKind::Utf8
+            || (self == FieldKind::Float64 && other == FieldKind::Int64)
+    }
+
+    /// Whether a non-null value of JSON type `t` (text `raw`) can be written to a column of
+    /// this kind without loss: its own kind, an integer into a float column, a lossless
+    /// date-time into a timestamp column, or anything into a string column (as its JSON text,
+    /// which is how a widened column holds it).
+    pub(crate) fn accepts(self, t: JsonType, raw: &str) -> bool {
         match (self, t) {
             (FieldKind::Utf8, _) => true,
             (FieldKind::Float64, JsonType::Int) => true,
-            (kind, t) => FieldKind::of(t) == Some(kind),
+            (FieldKind::Timestamp, JsonType::String) => timestamp_of(raw).is_some(),
+            (kind, t) => match t {
+                JsonType::String => kind == FieldKind::Utf8,
+                _ => FieldKind::of(t, raw) == Some(kind),
+            },
         }
     }
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             FieldKind::Boolean => "boolean",
             FieldKind::Int64 => "int64",
             FieldKind::Float64 => "float64",
             FieldKind::Utf8 => "utf8",
             FieldKind::Json => "json",
+            FieldKind::Timestamp => "timestamp",
         }
     }
 }
 
-/// A field while inference runs: `kind` stays `None` while only nulls were seen.
-struct Candidate {
-    name: String,
-    kind: Option<FieldKind>,
+/// The UTC microseconds of a raw JSON string value that is a lossless RFC 3339 date-time.
+pub(crate) fn timestamp_of(raw: &str) -> Option<i64> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_some() {
+        timestamp::parse_micros(&unescape(raw).ok()?)
+    } else {
+        timestamp::parse_micros(inner)
+    }
+}
+
+/// What inference saw of each field, in first-seen order: its kind, or `None` while only
+/// nulls were seen.
+pub(crate) type Seen = Vec<(String, Option<FieldKind>)>;
+
+/// Walk records and note each field's kind (flattened to `depth` levels).
+pub(crate) fn observe<'a>(
+    records: impl IntoIterator<Item = &'a str>,
+    depth: usize,
+) -> Result<(Seen, u64), EncodeError> {
+    let mut fields: Seen = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut count: u64 = 0;
+    let mut name = String::new();
+    for record in records {
+        let record_no = count;
+        count += 1;
+        for_each_leaf(record_no, record, depth, &mut name, &mut |name, raw| {
+            let text = raw.get();
+            let kind = FieldKind::of(JsonType::of(text), text);
+            let at = match index.get(name) {
+                Some(&at) => at,
+                None => {
+                    index.insert(name.to_owned(), fields.len());
+                    fields.push((name.to_owned(), None));
+                    fields.len() - 1
+                }
+            };
+            let field = &mut fields[at].1;
+            match (*field, kind) {
+                (_, None) => {}
+                (None, Some(k)) => *field = Some(k),
+                (Some(have), Some(k)) => *field = Some(have.widen(k)),
+            }
+            Ok(())
+        })?;
+    }
+    if depth > 0 {
+        // `"c": null` beside `"c": {"id": 1}` is an empty parent, not a column of its own.
+        let parents: Vec<String> = fields
+            .iter()
+            .filter(|(name, kind)| {
+                kind.is_none()
+                    && fields.iter().any(|(other, _)| {
+                        other.len() > name.len()
+                            && other.starts_with(name.as_str())
+                            && other.as_bytes()[name.len()] == b'.'
+                    })
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        fields.retain(|(name, _)| !parents.contains(name));
+    }
+    Ok((fields, count))
 }
 
 impl Schema {
@@ -112,55 +228,112 @@ impl Schema {
     /// declare a column non-null). No records is an error: there is nothing to base the
     /// columns on.
     pub fn infer<'a>(records: impl IntoIterator<Item = &'a str>) -> Result<Schema, EncodeError> {
-        let mut fields: Vec<Candidate> = Vec::new();
-        let mut index: HashMap<String, usize> = HashMap::new();
-        let mut count: u64 = 0;
-        for record in records {
-            let record_no = count;
-            count += 1;
-            for_each_field(record_no, record, |name, raw| {
-                let kind = FieldKind::of(JsonType::of(raw.get()));
-                let at = match index.get(name) {
-                    Some(&at) => at,
-                    None => {
-                        index.insert(name.to_owned(), fields.len());
-                        fields.push(Candidate {
-                            name: name.to_owned(),
-                            kind: None,
-                        });
-                        fields.len() - 1
-                    }
-                };
-                let field = &mut fields[at];
-                match (field.kind, kind) {
-                    (_, None) => {}
-                    (None, Some(k)) => field.kind = Some(k),
-                    (Some(have), Some(k)) => field.kind = Some(have.widen(k)),
-                }
-                Ok(())
-            })?;
-        }
+        Self::infer_flattened(records, 0)
+    }
+
+    /// [`Schema::infer`], with nested objects expanded to `depth` levels (`--flatten`).
+    pub fn infer_flattened<'a>(
+        records: impl IntoIterator<Item = &'a str>,
+        depth: usize,
+    ) -> Result<Schema, EncodeError> {
+        let (seen, count) = observe(records, depth)?;
         if count == 0 {
             return Err(EncodeError::Schema(
                 "no records to infer the columns from".to_owned(),
             ));
         }
-        Ok(Schema {
-            fields: fields
-                .into_iter()
-                .map(|c| Field {
-                    name: c.name,
-                    kind: c.kind.unwrap_or(FieldKind::Utf8),
-                    // See the doc comment: observed non-null-ness is not a guarantee.
-                    nullable: true,
-                })
-                .collect(),
-        })
+        Ok(Schema::from_seen(&seen))
     }
 
-    /// The Arrow schema for parquet: `Json` columns are `Utf8` holding JSON text.
+    pub(crate) fn from_seen(seen: &[(String, Option<FieldKind>)]) -> Schema {
+        Schema {
+            fields: seen
+                .iter()
+                // See the doc comment of `infer`: observed non-null-ness is not a guarantee.
+                .map(|(name, kind)| Field::new(name.clone(), kind.unwrap_or(FieldKind::Utf8)))
+                .collect(),
+        }
+    }
+
+    /// This schema widened to hold what `seen` showed: unknown fields become new trailing
+    /// columns, and a column whose values no longer fit takes the narrowest kind that holds
+    /// both. Returns the changes (empty when the schema already fits).
+    pub(crate) fn widened(
+        &self,
+        seen: &[(String, Option<FieldKind>)],
+    ) -> (Schema, Vec<SchemaChange>) {
+        let mut out = self.clone();
+        let mut changes = Vec::new();
+        for (name, kind) in seen {
+            match out.fields.iter_mut().find(|f| &f.name == name) {
+                Some(f) => {
+                    if let Some(k) = kind {
+                        if !f.kind.takes(*k) {
+                            let to = f.kind.widen(*k);
+                            let mut c = SchemaChange::new(name, ChangeKind::Widened);
+                            c.from = Some(f.kind);
+                            c.to = Some(to);
+                            c.note = widening_note(f.kind, to);
+                            changes.push(c);
+                            f.kind = to;
+                        }
+                    }
+                }
+                None => {
+                    let kind = kind.unwrap_or(FieldKind::Utf8);
+                    let mut c = SchemaChange::new(name, ChangeKind::Added);
+                    c.to = Some(kind);
+                    changes.push(c);
+                    out.fields.push(Field::new(name.clone(), kind));
+                }
+            }
+        }
+        (out, changes)
+    }
+
+    /// This schema with the `_extra` column appended (once).
+    pub(crate) fn with_extra_column(mut self) -> Schema {
+        if !self.fields.iter().any(|f| f.name == EXTRA_COLUMN) {
+            self.fields.push(Field::new(EXTRA_COLUMN, FieldKind::Json));
+        }
+        self
+    }
+
+    /// Read a schema pinned with `--schema FILE`: the manifest's `schema` object (or a bare
+    /// list of fields). Names must be unique and non-empty.
+    pub fn from_json(text: &str) -> Result<Schema, SchemaFileError> {
+        let value: serde_json::Value = serde_json::from_str(text)?;
+        let schema: Schema = if value.is_array() {
+            Schema {
+                fields: serde_json::from_value(value)?,
+            }
+        } else if let Some(inner) = value.get("schema").filter(|v| v.is_object()) {
+            serde_json::from_value(inner.clone())?
+        } else {
+            serde_json::from_value(value)?
+        };
+        if schema.fields.is_empty() {
+            return Err(SchemaFileError::Invalid("the schema has no fields".into()));
+        }
+        let mut names = std::collections::HashSet::new();
+        for f in &schema.fields {
+            if f.name.is_empty() {
+                return Err(SchemaFileError::Invalid("a field has an empty name".into()));
+            }
+            if !names.insert(f.name.as_str()) {
+                return Err(SchemaFileError::Invalid(format!(
+                    "field '{}' appears twice",
+                    f.name
+                )));
+            }
+        }
+        Ok(schema)
+    }
+
+    /// The Arrow schema for parquet: `Json` columns are `Utf8` holding JSON text, timestamps
+    /// are UTC microseconds.
     pub fn to_arrow(&self) -> arrow_schema::Schema {
-        use arrow_schema::DataType;
+        use arrow_schema::{DataType, TimeUnit};
         arrow_schema::Schema::new(
             self.fields
                 .iter()
@@ -170,6 +343,9 @@ impl Schema {
                         FieldKind::Int64 => DataType::Int64,
                         FieldKind::Float64 => DataType::Float64,
                         FieldKind::Utf8 | FieldKind::Json => DataType::Utf8,
+                        FieldKind::Timestamp => {
+                            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+                        }
                     };
                     Arc::new(arrow_schema::Field::new(&f.name, dt, f.nullable))
                 })
@@ -183,89 +359,247 @@ impl Schema {
     }
 }
 
+/// Per-column statistics kept while encoding (see the module docs), plus what went to
+/// `_extra`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnStats {
+    /// Longest `utf8` value per column (upper bound in UTF-16 code units).
+    pub max_len: Vec<u64>,
+    /// Whether the column held a non-null value.
+    pub filled: Vec<bool>,
+    /// Field → (values sent to `_extra`, the column's kind if it had one, the value's kind).
+    pub to_extra: BTreeMap<String, (u64, Option<FieldKind>, Option<FieldKind>)>,
+}
+
+impl ColumnStats {
+    pub(crate) fn new(columns: usize) -> Self {
+        Self {
+            max_len: vec![0; columns],
+            filled: vec![false; columns],
+            to_extra: BTreeMap::new(),
+        }
+    }
+
+    /// Fold `other` (of a schema with at least as many leading columns) into this.
+    pub(crate) fn merge(&mut self, other: &ColumnStats) {
+        if self.max_len.len() < other.max_len.len() {
+            self.max_len.resize(other.max_len.len(), 0);
+            self.filled.resize(other.filled.len(), false);
+        }
+        for (i, (l, f)) in other.max_len.iter().zip(&other.filled).enumerate() {
+            self.max_len[i] = self.max_len[i].max(*l);
+            self.filled[i] |= *f;
+        }
+        for (k, (n, from, to)) in &other.to_extra {
+            let e = self.to_extra.entry(k.clone()).or_insert((0, *from, *to));
+            e.0 += n;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Empty,
+    Null,
+    Value(usize, usize),
+    Extra,
+}
+
 /// Finds each field of a record in a fixed schema and checks that its value fits: the
 /// shared front half of the csv and parquet encoders. Keeps, per column, the byte range of
-/// the raw value in the current record, so reading a record allocates nothing.
+/// the raw value in the current record, so reading a record allocates nothing (unless values
+/// go to `_extra`).
 pub(crate) struct RowReader {
     fields: Vec<Field>,
     index: HashMap<String, usize>,
-    slots: Vec<Option<(usize, usize)>>,
+    slots: Vec<Slot>,
+    depth: usize,
+    name: String,
+    /// The `_extra` column, when misfits go there instead of failing.
+    extra: Option<usize>,
+    extra_buf: String,
+    stats: ColumnStats,
+}
+
+/// How a [`RowReader`] reads: flattening depth, and whether misfits go to `_extra`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    pub flatten_depth: usize,
+    pub extra_column: bool,
 }
 
 impl RowReader {
-    pub(crate) fn new(schema: &Schema) -> Self {
+    pub(crate) fn new(schema: &Schema, options: ReadOptions) -> Self {
+        let index: HashMap<String, usize> = schema
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
+        let extra = if options.extra_column {
+            index.get(EXTRA_COLUMN).copied()
+        } else {
+            None
+        };
         Self {
             fields: schema.fields.clone(),
-            index: schema
-                .fields
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.name.clone(), i))
-                .collect(),
-            slots: vec![None; schema.fields.len()],
+            index,
+            slots: vec![Slot::Empty; schema.fields.len()],
+            depth: options.flatten_depth,
+            name: String::new(),
+            extra,
+            extra_buf: String::new(),
+            stats: ColumnStats::new(schema.fields.len()),
         }
+    }
+
+    /// The statistics of everything read so far.
+    pub(crate) fn stats(&self) -> &ColumnStats {
+        &self.stats
     }
 
     /// Read `record` (number `record_no` in the chunk) and return each column's raw value
     /// text, `None` for missing or `null`. Errors: a field not in the schema, a value that
-    /// does not fit its column, or a null in a non-nullable column.
+    /// does not fit its column (both unless they go to `_extra`), a field twice in the record,
+    /// or a null in a non-nullable column.
     pub(crate) fn read<'r>(
         &'r mut self,
         record_no: u64,
         record: &'r str,
     ) -> Result<impl Iterator<Item = (&'r Field, Option<&'r str>)> + 'r, EncodeError> {
-        self.slots.iter_mut().for_each(|s| *s = None);
+        self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
+        self.extra_buf.clear();
         let base = record.as_ptr() as usize;
-        let (fields, index, slots) = (&self.fields, &self.index, &mut self.slots);
+        let (fields, index, slots, stats, extra, extra_buf) = (
+            &self.fields,
+            &self.index,
+            &mut self.slots,
+            &mut self.stats,
+            self.extra,
+            &mut self.extra_buf,
+        );
         // Records of one API usually list fields in one order: try the next column first.
         let mut next = 0usize;
-        for_each_field(record_no, record, |name, raw| {
-            let at = match fields.get(next) {
-                Some(f) if f.name == name => next,
-                _ => *index.get(name).ok_or_else(|| EncodeError::SchemaMismatch {
-                    record: record_no,
-                    message: format!(
-                        "field '{name}' is not in the schema (columns were fixed from the first page)"
-                    ),
-                })?,
-            };
-            next = at + 1;
+        let mut on_field = |name: &str, raw: &serde_json::value::RawValue| {
             let text = raw.get();
             let t = JsonType::of(text);
-            let field = &fields[at];
-            if t != JsonType::Null && !field.kind.accepts(t) {
+            let found = match fields.get(next) {
+                Some(f) if f.name == name => Some(next),
+                _ => index.get(name).copied(),
+            };
+            let misfit = match found {
+                // A null for a field the schema does not know loses nothing (and is how a
+                // flattened parent object that is null arrives).
+                None if t == JsonType::Null => return Ok(()),
+                None => Some(None),
+                Some(at) => {
+                    let kind = fields[at].kind;
+                    (t != JsonType::Null && !kind.accepts(t, text)).then_some(Some(kind))
+                }
+            };
+            if let Some(column_kind) = misfit {
+                if extra.is_none() {
+                    let message = match column_kind {
+                        None => format!(
+                            "field '{name}' is not in the schema (columns were fixed from the first page)"
+                        ),
+                        Some(kind) => format!(
+                            "field '{name}' is {} but its column is {}",
+                            t.name(),
+                            kind.name()
+                        ),
+                    };
+                    return Err(EncodeError::SchemaMismatch {
+                        record: record_no,
+                        message,
+                    });
+                }
+                extra_buf.push(if extra_buf.is_empty() { '{' } else { ',' });
+                // A field name is plain text: JSON-escape it as a string.
+                extra_buf.push_str(&serde_json::to_string(name).unwrap_or_default());
+                extra_buf.push(':');
+                extra_buf.push_str(text);
+                let entry = stats.to_extra.entry(name.to_owned()).or_insert((
+                    0,
+                    column_kind,
+                    FieldKind::of(t, text),
+                ));
+                entry.0 += 1;
+                return Ok(());
+            }
+            let Some(at) = found else { return Ok(()) };
+            next = at + 1;
+            if slots[at] != Slot::Empty {
                 return Err(EncodeError::SchemaMismatch {
                     record: record_no,
-                    message: format!(
-                        "field '{name}' is {} but its column is {}",
-                        t.name(),
-                        field.kind.name()
-                    ),
+                    message: format!("field '{name}' appears twice in the record"),
                 });
+            }
+            if t == JsonType::Null {
+                slots[at] = Slot::Null;
+                return Ok(());
             }
             // A RawValue borrowed from `record` points into it.
             let start = text.as_ptr() as usize - base;
-            slots[at] = (t != JsonType::Null).then_some((start, start + text.len()));
+            slots[at] = Slot::Value(start, start + text.len());
+            stats.filled[at] = true;
+            if fields[at].kind == FieldKind::Utf8 {
+                let len = if t == JsonType::String {
+                    text.len().saturating_sub(2)
+                } else {
+                    text.len()
+                } as u64;
+                if len > stats.max_len[at] {
+                    stats.max_len[at] = len;
+                }
+            }
             Ok(())
-        })?;
-        if let Some(missing) = fields
+        };
+        for_each_leaf(record_no, record, self.depth, &mut self.name, &mut on_field)?;
+        if !self.extra_buf.is_empty() {
+            self.extra_buf.push('}');
+            if let Some(at) = self.extra {
+                if matches!(self.slots[at], Slot::Value(..)) {
+                    return Err(EncodeError::SchemaMismatch {
+                        record: record_no,
+                        message: format!(
+                            "the record has its own '{EXTRA_COLUMN}' field, which --on-schema-drift warn reserves"
+                        ),
+                    });
+                }
+                self.slots[at] = Slot::Extra;
+                self.stats.filled[at] = true;
+            }
+        }
+        if let Some(missing) = self
+            .fields
             .iter()
-            .zip(slots.iter())
-            .find(|(f, s)| !f.nullable && s.is_none())
+            .zip(self.slots.iter())
+            .find(|(f, s)| !f.nullable && !matches!(s, Slot::Value(..) | Slot::Extra))
         {
             return Err(EncodeError::SchemaMismatch {
                 record: record_no,
                 message: format!(
-                    "field '{}' is null or missing but its column was inferred as never null",
+                    "field '{}' is null or missing but its column is declared never null",
                     missing.0.name
                 ),
             });
         }
+        let extra_text = self.extra_buf.as_str();
         Ok(self
             .fields
             .iter()
             .zip(self.slots.iter())
-            .map(move |(f, s)| (f, s.map(|(a, b)| &record[a..b]))))
+            .map(move |(f, s)| {
+                (
+                    f,
+                    match *s {
+                        Slot::Value(a, b) => Some(&record[a..b]),
+                        Slot::Extra => Some(extra_text),
+                        Slot::Empty | Slot::Null => None,
+                    },
+                )
+            }))
     }
 }
 
@@ -280,6 +614,7 @@ mod tests {
             name: name.into(),
             kind,
             nullable,
+            max_length: None,
         }
     }
 
@@ -350,6 +685,59 @@ mod tests {
         for (name, records, want) in cases {
             let got = Schema::infer(records).unwrap();
             assert_eq!(got.fields, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn infers_timestamps_and_flattens_objects() {
+        let records = [
+            r#"{"t":"2026-01-02T03:04:05Z","u":"2026-01-02T03:04:05Z","c":{"id":1,"a":{"b":true}},"l":[{"x":1}]}"#,
+            r#"{"t":"2026-01-02T03:04:05.5+02:00","u":"yesterday","c":null}"#,
+        ];
+        let got = Schema::infer_flattened(records, 1).unwrap().fields;
+        assert_eq!(
+            got,
+            vec![
+                f("t", Timestamp, true),
+                f("u", Utf8, true),
+                f("c.id", Int64, true),
+                f("c.a", Json, true),
+                f("l", Json, true),
+            ]
+        );
+        let deep: Vec<String> = Schema::infer_flattened(records, 5)
+            .unwrap()
+            .names()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(deep, ["t", "u", "c.id", "c.a.b", "l"]);
+    }
+
+    #[test]
+    fn pinned_schema_files_are_checked() {
+        let ok =
+            Schema::from_json(r#"[{"name":"a","kind":"timestamp","nullable":false}]"#).unwrap();
+        assert_eq!(ok.fields, vec![f("a", Timestamp, false)]);
+        // A manifest works as a schema file.
+        let m = r#"{"run_id":"r","schema":{"fields":[{"name":"a","kind":"int64","nullable":true,"max_length":null}]}}"#;
+        assert_eq!(
+            Schema::from_json(m).unwrap().fields,
+            vec![f("a", Int64, true)]
+        );
+        for (bad, want) in [
+            ("{", "not a schema"),
+            (r#"{"fields":[]}"#, "no fields"),
+            (
+                r#"[{"name":"a","kind":"int64","nullable":true},{"name":"a","kind":"utf8","nullable":true}]"#,
+                "appears twice",
+            ),
+            (
+                r#"[{"name":"a","kind":"decimal","nullable":true}]"#,
+                "unknown variant",
+            ),
+        ] {
+            let err = Schema::from_json(bad).unwrap_err().to_string();
+            assert!(err.contains(want), "{bad}: {err}");
         }
     }
 
@@ -424,7 +812,7 @@ mod tests {
                 f("j", Json, true),
             ],
         };
-        let mut reader = RowReader::new(&schema);
+        let mut reader = RowReader::new(&schema, ReadOptions::default());
         let got: Vec<_> = reader
             .read(0, r#"{"j": [1, 2], "s": 5, "f": 2, "i": -7}"#)
             .unwrap()

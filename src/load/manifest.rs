@@ -1,6 +1,9 @@
 //! The run manifest. Versioned (`manifest_version`); fields are only ever added. It holds
-//! no secret: URLs are redacted and identities are names, never tokens or keys.
+//! no secret: URLs are redacted and identities are names, never tokens or keys. Its JSON
+//! Schema is `docs/manifest.schema.json`; a Synapse notebook reads it to load exactly the
+//! run's files (`examples/synapse_notebook.py`).
 
+use crate::encode::drift::{OnSchemaDrift, SchemaChange};
 use crate::encode::schema::Schema;
 use crate::encode::{Compression, Format};
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,38 @@ pub struct ManifestFile {
     pub raw_bytes: u64,
     /// Hex SHA-256 of the stored bytes.
     pub sha256: String,
+    /// Base64 MD5 of the stored bytes, as Azure reports it in `Content-MD5`.
+    #[serde(default)]
+    pub content_md5: String,
+    /// How many leading columns of `schema` the file holds (csv/parquet); fewer than the
+    /// schema's when `--on-schema-drift evolve` added columns after this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<u64>,
+}
+
+/// An identity the run used: what it was for and its kind, never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ManifestIdentity {
+    /// `api` or `storage`.
+    pub role: String,
+    /// e.g. `api-key`, `iam`, `shared-key`, `sas`, `azure-cli`.
+    pub kind: String,
+    /// A non-secret name (an account, a role ARN, a client id), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// How the run's columns were found and held.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct ManifestSchemaPolicy {
+    pub on_drift: OnSchemaDrift,
+    /// Levels of nested objects expanded into `parent.child` columns (0: none).
+    pub flatten_depth: usize,
+    /// Whether the schema was pinned with `--schema`.
+    pub pinned: bool,
+    /// The previous completed run whose schema this run was compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compared_with_run: Option<String>,
 }
 
 /// Where the data came from.
@@ -67,6 +102,22 @@ pub struct Manifest {
     /// RFC 3339 times.
     pub started_at: String,
     pub finished_at: String,
+    /// Identities used (kinds and names only).
+    #[serde(default)]
+    pub identities: Vec<ManifestIdentity>,
+    #[serde(default)]
+    pub schema_policy: ManifestSchemaPolicy,
+    /// Schema changes: widenings and new columns (evolve), values kept in `_extra` (warn),
+    /// columns of the previous run this run never filled.
+    #[serde(default)]
+    pub schema_changes: Vec<SchemaChange>,
+    /// The incremental watermark the run ended at (`{"field": …, "max": …}`); `null` when the
+    /// job is not incremental.
+    #[serde(default)]
+    pub watermark: Option<serde_json::Value>,
+    /// The load script beside the manifest (`<run>/load.sql`), when one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_sql: Option<String>,
 }
 
 impl Manifest {
@@ -103,6 +154,8 @@ mod tests {
                 bytes: 100,
                 raw_bytes: 1000,
                 sha256: "00".into(),
+                content_md5: "AA==".into(),
+                columns: None,
             })
             .collect();
         let m = Manifest {
@@ -128,6 +181,15 @@ mod tests {
             files,
             started_at: "2026-11-24T23:00:00Z".into(),
             finished_at: "2026-11-24T23:01:00Z".into(),
+            identities: vec![ManifestIdentity {
+                role: "api".into(),
+                kind: "none".into(),
+                name: None,
+            }],
+            schema_policy: ManifestSchemaPolicy::default(),
+            schema_changes: Vec::new(),
+            watermark: None,
+            load_sql: None,
         };
         assert_eq!(m.totals.rows, 33);
         assert_eq!(m.totals.files, 3);

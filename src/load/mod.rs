@@ -1,11 +1,17 @@
 //! What makes a run loadable: the manifest (`_manifest.json`: every file with rows, bytes
-//! and checksum, the schema, the source range) and the `_SUCCESS` marker written last.
+//! and checksums, the schema and its changes, the source range), the Synapse load script
+//! (`load.sql`, see `sql`), and the `_SUCCESS` marker written last. `previous` finds the
+//! last completed run, whose schema the next run is compared with.
 //! Files starting with `_` are skipped by Synapse wildcards, so `<run>/*.parquet` read after
 //! `_SUCCESS` exists sees exactly the run's chunks.
 
 pub mod manifest;
+pub mod previous;
+pub mod sql;
 
 /// Name of the completion marker, written after the manifest.
 pub const SUCCESS_MARKER: &str = "_SUCCESS";
 /// Name of the manifest in a run's folder.
 pub const MANIFEST: &str = "_manifest.json";
+/// Name of the load script in a run's folder.
+pub const LOAD_SQL: &str = "load.sql";

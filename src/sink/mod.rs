@@ -211,6 +211,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// background where it is a lease). Fails at once with [`SinkError::Busy`], naming the
     /// holder, when another run holds it.
     async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError>;
+    /// The kind of credential the sink writes with (e.g. `account key`), never the secret;
+    /// recorded in the manifest.
+    fn identity_kind(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Open the destination `dest`: an Azure URL (`abfss://`, `https://`, or the emulator's

@@ -55,8 +55,15 @@ pub struct Checkpoint {
     pub pages: u64,
     /// The committed chunks, in sequence order (the manifest's file list).
     pub files: Vec<ManifestFile>,
-    /// The columns chunks are written with (csv/parquet), so a resumed run writes the same.
+    /// The columns chunks are written with (csv/parquet), so a resumed run writes the same,
+    /// with the longest string seen per column (for NVARCHAR sizing) over committed chunks.
     pub schema: Option<Schema>,
+    /// Schema changes recorded by committed chunks (drift policies), for the manifest.
+    #[serde(default)]
+    pub schema_changes: Vec<crate::encode::drift::SchemaChange>,
+    /// The completed run whose schema this run's first page was compared with.
+    #[serde(default)]
+    pub compared_with_run: Option<String>,
     /// The first request of the run (redacted).
     pub first_request: Option<String>,
     /// The previous completed run's watermark: where this run started from.

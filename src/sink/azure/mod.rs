@@ -515,6 +515,10 @@ impl Sink for AzureSink {
         redact_url(&self.location.blob_url(path))
     }
 
+    fn identity_kind(&self) -> Option<&'static str> {
+        Some(self.credential_kind())
+    }
+
     async fn check(&self) -> Result<(), SinkError> {
         let url = self.root_url();
         // Listing one name, rather than reading container properties, is what a container-

@@ -1,0 +1,98 @@
+//! `gatelake sql`: print the Synapse SQL that loads a run, for the pool, credential and table
+//! the caller names. It reads the run's manifest from the destination (the newest run with
+//! `_SUCCESS` unless `--run` names one) and renders it with `gatelake::load::sql`.
+
+use super::args::{CredentialArg, FilesArg, PoolArg, SqlArgs, StringsArg};
+use super::exit_code::ExitCode;
+use gatelake::encode::Format;
+use gatelake::load::previous::{completed_runs, read_manifest, PreviousRunError};
+use gatelake::load::sql::{
+    column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
+};
+
+/// Run `gatelake sql`; the script goes to stdout, errors to stderr.
+pub async fn run(args: SqlArgs) -> ExitCode {
+    let sink = match gatelake::sink::open(&args.dest) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::of_sink_error(&e);
+        }
+    };
+    let run = match &args.run {
+        Some(run) => run.clone(),
+        None => match completed_runs(sink.as_ref()).await {
+            Ok(mut runs) => match runs.pop() {
+                Some(run) => run,
+                None => {
+                    eprintln!(
+                        "error: no completed run (a folder with _SUCCESS) under {}; pull first, or name one with --run",
+                        sink.root_url()
+                    );
+                    return ExitCode::Usage;
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::of_sink_error(&e);
+            }
+        },
+    };
+    let manifest = match read_manifest(sink.as_ref(), &run).await {
+        Ok(m) => m,
+        Err(PreviousRunError::Sink(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::of_sink_error(&e);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::Usage;
+        }
+    };
+    let target = match &args.target {
+        Some(t) => match t.parse::<TableName>() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: --target: {e}");
+                return ExitCode::Usage;
+            }
+        },
+        None => TableName {
+            schema: "dbo".into(),
+            table: column_name(&manifest.job),
+        },
+    };
+    let mut opts = SqlOptions::new(target);
+    opts.pool = match args.pool {
+        Some(PoolArg::Dedicated) => Pool::Dedicated,
+        Some(PoolArg::Serverless) => Pool::Serverless,
+        None if manifest.format == Format::Jsonl => Pool::Serverless,
+        None => Pool::Dedicated,
+    };
+    opts.credential = match args.credential {
+        CredentialArg::ManagedIdentity => Credential::ManagedIdentity,
+        CredentialArg::Sas => Credential::Sas,
+        CredentialArg::ServicePrincipal => Credential::ServicePrincipal,
+    };
+    opts.files = match args.files {
+        FilesArg::List => FileSelection::List,
+        FilesArg::Wildcard => FileSelection::Wildcard,
+    };
+    opts.strings = match args.strings {
+        StringsArg::Observed => StringSizing::Observed,
+        StringsArg::Max => StringSizing::Max,
+    };
+    opts.auto_create_table = args.auto_create_table;
+    opts.client_id = args.client_id;
+    opts.tenant_id = args.tenant_id;
+    match render(&manifest, &opts) {
+        Ok(sql) => {
+            print!("{sql}");
+            ExitCode::Success
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::Usage
+        }
+    }
+}
