@@ -80,6 +80,19 @@ pub struct SourceConfig {
     pub max_pages: Option<u64>,
     /// Refuse a page whose decompressed body is larger than this.
     pub max_page_bytes: u64,
+    /// What to do with a page whose records cannot be read.
+    pub on_bad_page: BadPagePolicy,
+}
+
+/// `--on-bad-page`: stop at a page whose records cannot be read, or set it aside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BadPagePolicy {
+    /// Stop with an error naming the page; the checkpoint stays at the last good chunk.
+    #[default]
+    Fail,
+    /// Keep the page's raw body under `<run>/_rejected/`, record it in the manifest, and go
+    /// on — when the next request can be known without the page's records.
+    Skip,
 }
 
 /// Where chunks go and how big they get.

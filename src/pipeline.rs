@@ -22,13 +22,13 @@
 //! - The last, partial chunk is written only when the fetch stage says the listing ended; a
 //!   stop (Ctrl-C, an error) abandons it, and a resumed run fetches its pages again.
 
-use crate::config::PullConfig;
+use crate::config::{BadPagePolicy, PullConfig};
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
 use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
 use crate::encode::{EncodeError, Format};
 use crate::load::manifest::{
-    Manifest, ManifestFile, ManifestIdentity, ManifestSchemaPolicy, ManifestSource,
+    Manifest, ManifestFile, ManifestIdentity, ManifestSchemaPolicy, ManifestSource, RejectedPage,
     MANIFEST_VERSION,
 };
 use crate::load::previous::PreviousRunError;
@@ -38,13 +38,16 @@ use crate::secret::redact_url;
 use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
-use crate::source::paginate::{next_request, PageView, PaginateError, Paginator};
+use crate::source::paginate::{
+    next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
+};
 use crate::state::checkpoint::{restore_url, save_url, Watermark};
 use crate::state::watermark::{since_value, WatermarkError, WatermarkTracker};
 use crate::state::{
     Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION, LOCK_PATH,
 };
 use bytes::Bytes;
+use reqwest::header::HeaderMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -122,6 +125,13 @@ pub enum PullError {
     Watermark(#[from] WatermarkError),
     #[error("reading the previous run to compare schemas: {0}")]
     PreviousRun(#[from] PreviousRunError),
+    #[error("page {page} from {url}: {reason}. --on-bad-page skip cannot go past it: the next page's {what} is in the part of the page that could not be read")]
+    Unskippable {
+        page: u64,
+        url: String,
+        reason: String,
+        what: &'static str,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -215,8 +225,25 @@ enum PageMsg {
         url: Url,
         next: Option<Url>,
     },
+    /// A page set aside by `--on-bad-page skip`: an empty page for the chunk writer (so
+    /// resume points stay aligned), and its body for `_rejected/`.
+    Rejected {
+        number: u64,
+        url: Url,
+        next: Option<Url>,
+        rejected: RejectedPage,
+        body: Option<Bytes>,
+    },
     /// The listing ended normally: flush the last chunk.
     End,
+}
+
+/// What the encoder hands the uploader.
+// A rejected page is rare: boxing chunks to shrink this would cost an allocation per chunk.
+#[allow(clippy::large_enum_variant)]
+enum UploadMsg {
+    Chunk(ReadyChunk),
+    Rejected(RejectedPage, Option<Bytes>),
 }
 
 /// A finished chunk with what the checkpoint needs once it is committed.
@@ -332,6 +359,7 @@ async fn run_locked(
                 schema: None,
                 schema_changes: Vec::new(),
                 compared_with_run: None,
+                rejected: Vec::new(),
                 first_request: Some(save_url(&first)),
                 since,
                 watermark: None,
@@ -380,7 +408,7 @@ async fn run_locked(
     }
 
     let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
-    let (chunk_tx, chunk_rx) = mpsc::channel::<ReadyChunk>(2);
+    let (chunk_tx, chunk_rx) = mpsc::channel::<UploadMsg>(2);
     // Each stage is its own task, so they run on different threads: a slow page parse never
     // delays reporting or checkpointing a finished upload, and vice versa.
     let fetch = tokio::spawn(fetch_stage(
@@ -550,6 +578,7 @@ async fn finalize(
             .as_ref()
             .map(|w| serde_json::json!({"field": w.field, "max": w.max})),
         load_sql: Some(join_path(&[&cp.run_id, LOAD_SQL])),
+        rejected: cp.rejected.clone(),
     };
     // The load script, then the manifest, then `_SUCCESS`: a reader that waits for the
     // marker finds all three.
@@ -631,16 +660,40 @@ async fn fetch_stage(
             return Ok(false);
         }
         page_no += 1;
+        let skip = source.on_bad_page == BadPagePolicy::Skip;
         let fetched = tokio::select! {
-            f = client.fetch_shrinking(&url, page_no, reporter.as_ref(), Some(paginator.as_ref())) => f?,
+            f = client.fetch_shrinking(&url, page_no, reporter.as_ref(), Some(paginator.as_ref())) => f,
             _ = stop.stopped() => return Ok(false),
+        };
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(SourceError::TooLarge { limit, .. }) if skip => {
+                // Not read whole: set aside without a body, if the next page can be found.
+                let reason = format!("larger than --max-page-bytes ({limit} bytes)");
+                let blind =
+                    next_after_bad_page(&*paginator, &origin, &url, &HeaderMap::new(), None)
+                        .map_err(|source| PullError::Paginate {
+                            page: page_no,
+                            url: redact_url(&url),
+                            source,
+                        })?;
+                let msg = rejected_msg(page_no, &url, blind, reason, None, "next request")?;
+                if pages.send(msg.0).await.is_err() {
+                    return Ok(false);
+                }
+                next = msg.1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
         };
         // The URL that answered: a 504 may have made the client ask for smaller pages.
         let url = fetched.url.clone();
         let shown = redact_url(&url);
         let body_len = fetched.body.len() as u64;
+        // A skipped page needs its body and headers after the parser has consumed the page.
+        let kept = skip.then(|| (fetched.body.clone(), fetched.headers.clone()));
         // Parsing a page is CPU work: keep it off the async workers.
-        let (page, page_next) = {
+        let located = {
             let paginator = paginator.clone();
             let stop_rules = stop_rules.clone();
             let origin = origin.clone();
@@ -657,19 +710,54 @@ async fn fetch_stage(
             })
             .await
             .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
-        }
-        .map_err(|e| match e {
-            LocateError::Extract(source) => PullError::Extract {
-                page: page_no,
-                url: shown.clone(),
-                source,
+        };
+        let (page, page_next) = match located {
+            Ok(found) => found,
+            Err(LocateError::Extract(source)) => match kept {
+                Some((body, headers)) => {
+                    let reason = source.to_string();
+                    let text = std::str::from_utf8(&body).ok();
+                    let doc = text.and_then(|t| JsonDoc::parse(t).ok());
+                    let blind =
+                        next_after_bad_page(&*paginator, &origin, &url, &headers, doc.as_ref())
+                            .map_err(|source| PullError::Paginate {
+                                page: page_no,
+                                url: shown.clone(),
+                                source,
+                            })?;
+                    let what = if doc.is_some() {
+                        "next request"
+                    } else {
+                        "cursor or link"
+                    };
+                    let msg = rejected_msg(page_no, &url, blind, reason, Some(body), what)?;
+                    reporter.report(Event::PageFetched {
+                        page: page_no,
+                        records: 0,
+                        bytes: body_len,
+                    });
+                    if pages.send(msg.0).await.is_err() {
+                        return Ok(false);
+                    }
+                    next = msg.1;
+                    continue;
+                }
+                None => {
+                    return Err(PullError::Extract {
+                        page: page_no,
+                        url: shown.clone(),
+                        source,
+                    })
+                }
             },
-            LocateError::Paginate(source) => PullError::Paginate {
-                page: page_no,
-                url: shown.clone(),
-                source,
-            },
-        })?;
+            Err(LocateError::Paginate(source)) => {
+                return Err(PullError::Paginate {
+                    page: page_no,
+                    url: shown.clone(),
+                    source,
+                })
+            }
+        };
         records_so_far += page.len() as u64;
         reporter.report(Event::PageFetched {
             page: page_no,
@@ -690,6 +778,44 @@ async fn fetch_stage(
     }
     // A failed send means the encoder stopped and reports its own error.
     Ok(pages.send(PageMsg::End).await.is_ok())
+}
+
+/// The message for a page set aside, and the request after it.
+fn rejected_msg(
+    number: u64,
+    url: &Url,
+    blind: Blind,
+    reason: String,
+    body: Option<Bytes>,
+    what: &'static str,
+) -> Result<(PageMsg, Option<Url>), PullError> {
+    let next = match blind {
+        Blind::Next(n) => Some(n),
+        Blind::End => None,
+        Blind::Unknown => {
+            return Err(PullError::Unskippable {
+                page: number,
+                url: redact_url(url),
+                reason,
+                what,
+            })
+        }
+    };
+    let rejected = RejectedPage {
+        page: number,
+        request: redact_url(url),
+        reason,
+        body_path: None,
+        bytes: body.as_ref().map_or(0, |b| b.len() as u64),
+    };
+    let msg = PageMsg::Rejected {
+        number,
+        url: url.clone(),
+        next: next.clone(),
+        rejected,
+        body,
+    };
+    Ok((msg, next))
 }
 
 enum LocateError {
@@ -740,7 +866,7 @@ fn encode_stage(
     (schema_options, previous): (SchemaOptions, Option<Schema>),
     mut tracker: Option<WatermarkTracker>,
     mut pages: mpsc::Receiver<PageMsg>,
-    chunks: mpsc::Sender<ReadyChunk>,
+    chunks: mpsc::Sender<UploadMsg>,
 ) -> Result<(), PullError> {
     let mut writer = ChunkWriter::new(options, limits, first_seq, schema)
         .map_err(|source| PullError::Encode {
@@ -782,6 +908,30 @@ fn encode_stage(
                         source,
                     })?
             }
+            PageMsg::Rejected {
+                number,
+                url,
+                next,
+                rejected,
+                body,
+            } => {
+                if chunks
+                    .blocking_send(UploadMsg::Rejected(rejected, body))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                resumes.push(Resume {
+                    last_request: url,
+                    next_request: next,
+                    pages: number,
+                });
+                // An empty page: the rejected page's place in the chunk's page range.
+                writer.write_page(&[]).map_err(|source| PullError::Encode {
+                    seq: writer.next_seq(),
+                    source,
+                })?
+            }
             PageMsg::End => writer.finish().map_err(|source| PullError::Encode {
                 seq: writer.next_seq(),
                 source,
@@ -806,7 +956,7 @@ fn encode_stage(
             changes: writer.schema_changes(),
             watermark: tracker.as_ref().and_then(WatermarkTracker::snapshot),
         };
-        if chunks.blocking_send(ready).is_err() {
+        if chunks.blocking_send(UploadMsg::Chunk(ready)).is_err() {
             // The uploader stopped and reports why.
             return Ok(());
         }
@@ -843,7 +993,7 @@ async fn upload_stage(
     extension: String,
     concurrency: usize,
     reporter: Arc<dyn Reporter>,
-    mut chunks: mpsc::Receiver<ReadyChunk>,
+    mut chunks: mpsc::Receiver<UploadMsg>,
 ) -> Result<(CheckpointStore, Checkpoint), PullError> {
     type Done = (
         ManifestFile,
@@ -893,7 +1043,31 @@ async fn upload_stage(
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {
-                Some(ReadyChunk { chunk, resume, schema, changes, watermark }) => {
+                Some(UploadMsg::Rejected(mut rejected, body)) => {
+                    // Kept beside the run's chunks, under a name Synapse wildcards skip; a
+                    // resumed run that rejects the page again overwrites the same file.
+                    if let Some(body) = body {
+                        let name = format!("page-{:06}.json", rejected.page);
+                        let path = join_path(&[&cp.run_id, "_rejected", &name]);
+                        sink.put(&path, body, PutMode::Overwrite).await?;
+                        rejected.body_path = Some(path);
+                    }
+                    let kept_at = rejected
+                        .body_path
+                        .as_deref()
+                        .map(|p| format!("; its body is kept at {}", sink.url_of(p)))
+                        .unwrap_or_default();
+                    reporter.report(Event::Warning {
+                        message: format!(
+                            "page {} set aside (--on-bad-page skip): {}{kept_at}",
+                            rejected.page, rejected.reason
+                        ),
+                    });
+                    cp.rejected.retain(|r| r.page != rejected.page);
+                    cp.rejected.push(rejected);
+                    cp.rejected.sort_by_key(|r| r.page);
+                }
+                Some(UploadMsg::Chunk(ReadyChunk { chunk, resume, schema, changes, watermark })) => {
                     let sink = sink.clone();
                     let path = join_path(&[&cp.run_id, &part_name(chunk.seq, &extension)]);
                     in_flight.spawn(async move {
@@ -987,6 +1161,7 @@ mod tests {
                 retry: RetryPolicy::default(),
                 max_pages: None,
                 max_page_bytes: 1 << 20,
+                on_bad_page: Default::default(),
             },
             output: OutputConfig {
                 encode: EncodeOptions::new(Format::Jsonl, None),

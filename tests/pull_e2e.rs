@@ -673,6 +673,96 @@ async fn hostile_next_link_is_never_requested() {
 }
 
 #[tokio::test]
+async fn skip_sets_bad_pages_aside_and_goes_on() {
+    // Offset pagination can find the page after a broken one without reading it.
+    let api = ApiGateway::start(ApiConfig {
+        records: 500,
+        malformed_page: Some(2),
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-skip").await;
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/offset"),
+        "--paginate",
+        "offset",
+        "--page-size",
+        "100",
+        "--records",
+        "items",
+        "--on-bad-page",
+        "skip",
+        "--output",
+        "json",
+        "--progress",
+        "plain",
+        "--dest",
+    ]);
+    a.push(azurite().dest_url(&container, "skip"));
+    let out = gatelake(a, storage_env()).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("page 3 set aside"),
+        "{}",
+        text(&out.stderr)
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["rows"], 400);
+    let run = sum["run_id"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &sink
+            .get(&format!("skip/{run}/_manifest.json"))
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    let rejected = &manifest["rejected"][0];
+    assert_eq!(rejected["page"], 3);
+    assert!(
+        rejected["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON"),
+        "{rejected}"
+    );
+    assert!(
+        rejected["request"].as_str().unwrap().contains("offset=200"),
+        "{rejected}"
+    );
+    let body = sink
+        .get(&format!("skip/{}", rejected["body_path"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .unwrap()
+        .data;
+    assert_eq!(rejected["bytes"].as_u64(), Some(body.len() as u64));
+    assert!(
+        text(&body).contains("<html>502 Bad Gateway</html>"),
+        "the raw body is kept"
+    );
+    // Every other record landed once: 0..200 and 300..500.
+    let mut ids = Vec::new();
+    for f in manifest["files"].as_array().unwrap() {
+        let data = sink
+            .get(&format!("skip/{}", f["path"].as_str().unwrap()))
+            .await
+            .unwrap()
+            .unwrap()
+            .data;
+        ids.extend(
+            decode("jsonl", &data)
+                .iter()
+                .map(|r| r["id"].as_u64().unwrap()),
+        );
+    }
+    assert_eq!(ids, (0..200).chain(300..500).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn bad_pages_and_records_paths_fail_clearly() {
     let api = ApiGateway::start(ApiConfig {
         records: 300,
@@ -700,11 +790,45 @@ async fn bad_pages_and_records_paths_fail_clearly() {
         a.extend(extra);
         gatelake(a, storage_env())
     };
-    let out = run(s(&["--records", "items"]), "malformed").await;
+    let out = run(
+        s(&["--records", "items", "--chunk-rows", "100"]),
+        "malformed",
+    )
+    .await;
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let err = summary(&out)["error"].as_str().unwrap().to_string();
     assert!(
         err.contains("page 3") && err.contains("not valid JSON"),
+        "{err}"
+    );
+    // The two good pages before it are committed, and the checkpoint points at the bad page,
+    // so a rerun after the API is fixed continues there.
+    let cp: Value = serde_json::from_slice(
+        &sink
+            .get("malformed/_state/checkpoint.json")
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    assert_eq!(cp["status"], "running");
+    assert_eq!(cp["next_seq"], 2);
+    assert!(
+        cp["next_request"].as_str().unwrap().contains("cursor="),
+        "{cp}"
+    );
+
+    // --on-bad-page skip cannot go past a broken body when the next cursor is inside it.
+    let out = run(
+        s(&["--records", "items", "--on-bad-page", "skip"]),
+        "skip-cursor",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = summary(&out)["error"].as_str().unwrap().to_string();
+    assert!(
+        err.contains("cannot go past it") && err.contains("cursor or link"),
         "{err}"
     );
     assert!(sink

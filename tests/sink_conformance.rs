@@ -495,6 +495,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
         last_request: None,
         schema_changes: vec![],
         compared_with_run: None,
+        rejected: vec![],
         pages: next_seq,
         files: vec![],
         schema: None,

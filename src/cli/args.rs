@@ -400,6 +400,13 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]
     pub max_page_bytes: Option<String>,
 
+    /// A page whose records cannot be read (invalid JSON, no records at --records, records
+    /// that are not objects, over --max-page-bytes): fail stops the run there (resumable);
+    /// skip keeps its raw body under <run>/_rejected/, lists it in the manifest and goes on,
+    /// when the next page can be found without it. [default: fail]
+    #[arg(long, env = "GATELAKE_ON_BAD_PAGE", value_name = "fail|skip")]
+    pub on_bad_page: Option<String>,
+
     /// Incremental runs: the record path of a value that only grows (an RFC 3339 time or a
     /// number), e.g. updated_at. The next run starts from the largest value this run
     /// delivered; records on that boundary are not delivered twice (see the README).

@@ -44,7 +44,8 @@ impl ExitCode {
             | PullError::Extract { .. }
             | PullError::Paginate { .. }
             | PullError::Encode { .. }
-            | PullError::Watermark(_) => ExitCode::Source,
+            | PullError::Watermark(_)
+            | PullError::Unskippable { .. } => ExitCode::Source,
             PullError::Sink(s) => Self::of_sink_error(s),
             PullError::State(StateError::LostRace { .. }) => ExitCode::Busy,
             PullError::State(StateError::Sink(s)) => Self::of_sink_error(s),

@@ -207,6 +207,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             retry: RetryPolicy::default(),
             max_pages: None,
             max_page_bytes: 64 << 20,
+            on_bad_page: Default::default(),
         },
         output: out.config,
         upload_concurrency: out.upload_concurrency,

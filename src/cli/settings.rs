@@ -68,6 +68,7 @@ pub struct JobSpec {
     pub max_retries: Option<u32>,
     pub retry_deadline: Option<String>,
     pub max_page_bytes: Option<String>,
+    pub on_bad_page: Option<String>,
     pub since_field: Option<String>,
     pub since_param: Option<String>,
     pub lag: Option<String>,
@@ -630,6 +631,19 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             Some("64MiB".into()),
         ),
     )?;
+    let on_bad_page = match r
+        .pick(
+            "on_bad_page",
+            args.on_bad_page.clone(),
+            job.on_bad_page.clone(),
+            Some("fail".into()),
+        )
+        .as_deref()
+    {
+        Some("skip") => gatelake::config::BadPagePolicy::Skip,
+        Some("fail") | None => gatelake::config::BadPagePolicy::Fail,
+        Some(other) => return usage(format!("--on-bad-page {other}: use fail or skip")),
+    };
     let since_field = r.pick(
         "since_field",
         args.since_field.clone(),
@@ -672,6 +686,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         },
         max_pages,
         max_page_bytes,
+        on_bad_page,
     };
     Ok(Resolved {
         pull: PullConfig {

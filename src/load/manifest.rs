@@ -10,6 +10,22 @@ use serde::{Deserialize, Serialize};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// A page set aside by `--on-bad-page skip`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RejectedPage {
+    /// The page's number in the run (1-based).
+    pub page: u64,
+    /// Its request (redacted).
+    pub request: String,
+    /// Why its records could not be read.
+    pub reason: String,
+    /// Where its raw body was kept, relative to the destination (`<run>/_rejected/…`); `None`
+    /// when no body was kept (a body over `--max-page-bytes` is not read whole).
+    pub body_path: Option<String>,
+    /// Bytes of the body received.
+    pub bytes: u64,
+}
+
 /// One data file of the run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ManifestFile {
@@ -118,6 +134,9 @@ pub struct Manifest {
     /// The load script beside the manifest (`<run>/load.sql`), when one was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load_sql: Option<String>,
+    /// Pages set aside by `--on-bad-page skip`, with where their bodies were kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<RejectedPage>,
 }
 
 impl Manifest {
@@ -190,6 +209,7 @@ mod tests {
             schema_changes: Vec::new(),
             watermark: None,
             load_sql: None,
+            rejected: vec![],
         };
         assert_eq!(m.totals.rows, 33);
         assert_eq!(m.totals.files, 3);

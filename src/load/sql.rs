@@ -840,6 +840,7 @@ mod tests {
             schema_changes: Vec::new(),
             watermark: None,
             load_sql: None,
+            rejected: vec![],
         }
     }
 

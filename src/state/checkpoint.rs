@@ -64,6 +64,9 @@ pub struct Checkpoint {
     /// The completed run whose schema this run's first page was compared with.
     #[serde(default)]
     pub compared_with_run: Option<String>,
+    /// Pages set aside by `--on-bad-page skip` (one entry per page number).
+    #[serde(default)]
+    pub rejected: Vec<crate::load::manifest::RejectedPage>,
     /// The first request of the run (redacted).
     pub first_request: Option<String>,
     /// The previous completed run's watermark: where this run started from.

@@ -2,7 +2,18 @@
 //! that is sent back as a query parameter to get the next page. Null, absent or empty
 //! means the end.
 
-use super::{with_query_param, PageView, PaginateError, Paginator};
+use super::{with_query_param, Blind, PageView, PaginateError, Paginator};
+use crate::source::extract::JsonDoc;
+use reqwest::header::HeaderMap;
+
+fn header_cursor(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
 use url::Url;
 
 /// Where the cursor is found in a response.
@@ -35,16 +46,27 @@ impl Paginator for CursorPaginator {
         base.clone()
     }
 
+    fn next_blind(&self, url: &Url, headers: &HeaderMap, doc: Option<&JsonDoc<'_>>) -> Blind {
+        let cursor = match &self.source {
+            CursorSource::Body(path) => match doc {
+                Some(doc) => match doc.get_text(path) {
+                    Ok(c) => c,
+                    Err(_) => return Blind::Unknown,
+                },
+                None => return Blind::Unknown,
+            },
+            CursorSource::Header(name) => header_cursor(headers, name),
+        };
+        match cursor {
+            Some(c) => Blind::Next(with_query_param(url, &self.param, &c)),
+            None => Blind::End,
+        }
+    }
+
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
         let cursor = match &self.source {
             CursorSource::Body(path) => page.doc.get_text(path)?,
-            CursorSource::Header(name) => page
-                .headers
-                .get(name.as_str())
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string),
+            CursorSource::Header(name) => header_cursor(page.headers, name),
         };
         Ok(cursor.map(|c| with_query_param(page.url, &self.param, &c)))
     }

@@ -2,7 +2,9 @@
 //! Several links may share one header and several headers may be sent; `rel` may hold more
 //! than one relation type. No `next` link means the end.
 
-use super::{resolve_link, PageView, PaginateError, Paginator};
+use super::{resolve_link, Blind, PageView, PaginateError, Paginator};
+use crate::source::extract::JsonDoc;
+use reqwest::header::HeaderMap;
 use url::Url;
 
 #[derive(Debug)]
@@ -17,15 +19,27 @@ impl Paginator for LinkHeaderPaginator {
         base.clone()
     }
 
-    fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
-        for value in page.headers.get_all(reqwest::header::LINK) {
-            let Ok(value) = value.to_str() else { continue };
-            if let Some(target) = find_rel(value, "next") {
-                return resolve_link(page.url, target).map(Some);
-            }
+    fn next_blind(&self, url: &Url, headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
+        match next_link(url, headers) {
+            Ok(Some(next)) => Blind::Next(next),
+            Ok(None) => Blind::End,
+            Err(_) => Blind::Unknown,
         }
-        Ok(None)
     }
+
+    fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
+        next_link(page.url, page.headers)
+    }
+}
+
+fn next_link(url: &Url, headers: &HeaderMap) -> Result<Option<Url>, PaginateError> {
+    for value in headers.get_all(reqwest::header::LINK) {
+        let Ok(value) = value.to_str() else { continue };
+        if let Some(target) = find_rel(value, "next") {
+            return resolve_link(url, target).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 /// The target of the first link in `header` whose `rel` includes `wanted`.

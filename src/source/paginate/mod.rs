@@ -69,6 +69,46 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     fn shrink(&self, _url: &Url) -> Option<Url> {
         None
     }
+
+    /// The request after a page whose records could not be read (`--on-bad-page skip`),
+    /// from what is still known: the URL, the headers, and the body if it is at least valid
+    /// JSON. [`Blind::Unknown`] when the next request is inside an unreadable body.
+    fn next_blind(&self, url: &Url, headers: &HeaderMap, doc: Option<&JsonDoc<'_>>) -> Blind;
+}
+
+/// The next request after a bad page, as far as it can be known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blind {
+    Next(Url),
+    /// The listing ends with this page.
+    End,
+    /// The next request is in the part of the page that could not be read.
+    Unknown,
+}
+
+/// [`Paginator::next_blind`], then host pinning and the no-progress check, as for a good page.
+pub fn next_after_bad_page(
+    paginator: &dyn Paginator,
+    origin: &Url,
+    url: &Url,
+    headers: &HeaderMap,
+    doc: Option<&JsonDoc<'_>>,
+) -> Result<Blind, PaginateError> {
+    match paginator.next_blind(url, headers, doc) {
+        Blind::Next(next) => {
+            if !same_origin(origin, &next) {
+                return Err(PaginateError::ForeignHost {
+                    next: redact_url(&next),
+                    origin: origin_of(origin),
+                });
+            }
+            if &next == url {
+                return Err(PaginateError::NoProgress(redact_url(&next)));
+            }
+            Ok(Blind::Next(next))
+        }
+        other => Ok(other),
+    }
 }
 
 /// Stop rules every style shares, from flags.
@@ -176,6 +216,9 @@ struct SinglePage;
 impl Paginator for SinglePage {
     fn name(&self) -> &'static str {
         "none"
+    }
+    fn next_blind(&self, _url: &Url, _headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
+        Blind::End
     }
     fn first(&self, base: &Url) -> Url {
         base.clone()
@@ -354,6 +397,62 @@ pub(crate) mod tests {
         };
         assert!(next_of(&p, &total, url, body, &[], 5).unwrap().is_some());
         assert!(next_of(&p, &total, url, body, &[], 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_page_after_a_bad_one() {
+        let url =
+            Url::parse("https://api.example.com/prod/orders?offset=200&limit=100&page=4").unwrap();
+        let origin = Url::parse("https://api.example.com/prod/orders").unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "link",
+            r#"</prod/orders?page=5>; rel="next""#.parse().unwrap(),
+        );
+        headers.insert("x-next-cursor", "c5".parse().unwrap());
+        let body =
+            r#"{"items": "not an array", "next_cursor": "c9", "next": "/prod/orders?after=9"}"#;
+        let doc = JsonDoc::parse(body).unwrap();
+        let next = |p: &dyn Paginator, doc: Option<&JsonDoc<'_>>| match next_after_bad_page(
+            p, &origin, &url, &headers, doc,
+        )
+        .unwrap()
+        {
+            Blind::Next(u) => Some(u.to_string()),
+            Blind::End => Some("end".into()),
+            Blind::Unknown => None,
+        };
+        let offset = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
+        assert!(
+            next(&offset, None).unwrap().contains("offset=300"),
+            "advances by the page size asked for"
+        );
+        let page = PageNumberPaginator::new("page".into(), 1, None);
+        assert!(next(&page, None).unwrap().ends_with("page=5"));
+        assert!(next(&LinkHeaderPaginator, None)
+            .unwrap()
+            .ends_with("/prod/orders?page=5"));
+        let header_cursor = CursorPaginator::new(
+            CursorSource::Header("x-next-cursor".into()),
+            "cursor".into(),
+        );
+        assert!(next(&header_cursor, None).unwrap().ends_with("cursor=c5"));
+        let body_cursor =
+            CursorPaginator::new(CursorSource::Body("next_cursor".into()), "cursor".into());
+        assert!(
+            next(&body_cursor, Some(&doc))
+                .unwrap()
+                .ends_with("cursor=c9"),
+            "valid JSON: the cursor is readable"
+        );
+        assert_eq!(
+            next(&body_cursor, None),
+            None,
+            "broken body: the cursor is lost"
+        );
+        let link = NextLinkPaginator::new("next".into());
+        assert!(next(&link, Some(&doc)).unwrap().ends_with("after=9"));
+        assert_eq!(next(&link, None), None);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! current page (`{"links":{"next":"/prod/orders?after=42"}}`). Null, absent or empty means
 //! the end.
 
-use super::{resolve_link, PageView, PaginateError, Paginator};
+use super::{resolve_link, Blind, PageView, PaginateError, Paginator};
+use crate::source::extract::JsonDoc;
+use reqwest::header::HeaderMap;
 use url::Url;
 
 #[derive(Debug)]
@@ -23,6 +25,17 @@ impl Paginator for NextLinkPaginator {
 
     fn first(&self, base: &Url) -> Url {
         base.clone()
+    }
+
+    fn next_blind(&self, url: &Url, _headers: &HeaderMap, doc: Option<&JsonDoc<'_>>) -> Blind {
+        match doc.map(|d| d.get_text(&self.path)) {
+            Some(Ok(Some(link))) => match resolve_link(url, &link) {
+                Ok(next) => Blind::Next(next),
+                Err(_) => Blind::Unknown,
+            },
+            Some(Ok(None)) => Blind::End,
+            _ => Blind::Unknown,
+        }
     }
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {

@@ -3,7 +3,9 @@
 //! caps the page size below `limit` loses nothing. The listing ends on an empty page (or by
 //! the shared `total` rule).
 
-use super::{query_param, with_query_param, PageView, PaginateError, Paginator};
+use super::{query_param, with_query_param, Blind, PageView, PaginateError, Paginator};
+use crate::source::extract::JsonDoc;
+use reqwest::header::HeaderMap;
 use url::Url;
 
 #[derive(Debug)]
@@ -33,6 +35,20 @@ impl Paginator for OffsetPaginator {
     fn first(&self, base: &Url) -> Url {
         let u = with_query_param(base, &self.offset_param, &self.start.to_string());
         with_query_param(&u, &self.limit_param, &self.limit.to_string())
+    }
+
+    /// A bad page's records cannot be counted: advance by the page size asked for.
+    fn next_blind(&self, url: &Url, _headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
+        let offset = query_param(url, &self.offset_param).and_then(|v| v.parse::<u64>().ok());
+        let limit = query_param(url, &self.limit_param).and_then(|v| v.parse::<u64>().ok());
+        match (offset, limit) {
+            (Some(o), Some(l)) => Blind::Next(with_query_param(
+                url,
+                &self.offset_param,
+                &(o + l).to_string(),
+            )),
+            _ => Blind::Unknown,
+        }
     }
 
     fn shrink(&self, url: &Url) -> Option<Url> {

@@ -1,7 +1,9 @@
 //! Page-number pagination: `?page=1&per_page=500`, then `page=2`, … The listing ends on an
 //! empty page, or by the shared `has_more` / `total` rules.
 
-use super::{query_param, with_query_param, PageView, PaginateError, Paginator};
+use super::{query_param, with_query_param, Blind, PageView, PaginateError, Paginator};
+use crate::source::extract::JsonDoc;
+use reqwest::header::HeaderMap;
 use url::Url;
 
 #[derive(Debug)]
@@ -32,6 +34,17 @@ impl Paginator for PageNumberPaginator {
             Some((param, size)) => with_query_param(&u, param, &size.to_string()),
             None => u,
         }
+    }
+
+    fn next_blind(&self, url: &Url, _headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
+        let current = query_param(url, &self.page_param)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.start);
+        Blind::Next(with_query_param(
+            url,
+            &self.page_param,
+            &(current + 1).to_string(),
+        ))
     }
 
     /// Page `p` of size `s` holds the records `(p - start) * s ..`; at size `s / 2` the same
