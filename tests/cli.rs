@@ -136,6 +136,19 @@ fn usage_errors_exit_2_with_a_named_fix() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
     }
+    // Plain HTTP to a remote host only with the explicit override.
+    let out = gatelake(
+        dir.path(),
+        &[
+            "pull",
+            "--url",
+            "http://example.com/x",
+            "--allow-insecure-http",
+            "--show-settings",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
     // clap's own errors are usage errors too.
     assert_eq!(
         gatelake(dir.path(), &["pull", "--no-such-flag"], &[])

@@ -407,6 +407,11 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_ON_BAD_PAGE", value_name = "fail|skip")]
     pub on_bad_page: Option<String>,
 
+    /// Accept a plain http:// --url on a non-loopback host (credentials and data travel
+    /// unencrypted). Without it, plain HTTP is accepted for loopback addresses only.
+    #[arg(long, env = "GATELAKE_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+
     /// Incremental runs: the record path of a value that only grows (an RFC 3339 time or a
     /// number), e.g. updated_at. The next run starts from the largest value this run
     /// delivered; records on that boundary are not delivered twice (see the README).

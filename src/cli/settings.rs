@@ -351,8 +351,14 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         ));
     }
     if url.scheme() == "http" && !is_loopback(&url) {
-        return usage(format!(
-            "--url {} uses plain HTTP: credentials and data would cross the network unencrypted. Use https:// (plain http is accepted for loopback addresses only)",
+        if !args.allow_insecure_http {
+            return usage(format!(
+                "--url {} uses plain HTTP: credentials and data would cross the network unencrypted. Use https://, or pass --allow-insecure-http if you really mean it (plain http is accepted for loopback addresses without it)",
+                redact_url(&url)
+            ));
+        }
+        warnings.push(format!(
+            "--allow-insecure-http: requests to {} are not encrypted; anything they carry can be read on the way",
             redact_url(&url)
         ));
     }
