@@ -217,7 +217,9 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         pull,
         &out.dest,
         out.create_container,
-        out.restart,
+        // The demo API listens on a new port each time, so an interrupted demo run could never
+        // be resumed (its source URL changed): start afresh instead.
+        true,
         out.mode,
         out.progress,
         None,
