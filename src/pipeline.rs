@@ -417,7 +417,7 @@ async fn run_locked(
         reporter.clone(),
         page_tx,
         start,
-        cp.pages,
+        (cp.pages, cp.rows()),
         stop.clone(),
     ));
     let encode = {
@@ -638,7 +638,9 @@ async fn fetch_stage(
     reporter: Arc<dyn Reporter>,
     pages: mpsc::Sender<PageMsg>,
     start: Option<Url>,
-    pages_before: u64,
+    // Pages and records in committed chunks: a resumed run counts on from there, so a
+    // `--total-path` rule still compares the whole run's records with the total.
+    before: (u64, u64),
     mut stop: StopSignal,
 ) -> Result<bool, PullError> {
     let source = &source;
@@ -648,10 +650,7 @@ async fn fetch_stage(
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
 
     let mut next = start;
-    let mut page_no = pages_before;
-    // Records before this invocation are not counted: `total` rules on a resumed run compare
-    // against what this invocation saw, which only matters for totals crossing a resume.
-    let mut records_so_far = 0u64;
+    let (mut page_no, mut records_so_far) = before;
     while let Some(url) = next.take() {
         if source.max_pages.is_some_and(|m| page_no >= m) {
             break;

@@ -467,3 +467,78 @@ async fn incremental_runs_deliver_each_record_once_across_runs() {
         "asked from {since}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_run_stops_at_the_total_without_asking_past_the_end() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 3000,
+        page_size: 100,
+        latency: Duration::from_millis(15),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/offset"),
+        "--paginate",
+        "offset",
+        "--page-size",
+        "100",
+        "--records",
+        "items",
+        "--total-path",
+        "total",
+        "--chunk-rows",
+        "300",
+        "--output",
+        "json",
+        "--progress",
+        "none",
+        "--dest",
+    ]);
+    args.push(lake.to_str().unwrap().to_string());
+    let child = command()
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = lake.join("_state/checkpoint.json");
+    for _ in 0..300 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let committed = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| v["next_seq"].as_u64())
+            .unwrap_or(0);
+        if committed >= 2 {
+            break;
+        }
+    }
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+
+    let out = gatelake(args, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 3000);
+    let past_end: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| {
+            r.query_param("offset")
+                .and_then(|o| o.parse::<u64>().ok())
+                .is_some_and(|o| o >= 3000)
+        })
+        .map(|r| r.query.clone().unwrap_or_default())
+        .collect();
+    assert!(past_end.is_empty(), "asked past the total: {past_end:?}");
+}
