@@ -51,6 +51,28 @@ fn python() -> String {
     })
 }
 
+/// Validate a manifest against `docs/manifest.schema.json` with Python's `jsonschema` (in
+/// the test bed's venv); a missing package fails the test.
+fn check_manifest(manifest: &Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("_manifest.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(python())
+        .arg(root.join("tests/support/check_manifest.py"))
+        .arg(root.join("docs/manifest.schema.json"))
+        .arg(&path)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "the manifest does not match docs/manifest.schema.json (is jsonschema installed? \
+         `bash scripts/test.sh` installs it):\n{}{}\n{manifest:#}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 fn storage_env() -> Vec<(String, String)> {
     vec![(
         "AZURE_STORAGE_CONNECTION_STRING".into(),
@@ -145,6 +167,7 @@ async fn parquet_and_csv_read_back_with_independent_readers() {
             );
         }
         assert_eq!(manifest["identities"][1]["role"], "storage", "{manifest}");
+        check_manifest(&manifest);
         let mut paths = Vec::new();
         for (i, file) in manifest["files"].as_array().unwrap().iter().enumerate() {
             let data = sink
@@ -244,7 +267,94 @@ async fn pull_local(api: &ApiGateway, dest: &Path, extra: &[&str]) -> Output {
 fn latest_manifest(dest: &Path, summary: &Output) -> Value {
     let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
     let run = summary["run_id"].as_str().unwrap();
-    serde_json::from_slice(&std::fs::read(dest.join(run).join("_manifest.json")).unwrap()).unwrap()
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dest.join(run).join("_manifest.json")).unwrap())
+            .unwrap();
+    check_manifest(&manifest);
+    manifest
+}
+
+/// jsonl keeps the records as served and still records a (descriptive) schema, so the
+/// serverless view has typed columns; incremental runs record `{"field", "max"}`.
+#[tokio::test]
+async fn jsonl_runs_record_a_schema_and_keep_the_records_as_served() {
+    let records = 230;
+    let api = ApiGateway::start(ApiConfig {
+        records,
+        page_size: 50,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake");
+    let mut a = cursor_args(&api);
+    a.extend(s(&[
+        "--format",
+        "jsonl",
+        "--chunk-rows",
+        "100",
+        "--since-field",
+        "created_at",
+        "--since-param",
+        "updated_since",
+        "--dest",
+        &dest.display().to_string(),
+    ]));
+    let out = gatelake(a, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = latest_manifest(&dest, &out);
+    let kinds: Vec<(String, String)> = manifest["schema"]["fields"]
+        .as_array()
+        .expect("jsonl manifests carry a schema")
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (name, kind) in [
+        ("id", "int64"),
+        ("amount", "float64"),
+        ("active", "boolean"),
+        ("created_at", "timestamp"),
+        ("customer", "json"),
+    ] {
+        assert!(
+            kinds.contains(&(name.to_owned(), kind.to_owned())),
+            "{name}: {kinds:?}"
+        );
+    }
+    assert_eq!(manifest["watermark"]["field"], "created_at", "{manifest}");
+    assert!(manifest["watermark"]["max"].is_string(), "{manifest}");
+    // The records, as served, one a line.
+    let mut served = Vec::new();
+    for file in manifest["files"].as_array().unwrap() {
+        let raw = std::fs::read(dest.join(file["path"].as_str().unwrap())).unwrap();
+        let mut plain = String::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_string(&mut plain)
+            .unwrap();
+        served.extend(
+            plain
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+        assert!(file.get("columns").is_none(), "{file}");
+    }
+    let expected: Vec<Value> = (0..records).map(apigw::record).collect();
+    assert_eq!(served, expected);
+    // The serverless view reads typed columns.
+    let run = manifest["run_id"].as_str().unwrap();
+    let load = std::fs::read_to_string(dest.join(run).join("load.sql")).unwrap();
+    assert!(
+        load.contains("TRY_CAST(JSON_VALUE([doc], N''$.\"id\"'') AS BIGINT) AS [id]")
+            && load.contains("JSON_QUERY([doc], N''$.\"customer\"'') AS [customer]")
+            && load.contains("DATA_COMPRESSION = ''GZIP''"),
+        "{load}"
+    );
 }
 
 #[tokio::test]
