@@ -19,7 +19,8 @@
 //!
 //! jsonl chunks keep the records byte for byte, so their schema is descriptive only: every
 //! page widens it (int and float make float, two other kinds make a string; a record that is
-//! not an object is left out of it) and nothing is ever rejected for it. It gives the
+//! not an object, and a field never seen with a value, are left out of it) and nothing is
+//! ever rejected for it. It gives the
 //! manifest a schema and the serverless view typed `JSON_VALUE` columns; the `TRY_CAST`s
 //! there turn a value that does not fit into `NULL`, never an error.
 //!
@@ -92,10 +93,15 @@ pub struct ChunkWriter {
     jsonl_seen: Seen,
 }
 
-/// Fold one page's observations into the run's: new fields are appended, kinds widen, and a
-/// field seen only as null so far takes the first kind seen.
+/// Fold one page's observations into the run's: kinds widen, and a field is appended at its
+/// first non-null value. Nulls are left out, so the state is exactly the schema built from it
+/// and a resumed run (which starts from the checkpoint's schema) describes the same columns
+/// in the same order as one that was never interrupted.
 fn merge_seen(all: &mut Seen, page: Seen) {
     for (name, kind) in page {
+        if kind.is_none() {
+            continue;
+        }
         match all.iter_mut().find(|(n, _)| *n == name) {
             Some((_, have)) => {
                 *have = match (*have, kind) {
@@ -625,7 +631,7 @@ mod tests {
             .unwrap()
             .with_schema_options(policy(OnSchemaDrift::Fail), None);
         let pages: Vec<Vec<&str>> = vec![
-            vec![r#"{"id":1,"at":"2026-11-24T10:00:00Z","x":null}"#],
+            vec![r#"{"id":1,"at":"2026-11-24T10:00:00Z","x":null,"never":null}"#],
             vec![
                 r#"{"id":1.5,"at":"yesterday","x":{"a":1},"new":true}"#,
                 r#"[1,2]"#,
@@ -645,6 +651,7 @@ mod tests {
             .iter()
             .map(|f| (f.name.clone(), f.kind))
             .collect();
+        // `x` is placed at its first value; `never` had none.
         let want = [
             ("id", FieldKind::Float64),
             ("at", FieldKind::Utf8),
@@ -660,6 +667,36 @@ mod tests {
         let want_text: String = pages.iter().flatten().map(|r| format!("{r}\n")).collect();
         assert_eq!(text, want_text);
         assert_eq!(chunks[0].columns, None);
+    }
+
+    #[test]
+    fn a_resumed_jsonl_run_describes_the_same_schema() {
+        let limits = ChunkLimits {
+            max_bytes: 1 << 20,
+            max_rows: Some(1),
+        };
+        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        let pages: [&[&str]; 3] = [
+            &[r#"{"a":null,"b":1}"#],
+            &[r#"{"c":"x","a":2}"#],
+            &[r#"{"b":2.5,"d":[1]}"#, "7"],
+        ];
+        let mut whole = ChunkWriter::new(options.clone(), limits, 0, None).unwrap();
+        for page in pages {
+            whole.write_page(page).unwrap();
+        }
+        whole.finish().unwrap();
+        let mut first = ChunkWriter::new(options.clone(), limits, 0, None).unwrap();
+        first.write_page(pages[0]).unwrap();
+        let saved = first.schema_with_stats();
+        let mut resumed = ChunkWriter::new(options, limits, 1, saved).unwrap();
+        for page in &pages[1..] {
+            resumed.write_page(page).unwrap();
+        }
+        resumed.finish().unwrap();
+        assert_eq!(resumed.schema_with_stats(), whole.schema_with_stats());
+        let names: Vec<&str> = whole.schema().unwrap().names().collect();
+        assert_eq!(names, ["b", "c", "a", "d"]);
     }
 
     #[test]
