@@ -681,12 +681,12 @@ mod tests {
             &[r#"{"c":"x","a":2}"#],
             &[r#"{"b":2.5,"d":[1]}"#, "7"],
         ];
-        let mut whole = ChunkWriter::new(options.clone(), limits, 0, None).unwrap();
+        let mut whole = ChunkWriter::new(options, limits, 0, None).unwrap();
         for page in pages {
             whole.write_page(page).unwrap();
         }
         whole.finish().unwrap();
-        let mut first = ChunkWriter::new(options.clone(), limits, 0, None).unwrap();
+        let mut first = ChunkWriter::new(options, limits, 0, None).unwrap();
         first.write_page(pages[0]).unwrap();
         let saved = first.schema_with_stats();
         let mut resumed = ChunkWriter::new(options, limits, 1, saved).unwrap();
