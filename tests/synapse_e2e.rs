@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use support::apigw::{self, ApiConfig, ApiGateway};
 use support::azurite::azurite;
+use support::manifest::check_manifest;
 
 async fn gatelake(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -49,28 +50,6 @@ fn python() -> String {
              `bash scripts/test.sh`, which installs it into .testbed/venv."
         )
     })
-}
-
-/// Validate a manifest against `docs/manifest.schema.json` with Python's `jsonschema` (in
-/// the test bed's venv); a missing package fails the test.
-fn check_manifest(manifest: &Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("_manifest.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(manifest).unwrap()).unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(python())
-        .arg(root.join("tests/support/check_manifest.py"))
-        .arg(root.join("docs/manifest.schema.json"))
-        .arg(&path)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "the manifest does not match docs/manifest.schema.json (is jsonschema installed? \
-         `bash scripts/test.sh` installs it):\n{}{}\n{manifest:#}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 fn storage_env() -> Vec<(String, String)> {
