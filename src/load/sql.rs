@@ -13,7 +13,11 @@
 //!   by the header's names. So parquet files carry the SQL column names (see
 //!   `encode::schema::column_name`) and csv is read with `FIRSTROW = 2` and ordinals.
 //! - Serverless reads gzip csv (and jsonl) with `DATA_COMPRESSION = 'GZIP'`, an option of
-//!   CSV parser 1.0 only; parser 2.0 is used for uncompressed files.
+//!   CSV parser 1.0 only; parser 2.0 is used for uncompressed files. An external file format
+//!   takes the same `PARSER_VERSION` rules.
+//! - OPENROWSET (unlike external tables) may return files whose names start with `_`, so
+//!   every path pattern ends in the run's extension: `_manifest.json`, `_SUCCESS` and
+//!   `load.sql` never match it.
 //! - zstd is read by neither, so a zstd run gets an error here, not SQL that fails later.
 //! - With a managed identity (or a service principal), COPY INTO wants the `.dfs` endpoint;
 //!   with a SAS, the `.blob` endpoint.
