@@ -460,3 +460,65 @@ async fn a_pinned_schema_names_the_offending_record() {
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+/// Serverless Synapse binds parquet columns by name: pyarrow must see, in the file, exactly
+/// the column names the load SQL uses, for names too long for SQL or holding a line break.
+#[test]
+fn parquet_files_carry_the_sql_column_names() {
+    use gatelake::encode::chunk::{ChunkLimits, ChunkWriter};
+    use gatelake::encode::schema::column_name;
+    use gatelake::encode::{Compression, EncodeOptions, Format};
+    let python = python();
+    let long = "field_".repeat(40);
+    let names = [long.as_str(), "new\nline", "it's ]bracketed[", "id"];
+    let record = serde_json::Value::Object(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), serde_json::json!(i)))
+            .collect(),
+    )
+    .to_string();
+    let options = EncodeOptions::new(Format::Parquet, Some(Compression::Snappy));
+    let limits = ChunkLimits {
+        max_bytes: 1 << 20,
+        max_rows: None,
+    };
+    let mut writer = ChunkWriter::new(options, limits, 0, None).unwrap();
+    writer.write_page(&[record.as_str()]).unwrap();
+    let chunk = writer.finish().unwrap().expect("a chunk");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part-00000.parquet");
+    std::fs::write(&path, &chunk.data).unwrap();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import json, sys, pyarrow.parquet as pq\n\
+             s = pq.read_schema(sys.argv[1])\n\
+             print(json.dumps([[f.name, (f.metadata or {}).get(b'gatelake.field', b'').decode()] for f in s]))",
+        )
+        .arg(&path)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    // Field order in the file follows first appearance in the record (serde_json sorts keys).
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let want: Vec<(String, String)> = record
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| {
+            let col = column_name(k);
+            let original = if &col == k { String::new() } else { k.clone() };
+            (col, original)
+        })
+        .collect();
+    assert_eq!(got, want);
+    for (col, _) in &got {
+        assert!(
+            col.chars().count() <= 128 && !col.chars().any(char::is_control),
+            "{col:?}"
+        );
+    }
+}
