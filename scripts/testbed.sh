@@ -188,7 +188,7 @@ start_moto() {
     log "moto (pid $pid) at $GATELAKE_TEST_MOTO"
 }
 
-# --- Python venv with pyarrow (reads the parquet files gatelake writes) ---------------------
+# --- Python venv with pyarrow (reads the parquet files gatelake writes) and jsonschema ------
 
 # The venv (ensure_venv above) is shared with moto's server: only missing packages are
 # installed.
@@ -196,6 +196,15 @@ VENV="$TESTBED/venv"
 
 install_pyarrow() {
     ensure_venv
+    # jsonschema validates the manifests the e2e tests write (docs/manifest.schema.json).
+    if ! "$VENV/bin/python" -c 'import jsonschema' >/dev/null 2>&1; then
+        log "installing jsonschema into .testbed/venv"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check jsonschema \
+            </dev/null >"$LOGS/pip-jsonschema.log" 2>&1 || {
+            cat "$LOGS/pip-jsonschema.log" >&2
+            die "pip install jsonschema failed"
+        }
+    fi
     if ! "$VENV/bin/python" -c 'import pyarrow, pyarrow.parquet' >/dev/null 2>&1; then
         log "installing pyarrow into .testbed/venv"
         "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pyarrow \

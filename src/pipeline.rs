@@ -397,7 +397,7 @@ async fn run_locked(
     let columnar = config.output.encode.format != Format::Jsonl;
     let previous_schema =
         if columnar && cp.schema.is_none() && config.output.schema.pinned.is_none() {
-            crate::load::previous::latest_manifest(sink.as_ref())
+            crate::load::previous::latest_manifest_before(sink.as_ref(), previous.as_ref())
                 .await?
                 .and_then(|m| m.schema.map(|s| (m.run_id, s)))
         } else {

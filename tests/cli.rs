@@ -88,6 +88,7 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("_manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["totals"]["rows"], 2345);
+    support::manifest::check_manifest(&manifest);
     for f in manifest["files"].as_array().unwrap() {
         let data = std::fs::read(
             dir.path()

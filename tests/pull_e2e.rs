@@ -195,6 +195,7 @@ async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &
     )
     .unwrap();
     assert_eq!(manifest["totals"]["rows"].as_u64(), Some(count));
+    support::manifest::check_manifest(&manifest);
 
     let mut next = 0u64;
     for file in manifest["files"].as_array().unwrap() {

@@ -50,6 +50,7 @@ fn landed_ids(lake: &Path, summary: &Value) -> (Vec<u64>, Vec<String>) {
     let run_dir = lake.join(summary["run_id"].as_str().unwrap());
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(run_dir.join("_manifest.json")).unwrap()).unwrap();
+    support::manifest::check_manifest(&manifest);
     let mut ids = Vec::new();
     let mut listed: Vec<String> = Vec::new();
     for f in manifest["files"].as_array().unwrap() {

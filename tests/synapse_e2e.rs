@@ -17,6 +17,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use support::apigw::{self, ApiConfig, ApiGateway};
 use support::azurite::azurite;
+use support::manifest::check_manifest;
 
 async fn gatelake(args: Vec<String>, env: Vec<(String, String)>) -> Output {
     tokio::task::spawn_blocking(move || {
@@ -145,6 +146,7 @@ async fn parquet_and_csv_read_back_with_independent_readers() {
             );
         }
         assert_eq!(manifest["identities"][1]["role"], "storage", "{manifest}");
+        check_manifest(&manifest);
         let mut paths = Vec::new();
         for (i, file) in manifest["files"].as_array().unwrap().iter().enumerate() {
             let data = sink
@@ -244,7 +246,94 @@ async fn pull_local(api: &ApiGateway, dest: &Path, extra: &[&str]) -> Output {
 fn latest_manifest(dest: &Path, summary: &Output) -> Value {
     let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
     let run = summary["run_id"].as_str().unwrap();
-    serde_json::from_slice(&std::fs::read(dest.join(run).join("_manifest.json")).unwrap()).unwrap()
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(dest.join(run).join("_manifest.json")).unwrap())
+            .unwrap();
+    check_manifest(&manifest);
+    manifest
+}
+
+/// jsonl keeps the records as served and still records a (descriptive) schema, so the
+/// serverless view has typed columns; incremental runs record `{"field", "max"}`.
+#[tokio::test]
+async fn jsonl_runs_record_a_schema_and_keep_the_records_as_served() {
+    let records = 230;
+    let api = ApiGateway::start(ApiConfig {
+        records,
+        page_size: 50,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake");
+    let mut a = cursor_args(&api);
+    a.extend(s(&[
+        "--format",
+        "jsonl",
+        "--chunk-rows",
+        "100",
+        "--since-field",
+        "created_at",
+        "--since-param",
+        "updated_since",
+        "--dest",
+        &dest.display().to_string(),
+    ]));
+    let out = gatelake(a, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let manifest = latest_manifest(&dest, &out);
+    let kinds: Vec<(String, String)> = manifest["schema"]["fields"]
+        .as_array()
+        .expect("jsonl manifests carry a schema")
+        .iter()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap().to_owned(),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for (name, kind) in [
+        ("id", "int64"),
+        ("amount", "float64"),
+        ("active", "boolean"),
+        ("created_at", "timestamp"),
+        ("customer", "json"),
+    ] {
+        assert!(
+            kinds.contains(&(name.to_owned(), kind.to_owned())),
+            "{name}: {kinds:?}"
+        );
+    }
+    assert_eq!(manifest["watermark"]["field"], "created_at", "{manifest}");
+    assert!(manifest["watermark"]["max"].is_string(), "{manifest}");
+    // The records, as served, one a line.
+    let mut served = Vec::new();
+    for file in manifest["files"].as_array().unwrap() {
+        let raw = std::fs::read(dest.join(file["path"].as_str().unwrap())).unwrap();
+        let mut plain = String::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_string(&mut plain)
+            .unwrap();
+        served.extend(
+            plain
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+        );
+        assert!(file.get("columns").is_none(), "{file}");
+    }
+    let expected: Vec<Value> = (0..records).map(apigw::record).collect();
+    assert_eq!(served, expected);
+    // The serverless view reads typed columns.
+    let run = manifest["run_id"].as_str().unwrap();
+    let load = std::fs::read_to_string(dest.join(run).join("load.sql")).unwrap();
+    assert!(
+        load.contains("TRY_CAST(JSON_VALUE([doc], N''$.\"id\"'') AS BIGINT) AS [id]")
+            && load.contains("JSON_QUERY([doc], N''$.\"customer\"'') AS [customer]")
+            && load.contains("DATA_COMPRESSION = ''GZIP''"),
+        "{load}"
+    );
 }
 
 #[tokio::test]
@@ -370,4 +459,66 @@ async fn a_pinned_schema_names_the_offending_record() {
     )
     .await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+}
+
+/// Serverless Synapse binds parquet columns by name: pyarrow must see, in the file, exactly
+/// the column names the load SQL uses, for names too long for SQL or holding a line break.
+#[test]
+fn parquet_files_carry_the_sql_column_names() {
+    use gatelake::encode::chunk::{ChunkLimits, ChunkWriter};
+    use gatelake::encode::schema::column_name;
+    use gatelake::encode::{Compression, EncodeOptions, Format};
+    let python = python();
+    let long = "field_".repeat(40);
+    let names = [long.as_str(), "new\nline", "it's ]bracketed[", "id"];
+    let record = serde_json::Value::Object(
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), serde_json::json!(i)))
+            .collect(),
+    )
+    .to_string();
+    let options = EncodeOptions::new(Format::Parquet, Some(Compression::Snappy));
+    let limits = ChunkLimits {
+        max_bytes: 1 << 20,
+        max_rows: None,
+    };
+    let mut writer = ChunkWriter::new(options, limits, 0, None).unwrap();
+    writer.write_page(&[record.as_str()]).unwrap();
+    let chunk = writer.finish().unwrap().expect("a chunk");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part-00000.parquet");
+    std::fs::write(&path, &chunk.data).unwrap();
+    let out = Command::new(&python)
+        .arg("-c")
+        .arg(
+            "import json, sys, pyarrow.parquet as pq\n\
+             s = pq.read_schema(sys.argv[1])\n\
+             print(json.dumps([[f.name, (f.metadata or {}).get(b'gatelake.field', b'').decode()] for f in s]))",
+        )
+        .arg(&path)
+        .output()
+        .expect("run python");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let got: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    // Field order in the file follows first appearance in the record (serde_json sorts keys).
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let want: Vec<(String, String)> = record
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| {
+            let col = column_name(k);
+            let original = if &col == k { String::new() } else { k.clone() };
+            (col, original)
+        })
+        .collect();
+    assert_eq!(got, want);
+    for (col, _) in &got {
+        assert!(
+            col.chars().count() <= 128 && !col.chars().any(char::is_control),
+            "{col:?}"
+        );
+    }
 }

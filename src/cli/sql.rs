@@ -5,7 +5,7 @@
 use super::args::{CredentialArg, FilesArg, PoolArg, SqlArgs, StringsArg};
 use super::exit_code::ExitCode;
 use gatelake::encode::Format;
-use gatelake::load::previous::{completed_runs, read_manifest, PreviousRunError};
+use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{
     column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
 };
@@ -21,8 +21,8 @@ pub async fn run(args: SqlArgs) -> ExitCode {
     };
     let run = match &args.run {
         Some(run) => run.clone(),
-        None => match completed_runs(sink.as_ref()).await {
-            Ok(mut runs) => match runs.pop() {
+        None => match latest_completed_run(sink.as_ref()).await {
+            Ok(latest) => match latest {
                 Some(run) => run,
                 None => {
                     eprintln!(

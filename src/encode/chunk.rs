@@ -17,11 +17,18 @@
 //! and that, not the call it came out of, is what a checkpoint must follow. (With evolve a
 //! chunk can also overshoot its limit by up to two pages.)
 //!
+//! jsonl chunks keep the records byte for byte, so their schema is descriptive only: every
+//! page widens it (int and float make float, two other kinds make a string; a record that is
+//! not an object, and a field never seen with a value, are left out of it) and nothing is
+//! ever rejected for it. It gives the
+//! manifest a schema and the serverless view typed `JSON_VALUE` columns; the `TRY_CAST`s
+//! there turn a value that does not fit into `NULL`, never an error.
+//!
 //! After an error the writer refuses further pages: the failed page may be half written, and
 //! a chunk with part of a page would break the whole-pages rule.
 
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
-use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema};
+use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
 use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder, Format};
 use base64::Engine as _;
 use md5::Md5;
@@ -82,6 +89,30 @@ pub struct ChunkWriter {
     chunk_first_page: u64,
     /// Records written in closed chunks and whole pages of the current one.
     records: u64,
+    /// jsonl: what inference saw of every record so far (the descriptive schema's source).
+    jsonl_seen: Seen,
+}
+
+/// Fold one page's observations into the run's: kinds widen, and a field is appended at its
+/// first non-null value. Nulls are left out, so the state is exactly the schema built from it
+/// and a resumed run (which starts from the checkpoint's schema) describes the same columns
+/// in the same order as one that was never interrupted.
+fn merge_seen(all: &mut Seen, page: Seen) {
+    for (name, kind) in page {
+        if kind.is_none() {
+            continue;
+        }
+        match all.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, have)) => {
+                *have = match (*have, kind) {
+                    (h, None) => h,
+                    (None, k) => k,
+                    (Some(h), Some(k)) => Some(h.widen(k)),
+                }
+            }
+            None => all.push((name, kind)),
+        }
+    }
 }
 
 impl ChunkWriter {
@@ -115,6 +146,7 @@ impl ChunkWriter {
             pages: 0,
             chunk_first_page: 0,
             records: 0,
+            jsonl_seen: Vec::new(),
         })
     }
 
@@ -125,7 +157,10 @@ impl ChunkWriter {
         if let Some(pinned) = &policy.pinned {
             self.schema = Some(pinned.clone());
         }
-        if policy.on_drift == OnSchemaDrift::Warn && self.schema.is_some() {
+        if policy.on_drift == OnSchemaDrift::Warn
+            && self.schema.is_some()
+            && self.options.format != Format::Jsonl
+        {
             self.schema = self.schema.take().map(Schema::with_extra_column);
         }
         self.policy = policy;
@@ -168,7 +203,9 @@ impl ChunkWriter {
         records: &[&str],
     ) -> Result<Option<FinishedChunk>, EncodeError> {
         let mut closed = None;
-        if self.options.format != Format::Jsonl {
+        if self.options.format == Format::Jsonl {
+            self.describe_jsonl(records);
+        } else {
             closed = self.fix_schema(page, records)?;
         }
         if self.current.is_none() {
@@ -201,6 +238,38 @@ impl ChunkWriter {
             self.close(page + 1)
         } else {
             Ok(None)
+        }
+    }
+
+    /// jsonl: widen the descriptive schema to cover this page. Never fails and never rejects
+    /// a record (see the module docs): a record inference cannot walk (not an object) is
+    /// left out of the description, and is still written as it came.
+    fn describe_jsonl(&mut self, records: &[&str]) {
+        if self.policy.pinned.is_some() {
+            return;
+        }
+        if self.jsonl_seen.is_empty() {
+            if let Some(schema) = &self.schema {
+                // A resumed run: carry on from the checkpoint's description.
+                self.jsonl_seen = schema
+                    .fields
+                    .iter()
+                    .map(|f| (f.name.clone(), Some(f.kind)))
+                    .collect();
+            }
+        }
+        match observe(records.iter().copied(), 0) {
+            Ok((seen, _)) => merge_seen(&mut self.jsonl_seen, seen),
+            Err(_) => {
+                for record in records {
+                    if let Ok((seen, _)) = observe(std::iter::once(*record), 0) {
+                        merge_seen(&mut self.jsonl_seen, seen);
+                    }
+                }
+            }
+        }
+        if !self.jsonl_seen.is_empty() {
+            self.schema = Some(Schema::from_seen(&self.jsonl_seen));
         }
     }
 
@@ -336,6 +405,10 @@ impl ChunkWriter {
     /// columns), for the manifest and the load SQL.
     pub fn schema_with_stats(&self) -> Option<Schema> {
         let mut schema = self.schema.clone()?;
+        if self.options.format == Format::Jsonl {
+            // Descriptive only: no string widths are measured in jsonl.
+            return Some(schema);
+        }
         let stats = self.all_stats();
         for (i, f) in schema.fields.iter_mut().enumerate() {
             if f.kind == FieldKind::Utf8 {
@@ -361,8 +434,8 @@ impl ChunkWriter {
         result
     }
 
-    /// The schema in use (inferred from the first page for csv/parquet; None for jsonl
-    /// unless one was handed in).
+    /// The schema in use (inferred from the first page for csv/parquet; for jsonl, the
+    /// descriptive schema of every record so far).
     pub fn schema(&self) -> Option<&Schema> {
         self.schema.as_ref()
     }
@@ -547,6 +620,86 @@ mod tests {
     }
 
     #[test]
+    fn jsonl_schema_widens_and_never_rejects_a_record() {
+        let limits = ChunkLimits {
+            max_bytes: 1 << 20,
+            max_rows: None,
+        };
+        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        // Under fail, csv/parquet would stop at page 2; jsonl must not.
+        let mut w = ChunkWriter::new(options, limits, 0, None)
+            .unwrap()
+            .with_schema_options(policy(OnSchemaDrift::Fail), None);
+        let pages: Vec<Vec<&str>> = vec![
+            vec![r#"{"id":1,"at":"2026-11-24T10:00:00Z","x":null,"never":null}"#],
+            vec![
+                r#"{"id":1.5,"at":"yesterday","x":{"a":1},"new":true}"#,
+                r#"[1,2]"#,
+                r#"42"#,
+            ],
+            vec![r#"{"x":"text"}"#],
+        ];
+        let mut chunks = Vec::new();
+        for page in &pages {
+            chunks.extend(w.write_page(page).unwrap());
+        }
+        chunks.extend(w.finish().unwrap());
+        let got: Vec<(String, FieldKind)> = w
+            .schema_with_stats()
+            .unwrap()
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), f.kind))
+            .collect();
+        // `x` is placed at its first value; `never` had none.
+        let want = [
+            ("id", FieldKind::Float64),
+            ("at", FieldKind::Utf8),
+            ("x", FieldKind::Utf8),
+            ("new", FieldKind::Boolean),
+        ];
+        let want: Vec<(String, FieldKind)> =
+            want.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+        assert_eq!(got, want);
+        assert!(w.schema_changes().is_empty());
+        // The bytes are the records as received, one a line.
+        let text = String::from_utf8(chunks[0].data.to_vec()).unwrap();
+        let want_text: String = pages.iter().flatten().map(|r| format!("{r}\n")).collect();
+        assert_eq!(text, want_text);
+        assert_eq!(chunks[0].columns, None);
+    }
+
+    #[test]
+    fn a_resumed_jsonl_run_describes_the_same_schema() {
+        let limits = ChunkLimits {
+            max_bytes: 1 << 20,
+            max_rows: Some(1),
+        };
+        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        let pages: [&[&str]; 3] = [
+            &[r#"{"a":null,"b":1}"#],
+            &[r#"{"c":"x","a":2}"#],
+            &[r#"{"b":2.5,"d":[1]}"#, "7"],
+        ];
+        let mut whole = ChunkWriter::new(options, limits, 0, None).unwrap();
+        for page in pages {
+            whole.write_page(page).unwrap();
+        }
+        whole.finish().unwrap();
+        let mut first = ChunkWriter::new(options, limits, 0, None).unwrap();
+        first.write_page(pages[0]).unwrap();
+        let saved = first.schema_with_stats();
+        let mut resumed = ChunkWriter::new(options, limits, 1, saved).unwrap();
+        for page in &pages[1..] {
+            resumed.write_page(page).unwrap();
+        }
+        resumed.finish().unwrap();
+        assert_eq!(resumed.schema_with_stats(), whole.schema_with_stats());
+        let names: Vec<&str> = whole.schema().unwrap().names().collect();
+        assert_eq!(names, ["b", "c", "a", "d"]);
+    }
+
+    #[test]
     fn finish_twice_and_sequence_carry_on() {
         let mut w = jsonl(
             ChunkLimits {
@@ -559,7 +712,9 @@ mod tests {
         let first = run(&mut w, &pages(&[2]));
         let second = run(&mut w, &pages(&[1]));
         assert_eq!((first[0].seq, second[0].seq, w.next_seq()), (0, 1, 2));
-        assert!(w.schema().is_none());
+        // jsonl describes what it saw (descriptive only).
+        let names: Vec<&str> = w.schema().unwrap().names().collect();
+        assert_eq!(names, ["n"]);
     }
 
     #[test]

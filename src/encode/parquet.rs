@@ -231,6 +231,40 @@ mod tests {
     ];
 
     #[test]
+    fn columns_carry_sql_names_and_the_field_name_in_metadata() {
+        let long = "x".repeat(200);
+        let record = format!(r#"{{"{long}": 1, "new\nline": "a", "id": 2}}"#);
+        let schema = Schema::infer([record.as_str()]).unwrap();
+        let batches = read(encode(&schema, Compression::Snappy, 0, &[record.as_str()]));
+        let got = batches[0].schema();
+        let names: Vec<&str> = got.fields().iter().map(|f| f.name().as_str()).collect();
+        let want = [
+            crate::encode::schema::column_name(&long),
+            crate::encode::schema::column_name("new\nline"),
+            "id".to_owned(),
+        ];
+        assert_eq!(names, want);
+        assert!(names
+            .iter()
+            .all(|n| n.chars().count() <= 128 && !n.contains('\n')));
+        let original = |i: usize| {
+            got.field(i)
+                .metadata()
+                .get(crate::encode::schema::FIELD_NAME_METADATA)
+                .cloned()
+        };
+        assert_eq!(original(0).as_deref(), Some(long.as_str()));
+        assert_eq!(original(1).as_deref(), Some("new\nline"));
+        assert_eq!(original(2), None);
+        // The manifest records the file's column beside the field name.
+        let json = serde_json::to_value(&schema).unwrap();
+        assert_eq!(json["fields"][0]["column"], want[0].as_str());
+        assert!(json["fields"][2].get("column").is_none());
+        let back: Schema = serde_json::from_value(json).unwrap();
+        assert_eq!(back, schema);
+    }
+
+    #[test]
     fn round_trips_values_through_every_codec() {
         let schema = Schema::infer(RECORDS).unwrap();
         let kinds: Vec<_> = schema

@@ -25,6 +25,12 @@
 //! is an error naming the record and field, unless the drift policy routes it to `_extra`.
 //! A chunk with silently dropped or cast values cannot be undone.
 //!
+//! Column names in files are SQL-safe: serverless Synapse binds parquet columns by name and
+//! its external tables cannot name a column over 128 characters, so a field name that is too
+//! long or holds a control character is shortened the same way everywhere ([`column_name`]):
+//! in the parquet file, in the load SQL, and as the field's `column` in the manifest. Csv headers keep
+//! the API's names; csv is always bound by position.
+//!
 //! The reader also keeps two cheap statistics per column while it encodes: the longest
 //! string (an upper bound in UTF-16 code units, which is what `NVARCHAR(n)` counts: the
 //! value's UTF-8 byte length, never less than its UTF-16 length) and whether any value was
@@ -35,6 +41,7 @@ use super::record::{for_each_leaf, unescape, JsonType};
 use super::timestamp;
 use super::EncodeError;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -52,8 +59,9 @@ pub enum FieldKind {
     Timestamp,
 }
 
-/// One column.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One column. Serialized with a `column` key when the SQL/parquet column name differs from
+/// the field name (see [`column_name`]); reading ignores that key, it is derived.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Field {
     pub name: String,
     pub kind: FieldKind,
@@ -65,7 +73,32 @@ pub struct Field {
     pub max_length: Option<u64>,
 }
 
+impl Serialize for Field {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let column = column_name(&self.name);
+        let renamed = column != self.name;
+        let len = 3 + usize::from(self.max_length.is_some()) + usize::from(renamed);
+        let mut s = serializer.serialize_struct("Field", len)?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("kind", &self.kind)?;
+        s.serialize_field("nullable", &self.nullable)?;
+        if let Some(max) = self.max_length {
+            s.serialize_field("max_length", &max)?;
+        }
+        if renamed {
+            s.serialize_field("column", &column)?;
+        }
+        s.end()
+    }
+}
+
 impl Field {
+    /// The column's name in parquet files and SQL (see [`column_name`]).
+    pub fn column(&self) -> String {
+        column_name(&self.name)
+    }
+
     /// A nullable column with no statistics.
     pub fn new(name: impl Into<String>, kind: FieldKind) -> Self {
         Self {
@@ -331,7 +364,9 @@ impl Schema {
     }
 
     /// The Arrow schema for parquet: `Json` columns are `Utf8` holding JSON text, timestamps
-    /// are UTC microseconds.
+    /// are UTC microseconds. Column names are [`column_name`]s: a field name over 128
+    /// characters or with a control character is shortened (and kept in the column's
+    /// `gatelake.field` metadata), so Synapse can bind every column by name.
     pub fn to_arrow(&self) -> arrow_schema::Schema {
         use arrow_schema::{DataType, TimeUnit};
         arrow_schema::Schema::new(
@@ -347,7 +382,20 @@ impl Schema {
                             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
                         }
                     };
-                    Arc::new(arrow_schema::Field::new(&f.name, dt, f.nullable))
+                    // Serverless Synapse binds parquet columns by name, and an external
+                    // table's column must be a valid SQL identifier: the file's column is the
+                    // SQL column name, and the field's own name is kept in the metadata.
+                    let column = column_name(&f.name);
+                    let field = arrow_schema::Field::new(&column, dt, f.nullable);
+                    let field = if column == f.name {
+                        field
+                    } else {
+                        field.with_metadata(std::collections::HashMap::from([(
+                            FIELD_NAME_METADATA.to_owned(),
+                            f.name.clone(),
+                        )]))
+                    };
+                    Arc::new(field)
                 })
                 .collect::<Vec<_>>(),
         )
@@ -357,6 +405,31 @@ impl Schema {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.fields.iter().map(|f| f.name.as_str())
     }
+}
+
+/// The longest identifier SQL Server accepts.
+pub const MAX_IDENTIFIER: usize = 128;
+
+/// Arrow field metadata key holding the API's field name of a shortened parquet column.
+pub const FIELD_NAME_METADATA: &str = "gatelake.field";
+
+/// A field name as a column name: as is when it fits SQL's 128 characters and has no
+/// control characters, otherwise cleaned, cut to 119 characters, plus `~` and 8 hex digits of
+/// the full name's SHA-256 (distinct names stay distinct).
+pub fn column_name(name: &str) -> String {
+    let clean = !name.chars().any(char::is_control);
+    if name.chars().count() <= MAX_IDENTIFIER && !name.is_empty() && clean {
+        return name.to_owned();
+    }
+    // Control characters (a line break in a field name) are legal inside brackets but break
+    // every tool that shows the script: they become `_`, and the hash keeps names distinct.
+    let head: String = name
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .take(MAX_IDENTIFIER - 9)
+        .collect();
+    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
+    format!("{head}~{hash}")
 }
 
 /// Per-column statistics kept while encoding (see the module docs), plus what went to

@@ -111,7 +111,8 @@ pub struct Manifest {
     pub format: Format,
     pub compression: Compression,
     pub extension: String,
-    /// The columns of csv/parquet files; `null` for jsonl.
+    /// The columns of csv/parquet files; for jsonl a descriptive schema (inferred over every
+    /// record, never enforced); `null` when the run had no records.
     pub schema: Option<Schema>,
     pub files: Vec<ManifestFile>,
     pub totals: ManifestTotals,

@@ -6,29 +6,42 @@
 //! - COPY INTO reads CSV (gzip or none), PARQUET (snappy or gzip) and ORC, not JSON; the
 //!   serverless pool reads CSV and Parquet, and JSON lines as one-column CSV with
 //!   `FIELDTERMINATOR = '0x0b', FIELDQUOTE = '0x0b'` plus `JSON_VALUE`.
+//! - COPY INTO's column list maps each target column to an input field *number* (from 1), so
+//!   a shortened column name loads the right values from csv and parquet alike.
+//! - Serverless OPENROWSET binds parquet columns by name (case-sensitive; ordinals are
+//!   ignored for parquet), and csv columns by ordinal unless `HEADER_ROW = TRUE`, which binds
+//!   by the header's names. So parquet files carry the SQL column names (see
+//!   `encode::schema::column_name`) and csv is read with `FIRSTROW = 2` and ordinals.
+//! - Serverless reads gzip csv (and jsonl) with `DATA_COMPRESSION = 'GZIP'`, an option of
+//!   CSV parser 1.0 only; parser 2.0 is used for uncompressed files. An external file format
+//!   takes the same `PARSER_VERSION` rules.
+//! - OPENROWSET (unlike external tables) may return files whose names start with `_`, so
+//!   every path pattern ends in the run's extension: `_manifest.json`, `_SUCCESS` and
+//!   `load.sql` never match it.
 //! - zstd is read by neither, so a zstd run gets an error here, not SQL that fails later.
 //! - With a managed identity (or a service principal), COPY INTO wants the `.dfs` endpoint;
 //!   with a SAS, the `.blob` endpoint.
 //! - T-SQL has no `CREATE TABLE IF NOT EXISTS`: `IF OBJECT_ID(N'…') IS NULL CREATE TABLE`.
-//! - A batch separator (`GO`) is a client feature that a pipeline's script activity does not
-//!   understand, so statements that must start a batch (`CREATE VIEW`) run through `EXEC`.
+//! - A batch separator (`GO`) is a client feature (sqlcmd, SSMS) that a pipeline's script
+//!   activity does not understand, so statements that must be alone in a batch
+//!   (`CREATE VIEW`) run through `EXEC`, and so does a `COPY INTO` that names columns an
+//!   `ALTER TABLE … ADD` of the same script added. `IF … CREATE TABLE` followed by
+//!   `COPY INTO` shares one batch (the table is resolved when the statement runs).
 //!
 //! Nothing that came from the API reaches the SQL unescaped. Field names become identifiers
 //! in brackets (`]` doubled), string literals are `N'…'` (`'` doubled), JSON paths quote the
 //! key, and text in comments is JSON-escaped so a line break cannot end the comment. A name
-//! longer than SQL's 128-character limit is cut and suffixed with a hash of the whole name;
-//! columns are always mapped by position, so the shortened name still loads the right values.
+//! longer than SQL's 128-character limit (or with a control character) is cut and suffixed
+//! with a hash of the whole name, the same name the parquet file's column has.
 
 use super::manifest::Manifest;
 use crate::encode::schema::{Field, FieldKind, Schema};
 use crate::encode::{Compression, Format};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-/// The longest identifier SQL Server accepts.
-pub const MAX_IDENTIFIER: usize = 128;
+pub use crate::encode::schema::{column_name, MAX_IDENTIFIER};
 
 /// Which Synapse SQL pool runs the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,25 +239,6 @@ fn comment_text(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"?\"".to_owned())
 }
 
-/// A field name as a column name: as is when it fits SQL's 128 characters and has no
-/// control characters, otherwise cleaned, cut to 119 characters, plus `~` and 8 hex digits of
-/// the full name's SHA-256 (distinct names stay distinct).
-pub fn column_name(name: &str) -> String {
-    let clean = !name.chars().any(char::is_control);
-    if name.chars().count() <= MAX_IDENTIFIER && !name.is_empty() && clean {
-        return name.to_owned();
-    }
-    // Control characters (a line break in a field name) are legal inside brackets but break
-    // every tool that shows the script: they become `_`, and the hash keeps names distinct.
-    let head: String = name
-        .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
-        .take(MAX_IDENTIFIER - 9)
-        .collect();
-    let hash = hex::encode(&Sha256::digest(name.as_bytes())[..4]);
-    format!("{head}~{hash}")
-}
-
 /// The SQL type of a column (see the README's type-mapping table).
 pub fn sql_type(field: &Field, strings: StringSizing) -> String {
     match field.kind {
@@ -425,6 +419,9 @@ fn dedicated(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Result
                 .into(),
         ));
     }
+    // A batch cannot add a column to a table and then name it: after ALTER TABLE … ADD, each
+    // COPY INTO runs in a batch of its own through EXEC.
+    let mut altered = false;
     if !auto {
         let _ = writeln!(
             out,
@@ -434,6 +431,9 @@ fn dedicated(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Result
         );
         // Columns this run added (evolve) to a table an earlier run created.
         for change in &manifest.schema_changes {
+            if change.change == crate::encode::drift::ChangeKind::Added {
+                altered = true;
+            }
             let Some(field) = schema.fields.iter().find(|f| f.name == change.field) else {
                 continue;
             };
@@ -522,11 +522,15 @@ fn dedicated(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Result
         if auto {
             with.push("AUTO_CREATE_TABLE = 'ON'".to_owned());
         }
-        let _ = writeln!(
-            out,
+        let copy = format!(
             "COPY INTO {table}{list}\nFROM\n{from}\nWITH (\n    {}\n);",
             with.join(",\n    ")
         );
+        if altered {
+            let _ = writeln!(out, "EXEC({});", quote_string(&copy));
+        } else {
+            let _ = writeln!(out, "{copy}");
+        }
     }
     Ok(())
 }
@@ -598,7 +602,8 @@ fn serverless(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Resul
                     }
                 ),
                 _ => format!(
-                    "FORMAT_TYPE = DELIMITEDTEXT, FORMAT_OPTIONS (FIELD_TERMINATOR = ',', STRING_DELIMITER = '\"', FIRST_ROW = 2, USE_TYPE_DEFAULT = FALSE, ENCODING = 'UTF8', PARSER_VERSION = '2.0'){}",
+                    "FORMAT_TYPE = DELIMITEDTEXT, FORMAT_OPTIONS (FIELD_TERMINATOR = ',', STRING_DELIMITER = '\"', FIRST_ROW = 2, USE_TYPE_DEFAULT = FALSE, ENCODING = 'UTF8', PARSER_VERSION = '{}'){}",
+                    if manifest.compression == Compression::Gzip { "1.0" } else { "2.0" },
                     if manifest.compression == Compression::Gzip {
                         ", DATA_COMPRESSION = 'org.apache.hadoop.io.compress.GzipCodec'"
                     } else {
@@ -640,10 +645,14 @@ fn serverless(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Resul
                     quote_literal(&pattern),
                     quote_literal(&base)
                 ),
+                // Bound by position (FIRSTROW = 2 skips the header): with HEADER_ROW = TRUE
+                // the WITH columns would bind by the header's names, which a shortened column
+                // name does not match. Gzip needs parser 1.0 (2.0 has no DATA_COMPRESSION).
                 _ => format!(
-                    "OPENROWSET(BULK {}, DATA_SOURCE = {}, FORMAT = 'CSV', PARSER_VERSION = '2.0', HEADER_ROW = TRUE, FIELDTERMINATOR = ',', FIELDQUOTE = '\"') WITH ({with_cols}) AS [rows]",
+                    "OPENROWSET(BULK {}, DATA_SOURCE = {}, FORMAT = 'CSV', {}FIRSTROW = 2, FIELDTERMINATOR = ',', FIELDQUOTE = '\"') WITH ({with_cols}) AS [rows]",
                     quote_literal(&pattern),
-                    quote_literal(&base)
+                    quote_literal(&base),
+                    csv_parser(manifest.compression)
                 ),
             };
             view_statement(out, &view, &format!("SELECT * FROM {rowset}"));
@@ -651,9 +660,10 @@ fn serverless(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Resul
         Format::Jsonl => {
             // JSON lines read as one-column CSV: 0x0b never occurs in JSON text.
             let rowset = format!(
-                "OPENROWSET(BULK {}, DATA_SOURCE = {}, FORMAT = 'CSV', FIELDTERMINATOR = '0x0b', FIELDQUOTE = '0x0b', ROWTERMINATOR = '0x0a') WITH ([doc] NVARCHAR(MAX)) AS [rows]",
+                "OPENROWSET(BULK {}, DATA_SOURCE = {}, FORMAT = 'CSV', {}FIELDTERMINATOR = '0x0b', FIELDQUOTE = '0x0b', ROWTERMINATOR = '0x0a') WITH ([doc] NVARCHAR(MAX)) AS [rows]",
                 quote_literal(&pattern),
-                quote_literal(&base)
+                quote_literal(&base),
+                csv_parser(manifest.compression)
             );
             let columns = match &manifest.schema {
                 Some(schema) if !schema.fields.is_empty() => schema
@@ -704,6 +714,15 @@ fn serverless(manifest: &Manifest, opts: &SqlOptions, out: &mut String) -> Resul
         }
     }
     Ok(())
+}
+
+/// The CSV parser options of a serverless OPENROWSET: gzip is read by parser 1.0 with
+/// `DATA_COMPRESSION = 'GZIP'` (parser 2.0 does not take that option).
+fn csv_parser(compression: Compression) -> &'static str {
+    match compression {
+        Compression::Gzip => "PARSER_VERSION = '1.0', DATA_COMPRESSION = 'GZIP', ",
+        _ => "PARSER_VERSION = '2.0', ",
+    }
 }
 
 fn column_defs_external(schema: &Schema, strings: StringSizing) -> String {
@@ -1058,6 +1077,13 @@ mod tests {
                 assert_eq!(long_col.chars().count(), MAX_IDENTIFIER);
                 assert_ne!(long_col, column_name(&long2));
                 assert!(sql.contains(&quote_ident(&long_col)), "{sql}");
+                // Every column of the parquet file is named, as is, in the script: serverless
+                // binds parquet columns by name, COPY INTO by field number.
+                if format == Format::Parquet {
+                    for f in schema.to_arrow().fields() {
+                        assert!(sql.contains(&quote_ident(f.name())), "{}: {sql}", f.name());
+                    }
+                }
                 // The injection attempt only appears inside a bracketed identifier.
                 assert!(sql.contains("[a]]; DROP TABLE [dbo]].[x]]; --]"), "{sql}");
                 // No line of the script starts with text from a field name.

@@ -19,33 +19,33 @@ IF COL_LENGTH(N'[dbo].[orders]', N'customer') IS NULL
     ALTER TABLE [dbo].[orders] ADD [customer] NVARCHAR(MAX) NULL;
 ALTER TABLE [dbo].[orders] ALTER COLUMN [amount] FLOAT NULL;
 
-COPY INTO [dbo].[orders] ([id] 1, [name] 2, [amount] 3, [active] 4, [created_at] 5)
+EXEC(N'COPY INTO [dbo].[orders] ([id] 1, [name] 2, [amount] 3, [active] 4, [created_at] 5)
 FROM
-    'https://lakeacct.dfs.core.windows.net/raw/orders/20261124T230509Z-1a2b/part-00000.csv.gz'
+    ''https://lakeacct.dfs.core.windows.net/raw/orders/20261124T230509Z-1a2b/part-00000.csv.gz''
 WITH (
-    FILE_TYPE = 'CSV',
-    COMPRESSION = 'GZIP',
-    FIELDTERMINATOR = ',',
-    FIELDQUOTE = '"',
-    ROWTERMINATOR = '0x0A',
+    FILE_TYPE = ''CSV'',
+    COMPRESSION = ''GZIP'',
+    FIELDTERMINATOR = '','',
+    FIELDQUOTE = ''"'',
+    ROWTERMINATOR = ''0x0A'',
     FIRSTROW = 2,
-    ENCODING = 'UTF8',
-    DATEFORMAT = 'ymd',
+    ENCODING = ''UTF8'',
+    DATEFORMAT = ''ymd'',
     MAXERRORS = 0,
-    CREDENTIAL = (IDENTITY = 'Managed Identity')
-);
-COPY INTO [dbo].[orders] ([id] 1, [name] 2, [amount] 3, [active] 4, [created_at] 5, [customer] 6, [note] 7)
+    CREDENTIAL = (IDENTITY = ''Managed Identity'')
+);');
+EXEC(N'COPY INTO [dbo].[orders] ([id] 1, [name] 2, [amount] 3, [active] 4, [created_at] 5, [customer] 6, [note] 7)
 FROM
-    'https://lakeacct.dfs.core.windows.net/raw/orders/20261124T230509Z-1a2b/part-00001.csv.gz'
+    ''https://lakeacct.dfs.core.windows.net/raw/orders/20261124T230509Z-1a2b/part-00001.csv.gz''
 WITH (
-    FILE_TYPE = 'CSV',
-    COMPRESSION = 'GZIP',
-    FIELDTERMINATOR = ',',
-    FIELDQUOTE = '"',
-    ROWTERMINATOR = '0x0A',
+    FILE_TYPE = ''CSV'',
+    COMPRESSION = ''GZIP'',
+    FIELDTERMINATOR = '','',
+    FIELDQUOTE = ''"'',
+    ROWTERMINATOR = ''0x0A'',
     FIRSTROW = 2,
-    ENCODING = 'UTF8',
-    DATEFORMAT = 'ymd',
+    ENCODING = ''UTF8'',
+    DATEFORMAT = ''ymd'',
     MAXERRORS = 0,
-    CREDENTIAL = (IDENTITY = 'Managed Identity')
-);
+    CREDENTIAL = (IDENTITY = ''Managed Identity'')
+);');

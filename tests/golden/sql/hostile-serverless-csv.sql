@@ -11,7 +11,7 @@ IF NOT EXISTS (SELECT 1 FROM sys.database_scoped_credentials WHERE name = N'gate
 IF NOT EXISTS (SELECT 1 FROM sys.external_data_sources WHERE name = N'gatelake_orders')
     CREATE EXTERNAL DATA SOURCE [gatelake_orders] WITH (LOCATION = 'https://lakeacct.dfs.core.windows.net/raw', CREDENTIAL = [gatelake_managed_identity]);
 IF NOT EXISTS (SELECT 1 FROM sys.external_file_formats WHERE name = N'gatelake_csv_gzip')
-    CREATE EXTERNAL FILE FORMAT [gatelake_csv_gzip] WITH (FORMAT_TYPE = DELIMITEDTEXT, FORMAT_OPTIONS (FIELD_TERMINATOR = ',', STRING_DELIMITER = '"', FIRST_ROW = 2, USE_TYPE_DEFAULT = FALSE, ENCODING = 'UTF8', PARSER_VERSION = '2.0'), DATA_COMPRESSION = 'org.apache.hadoop.io.compress.GzipCodec');
+    CREATE EXTERNAL FILE FORMAT [gatelake_csv_gzip] WITH (FORMAT_TYPE = DELIMITEDTEXT, FORMAT_OPTIONS (FIELD_TERMINATOR = ',', STRING_DELIMITER = '"', FIRST_ROW = 2, USE_TYPE_DEFAULT = FALSE, ENCODING = 'UTF8', PARSER_VERSION = '1.0'), DATA_COMPRESSION = 'org.apache.hadoop.io.compress.GzipCodec');
 
 -- The run as a table (an external table's columns are fixed: drop and re-create it for another run).
 IF OBJECT_ID(N'[dbo].[orders]') IS NULL
@@ -32,4 +32,4 @@ IF OBJECT_ID(N'[dbo].[orders]') IS NULL
 
 -- The run through OPENROWSET, as a view.
 EXEC(N'CREATE OR ALTER VIEW [dbo].[orders_view] AS
-SELECT * FROM OPENROWSET(BULK ''orders/20261124T230509Z-1a2b/*.csv.gz'', DATA_SOURCE = ''gatelake_orders'', FORMAT = ''CSV'', PARSER_VERSION = ''2.0'', HEADER_ROW = TRUE, FIELDTERMINATOR = '','', FIELDQUOTE = ''"'') WITH ([a]]; DROP TABLE [dbo]].[x]]; --] NVARCHAR(32) 1, [it''s] NVARCHAR(32) 2, [semi;colon] NVARCHAR(32) 3, [new_line -- comment~4399f3cc] NVARCHAR(32) 4, [ünïcödé 東京 🚀] NVARCHAR(32) 5, [[bracketed]]] NVARCHAR(32) 6, [quote"d] NVARCHAR(32) 7, [$.path] NVARCHAR(32) 8, [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx~aa20c23e] BIGINT 9, [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx~78e9f58a] NVARCHAR(MAX) 10) AS [rows];');
+SELECT * FROM OPENROWSET(BULK ''orders/20261124T230509Z-1a2b/*.csv.gz'', DATA_SOURCE = ''gatelake_orders'', FORMAT = ''CSV'', PARSER_VERSION = ''1.0'', DATA_COMPRESSION = ''GZIP'', FIRSTROW = 2, FIELDTERMINATOR = '','', FIELDQUOTE = ''"'') WITH ([a]]; DROP TABLE [dbo]].[x]]; --] NVARCHAR(32) 1, [it''s] NVARCHAR(32) 2, [semi;colon] NVARCHAR(32) 3, [new_line -- comment~4399f3cc] NVARCHAR(32) 4, [ünïcödé 東京 🚀] NVARCHAR(32) 5, [[bracketed]]] NVARCHAR(32) 6, [quote"d] NVARCHAR(32) 7, [$.path] NVARCHAR(32) 8, [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx~aa20c23e] BIGINT 9, [xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx~78e9f58a] NVARCHAR(MAX) 10) AS [rows];');

@@ -25,4 +25,4 @@ SELECT
     TRY_CAST(JSON_VALUE([doc], N''$."created_at"'') AS DATETIME2(6)) AS [created_at],
     JSON_QUERY([doc], N''$."customer"'') AS [customer],
     JSON_VALUE([doc], N''$."note"'') AS [note]
-FROM OPENROWSET(BULK ''orders/20261124T230509Z-1a2b/*.jsonl.gz'', DATA_SOURCE = ''gatelake_orders'', FORMAT = ''CSV'', FIELDTERMINATOR = ''0x0b'', FIELDQUOTE = ''0x0b'', ROWTERMINATOR = ''0x0a'') WITH ([doc] NVARCHAR(MAX)) AS [rows];');
+FROM OPENROWSET(BULK ''orders/20261124T230509Z-1a2b/*.jsonl.gz'', DATA_SOURCE = ''gatelake_orders'', FORMAT = ''CSV'', PARSER_VERSION = ''1.0'', DATA_COMPRESSION = ''GZIP'', FIELDTERMINATOR = ''0x0b'', FIELDQUOTE = ''0x0b'', ROWTERMINATOR = ''0x0a'') WITH ([doc] NVARCHAR(MAX)) AS [rows];');
