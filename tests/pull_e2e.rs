@@ -721,6 +721,7 @@ async fn skip_sets_bad_pages_aside_and_goes_on() {
             .data,
     )
     .unwrap();
+    support::manifest::check_manifest(&manifest);
     let rejected = &manifest["rejected"][0];
     assert_eq!(rejected["page"], 3);
     assert!(
