@@ -89,6 +89,35 @@ fn landed_ids(lake: &Path, summary: &Value) -> (Vec<u64>, Vec<String>) {
     (ids, strays)
 }
 
+/// Wait (bounded) until the local checkpoint at `path` has at least `chunks` committed
+/// chunks; returns it.
+async fn wait_for_commits(path: &Path, chunks: u64) -> Option<Value> {
+    for _ in 0..400 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let cp = std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        if cp
+            .as_ref()
+            .and_then(|v| v["next_seq"].as_u64())
+            .unwrap_or(0)
+            >= chunks
+        {
+            return cp;
+        }
+    }
+    None
+}
+
+/// Ask the process `pid` to stop the way Ctrl-C does.
+fn sigint(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     const RECORDS: u64 = 50_000;
@@ -191,22 +220,8 @@ async fn sigint_leaves_a_checkpoint_that_the_next_run_resumes() {
         .unwrap();
     // Let a few chunks commit, then ask it to stop like Ctrl-C does.
     let checkpoint = lake.join("_state/checkpoint.json");
-    for _ in 0..200 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let committed = std::fs::read(&checkpoint)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| v["next_seq"].as_u64())
-            .unwrap_or(0);
-        if committed >= 2 {
-            break;
-        }
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    wait_for_commits(&checkpoint, 2).await;
+    sigint(child.id());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
@@ -257,19 +272,9 @@ async fn restart_discards_the_unfinished_run() {
         .spawn()
         .unwrap();
     let checkpoint = lake.join("_state/checkpoint.json");
-    let mut old_run = None;
-    for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        if let Some(cp) = std::fs::read(&checkpoint)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-        {
-            if cp["next_seq"].as_u64().unwrap_or(0) >= 1 {
-                old_run = Some(cp["run_id"].as_str().unwrap().to_string());
-                break;
-            }
-        }
-    }
+    let old_run = wait_for_commits(&checkpoint, 1)
+        .await
+        .map(|cp| cp["run_id"].as_str().unwrap().to_string());
     child.kill().unwrap();
     child.wait().unwrap();
     let old_run = old_run.expect("a chunk was committed before the kill");
@@ -508,21 +513,8 @@ async fn a_resumed_run_stops_at_the_total_without_asking_past_the_end() {
         .spawn()
         .unwrap();
     let checkpoint = lake.join("_state/checkpoint.json");
-    for _ in 0..300 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        let committed = std::fs::read(&checkpoint)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .and_then(|v| v["next_seq"].as_u64())
-            .unwrap_or(0);
-        if committed >= 2 {
-            break;
-        }
-    }
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    wait_for_commits(&checkpoint, 2).await;
+    sigint(child.id());
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await
         .unwrap();
