@@ -521,3 +521,131 @@ async fn auth_check_fails_usefully_at_each_hop() {
     assert!(lake["fix"].is_string());
     assert_eq!(out.status.code(), Some(5));
 }
+
+/// A service principal with a certificate: the binary signs a client assertion with the
+/// key in `AZURE_CLIENT_CERTIFICATE_PATH`, the local Entra verifies it (thumbprint,
+/// signature, audience, issuer/subject, lifetime) and issues tokens for storage (Azurite with
+/// OAuth) and for the STS exchange (SigV4 pull). A certificate Entra does not know fails with
+/// the fix; the key never shows up anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_principal_with_a_certificate_to_sts_and_azurite_oauth() {
+    let certs = tempfile::tempdir().unwrap();
+    let registered_dir = certs.path().join("registered");
+    let other_dir = certs.path().join("other");
+    std::fs::create_dir_all(&registered_dir).unwrap();
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let registered = support::identity::make_client_certificate(&registered_dir, true);
+    let other = support::identity::make_client_certificate(&other_dir, false);
+
+    let entra = Entra::start(EntraConfig {
+        federated: None,
+        certificate: Some(registered.clone()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: cfg.object_id.clone(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 120,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let env_for = |pem: &std::path::Path| {
+        vec![
+            ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+            ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH".to_string(),
+                pem.display().to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+            ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+        ]
+    };
+    let cont = container("cert");
+    let args = |cont: &str| {
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--aws-role-arn",
+            ROLE,
+            "--dest",
+            &format!("{}/{cont}/orders", oauth_blob()),
+            "--create-container",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
+        ])
+    };
+    let out = gatelake(args(&cont), env_for(&registered.pem_path), None).await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert_eq!(json_out(&out)["rows"], 120);
+    assert!(
+        stderr.contains("service principal (AZURE_CLIENT_CERTIFICATE_PATH)"),
+        "the source is named: {stderr}"
+    );
+    assert_eq!(sts.exchanges(), 1);
+    // Both tokens (storage and the exchange audience) came from signed assertions.
+    let assertions = entra.assertions();
+    assert!(assertions.len() >= 2, "{} assertion(s)", assertions.len());
+    for a in &assertions {
+        let h = support::identity::jwt_header(a);
+        assert_eq!(h["alg"], "RS256", "{h}");
+    }
+    let stored = stored_objects(&cont).await;
+    assert!(stored.iter().any(|(p, _)| p.ends_with("_SUCCESS")));
+    let mut secrets = entra.issued();
+    secrets.extend(assertions);
+    secrets.extend(sts.issued_secrets());
+    // Every line of the key's base64 body.
+    secrets.extend(
+        registered
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_string),
+    );
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    assert_no_secret(&secrets, &hay);
+
+    // A certificate that is not uploaded to the app: refused, with the fix.
+    let out = gatelake(args(&container("cert-bad")), env_for(&other.pem_path), None).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("AADSTS700027") && stderr.contains("upload this certificate"),
+        "{stderr}"
+    );
+}
