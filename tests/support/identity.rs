@@ -361,7 +361,7 @@ async fn token(
                 state.authority.lock().unwrap(),
                 c.tenant
             );
-            if let Err(response) = check_certificate_assertion(&c, assertion, &audience) {
+            if let Some(response) = check_certificate_assertion(&c, assertion, &audience) {
                 return response;
             }
             let (access_token, _) = issue(&state, &resource, &c.client_id);
@@ -425,16 +425,16 @@ pub fn jwt_header(token: &str) -> Value {
 /// What Entra checks of a certificate client assertion: the thumbprint names a certificate
 /// uploaded to the app, the signature verifies with that certificate's public key, `aud` is
 /// this token endpoint, `iss` = `sub` = the client id, and it is within its (at most ten
-/// minutes long) validity.
+/// minutes long) validity. `Some` is Entra's refusal.
 fn check_certificate_assertion(
     c: &EntraConfig,
     assertion: &str,
     audience: &str,
-) -> Result<(), Response> {
+) -> Option<Response> {
     use aws_lc_rs::{digest, signature};
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
     let refuse = |code: u32, message: &str| {
-        Err(entra_error(
+        Some(entra_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
             code,
@@ -513,7 +513,7 @@ fn check_certificate_assertion(
             "Client assertion is not within its valid time range.",
         );
     }
-    Ok(())
+    None
 }
 
 /// A certificate for an app registration, made for the test with Python's `cryptography`
