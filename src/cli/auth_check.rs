@@ -116,6 +116,9 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
             (Err(e), _) | (_, Err(e)) => return super::usage_error_pub(&e, Some(mode)),
         }
     };
+    for w in super::identity::warnings(&ident) {
+        eprintln!("warning: {w}");
+    }
     let hops = walk(
         pull.as_ref().map(|p| &p.source),
         &dest,

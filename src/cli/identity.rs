@@ -34,6 +34,23 @@ pub fn http_options(settings: &IdentitySettings) -> HttpOptions {
     HttpOptions::default().with_ca_bundle(settings.ca_bundle.clone())
 }
 
+/// STS refuses sessions shorter than this (`DurationSeconds` minimum).
+pub const STS_MIN_SESSION: Duration = Duration::from_secs(15 * 60);
+
+/// Warnings about identity settings that work here but not against the real services.
+pub fn warnings(settings: &IdentitySettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(role) = &settings.aws_role {
+        if role.session_duration < STS_MIN_SESSION {
+            out.push(format!(
+                "--aws-session-duration {}s is below STS's 15-minute minimum: AWS STS will refuse it (ValidationError); shorter sessions only work against emulators",
+                role.session_duration.as_secs()
+            ));
+        }
+    }
+    out
+}
+
 /// Whether storage is authorized by the Azure CLI's storage variables rather than an Entra
 /// token: explicitly (`connection-string`, `key`, `sas`), or under `auto` when one is set.
 pub fn storage_uses_env_credentials(kind: AzureAuthKind) -> bool {

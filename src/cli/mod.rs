@@ -137,7 +137,11 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         print_settings(&resolved.shown, resolved.output);
         return ExitCode::Success;
     }
-    for w in &resolved.warnings {
+    for w in resolved
+        .warnings
+        .iter()
+        .chain(&identity::warnings(&resolved.identity))
+    {
         eprintln!("warning: {w}");
     }
     execute(
