@@ -654,3 +654,87 @@ async fn service_principal_with_a_certificate_to_sts_and_azurite_oauth() {
         "{stderr}"
     );
 }
+
+/// `--bearer-from azure`: the API Gateway's JWT authorizer trusts Entra; the tool asks its
+/// Azure identity (a service principal with a secret here) for a token whose audience is the
+/// API's app id URI and sends it as the bearer. A token for another audience is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bearer_from_azure_passes_an_entra_jwt_authorizer() {
+    let entra = Entra::start(EntraConfig {
+        client_secret: Some("sp-secret-8c1f2e9a77".into()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = entra.config();
+    let api = ApiGateway::start(ApiConfig {
+        records: 90,
+        page_size: 20,
+        auth: ApiAuthCheck::EntraJwt {
+            issuer: format!("https://sts.windows.net/{}/", cfg.tenant),
+            audience: "api://orders-api".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+        (
+            "AZURE_CLIENT_SECRET".to_string(),
+            "sp-secret-8c1f2e9a77".into(),
+        ),
+        ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+        ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+    ];
+    let args = |audience: &str, dest: &str| {
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "bearer",
+            "--bearer-from",
+            "azure",
+            "--bearer-audience",
+            audience,
+            "--dest",
+            dest,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
+        ])
+    };
+    let dest = lake.path().join("orders").display().to_string();
+    let out = gatelake(args("api://orders-api", &dest), env.clone(), None).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 90);
+    let requests = api.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let auth = r.headers["authorization"].to_str().unwrap();
+        let token = auth.strip_prefix("Bearer ").unwrap();
+        assert_eq!(support::identity::claims(token)["aud"], "api://orders-api");
+    }
+    let mut secrets = entra.issued();
+    secrets.push("sp-secret-8c1f2e9a77".into());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+
+    // A token for another audience: the authorizer answers 401 and the run fails.
+    let dest = lake.path().join("other").display().to_string();
+    let out = gatelake(args("api://other-api", &dest), env, None).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+}
