@@ -738,3 +738,92 @@ async fn bearer_from_azure_passes_an_entra_jwt_authorizer() {
     let stderr = text(&out.stderr);
     assert!(stderr.contains("401"), "{stderr}");
 }
+
+/// STS over HTTPS with the throwaway CA, trusted only through `--ca-bundle` (no
+/// `SSL_CERT_FILE`): the AWS SDK's own HTTP client gets the same extra roots as every other
+/// hop, for the pull and for `auth check`'s GetCallerIdentity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sts_over_https_trusts_the_ca_bundle() {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start_tls(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: cfg.object_id.clone(),
+        },
+        issued.clone(),
+    )
+    .await;
+    assert!(sts.url().starts_with("https://"));
+    let api = ApiGateway::start(ApiConfig {
+        records: 40,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("federated-token");
+    std::fs::write(&token_file, federated_token(&cfg, 3600)).unwrap();
+    let env = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+        ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+    ];
+    let ca = ca_file().display().to_string();
+    let lake = dir.path().join("lake").display().to_string();
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/cursor"),
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--records",
+        "items",
+        "--api-auth",
+        "iam",
+        "--region",
+        "us-east-1",
+        "--aws-role-arn",
+        ROLE,
+        "--ca-bundle",
+        &ca,
+        "--dest",
+        &lake,
+        "--output",
+        "json",
+        "--progress",
+        "none",
+    ]);
+    let out = gatelake(args.clone(), env.clone(), None).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 40);
+    assert_eq!(sts.exchanges(), 1);
+
+    // auth check: the exchange and GetCallerIdentity both go to STS over HTTPS.
+    args[0] = "check".into();
+    args.insert(0, "auth".into());
+    let out = gatelake(args, env, None).await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let aws = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "aws")
+        .unwrap()
+        .clone();
+    assert_eq!(aws["status"], "ok", "{aws}");
+}

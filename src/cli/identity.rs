@@ -77,6 +77,15 @@ pub fn needs_azure(settings: &IdentitySettings, dest: &str, auth: &ApiAuth) -> b
     storage || aws || api
 }
 
+/// The AWS SDK's HTTP client with the same extra trusted roots as every other hop (`None`
+/// when there are none: the SDK's default client).
+pub fn sdk_http_client(
+    settings: &IdentitySettings,
+) -> Result<Option<aws_smithy_runtime_api::client::http::SharedHttpClient>, IdentityFailure> {
+    gatelake::identity::aws::sdk_http_client(&http_options(settings).ca_bundles)
+        .map_err(|e| IdentityFailure(e.to_string()))
+}
+
 /// Resolve the Azure identity.
 pub async fn azure_identity(
     settings: &IdentitySettings,
@@ -225,6 +234,7 @@ pub fn aws_credentials(
         region: role.sts_region.clone(),
         endpoint_url: sts_endpoint_from_env(&|n| std::env::var(n).ok()),
         max_attempts: 4,
+        http_client: sdk_http_client(settings)?,
     };
     let provider = WebIdentityProvider::new(config.clone(), source);
     // Re-exchange when a fifth of the session (at most five minutes) is left.

@@ -712,6 +712,7 @@ struct FrontState {
 pub struct StsFront {
     pub server: Server,
     state: Arc<FrontState>,
+    tls: bool,
 }
 
 /// moto's address, from `scripts/test.sh`; fails loudly when missing.
@@ -743,6 +744,15 @@ fn xml_field(xml: &str, name: &str) -> Option<String> {
 
 impl StsFront {
     pub async fn start(policy: TrustPolicy, issued: IssuedKeys) -> StsFront {
+        Self::start_with(policy, issued, false).await
+    }
+
+    /// The same over HTTPS with the test CA (the AWS SDK must be given `--ca-bundle`).
+    pub async fn start_tls(policy: TrustPolicy, issued: IssuedKeys) -> StsFront {
+        Self::start_with(policy, issued, true).await
+    }
+
+    async fn start_with(policy: TrustPolicy, issued: IssuedKeys, tls: bool) -> StsFront {
         let state = Arc::new(FrontState {
             moto: moto_url(),
             policy,
@@ -753,14 +763,16 @@ impl StsFront {
         });
         let app = Router::new().fallback(sts_handle).with_state(state.clone());
         StsFront {
-            server: serve(app, false).await,
+            server: serve(app, tls).await,
             state,
+            tls,
         }
     }
 
     /// `AWS_ENDPOINT_URL_STS`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.addr.port())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.server.addr.port())
     }
 
     /// Successful exchanges so far.
