@@ -245,3 +245,34 @@ pub fn aws_credentials(
     );
     Ok(Some((Arc::new(creds), config)))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn with_session(duration: Duration) -> IdentitySettings {
+        IdentitySettings {
+            azure: Default::default(),
+            aws_role: Some(AwsRoleSettings {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                web_identity: WebIdentityKind::Azure,
+                audience: "api://AzureADTokenExchange".into(),
+                token_file: None,
+                session_duration: duration,
+                session_name: None,
+                sts_region: "us-east-1".into(),
+            }),
+            ca_bundle: None,
+        }
+    }
+
+    #[test]
+    fn short_sessions_warn_that_sts_refuses_them() {
+        let w = warnings(&with_session(Duration::from_secs(300)));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("15-minute minimum"), "{}", w[0]);
+        assert!(warnings(&with_session(STS_MIN_SESSION)).is_empty());
+        assert!(warnings(&with_session(Duration::from_secs(3600))).is_empty());
+    }
+}

@@ -251,7 +251,11 @@ async fn execute(
     let azure = if identity::needs_azure(identity, dest, &pull.source.auth) {
         match identity::azure_identity(identity).await {
             Ok(a) => {
-                tracing::info!("Azure identity: {}", a.source.describe());
+                tracing::info!(
+                    "Azure identity: {} (--azure-auth {})",
+                    a.source.describe(),
+                    identity.azure.kind.as_str()
+                );
                 Some(a)
             }
             Err(e) => return auth_failure(e.to_string()),
