@@ -18,8 +18,9 @@
 //!    [`crate::identity::certificate`]) or a secret (`AZURE_CLIENT_SECRET`);
 //! 5. the Azure CLI's login, when `az` is on `PATH`.
 //!
-//! Under `auto`, a source that is configured but cannot even start (an unreadable certificate,
-//! no `az`) is skipped, and the final error lists every source tried and why it was passed over.
+//! Under `auto`, a source that is configured but cannot even start (a federated token file
+//! that does not exist, an `IDENTITY_ENDPOINT` that is not a URL, an unusable certificate, no
+//! `az`) is skipped, and the final error lists every source tried and why it was passed over.
 //!
 //! The token endpoint, managed identity and handed-in credentials are our own: they go
 //! through the tool's one HTTP stack (custom CA bundle, proxies, timeouts) and report Entra's
@@ -768,6 +769,14 @@ impl AzureIdentity {
         // 2. Workload identity federation.
         if wants(AzureAuthKind::WorkloadIdentity) {
             match (&tenant, &client_id, get("AZURE_FEDERATED_TOKEN_FILE")) {
+                // A token file that is not there (yet) cannot start: `auto` moves on.
+                (Some(_), Some(_), Some(f))
+                    if kind == AzureAuthKind::Auto && !std::path::Path::new(&f).is_file() =>
+                {
+                    tried.push(format!(
+                        "workload identity (AZURE_FEDERATED_TOKEN_FILE {f} does not exist)"
+                    ))
+                }
                 (Some(t), Some(c), Some(f)) => {
                     return Ok(make(
                         AzureSource::WorkloadIdentity,
@@ -792,10 +801,24 @@ impl AzureIdentity {
         // 3. Managed identity: App Service style by its variables, else the VM's IMDS (named
         // explicitly, or found by a short probe under `auto`).
         if wants(AzureAuthKind::ManagedIdentity) {
-            if let (Some(ep), Some(h)) = (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
-                let endpoint = Url::parse(&ep).map_err(|e| {
-                    AzureIdentityError::Setup(format!("IDENTITY_ENDPOINT is not a URL: {e}"))
-                })?;
+            let app_service = match (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
+                (Some(ep), Some(h)) => match Url::parse(&ep) {
+                    Ok(endpoint) => Some((endpoint, h)),
+                    Err(e) if kind == AzureAuthKind::ManagedIdentity => {
+                        return Err(AzureIdentityError::Setup(format!(
+                            "IDENTITY_ENDPOINT is not a URL: {e}"
+                        )))
+                    }
+                    Err(e) => {
+                        tried.push(format!(
+                            "managed identity (IDENTITY_ENDPOINT is not a URL: {e})"
+                        ));
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some((endpoint, h)) = app_service {
                 return Ok(make(
                     AzureSource::ManagedIdentityAppService,
                     Arc::new(ManagedIdentityCredential::new(
@@ -825,7 +848,7 @@ impl AzureIdentity {
             if matches!(answered, Ok(Ok(_))) {
                 return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(imds)));
             }
-            tried.push("managed identity (no IDENTITY_ENDPOINT, IMDS did not answer)".into());
+            tried.push("managed identity via IMDS (did not answer)".into());
         }
 
         // 4. Service principal: a certificate or a secret.
@@ -1036,14 +1059,18 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let wi: &[(&str, &str)] = &[
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file: &'static str = Box::leak(token_file.display().to_string().into_boxed_str());
+        let wi: &'static [(&str, &str)] = Box::leak(Box::new([
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_CLIENT_ID", "c"),
-            ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file),
             ("AZURE_CLIENT_SECRET", "s"),
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
             ("IDENTITY_HEADER", "h"),
-        ];
+        ]));
         let opts = AzureOptions::default();
         let id = AzureIdentity::resolve(&opts, &env_of(wi), http.clone())
             .await
@@ -1104,6 +1131,9 @@ mod tests {
         std::fs::create_dir(&bin).unwrap();
         std::fs::write(bin.join("az"), "#!/bin/sh\n").unwrap();
         let missing_cert = dir.path().join("missing.pem").display().to_string();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file = token_file.display().to_string();
         let bin_path = bin.display().to_string();
         let base: Vec<(&str, String)> = vec![
             // Nothing listens on the discard port: the IMDS probe fails at once.
@@ -1113,7 +1143,7 @@ mod tests {
         let all: Vec<(&str, String)> = vec![
             ("AZURE_TENANT_ID", "t".into()),
             ("AZURE_CLIENT_ID", "c".into()),
-            ("AZURE_FEDERATED_TOKEN_FILE", "/f".into()),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file.clone()),
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi".into()),
             ("IDENTITY_HEADER", "h".into()),
             ("AZURE_CLIENT_SECRET", "s".into()),
@@ -1171,6 +1201,24 @@ mod tests {
                 }
             }
         }
+        // A federated token file that is not there: `auto` moves on to managed identity.
+        let env: HashMap<String, String> = all
+            .iter()
+            .chain(base.iter())
+            .map(|(k, v)| {
+                let v = if *k == "AZURE_FEDERATED_TOKEN_FILE" {
+                    "/nonexistent/token".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        let lookup = |k: &str| env.get(k).cloned();
+        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
         // A certificate that cannot be read: `auto` falls through to the CLI and says why
         // when nothing else is left; `service-principal` named explicitly fails on it.
         let cert_env = |path: &str| -> HashMap<String, String> {
