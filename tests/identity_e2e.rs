@@ -645,6 +645,26 @@ async fn service_principal_with_a_certificate_to_sts_and_azurite_oauth() {
     }
     assert_no_secret(&secrets, &hay);
 
+    // auth check names the certificate credential.
+    let mut check = args(&cont);
+    check[0] = "check".into();
+    check.insert(0, "auth".into());
+    check.retain(|a| a != "--create-container");
+    let out = gatelake(check, env_for(&registered.pem_path), None).await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let azure = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "azure")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        azure["identity"]["source"],
+        "service principal (AZURE_CLIENT_CERTIFICATE_PATH)"
+    );
+
     // A certificate that is not uploaded to the app: refused, with the fix.
     let out = gatelake(args(&container("cert-bad")), env_for(&other.pem_path), None).await;
     assert!(!out.status.success());

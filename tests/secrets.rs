@@ -1,7 +1,8 @@
 //! No secret ever reaches an output. Full pulls with every kind of auth — API key, static
 //! bearer, bearer from Azure (an Entra token for the API's audience), IAM (SigV4 with
 //! credentials from STS web identity) — and every kind of storage credential — account key,
-//! SAS, OAuth token from Entra — into Azurite and into a local folder, all at debug log level.
+//! SAS, OAuth token from Entra (service principal with a secret, with a certificate, workload
+//! identity) — into Azurite and into a local folder, all at debug log level.
 //! Then every secret the run handled (or that the emulators issued to it) is looked for in
 //! stdout, stderr, every blob under the destinations (checkpoint, lock, manifest, load SQL,
 //! data) and every file of the local lake. A failure names the secret and where it appeared,
@@ -176,8 +177,11 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
     let oauth_blob = std::env::var("GATELAKE_TEST_AZURITE_OAUTH_BLOB").expect(
         "GATELAKE_TEST_AZURITE_OAUTH_BLOB is not set: run the suite with `bash scripts/test.sh`, which starts Azurite with OAuth over HTTPS",
     );
+    let work = tempfile::tempdir().unwrap();
+    let certificate = support::identity::make_client_certificate(work.path(), false);
     let entra = Entra::start(EntraConfig {
         client_secret: Some(CLIENT_SECRET.into()),
+        certificate: Some(certificate.clone()),
         ..Default::default()
     })
     .await;
@@ -213,7 +217,6 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
     })
     .await;
 
-    let work = tempfile::tempdir().unwrap();
     let lake = work.path().join("lake");
     let federated_path = work.path().join("federated-token");
     let fed = cfg.federated.clone().unwrap();
@@ -225,10 +228,11 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
     std::fs::write(&federated_path, &federated).unwrap();
     let (sas, sas_sig) = account_sas(az.account, az.key);
     let suffix = format!("{:08x}", rand::random::<u32>());
-    let (c_key, c_sas, c_oauth) = (
+    let (c_key, c_sas, c_oauth, c_cert) = (
         format!("sec-key-{suffix}"),
         format!("sec-sas-{suffix}"),
         format!("sec-oauth-{suffix}"),
+        format!("sec-cert-{suffix}"),
     );
     // Everything at debug level, our modules and every other crate.
     let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
@@ -347,6 +351,31 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
     ok(&out, "api-key into a local folder", 60);
     outputs.push(("api-key/local".into(), out));
 
+    // 6. Static bearer → Azurite with OAuth, the Entra token got with a certificate.
+    let pem = certificate.pem_path.display().to_string();
+    let out = support::run::gatelake(
+        pull(
+            &api_bearer,
+            &format!("{oauth_blob}/{c_cert}/orders"),
+            &["--api-auth", "bearer"],
+        ),
+        base(&[
+            ("GATELAKE_BEARER_TOKEN", BEARER),
+            ("AZURE_TENANT_ID", &cfg.tenant),
+            ("AZURE_CLIENT_ID", &cfg.client_id),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", &pem),
+            ("AZURE_AUTHORITY_HOST", &authority),
+            ("SSL_CERT_FILE", &ca),
+        ]),
+    )
+    .await;
+    ok(
+        &out,
+        "certificate service principal into Azurite with OAuth",
+        60,
+    );
+    outputs.push(("bearer/certificate-oauth".into(), out));
+
     // Every secret handled or issued.
     let mut secrets = vec![
         secret("API key", API_KEY),
@@ -360,6 +389,16 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
             url::form_urlencoded::byte_serialize(sas_sig.as_bytes()).collect::<String>(),
         ),
     ];
+    for (i, a) in entra.assertions().into_iter().enumerate() {
+        secrets.push(secret(format!("client assertion #{i}"), a));
+    }
+    for line in certificate
+        .key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        secrets.push(secret("a line of the certificate's private key", line));
+    }
     for (i, t) in entra.issued().into_iter().enumerate() {
         secrets.push(secret(format!("Entra access token #{i}"), t));
     }
@@ -398,6 +437,7 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
         places.extend(blobs(&az.blob_endpoint, c, false).await);
     }
     places.extend(blobs(&oauth_blob, &c_oauth, true).await);
+    places.extend(blobs(&oauth_blob, &c_cert, true).await);
     places.extend(files(&lake));
     for must in [
         "_state/checkpoint.json",
@@ -405,7 +445,7 @@ async fn no_secret_in_any_output_of_any_auth_kind() {
         "_manifest.json",
         "load.sql",
     ] {
-        for c in [&c_key, &c_sas, &c_oauth] {
+        for c in [&c_key, &c_sas, &c_oauth, &c_cert] {
             assert!(
                 places
                     .iter()
