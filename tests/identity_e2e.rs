@@ -847,3 +847,83 @@ async fn sts_over_https_trusts_the_ca_bundle() {
         .clone();
     assert_eq!(aws["status"], "ok", "{aws}");
 }
+
+/// The standard AWS chain (no `--aws-role-arn`: the SDK's own web identity provider from
+/// `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`) also reaches STS over HTTPS through
+/// `--ca-bundle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standard_chain_reaches_sts_over_https_with_the_ca_bundle() {
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start_tls(
+        TrustPolicy {
+            issuer: GITHUB_ISSUER.into(),
+            audience: "sts.amazonaws.com".into(),
+            subject: GITHUB_SUB.into(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 30,
+        page_size: 10,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let n = now();
+    std::fs::write(
+        &token_file,
+        jwt(&json!({"iss": GITHUB_ISSUER, "aud": "sts.amazonaws.com", "sub": GITHUB_SUB, "iat": n, "nbf": n - 5, "exp": n + 600})),
+    )
+    .unwrap();
+    let env = vec![
+        ("AWS_ROLE_ARN".to_string(), ROLE.to_string()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_SESSION_NAME".to_string(),
+            "chain-test".to_string(),
+        ),
+        ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+    ];
+    let ca = ca_file().display().to_string();
+    let lake = dir.path().join("lake").display().to_string();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--ca-bundle",
+            &ca,
+            "--dest",
+            &lake,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]),
+        env,
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 30);
+    assert_eq!(sts.exchanges(), 1);
+}
