@@ -259,6 +259,11 @@ async fn workload_identity_to_sts_to_sigv4_to_azurite_oauth_refreshing_and_leaki
     );
     let summary = json_out(&out);
     assert_eq!(summary["rows"], 300, "{summary}");
+    // A session this short works against the emulator, but real STS refuses it: say so.
+    assert!(
+        stderr.contains("warning: --aws-session-duration 4s is below STS's 15-minute minimum"),
+        "{stderr}"
+    );
     assert!(
         c.sts.exchanges() >= 2,
         "expected a re-exchange during the pull, saw {} exchange(s)",
@@ -520,4 +525,405 @@ async fn auth_check_fails_usefully_at_each_hop() {
     assert_eq!(lake["status"], "failed", "{v}");
     assert!(lake["fix"].is_string());
     assert_eq!(out.status.code(), Some(5));
+}
+
+/// A service principal with a certificate: the binary signs a client assertion with the
+/// key in `AZURE_CLIENT_CERTIFICATE_PATH`, the local Entra verifies it (thumbprint,
+/// signature, audience, issuer/subject, lifetime) and issues tokens for storage (Azurite with
+/// OAuth) and for the STS exchange (SigV4 pull). A certificate Entra does not know fails with
+/// the fix; the key never shows up anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn service_principal_with_a_certificate_to_sts_and_azurite_oauth() {
+    let certs = tempfile::tempdir().unwrap();
+    let registered_dir = certs.path().join("registered");
+    let other_dir = certs.path().join("other");
+    std::fs::create_dir_all(&registered_dir).unwrap();
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let registered = support::identity::make_client_certificate(&registered_dir, true);
+    let other = support::identity::make_client_certificate(&other_dir, false);
+
+    let entra = Entra::start(EntraConfig {
+        federated: None,
+        certificate: Some(registered.clone()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: cfg.object_id.clone(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 120,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let env_for = |pem: &std::path::Path| {
+        vec![
+            ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+            ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+            (
+                "AZURE_CLIENT_CERTIFICATE_PATH".to_string(),
+                pem.display().to_string(),
+            ),
+            ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+            ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+        ]
+    };
+    let cont = container("cert");
+    let args = |cont: &str| {
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--aws-role-arn",
+            ROLE,
+            "--dest",
+            &format!("{}/{cont}/orders", oauth_blob()),
+            "--create-container",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
+        ])
+    };
+    let out = gatelake(args(&cont), env_for(&registered.pem_path), None).await;
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "stderr: {stderr}");
+    assert_eq!(json_out(&out)["rows"], 120);
+    assert!(
+        stderr.contains("service principal (AZURE_CLIENT_CERTIFICATE_PATH)"),
+        "the source is named: {stderr}"
+    );
+    assert_eq!(sts.exchanges(), 1);
+    // Both tokens (storage and the exchange audience) came from signed assertions.
+    let assertions = entra.assertions();
+    assert!(assertions.len() >= 2, "{} assertion(s)", assertions.len());
+    for a in &assertions {
+        let h = support::identity::jwt_header(a);
+        assert_eq!(h["alg"], "RS256", "{h}");
+    }
+    let stored = stored_objects(&cont).await;
+    assert!(stored.iter().any(|(p, _)| p.ends_with("_SUCCESS")));
+    let mut secrets = entra.issued();
+    secrets.extend(assertions);
+    secrets.extend(sts.issued_secrets());
+    // Every line of the key's base64 body.
+    secrets.extend(
+        registered
+            .key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::to_string),
+    );
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    assert_no_secret(&secrets, &hay);
+
+    // auth check names the certificate credential.
+    let mut check = args(&cont);
+    check[0] = "check".into();
+    check.insert(0, "auth".into());
+    check.retain(|a| a != "--create-container");
+    let out = gatelake(check, env_for(&registered.pem_path), None).await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let azure = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "azure")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        azure["identity"]["source"],
+        "service principal (AZURE_CLIENT_CERTIFICATE_PATH)"
+    );
+
+    // A certificate that is not uploaded to the app: refused, with the fix.
+    let out = gatelake(args(&container("cert-bad")), env_for(&other.pem_path), None).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("AADSTS700027") && stderr.contains("upload this certificate"),
+        "{stderr}"
+    );
+}
+
+/// `--bearer-from azure`: the API Gateway's JWT authorizer trusts Entra; the tool asks its
+/// Azure identity (a service principal with a secret here) for a token whose audience is the
+/// API's app id URI and sends it as the bearer. A token for another audience is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bearer_from_azure_passes_an_entra_jwt_authorizer() {
+    let entra = Entra::start(EntraConfig {
+        client_secret: Some("sp-secret-8c1f2e9a77".into()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = entra.config();
+    let api = ApiGateway::start(ApiConfig {
+        records: 90,
+        page_size: 20,
+        auth: ApiAuthCheck::EntraJwt {
+            issuer: format!("https://sts.windows.net/{}/", cfg.tenant),
+            audience: "api://orders-api".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let env = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+        (
+            "AZURE_CLIENT_SECRET".to_string(),
+            "sp-secret-8c1f2e9a77".into(),
+        ),
+        ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+        ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+    ];
+    let args = |audience: &str, dest: &str| {
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "bearer",
+            "--bearer-from",
+            "azure",
+            "--bearer-audience",
+            audience,
+            "--dest",
+            dest,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "-v",
+        ])
+    };
+    let dest = lake.path().join("orders").display().to_string();
+    let out = gatelake(args("api://orders-api", &dest), env.clone(), None).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 90);
+    let requests = api.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let auth = r.headers["authorization"].to_str().unwrap();
+        let token = auth.strip_prefix("Bearer ").unwrap();
+        assert_eq!(support::identity::claims(token)["aud"], "api://orders-api");
+    }
+    let mut secrets = entra.issued();
+    secrets.push("sp-secret-8c1f2e9a77".into());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+
+    // A token for another audience: the authorizer answers 401 and the run fails.
+    let dest = lake.path().join("other").display().to_string();
+    let out = gatelake(args("api://other-api", &dest), env, None).await;
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+}
+
+/// STS over HTTPS with the throwaway CA, trusted only through `--ca-bundle` (no
+/// `SSL_CERT_FILE`): the AWS SDK's own HTTP client gets the same extra roots as every other
+/// hop, for the pull and for `auth check`'s GetCallerIdentity.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sts_over_https_trusts_the_ca_bundle() {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start_tls(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: cfg.object_id.clone(),
+        },
+        issued.clone(),
+    )
+    .await;
+    assert!(sts.url().starts_with("https://"));
+    let api = ApiGateway::start(ApiConfig {
+        records: 40,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("federated-token");
+    std::fs::write(&token_file, federated_token(&cfg, 3600)).unwrap();
+    let env = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+        (
+            "AZURE_FEDERATED_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+        ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+    ];
+    let ca = ca_file().display().to_string();
+    let lake = dir.path().join("lake").display().to_string();
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/cursor"),
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--records",
+        "items",
+        "--api-auth",
+        "iam",
+        "--region",
+        "us-east-1",
+        "--aws-role-arn",
+        ROLE,
+        "--ca-bundle",
+        &ca,
+        "--dest",
+        &lake,
+        "--output",
+        "json",
+        "--progress",
+        "none",
+    ]);
+    let out = gatelake(args.clone(), env.clone(), None).await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 40);
+    assert_eq!(sts.exchanges(), 1);
+
+    // auth check: the exchange and GetCallerIdentity both go to STS over HTTPS.
+    args[0] = "check".into();
+    args.insert(0, "auth".into());
+    let out = gatelake(args, env, None).await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let aws = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "aws")
+        .unwrap()
+        .clone();
+    assert_eq!(aws["status"], "ok", "{aws}");
+}
+
+/// The standard AWS chain (no `--aws-role-arn`: the SDK's own web identity provider from
+/// `AWS_ROLE_ARN` + `AWS_WEB_IDENTITY_TOKEN_FILE`) also reaches STS over HTTPS through
+/// `--ca-bundle`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn standard_chain_reaches_sts_over_https_with_the_ca_bundle() {
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start_tls(
+        TrustPolicy {
+            issuer: GITHUB_ISSUER.into(),
+            audience: "sts.amazonaws.com".into(),
+            subject: GITHUB_SUB.into(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 30,
+        page_size: 10,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let n = now();
+    std::fs::write(
+        &token_file,
+        jwt(&json!({"iss": GITHUB_ISSUER, "aud": "sts.amazonaws.com", "sub": GITHUB_SUB, "iat": n, "nbf": n - 5, "exp": n + 600})),
+    )
+    .unwrap();
+    let env = vec![
+        ("AWS_ROLE_ARN".to_string(), ROLE.to_string()),
+        (
+            "AWS_WEB_IDENTITY_TOKEN_FILE".to_string(),
+            token_file.display().to_string(),
+        ),
+        (
+            "AWS_ROLE_SESSION_NAME".to_string(),
+            "chain-test".to_string(),
+        ),
+        ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+    ];
+    let ca = ca_file().display().to_string();
+    let lake = dir.path().join("lake").display().to_string();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "us-east-1",
+            "--ca-bundle",
+            &ca,
+            "--dest",
+            &lake,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]),
+        env,
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 30);
+    assert_eq!(sts.exchanges(), 1);
 }

@@ -116,6 +116,9 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
             (Err(e), _) | (_, Err(e)) => return super::usage_error_pub(&e, Some(mode)),
         }
     };
+    for w in super::identity::warnings(&ident) {
+        eprintln!("warning: {w}");
+    }
     let hops = walk(
         pull.as_ref().map(|p| &p.source),
         &dest,
@@ -232,6 +235,7 @@ async fn walk(
                             c,
                             &config.region,
                             config.endpoint_url.as_deref(),
+                            config.http_client.clone(),
                         )
                         .await
                         {
@@ -255,7 +259,13 @@ async fn walk(
             }
         }
     } else if let ApiAuth::Iam { region } = &api_auth {
-        match gatelake::identity::aws::AwsCredentials::from_default_chain(region).await {
+        let sdk_http = identity::sdk_http_client(ident).ok().flatten();
+        match gatelake::identity::aws::AwsCredentials::from_default_chain_with(
+            region,
+            sdk_http.clone(),
+        )
+        .await
+        {
             Ok(c) => match c.fetch_uncached().await {
                 Ok(creds) => {
                     let who = gatelake::identity::aws::caller_identity(
@@ -263,6 +273,7 @@ async fn walk(
                         region,
                         gatelake::identity::aws::sts_endpoint_from_env(&|n| std::env::var(n).ok())
                             .as_deref(),
+                        sdk_http,
                     )
                     .await;
                     match who {

@@ -34,6 +34,23 @@ pub fn http_options(settings: &IdentitySettings) -> HttpOptions {
     HttpOptions::default().with_ca_bundle(settings.ca_bundle.clone())
 }
 
+/// STS refuses sessions shorter than this (`DurationSeconds` minimum).
+pub const STS_MIN_SESSION: Duration = Duration::from_secs(15 * 60);
+
+/// Warnings about identity settings that work here but not against the real services.
+pub fn warnings(settings: &IdentitySettings) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(role) = &settings.aws_role {
+        if role.session_duration < STS_MIN_SESSION {
+            out.push(format!(
+                "--aws-session-duration {}s is below STS's 15-minute minimum: AWS STS will refuse it (ValidationError); shorter sessions only work against emulators",
+                role.session_duration.as_secs()
+            ));
+        }
+    }
+    out
+}
+
 /// Whether storage is authorized by the Azure CLI's storage variables rather than an Entra
 /// token: explicitly (`connection-string`, `key`, `sas`), or under `auto` when one is set.
 pub fn storage_uses_env_credentials(kind: AzureAuthKind) -> bool {
@@ -58,6 +75,15 @@ pub fn needs_azure(settings: &IdentitySettings, dest: &str, auth: &ApiAuth) -> b
         .is_some_and(|r| r.web_identity == WebIdentityKind::Azure);
     let api = matches!(auth, ApiAuth::BearerFromAzure { .. });
     storage || aws || api
+}
+
+/// The AWS SDK's HTTP client with the same extra trusted roots as every other hop (`None`
+/// when there are none: the SDK's default client).
+pub fn sdk_http_client(
+    settings: &IdentitySettings,
+) -> Result<Option<aws_smithy_runtime_api::client::http::SharedHttpClient>, IdentityFailure> {
+    gatelake::identity::aws::sdk_http_client(&http_options(settings).ca_bundles)
+        .map_err(|e| IdentityFailure(e.to_string()))
 }
 
 /// Resolve the Azure identity.
@@ -208,6 +234,7 @@ pub fn aws_credentials(
         region: role.sts_region.clone(),
         endpoint_url: sts_endpoint_from_env(&|n| std::env::var(n).ok()),
         max_attempts: 4,
+        http_client: sdk_http_client(settings)?,
     };
     let provider = WebIdentityProvider::new(config.clone(), source);
     // Re-exchange when a fifth of the session (at most five minutes) is left.
@@ -217,4 +244,35 @@ pub fn aws_credentials(
         margin,
     );
     Ok(Some((Arc::new(creds), config)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn with_session(duration: Duration) -> IdentitySettings {
+        IdentitySettings {
+            azure: Default::default(),
+            aws_role: Some(AwsRoleSettings {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                web_identity: WebIdentityKind::Azure,
+                audience: "api://AzureADTokenExchange".into(),
+                token_file: None,
+                session_duration: duration,
+                session_name: None,
+                sts_region: "us-east-1".into(),
+            }),
+            ca_bundle: None,
+        }
+    }
+
+    #[test]
+    fn short_sessions_warn_that_sts_refuses_them() {
+        let w = warnings(&with_session(Duration::from_secs(300)));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("15-minute minimum"), "{}", w[0]);
+        assert!(warnings(&with_session(STS_MIN_SESSION)).is_empty());
+        assert!(warnings(&with_session(Duration::from_secs(3600))).is_empty());
+    }
 }

@@ -137,7 +137,11 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         print_settings(&resolved.shown, resolved.output);
         return ExitCode::Success;
     }
-    for w in &resolved.warnings {
+    for w in resolved
+        .warnings
+        .iter()
+        .chain(&identity::warnings(&resolved.identity))
+    {
         eprintln!("warning: {w}");
     }
     execute(
@@ -250,7 +254,11 @@ async fn execute(
     let azure = if identity::needs_azure(identity, dest, &pull.source.auth) {
         match identity::azure_identity(identity).await {
             Ok(a) => {
-                tracing::info!("Azure identity: {}", a.source.describe());
+                tracing::info!(
+                    "Azure identity: {} (--azure-auth {})",
+                    a.source.describe(),
+                    identity.azure.kind.as_str()
+                );
                 Some(a)
             }
             Err(e) => return auth_failure(e.to_string()),
@@ -287,7 +295,30 @@ async fn execute(
             return ExitCode::Failure;
         }
     };
-    let client = match ApiClient::new(&pull.source, http, aws.map(|(c, _)| c)).await {
+    // Without a role, the standard AWS chain signs; built here (rather than by the client)
+    // only so that its own calls (STS, SSO, containers) trust --ca-bundle as well.
+    let aws = match (aws, &pull.source.auth) {
+        (Some((c, _)), _) => Some(c),
+        (None, gatelake::config::ApiAuth::Iam { region }) => {
+            match identity::sdk_http_client(identity) {
+                Ok(Some(h)) => {
+                    match gatelake::identity::aws::AwsCredentials::from_default_chain_with(
+                        region,
+                        Some(h),
+                    )
+                    .await
+                    {
+                        Ok(c) => Some(Arc::new(c)),
+                        Err(e) => return auth_failure(e.to_string()),
+                    }
+                }
+                Ok(None) => None,
+                Err(e) => return auth_failure(e.to_string()),
+            }
+        }
+        (None, _) => None,
+    };
+    let client = match ApiClient::new(&pull.source, http, aws).await {
         Ok(c) => match &azure {
             Some(a) => c.with_bearer_credential(a.credential()),
             None => c,

@@ -22,6 +22,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -78,10 +79,21 @@ impl AwsCredentials {
 
     /// The standard AWS credential chain.
     pub async fn from_default_chain(region: &str) -> Result<Self, AwsCredentialsError> {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(region.to_string()))
-            .load()
-            .await;
+        Self::from_default_chain_with(region, None).await
+    }
+
+    /// The standard AWS credential chain; `http_client` carries the extra trusted roots
+    /// ([`sdk_http_client`]) to the chain's own calls (SSO, STS for profiles, containers).
+    pub async fn from_default_chain_with(
+        region: &str,
+        http_client: Option<SharedHttpClient>,
+    ) -> Result<Self, AwsCredentialsError> {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_string()));
+        if let Some(h) = http_client {
+            loader = loader.http_client(h);
+        }
+        let config = loader.load().await;
         let provider = config.credentials_provider().ok_or_else(|| {
             AwsCredentialsError::Unavailable(
                 "the AWS configuration has no credentials provider".into(),
@@ -184,6 +196,65 @@ pub struct WebIdentityConfig {
     pub endpoint_url: Option<String>,
     /// Attempts for retryable STS failures, the first included.
     pub max_attempts: u32,
+    /// The SDK's HTTP client with the tool's extra trusted roots ([`sdk_http_client`]);
+    /// `None` = the SDK's default client (platform roots).
+    pub http_client: Option<SharedHttpClient>,
+}
+
+/// Why the AWS SDK's HTTP client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SdkHttpError {
+    #[error("cannot read the CA bundle {path} for STS: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the CA bundle {path} holds no PEM certificate the AWS SDK can use")]
+    NoCertificates { path: std::path::PathBuf },
+}
+
+/// An HTTP client for the AWS SDK (STS) that trusts the platform's roots plus the PEM
+/// bundles given (`--ca-bundle`, `SSL_CERT_FILE`), so STS goes through the same corporate TLS
+/// inspection (and the tests' throwaway CA) as every other hop. The SDK keeps its own
+/// hyper/rustls stack (aws-lc-rs, as ours), so the roots are handed to it rather than shared.
+/// `None` when there are no extra roots: the SDK's default client is then used unchanged.
+pub fn sdk_http_client(
+    ca_bundles: &[std::path::PathBuf],
+) -> Result<Option<SharedHttpClient>, SdkHttpError> {
+    use aws_smithy_http_client::tls;
+    use rustls_pki_types::pem::PemObject;
+    if ca_bundles.is_empty() {
+        return Ok(None);
+    }
+    let mut store = tls::TrustStore::default();
+    for path in ca_bundles {
+        let pem = std::fs::read(path).map_err(|source| SdkHttpError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        // The SDK parses these lazily and panics on a bad one: check them here first.
+        let parsed: Result<Vec<_>, _> =
+            rustls_pki_types::CertificateDer::pem_slice_iter(&pem).collect();
+        if parsed.map(|c| c.is_empty()).unwrap_or(true) {
+            return Err(SdkHttpError::NoCertificates { path: path.clone() });
+        }
+        store = store.with_pem_certificate(pem);
+    }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(store)
+        .build()
+        .map_err(|_| SdkHttpError::NoCertificates {
+            path: ca_bundles.first().cloned().unwrap_or_default(),
+        })?;
+    Ok(Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    ))
 }
 
 /// A [`ProvideCredentials`] that exchanges a web identity token for role credentials.
@@ -200,6 +271,7 @@ pub fn sts_client(
     region: &str,
     endpoint_url: Option<&str>,
     credentials: Option<Credentials>,
+    http_client: Option<SharedHttpClient>,
 ) -> aws_sdk_sts::Client {
     let mut b = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
@@ -216,6 +288,9 @@ pub fn sts_client(
     }
     if let Some(c) = credentials {
         b = b.credentials_provider(c);
+    }
+    if let Some(h) = http_client {
+        b = b.http_client(h);
     }
     aws_sdk_sts::Client::from_conf(b.build())
 }
@@ -340,7 +415,12 @@ pub fn sts_failure_message(
 
 impl WebIdentityProvider {
     pub fn new(config: WebIdentityConfig, source: Arc<dyn WebIdentityTokenSource>) -> Self {
-        let sts = sts_client(&config.region, config.endpoint_url.as_deref(), None);
+        let sts = sts_client(
+            &config.region,
+            config.endpoint_url.as_deref(),
+            None,
+            config.http_client.clone(),
+        );
         Self {
             sts,
             config,
@@ -457,8 +537,9 @@ pub async fn caller_identity(
     credentials: Credentials,
     region: &str,
     endpoint_url: Option<&str>,
+    http_client: Option<SharedHttpClient>,
 ) -> Result<CallerIdentity, String> {
-    let sts = sts_client(region, endpoint_url, Some(credentials));
+    let sts = sts_client(region, endpoint_url, Some(credentials), http_client);
     let out = sts
         .get_caller_identity()
         .send()

@@ -12,10 +12,15 @@
 //!    exchange, because the kubelet rotates it; a credential that reads it once fails an hour
 //!    later;
 //! 3. managed identity: App Service / Synapse style (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`),
-//!    else the VM instance metadata service (IMDS), which is only probed when nothing
-//!    configured by environment comes before it, since probing costs a timeout off Azure;
-//! 4. a service principal with a secret (`AZURE_CLIENT_SECRET`);
-//! 5. the Azure CLI's login.
+//!    else the VM instance metadata service (IMDS), which `auto` probes with a one-second
+//!    timeout (off Azure the link-local address never answers);
+//! 4. a service principal with a certificate (`AZURE_CLIENT_CERTIFICATE_PATH`, see
+//!    [`crate::identity::certificate`]) or a secret (`AZURE_CLIENT_SECRET`);
+//! 5. the Azure CLI's login, when `az` is on `PATH`.
+//!
+//! Under `auto`, a source that is configured but cannot even start (a federated token file
+//! that does not exist, an `IDENTITY_ENDPOINT` that is not a URL, an unusable certificate, no
+//! `az`) is skipped, and the final error lists every source tried and why it was passed over.
 //!
 //! The token endpoint, managed identity and handed-in credentials are our own: they go
 //! through the tool's one HTTP stack (custom CA bundle, proxies, timeouts) and report Entra's
@@ -23,6 +28,7 @@
 //! they expire. No token, secret or assertion is ever printed: errors name the claim or the
 //! setting to check, never a value.
 
+use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -131,7 +137,7 @@ pub struct AzureOptions {
 pub enum AzureIdentityError {
     #[error("--azure-auth {kind}: {message}")]
     NotConfigured { kind: &'static str, message: String },
-    #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET (service principal), run on Azure with a managed identity, or `az login`")]
+    #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH (service principal), run on Azure with a managed identity, or `az login`")]
     NothingFound { tried: String },
     #[error("{0}")]
     Setup(String),
@@ -330,6 +336,8 @@ pub enum ClientProof {
     AssertionFile(PathBuf),
     /// `AZURE_CLIENT_SECRET`.
     Secret(Secret),
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`: a fresh assertion signed with the key per request.
+    Certificate(Arc<ClientCertificate>),
 }
 
 /// The client-credentials grant against `{authority}/{tenant}/oauth2/v2.0/token`.
@@ -391,6 +399,18 @@ impl EntraClientCredential {
                 form.push(("client_assertion", assertion.trim().to_string()));
             }
             ClientProof::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+            ClientProof::Certificate(cert) => {
+                let assertion = cert
+                    .assertion(
+                        AssertionAlgorithm::Rs256,
+                        &self.token_url(),
+                        &self.client_id,
+                        OffsetDateTime::now_utc().unix_timestamp(),
+                    )
+                    .map_err(|e| cred_error(e.to_string()))?;
+                form.push(("client_assertion_type", JWT_BEARER.into()));
+                form.push(("client_assertion", assertion.expose().to_string()));
+            }
         }
         let url = self.token_url();
         let body = url::form_urlencoded::Serializer::new(String::new())
@@ -449,6 +469,8 @@ fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof) -> String 
         .unwrap_or_default();
     let hint = if description.contains("AADSTS70021") || description.contains("AADSTS700213") {
         "no federated credential on the app matches the token: check the federated credential's issuer (iss), subject (sub) and audience (aud, usually api://AzureADTokenExchange)"
+    } else if description.contains("AADSTS700027") && matches!(proof, ClientProof::Certificate(_)) {
+        "Entra could not verify the certificate assertion: upload this certificate (its public part) to the app registration; its thumbprint must match the one in AZURE_CLIENT_CERTIFICATE_PATH"
     } else if description.contains("AADSTS700024") || description.contains("AADSTS700027") {
         "the federated token is expired or not yet valid: the token file must be refreshed by its issuer (gatelake re-reads it on every exchange)"
     } else if description.contains("AADSTS7000215") || description.contains("AADSTS7000222") {
@@ -463,6 +485,7 @@ fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof) -> String 
         match proof {
             ClientProof::AssertionFile(_) => "check the app's federated credential (issuer, subject, audience) and AZURE_CLIENT_ID/AZURE_TENANT_ID",
             ClientProof::Secret(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET",
+            ClientProof::Certificate(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and that the certificate in AZURE_CLIENT_CERTIFICATE_PATH is uploaded to the app registration (its thumbprint must match)",
         }
     };
     format!("Entra refused the token request ({status} {code}: {description}); {hint}")
@@ -607,6 +630,7 @@ pub enum AzureSource {
     ManagedIdentityAppService,
     ManagedIdentityImds,
     ServicePrincipal,
+    ServicePrincipalCertificate,
     Cli,
 }
 
@@ -620,6 +644,9 @@ impl AzureSource {
             Self::ManagedIdentityAppService => "managed identity (IDENTITY_ENDPOINT)",
             Self::ManagedIdentityImds => "managed identity (IMDS)",
             Self::ServicePrincipal => "service principal (AZURE_CLIENT_SECRET)",
+            Self::ServicePrincipalCertificate => {
+                "service principal (AZURE_CLIENT_CERTIFICATE_PATH)"
+            }
             Self::Cli => "Azure CLI login",
         }
     }
@@ -704,7 +731,7 @@ impl AzureIdentity {
             kind: kind.as_str(),
             message: message.to_string(),
         };
-        let mut tried: Vec<&str> = Vec::new();
+        let mut tried: Vec<String> = Vec::new();
         let make = |source, credential: Arc<dyn TokenCredential>| Self {
             source,
             tenant: tenant.clone(),
@@ -736,12 +763,20 @@ impl AzureIdentity {
                     "no token given: pass --azure-token-file PATH, set GATELAKE_AZURE_TOKEN, or pipe it with --azure-token-stdin",
                 ));
             }
-            tried.push("token");
+            tried.push("token".into());
         }
 
         // 2. Workload identity federation.
         if wants(AzureAuthKind::WorkloadIdentity) {
             match (&tenant, &client_id, get("AZURE_FEDERATED_TOKEN_FILE")) {
+                // A token file that is not there (yet) cannot start: `auto` moves on.
+                (Some(_), Some(_), Some(f))
+                    if kind == AzureAuthKind::Auto && !std::path::Path::new(&f).is_file() =>
+                {
+                    tried.push(format!(
+                        "workload identity (AZURE_FEDERATED_TOKEN_FILE {f} does not exist)"
+                    ))
+                }
                 (Some(t), Some(c), Some(f)) => {
                     return Ok(make(
                         AzureSource::WorkloadIdentity,
@@ -759,16 +794,31 @@ impl AzureIdentity {
                         "workload identity needs AZURE_TENANT_ID, AZURE_CLIENT_ID (or --azure-client-id) and AZURE_FEDERATED_TOKEN_FILE",
                     ))
                 }
-                _ => tried.push("workload identity"),
+                _ => tried.push("workload identity".into()),
             }
         }
 
-        // 3a. Managed identity, App Service style.
+        // 3. Managed identity: App Service style by its variables, else the VM's IMDS (named
+        // explicitly, or found by a short probe under `auto`).
         if wants(AzureAuthKind::ManagedIdentity) {
-            if let (Some(ep), Some(h)) = (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
-                let endpoint = Url::parse(&ep).map_err(|e| {
-                    AzureIdentityError::Setup(format!("IDENTITY_ENDPOINT is not a URL: {e}"))
-                })?;
+            let app_service = match (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
+                (Some(ep), Some(h)) => match Url::parse(&ep) {
+                    Ok(endpoint) => Some((endpoint, h)),
+                    Err(e) if kind == AzureAuthKind::ManagedIdentity => {
+                        return Err(AzureIdentityError::Setup(format!(
+                            "IDENTITY_ENDPOINT is not a URL: {e}"
+                        )))
+                    }
+                    Err(e) => {
+                        tried.push(format!(
+                            "managed identity (IDENTITY_ENDPOINT is not a URL: {e})"
+                        ));
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some((endpoint, h)) = app_service {
                 return Ok(make(
                     AzureSource::ManagedIdentityAppService,
                     Arc::new(ManagedIdentityCredential::new(
@@ -781,24 +831,53 @@ impl AzureIdentity {
                     )),
                 ));
             }
+            let endpoint = imds_endpoint(&get)?;
+            let imds = ManagedIdentityCredential::new(
+                ManagedIdentityEndpoint::Imds { endpoint },
+                options.client_id.clone(),
+                http.clone(),
+            );
             if kind == AzureAuthKind::ManagedIdentity {
-                let endpoint = imds_endpoint(&get)?;
-                return Ok(make(
-                    AzureSource::ManagedIdentityImds,
-                    Arc::new(ManagedIdentityCredential::new(
-                        ManagedIdentityEndpoint::Imds { endpoint },
-                        options.client_id.clone(),
-                        http,
-                    )),
-                ));
+                return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(imds)));
             }
+            // Off Azure the link-local address does not answer: a short probe keeps `auto`
+            // usable on laptops and CI runners. A token fetched here is cached, not wasted.
+            let scope = scope_for(STORAGE_AUDIENCE);
+            let answered =
+                tokio::time::timeout(IMDS_PROBE_TIMEOUT, imds.get_token(&[&scope], None)).await;
+            if matches!(answered, Ok(Ok(_))) {
+                return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(imds)));
+            }
+            tried.push("managed identity via IMDS (did not answer)".into());
         }
 
-        // 4. Service principal with a secret.
+        // 4. Service principal: a certificate or a secret.
         if wants(AzureAuthKind::ServicePrincipal) {
             let cert = get("AZURE_CLIENT_CERTIFICATE_PATH");
-            match (&tenant, &client_id, get("AZURE_CLIENT_SECRET")) {
-                (Some(t), Some(c), Some(secret)) => {
+            let secret = get("AZURE_CLIENT_SECRET");
+            match (&tenant, &client_id, cert, secret) {
+                (Some(t), Some(c), Some(path), _) => {
+                    match ClientCertificate::load(std::path::Path::new(&path)) {
+                        Ok(cert) => {
+                            return Ok(make(
+                                AzureSource::ServicePrincipalCertificate,
+                                Arc::new(EntraClientCredential::new(
+                                    authority,
+                                    t.clone(),
+                                    c.clone(),
+                                    ClientProof::Certificate(Arc::new(cert)),
+                                    http,
+                                )),
+                            ))
+                        }
+                        Err(e) if kind == AzureAuthKind::ServicePrincipal => {
+                            return Err(not_configured(&e.to_string()))
+                        }
+                        // Configured but unusable: `auto` moves on and says why at the end.
+                        Err(e) => tried.push(format!("service principal ({e})")),
+                    }
+                }
+                (Some(t), Some(c), None, Some(secret)) => {
                     return Ok(make(
                         AzureSource::ServicePrincipal,
                         Arc::new(EntraClientCredential::new(
@@ -810,49 +889,47 @@ impl AzureIdentity {
                         )),
                     ))
                 }
-                _ if cert.is_some() => {
-                    return Err(not_configured(
-                        "AZURE_CLIENT_CERTIFICATE_PATH is set, but certificate credentials are not supported yet; use a federated credential (workload identity) or AZURE_CLIENT_SECRET",
-                    ))
-                }
                 _ if kind == AzureAuthKind::ServicePrincipal => {
                     return Err(not_configured(
-                        "a service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+                        "a service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
                     ))
                 }
-                _ => tried.push("service principal"),
+                _ => tried.push("service principal".into()),
             }
         }
 
-        // 3b. Managed identity through IMDS, probed.
-        if kind == AzureAuthKind::Auto {
-            let endpoint = imds_endpoint(&get)?;
-            let probe = ManagedIdentityCredential::new(
-                ManagedIdentityEndpoint::Imds { endpoint },
-                options.client_id.clone(),
-                http.clone(),
-            );
-            let scope = scope_for(STORAGE_AUDIENCE);
-            let answered =
-                tokio::time::timeout(Duration::from_secs(2), probe.get_token(&[&scope], None))
-                    .await;
-            if matches!(answered, Ok(Ok(_))) {
-                return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(probe)));
-            }
-            tried.push("managed identity");
-        }
-
-        // 5. The Azure CLI.
+        // 5. The Azure CLI, when `az` is on PATH (otherwise every token request would fail
+        // later with a less useful message).
         if wants(AzureAuthKind::Cli) {
-            let cli = azure_identity::AzureCliCredential::new(None).map_err(|e| {
-                AzureIdentityError::Setup(format!("could not set up the Azure CLI credential: {e}"))
-            })?;
-            return Ok(make(AzureSource::Cli, cli));
+            if kind == AzureAuthKind::Cli || az_on_path(&get) {
+                let cli = azure_identity::AzureCliCredential::new(None).map_err(|e| {
+                    AzureIdentityError::Setup(format!(
+                        "could not set up the Azure CLI credential: {e}"
+                    ))
+                })?;
+                return Ok(make(AzureSource::Cli, cli));
+            }
+            tried.push("Azure CLI (az is not on PATH)".into());
         }
         Err(AzureIdentityError::NothingFound {
             tried: tried.join(", "),
         })
     }
+}
+
+/// How long `auto` waits for IMDS before concluding this is not an Azure VM.
+const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether an `az` executable is on `PATH` (as the injected environment has it).
+fn az_on_path(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    let Some(path) = get("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| {
+        ["az", "az.cmd", "az.exe"]
+            .iter()
+            .any(|name| dir.join(name).is_file())
+    })
 }
 
 fn imds_endpoint(get: &dyn Fn(&str) -> Option<String>) -> Result<Url, AzureIdentityError> {
@@ -982,14 +1059,18 @@ mod tests {
                     .map(|(_, v)| v.to_string())
             }
         };
-        let wi: &[(&str, &str)] = &[
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file: &'static str = Box::leak(token_file.display().to_string().into_boxed_str());
+        let wi: &'static [(&str, &str)] = Box::leak(Box::new([
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_CLIENT_ID", "c"),
-            ("AZURE_FEDERATED_TOKEN_FILE", "/f"),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file),
             ("AZURE_CLIENT_SECRET", "s"),
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
             ("IDENTITY_HEADER", "h"),
-        ];
+        ]));
         let opts = AzureOptions::default();
         let id = AzureIdentity::resolve(&opts, &env_of(wi), http.clone())
             .await
@@ -1038,5 +1119,140 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
+    }
+
+    /// `auto` follows token → workload identity → managed identity → service principal →
+    /// Azure CLI, skipping sources that are configured but cannot start.
+    #[tokio::test]
+    async fn auto_follows_the_documented_order_and_skips_what_cannot_start() {
+        let http = reqwest::Client::new();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("az"), "#!/bin/sh\n").unwrap();
+        let missing_cert = dir.path().join("missing.pem").display().to_string();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file = token_file.display().to_string();
+        let bin_path = bin.display().to_string();
+        let base: Vec<(&str, String)> = vec![
+            // Nothing listens on the discard port: the IMDS probe fails at once.
+            ("IMDS_ENDPOINT", "http://127.0.0.1:9".into()),
+            ("PATH", "/nonexistent".into()),
+        ];
+        let all: Vec<(&str, String)> = vec![
+            ("AZURE_TENANT_ID", "t".into()),
+            ("AZURE_CLIENT_ID", "c".into()),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file.clone()),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi".into()),
+            ("IDENTITY_HEADER", "h".into()),
+            ("AZURE_CLIENT_SECRET", "s".into()),
+            ("PATH", bin_path.clone()),
+        ];
+        // Each row drops the variables of the sources before it.
+        let rows: Vec<(&[&str], Option<AzureSource>)> = vec![
+            (&[], Some(AzureSource::WorkloadIdentity)),
+            (
+                &["AZURE_FEDERATED_TOKEN_FILE"],
+                Some(AzureSource::ManagedIdentityAppService),
+            ),
+            (
+                &["AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT"],
+                Some(AzureSource::ServicePrincipal),
+            ),
+            (
+                &[
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "IDENTITY_ENDPOINT",
+                    "AZURE_CLIENT_SECRET",
+                ],
+                Some(AzureSource::Cli),
+            ),
+            (
+                &[
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "IDENTITY_ENDPOINT",
+                    "AZURE_CLIENT_SECRET",
+                    "PATH",
+                ],
+                None,
+            ),
+        ];
+        for (dropped, expected) in rows {
+            let env: HashMap<String, String> = base
+                .iter()
+                .chain(all.iter().filter(|(k, _)| !dropped.contains(k)))
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let lookup = |k: &str| env.get(k).cloned();
+            let got = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone()).await;
+            match expected {
+                Some(source) => assert_eq!(got.unwrap().source, source, "without {dropped:?}"),
+                None => {
+                    let err = got.unwrap_err().to_string();
+                    for named in [
+                        "workload identity",
+                        "managed identity",
+                        "service principal",
+                        "az is not on PATH",
+                    ] {
+                        assert!(err.contains(named), "{err}");
+                    }
+                }
+            }
+        }
+        // A federated token file that is not there: `auto` moves on to managed identity.
+        let env: HashMap<String, String> = all
+            .iter()
+            .chain(base.iter())
+            .map(|(k, v)| {
+                let v = if *k == "AZURE_FEDERATED_TOKEN_FILE" {
+                    "/nonexistent/token".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        let lookup = |k: &str| env.get(k).cloned();
+        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
+        // A certificate that cannot be read: `auto` falls through to the CLI and says why
+        // when nothing else is left; `service-principal` named explicitly fails on it.
+        let cert_env = |path: &str| -> HashMap<String, String> {
+            [
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_CERTIFICATE_PATH", missing_cert.as_str()),
+                ("IMDS_ENDPOINT", "http://127.0.0.1:9"),
+                ("PATH", path),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        let env = cert_env(&bin_path);
+        let lookup = |k: &str| env.get(k).cloned();
+        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::Cli);
+        let env = cert_env("/nonexistent");
+        let lookup = |k: &str| env.get(k).cloned();
+        let err = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AZURE_CLIENT_CERTIFICATE_PATH"), "{err}");
+        let sp = AzureOptions {
+            kind: AzureAuthKind::ServicePrincipal,
+            ..Default::default()
+        };
+        let err = AzureIdentity::resolve(&sp, &lookup, http)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
     }
 }

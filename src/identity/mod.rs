@@ -1,6 +1,8 @@
 //! Who the tool is, on each cloud it talks to.
 //! - [`azure`]: the Entra token credential chain (token handed in, workload identity, managed
 //!   identity, service principal, Azure CLI), for storage and for tokens for other audiences.
+//! - [`certificate`]: the service principal's certificate credential (a signed client
+//!   assertion instead of a secret).
 //! - [`web_identity`]: where the OIDC token exchanged with AWS comes from (an Entra token, the
 //!   GitHub Actions OIDC token, a file, the environment).
 //! - [`aws`]: AWS credentials for SigV4 — the STS web-identity exchange, cached and
@@ -12,6 +14,7 @@
 
 pub mod aws;
 pub mod azure;
+pub mod certificate;
 pub mod sigv4;
 pub mod web_identity;
 

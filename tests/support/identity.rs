@@ -19,7 +19,13 @@
 //!   exchanges with `IDPCommunicationError`, and records the credentials moto issues so the API
 //!   Gateway emulator can verify signatures made with them.
 //!
-//! Tokens are unsigned (`alg` RS256 with a dummy signature): none of the consumers here checks
+//! Certificate client assertions (`x5t`/`x5t#S256` in the header) are verified for real: the
+//! thumbprint must name the app's certificate ([`EntraConfig::certificate`], made per test by
+//! [`make_client_certificate`]), the RS256/PS256 signature must verify with its public key,
+//! `aud` must be this token endpoint, `iss` = `sub` = the client id, and `nbf`/`exp` span at
+//! most ten minutes around now (AADSTS700027 / 700212 / 700023 / 700024 otherwise).
+//!
+//! Issued tokens are unsigned (`alg` RS256 with a dummy signature): none of the consumers here checks
 //! signatures (Azurite does not; STS is behind [`StsFront`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -179,6 +185,8 @@ pub struct EntraConfig {
     pub token_lifetime: i64,
     /// The managed identity endpoint's expected `X-IDENTITY-HEADER`.
     pub identity_header: String,
+    /// A certificate uploaded to the app registration (see [`ClientCertificateFiles`]).
+    pub certificate: Option<ClientCertificateFiles>,
 }
 
 impl Default for EntraConfig {
@@ -195,6 +203,7 @@ impl Default for EntraConfig {
             }),
             token_lifetime: 3600,
             identity_header: "idh-7c1e0b".into(),
+            certificate: None,
         }
     }
 }
@@ -207,6 +216,9 @@ struct EntraState {
     /// Every assertion received (to prove the file is re-read).
     assertions: Mutex<Vec<String>>,
     token_requests: AtomicU32,
+    /// `https://127.0.0.1:port`, known once the server listens (certificate assertions must
+    /// name this token endpoint as `aud`).
+    authority: Mutex<String>,
 }
 
 /// The Entra token endpoint and App Service MI endpoint, over HTTPS.
@@ -240,10 +252,9 @@ impl Entra {
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/msi/token", get(msi))
             .with_state(state.clone());
-        Entra {
-            server: serve(app, true).await,
-            state,
-        }
+        let server = serve(app, true).await;
+        *state.authority.lock().unwrap() = format!("https://127.0.0.1:{}", server.addr.port());
+        Entra { server, state }
     }
 
     /// The authority host (`AZURE_AUTHORITY_HOST`).
@@ -333,6 +344,29 @@ async fn token(
     let resource = scope.strip_suffix("/.default").unwrap_or(scope).to_string();
     if let Some(assertion) = form.get("client_assertion") {
         state.assertions.lock().unwrap().push(assertion.clone());
+        if form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return entra_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                50027,
+                "Invalid client_assertion_type.",
+            );
+        }
+        let header = jwt_header(assertion);
+        if header.get("x5t").is_some() || header.get("x5t#S256").is_some() {
+            let audience = format!(
+                "{}/{}/oauth2/v2.0/token",
+                state.authority.lock().unwrap(),
+                c.tenant
+            );
+            if let Some(response) = check_certificate_assertion(&c, assertion, &audience) {
+                return response;
+            }
+            let (access_token, _) = issue(&state, &resource, &c.client_id);
+            return token_response(&c, access_token);
+        }
         let a = claims(assertion);
         let Some(fed) = &c.federated else {
             return entra_error(
@@ -367,12 +401,175 @@ async fn token(
         return entra_error(StatusCode::BAD_REQUEST, "invalid_client", 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
     }
     let (access_token, _) = issue(&state, &resource, &c.client_id);
+    token_response(&c, access_token)
+}
+
+fn token_response(c: &EntraConfig, access_token: String) -> Response {
     (
         StatusCode::OK,
         [("content-type", "application/json; charset=utf-8")],
         json!({"token_type": "Bearer", "expires_in": c.token_lifetime, "ext_expires_in": c.token_lifetime, "access_token": access_token}).to_string(),
     )
         .into_response()
+}
+
+/// The header of a JWT.
+pub fn jwt_header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}
+
+/// What Entra checks of a certificate client assertion: the thumbprint names a certificate
+/// uploaded to the app, the signature verifies with that certificate's public key, `aud` is
+/// this token endpoint, `iss` = `sub` = the client id, and it is within its (at most ten
+/// minutes long) validity. `Some` is Entra's refusal.
+fn check_certificate_assertion(
+    c: &EntraConfig,
+    assertion: &str,
+    audience: &str,
+) -> Option<Response> {
+    use aws_lc_rs::{digest, signature};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let refuse = |code: u32, message: &str| {
+        Some(entra_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            code,
+            message,
+        ))
+    };
+    let Some(cert) = &c.certificate else {
+        return refuse(
+            700027,
+            "The certificate with identifier used to sign the client assertion is not registered on application.",
+        );
+    };
+    let header = jwt_header(assertion);
+    let (alg, thumb_ok): (&dyn signature::VerificationAlgorithm, bool) =
+        match header["alg"].as_str() {
+            Some("RS256") => (
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                header["x5t"].as_str()
+                    == Some(&b64(digest::digest(
+                        &digest::SHA1_FOR_LEGACY_USE_ONLY,
+                        &cert.der,
+                    )
+                    .as_ref())),
+            ),
+            Some("PS256") => (
+                &signature::RSA_PSS_2048_8192_SHA256,
+                header["x5t#S256"].as_str()
+                    == Some(&b64(digest::digest(&digest::SHA256, &cert.der).as_ref())),
+            ),
+            _ => return refuse(5002738, "Invalid JWT token. 'alg' is not supported."),
+        };
+    if header["typ"] != "JWT" {
+        return refuse(5002738, "Invalid JWT token. 'typ' must be JWT.");
+    }
+    if !thumb_ok {
+        return refuse(
+            700027,
+            "The certificate with identifier used to sign the client assertion is not registered on application.",
+        );
+    }
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let signature_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts.get(2).copied().unwrap_or_default())
+        .unwrap_or_default();
+    let signed = format!("{}.{}", parts[0], parts.get(1).copied().unwrap_or_default());
+    if signature::UnparsedPublicKey::new(alg, &cert.public_key)
+        .verify(signed.as_bytes(), &signature_bytes)
+        .is_err()
+    {
+        return refuse(700027, "Client assertion failed signature validation.");
+    }
+    let a = claims(assertion);
+    if a["aud"] != audience {
+        return refuse(
+            700212,
+            &format!(
+                "The audience of the client assertion is not this token endpoint: '{}'.",
+                a["aud"].as_str().unwrap_or("")
+            ),
+        );
+    }
+    if a["iss"] != c.client_id.as_str() || a["sub"] != c.client_id.as_str() {
+        return refuse(
+            700023,
+            "Client assertion audience claim does not match Realm issuer: iss and sub must be the client id.",
+        );
+    }
+    let (nbf, exp, now) = (
+        a["nbf"].as_i64().unwrap_or(0),
+        a["exp"].as_i64().unwrap_or(0),
+        now(),
+    );
+    if exp <= now || nbf > now + 60 || exp - nbf > 600 || a["jti"].as_str().is_none() {
+        return refuse(
+            700024,
+            "Client assertion is not within its valid time range.",
+        );
+    }
+    None
+}
+
+/// A certificate for an app registration, made for the test with Python's `cryptography`
+/// (from the test bed's venv, `GATELAKE_TEST_PYTHON`): a PEM file holding the certificate
+/// and its unencrypted RSA key, as `AZURE_CLIENT_CERTIFICATE_PATH` wants it.
+#[derive(Clone, Debug)]
+pub struct ClientCertificateFiles {
+    /// certificate + key, PEM.
+    pub pem_path: PathBuf,
+    /// The certificate, DER (Entra finds it by its thumbprint).
+    pub der: Vec<u8>,
+    /// The certificate's public key, DER `RSAPublicKey`.
+    pub public_key: Vec<u8>,
+    /// The private key's PEM text (to prove it never leaks).
+    pub key_pem: String,
+}
+
+/// Make a self-signed RSA certificate in `dir`; `pkcs1` writes the key as `RSA PRIVATE KEY`
+/// instead of PKCS#8.
+pub fn make_client_certificate(dir: &std::path::Path, pkcs1: bool) -> ClientCertificateFiles {
+    let python = std::env::var("GATELAKE_TEST_PYTHON").expect(
+        "GATELAKE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`, which makes the test bed's Python venv",
+    );
+    let script = r#"
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+out, fmt = sys.argv[1], sys.argv[2]
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "gatelake test service principal")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=2)).sign(key, hashes.SHA256()))
+key_format = serialization.PrivateFormat.TraditionalOpenSSL if fmt == "pkcs1" else serialization.PrivateFormat.PKCS8
+key_pem = key.private_bytes(serialization.Encoding.PEM, key_format, serialization.NoEncryption())
+open(out + "/sp.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM) + key_pem)
+open(out + "/sp-key.pem", "wb").write(key_pem)
+open(out + "/sp.der", "wb").write(cert.public_bytes(serialization.Encoding.DER))
+open(out + "/sp-pub.der", "wb").write(key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1))
+"#;
+    let status = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(dir)
+        .arg(if pkcs1 { "pkcs1" } else { "pkcs8" })
+        .status()
+        .expect("run the test bed's Python");
+    assert!(status.success(), "making the test certificate failed");
+    ClientCertificateFiles {
+        pem_path: dir.join("sp.pem"),
+        der: std::fs::read(dir.join("sp.der")).unwrap(),
+        public_key: std::fs::read(dir.join("sp-pub.der")).unwrap(),
+        key_pem: std::fs::read_to_string(dir.join("sp-key.pem")).unwrap(),
+    }
 }
 
 async fn msi(
@@ -515,6 +712,7 @@ struct FrontState {
 pub struct StsFront {
     pub server: Server,
     state: Arc<FrontState>,
+    tls: bool,
 }
 
 /// moto's address, from `scripts/test.sh`; fails loudly when missing.
@@ -546,6 +744,15 @@ fn xml_field(xml: &str, name: &str) -> Option<String> {
 
 impl StsFront {
     pub async fn start(policy: TrustPolicy, issued: IssuedKeys) -> StsFront {
+        Self::start_with(policy, issued, false).await
+    }
+
+    /// The same over HTTPS with the test CA (the AWS SDK must be given `--ca-bundle`).
+    pub async fn start_tls(policy: TrustPolicy, issued: IssuedKeys) -> StsFront {
+        Self::start_with(policy, issued, true).await
+    }
+
+    async fn start_with(policy: TrustPolicy, issued: IssuedKeys, tls: bool) -> StsFront {
         let state = Arc::new(FrontState {
             moto: moto_url(),
             policy,
@@ -556,14 +763,16 @@ impl StsFront {
         });
         let app = Router::new().fallback(sts_handle).with_state(state.clone());
         StsFront {
-            server: serve(app, false).await,
+            server: serve(app, tls).await,
             state,
+            tls,
         }
     }
 
     /// `AWS_ENDPOINT_URL_STS`.
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.server.addr.port())
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.server.addr.port())
     }
 
     /// Successful exchanges so far.
