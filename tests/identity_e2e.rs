@@ -12,7 +12,7 @@ mod support;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::apigw::{ApiAuthCheck, ApiConfig, ApiGateway, IssuedKeys};
@@ -32,22 +32,9 @@ fn oauth_blob() -> String {
 /// Run the binary with a clean identity environment (plus `env`), optionally feeding stdin.
 async fn gatelake(args: Vec<String>, env: Vec<(String, String)>, stdin: Option<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("GATELAKE_")
-                || k.starts_with("AWS_")
-                || k.starts_with("AZURE_")
-                || k.starts_with("ACTIONS_")
-                || k.starts_with("IDENTITY_")
-                || k == "SSL_CERT_FILE"
-            {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = support::run::command();
         cmd.args(&args)
             .envs(env)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("IMDS_ENDPOINT", "http://127.0.0.1:9")
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {

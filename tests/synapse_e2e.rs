@@ -18,29 +18,7 @@ use std::process::{Command, Output};
 use support::apigw::{self, ApiConfig, ApiGateway};
 use support::azurite::azurite;
 use support::manifest::check_manifest;
-
-async fn gatelake(args: Vec<String>, env: Vec<(String, String)>) -> Output {
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("GATELAKE_") || k.starts_with("AWS_") || k.starts_with("AZURE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.args(&args).envs(env);
-        cmd.output().expect("run gatelake")
-    })
-    .await
-    .expect("join")
-}
-
-fn s(v: &[&str]) -> Vec<String> {
-    v.iter().map(|x| x.to_string()).collect()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use support::run::{gatelake, s, text};
 
 /// The venv's python with pyarrow; a missing one fails the test (never skips it).
 fn python() -> String {

@@ -5,15 +5,25 @@
 
 use std::process::{Command, Output};
 
-/// The binary, with the machine's gatelake, AWS and Azure variables removed.
+/// The binary, with the machine's identity and gatelake variables removed (gatelake, AWS,
+/// Azure, managed identity, GitHub Actions, a CA bundle), so only what a test sets applies.
 pub fn command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
     for (k, _) in std::env::vars() {
-        if k.starts_with("GATELAKE_") || k.starts_with("AWS_") || k.starts_with("AZURE_") {
+        if k.starts_with("GATELAKE_")
+            || k.starts_with("AWS_")
+            || k.starts_with("AZURE_")
+            || k.starts_with("ACTIONS_")
+            || k.starts_with("IDENTITY_")
+            || k == "SSL_CERT_FILE"
+        {
             cmd.env_remove(k);
         }
     }
+    // Tests talk to loopback only: no instance-metadata probe may leave the machine (AWS's is
+    // disabled; Azure's `auto` probe is pointed at a closed loopback port).
     cmd.env("AWS_EC2_METADATA_DISABLED", "true");
+    cmd.env("IMDS_ENDPOINT", "http://127.0.0.1:9");
     cmd
 }
 
