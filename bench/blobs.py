@@ -1,0 +1,57 @@
+"""Azurite helpers for bench/compare.sh, run with .testbed/venv's Python (azure-storage-blob
+and pyarrow come with dlt[az,parquet]). Connection from AZURE_STORAGE_CONNECTION_STRING.
+
+    python bench/blobs.py count CONTAINER PREFIX   # records in *.jsonl.gz / *.parquet under PREFIX
+    python bench/blobs.py delete CONTAINER PREFIX  # delete every blob under PREFIX
+
+`count` reads every data file back from storage (gunzip and count lines; parquet footers'
+row counts), independently of what either tool reports, and prints
+{"rows": N, "files": F, "bytes": B} (B: stored bytes of the data files).
+"""
+
+import gzip
+import io
+import json
+import os
+import sys
+
+from azure.storage.blob import ContainerClient
+
+
+def container(name: str) -> ContainerClient:
+    return ContainerClient.from_connection_string(
+        os.environ["AZURE_STORAGE_CONNECTION_STRING"], container_name=name
+    )
+
+
+def count(name: str, prefix: str) -> None:
+    import pyarrow.parquet as pq
+
+    c = container(name)
+    rows = files = stored = 0
+    for blob in c.list_blobs(name_starts_with=prefix):
+        if blob.name.endswith(".jsonl.gz") or blob.name.endswith(".jsonl"):
+            data = c.download_blob(blob.name).readall()
+            if blob.name.endswith(".gz"):
+                data = gzip.decompress(data)
+            rows += sum(1 for line in data.split(b"\n") if line.strip())
+        elif blob.name.endswith(".parquet"):
+            data = c.download_blob(blob.name).readall()
+            rows += pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        else:
+            continue
+        files += 1
+        stored += blob.size
+    print(json.dumps({"rows": rows, "files": files, "bytes": stored}))
+
+
+def delete(name: str, prefix: str) -> None:
+    c = container(name)
+    for blob in list(c.list_blobs(name_starts_with=prefix)):
+        c.delete_blob(blob.name)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] not in ("count", "delete"):
+        sys.exit(__doc__)
+    {"count": count, "delete": delete}[sys.argv[1]](sys.argv[2], sys.argv[3])
