@@ -6,7 +6,8 @@ and pyarrow come with dlt[az,parquet]). Connection from AZURE_STORAGE_CONNECTION
 
 `count` reads every data file back from storage (gunzip and count lines; parquet footers'
 row counts), independently of what either tool reports, and prints
-{"rows": N, "files": F, "bytes": B} (B: stored bytes of the data files).
+{"rows": N, "files": F, "bytes": B, "kinds": [...]} (B: stored bytes of the data files;
+kinds: jsonl or jsonl.gz, by content, and parquet/<column codecs>).
 """
 
 import gzip
@@ -29,20 +30,31 @@ def count(name: str, prefix: str) -> None:
 
     c = container(name)
     rows = files = stored = 0
+    kinds = set()
     for blob in c.list_blobs(name_starts_with=prefix):
         if blob.name.endswith(".jsonl.gz") or blob.name.endswith(".jsonl"):
             data = c.download_blob(blob.name).readall()
-            if blob.name.endswith(".gz"):
+            # By content, not by name: a gzip member starts with 1f 8b.
+            gz = data[:2] == b"\x1f\x8b"
+            kinds.add("jsonl.gz" if gz else "jsonl")
+            if gz:
                 data = gzip.decompress(data)
             rows += sum(1 for line in data.split(b"\n") if line.strip())
         elif blob.name.endswith(".parquet"):
             data = c.download_blob(blob.name).readall()
-            rows += pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+            meta = pq.ParquetFile(io.BytesIO(data)).metadata
+            rows += meta.num_rows
+            codecs = {
+                meta.row_group(g).column(k).compression
+                for g in range(meta.num_row_groups)
+                for k in range(meta.num_columns)
+            }
+            kinds.add("parquet/" + "+".join(sorted(codecs)).lower())
         else:
             continue
         files += 1
         stored += blob.size
-    print(json.dumps({"rows": rows, "files": files, "bytes": stored}))
+    print(json.dumps({"rows": rows, "files": files, "bytes": stored, "kinds": sorted(kinds)}))
 
 
 def delete(name: str, prefix: str) -> None:

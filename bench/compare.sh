@@ -97,7 +97,7 @@ RESULTS="$WORK/results.tsv"
 : >"$RESULTS"
 
 # One timed run of TOOL for FORMAT; appends a line to $RESULTS:
-# tool format run wall_s cpu_s rss_kb reported counted stored_bytes json_bytes
+# tool format run wall_s cpu_s rss_kb reported counted stored_bytes json_bytes files kinds
 run_one() {
     local tool="$1" format="$2" run="$3"
     local out="$WORK/$tool-$format-$run.out" err="$WORK/$tool-$format-$run.err"
@@ -140,10 +140,10 @@ if reported != want or counted != want:
     sys.exit(f"{tool} {fmt} run {run}: reported {reported} records, {counted} in storage, expected {want}")
 json_bytes = s.get("raw_bytes", 0)
 cpu = float(user) + float(sys_s)
-print(f"{tool}\t{fmt}\t{run}\t{wall}\t{cpu:.2f}\t{rss_kb}\t{reported}\t{counted}\t{c['bytes']}\t{json_bytes}")
+print(f"{tool}\t{fmt}\t{run}\t{wall}\t{cpu:.2f}\t{rss_kb}\t{reported}\t{counted}\t{c['bytes']}\t{json_bytes}\t{c['files']}\t{','.join(c['kinds'])}")
 PY
-    awk -F'\t' 'END {printf "run %s %-8s %-8s wall %7ss  cpu %7ss  rss %7.1f MiB  %s records landed, %s B stored\n",
-        $3, $1, $2, $4, $5, $6 / 1024, $8, $9}' "$RESULTS" >&2
+    awk -F'\t' 'END {printf "run %s %-8s %-8s wall %7ss  cpu %7ss  rss %7.1f MiB  %s records landed in %s %s files, %s B stored\n",
+        $3, $1, $2, $4, $5, $6 / 1024, $8, $11, $12, $9}' "$RESULTS" >&2
     if ((KEEP == 0)); then
         "$PY" "$ROOT/bench/blobs.py" delete "$CONTAINER" "$prefix/"
         rm -rf "$WORK/dlt-$format-$run"
