@@ -21,6 +21,7 @@
 # --keep leaves every run's files in Azurite (by default they are deleted once counted, so
 # Azurite's memory stays bounded); Azurite is stopped on exit either way.
 set -euo pipefail
+# shellcheck source=scripts/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
 
 RECORDS=1000000

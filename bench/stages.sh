@@ -7,6 +7,7 @@
 #
 #   bench/stages.sh [--records N] [--runs R]
 set -euo pipefail
+# shellcheck source=scripts/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
 
 RECORDS=1000000
