@@ -68,6 +68,10 @@ install_dlt() {
 }
 install_dlt
 PY="$VENV/bin/python"
+# dlt: no anonymous usage telemetry (on by default; the bench talks to loopback only). Its
+# pipeline working directories are under $WORK (--pipelines-dir); dlt still creates its empty
+# global directory (~/.dlt, or /var/dlt as root).
+export RUNTIME__DLTHUB_TELEMETRY=false
 log "dlt $("$PY" -c 'import dlt; print(dlt.__version__)') at $PY"
 
 install_azurite

@@ -43,6 +43,8 @@ def main() -> None:
     args = ap.parse_args()
 
     started = time.monotonic()
+    # No anonymous usage telemetry (dlt's default is on): the bench talks to loopback only.
+    os.environ["RUNTIME__DLTHUB_TELEMETRY"] = "false"
     conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
     if not conn:
         sys.exit("AZURE_STORAGE_CONNECTION_STRING is not set")
