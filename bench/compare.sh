@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# gatelake against dlt on the same pull, side by side in one invocation (issue 7).
+#
+# The data: N deterministic records of about 390 bytes (examples/bench_api.rs), served as
+# pre-gzipped pages of 500 (cursor pagination) from a separate process on a free loopback port.
+# The sink: Azurite (in memory, free loopback port). For each format (jsonl.gz, parquet), runs
+# alternate between the two tools (and which one goes first), each RUNS times:
+#
+#   gatelake  target/release/gatelake pull --paginate cursor ... --dest <Azurite>
+#   dlt       bench/dlt_pull.py: dlt's rest_api source (cursor paginator), one table,
+#             max_table_nesting=0, into dlt's filesystem destination on Azurite (az://)
+#
+# Each run is timed with /usr/bin/time (wall, user+system CPU, peak RSS), then every record is
+# counted back from Azurite (bench/blobs.py reads the landed files) and checked against N, as
+# is what each tool reports. Prints per-run lines and a table of medians with gatelake/dlt
+# ratios per format.
+#
+#   bench/compare.sh [--records N] [--runs R] [--formats "jsonl parquet"] [--latency-ms MS]
+#                    [--keep]
+#
+# --keep leaves every run's files in Azurite (by default they are deleted once counted, so
+# Azurite's memory stays bounded); Azurite is stopped on exit either way.
+set -euo pipefail
+# shellcheck source=scripts/testbed.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
+
+RECORDS=1000000
+RUNS=3
+FORMATS="jsonl parquet"
+LATENCY_MS=0
+KEEP=0
+while (($#)); do
+    case "$1" in
+        --records) RECORDS="$2"; shift 2 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        --formats) FORMATS="$2"; shift 2 ;;
+        --latency-ms) LATENCY_MS="$2"; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument $1 (use --records N, --runs R, --formats LIST, --latency-ms MS, --keep)" ;;
+    esac
+done
+[[ "$RECORDS" =~ ^[1-9][0-9]*$ ]] || die "--records must be a positive integer"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+for format in $FORMATS; do
+    [[ "$format" == jsonl || "$format" == parquet ]] || die "unknown format $format (jsonl, parquet)"
+done
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is needed for CPU time and peak memory (apt-get install time)"
+
+cd "$ROOT"
+log "building gatelake and examples/bench_api (release)"
+cargo build --release --quiet --bin gatelake --example bench_api </dev/null
+BIN="$ROOT/target/release/gatelake"
+API="$ROOT/target/release/examples/bench_api"
+
+# dlt with its Azure (adlfs) and parquet (pyarrow) extras, in .testbed/venv only.
+install_dlt() {
+    ensure_venv
+    if "$VENV/bin/python" -c 'import dlt, adlfs, pyarrow, azure.storage.blob' >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing dlt[az,parquet] into .testbed/venv"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'dlt[az,parquet]' \
+        </dev/null >"$LOGS/pip-dlt.log" 2>&1 || {
+        cat "$LOGS/pip-dlt.log" >&2
+        die "pip install dlt[az,parquet] failed"
+    }
+}
+install_dlt
+PY="$VENV/bin/python"
+# dlt: no anonymous usage telemetry (on by default; the bench talks to loopback only). Its
+# pipeline working directories are under $WORK (--pipelines-dir); dlt still creates its empty
+# global directory (~/.dlt, or /var/dlt as root).
+export RUNTIME__DLTHUB_TELEMETRY=false
+log "dlt $("$PY" -c 'import dlt; print(dlt.__version__)') at $PY"
+
+install_azurite
+start_azurite
+export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"
+CONTAINER="bench"
+
+# The bench API in its own process (only the cursor style is needed here): it renders and
+# gzips every page before it prints its URL, so no run pays for page generation.
+rm -f "$LOGS/bench-api-url"
+"$API" --records "$RECORDS" --page-size 500 --latency-ms "$LATENCY_MS" --styles cursor \
+    </dev/null >"$LOGS/bench-api-url" 2>"$LOGS/bench-api.log" &
+api_pid=$!
+PIDS+=("$api_pid")
+deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
+until [[ -s "$LOGS/bench-api-url" ]]; do
+    kill -0 "$api_pid" 2>/dev/null || { cat "$LOGS/bench-api.log" >&2; die "the bench API exited"; }
+    ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/bench-api.log"
+    sleep 0.1
+done
+URL="$(head -1 "$LOGS/bench-api-url")"
+log "bench API (pid $api_pid) at $URL: $(tail -2 "$LOGS/bench-api.log" | head -1 | sed 's/^bench_api: //')"
+
+WORK="$TESTBED/compare"
+rm -rf "$WORK"
+mkdir -p "$WORK"
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+
+# One timed run of TOOL for FORMAT; appends a line to $RESULTS:
+# tool format run wall_s cpu_s rss_kb reported counted stored_bytes json_bytes files kinds
+run_one() {
+    local tool="$1" format="$2" run="$3"
+    local out="$WORK/$tool-$format-$run.out" err="$WORK/$tool-$format-$run.err"
+    local prefix="$tool/$format-$run" count_prefix
+    local -a cmd
+    case "$tool" in
+        gatelake)
+            cmd=("$BIN" pull --url "$URL/cursor" --paginate cursor
+                --cursor-path next_cursor --records items --format "$format" --output json
+                --progress none --create-container
+                --dest "$GATELAKE_TEST_AZURITE_BLOB/$CONTAINER/$prefix")
+            count_prefix="$prefix/"
+            ;;
+        dlt)
+            cmd=("$PY" "$ROOT/bench/dlt_pull.py" --url "$URL" --format "$format"
+                --bucket-url "az://$CONTAINER/$prefix" --pipelines-dir "$WORK/dlt-$format-$run"
+                --pipeline-name "bench_${format}_$run" --dataset bench)
+            # dlt's layout: <bucket_url>/<dataset>/<table>/<load_id>.<file_id>.<ext>
+            count_prefix="$prefix/bench/orders/"
+            ;;
+    esac
+    if ! /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "${cmd[@]}" </dev/null >"$out" 2>"$err"; then
+        tail -40 "$err" >&2
+        die "$tool $format run $run failed (log: $err)"
+    fi
+    local wall user sys rss_kb
+    read -r wall user sys rss_kb < <(tail -1 "$WORK/time")
+    "$PY" "$ROOT/bench/blobs.py" count "$CONTAINER" "$count_prefix" >"$WORK/count.json"
+    "$PY" - "$tool" "$format" "$run" "$wall" "$user" "$sys" "$rss_kb" "$out" "$WORK/count.json" \
+        "$RECORDS" >>"$RESULTS" <<'PY'
+import json, sys
+tool, fmt, run, wall, user, sys_s, rss_kb, out, count, want = sys.argv[1:]
+lines = [l for l in open(out) if l.strip().startswith("{")]
+if not lines:
+    sys.exit(f"{tool} {fmt} run {run}: no JSON summary on stdout ({out})")
+s = json.loads(lines[-1])
+c = json.load(open(count))
+reported, counted, want = s["rows"], c["rows"], int(want)
+if reported != want or counted != want:
+    sys.exit(f"{tool} {fmt} run {run}: reported {reported} records, {counted} in storage, expected {want}")
+json_bytes = s.get("raw_bytes", 0)
+cpu = float(user) + float(sys_s)
+print(f"{tool}\t{fmt}\t{run}\t{wall}\t{cpu:.2f}\t{rss_kb}\t{reported}\t{counted}\t{c['bytes']}\t{json_bytes}\t{c['files']}\t{','.join(c['kinds'])}")
+PY
+    awk -F'\t' 'END {printf "run %s %-8s %-8s wall %7ss  cpu %7ss  rss %7.1f MiB  %s records landed in %s %s files, %s B stored\n",
+        $3, $1, $2, $4, $5, $6 / 1024, $8, $11, $12, $9}' "$RESULTS" >&2
+    if ((KEEP == 0)); then
+        "$PY" "$ROOT/bench/blobs.py" delete "$CONTAINER" "$prefix/"
+        rm -rf "$WORK/dlt-$format-$run"
+    fi
+}
+
+log "$RUNS runs per tool and format, $RECORDS records each"
+for run in $(seq 1 "$RUNS"); do
+    for format in $FORMATS; do
+        # Alternate which tool goes first, so neither always runs on a warmer machine.
+        if ((run % 2)); then order="gatelake dlt"; else order="dlt gatelake"; fi
+        for tool in $order; do
+            run_one "$tool" "$format" "$run"
+        done
+    done
+done
+
+"$PY" - "$RESULTS" "$RECORDS" "$RUNS" "$(nproc)" "$("$BIN" --version)" \
+    "dlt $("$PY" -c 'import dlt; print(dlt.__version__)')" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+records, runs, cores = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+print(f"\n{sys.argv[5]} (release) against {sys.argv[6]}", end="")
+# MB/s of JSON: the record JSON gatelake reports receiving (the same pages for both tools).
+json_bytes = statistics.median(float(r[9]) for r in rows if r[0] == "gatelake")
+print(f"\nmedians of {runs} run(s) per tool and format, {records:,} records "
+      f"({json_bytes / 1e6:.1f} MB of record JSON), {cores} cores, Azurite in memory")
+head = f"{'format':8} {'tool':14} {'records/s':>10} {'MB/s JSON':>10} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'stored MB':>10}"
+print(head)
+print("-" * len(head))
+for fmt in dict.fromkeys(r[1] for r in rows):
+    med = {}
+    for tool in ("gatelake", "dlt"):
+        rs = [r for r in rows if r[0] == tool and r[1] == fmt]
+        if not rs:
+            continue
+        m = lambda i: statistics.median(float(r[i]) for r in rs)
+        wall = m(3)
+        med[tool] = (records / wall, json_bytes / wall / 1e6, wall, m(4), m(5) / 1024, m(8) / 1e6)
+        v = med[tool]
+        print(f"{fmt:8} {tool:14} {v[0]:>10.0f} {v[1]:>10.1f} {v[2]:>8.2f} {v[3]:>8.2f} {v[4]:>13.1f} {v[5]:>10.2f}")
+    if len(med) == 2:
+        g, d = med["gatelake"], med["dlt"]
+        r = [a / b if b else float("nan") for a, b in zip(g, d)]
+        print(f"{fmt:8} {'gatelake/dlt':14} {r[0]:>9.1f}x {r[1]:>9.1f}x {r[2]:>7.2f}x {r[3]:>7.2f}x {r[4]:>12.2f}x {r[5]:>9.2f}x")
+print("\nrecords/s and MB/s: higher is faster; wall, CPU, RSS: lower is better. Wall and CPU are the "
+      "whole process (start-up, imports, upload) from /usr/bin/time; every run's records were "
+      "counted back from Azurite.")
+PY

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Stage limits (issue 7): how fast each stage of a pull goes on its own, one thread each,
+# using gatelake's own code (examples/bench_stages.rs): fetch+gunzip of every page from the
+# bench API (sequential cursor pagination, nothing parsed), extract (JSON validation and record
+# location), and encode (jsonl.gz level 6, parquet snappy, as `pull` defaults; no upload).
+# Prints per-run lines and the medians; no Azurite, no Python beyond scripts/testbed.sh's.
+#
+#   bench/stages.sh [--records N] [--runs R]
+set -euo pipefail
+# shellcheck source=scripts/testbed.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
+
+RECORDS=1000000
+RUNS=3
+while (($#)); do
+    case "$1" in
+        --records) RECORDS="$2"; shift 2 ;;
+        --runs) RUNS="$2"; shift 2 ;;
+        *) die "unknown argument $1 (use --records N, --runs R)" ;;
+    esac
+done
+[[ "$RECORDS" =~ ^[1-9][0-9]*$ ]] || die "--records must be a positive integer"
+[[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
+
+cd "$ROOT"
+log "building examples/bench_api and examples/bench_stages (release)"
+cargo build --release --quiet --example bench_api --example bench_stages </dev/null
+
+rm -f "$LOGS/stages-api-url"
+"$ROOT/target/release/examples/bench_api" --records "$RECORDS" --page-size 500 --styles cursor \
+    </dev/null >"$LOGS/stages-api-url" 2>"$LOGS/stages-api.log" &
+api_pid=$!
+PIDS+=("$api_pid")
+deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
+until [[ -s "$LOGS/stages-api-url" ]]; do
+    kill -0 "$api_pid" 2>/dev/null || { cat "$LOGS/stages-api.log" >&2; die "the bench API exited"; }
+    ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/stages-api.log"
+    sleep 0.1
+done
+URL="$(head -1 "$LOGS/stages-api-url")"
+log "bench API (pid $api_pid) at $URL, $RECORDS records"
+
+RESULTS="$LOGS/stages.tsv"
+"$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" </dev/null >"$RESULTS"
+
+awk -F'\t' -v records="$RECORDS" '
+    { printf "%-16s run %s  wall %7.3fs  cpu %6.2fs\n", $1, $2, $5, $6 > "/dev/stderr"
+      n[$1]++; wall[$1, n[$1]] = $5; cpu[$1, n[$1]] = $6; json[$1] = $4; out[$1] = $7
+      if (!($1 in seen)) { seen[$1] = 1; order[++stages] = $1 } }
+    function median(a, s, k,   i, j, t, v) {
+        for (i = 1; i <= k; i++) v[i] = a[s, i]
+        for (i = 2; i <= k; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
+    }
+    END {
+        printf "\nstage limits, medians of %d run(s), %d records, one thread each\n", n[order[1]], records
+        printf "%-16s %12s %10s %8s %8s %10s\n", "stage", "records/s", "MB/s JSON", "wall s", "CPU s", "out MB"
+        for (s = 1; s <= stages; s++) {
+            st = order[s]; w = median(wall, st, n[st]); c = median(cpu, st, n[st])
+            printf "%-16s %12.0f %10.1f %8.3f %8.2f %10.2f\n", st, records / w, json[st] / w / 1e6, w, c, out[st] / 1e6
+        }
+    }' "$RESULTS"
