@@ -68,6 +68,23 @@ pub trait Reporter: Send + Sync {
     fn report(&self, event: Event);
 }
 
+/// An error and its sources, joined with `: `, without repeating a message a wrapper already
+/// includes: transport and SDK errors often hide the useful part (an untrusted certificate, a
+/// refused connection) in a source.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
 /// A reporter that drops every event (library use, tests that do not care).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SilentReporter;

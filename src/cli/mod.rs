@@ -326,7 +326,7 @@ async fn execute(
         Err(e) => {
             let e = PullError::Source(e);
             let code = ExitCode::of_pull_error(&e);
-            report_failure(&error_chain(&e), code, mode);
+            report_failure(&gatelake::report::error_chain(&e), code, mode);
             return code;
         }
     };
@@ -363,25 +363,10 @@ async fn execute(
         }
         Err(e) => {
             let code = ExitCode::of_pull_error(&e);
-            report_failure(&error_chain(&e), code, mode);
+            report_failure(&gatelake::report::error_chain(&e), code, mode);
             code
         }
     }
-}
-
-/// The error and its sources, joined, without repeating a message a wrapper already includes.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 async fn interrupted() {

@@ -130,9 +130,9 @@ impl AwsCredentials {
             .map_err(|_| AwsCredentialsError::Timeout(timeout))?
             .map_err(|e| match &e {
                 CredentialsError::ProviderError(_) | CredentialsError::InvalidConfiguration(_) => {
-                    AwsCredentialsError::WebIdentity(error_chain(&e))
+                    AwsCredentialsError::WebIdentity(crate::report::error_chain(&e))
                 }
-                _ => AwsCredentialsError::Unavailable(error_chain(&e)),
+                _ => AwsCredentialsError::Unavailable(crate::report::error_chain(&e)),
             })
     }
 
@@ -172,10 +172,6 @@ fn time_left(c: &Credentials, now: SystemTime) -> Duration {
         None => Duration::MAX,
         Some(exp) => exp.duration_since(now).unwrap_or(Duration::ZERO),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    crate::identity::error_chain(e)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -481,7 +477,7 @@ impl WebIdentityProvider {
                             se.code().map(str::to_string),
                             se.message().map(str::to_string),
                         ),
-                        None => (None, Some(error_chain(&e))),
+                        None => (None, Some(crate::report::error_chain(&e))),
                     };
                     let kind = classify_sts(code.as_deref());
                     if kind == StsFailure::Retry && attempt < attempts {
@@ -550,7 +546,10 @@ pub async fn caller_identity(
                 se.code().unwrap_or("error"),
                 se.message().unwrap_or("")
             ),
-            None => format!("STS GetCallerIdentity failed: {}", error_chain(&e)),
+            None => format!(
+                "STS GetCallerIdentity failed: {}",
+                crate::report::error_chain(&e)
+            ),
         })?;
     Ok(CallerIdentity {
         account: out.account().map(str::to_string),

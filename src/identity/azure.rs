@@ -426,7 +426,7 @@ impl EntraClientCredential {
             .map_err(|e| {
                 cred_error(format!(
                     "cannot reach the Entra token endpoint {url}: {}. Check --azure-authority / AZURE_AUTHORITY_HOST, proxies and the CA bundle",
-                    crate::identity::error_chain(&e)
+                    crate::report::error_chain(&e)
                 ))
             })?;
         let status = resp.status().as_u16();
@@ -579,7 +579,7 @@ impl ManagedIdentityCredential {
         let resp = req.send().await.map_err(|e| {
             cred_error(format!(
                 "cannot reach the managed identity endpoint {shown}: {}",
-                crate::identity::error_chain(&e)
+                crate::report::error_chain(&e)
             ))
         })?;
         let status = resp.status().as_u16();

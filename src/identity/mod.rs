@@ -17,19 +17,3 @@ pub mod azure;
 pub mod certificate;
 pub mod sigv4;
 pub mod web_identity;
-
-/// An error and its sources, joined with `: ` (transport errors hide the useful part in a
-/// source, e.g. a certificate that is not trusted).
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}

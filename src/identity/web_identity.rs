@@ -140,7 +140,7 @@ impl WebIdentityTokenSource for GithubOidcSource {
             .map_err(|e| {
                 err(format!(
                     "cannot reach the Actions OIDC endpoint {shown}: {}",
-                    crate::identity::error_chain(&e)
+                    crate::report::error_chain(&e)
                 ))
             })?;
         let status = resp.status().as_u16();
