@@ -873,10 +873,13 @@ fn encode_stage(
             source,
         })?
         .with_schema_options(schema_options, previous);
-    // The resume point after each page handed to the writer, by the writer's page index: a
-    // chunk names the pages it holds (a drift policy may close it before the page just
-    // written), and its resume point is its last page's.
-    let mut resumes: Vec<Resume> = Vec::new();
+    // The resume point after each page handed to the writer and not yet in an emitted chunk;
+    // `resumes[0]` is the writer's page `first_page`. A chunk names the pages it holds (a drift
+    // policy may close it before the page just written), and its resume point is its last
+    // page's; pages up to it are then dropped, so this holds a chunk's worth of pages, not
+    // the run's.
+    let mut resumes: std::collections::VecDeque<Resume> = std::collections::VecDeque::new();
+    let mut first_page: u64 = 0;
     while let Some(msg) = pages.blocking_recv() {
         let finished = match msg {
             PageMsg::Page {
@@ -895,7 +898,7 @@ fn encode_stage(
                     }
                     records = kept;
                 }
-                resumes.push(Resume {
+                resumes.push_back(Resume {
                     last_request: url,
                     next_request: next,
                     pages: number,
@@ -920,7 +923,7 @@ fn encode_stage(
                 {
                     return Ok(());
                 }
-                resumes.push(Resume {
+                resumes.push_back(Resume {
                     last_request: url,
                     next_request: next,
                     pages: number,
@@ -937,17 +940,27 @@ fn encode_stage(
             })?,
         };
         let Some(chunk) = finished else { continue };
-        let last_page = chunk
+        let covered = chunk
             .pages
             .end
-            .checked_sub(1)
-            .and_then(|i| usize::try_from(i).ok());
-        let Some(resume) = last_page.and_then(|i| resumes.get(i)).cloned() else {
+            .checked_sub(first_page)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=resumes.len()).contains(n));
+        let Some(covered) = covered else {
             return Err(PullError::Internal(format!(
                 "chunk {} names pages {:?} that were never written",
                 chunk.seq, chunk.pages
             )));
         };
+        // `covered` is at least 1 (checked above), so there is a last page; dropping the drain
+        // removes the rest of the chunk's pages too.
+        let Some(resume) = resumes.drain(..covered).next_back() else {
+            return Err(PullError::Internal(format!(
+                "chunk {} holds no page",
+                chunk.seq
+            )));
+        };
+        first_page = chunk.pages.end;
         let ready = ReadyChunk {
             chunk,
             resume,
