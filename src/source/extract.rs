@@ -33,35 +33,69 @@ pub enum ExtractError {
 }
 
 /// A parsed view of one page body.
+///
+/// Parsing validates the whole body once and, when it is an object (the usual page shape:
+/// `{"items":[...],"next_cursor":"..."}`), keeps its members. The records path, the cursor
+/// and the stop-rule fields are then looked up among them, without scanning the body again:
+/// a page costs one validating pass plus one pass over its records array.
 pub struct JsonDoc<'a> {
-    root: &'a RawValue,
+    /// The body without surrounding whitespace.
+    text: &'a str,
+    top: Top<'a>,
+}
+
+enum Top<'a> {
+    /// The members of an object root, in order (a repeated key keeps its first value).
+    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
+    /// Any other root (an array, usually).
+    Other(&'a RawValue),
 }
 
 impl<'a> JsonDoc<'a> {
     /// Parse (validate) the body. Whitespace around the value is allowed.
     pub fn parse(text: &'a str) -> Result<Self, ExtractError> {
-        let root: &'a RawValue = serde_json::from_str(text).map_err(ExtractError::InvalidJson)?;
-        Ok(Self { root })
+        let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let top = if text.starts_with('{') {
+            let mut de = serde_json::Deserializer::from_str(text);
+            let members = serde::Deserializer::deserialize_map(&mut de, Members)
+                .map_err(ExtractError::InvalidJson)?;
+            de.end().map_err(ExtractError::InvalidJson)?;
+            Top::Object(members)
+        } else {
+            Top::Other(serde_json::from_str(text).map_err(ExtractError::InvalidJson)?)
+        };
+        Ok(Self { text, top })
     }
 
-    pub fn root(&self) -> &'a RawValue {
-        self.root
+    /// The whole body as a raw value.
+    pub fn root(&self) -> Result<&'a RawValue, ExtractError> {
+        match &self.top {
+            Top::Other(raw) => Ok(raw),
+            // Only asked for when the records path is empty on an object page (an error
+            // message), so the second pass is not worth keeping the value for.
+            Top::Object(_) => serde_json::from_str(self.text).map_err(ExtractError::InvalidJson),
+        }
     }
 
     /// The value at a dot-separated path; the empty path is the root. Numeric segments index
     /// arrays. `Ok(None)` when any segment is missing.
     pub fn get(&self, path: &str) -> Result<Option<&'a RawValue>, ExtractError> {
-        let mut current = self.root;
-        for segment in path.split('.').filter(|s| !s.is_empty()) {
-            let next = match kind_of(current) {
-                "an object" => find_key(current, segment)?,
-                "an array" => match segment.parse::<usize>() {
-                    Ok(index) => find_index(current, index)?,
-                    Err(_) => None,
-                },
-                _ => None,
-            };
-            match next {
+        let mut segments = path.split('.').filter(|s| !s.is_empty());
+        let mut current = match (&self.top, segments.next()) {
+            (_, None) => return self.root().map(Some),
+            (Top::Object(members), Some(first)) => {
+                match members.iter().find(|(k, _)| k == first) {
+                    Some((_, v)) => *v,
+                    None => return Ok(None),
+                }
+            }
+            (Top::Other(raw), Some(first)) => match step(raw, first)? {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+        };
+        for segment in segments {
+            match step(current, segment)? {
                 Some(v) => current = v,
                 None => return Ok(None),
             }
@@ -104,27 +138,10 @@ impl<'a> JsonDoc<'a> {
 
     /// The top-level keys, for error messages that help pick a records path.
     pub fn top_level_keys(&self) -> Vec<String> {
-        #[derive(Default)]
-        struct Keys(Vec<String>);
-        impl<'de> Visitor<'de> for &mut Keys {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-                while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-                    self.0.push(k.into_owned());
-                    map.next_value::<IgnoredAny>()?;
-                }
-                Ok(())
-            }
+        match &self.top {
+            Top::Object(members) => members.iter().map(|(k, _)| k.to_string()).collect(),
+            Top::Other(_) => Vec::new(),
         }
-        let mut keys = Keys::default();
-        let mut de = serde_json::Deserializer::from_str(self.root.get());
-        if serde::Deserializer::deserialize_map(&mut de, &mut keys).is_err() {
-            return Vec::new();
-        }
-        keys.0
     }
 
     /// The records at `path` (the root when empty), each required to be a JSON object.
@@ -189,6 +206,38 @@ pub fn kind_of(raw: &RawValue) -> &'static str {
         Some(b't') | Some(b'f') => "a boolean",
         Some(b'n') => "null",
         _ => "a number",
+    }
+}
+
+/// One path segment down from `current`: a key of an object or an index of an array.
+fn step<'a>(current: &'a RawValue, segment: &str) -> Result<Option<&'a RawValue>, ExtractError> {
+    match kind_of(current) {
+        "an object" => find_key(current, segment),
+        "an array" => match segment.parse::<usize>() {
+            Ok(index) => find_index(current, index),
+            Err(_) => Ok(None),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// Collects an object's members as borrowed raw values (validating each).
+struct Members;
+
+impl<'de> Visitor<'de> for Members {
+    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut members: Self::Value = Vec::new();
+        while let Some(k) = map.next_key::<Cow<'de, str>>()? {
+            let v = map.next_value::<&'de RawValue>()?;
+            if !members.iter().any(|(have, _)| *have == k) {
+                members.push((k, v));
+            }
+        }
+        Ok(members)
     }
 }
 
@@ -312,6 +361,33 @@ mod tests {
         assert!(doc.get("items.x").unwrap().is_none());
         assert_eq!(doc.get("x\"y").unwrap().unwrap().get(), "1");
         assert_eq!(doc.top_level_keys(), vec!["items", "meta", "x\"y"]);
+    }
+
+    #[test]
+    fn object_pages_are_validated_whole_and_looked_up_by_member() {
+        // The first value of a repeated key wins, as a scan from the start would find it.
+        let doc = JsonDoc::parse(r#"{"c":"one","items":[],"c":"two"}"#).unwrap();
+        assert_eq!(doc.get_text("c").unwrap().as_deref(), Some("one"));
+        assert_eq!(doc.top_level_keys(), vec!["c", "items"]);
+        // Anything invalid anywhere, or after the value, fails the parse.
+        for bad in [
+            r#"{"items":[{"id":1},{"id":]}"#,
+            r#"{"items":[],"next":"a\qb"}"#,
+            r#"{"items":[]} {"more":1}"#,
+            r#"{"items":[]}]"#,
+            "{\"items\":[],\"s\":\"tab\there\"}",
+        ] {
+            assert!(
+                matches!(JsonDoc::parse(bad), Err(ExtractError::InvalidJson(_))),
+                "{bad}"
+            );
+        }
+        // Array roots still walk by index, and the root of an object page is reachable.
+        let arr = JsonDoc::parse(" [{\"id\":7}]\n").unwrap();
+        assert_eq!(arr.get("0.id").unwrap().unwrap().get(), "7");
+        assert_eq!(arr.records("").unwrap().len(), 1);
+        let obj = JsonDoc::parse("\t{\"a\":1}\r\n").unwrap();
+        assert_eq!(obj.get("").unwrap().unwrap().get(), r#"{"a":1}"#);
     }
 
     #[test]
