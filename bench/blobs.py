@@ -1,13 +1,13 @@
 """Azurite helpers for bench/compare.sh, run with .testbed/venv's Python (azure-storage-blob
 and pyarrow come with dlt[az,parquet]). Connection from AZURE_STORAGE_CONNECTION_STRING.
 
-    python bench/blobs.py count CONTAINER PREFIX   # records in *.jsonl.gz / *.parquet under PREFIX
+    python bench/blobs.py count CONTAINER PREFIX   # records in *.jsonl.gz/.zst / *.parquet under PREFIX
     python bench/blobs.py delete CONTAINER PREFIX  # delete every blob under PREFIX
 
 `count` reads every data file back from storage (gunzip and count lines; parquet footers'
 row counts), independently of what either tool reports, and prints
 {"rows": N, "files": F, "bytes": B, "kinds": [...]} (B: stored bytes of the data files;
-kinds: jsonl or jsonl.gz, by content, and parquet/<column codecs>).
+kinds: jsonl, jsonl.gz or jsonl.zst, by content, and parquet/<column codecs>).
 """
 
 import gzip
@@ -32,7 +32,20 @@ def count(name: str, prefix: str) -> None:
     rows = files = stored = 0
     kinds = set()
     for blob in c.list_blobs(name_starts_with=prefix):
-        if blob.name.endswith(".jsonl.gz") or blob.name.endswith(".jsonl"):
+        if blob.name.endswith(".jsonl.zst"):
+            import zstandard
+
+            data = c.download_blob(blob.name).readall()
+            if data[:4] != b"\x28\xb5\x2f\xfd":
+                sys.exit(f"{blob.name}: not zstd")
+            kinds.add("jsonl.zst")
+            # Every frame of the file (gatelake writes one per 4 MiB block).
+            reader = zstandard.ZstdDecompressor().stream_reader(
+                io.BytesIO(data), read_across_frames=True
+            )
+            data = reader.readall()
+            rows += sum(1 for line in data.split(b"\n") if line.strip())
+        elif blob.name.endswith(".jsonl.gz") or blob.name.endswith(".jsonl"):
             data = c.download_blob(blob.name).readall()
             # By content, not by name: a gzip member starts with 1f 8b.
             gz = data[:2] == b"\x1f\x8b"

@@ -3,8 +3,10 @@
 #
 # The data: N deterministic records of about 390 bytes (examples/bench_api.rs), served as
 # pre-gzipped pages of 500 (cursor pagination) from a separate process on a free loopback port.
-# The sink: Azurite (in memory, free loopback port). For each format (jsonl.gz, parquet), runs
-# alternate between the two tools (and which one goes first), each RUNS times:
+# The sink: Azurite (in memory, free loopback port). For each format (jsonl = jsonl.gz,
+# jsonl.zst, parquet), runs alternate between the two tools (and which one goes first), each
+# RUNS times. dlt has no zstd: jsonl.zst is run by gatelake only and its ratio is taken
+# against dlt's jsonl (gzip), the format a dlt user would get for the same job.
 #
 #   gatelake  target/release/gatelake pull --paginate cursor ... --dest <Azurite>
 #   dlt       bench/dlt_pull.py: dlt's rest_api source (cursor paginator), one table,
@@ -15,8 +17,15 @@
 # is what each tool reports. Prints per-run lines and a table of medians with gatelake/dlt
 # ratios per format.
 #
-#   bench/compare.sh [--records N] [--runs R] [--formats "jsonl parquet"] [--latency-ms MS]
-#                    [--keep]
+#   bench/compare.sh [--records N] [--runs R] [--formats "jsonl jsonl.zst parquet"]
+#                    [--latency-ms MS] [--tools "gatelake dlt"] [--results FILE] [--keep]
+#
+# --tools gatelake runs gatelake alone (the memory scenario, bench/memory.sh, uses it);
+# --results FILE copies the per-run TSV there (tool format run wall_s cpu_s rss_kb reported
+# counted stored_bytes json_bytes files kinds).
+#
+# gatelake runs at its default codec levels; GATELAKE_COMPRESSION_LEVEL in the environment
+# overrides them (e.g. to compare gzip levels).
 #
 # --keep leaves every run's files in Azurite (by default they are deleted once counted, so
 # Azurite's memory stays bounded); Azurite is stopped on exit either way.
@@ -26,41 +35,51 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
 
 RECORDS=1000000
 RUNS=3
-FORMATS="jsonl parquet"
+FORMATS="jsonl jsonl.zst parquet"
 LATENCY_MS=0
 KEEP=0
+TOOLS="gatelake dlt"
+RESULTS_COPY=""
 while (($#)); do
     case "$1" in
         --records) RECORDS="$2"; shift 2 ;;
         --runs) RUNS="$2"; shift 2 ;;
         --formats) FORMATS="$2"; shift 2 ;;
         --latency-ms) LATENCY_MS="$2"; shift 2 ;;
+        --tools) TOOLS="$2"; shift 2 ;;
+        --results) RESULTS_COPY="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument $1 (use --records N, --runs R, --formats LIST, --latency-ms MS, --keep)" ;;
+        *) die "unknown argument $1 (use --records N, --runs R, --formats LIST, --latency-ms MS, --tools LIST, --results FILE, --keep)" ;;
     esac
 done
 [[ "$RECORDS" =~ ^[1-9][0-9]*$ ]] || die "--records must be a positive integer"
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 for format in $FORMATS; do
-    [[ "$format" == jsonl || "$format" == parquet ]] || die "unknown format $format (jsonl, parquet)"
+    [[ "$format" == jsonl || "$format" == jsonl.zst || "$format" == parquet ]] ||
+        die "unknown format $format (jsonl, jsonl.zst, parquet)"
+done
+for tool in $TOOLS; do
+    [[ "$tool" == gatelake || "$tool" == dlt ]] || die "unknown tool $tool (gatelake, dlt)"
 done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed for CPU time and peak memory (apt-get install time)"
 
 cd "$ROOT"
-log "building gatelake and examples/bench_api (release)"
-cargo build --release --quiet --bin gatelake --example bench_api </dev/null
+log "building gatelake, examples/bench_api and examples/bench_stages (release)"
+cargo build --release --quiet --bin gatelake --example bench_api --example bench_stages </dev/null
 BIN="$ROOT/target/release/gatelake"
 API="$ROOT/target/release/examples/bench_api"
 
 # dlt with its Azure (adlfs) and parquet (pyarrow) extras, in .testbed/venv only.
 install_dlt() {
     ensure_venv
-    if "$VENV/bin/python" -c 'import dlt, adlfs, pyarrow, azure.storage.blob' >/dev/null 2>&1; then
+    if "$VENV/bin/python" -c 'import dlt, adlfs, pyarrow, azure.storage.blob, zstandard' \
+        >/dev/null 2>&1; then
         return 0
     fi
-    log "installing dlt[az,parquet] into .testbed/venv"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'dlt[az,parquet]' \
+    # zstandard: bench/blobs.py reads gatelake's jsonl.zst files back with it.
+    log "installing dlt[az,parquet] and zstandard into .testbed/venv"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check 'dlt[az,parquet]' zstandard \
         </dev/null >"$LOGS/pip-dlt.log" 2>&1 || {
         cat "$LOGS/pip-dlt.log" >&2
         die "pip install dlt[az,parquet] failed"
@@ -107,11 +126,13 @@ run_one() {
     local tool="$1" format="$2" run="$3"
     local out="$WORK/$tool-$format-$run.out" err="$WORK/$tool-$format-$run.err"
     local prefix="$tool/$format-$run" count_prefix
-    local -a cmd
+    local -a cmd codec=()
     case "$tool" in
         gatelake)
+            [[ "$format" == jsonl.zst ]] && codec=(--compression zstd)
             cmd=("$BIN" pull --url "$URL/cursor" --paginate cursor
-                --cursor-path next_cursor --records items --format "$format" --output json
+                --cursor-path next_cursor --records items --format "${format%.zst}" "${codec[@]}"
+                --output json
                 --progress none --create-container
                 --dest "$GATELAKE_TEST_AZURITE_BLOB/$CONTAINER/$prefix")
             count_prefix="$prefix/"
@@ -161,13 +182,24 @@ for run in $(seq 1 "$RUNS"); do
         # Alternate which tool goes first, so neither always runs on a warmer machine.
         if ((run % 2)); then order="gatelake dlt"; else order="dlt gatelake"; fi
         for tool in $order; do
+            [[ " $TOOLS " == *" $tool "* ]] || continue
+            [[ "$tool" == dlt && "$format" == jsonl.zst ]] && continue
             run_one "$tool" "$format" "$run"
         done
     done
 done
 
+[[ -n "$RESULTS_COPY" ]] && cp "$RESULTS" "$RESULTS_COPY"
+
+# The stage limits in the same invocation, against the same API and Azurite (bench/stages.sh
+# runs them alone): fetch+gunzip, extract, encode per format, upload.
+STAGES="$WORK/stages.tsv"
+log "stage limits: $RUNS run(s) of each stage"
+"$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" \
+    --dest "$GATELAKE_TEST_AZURITE_BLOB/$CONTAINER/stages" </dev/null >"$STAGES"
+
 "$PY" - "$RESULTS" "$RECORDS" "$RUNS" "$(nproc)" "$("$BIN" --version)" \
-    "dlt $("$PY" -c 'import dlt; print(dlt.__version__)')" <<'PY'
+    "dlt $("$PY" -c 'import dlt; print(dlt.__version__)')" "$STAGES" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 records, runs, cores = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -179,7 +211,9 @@ print(f"\nmedians of {runs} run(s) per tool and format, {records:,} records "
 head = f"{'format':8} {'tool':14} {'records/s':>10} {'MB/s JSON':>10} {'wall s':>8} {'CPU s':>8} {'peak RSS MiB':>13} {'stored MB':>10}"
 print(head)
 print("-" * len(head))
-for fmt in dict.fromkeys(r[1] for r in rows):
+dlt_of = {}
+# jsonl first, so that jsonl.zst can be compared with dlt's jsonl.
+for fmt in sorted(dict.fromkeys(r[1] for r in rows), key=lambda f: (f != "jsonl", f)):
     med = {}
     for tool in ("gatelake", "dlt"):
         rs = [r for r in rows if r[0] == tool and r[1] == fmt]
@@ -190,10 +224,40 @@ for fmt in dict.fromkeys(r[1] for r in rows):
         med[tool] = (records / wall, json_bytes / wall / 1e6, wall, m(4), m(5) / 1024, m(8) / 1e6)
         v = med[tool]
         print(f"{fmt:8} {tool:14} {v[0]:>10.0f} {v[1]:>10.1f} {v[2]:>8.2f} {v[3]:>8.2f} {v[4]:>13.1f} {v[5]:>10.2f}")
+    if fmt == "jsonl.zst" and "gatelake" in med and "jsonl" in dlt_of:
+        # dlt has no zstd: against its jsonl (gzip), the nearest thing it writes.
+        med["dlt"] = dlt_of["jsonl"]
+        print(f"{fmt:8} {'(dlt: jsonl.gz)':14}")
+    if "dlt" in med and fmt != "jsonl.zst":
+        dlt_of[fmt] = med["dlt"]
     if len(med) == 2:
         g, d = med["gatelake"], med["dlt"]
         r = [a / b if b else float("nan") for a, b in zip(g, d)]
         print(f"{fmt:8} {'gatelake/dlt':14} {r[0]:>9.1f}x {r[1]:>9.1f}x {r[2]:>7.2f}x {r[3]:>7.2f}x {r[4]:>12.2f}x {r[5]:>9.2f}x")
+# gatelake against its slowest stage, each stage measured alone in this invocation.
+stages = [l.rstrip("\n").split("\t") for l in open(sys.argv[7]) if l.strip()]
+stage_rate = {}
+for name in dict.fromkeys(r[0] for r in stages):
+    rs = [r for r in stages if r[0] == name]
+    stage_rate[name] = (records / statistics.median(float(r[4]) for r in rs),
+                        statistics.median(float(r[6]) for r in rs) / statistics.median(float(r[4]) for r in rs))
+print(f"\nstage limits (medians of {runs} run(s) each, records/s): " + ", ".join(
+    f"{name} {rate:,.0f}" for name, (rate, _) in stage_rate.items()))
+encode_of = {"jsonl": "encode jsonl.gz", "jsonl.zst": "encode jsonl.zst", "parquet": "encode parquet"}
+print(f"{'format':10} {'gatelake rec/s':>15} {'slowest stage':>18} {'its rec/s':>10} {'fraction':>9}")
+for fmt in dict.fromkeys(r[1] for r in rows):
+    g = [r for r in rows if r[0] == "gatelake" and r[1] == fmt]
+    if not g or encode_of.get(fmt) not in stage_rate:
+        continue
+    rate = records / statistics.median(float(r[3]) for r in g)
+    limits = {k: stage_rate[k][0] for k in ("fetch+gunzip", "extract", encode_of[fmt]) if k in stage_rate}
+    if "upload" in stage_rate:
+        # The upload stage puts the jsonl.gz chunks; in records/s of this format it is its
+        # bytes/s over this format's stored bytes per record.
+        stored_per_record = statistics.median(float(r[8]) for r in g) / records
+        limits["upload"] = stage_rate["upload"][1] / stored_per_record
+    slowest = min(limits, key=limits.get)
+    print(f"{fmt:10} {rate:>15,.0f} {slowest:>18} {limits[slowest]:>10,.0f} {rate / limits[slowest]:>8.0%}")
 print("\nrecords/s and MB/s: higher is faster; wall, CPU, RSS: lower is better. Wall and CPU are the "
       "whole process (start-up, imports, upload) from /usr/bin/time; every run's records were "
       "counted back from Azurite.")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Stage limits (issue 7): how fast each stage of a pull goes on its own, one thread each,
-# using gatelake's own code (examples/bench_stages.rs): fetch+gunzip of every page from the
-# bench API (sequential cursor pagination, nothing parsed), extract (JSON validation and record
-# location), and encode (jsonl.gz level 6, parquet snappy, as `pull` defaults; no upload).
-# Prints per-run lines and the medians; no Azurite, no Python beyond scripts/testbed.sh's.
+# Stage limits (issue 7): how fast each stage of a pull goes on its own, using gatelake's own
+# code (examples/bench_stages.rs): fetch+gunzip of every page from the bench API (sequential
+# cursor pagination, nothing parsed), extract (JSON validation and record location), encode
+# (jsonl.gz, jsonl.zst and parquet at `pull`'s defaults, compression on every core; no upload)
+# and upload (the jsonl.gz chunks into Azurite, in memory, 4 at once; then deleted).
+# Prints per-run lines and the medians. bench/compare.sh runs the same stages after its pulls.
 #
 #   bench/stages.sh [--records N] [--runs R]
 set -euo pipefail
@@ -40,8 +41,13 @@ done
 URL="$(head -1 "$LOGS/stages-api-url")"
 log "bench API (pid $api_pid) at $URL, $RECORDS records"
 
+install_azurite
+start_azurite
+export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"
+
 RESULTS="$LOGS/stages.tsv"
-"$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" </dev/null >"$RESULTS"
+"$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" \
+    --dest "$GATELAKE_TEST_AZURITE_BLOB/stages/bench" </dev/null >"$RESULTS"
 
 awk -F'\t' -v records="$RECORDS" '
     { printf "%-16s run %s  wall %7.3fs  cpu %6.2fs\n", $1, $2, $5, $6 > "/dev/stderr"
@@ -53,7 +59,7 @@ awk -F'\t' -v records="$RECORDS" '
         return k % 2 ? v[(k + 1) / 2] : (v[k / 2] + v[k / 2 + 1]) / 2
     }
     END {
-        printf "\nstage limits, medians of %d run(s), %d records, one thread each\n", n[order[1]], records
+        printf "\nstage limits, medians of %d run(s), %d records\n", n[order[1]], records
         printf "%-16s %12s %10s %8s %8s %10s\n", "stage", "records/s", "MB/s JSON", "wall s", "CPU s", "out MB"
         for (s = 1; s <= stages; s++) {
             st = order[s]; w = median(wall, st, n[st]); c = median(cpu, st, n[st])

@@ -7,13 +7,22 @@
 //!   nothing parsed. The ceiling of a sequential cursor pull.
 //! - `extract`: `gatelake::source::extract::ExtractedPage::new(body, "items")` on every
 //!   (already fetched, decoded) page: JSON validation and record location.
-//! - `encode jsonl` / `encode parquet`: `gatelake::encode::chunk::ChunkWriter` with the
-//!   pull's defaults (jsonl gzip level 6, parquet snappy, 128 MiB chunks), every page in,
-//!   hashes included; no upload.
+//! - `encode jsonl.gz` / `encode jsonl.zst` / `encode parquet`:
+//!   `gatelake::encode::chunk::ChunkWriter` with the pull's defaults (codec levels, parquet
+//!   snappy, 128 MiB chunks), every page in, hashes included; compression on every core, as
+//!   in a pull; no upload.
+//! - `upload` (with `--dest`): the jsonl.gz chunks of the encode stage put into the
+//!   destination through `gatelake::sink` (Azure Blob or a folder), up to 4 at once as
+//!   `pull`'s default `--upload-concurrency`; then deleted. Records/s counts the records the
+//!   uploaded chunks hold.
 //!
 //! ```text
 //! cargo run --release --example bench_stages -- --url http://127.0.0.1:PORT [--runs 3]
+//!     [--dest http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/PREFIX]
 //! ```
+//!
+//! An Azure `--dest` takes its credentials from the environment as `gatelake::sink::open`
+//! does (`AZURE_STORAGE_CONNECTION_STRING` for Azurite).
 //!
 //! Prints one TSV line per stage and run on stdout (stage, run, records, json_bytes, wall_s,
 //! cpu_s, out_bytes); CPU is this process's user+system time (from /proc/self/stat).
@@ -21,8 +30,10 @@
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
+use gatelake::encode::chunk::FinishedChunk;
 use gatelake::encode::chunk::{ChunkLimits, ChunkWriter};
-use gatelake::encode::{EncodeOptions, Format};
+use gatelake::encode::{Compression, EncodeOptions, Format};
+use gatelake::sink::PutMode;
 use gatelake::source::extract::ExtractedPage;
 use std::time::Instant;
 
@@ -35,6 +46,9 @@ struct Args {
     /// Times each stage is run.
     #[arg(long, default_value_t = 3)]
     runs: u32,
+    /// Where the upload stage puts the chunks (no upload stage without it).
+    #[arg(long)]
+    dest: Option<String>,
 }
 
 /// This process's user+system CPU seconds (Linux: /proc/self/stat, in clock ticks of 1/100 s).
@@ -106,9 +120,13 @@ async fn fetch_all(client: &reqwest::Client, base: &str) -> Result<Vec<Bytes>> {
     }
 }
 
-fn encode(format: Format, pages: &[ExtractedPage]) -> Result<u64> {
+fn encode(
+    format: Format,
+    compression: Compression,
+    pages: &[ExtractedPage],
+) -> Result<Vec<FinishedChunk>> {
     let mut writer = ChunkWriter::new(
-        EncodeOptions::new(format, None),
+        EncodeOptions::new(format, Some(compression)),
         ChunkLimits {
             max_bytes: 128 * 1024 * 1024,
             max_rows: None,
@@ -116,16 +134,39 @@ fn encode(format: Format, pages: &[ExtractedPage]) -> Result<u64> {
         0,
         None,
     )?;
-    let mut out = 0;
+    let mut out = Vec::new();
     for page in pages {
-        if let Some(chunk) = writer.write_page(&page.records())? {
-            out += chunk.data.len() as u64;
-        }
+        out.extend(writer.write_page(&page.records())?);
     }
-    if let Some(chunk) = writer.finish()? {
-        out += chunk.data.len() as u64;
-    }
+    out.extend(writer.finish()?);
     Ok(out)
+}
+
+/// Put every chunk under `prefix`, at most 4 at once; returns the bytes put.
+async fn upload(dest: &str, prefix: &str, chunks: &[FinishedChunk]) -> Result<u64> {
+    use futures::StreamExt;
+    let sink = gatelake::sink::open(dest)?;
+    sink.ensure_root().await?;
+    let puts = chunks.iter().map(|c| {
+        let sink = sink.clone();
+        let path = format!("{prefix}/part-{:05}.jsonl.gz", c.seq);
+        let data = c.data.clone();
+        async move {
+            sink.put(&path, data.clone(), PutMode::Overwrite).await?;
+            anyhow::Ok((path, data.len() as u64))
+        }
+    });
+    let done: Vec<Result<(String, u64)>> = futures::stream::iter(puts)
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let mut bytes = 0;
+    for d in done {
+        let (path, n) = d?;
+        bytes += n;
+        sink.delete(&path).await?;
+    }
+    Ok(bytes)
 }
 
 fn main() -> Result<()> {
@@ -165,14 +206,32 @@ fn main() -> Result<()> {
         bail!("no records extracted from {base}/cursor");
     }
 
-    for (name, format) in [
-        ("encode jsonl.gz", Format::Jsonl),
-        ("encode parquet", Format::Parquet),
+    let mut gz_chunks = Vec::new();
+    for (name, format, compression) in [
+        ("encode jsonl.gz", Format::Jsonl, Compression::Gzip),
+        ("encode jsonl.zst", Format::Jsonl, Compression::Zstd),
+        ("encode parquet", Format::Parquet, Compression::Snappy),
     ] {
         for run in 1..=args.runs {
             let m = Measure::start();
-            let out = encode(format, &extracted)?;
+            let chunks = encode(format, compression, &extracted)?;
+            let out = chunks.iter().map(|c| c.data.len() as u64).sum();
             m.report(name, run, records, json, out);
+            if compression == Compression::Gzip {
+                gz_chunks = chunks;
+            }
+        }
+    }
+
+    if let Some(dest) = &args.dest {
+        let upload_runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        for run in 1..=args.runs {
+            let m = Measure::start();
+            let bytes =
+                upload_runtime.block_on(upload(dest, &format!("stages-{run}"), &gz_chunks))?;
+            m.report("upload", run, records, json, bytes);
         }
     }
     Ok(())

@@ -83,12 +83,10 @@ impl<'a> JsonDoc<'a> {
         let mut segments = path.split('.').filter(|s| !s.is_empty());
         let mut current = match (&self.top, segments.next()) {
             (_, None) => return self.root().map(Some),
-            (Top::Object(members), Some(first)) => {
-                match members.iter().find(|(k, _)| k == first) {
-                    Some((_, v)) => *v,
-                    None => return Ok(None),
-                }
-            }
+            (Top::Object(members), Some(first)) => match members.iter().find(|(k, _)| k == first) {
+                Some((_, v)) => *v,
+                None => return Ok(None),
+            },
             (Top::Other(raw), Some(first)) => match step(raw, first)? {
                 Some(v) => v,
                 None => return Ok(None),
