@@ -196,7 +196,7 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_COMPRESSION", value_name = "CODEC")]
     pub compression: Option<String>,
 
-    /// Codec level: gzip 0-9 (default 6), zstd 1-22 (default 3).
+    /// Codec level: gzip 0-9 (default 2), zstd 1-22 (default 1); higher is smaller and slower.
     #[arg(long, env = "GATELAKE_COMPRESSION_LEVEL", value_name = "N")]
     pub compression_level: Option<i32>,
 
