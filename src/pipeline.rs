@@ -9,7 +9,10 @@
 //!
 //! - The fetch stage asks for the next page as soon as the current page's next request is
 //!   known, before its records are encoded, so a sequential (cursor) API is never waiting on
-//!   compression.
+//!   compression: the page channel holds a few pages, so fetching runs ahead of encoding.
+//! - With `--concurrency N`, offset and page-number pulls keep up to N requests in flight
+//!   for the pages predicted to come next; pages are still located and handed on in order,
+//!   and a wrong prediction only costs the cancelled requests (see `fetch_stage`).
 //! - The bounded channels are the backpressure: when compression or upload is the slow
 //!   stage, fetch waits, and memory stays at a few pages plus a few chunks however large the
 //!   pull is.
