@@ -568,7 +568,7 @@ async fn the_job_file_sets_concurrency_and_a_cursor_job_with_it_is_refused() {
         summary(&out)["error"]
             .as_str()
             .unwrap()
-            .contains("--paginate cursor is sequential by nature"),
+            .contains("concurrency = 4 in the job file: --paginate cursor is sequential by nature"),
         "{}",
         text(&out.stdout)
     );

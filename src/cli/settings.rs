@@ -756,8 +756,16 @@ fn resolve_concurrency(
         ));
         return Ok(1);
     }
+    let (given, fix) = if args.concurrency.is_some() {
+        (format!("--concurrency {n}"), "drop --concurrency")
+    } else {
+        (
+            format!("concurrency = {n} in the job file"),
+            "remove concurrency from the job's table",
+        )
+    };
     usage(format!(
-        "--concurrency {n}: {why}. Only --paginate offset and page fetch pages in parallel; drop --concurrency (or set it to 1) for this job"
+        "{given}: {why}. Only --paginate offset and page fetch pages in parallel; {fix} (or set it to 1)"
     ))
 }
 
