@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench_api -- [--records 1000000] [--page-size 500]
-//!     [--latency-ms 0] [--port 0] [--styles cursor,next-link,offset] [--threads 2]
+//!     [--latency-ms 0] [--port 0] [--styles cursor,next-link,offset,page] [--threads 2]
 //! ```
 //!
 //! It binds 127.0.0.1 (a free port unless `--port`), renders the pages, prints its base URL
@@ -20,10 +20,17 @@
 //! - `GET /offset[?offset=O&limit=L]` — `{"items":[...],"total":N}`; `O` must be a multiple
 //!   of the page size and `L` (when given) equal to it; an offset at or past the end returns
 //!   `{"items":[],"total":N}`.
+//! - `GET /page[?page=K&per_page=S]` — `{"items":[...],"has_more":bool}`, pages numbered
+//!   from 1; `S` (when given) must equal the page size; a page past the end returns
+//!   `{"items":[],"has_more":false}`.
+//!
+//! `--latency-ms` delays every page (not error answers) without holding a thread,
+//! so concurrent requests overlap: a client with N requests in flight can get N pages per
+//! round trip (bench/latency.sh).
 //!
 //! Memory: each style holds every page gzipped (level 1, ≈4.7:1 on these records).
 //! 1,000,000 records × ≈390 B is ≈390 MB of JSON, ≈84 MB gzipped per style, so ≈300 MB
-//! resident for all three styles; `--styles cursor` keeps only one (≈100 MB). Start-up
+//! resident for the three default styles; `--styles cursor` keeps only one (≈100 MB). Start-up
 //! renders and gzips ≈390 MB of JSON per style on `--threads` threads (≈0.6 s per style on
 //! two cores).
 
@@ -56,7 +63,7 @@ struct Args {
     /// Port on 127.0.0.1 (0: a free port chosen by the OS).
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// Pagination styles to render, comma-separated: cursor, next-link, offset.
+    /// Pagination styles to render, comma-separated: cursor, next-link, offset, page.
     #[arg(long, default_value = "cursor,next-link,offset", value_delimiter = ',')]
     styles: Vec<String>,
     /// Threads used to render and gzip the pages at start-up (and to serve).
@@ -73,6 +80,7 @@ enum Style {
     Cursor,
     NextLink,
     Offset,
+    Page,
 }
 
 impl Style {
@@ -81,7 +89,8 @@ impl Style {
             "cursor" => Self::Cursor,
             "next-link" | "next" => Self::NextLink,
             "offset" => Self::Offset,
-            other => bail!("unknown style {other:?} (cursor, next-link, offset)"),
+            "page" => Self::Page,
+            other => bail!("unknown style {other:?} (cursor, next-link, offset, page)"),
         })
     }
 }
@@ -104,7 +113,7 @@ fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
     let mut body = String::with_capacity(((end.saturating_sub(start)) * 400 + 200) as usize);
     body.push_str(match style {
         Style::NextLink => r#"{"data":["#,
-        Style::Cursor | Style::Offset => r#"{"items":["#,
+        Style::Cursor | Style::Offset | Style::Page => r#"{"items":["#,
     });
     for i in start..end {
         if i > start {
@@ -119,6 +128,7 @@ fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
         Style::NextLink if last => write!(body, r#","next":null}}"#),
         Style::NextLink => write!(body, r#","next":"{base}/next?page={}"}}"#, page + 1),
         Style::Offset => write!(body, r#","total":{}}}"#, args.records),
+        Style::Page => write!(body, r#","has_more":{}}}"#, !last),
     };
     body
 }
@@ -176,6 +186,8 @@ struct Pages {
     next: Option<Vec<Bytes>>,
     offset: Option<Vec<Bytes>>,
     offset_empty: Bytes,
+    page: Option<Vec<Bytes>>,
+    page_empty: Bytes,
     page_size: u64,
     latency: Duration,
 }
@@ -188,6 +200,12 @@ struct CursorQuery {
 #[derive(Debug, Deserialize)]
 struct NextQuery {
     page: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    page: Option<u64>,
+    per_page: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +305,28 @@ async fn offset_page(
     send(&p, gz, &headers).await
 }
 
+async fn numbered_page(
+    State(p): State<Arc<Pages>>,
+    Query(q): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(pages) = &p.page else {
+        return error(StatusCode::NOT_FOUND, "style not rendered (--styles)");
+    };
+    let page = q.page.unwrap_or(1);
+    if page == 0 || q.per_page.is_some_and(|s| s != p.page_size) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "page numbers start at 1, per_page must equal the page size",
+        );
+    }
+    let gz = pages
+        .get((page - 1) as usize)
+        .cloned()
+        .unwrap_or_else(|| p.page_empty.clone());
+    send(&p, gz, &headers).await
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.page_size == 0 {
@@ -315,6 +355,7 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
         page_size: args.page_size,
         latency: Duration::from_millis(args.latency_ms),
         offset_empty: gzip(format!(r#"{{"items":[],"total":{}}}"#, args.records).as_bytes())?,
+        page_empty: gzip(br#"{"items":[],"has_more":false}"#)?,
         ..Pages::default()
     };
     let args = Arc::new(args);
@@ -335,10 +376,11 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
             Style::Cursor => pages.cursor = Some(rendered),
             Style::NextLink => pages.next = Some(rendered),
             Style::Offset => pages.offset = Some(rendered),
+            Style::Page => pages.page = Some(rendered),
         }
     }
     eprintln!(
-        "bench_api: {} records rendered in {:.1}s; serving {base}/cursor, {base}/next, {base}/offset",
+        "bench_api: {} records rendered in {:.1}s; serving {base}/cursor, {base}/next, {base}/offset, {base}/page",
         args.records,
         started.elapsed().as_secs_f64()
     );
@@ -347,6 +389,7 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
         .route("/cursor", get(cursor_page))
         .route("/next", get(next_page))
         .route("/offset", get(offset_page))
+        .route("/page", get(numbered_page))
         .with_state(Arc::new(pages));
     {
         let mut stdout = std::io::stdout().lock();
@@ -367,6 +410,19 @@ mod tests {
             assert_eq!(page_from_cursor(&cursor_for(n)), Some(n));
         }
         assert_eq!(page_from_cursor("p1"), None);
+    }
+
+    #[test]
+    fn numbered_pages_say_whether_more_follow() {
+        let args = Args::parse_from(["bench_api", "--records", "5", "--page-size", "2"]);
+        let page = |n| {
+            serde_json::from_str::<serde_json::Value>(&render_page(Style::Page, n, &args, ""))
+                .unwrap_or_default()
+        };
+        assert_eq!(page(0)["has_more"], true);
+        assert_eq!(page(0)["items"][1]["id"], 1);
+        assert_eq!(page(2)["has_more"], false);
+        assert_eq!(page(2)["items"].as_array().map(Vec::len), Some(1));
     }
 
     #[test]

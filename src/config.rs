@@ -82,6 +82,10 @@ pub struct SourceConfig {
     pub max_page_bytes: u64,
     /// What to do with a page whose records cannot be read.
     pub on_bad_page: BadPagePolicy,
+    /// Page requests in flight at once, for styles whose next requests can be worked out
+    /// ahead (offset, page number; see `Pagination::predictable`). Pages still reach the
+    /// encoder one by one, in order. Other styles fetch one page at a time whatever this is.
+    pub concurrency: usize,
 }
 
 /// `--on-bad-page`: stop at a page whose records cannot be read, or set it aside.

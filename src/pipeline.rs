@@ -9,7 +9,10 @@
 //!
 //! - The fetch stage asks for the next page as soon as the current page's next request is
 //!   known, before its records are encoded, so a sequential (cursor) API is never waiting on
-//!   compression.
+//!   compression: the page channel holds a few pages, so fetching runs ahead of encoding.
+//! - With `--concurrency N`, offset and page-number pulls keep up to N requests in flight
+//!   for the pages predicted to come next; pages are still located and handed on in order,
+//!   and a wrong prediction only costs the cancelled requests (see `fetch_stage`).
 //! - The bounded channels are the backpressure: when compression or upload is the slow
 //!   stage, fetch waits, and memory stays at a few pages plus a few chunks however large the
 //!   pull is.
@@ -36,7 +39,7 @@ use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
 use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
-use crate::source::client::{ApiClient, SourceError};
+use crate::source::client::{ApiClient, FetchedPage, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
@@ -49,7 +52,7 @@ use crate::state::{
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -629,9 +632,32 @@ fn identities(config: &PullConfig, sink: &dyn Sink) -> Vec<ManifestIdentity> {
     out
 }
 
+/// A page request started ahead of its turn (`--concurrency`): the URL asked for and the task
+/// fetching it. Dropping it cancels the request, so a discarded guess or a stopped run leaves
+/// nothing running.
+struct InFlight {
+    url: Url,
+    task: tokio::task::JoinHandle<Result<FetchedPage, SourceError>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Walk the pages from `start` (none: the listing already ended): fetch, locate records,
 /// work out the next request, hand the page on. Returns whether the listing ended (false:
 /// stopped by the signal or by a downstream failure).
+///
+/// With `source.concurrency` above 1 and a style that can predict its next requests (offset,
+/// page number), the requests for the pages after the current one are started before it
+/// arrives, up to that many in flight. Pages are still located and handed on one by one, in
+/// order, each with the next request worked out from the page itself; a prediction is used
+/// only when it is exactly that request. When it is not (a short page, a page size halved
+/// after a 504, an API serving fewer records than asked for) or the listing ends, the
+/// requests ahead are cancelled and their answers, even errors, are never looked at. So
+/// records, their order and the resume points are the same as one page at a time.
 async fn fetch_stage(
     source: crate::config::SourceConfig,
     client: ApiClient,
@@ -644,10 +670,35 @@ async fn fetch_stage(
     mut stop: StopSignal,
 ) -> Result<bool, PullError> {
     let source = &source;
+    let client = Arc::new(client);
     let paginator: Arc<dyn Paginator> = Arc::from(source.pagination.paginator());
     let stop_rules = Arc::new(source.pagination.stop.clone());
     let origin = Arc::new(source.url.clone());
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
+    let concurrency = source.concurrency.max(1);
+    let start_fetch = |url: Url, page_no: u64| {
+        let (client, reporter, paginator) = (client.clone(), reporter.clone(), paginator.clone());
+        let task_url = url.clone();
+        InFlight {
+            url,
+            task: tokio::spawn(async move {
+                client
+                    .fetch_shrinking(
+                        &task_url,
+                        page_no,
+                        reporter.as_ref(),
+                        Some(paginator.as_ref()),
+                    )
+                    .await
+            }),
+        }
+    };
+    // Requests in flight, in page order: the front one is the current page's.
+    let mut window: VecDeque<InFlight> = VecDeque::new();
+    // What predictions go by: the records a full page held (the last page that had a next
+    // one), and the listing's total once a page gave it (`--total-path`).
+    let mut full_page: Option<u64> = None;
+    let mut total: Option<u64> = None;
 
     let mut next = start;
     let (mut page_no, mut records_so_far) = before;
@@ -659,11 +710,41 @@ async fn fetch_stage(
             return Ok(false);
         }
         page_no += 1;
+        if window.front().is_some_and(|f| f.url != url) {
+            // Not the request that was predicted: every guess after the last page was wrong.
+            window.clear();
+        }
+        if window.is_empty() {
+            window.push_back(start_fetch(url.clone(), page_no));
+        }
+        while window.len() < concurrency {
+            let ahead = window.len() as u64;
+            if source.max_pages.is_some_and(|m| page_no + ahead > m) {
+                break;
+            }
+            // Past the total, a walk one page at a time would not ask (full pages assumed).
+            if let (Some(total), Some(per_page)) = (total, full_page) {
+                if records_so_far.saturating_add(ahead.saturating_mul(per_page)) >= total {
+                    break;
+                }
+            }
+            let Some(predicted) = window
+                .back()
+                .and_then(|last| paginator.predict(&last.url, full_page))
+            else {
+                break;
+            };
+            window.push_back(start_fetch(predicted, page_no + ahead));
+        }
+        let Some(mut current) = window.pop_front() else {
+            return Err(PullError::Internal("no request for the next page".into()));
+        };
         let skip = source.on_bad_page == BadPagePolicy::Skip;
         let fetched = tokio::select! {
-            f = client.fetch_shrinking(&url, page_no, reporter.as_ref(), Some(paginator.as_ref())) => f,
+            f = &mut current.task => f.map_err(|e| PullError::Internal(format!("page fetch task: {e}")))?,
             _ = stop.stopped() => return Ok(false),
         };
+        drop(current);
         let fetched = match fetched {
             Ok(f) => f,
             Err(SourceError::TooLarge { limit, .. }) if skip => {
@@ -710,7 +791,11 @@ async fn fetch_stage(
             .await
             .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
         };
-        let (page, page_next) = match located {
+        let Located {
+            page,
+            next: page_next,
+            total: page_total,
+        } = match located {
             Ok(found) => found,
             Err(LocateError::Extract(source)) => match kept {
                 Some((body, headers)) => {
@@ -757,10 +842,15 @@ async fn fetch_stage(
                 })
             }
         };
-        records_so_far += page.len() as u64;
+        let records = page.len() as u64;
+        records_so_far += records;
+        if records > 0 && page_next.is_some() {
+            full_page = Some(records);
+        }
+        total = page_total.or(total);
         reporter.report(Event::PageFetched {
             page: page_no,
-            records: page.len() as u64,
+            records,
             bytes: body_len,
         });
         let msg = PageMsg::Page {
@@ -775,6 +865,8 @@ async fn fetch_stage(
         }
         next = page_next;
     }
+    // Requests still in flight were guesses past the end: cancel them before saying so.
+    window.clear();
     // A failed send means the encoder stopped and reports its own error.
     Ok(pages.send(PageMsg::End).await.is_ok())
 }
@@ -822,15 +914,23 @@ enum LocateError {
     Paginate(PaginateError),
 }
 
+/// A page's records, the request after it, and the listing's total when `--total-path`
+/// names one (it bounds how far ahead requests are started).
+struct Located {
+    page: ExtractedPage,
+    next: Option<Url>,
+    total: Option<u64>,
+}
+
 fn locate(
-    fetched: crate::source::client::FetchedPage,
+    fetched: FetchedPage,
     paginator: &dyn Paginator,
     stop: &crate::source::paginate::StopRules,
     origin: &Url,
     records_path: &str,
     records_before: u64,
-) -> Result<(ExtractedPage, Option<Url>), LocateError> {
-    let (ranges, next) = {
+) -> Result<Located, LocateError> {
+    let (ranges, next, total) = {
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
         let doc = JsonDoc::parse(text).map_err(LocateError::Extract)?;
@@ -843,15 +943,21 @@ fn locate(
             records_so_far: records_before + records.len() as u64,
         };
         let next = next_request(paginator, stop, origin, &view).map_err(LocateError::Paginate)?;
-        (ExtractedPage::ranges_of(text, &records), next)
+        // `next_request` has read it already when it matters; a bad value only loses the bound.
+        let total = stop
+            .total_path
+            .as_deref()
+            .and_then(|path| doc.get_u64(path).ok().flatten());
+        (ExtractedPage::ranges_of(text, &records), next, total)
     };
-    Ok((
-        ExtractedPage {
+    Ok(Located {
+        page: ExtractedPage {
             body: fetched.body,
             ranges,
         },
         next,
-    ))
+        total,
+    })
 }
 
 /// Feed pages into the chunk writer; hand finished chunks on with their resume points. Runs
@@ -878,7 +984,7 @@ fn encode_stage(
     // policy may close it before the page just written), and its resume point is its last
     // page's; pages up to it are then dropped, so this holds a chunk's worth of pages, not
     // the run's.
-    let mut resumes: std::collections::VecDeque<Resume> = std::collections::VecDeque::new();
+    let mut resumes: VecDeque<Resume> = VecDeque::new();
     let mut first_page: u64 = 0;
     while let Some(msg) = pages.blocking_recv() {
         let finished = match msg {
@@ -1174,6 +1280,7 @@ mod tests {
                 max_pages: None,
                 max_page_bytes: 1 << 20,
                 on_bad_page: Default::default(),
+                concurrency: 1,
             },
             output: OutputConfig {
                 encode: EncodeOptions::new(Format::Jsonl, None),

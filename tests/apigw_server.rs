@@ -1274,3 +1274,83 @@ async fn latency_delays_each_page() {
     assert_eq!(response.status(), StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(150));
 }
+
+#[tokio::test]
+async fn max_page_size_caps_what_a_page_holds() {
+    let server = ApiGateway::start(ApiConfig {
+        max_page_size: Some(3),
+        ..config(10, 5)
+    })
+    .await;
+    let client = client();
+    let (_, offset) = get_json(&client, &server.url("/prod/offset?offset=2&limit=8")).await;
+    assert_eq!(
+        array(&offset["items"]),
+        (2..5).map(record).collect::<Vec<_>>()
+    );
+    let (_, small) = get_json(&client, &server.url("/prod/offset?offset=8&limit=2")).await;
+    assert_eq!(
+        array(&small["items"]),
+        (8..10).map(record).collect::<Vec<_>>()
+    );
+    // Page numbers count pages of the capped size.
+    let (_, page) = get_json(&client, &server.url("/prod/page?page=2&per_page=5")).await;
+    assert_eq!(
+        array(&page["results"]),
+        (3..6).map(record).collect::<Vec<_>>()
+    );
+    assert_eq!(page["has_more"], true);
+    let (_, last) = get_json(&client, &server.url("/prod/page?page=4&per_page=5")).await;
+    assert_eq!(array(&last["results"]), vec![record(9)]);
+    assert_eq!(last["has_more"], false);
+}
+
+#[tokio::test]
+async fn reject_past_end_answers_400_instead_of_an_empty_page() {
+    let server = ApiGateway::start(ApiConfig {
+        reject_past_end: true,
+        ..config(10, 5)
+    })
+    .await;
+    let client = client();
+    let (_, last) = get_json(&client, &server.url("/prod/offset?offset=9")).await;
+    assert_eq!(array(&last["items"]), vec![record(9)]);
+    for (path, message) in [
+        ("/prod/offset?offset=10", "invalid offset"),
+        ("/prod/page?page=3", "invalid page"),
+    ] {
+        let response = client.get(server.url(path)).send().await.expect("send");
+        let (status, _, body) = rejection(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(body.contains(message), "{path}: {body}");
+    }
+    let (_, page) = get_json(&client, &server.url("/prod/page?page=2")).await;
+    assert_eq!(page["has_more"], false);
+}
+
+#[tokio::test]
+async fn max_in_flight_counts_requests_answered_at_once() {
+    let server = ApiGateway::start(ApiConfig {
+        latency: Duration::from_millis(200),
+        ..config(10, 5)
+    })
+    .await;
+    let client = client();
+    client
+        .get(server.url("/prod/offset"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(server.max_in_flight(), 1, "one at a time");
+    let url = server.url("/prod/offset?offset=5");
+    let three = futures::future::join3(
+        client.get(&url).send(),
+        client.get(&url).send(),
+        client.get(&url).send(),
+    )
+    .await;
+    for r in [three.0, three.1, three.2] {
+        assert_eq!(r.expect("send").status(), StatusCode::OK);
+    }
+    assert_eq!(server.max_in_flight(), 3);
+}

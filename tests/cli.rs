@@ -258,6 +258,8 @@ fn help_explains_flags_with_examples() {
         "--chunk-size",
         "--dest",
         "--api-auth",
+        "--concurrency",
+        "GATELAKE_CONCURRENCY",
         "GATELAKE_URL",
     ] {
         assert!(help.contains(flag), "{flag} not in help");

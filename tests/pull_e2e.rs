@@ -300,6 +300,12 @@ fn style_args(style: &str) -> (&'static str, Vec<String>) {
 }
 
 async fn pull_style_in_every_format(style: &str, link_form: LinkForm) {
+    pull_style_in_every_format_with(style, link_form, &[]).await;
+}
+
+/// [`pull_style_in_every_format`] with extra flags (the run's prefix in the container says
+/// which).
+async fn pull_style_in_every_format_with(style: &str, link_form: LinkForm, extra: &[&str]) {
     let records = 437; // not a multiple of any page size: the last page is short
     let api = ApiGateway::start(ApiConfig {
         records,
@@ -310,6 +316,7 @@ async fn pull_style_in_every_format(style: &str, link_form: LinkForm) {
     .await;
     let (container, sink) = azurite().new_container(&format!("e2e-{style}")).await;
     let (path, mut args) = style_args(style);
+    args.extend(s(extra));
     for format in ["jsonl", "csv", "parquet"] {
         let prefix = format!("{style}/{format}");
         let mut a = s(&[
@@ -378,6 +385,16 @@ async fn offset_limit() {
 #[tokio::test]
 async fn page_number() {
     pull_style_in_every_format("page", LinkForm::Absolute).await;
+}
+
+#[tokio::test]
+async fn offset_limit_with_requests_in_flight() {
+    pull_style_in_every_format_with("offset", LinkForm::Absolute, &["--concurrency", "4"]).await;
+}
+
+#[tokio::test]
+async fn page_number_with_requests_in_flight() {
+    pull_style_in_every_format_with("page", LinkForm::Absolute, &["--concurrency", "8"]).await;
 }
 
 /// One auth kind: a pull that must succeed, and one with a wrong credential that must fail

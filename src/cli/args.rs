@@ -346,6 +346,12 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_MAX_PAGES", value_name = "N")]
     pub max_pages: Option<u64>,
 
+    /// offset, page: page requests in flight at once (1-64). Pages are still written in
+    /// order, each record once. Cursor and link styles learn each next request from the page
+    /// before it, so they fetch one page at a time. [default: 1]
+    #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
+    pub concurrency: Option<usize>,
+
     /// API authentication. [default: none]
     #[arg(long, env = "GATELAKE_API_AUTH", value_enum, value_name = "KIND")]
     pub api_auth: Option<ApiAuthKind>,

@@ -212,6 +212,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             max_pages: None,
             max_page_bytes: 64 << 20,
             on_bad_page: Default::default(),
+            concurrency: 1,
         },
         output: out.config,
         upload_concurrency: out.upload_concurrency,

@@ -58,6 +58,7 @@ pub struct JobSpec {
     pub total_path: Option<String>,
     pub records: Option<String>,
     pub max_pages: Option<u64>,
+    pub concurrency: Option<usize>,
     pub api_auth: Option<ApiAuthKind>,
     pub api_key_file: Option<PathBuf>,
     pub bearer_token_file: Option<PathBuf>,
@@ -255,6 +256,10 @@ impl<'a> Resolver<'a> {
 
     pub fn given_on_command_line(&self, id: &str) -> bool {
         self.matches.value_source(id) == Some(ValueSource::CommandLine)
+    }
+
+    pub fn given_in_env(&self, id: &str) -> bool {
+        self.matches.value_source(id) == Some(ValueSource::EnvVariable)
     }
 }
 
@@ -497,6 +502,8 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     if max_pages == Some(0) {
         return usage("--max-pages must be at least 1");
     }
+    let pagination = Pagination { style, stop };
+    let concurrency = resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
 
     // API authentication.
     let auth_kind = r
@@ -680,7 +687,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     let identity = resolve_identity(&mut r, &args.identity, &job, region_hint)?;
     let source = SourceConfig {
         url,
-        pagination: Pagination { style, stop },
+        pagination,
         records_path,
         auth,
         headers,
@@ -693,6 +700,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         max_pages,
         max_page_bytes,
         on_bad_page,
+        concurrency,
     };
     Ok(Resolved {
         pull: PullConfig {
@@ -712,6 +720,53 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         warnings,
         identity,
     })
+}
+
+/// `--concurrency`: page requests in flight, for the styles that can work out their next
+/// requests ahead (offset, page). With another style it is a mistake in a command line or in
+/// the job's own table, so it is refused (exit 2); from `GATELAKE_CONCURRENCY`, which a
+/// scheduler may set for every job it runs whatever their styles, it is ignored with a warning.
+fn resolve_concurrency(
+    r: &mut Resolver<'_>,
+    args: &PullArgs,
+    job: &JobSpec,
+    pagination: &Pagination,
+    warnings: &mut Vec<String>,
+) -> Result<usize, UsageError> {
+    let n = r
+        .pick("concurrency", args.concurrency, job.concurrency, Some(1))
+        .unwrap_or(1);
+    if !(1..=64).contains(&n) {
+        return usage(format!(
+            "--concurrency {n}: must be between 1 and 64 (page requests in flight at once)"
+        ));
+    }
+    if n == 1 || pagination.predictable() {
+        return Ok(n);
+    }
+    let why = match pagination.name() {
+        "none" => "--paginate none makes a single request".to_string(),
+        style => format!(
+            "--paginate {style} is sequential by nature: each page's next request is only known once that page has arrived"
+        ),
+    };
+    if r.given_in_env("concurrency") {
+        warnings.push(format!(
+            "GATELAKE_CONCURRENCY={n} is ignored for this job: {why}; only --paginate offset and page fetch pages in parallel"
+        ));
+        return Ok(1);
+    }
+    let (given, fix) = if args.concurrency.is_some() {
+        (format!("--concurrency {n}"), "drop --concurrency")
+    } else {
+        (
+            format!("concurrency = {n} in the job file"),
+            "remove concurrency from the job's table",
+        )
+    };
+    usage(format!(
+        "{given}: {why}. Only --paginate offset and page fetch pages in parallel; {fix} (or set it to 1)"
+    ))
 }
 
 /// Resolve the identity flags (shared by `pull` and `auth check`). `region` is the API's

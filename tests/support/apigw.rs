@@ -152,6 +152,12 @@ pub struct ApiConfig {
     /// 504 `Endpoint request timed out`, like an integration that exceeds API Gateway's 29 s
     /// limit on big pages. Default none.
     pub timeout_above: Option<u64>,
+    /// The most records a page holds, whatever `limit` or `per_page` asks for (offset and
+    /// page routes), like an API that caps its page size. Default none.
+    pub max_page_size: Option<u64>,
+    /// A request for an offset or page number at or past the end gets 400 (offset and page
+    /// routes), as some APIs answer instead of an empty page. Default false.
+    pub reject_past_end: bool,
 }
 
 impl Default for ApiConfig {
@@ -175,6 +181,8 @@ impl Default for ApiConfig {
             fail_first_n: HashMap::new(),
             truncate_first_n: HashMap::new(),
             timeout_above: None,
+            max_page_size: None,
+            reject_past_end: false,
         }
     }
 }
@@ -337,6 +345,26 @@ struct Shared {
     fail_remaining: Mutex<HashMap<u64, u32>>,
     truncate_remaining: Mutex<HashMap<u64, u32>>,
     rng: Mutex<StdRng>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+}
+
+/// Counts a request as in flight until it is answered or abandoned.
+struct InFlightGuard<'a>(&'a Shared);
+
+impl<'a> InFlightGuard<'a> {
+    fn new(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlightGuard(shared)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl ApiGateway {
@@ -355,6 +383,8 @@ impl ApiGateway {
             fail_remaining: Mutex::new(config.fail_first_n.clone()),
             truncate_remaining: Mutex::new(config.truncate_first_n.clone()),
             rng: Mutex::new(StdRng::seed_from_u64(config.seed)),
+            in_flight: AtomicU64::new(0),
+            max_in_flight: AtomicU64::new(0),
             config,
         });
         let app = Router::new()
@@ -397,6 +427,11 @@ impl ApiGateway {
     /// The configuration the server runs with.
     pub fn config(&self) -> &ApiConfig {
         &self.shared.config
+    }
+
+    /// The most requests that were being answered at the same time so far.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Every request received so far, in arrival order.
@@ -462,6 +497,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .await
         .unwrap_or_default();
     let request_id = shared.record(&parts, &body);
+    let _counted = InFlightGuard::new(&shared);
     let mut response = respond(&shared, &parts, &body).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert("x-amzn-requestid", value);
@@ -731,8 +767,11 @@ fn build_page(
             })
         }
         Route::Offset => {
-            let size = size_param(params, "limit", config.page_size)?;
+            let size = capped(config, size_param(params, "limit", config.page_size)?);
             let start = number_param(params, "offset", 0)?;
+            if config.reject_past_end && start >= config.records {
+                return Err("invalid offset".into());
+            }
             Ok(Page {
                 index: start / size,
                 body: to_json(&json!({
@@ -743,12 +782,15 @@ fn build_page(
             })
         }
         Route::PageNumber => {
-            let size = size_param(params, "per_page", config.page_size)?;
+            let size = capped(config, size_param(params, "per_page", config.page_size)?);
             let page = number_param(params, "page", 1)?;
             if page == 0 {
                 return Err("invalid page".into());
             }
             let start = (page - 1).saturating_mul(size);
+            if config.reject_past_end && start >= config.records {
+                return Err("invalid page".into());
+            }
             Ok(Page {
                 index: page - 1,
                 body: to_json(&json!({
@@ -760,6 +802,13 @@ fn build_page(
             })
         }
     }
+}
+
+/// A page size as the server serves it (`max_page_size`).
+fn capped(config: &ApiConfig, size: u64) -> u64 {
+    config
+        .max_page_size
+        .map_or(size, |max| size.min(max.max(1)))
 }
 
 fn size_param(params: &HashMap<String, String>, name: &str, default: u64) -> Result<u64, String> {

@@ -74,6 +74,20 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     /// from what is still known: the URL, the headers, and the body if it is at least valid
     /// JSON. [`Blind::Unknown`] when the next request is inside an unreadable body.
     fn next_blind(&self, url: &Url, headers: &HeaderMap, doc: Option<&JsonDoc<'_>>) -> Blind;
+
+    /// The request after `url` *if `url`'s page is full*, worked out before that page has
+    /// arrived, so that several pages can be in flight at once (`--concurrency`).
+    /// `page_records` is how many records a full page holds, as last seen (an API may serve
+    /// fewer than it was asked for); `None` before any page arrived: the size asked for.
+    ///
+    /// It must equal what [`Paginator::next`] returns for a page of `url` holding
+    /// `page_records` records, because a prediction is only used when it equals the real
+    /// next request; any other guess costs a wasted request, never a record. `None` (the
+    /// default) for styles whose next request is only known from the page itself (cursors,
+    /// links).
+    fn predict(&self, _url: &Url, _page_records: Option<u64>) -> Option<Url> {
+        None
+    }
 }
 
 /// The next request after a bad page, as far as it can be known.
@@ -174,6 +188,16 @@ impl Pagination {
             PaginationConfig::Offset { .. } => "offset",
             PaginationConfig::PageNumber { .. } => "page",
         }
+    }
+
+    /// Whether the next requests can be worked out before the pages arrive (offset and page
+    /// number), so that `--concurrency` can keep several in flight. Cursor and link styles
+    /// learn the next request from each page: they are sequential by nature.
+    pub fn predictable(&self) -> bool {
+        matches!(
+            self.style,
+            PaginationConfig::Offset { .. } | PaginationConfig::PageNumber { .. }
+        )
     }
 
     /// Build the paginator for this configuration.
@@ -453,6 +477,54 @@ pub(crate) mod tests {
         let link = NextLinkPaginator::new("next".into());
         assert!(next(&link, Some(&doc)).unwrap().ends_with("after=9"));
         assert_eq!(next(&link, None), None);
+    }
+
+    #[test]
+    fn only_offset_and_page_number_are_predictable() {
+        let base = Url::parse("https://api.example.com/prod/orders").unwrap();
+        let styles = [
+            PaginationConfig::Single,
+            PaginationConfig::Cursor {
+                source: CursorSource::Body("next".into()),
+                param: "cursor".into(),
+            },
+            PaginationConfig::NextLink {
+                path: "next".into(),
+            },
+            PaginationConfig::LinkHeader,
+            PaginationConfig::Offset {
+                offset_param: "offset".into(),
+                limit_param: "limit".into(),
+                limit: 100,
+                start: 0,
+            },
+            PaginationConfig::PageNumber {
+                page_param: "page".into(),
+                start: 1,
+                size: None,
+            },
+        ];
+        for style in styles {
+            let p = Pagination {
+                style,
+                stop: StopRules::default(),
+            };
+            let paginator = p.paginator();
+            let first = paginator.first(&base);
+            // `predictable` (what --concurrency is checked against) says what `predict` does.
+            assert_eq!(
+                paginator.predict(&first, None).is_some(),
+                p.predictable(),
+                "{}",
+                p.name()
+            );
+            assert_eq!(
+                p.predictable(),
+                matches!(p.name(), "offset" | "page"),
+                "{}",
+                p.name()
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,18 @@ impl OffsetPaginator {
             start,
         }
     }
+
+    /// `url` with its offset moved on by `records`.
+    fn advance(&self, url: &Url, records: u64) -> Url {
+        let current = query_param(url, &self.offset_param)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.start);
+        with_query_param(
+            url,
+            &self.offset_param,
+            &current.saturating_add(records).to_string(),
+        )
+    }
 }
 
 impl Paginator for OffsetPaginator {
@@ -57,15 +69,16 @@ impl Paginator for OffsetPaginator {
     }
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
-        let current = query_param(page.url, &self.offset_param)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(self.start);
-        let next = current + page.records;
-        Ok(Some(with_query_param(
-            page.url,
-            &self.offset_param,
-            &next.to_string(),
-        )))
+        Ok(Some(self.advance(page.url, page.records)))
+    }
+
+    /// The offset after a full page: the records last seen per page, or else the limit.
+    fn predict(&self, url: &Url, page_records: Option<u64>) -> Option<Url> {
+        let step = match page_records {
+            Some(n) => n,
+            None => query_param(url, &self.limit_param)?.parse::<u64>().ok()?,
+        };
+        (step > 0).then(|| self.advance(url, step))
     }
 }
 
@@ -93,6 +106,48 @@ mod tests {
             "https://api.example.com/prod/orders?x=1&limit=100&offset=80"
         );
         assert_eq!(next_of(&p, &s, &next, "{}", &[], 0).unwrap(), None);
+    }
+
+    #[test]
+    fn predicts_what_next_returns_for_a_full_page() {
+        let p = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
+        let s = StopRules::default();
+        let mut url = p.first(&Url::parse("https://api.example.com/prod/orders?x=1").unwrap());
+        // Predicted from the limit asked for, and then again from each predicted URL: the
+        // chain must be exactly the URLs a sequential walk over full pages asks for.
+        for want_offset in [100, 200, 300] {
+            let predicted = p.predict(&url, None).unwrap();
+            let real = next_of(&p, &s, url.as_str(), "{}", &[], 100)
+                .unwrap()
+                .unwrap();
+            assert_eq!(predicted.as_str(), real);
+            assert_eq!(
+                query_param(&predicted, "offset").as_deref(),
+                Some(want_offset.to_string().as_str())
+            );
+            url = predicted;
+        }
+        // An API that serves 40 records when asked for 100: predicted from what it serves.
+        let capped = p.predict(&url, Some(40)).unwrap();
+        let real = next_of(&p, &s, url.as_str(), "{}", &[], 40)
+            .unwrap()
+            .unwrap();
+        assert_eq!(capped.as_str(), real);
+        assert!(real.ends_with("offset=340"), "{real}");
+        // A short page is not what was predicted.
+        let short = next_of(&p, &s, url.as_str(), "{}", &[], 7)
+            .unwrap()
+            .unwrap();
+        assert_ne!(p.predict(&url, None).unwrap().as_str(), short);
+        // Nothing to step by: no prediction.
+        assert_eq!(p.predict(&url, Some(0)), None);
+        let no_limit = Url::parse("https://h/p?offset=5").unwrap();
+        assert_eq!(p.predict(&no_limit, None), None);
+        assert!(p
+            .predict(&no_limit, Some(10))
+            .unwrap()
+            .as_str()
+            .ends_with("offset=15"));
     }
 
     #[test]

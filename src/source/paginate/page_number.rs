@@ -21,6 +21,18 @@ impl PageNumberPaginator {
             size,
         }
     }
+
+    /// `url` with the page number after its own.
+    fn following(&self, url: &Url) -> Url {
+        let current = query_param(url, &self.page_param)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(self.start);
+        with_query_param(
+            url,
+            &self.page_param,
+            &current.saturating_add(1).to_string(),
+        )
+    }
 }
 
 impl Paginator for PageNumberPaginator {
@@ -62,14 +74,12 @@ impl Paginator for PageNumberPaginator {
     }
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
-        let current = query_param(page.url, &self.page_param)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(self.start);
-        Ok(Some(with_query_param(
-            page.url,
-            &self.page_param,
-            &(current + 1).to_string(),
-        )))
+        Ok(Some(self.following(page.url)))
+    }
+
+    /// The next page number: how many records a page holds does not matter.
+    fn predict(&self, url: &Url, _page_records: Option<u64>) -> Option<Url> {
+        Some(self.following(url))
     }
 }
 
@@ -102,6 +112,39 @@ mod tests {
         assert_eq!(
             next_of(&p, &s, &next, r#"{"has_more":false}"#, &[], 50).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn predicts_what_next_returns() {
+        let s = StopRules::default();
+        for p in [
+            PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 50))),
+            PageNumberPaginator::new("p".into(), 0, None),
+        ] {
+            let mut url = p.first(&Url::parse("https://api.example.com/prod/orders?q=a").unwrap());
+            for _ in 0..3 {
+                let predicted = p.predict(&url, None).unwrap();
+                let real = next_of(&p, &s, url.as_str(), "{}", &[], 50)
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(predicted.as_str(), real);
+                // A short page is still followed by the next number.
+                assert_eq!(p.predict(&url, Some(3)).unwrap(), predicted);
+                url = predicted;
+            }
+            assert!(url
+                .as_str()
+                .ends_with(&format!("={}", if p.start == 1 { 4 } else { 3 })));
+        }
+        // After a 504 halved the page size, predictions go on from the smaller pages.
+        let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)));
+        let shrunk = p
+            .shrink(&Url::parse("https://h/p?page=3&per_page=100").unwrap())
+            .unwrap();
+        assert_eq!(
+            p.predict(&shrunk, None).unwrap().as_str(),
+            "https://h/p?per_page=50&page=6"
         );
     }
 
