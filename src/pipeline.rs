@@ -772,13 +772,14 @@ async fn fetch_stage(
         let body_len = fetched.body.len() as u64;
         // A skipped page needs its body and headers after the parser has consumed the page.
         let kept = skip.then(|| (fetched.body.clone(), fetched.headers.clone()));
-        // Parsing a page is CPU work: keep it off the async workers.
-        let located = {
-            let paginator = paginator.clone();
-            let stop_rules = stop_rules.clone();
-            let origin = origin.clone();
-            let records_path = records_path.clone();
-            tokio::task::spawn_blocking(move || {
+        // Parsing a page is CPU work that must not hold up other tasks. On the pull's
+        // multi-threaded runtime it runs right here, with this worker's other tasks handed to
+        // another (`block_in_place`): the next request of a cursor listing waits for this
+        // parse, and a hand-off to the blocking pool would add a thread wake-up to every page.
+        let parse = {
+            let (paginator, stop_rules) = (paginator.clone(), stop_rules.clone());
+            let (origin, records_path) = (origin.clone(), records_path.clone());
+            move || {
                 locate(
                     fetched,
                     &*paginator,
@@ -787,9 +788,16 @@ async fn fetch_stage(
                     &records_path,
                     records_so_far,
                 )
-            })
-            .await
-            .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
+            }
+        };
+        let located = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(parse)
+        } else {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
         };
         let Located {
             page,

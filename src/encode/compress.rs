@@ -347,15 +347,18 @@ pub(crate) mod pool {
                 let rx = rx.clone();
                 let spawned = std::thread::Builder::new()
                     .name(format!("gatelake-compress-{i}"))
-                    .spawn(move || loop {
-                        let job = match rx.lock() {
-                            Ok(rx) => rx.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = job else { return };
-                        // A panicking job drops its result sender, which its writer reports
-                        // as an error; the worker itself carries on.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    .spawn(move || {
+                        background_priority();
+                        loop {
+                            let job = match rx.lock() {
+                                Ok(rx) => rx.recv(),
+                                Err(_) => return,
+                            };
+                            let Ok(job) = job else { return };
+                            // A panicking job drops its result sender, which its writer reports
+                            // as an error; the worker itself carries on.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        }
                     });
                 if spawned.is_ok() {
                     workers += 1;
@@ -366,6 +369,21 @@ pub(crate) mod pool {
                 workers,
             }
         })
+    }
+
+    /// Lower this thread's scheduling priority (Linux: a per-thread nice value of 10).
+    ///
+    /// A pull's fetch stage is a chain (request, gunzip, parse, next request) that must not
+    /// wait for a core behind compression, which can catch up at any time: on a machine with
+    /// as many busy threads as cores, the chain's stalls set the pace of the whole pull. A
+    /// failure leaves the normal priority, which is only slower.
+    fn background_priority() {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: setpriority takes plain integers; on Linux, PRIO_PROCESS with id 0
+            // applies to the calling thread only (see setpriority(2), NOTES).
+            let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) };
+        }
     }
 
     /// Worker threads available (at least 1: without any, jobs run on the caller).

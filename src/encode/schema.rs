@@ -214,17 +214,25 @@ pub(crate) fn observe<'a>(
     for record in records {
         let record_no = count;
         count += 1;
+        // Records of one API nearly always list their fields in the same order, so the
+        // field after the last one found is tried before the hash lookup.
+        let mut next = 0;
         for_each_leaf(record_no, record, depth, &mut name, &mut |name, raw| {
             let text = raw.get();
             let kind = FieldKind::of(JsonType::of(text), text);
-            let at = match index.get(name) {
-                Some(&at) => at,
-                None => {
-                    index.insert(name.to_owned(), fields.len());
-                    fields.push((name.to_owned(), None));
-                    fields.len() - 1
+            let at = if fields.get(next).is_some_and(|(n, _)| n == name) {
+                next
+            } else {
+                match index.get(name) {
+                    Some(&at) => at,
+                    None => {
+                        index.insert(name.to_owned(), fields.len());
+                        fields.push((name.to_owned(), None));
+                        fields.len() - 1
+                    }
                 }
             };
+            next = at + 1;
             let field = &mut fields[at].1;
             match (*field, kind) {
                 (_, None) => {}
