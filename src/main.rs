@@ -7,20 +7,22 @@ fn main() -> std::process::ExitCode {
     cli::main().into()
 }
 
-/// Have glibc's allocator map every allocation of 1 MiB or more on its own and unmap it when
+/// Have glibc's allocator map every allocation of 16 MiB or more on its own and unmap it when
 /// freed.
 ///
 /// A pull churns through large buffers: compression blocks, growing chunk files, parquet row
 /// groups, upload bodies, freed on several threads. By default glibc raises its mmap threshold
 /// after the first such buffer is freed, and from then on serves them from per-thread heaps
 /// that keep freed memory, so resident memory crept up with every chunk: 10,000,000 records
-/// peaked 35-60% above 1,000,000 (`bench/memory.sh`). With a fixed 1 MiB threshold the peak no
-/// longer depends on how many chunks a run writes. Large reallocations stay cheap (`mremap`).
+/// peaked 35-60% above 1,000,000 (`bench/memory.sh`). With a fixed threshold the peak no longer
+/// depends on how many chunks a run writes. 16 MiB keeps the chunk-sized buffers (what grew)
+/// out of the heaps; a lower one (1 MiB) also caught parquet's column buffers and cost parquet
+/// 20% of its speed in fresh page faults. Large reallocations stay cheap (`mremap`).
 fn return_big_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallopt takes two integers and only changes the allocator's tuning; it is
         // called before any other thread exists. A failure (0) leaves glibc's defaults.
-        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+        let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20) };
     }
 }

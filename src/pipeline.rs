@@ -941,7 +941,7 @@ fn locate(
     let (ranges, next, total) = {
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
-        let doc = JsonDoc::parse(text).map_err(LocateError::Extract)?;
+        let doc = JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
         let records = doc.records(records_path).map_err(LocateError::Extract)?;
         let view = PageView {
             url: &fetched.url,

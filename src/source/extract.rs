@@ -36,17 +36,29 @@ pub enum ExtractError {
 ///
 /// Parsing validates the whole body once and, when it is an object (the usual page shape:
 /// `{"items":[...],"next_cursor":"..."}`), keeps its members. The records path, the cursor
-/// and the stop-rule fields are then looked up among them, without scanning the body again:
-/// a page costs one validating pass plus one pass over its records array.
+/// and the stop-rule fields are then looked up among them, without scanning the body again.
+/// Parsed with [`JsonDoc::parse_with_records`], the records array (a top-level member) is also
+/// split into its records in that same pass, so a page is read once.
 pub struct JsonDoc<'a> {
     /// The body without surrounding whitespace.
     text: &'a str,
     top: Top<'a>,
+    /// The records member, split during parsing (see [`JsonDoc::parse_with_records`]).
+    records: Option<(&'a str, Split<'a>)>,
+}
+
+/// The records member as found while parsing.
+enum Split<'a> {
+    /// An array: its elements.
+    Array(Vec<&'a RawValue>),
+    /// Something else, named as [`kind_of`] would.
+    Not(&'static str),
 }
 
 enum Top<'a> {
-    /// The members of an object root, in order (a repeated key keeps its first value).
-    Object(Vec<(Cow<'a, str>, &'a RawValue)>),
+    /// The members of an object root, in order (a repeated key keeps its first value); the
+    /// value is `None` for the records member when it was split while parsing.
+    Object(Vec<(Cow<'a, str>, Option<&'a RawValue>)>),
     /// Any other root (an array, usually).
     Other(&'a RawValue),
 }
@@ -54,17 +66,35 @@ enum Top<'a> {
 impl<'a> JsonDoc<'a> {
     /// Parse (validate) the body. Whitespace around the value is allowed.
     pub fn parse(text: &'a str) -> Result<Self, ExtractError> {
+        Self::parse_with_records(text, "")
+    }
+
+    /// [`JsonDoc::parse`], splitting the records at `records_path` in the same pass when it
+    /// names a top-level member (`items`; not `data.rows`, which [`JsonDoc::records`] walks to
+    /// afterwards). The result is the same either way; this only saves a pass.
+    pub fn parse_with_records(text: &'a str, records_path: &'a str) -> Result<Self, ExtractError> {
         let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        let records_key =
+            (!records_path.is_empty() && !records_path.contains('.')).then_some(records_path);
+        let mut records = None;
         let top = if text.starts_with('{') {
             let mut de = serde_json::Deserializer::from_str(text);
-            let members = serde::Deserializer::deserialize_map(&mut de, Members)
+            let visitor = Members {
+                records_key,
+                records: &mut records,
+            };
+            let members = serde::Deserializer::deserialize_map(&mut de, visitor)
                 .map_err(ExtractError::InvalidJson)?;
             de.end().map_err(ExtractError::InvalidJson)?;
             Top::Object(members)
         } else {
             Top::Other(serde_json::from_str(text).map_err(ExtractError::InvalidJson)?)
         };
-        Ok(Self { text, top })
+        Ok(Self {
+            text,
+            top,
+            records: records.and_then(|split| records_key.map(|k| (k, split))),
+        })
     }
 
     /// The whole body as a raw value.
@@ -84,7 +114,13 @@ impl<'a> JsonDoc<'a> {
         let mut current = match (&self.top, segments.next()) {
             (_, None) => return self.root().map(Some),
             (Top::Object(members), Some(first)) => match members.iter().find(|(k, _)| k == first) {
-                Some((_, v)) => *v,
+                Some((_, Some(v))) => *v,
+                // The records member, split while parsing: walk to it in the whole body (a
+                // second pass, only for paths that go into the records array).
+                Some((_, None)) => match find_key(self.root()?, first)? {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
                 None => return Ok(None),
             },
             (Top::Other(raw), Some(first)) => match step(raw, first)? {
@@ -155,6 +191,22 @@ impl<'a> JsonDoc<'a> {
                 )
             }
         };
+        if let Some((key, split)) = &self.records {
+            if *key == path {
+                return match split {
+                    Split::Array(records) => objects_only(records.clone()),
+                    Split::Not("null") => Err(ExtractError::RecordsNotFound {
+                        path: path.to_string(),
+                        keys: keys_hint(self),
+                    }),
+                    Split::Not(found) => Err(ExtractError::RecordsNotArray {
+                        what: format!("the records path '{path}'"),
+                        found,
+                        keys: keys_hint(self),
+                    }),
+                };
+            }
+        }
         let Some(raw) = self.get(path)? else {
             return Err(ExtractError::RecordsNotFound {
                 path: path.to_string(),
@@ -181,18 +233,23 @@ impl<'a> JsonDoc<'a> {
         }
         let records: Vec<&'a RawValue> =
             serde_json::from_str(raw.get()).map_err(ExtractError::InvalidJson)?;
-        if let Some((index, bad)) = records
-            .iter()
-            .enumerate()
-            .find(|(_, r)| !r.get().starts_with('{'))
-        {
-            return Err(ExtractError::RecordNotObject {
-                index,
-                found: kind_of(bad),
-            });
-        }
-        Ok(records)
+        objects_only(records)
     }
+}
+
+/// `records`, if every one is a JSON object.
+fn objects_only(records: Vec<&RawValue>) -> Result<Vec<&RawValue>, ExtractError> {
+    if let Some((index, bad)) = records
+        .iter()
+        .enumerate()
+        .find(|(_, r)| !r.get().starts_with('{'))
+    {
+        return Err(ExtractError::RecordNotObject {
+            index,
+            found: kind_of(bad),
+        });
+    }
+    Ok(records)
 }
 
 /// What kind of JSON value a raw value is, as words for messages.
@@ -219,23 +276,81 @@ fn step<'a>(current: &'a RawValue, segment: &str) -> Result<Option<&'a RawValue>
     }
 }
 
-/// Collects an object's members as borrowed raw values (validating each).
-struct Members;
+/// Collects an object's members as borrowed raw values (validating each), and splits the
+/// records member into its elements on the way.
+struct Members<'k, 'r, 'de> {
+    records_key: Option<&'k str>,
+    records: &'r mut Option<Split<'de>>,
+}
 
-impl<'de> Visitor<'de> for Members {
-    type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+impl<'de> Visitor<'de> for Members<'_, '_, 'de> {
+    type Value = Vec<(Cow<'de, str>, Option<&'de RawValue>)>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members: Self::Value = Vec::new();
         while let Some(k) = map.next_key::<Cow<'de, str>>()? {
-            let v = map.next_value::<&'de RawValue>()?;
-            if !members.iter().any(|(have, _)| *have == k) {
-                members.push((k, v));
+            if members.iter().any(|(have, _)| *have == k) {
+                // A repeated key: the first value counts; this one is only validated.
+                map.next_value::<IgnoredAny>()?;
+            } else if self.records_key.is_some_and(|r| r == k) {
+                *self.records = Some(map.next_value_seed(SplitSeed)?);
+                members.push((k, None));
+            } else {
+                let v = map.next_value::<&'de RawValue>()?;
+                members.push((k, Some(v)));
             }
         }
         Ok(members)
+    }
+}
+
+/// Reads a value as an array of raw elements, or notes what else it is.
+struct SplitSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for SplitSeed {
+    type Value = Split<'de>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(SplitVisitor)
+    }
+}
+
+struct SplitVisitor;
+
+impl<'de> Visitor<'de> for SplitVisitor {
+    type Value = Split<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(v) = seq.next_element::<&'de RawValue>()? {
+            out.push(v);
+        }
+        Ok(Split::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Split::Not("an object"))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Split::Not("a string"))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Split::Not("a boolean"))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Split::Not("null"))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Split::Not("a number"))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Split::Not("a number"))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Split::Not("a number"))
     }
 }
 
@@ -300,7 +415,7 @@ impl ExtractedPage {
     /// Locate the records of `body` at `path`.
     pub fn new(body: Bytes, path: &str) -> Result<Self, ExtractError> {
         let text = std::str::from_utf8(&body).map_err(|_| ExtractError::NotUtf8)?;
-        let doc = JsonDoc::parse(text)?;
+        let doc = JsonDoc::parse_with_records(text, path)?;
         let ranges = Self::ranges_of(text, &doc.records(path)?);
         Ok(Self { body, ranges })
     }
@@ -386,6 +501,56 @@ mod tests {
         assert_eq!(arr.records("").unwrap().len(), 1);
         let obj = JsonDoc::parse("\t{\"a\":1}\r\n").unwrap();
         assert_eq!(obj.get("").unwrap().unwrap().get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn records_split_while_parsing_match_the_two_pass_walk() {
+        let bodies = [
+            r#"{"items":[{"id":1},{"id":2,"x":[1,{"y":"]"}]}],"next":"c"}"#,
+            r#"{"next":"c","items":[]}"#,
+            r#"{"items":null}"#,
+            r#"{"items":{"id":1}}"#,
+            r#"{"items":"text"}"#,
+            r#"{"items":12.5}"#,
+            r#"{"items":true}"#,
+            r#"{"other":[]}"#,
+            r#"{"items":[{"id":1},2]}"#,
+            r#"{"items":[{"id":1}],"items":[{"id":2},{"id":3}]}"#,
+            r#" [{"id":1}] "#,
+        ];
+        let show = |r: Result<Vec<&RawValue>, ExtractError>| match r {
+            Ok(v) => format!("{:?}", v.iter().map(|r| r.get()).collect::<Vec<_>>()),
+            Err(e) => format!("error: {e}"),
+        };
+        for body in bodies {
+            for path in ["items", ""] {
+                let once = JsonDoc::parse_with_records(body, path).unwrap();
+                let twice = JsonDoc::parse(body).unwrap();
+                assert_eq!(
+                    show(once.records(path)),
+                    show(twice.records(path)),
+                    "{body} at '{path}'"
+                );
+                // Other lookups still see the records member.
+                assert_eq!(
+                    once.get("items.0.id").unwrap().map(|v| v.get().to_owned()),
+                    twice.get("items.0.id").unwrap().map(|v| v.get().to_owned()),
+                    "{body}"
+                );
+                assert_eq!(once.top_level_keys(), twice.top_level_keys());
+            }
+        }
+        // The first of two `items` counts, and the second is still validated.
+        let doc = JsonDoc::parse_with_records(r#"{"items":[{"a":1}],"items":[{"b":2}]}"#, "items");
+        assert_eq!(
+            doc.unwrap().records("items").unwrap()[0].get(),
+            r#"{"a":1}"#
+        );
+        let bad = JsonDoc::parse_with_records(r#"{"items":[{"a":1}],"items":[{"b":]}"#, "items");
+        assert!(matches!(bad, Err(ExtractError::InvalidJson(_))));
+        // Invalid JSON inside the records fails the parse itself.
+        let bad = JsonDoc::parse_with_records(r#"{"items":[{"a":01}],"next":"c"}"#, "items");
+        assert!(matches!(bad, Err(ExtractError::InvalidJson(_))));
     }
 
     #[test]
