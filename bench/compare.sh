@@ -68,7 +68,6 @@ cd "$ROOT"
 log "building gatelake, examples/bench_api and examples/bench_stages (release)"
 cargo build --release --quiet --bin gatelake --example bench_api --example bench_stages </dev/null
 BIN="$ROOT/target/release/gatelake"
-API="$ROOT/target/release/examples/bench_api"
 
 # dlt with its Azure (adlfs) and parquet (pyarrow) extras, in .testbed/venv only.
 install_dlt() {
@@ -100,18 +99,9 @@ CONTAINER="bench"
 
 # The bench API in its own process (only the cursor style is needed here): it renders and
 # gzips every page before it prints its URL, so no run pays for page generation.
-rm -f "$LOGS/bench-api-url"
-"$API" --records "$RECORDS" --page-size 500 --latency-ms "$LATENCY_MS" --styles cursor \
-    </dev/null >"$LOGS/bench-api-url" 2>"$LOGS/bench-api.log" &
-api_pid=$!
-PIDS+=("$api_pid")
-deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
-until [[ -s "$LOGS/bench-api-url" ]]; do
-    kill -0 "$api_pid" 2>/dev/null || { cat "$LOGS/bench-api.log" >&2; die "the bench API exited"; }
-    ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/bench-api.log"
-    sleep 0.1
-done
-URL="$(head -1 "$LOGS/bench-api-url")"
+start_bench_api bench-api --records "$RECORDS" --page-size 500 --latency-ms "$LATENCY_MS" --styles cursor
+URL="$BENCH_API_URL"
+api_pid="$BENCH_API_PID"
 log "bench API (pid $api_pid) at $URL: $(tail -2 "$LOGS/bench-api.log" | head -1 | sed 's/^bench_api: //')"
 
 WORK="$TESTBED/compare"

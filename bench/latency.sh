@@ -60,23 +60,14 @@ cd "$ROOT"
 log "building gatelake and examples/bench_api (release)"
 cargo build --release --quiet --bin gatelake --example bench_api </dev/null
 BIN="$ROOT/target/release/gatelake"
-API="$ROOT/target/release/examples/bench_api"
 
 # One page more than the longest run asks for, so every run stops at --max-pages, not at the
 # end of the listing: all runs do the same work per page.
 RECORDS=$(((PAGES_PER_SLOT * MAX_C + 1) * PAGE_SIZE))
-rm -f "$LOGS/latency-api-url"
-"$API" --records "$RECORDS" --page-size "$PAGE_SIZE" --latency-ms "$LATENCY_MS" \
-    --styles "cursor,offset,page" </dev/null >"$LOGS/latency-api-url" 2>"$LOGS/latency-api.log" &
-api_pid=$!
-PIDS+=("$api_pid")
-deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
-until [[ -s "$LOGS/latency-api-url" ]]; do
-    kill -0 "$api_pid" 2>/dev/null || { cat "$LOGS/latency-api.log" >&2; die "the bench API exited"; }
-    ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/latency-api.log"
-    sleep 0.1
-done
-URL="$(head -1 "$LOGS/latency-api-url")"
+start_bench_api latency-api --records "$RECORDS" --page-size "$PAGE_SIZE" --latency-ms "$LATENCY_MS" \
+    --styles "cursor,offset,page"
+URL="$BENCH_API_URL"
+api_pid="$BENCH_API_PID"
 log "bench API (pid $api_pid) at $URL: $RECORDS records, pages of $PAGE_SIZE, +${LATENCY_MS} ms per page"
 
 WORK="$TESTBED/latency"

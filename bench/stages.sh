@@ -27,18 +27,9 @@ cd "$ROOT"
 log "building examples/bench_api and examples/bench_stages (release)"
 cargo build --release --quiet --example bench_api --example bench_stages </dev/null
 
-rm -f "$LOGS/stages-api-url"
-"$ROOT/target/release/examples/bench_api" --records "$RECORDS" --page-size 500 --styles cursor \
-    </dev/null >"$LOGS/stages-api-url" 2>"$LOGS/stages-api.log" &
-api_pid=$!
-PIDS+=("$api_pid")
-deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
-until [[ -s "$LOGS/stages-api-url" ]]; do
-    kill -0 "$api_pid" 2>/dev/null || { cat "$LOGS/stages-api.log" >&2; die "the bench API exited"; }
-    ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/stages-api.log"
-    sleep 0.1
-done
-URL="$(head -1 "$LOGS/stages-api-url")"
+start_bench_api stages-api --records "$RECORDS" --page-size 500 --styles cursor
+URL="$BENCH_API_URL"
+api_pid="$BENCH_API_PID"
 log "bench API (pid $api_pid) at $URL, $RECORDS records"
 
 install_azurite

@@ -96,6 +96,25 @@ install_azurite() {
     }
 }
 
+# Start target/release/examples/bench_api with the given arguments (NAME names its log files
+# under $LOGS), wait until it prints its URL, and set BENCH_API_URL and BENCH_API_PID; it is
+# stopped on exit with everything else in PIDS.
+start_bench_api() {
+    local name="$1" deadline
+    shift
+    rm -f "$LOGS/$name-url"
+    "$ROOT/target/release/examples/bench_api" "$@" </dev/null >"$LOGS/$name-url" 2>"$LOGS/$name.log" &
+    BENCH_API_PID=$!
+    PIDS+=("$BENCH_API_PID")
+    deadline=$((SECONDS + STARTUP_TIMEOUT_SECS))
+    until [[ -s "$LOGS/$name-url" ]]; do
+        kill -0 "$BENCH_API_PID" 2>/dev/null || { cat "$LOGS/$name.log" >&2; die "the bench API exited"; }
+        ((SECONDS < deadline)) || die "the bench API did not start; see $LOGS/$name.log"
+        sleep 0.1
+    done
+    BENCH_API_URL="$(head -1 "$LOGS/$name-url")"
+}
+
 start_azurite() {
     local port logfile pid
     port="$(free_port)"
