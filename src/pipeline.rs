@@ -728,9 +728,12 @@ async fn fetch_stage(
                     break;
                 }
             }
+            // A prediction only changes the query of a URL already on the origin; checked
+            // anyway, as every next request is, before anything is sent.
             let Some(predicted) = window
                 .back()
                 .and_then(|last| paginator.predict(&last.url, full_page))
+                .filter(|p| crate::source::paginate::same_origin(&origin, p))
             else {
                 break;
             };
