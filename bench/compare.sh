@@ -18,9 +18,11 @@
 # ratios per format.
 #
 #   bench/compare.sh [--records N] [--runs R] [--formats "jsonl jsonl.zst parquet"]
-#                    [--latency-ms MS] [--tools "gatelake dlt"] [--results FILE] [--keep]
+#                    [--latency-ms MS] [--tools "gatelake dlt"] [--results FILE] [--no-stages]
+#                    [--keep]
 #
-# --tools gatelake runs gatelake alone (the memory scenario, bench/memory.sh, uses it);
+# --tools gatelake runs gatelake alone and --no-stages skips the stage limits (the memory
+# scenario, bench/memory.sh, uses both);
 # --results FILE copies the per-run TSV there (tool format run wall_s cpu_s rss_kb reported
 # counted stored_bytes json_bytes files kinds).
 #
@@ -40,6 +42,7 @@ LATENCY_MS=0
 KEEP=0
 TOOLS="gatelake dlt"
 RESULTS_COPY=""
+STAGES_RUN=1
 while (($#)); do
     case "$1" in
         --records) RECORDS="$2"; shift 2 ;;
@@ -48,9 +51,10 @@ while (($#)); do
         --latency-ms) LATENCY_MS="$2"; shift 2 ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --results) RESULTS_COPY="$2"; shift 2 ;;
+        --no-stages) STAGES_RUN=0; shift ;;
         --keep) KEEP=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument $1 (use --records N, --runs R, --formats LIST, --latency-ms MS, --tools LIST, --results FILE, --keep)" ;;
+        *) die "unknown argument $1 (use --records N, --runs R, --formats LIST, --latency-ms MS, --tools LIST, --results FILE, --no-stages, --keep)" ;;
     esac
 done
 [[ "$RECORDS" =~ ^[1-9][0-9]*$ ]] || die "--records must be a positive integer"
@@ -184,9 +188,12 @@ done
 # The stage limits in the same invocation, against the same API and Azurite (bench/stages.sh
 # runs them alone): fetch+gunzip, extract, encode per format, upload.
 STAGES="$WORK/stages.tsv"
-log "stage limits: $RUNS run(s) of each stage"
-"$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" \
-    --dest "$GATELAKE_TEST_AZURITE_BLOB/$CONTAINER/stages" </dev/null >"$STAGES"
+: >"$STAGES"
+if ((STAGES_RUN)); then
+    log "stage limits: $RUNS run(s) of each stage"
+    "$ROOT/target/release/examples/bench_stages" --url "$URL" --runs "$RUNS" \
+        --dest "$GATELAKE_TEST_AZURITE_BLOB/$CONTAINER/stages" </dev/null >"$STAGES"
+fi
 
 "$PY" - "$RESULTS" "$RECORDS" "$RUNS" "$(nproc)" "$("$BIN" --version)" \
     "dlt $("$PY" -c 'import dlt; print(dlt.__version__)')" "$STAGES" <<'PY'
@@ -224,8 +231,13 @@ for fmt in sorted(dict.fromkeys(r[1] for r in rows), key=lambda f: (f != "jsonl"
         g, d = med["gatelake"], med["dlt"]
         r = [a / b if b else float("nan") for a, b in zip(g, d)]
         print(f"{fmt:8} {'gatelake/dlt':14} {r[0]:>9.1f}x {r[1]:>9.1f}x {r[2]:>7.2f}x {r[3]:>7.2f}x {r[4]:>12.2f}x {r[5]:>9.2f}x")
+print("\nrecords/s and MB/s: higher is faster; wall, CPU, RSS: lower is better. Wall and CPU are the "
+      "whole process (start-up, imports, upload) from /usr/bin/time; every run's records were "
+      "counted back from Azurite.")
 # gatelake against its slowest stage, each stage measured alone in this invocation.
 stages = [l.rstrip("\n").split("\t") for l in open(sys.argv[7]) if l.strip()]
+if not stages:
+    sys.exit(0)
 stage_rate = {}
 for name in dict.fromkeys(r[0] for r in stages):
     rs = [r for r in stages if r[0] == name]
@@ -254,7 +266,4 @@ for fmt in dict.fromkeys(r[1] for r in rows):
         limits["upload"] = stage_rate["upload"][1] / stored_per_record
     slowest = min(limits, key=limits.get)
     print(f"{fmt:10} {rate:>15,.0f} {slowest:>18} {limits[slowest]:>10,.0f} {rate / limits[slowest]:>8.0%}")
-print("\nrecords/s and MB/s: higher is faster; wall, CPU, RSS: lower is better. Wall and CPU are the "
-      "whole process (start-up, imports, upload) from /usr/bin/time; every run's records were "
-      "counted back from Azurite.")
 PY

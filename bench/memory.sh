@@ -3,7 +3,7 @@
 # sizes, with the default chunk size. Memory must not grow with the dataset: the target is a
 # peak RSS of at most 150 MiB at the larger size, within 10% of the smaller size's.
 #
-# Runs bench/compare.sh --tools gatelake at each size (release build, bench API on loopback,
+# Runs bench/compare.sh --tools gatelake --no-stages at each size (release build, bench API,
 # Azurite in memory, every record counted back from storage), then compares the medians.
 #
 #   bench/memory.sh [--sizes "1000000 10000000"] [--runs R] [--formats "jsonl jsonl.zst parquet"]
@@ -32,8 +32,8 @@ OUT="$TESTBED/memory"
 mkdir -p "$OUT"
 for n in "${sizes[@]}"; do
     log "memory scenario: $n records"
-    "$ROOT/bench/compare.sh" --tools gatelake --records "$n" --runs "$RUNS" --formats "$FORMATS" \
-        --results "$OUT/$n.tsv" </dev/null
+    "$ROOT/bench/compare.sh" --tools gatelake --no-stages --records "$n" --runs "$RUNS" \
+        --formats "$FORMATS" --results "$OUT/$n.tsv" </dev/null
 done
 
 "${PYTHON:-python3}" - "$OUT/${sizes[0]}.tsv" "$OUT/${sizes[1]}.tsv" "${sizes[0]}" "${sizes[1]}" <<'PY'

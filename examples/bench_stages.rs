@@ -152,8 +152,9 @@ async fn upload(dest: &str, prefix: &str, chunks: &[FinishedChunk]) -> Result<u6
         let path = format!("{prefix}/part-{:05}.jsonl.gz", c.seq);
         let data = c.data.clone();
         async move {
-            sink.put(&path, data.clone(), PutMode::Overwrite).await?;
-            anyhow::Ok((path, data.len() as u64))
+            let len = data.len() as u64;
+            sink.put(&path, data, PutMode::Overwrite).await?;
+            anyhow::Ok((path, len))
         }
     });
     let done: Vec<Result<(String, u64)>> = futures::stream::iter(puts)
