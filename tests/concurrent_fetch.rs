@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use support::apigw::{self, ApiConfig, ApiGateway, RetryAfter};
 use support::run::{command, gatelake, s, summary, text};
 
-/// `gatelake pull` of `path` on `api` into `lake`, in chunks of `chunk_rows` records.
+/// `gatelake pull` of `path` on `api` into `lake`, in chunks of 300 records.
 fn pull(api: &ApiGateway, path: &str, lake: &Path, style: &[&str], extra: &[&str]) -> Vec<String> {
     let mut a = s(&["pull", "--url", &api.url(path)]);
     a.extend(s(style));
@@ -33,6 +33,13 @@ fn pull(api: &ApiGateway, path: &str, lake: &Path, style: &[&str], extra: &[&str
     ]));
     a.extend(s(extra));
     a
+}
+
+/// Run `args`, require success (naming `what` on failure) and return the JSON summary.
+async fn pull_ok(args: Vec<String>, what: &str) -> Value {
+    let out = gatelake(args, vec![]).await;
+    assert!(out.status.success(), "{what}: {}", text(&out.stderr));
+    summary(&out)
 }
 
 const OFFSET: &[&str] = &[
@@ -119,9 +126,7 @@ async fn offset_pages_land_once_in_order_with_several_in_flight() {
             OFFSET,
             &["--page-size", "50", "--concurrency", &n],
         );
-        let out = gatelake(args, vec![]).await;
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let sum = summary(&out);
+        let sum = pull_ok(args, "").await;
         assert_eq!(sum["rows"], RECORDS);
         assert_eq!(sum["pages"], 49);
         assert_eq!(
@@ -164,9 +169,7 @@ async fn page_numbers_land_once_in_order_with_several_in_flight() {
         PAGE,
         &["--page-size", "50", "--concurrency", "8"],
     );
-    let out = gatelake(args, vec![]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let sum = summary(&out);
+    let sum = pull_ok(args, "").await;
     assert_eq!(landed_ids(&lake, &sum), (0..RECORDS).collect::<Vec<_>>());
     assert_eq!(sum["pages"], 49);
     assert!(api.max_in_flight() >= 2, "{}", api.max_in_flight());
@@ -200,9 +203,7 @@ async fn an_api_serving_fewer_records_than_asked_is_followed_without_waste() {
             style,
             &["--page-size", "100", "--concurrency", "4"],
         );
-        let out = gatelake(args, vec![]).await;
-        assert!(out.status.success(), "{path}: {}", text(&out.stderr));
-        let sum = summary(&out);
+        let sum = pull_ok(args, path).await;
         assert_eq!(
             landed_ids(&lake, &sum),
             (0..RECORDS).collect::<Vec<_>>(),
@@ -437,9 +438,7 @@ async fn ctrl_c_stops_promptly_and_the_resumed_run_completes() {
         "the pull had finished before Ctrl-C: make it longer"
     );
 
-    let out = gatelake(args, vec![]).await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let sum = summary(&out);
+    let sum = pull_ok(args, "").await;
     assert_eq!(sum["resumed"], true);
     assert_eq!(landed_ids(&lake, &sum), (0..RECORDS).collect::<Vec<_>>());
 }
