@@ -54,6 +54,10 @@ pub enum WebIdentityKind {
     Azure,
     /// The GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
     Github,
+    /// The GitLab CI ID token in GITLAB_OIDC_TOKEN (the job's `id_tokens:`; another variable: GATELAKE_GITLAB_TOKEN_VAR).
+    Gitlab,
+    /// The Azure DevOps service connection's OIDC token (SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN).
+    AzureDevops,
     /// A token file: --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE, re-read on every exchange.
     File,
     /// A token in GATELAKE_WEB_IDENTITY_TOKEN.
@@ -103,7 +107,7 @@ pub struct IdentityArgs {
     #[arg(long, env = "GATELAKE_WEB_IDENTITY", value_enum, value_name = "SOURCE")]
     pub web_identity: Option<WebIdentityKind>,
 
-    /// Audience of the web identity token. [default: azure: api://AzureADTokenExchange; github: sts.amazonaws.com]
+    /// Audience of the web identity token (gitlab's is set by the job's id_tokens, azure-devops' is api://AzureADTokenExchange). [default: azure: api://AzureADTokenExchange; github: sts.amazonaws.com]
     #[arg(long, env = "GATELAKE_WEB_IDENTITY_AUDIENCE", value_name = "AUDIENCE")]
     pub web_identity_audience: Option<String>,
 

@@ -11,6 +11,7 @@ use gatelake::identity::aws::{
     sts_endpoint_from_env, AwsCredentials, WebIdentityConfig, WebIdentityProvider,
 };
 use gatelake::identity::azure::{AzureAuthKind, AzureIdentity};
+use gatelake::identity::ci_oidc::{self, CiProvider};
 use gatelake::identity::web_identity::{
     AzureTokenSource, EnvTokenSource, FileTokenSource, GithubOidcSource, WebIdentityTokenSource,
 };
@@ -192,6 +193,21 @@ pub fn token_source(
                 GithubOidcSource::from_env(&lookup, role.audience.clone(), http)
                     .map_err(|e| IdentityFailure(e.to_string()))?,
             )
+        }
+        WebIdentityKind::Gitlab | WebIdentityKind::AzureDevops => {
+            let provider = if role.web_identity == WebIdentityKind::Gitlab {
+                CiProvider::Gitlab
+            } else {
+                CiProvider::AzureDevops
+            };
+            let http = gatelake::http::client(&HttpOptions {
+                timeout: Duration::from_secs(30),
+                ..http_options(settings)
+            })
+            .map_err(|e| IdentityFailure(e.to_string()))?;
+            let lookup = |name: &str| std::env::var(name).ok();
+            ci_oidc::token_source(provider, &role.audience, &lookup, http)
+                .map_err(|e| IdentityFailure(e.to_string()))?
         }
         WebIdentityKind::File => match &role.token_file {
             Some(p) => Arc::new(FileTokenSource::new(p.clone())),

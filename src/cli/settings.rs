@@ -862,6 +862,8 @@ pub fn resolve_identity(
                 Some("azure"),
             ) {
                 Some("github") => WebIdentityKind::Github,
+                Some("gitlab") => WebIdentityKind::Gitlab,
+                Some("azure-devops") => WebIdentityKind::AzureDevops,
                 Some("file") => WebIdentityKind::File,
                 Some("env") => WebIdentityKind::Env,
                 _ => WebIdentityKind::Azure,
@@ -1212,6 +1214,8 @@ impl WebIdentityKind {
         match self {
             WebIdentityKind::Azure => "azure",
             WebIdentityKind::Github => "github",
+            WebIdentityKind::Gitlab => "gitlab",
+            WebIdentityKind::AzureDevops => "azure-devops",
             WebIdentityKind::File => "file",
             WebIdentityKind::Env => "env",
         }

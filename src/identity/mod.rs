@@ -5,6 +5,8 @@
 //!   assertion instead of a secret).
 //! - [`web_identity`]: where the OIDC token exchanged with AWS comes from (an Entra token, the
 //!   GitHub Actions OIDC token, a file, the environment).
+//! - [`ci_oidc`]: a CI job's own OIDC token (GitHub Actions, GitLab CI, Azure DevOps), for STS
+//!   and as the federated client assertion of the `ci-oidc` Azure source.
 //! - [`aws`]: AWS credentials for SigV4 — the STS web-identity exchange, cached and
 //!   re-exchanged before expiry, or the standard AWS chain.
 //! - [`sigv4`]: signing one API Gateway (`execute-api`) request with those credentials.
@@ -15,5 +17,6 @@
 pub mod aws;
 pub mod azure;
 pub mod certificate;
+pub mod ci_oidc;
 pub mod sigv4;
 pub mod web_identity;

@@ -1,0 +1,4 @@
+"""Stand-in for ``notebookutils.mssparkutils`` (``from notebookutils import mssparkutils``, as
+Synapse notebooks import it; Fabric keeps the name for compatibility)."""
+
+from . import credentials  # noqa: F401
