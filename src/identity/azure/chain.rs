@@ -1,0 +1,464 @@
+//! The resolve chain: which source `--azure-auth` picks (see the module docs of `azure` for
+//! the order `auto` follows).
+
+use super::entra::{ClientProof, EntraClientCredential};
+use super::handed_in::{HandedIn, HandedInTokenCredential};
+use super::managed::{imds_endpoint, ManagedIdentityCredential, ManagedIdentityEndpoint};
+use super::{
+    scope_for, AzureAuthKind, AzureIdentity, AzureIdentityError, AzureOptions, AzureSource,
+    PUBLIC_AUTHORITY, STORAGE_AUDIENCE,
+};
+use crate::identity::certificate::ClientCertificate;
+use crate::secret::Secret;
+use azure_core::credentials::TokenCredential;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+impl AzureIdentity {
+    /// Resolve `options` against an environment lookup. `auto` picks the first configured
+    /// source (see the module docs); IMDS is probed with a short timeout.
+    pub async fn resolve(
+        options: &AzureOptions,
+        env: &(dyn Fn(&str) -> Option<String> + Sync),
+        http: reqwest::Client,
+    ) -> Result<Self, AzureIdentityError> {
+        let get = |name: &str| env(name).filter(|v| !v.trim().is_empty());
+        let authority = match &options.authority {
+            Some(a) => a.clone(),
+            None => {
+                let text = get("AZURE_AUTHORITY_HOST").unwrap_or_else(|| PUBLIC_AUTHORITY.into());
+                Url::parse(&text).map_err(|e| {
+                    AzureIdentityError::Setup(format!("AZURE_AUTHORITY_HOST is not a URL: {e}"))
+                })?
+            }
+        };
+        if authority.scheme() != "https" {
+            return Err(AzureIdentityError::Setup(format!(
+                "the authority host {authority} must use https: tokens and secrets are sent to it"
+            )));
+        }
+        let tenant = get("AZURE_TENANT_ID");
+        let client_id = options.client_id.clone().or_else(|| get("AZURE_CLIENT_ID"));
+        let kind = options.kind;
+        let wants = |k: AzureAuthKind| kind == k || kind == AzureAuthKind::Auto;
+        let not_configured = |message: &str| AzureIdentityError::NotConfigured {
+            kind: kind.as_str(),
+            message: message.to_string(),
+        };
+        let mut tried: Vec<String> = Vec::new();
+        let make = |source, credential: Arc<dyn TokenCredential>| Self {
+            source,
+            tenant: tenant.clone(),
+            client_id: client_id.clone(),
+            credential,
+        };
+
+        // 1. A token handed in.
+        if wants(AzureAuthKind::Token) {
+            if let Some(p) = &options.token_file {
+                return Ok(make(
+                    AzureSource::TokenFile,
+                    Arc::new(HandedInTokenCredential::new(HandedIn::File(p.clone()))),
+                ));
+            }
+            if let Some(t) = &options.token {
+                let source = if get("GATELAKE_AZURE_TOKEN").is_some() {
+                    AzureSource::TokenEnv
+                } else {
+                    AzureSource::TokenStdin
+                };
+                return Ok(make(
+                    source,
+                    Arc::new(HandedInTokenCredential::new(HandedIn::Value(t.clone()))),
+                ));
+            }
+            if kind == AzureAuthKind::Token {
+                return Err(not_configured(
+                    "no token given: pass --azure-token-file PATH, set GATELAKE_AZURE_TOKEN, or pipe it with --azure-token-stdin",
+                ));
+            }
+            tried.push("token".into());
+        }
+
+        // 2. Workload identity federation.
+        if wants(AzureAuthKind::WorkloadIdentity) {
+            match (&tenant, &client_id, get("AZURE_FEDERATED_TOKEN_FILE")) {
+                // A token file that is not there (yet) cannot start: `auto` moves on.
+                (Some(_), Some(_), Some(f))
+                    if kind == AzureAuthKind::Auto && !std::path::Path::new(&f).is_file() =>
+                {
+                    tried.push(format!(
+                        "workload identity (AZURE_FEDERATED_TOKEN_FILE {f} does not exist)"
+                    ))
+                }
+                (Some(t), Some(c), Some(f)) => {
+                    return Ok(make(
+                        AzureSource::WorkloadIdentity,
+                        Arc::new(EntraClientCredential::new(
+                            authority,
+                            t.clone(),
+                            c.clone(),
+                            ClientProof::AssertionFile(PathBuf::from(f)),
+                            http,
+                        )),
+                    ))
+                }
+                _ if kind == AzureAuthKind::WorkloadIdentity => {
+                    return Err(not_configured(
+                        "workload identity needs AZURE_TENANT_ID, AZURE_CLIENT_ID (or --azure-client-id) and AZURE_FEDERATED_TOKEN_FILE",
+                    ))
+                }
+                _ => tried.push("workload identity".into()),
+            }
+        }
+
+        // 3. Managed identity: App Service style by its variables, else the VM's IMDS (named
+        // explicitly, or found by a short probe under `auto`).
+        if wants(AzureAuthKind::ManagedIdentity) {
+            let app_service = match (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
+                (Some(ep), Some(h)) => match Url::parse(&ep) {
+                    Ok(endpoint) => Some((endpoint, h)),
+                    Err(e) if kind == AzureAuthKind::ManagedIdentity => {
+                        return Err(AzureIdentityError::Setup(format!(
+                            "IDENTITY_ENDPOINT is not a URL: {e}"
+                        )))
+                    }
+                    Err(e) => {
+                        tried.push(format!(
+                            "managed identity (IDENTITY_ENDPOINT is not a URL: {e})"
+                        ));
+                        None
+                    }
+                },
+                _ => None,
+            };
+            if let Some((endpoint, h)) = app_service {
+                return Ok(make(
+                    AzureSource::ManagedIdentityAppService,
+                    Arc::new(ManagedIdentityCredential::new(
+                        ManagedIdentityEndpoint::AppService {
+                            endpoint,
+                            header: Secret::new(h),
+                        },
+                        options.client_id.clone(),
+                        http,
+                    )),
+                ));
+            }
+            let endpoint = imds_endpoint(&get)?;
+            let imds = ManagedIdentityCredential::new(
+                ManagedIdentityEndpoint::Imds { endpoint },
+                options.client_id.clone(),
+                http.clone(),
+            );
+            if kind == AzureAuthKind::ManagedIdentity {
+                return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(imds)));
+            }
+            // Off Azure the link-local address does not answer: a short probe keeps `auto`
+            // usable on laptops and CI runners. A token fetched here is cached, not wasted.
+            let scope = scope_for(STORAGE_AUDIENCE);
+            let answered =
+                tokio::time::timeout(IMDS_PROBE_TIMEOUT, imds.get_token(&[&scope], None)).await;
+            if matches!(answered, Ok(Ok(_))) {
+                return Ok(make(AzureSource::ManagedIdentityImds, Arc::new(imds)));
+            }
+            tried.push("managed identity via IMDS (did not answer)".into());
+        }
+
+        // 4. Service principal: a certificate or a secret.
+        if wants(AzureAuthKind::ServicePrincipal) {
+            let cert = get("AZURE_CLIENT_CERTIFICATE_PATH");
+            let secret = get("AZURE_CLIENT_SECRET");
+            match (&tenant, &client_id, cert, secret) {
+                (Some(t), Some(c), Some(path), _) => {
+                    match ClientCertificate::load(std::path::Path::new(&path)) {
+                        Ok(cert) => {
+                            return Ok(make(
+                                AzureSource::ServicePrincipalCertificate,
+                                Arc::new(EntraClientCredential::new(
+                                    authority,
+                                    t.clone(),
+                                    c.clone(),
+                                    ClientProof::Certificate(Arc::new(cert)),
+                                    http,
+                                )),
+                            ))
+                        }
+                        Err(e) if kind == AzureAuthKind::ServicePrincipal => {
+                            return Err(not_configured(&e.to_string()))
+                        }
+                        // Configured but unusable: `auto` moves on and says why at the end.
+                        Err(e) => tried.push(format!("service principal ({e})")),
+                    }
+                }
+                (Some(t), Some(c), None, Some(secret)) => {
+                    return Ok(make(
+                        AzureSource::ServicePrincipal,
+                        Arc::new(EntraClientCredential::new(
+                            authority,
+                            t.clone(),
+                            c.clone(),
+                            ClientProof::Secret(Secret::new(secret)),
+                            http,
+                        )),
+                    ))
+                }
+                _ if kind == AzureAuthKind::ServicePrincipal => {
+                    return Err(not_configured(
+                        "a service principal needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
+                    ))
+                }
+                _ => tried.push("service principal".into()),
+            }
+        }
+
+        // 5. The Azure CLI, when `az` is on PATH (otherwise every token request would fail
+        // later with a less useful message).
+        if wants(AzureAuthKind::Cli) {
+            if kind == AzureAuthKind::Cli || az_on_path(&get) {
+                let cli = azure_identity::AzureCliCredential::new(None).map_err(|e| {
+                    AzureIdentityError::Setup(format!(
+                        "could not set up the Azure CLI credential: {e}"
+                    ))
+                })?;
+                return Ok(make(AzureSource::Cli, cli));
+            }
+            tried.push("Azure CLI (az is not on PATH)".into());
+        }
+        Err(AzureIdentityError::NothingFound {
+            tried: tried.join(", "),
+        })
+    }
+}
+
+/// How long `auto` waits for IMDS before concluding this is not an Azure VM.
+const IMDS_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether an `az` executable is on `PATH` (as the injected environment has it).
+fn az_on_path(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    let Some(path) = get("PATH") else {
+        return false;
+    };
+    std::env::split_paths(&path).any(|dir| {
+        ["az", "az.cmd", "az.exe"]
+            .iter()
+            .any(|name| dir.join(name).is_file())
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[tokio::test]
+    async fn auto_order_and_explicit_requirements() {
+        let http = reqwest::Client::new();
+        let env_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file: &'static str = Box::leak(token_file.display().to_string().into_boxed_str());
+        let wi: &'static [(&str, &str)] = Box::leak(Box::new([
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file),
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ]));
+        let opts = AzureOptions::default();
+        let id = AzureIdentity::resolve(&opts, &env_of(wi), http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::WorkloadIdentity);
+        let with_token = AzureOptions {
+            token: Some(Secret::new("x")),
+            ..Default::default()
+        };
+        let id = AzureIdentity::resolve(&with_token, &env_of(wi), http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::TokenStdin);
+        let mi: &[(&str, &str)] = &[
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
+            ("IDENTITY_HEADER", "h"),
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_SECRET", "s"),
+        ];
+        let id = AzureIdentity::resolve(&opts, &env_of(mi), http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
+        let sp = AzureOptions {
+            kind: AzureAuthKind::ServicePrincipal,
+            ..Default::default()
+        };
+        let id = AzureIdentity::resolve(&sp, &env_of(mi), http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::ServicePrincipal);
+        let wi_only = AzureOptions {
+            kind: AzureAuthKind::WorkloadIdentity,
+            ..Default::default()
+        };
+        let err = AzureIdentity::resolve(&wi_only, &env_of(mi), http.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"),
+            "{err}"
+        );
+        let plain: &[(&str, &str)] = &[("AZURE_AUTHORITY_HOST", "http://login.test")];
+        let err = AzureIdentity::resolve(&opts, &env_of(plain), http)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("https"), "{err}");
+    }
+
+    /// `auto` follows token → workload identity → managed identity → service principal →
+    /// Azure CLI, skipping sources that are configured but cannot start.
+    #[tokio::test]
+    async fn auto_follows_the_documented_order_and_skips_what_cannot_start() {
+        let http = reqwest::Client::new();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::write(bin.join("az"), "#!/bin/sh\n").unwrap();
+        let missing_cert = dir.path().join("missing.pem").display().to_string();
+        let token_file = dir.path().join("federated-token");
+        std::fs::write(&token_file, "x").unwrap();
+        let token_file = token_file.display().to_string();
+        let bin_path = bin.display().to_string();
+        let base: Vec<(&str, String)> = vec![
+            // Nothing listens on the discard port: the IMDS probe fails at once.
+            ("IMDS_ENDPOINT", "http://127.0.0.1:9".into()),
+            ("PATH", "/nonexistent".into()),
+        ];
+        let all: Vec<(&str, String)> = vec![
+            ("AZURE_TENANT_ID", "t".into()),
+            ("AZURE_CLIENT_ID", "c".into()),
+            ("AZURE_FEDERATED_TOKEN_FILE", token_file.clone()),
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi".into()),
+            ("IDENTITY_HEADER", "h".into()),
+            ("AZURE_CLIENT_SECRET", "s".into()),
+            ("PATH", bin_path.clone()),
+        ];
+        // Each row drops the variables of the sources before it.
+        let rows: Vec<(&[&str], Option<AzureSource>)> = vec![
+            (&[], Some(AzureSource::WorkloadIdentity)),
+            (
+                &["AZURE_FEDERATED_TOKEN_FILE"],
+                Some(AzureSource::ManagedIdentityAppService),
+            ),
+            (
+                &["AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT"],
+                Some(AzureSource::ServicePrincipal),
+            ),
+            (
+                &[
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "IDENTITY_ENDPOINT",
+                    "AZURE_CLIENT_SECRET",
+                ],
+                Some(AzureSource::Cli),
+            ),
+            (
+                &[
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                    "IDENTITY_ENDPOINT",
+                    "AZURE_CLIENT_SECRET",
+                    "PATH",
+                ],
+                None,
+            ),
+        ];
+        for (dropped, expected) in rows {
+            let env: HashMap<String, String> = base
+                .iter()
+                .chain(all.iter().filter(|(k, _)| !dropped.contains(k)))
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            let lookup = |k: &str| env.get(k).cloned();
+            let got = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone()).await;
+            match expected {
+                Some(source) => assert_eq!(got.unwrap().source, source, "without {dropped:?}"),
+                None => {
+                    let err = got.unwrap_err().to_string();
+                    for named in [
+                        "workload identity",
+                        "managed identity",
+                        "service principal",
+                        "az is not on PATH",
+                    ] {
+                        assert!(err.contains(named), "{err}");
+                    }
+                }
+            }
+        }
+        // A federated token file that is not there: `auto` moves on to managed identity.
+        let env: HashMap<String, String> = all
+            .iter()
+            .chain(base.iter())
+            .map(|(k, v)| {
+                let v = if *k == "AZURE_FEDERATED_TOKEN_FILE" {
+                    "/nonexistent/token".to_string()
+                } else {
+                    v.clone()
+                };
+                (k.to_string(), v)
+            })
+            .collect();
+        let lookup = |k: &str| env.get(k).cloned();
+        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
+        // A certificate that cannot be read: `auto` falls through to the CLI and says why
+        // when nothing else is left; `service-principal` named explicitly fails on it.
+        let cert_env = |path: &str| -> HashMap<String, String> {
+            [
+                ("AZURE_TENANT_ID", "t"),
+                ("AZURE_CLIENT_ID", "c"),
+                ("AZURE_CLIENT_CERTIFICATE_PATH", missing_cert.as_str()),
+                ("IMDS_ENDPOINT", "http://127.0.0.1:9"),
+                ("PATH", path),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        };
+        let env = cert_env(&bin_path);
+        let lookup = |k: &str| env.get(k).cloned();
+        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap();
+        assert_eq!(id.source, AzureSource::Cli);
+        let env = cert_env("/nonexistent");
+        let lookup = |k: &str| env.get(k).cloned();
+        let err = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("AZURE_CLIENT_CERTIFICATE_PATH"), "{err}");
+        let sp = AzureOptions {
+            kind: AzureAuthKind::ServicePrincipal,
+            ..Default::default()
+        };
+        let err = AzureIdentity::resolve(&sp, &lookup, http)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot read"), "{err}");
+    }
+}
