@@ -76,7 +76,7 @@ pub enum BearerFrom {
 /// Who the tool is on Azure and AWS (see the README's identity section).
 #[derive(Debug, Args, Clone)]
 pub struct IdentityArgs {
-    /// Azure identity: auto, token, workload-identity, managed-identity, service-principal, cli
+    /// Azure identity: auto, token, workload-identity, ci-oidc, managed-identity, service-principal, cli
     /// (Entra tokens), or connection-string, key, sas (storage only). [default: auto]
     #[arg(long, env = "GATELAKE_AZURE_AUTH", value_name = "KIND")]
     pub azure_auth: Option<String>,

@@ -93,7 +93,7 @@ pub async fn azure_identity(
 ) -> Result<Arc<AzureIdentity>, IdentityFailure> {
     if settings.azure.kind.is_storage_only() {
         return Err(IdentityFailure(format!(
-            "--azure-auth {} only authorizes storage, but an Entra token is needed (for --web-identity azure or --bearer-from azure); choose auto, token, workload-identity, managed-identity, service-principal or cli",
+            "--azure-auth {} only authorizes storage, but an Entra token is needed (for --web-identity azure or --bearer-from azure); choose auto, token, workload-identity, ci-oidc, managed-identity, service-principal or cli",
             settings.azure.kind.as_str()
         )));
     }

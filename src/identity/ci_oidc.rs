@@ -367,6 +367,98 @@ mod tests {
         assert_eq!(CiProvider::detect(&ado_no_token), None);
     }
 
+    /// `auto` tries the CI token after workload identity and before managed identity, and
+    /// only when the app (tenant + client id) is named; `ci-oidc` named explicitly says what
+    /// is missing.
+    #[tokio::test]
+    async fn azure_auto_order_puts_ci_oidc_after_workload_identity() {
+        use crate::identity::azure::{AzureAuthKind, AzureIdentity, AzureOptions, AzureSource};
+        let dir = tempfile::tempdir().unwrap();
+        let wi_file = dir.path().join("federated-token");
+        std::fs::write(&wi_file, "x").unwrap();
+        let wi_file = wi_file.display().to_string();
+        let app = [("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")];
+        let github = [
+            ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://127.0.0.1:9/token"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "r"),
+        ];
+        let gitlab = [("GITLAB_OIDC_TOKEN", "x.y.z")];
+        let ado = [
+            ("SYSTEM_OIDCREQUESTURI", "http://127.0.0.1:9/oidc"),
+            ("SYSTEM_ACCESSTOKEN", "a"),
+            (ADO_TASK_SERVICE_CONNECTION, "conn"),
+        ];
+        let mi = [
+            ("IDENTITY_ENDPOINT", "http://127.0.0.1:9/msi"),
+            ("IDENTITY_HEADER", "h"),
+        ];
+        let base = [
+            ("IMDS_ENDPOINT", "http://127.0.0.1:9"),
+            ("PATH", "/nonexistent"),
+        ];
+        let wi = [("AZURE_FEDERATED_TOKEN_FILE", wi_file.as_str())];
+        type Env<'a> = Vec<(&'a str, &'a str)>;
+        let rows: Vec<(Env, Option<AzureSource>)> = vec![
+            (
+                [&app[..], &github, &mi].concat(),
+                Some(AzureSource::CiOidcGithub),
+            ),
+            (
+                [&app[..], &gitlab, &mi].concat(),
+                Some(AzureSource::CiOidcGitlab),
+            ),
+            (
+                [&app[..], &ado].concat(),
+                Some(AzureSource::CiOidcAzureDevops),
+            ),
+            (
+                [&app[..], &wi, &github].concat(),
+                Some(AzureSource::WorkloadIdentity),
+            ),
+            // No app named: the CI token cannot be used, managed identity is next.
+            (
+                [&github[..], &mi].concat(),
+                Some(AzureSource::ManagedIdentityAppService),
+            ),
+        ];
+        for (vars, expected) in rows {
+            let env = env_of(&[&vars[..], &base].concat());
+            let got =
+                AzureIdentity::resolve(&AzureOptions::default(), &env, reqwest::Client::new())
+                    .await
+                    .map(|id| id.source)
+                    .map_err(|e| e.to_string());
+            assert_eq!(got.ok(), expected, "{vars:?}");
+        }
+        let explicit = AzureOptions {
+            kind: AzureAuthKind::CiOidc,
+            ..Default::default()
+        };
+        let err = AzureIdentity::resolve(
+            &explicit,
+            &env_of(&[&app[..], &mi].concat()),
+            reqwest::Client::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--azure-auth ci-oidc")
+                && err.contains("id-token: write")
+                && err.contains("GITLAB_OIDC_TOKEN")
+                && err.contains("SYSTEM_ACCESSTOKEN"),
+            "{err}"
+        );
+        let err = AzureIdentity::resolve(&explicit, &env_of(&github), reqwest::Client::new())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AZURE_CLIENT_ID") && err.contains("github token is there"),
+            "{err}"
+        );
+    }
+
     #[tokio::test]
     async fn gitlab_token_is_checked_and_its_variable_named() {
         let err = GitlabIdTokenSource::from_env(&env_of(&[])).unwrap_err();

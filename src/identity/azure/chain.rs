@@ -6,9 +6,10 @@ use super::handed_in::{HandedIn, HandedInTokenCredential};
 use super::managed::{imds_endpoint, ManagedIdentityCredential, ManagedIdentityEndpoint};
 use super::{
     scope_for, AzureAuthKind, AzureIdentity, AzureIdentityError, AzureOptions, AzureSource,
-    PUBLIC_AUTHORITY, STORAGE_AUDIENCE,
+    PUBLIC_AUTHORITY, STORAGE_AUDIENCE, TOKEN_EXCHANGE_AUDIENCE,
 };
 use crate::identity::certificate::ClientCertificate;
+use crate::identity::ci_oidc::{self, CiProvider};
 use crate::secret::Secret;
 use azure_core::credentials::TokenCredential;
 use std::path::PathBuf;
@@ -114,7 +115,52 @@ impl AzureIdentity {
             }
         }
 
-        // 3. Managed identity: App Service style by its variables, else the VM's IMDS (named
+        // 3. A CI job's own OIDC token as the federated assertion: a scheduled job reaches
+        // Entra with no stored secret. Only when the CI offers a token and the app is named.
+        if wants(AzureAuthKind::CiOidc) {
+            match (&tenant, &client_id, CiProvider::detect(&get)) {
+                (Some(t), Some(c), Some(provider)) => {
+                    match ci_oidc::token_source(
+                        provider,
+                        TOKEN_EXCHANGE_AUDIENCE,
+                        &get,
+                        http.clone(),
+                    ) {
+                        Ok(source) => {
+                            return Ok(make(
+                                AzureSource::ci_oidc(provider),
+                                Arc::new(EntraClientCredential::new(
+                                    authority,
+                                    t.clone(),
+                                    c.clone(),
+                                    ClientProof::Assertion(source),
+                                    http,
+                                )),
+                            ))
+                        }
+                        Err(e) if kind == AzureAuthKind::CiOidc => {
+                            return Err(not_configured(&e.to_string()))
+                        }
+                        Err(e) => tried.push(format!("CI OIDC token ({e})")),
+                    }
+                }
+                (_, _, provider) if kind == AzureAuthKind::CiOidc => {
+                    let what = match provider {
+                        Some(p) => format!("the {} token is there", p.name()),
+                        None => format!(
+                            "no CI OIDC token was found; it needs {}",
+                            CiProvider::all_needs()
+                        ),
+                    };
+                    return Err(not_configured(&format!(
+                        "ci-oidc needs AZURE_TENANT_ID and AZURE_CLIENT_ID (or --azure-client-id) naming the app whose federated credential trusts the CI job, and a CI OIDC token: {what}"
+                    )));
+                }
+                _ => tried.push("CI OIDC token".into()),
+            }
+        }
+
+        // 4. Managed identity: App Service style by its variables, else the VM's IMDS (named
         // explicitly, or found by a short probe under `auto`).
         if wants(AzureAuthKind::ManagedIdentity) {
             let app_service = match (get("IDENTITY_ENDPOINT"), get("IDENTITY_HEADER")) {
@@ -167,7 +213,7 @@ impl AzureIdentity {
             tried.push("managed identity via IMDS (did not answer)".into());
         }
 
-        // 4. Service principal: a certificate or a secret.
+        // 5. Service principal: a certificate or a secret.
         if wants(AzureAuthKind::ServicePrincipal) {
             let cert = get("AZURE_CLIENT_CERTIFICATE_PATH");
             let secret = get("AZURE_CLIENT_SECRET");
@@ -214,7 +260,7 @@ impl AzureIdentity {
             }
         }
 
-        // 5. The Azure CLI, when `az` is on PATH (otherwise every token request would fail
+        // 6. The Azure CLI, when `az` is on PATH (otherwise every token request would fail
         // later with a less useful message).
         if wants(AzureAuthKind::Cli) {
             if kind == AzureAuthKind::Cli || az_on_path(&get) {

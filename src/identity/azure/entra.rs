@@ -3,6 +3,7 @@
 
 use super::{cred_error, TokenCache, TokenClaims};
 use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
+use crate::identity::web_identity::WebIdentityTokenSource;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -16,6 +17,8 @@ use url::Url;
 pub enum ClientProof {
     /// A federated token (workload identity), read from this file on every exchange.
     AssertionFile(PathBuf),
+    /// A federated token asked of its source on every exchange (a CI job's OIDC token).
+    Assertion(Arc<dyn WebIdentityTokenSource>),
     /// `AZURE_CLIENT_SECRET`.
     Secret(Secret),
     /// `AZURE_CLIENT_CERTIFICATE_PATH`: a fresh assertion signed with the key per request.
@@ -79,6 +82,15 @@ impl EntraClientCredential {
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
                 ));
                 form.push(("client_assertion", assertion.trim().to_string()));
+            }
+            ClientProof::Assertion(source) => {
+                // Fresh per exchange: CI tokens live minutes, Entra's token outlives them.
+                let assertion = source
+                    .token()
+                    .await
+                    .map_err(|e| cred_error(e.to_string()))?;
+                form.push(("client_assertion_type", JWT_BEARER.into()));
+                form.push(("client_assertion", assertion.expose().to_string()));
             }
             ClientProof::Secret(s) => form.push(("client_secret", s.expose().to_string())),
             ClientProof::Certificate(cert) => {
@@ -166,6 +178,7 @@ pub(super) fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof)
     } else {
         match proof {
             ClientProof::AssertionFile(_) => "check the app's federated credential (issuer, subject, audience) and AZURE_CLIENT_ID/AZURE_TENANT_ID",
+            ClientProof::Assertion(_) => "check that the app in AZURE_CLIENT_ID/AZURE_TENANT_ID has a federated credential for this CI job's token (issuer, subject, audience api://AzureADTokenExchange)",
             ClientProof::Secret(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET",
             ClientProof::Certificate(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and that the certificate in AZURE_CLIENT_CERTIFICATE_PATH is uploaded to the app registration (its thumbprint must match)",
         }

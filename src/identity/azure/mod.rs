@@ -11,12 +11,15 @@
 //!    `AZURE_FEDERATED_TOKEN_FILE`). The projected token file is read again on *every*
 //!    exchange, because the kubelet rotates it; a credential that reads it once fails an hour
 //!    later;
-//! 3. managed identity: App Service / Synapse style (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`),
+//! 3. a CI job's OIDC token as the federated client assertion (`ci-oidc`: `AZURE_TENANT_ID`,
+//!    `AZURE_CLIENT_ID` and a GitHub Actions, GitLab CI or Azure DevOps token, see
+//!    [`crate::identity::ci_oidc`]), asked of the CI afresh on every exchange;
+//! 4. managed identity: App Service / Synapse style (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`),
 //!    else the VM instance metadata service (IMDS), which `auto` probes with a one-second
 //!    timeout (off Azure the link-local address never answers);
-//! 4. a service principal with a certificate (`AZURE_CLIENT_CERTIFICATE_PATH`, see
+//! 5. a service principal with a certificate (`AZURE_CLIENT_CERTIFICATE_PATH`, see
 //!    [`crate::identity::certificate`]) or a secret (`AZURE_CLIENT_SECRET`);
-//! 5. the Azure CLI's login, when `az` is on `PATH`.
+//! 6. the Azure CLI's login, when `az` is on `PATH`.
 //!
 //! Under `auto`, a source that is configured but cannot even start (a federated token file
 //! that does not exist, an `IDENTITY_ENDPOINT` that is not a URL, an unusable certificate, no
@@ -64,6 +67,8 @@ pub enum AzureAuthKind {
     Auto,
     Token,
     WorkloadIdentity,
+    /// A CI job's OIDC token (GitHub Actions, GitLab CI, Azure DevOps) as a federated assertion.
+    CiOidc,
     ManagedIdentity,
     ServicePrincipal,
     Cli,
@@ -76,10 +81,11 @@ pub enum AzureAuthKind {
 }
 
 impl AzureAuthKind {
-    pub const ALL: [AzureAuthKind; 9] = [
+    pub const ALL: [AzureAuthKind; 10] = [
         Self::Auto,
         Self::Token,
         Self::WorkloadIdentity,
+        Self::CiOidc,
         Self::ManagedIdentity,
         Self::ServicePrincipal,
         Self::Cli,
@@ -93,6 +99,7 @@ impl AzureAuthKind {
             Self::Auto => "auto",
             Self::Token => "token",
             Self::WorkloadIdentity => "workload-identity",
+            Self::CiOidc => "ci-oidc",
             Self::ManagedIdentity => "managed-identity",
             Self::ServicePrincipal => "service-principal",
             Self::Cli => "cli",
@@ -143,7 +150,7 @@ pub struct AzureOptions {
 pub enum AzureIdentityError {
     #[error("--azure-auth {kind}: {message}")]
     NotConfigured { kind: &'static str, message: String },
-    #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity) or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH (service principal), run on Azure with a managed identity, or `az login`")]
+    #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity), a CI job's OIDC token (GitHub `id-token: write`, GitLab `id_tokens:`, an Azure DevOps service connection) or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH (service principal), run on Azure with a managed identity, or `az login`")]
     NothingFound { tried: String },
     #[error("{0}")]
     Setup(String),
@@ -256,6 +263,9 @@ pub enum AzureSource {
     TokenEnv,
     TokenStdin,
     WorkloadIdentity,
+    CiOidcGithub,
+    CiOidcGitlab,
+    CiOidcAzureDevops,
     ManagedIdentityAppService,
     ManagedIdentityImds,
     ServicePrincipal,
@@ -264,12 +274,25 @@ pub enum AzureSource {
 }
 
 impl AzureSource {
+    /// The source a CI job's token gives.
+    pub fn ci_oidc(provider: crate::identity::ci_oidc::CiProvider) -> Self {
+        use crate::identity::ci_oidc::CiProvider;
+        match provider {
+            CiProvider::Github => Self::CiOidcGithub,
+            CiProvider::Gitlab => Self::CiOidcGitlab,
+            CiProvider::AzureDevops => Self::CiOidcAzureDevops,
+        }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::TokenFile => "token file (--azure-token-file)",
             Self::TokenEnv => "token in GATELAKE_AZURE_TOKEN",
             Self::TokenStdin => "token on stdin (--azure-token-stdin)",
             Self::WorkloadIdentity => "workload identity federation (AZURE_FEDERATED_TOKEN_FILE)",
+            Self::CiOidcGithub => "GitHub Actions OIDC token (ci-oidc)",
+            Self::CiOidcGitlab => "GitLab CI ID token (ci-oidc)",
+            Self::CiOidcAzureDevops => "Azure DevOps service connection token (ci-oidc)",
             Self::ManagedIdentityAppService => "managed identity (IDENTITY_ENDPOINT)",
             Self::ManagedIdentityImds => "managed identity (IMDS)",
             Self::ServicePrincipal => "service principal (AZURE_CLIENT_SECRET)",
