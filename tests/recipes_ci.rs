@@ -272,8 +272,8 @@ fn readme_usage_blocks_are_the_tested_recipes() {
     }
 }
 
-/// Every file in the CI and notebook example folders is run by a test in this file or in
-/// tests/recipes_notebook.rs (a new example needs a test before it ships).
+/// Every file in the recipe folders of `examples/` is run by a test in this file,
+/// tests/recipes_notebook.rs or tests/recipes_setup.rs (a new example needs a test first).
 #[test]
 fn every_recipe_file_has_a_test() {
     let tested = [
@@ -282,8 +282,29 @@ fn every_recipe_file_has_a_test() {
         "examples/azure-devops/azure-pipelines.yml",
         "examples/synapse/notebook.py",
         "examples/fabric/notebook.py",
+        "examples/aws/setup.sh",
+        "examples/aws/invoke-policy.json",
+        "examples/aws/trust-policy-entra.json",
+        "examples/aws/trust-policy-notebook.json",
+        "examples/aws/trust-policy-github.json",
+        "examples/aws/trust-policy-gitlab.json",
+        "examples/aws/trust-policy-azure-devops.json",
+        "examples/azure/setup.sh",
+        "examples/azure/federated-credential-aks.json",
+        "examples/azure/federated-credential-github.json",
+        "examples/azure/federated-credential-gitlab.json",
+        "examples/kubernetes/gatelake-cronjob.yaml",
     ];
-    for folder in ["github", "gitlab", "azure-devops", "synapse", "fabric"] {
+    for folder in [
+        "github",
+        "gitlab",
+        "azure-devops",
+        "synapse",
+        "fabric",
+        "aws",
+        "azure",
+        "kubernetes",
+    ] {
         for entry in std::fs::read_dir(recipe::repo().join("examples").join(folder)).unwrap() {
             let path = entry.unwrap().path();
             let rel = path
@@ -295,4 +316,94 @@ fn every_recipe_file_has_a_test() {
         }
     }
     assert!(Path::new(&recipe::repo().join("tests/support/ci_runner.py")).is_file());
+}
+
+/// What goes wrong in a CI job says what to fix, with the exit code for authentication, and
+/// quotes no token: no CI token at all; an Entra app whose federated credential names another
+/// branch; an Azure DevOps access token that is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ci_oidc_failures_name_the_fix_and_leak_nothing() {
+    let c = ci(
+        GITHUB_ISSUER,
+        "repo:acme/data-jobs:ref:refs/heads/release",
+        "sts.amazonaws.com",
+    )
+    .await;
+    let cfg = c.entra.config();
+    let gh = GithubOidc::start().await;
+    let ado = AdoOidc::start().await;
+    let pull = |extra: Vec<(String, String)>| {
+        let mut cmd = recipe::hermetic(env!("CARGO_BIN_EXE_gatelake"));
+        cmd.args([
+            "pull",
+            "--job",
+            "orders",
+            "--azure-auth",
+            "ci-oidc",
+            "--output",
+            "json",
+        ])
+        .current_dir(c.workspace())
+        .env("AZURE_AUTHORITY_HOST", c.entra.authority())
+        .env("SSL_CERT_FILE", ca_file())
+        .envs(extra);
+        recipe::run(cmd)
+    };
+    let app = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+    ];
+
+    // 1. Not in a CI job that can issue a token.
+    let out = pull(app.clone()).await;
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    for fix in ["id-token: write", "GITLAB_OIDC_TOKEN", "SYSTEM_ACCESSTOKEN"] {
+        assert!(err.contains(fix), "{fix} missing from: {err}");
+    }
+
+    // 2. GitHub's token for `main`, an app that trusts `release`: Entra's refusal is shown
+    // with the subject to compare.
+    let mut env = app.clone();
+    env.push(("ACTIONS_ID_TOKEN_REQUEST_URL".into(), gh.request_url()));
+    env.push((
+        "ACTIONS_ID_TOKEN_REQUEST_TOKEN".into(),
+        gh.request_token.clone(),
+    ));
+    let out = pull(env).await;
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("AADSTS70021") && err.contains(GITHUB_SUB) && err.contains("subject (sub)"),
+        "{err}"
+    );
+    let mut secrets = gh.issued();
+    secrets.push(gh.request_token.clone());
+    recipe::assert_no_secret(&secrets, &[("output", err.as_bytes())]);
+
+    // 3. Azure DevOps refuses the access token.
+    let mut env = app.clone();
+    env.push(("SYSTEM_OIDCREQUESTURI".into(), ado.request_uri()));
+    env.push((
+        "SYSTEM_ACCESSTOKEN".into(),
+        "not-the-job-token-12345".into(),
+    ));
+    env.push((
+        "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID".into(),
+        ADO_SERVICE_CONNECTION_ID.into(),
+    ));
+    let out = pull(env).await;
+    let err = text(&out.stdout) + &text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("401") && err.contains("$(System.AccessToken)"),
+        "{err}"
+    );
+    recipe::assert_no_secret(
+        &[
+            "not-the-job-token-12345".to_string(),
+            ado.access_token.clone(),
+        ],
+        &[("output", err.as_bytes())],
+    );
 }

@@ -36,7 +36,7 @@ case "$CALLER" in
         echo "AZURE_TENANT_ID=$(az account show --query tenantId -o tsv)"
         ;;
     identity)
-        OBJECT_ID="${2:?setup.sh identity OBJECT_ID: the identity's object (principal) id}"
+        OBJECT_ID="${2:?usage: setup.sh identity OBJECT_ID (the object id of the identity)}"
         ;;
     user)
         OBJECT_ID="$(az ad signed-in-user show --query id -o tsv)"
