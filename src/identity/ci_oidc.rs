@@ -34,6 +34,8 @@ pub const GITLAB_TOKEN_VAR_SETTING: &str = "GATELAKE_GITLAB_TOKEN_VAR";
 pub const ADO_SERVICE_CONNECTION_SETTING: &str = "GATELAKE_ADO_SERVICE_CONNECTION_ID";
 /// What the `AzureCLI@2` / `AzurePowerShell@5` tasks export for their service connection.
 pub const ADO_TASK_SERVICE_CONNECTION: &str = "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID";
+/// The one audience of Azure DevOps' OIDC tokens.
+const ADO_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// The OIDC token API version Azure DevOps documents for `SYSTEM_OIDCREQUESTURI`.
 const ADO_OIDC_API_VERSION: &str = "7.1";
 
@@ -115,7 +117,8 @@ fn ado_service_connection(env: &dyn Fn(&str) -> Option<String>) -> Option<String
 
 /// The token source of `provider`. `audience` is asked for where the CI lets the caller
 /// choose it (GitHub); GitLab's is fixed by the job's `id_tokens:` and Azure DevOps' is
-/// always `api://AzureADTokenExchange`.
+/// always `api://AzureADTokenExchange`, so there a non-empty `audience` is checked instead of
+/// being ignored: a mismatch fails with the setting to change.
 pub fn token_source(
     provider: CiProvider,
     audience: &str,
@@ -124,8 +127,20 @@ pub fn token_source(
 ) -> Result<Arc<dyn WebIdentityTokenSource>, WebIdentityError> {
     Ok(match provider {
         CiProvider::Github => Arc::new(GithubOidcSource::from_env(env, audience, http)?),
-        CiProvider::Gitlab => Arc::new(GitlabIdTokenSource::from_env(env)?),
-        CiProvider::AzureDevops => Arc::new(AzureDevopsOidcSource::from_env(env, http)?),
+        CiProvider::Gitlab => {
+            Arc::new(GitlabIdTokenSource::from_env(env)?.expecting_audience(audience))
+        }
+        CiProvider::AzureDevops => {
+            if !audience.is_empty() && audience != ADO_AUDIENCE {
+                return Err(WebIdentityError {
+                    source_name: "azure-devops",
+                    message: format!(
+                        "Azure DevOps issues its OIDC tokens for {ADO_AUDIENCE} only, not {audience}: drop --web-identity-audience (and list {ADO_AUDIENCE} as the IAM OIDC provider's audience)"
+                    ),
+                });
+            }
+            Arc::new(AzureDevopsOidcSource::from_env(env, http)?)
+        }
     })
 }
 
@@ -140,6 +155,8 @@ pub fn token_source(
 pub struct GitlabIdTokenSource {
     variable: String,
     token: Secret,
+    /// The audience the caller expects (checked, since GitLab's is set in the job's YAML).
+    audience: Option<String>,
 }
 
 impl GitlabIdTokenSource {
@@ -159,7 +176,14 @@ impl GitlabIdTokenSource {
         Ok(Self {
             variable,
             token: Secret::new(token),
+            audience: None,
         })
+    }
+
+    /// Check the token's `aud` against `audience` (none when empty).
+    pub fn expecting_audience(mut self, audience: &str) -> Self {
+        self.audience = Some(audience.to_string()).filter(|a| !a.is_empty());
+        self
     }
 }
 
@@ -179,6 +203,18 @@ impl WebIdentityTokenSource for GitlabIdTokenSource {
                 ),
             });
         };
+        if let Some(want) = &self.audience {
+            let aud = claims.aud.clone().unwrap_or_default();
+            if !aud.split(',').any(|a| a == want) {
+                return Err(WebIdentityError {
+                    source_name: "gitlab",
+                    message: format!(
+                        "the GitLab ID token in {} is for audience {aud}, but {want} was asked for: set `aud: {want}` under the job's `id_tokens: {{ {}: … }}`, or drop --web-identity-audience",
+                        self.variable, self.variable
+                    ),
+                });
+            }
+        }
         if let Some(exp) = claims.expires_on() {
             if exp <= time::OffsetDateTime::now_utc() {
                 return Err(WebIdentityError {
@@ -482,6 +518,19 @@ mod tests {
             "{err}"
         );
         assert!(!err.contains(&expired));
+        // An audience asked for explicitly is checked, not ignored.
+        let s = GitlabIdTokenSource::from_env(&env_of(&[("GITLAB_OIDC_TOKEN", &good)]))
+            .unwrap()
+            .expecting_audience("sts.amazonaws.com");
+        let err = s.token().await.unwrap_err().to_string();
+        assert!(
+            err.contains("api://AzureADTokenExchange") && err.contains("aud: sts.amazonaws.com"),
+            "{err}"
+        );
+        let s = GitlabIdTokenSource::from_env(&env_of(&[("GITLAB_OIDC_TOKEN", &good)]))
+            .unwrap()
+            .expecting_audience("api://AzureADTokenExchange");
+        assert!(s.token().await.is_ok());
         let s =
             GitlabIdTokenSource::from_env(&env_of(&[("GITLAB_OIDC_TOKEN", "not-a-jwt")])).unwrap();
         assert!(s.token().await.is_err());
@@ -586,5 +635,23 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("$(System.AccessToken)"), "{err}");
+
+        let env = env_of(&[
+            ("SYSTEM_OIDCREQUESTURI", &url),
+            ("SYSTEM_ACCESSTOKEN", "a"),
+            (ADO_TASK_SERVICE_CONNECTION, "c"),
+        ]);
+        let err = token_source(
+            CiProvider::AzureDevops,
+            "sts.amazonaws.com",
+            &env,
+            reqwest::Client::new(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("drop --web-identity-audience"),
+            "{err}"
+        );
+        assert!(token_source(CiProvider::AzureDevops, "", &env, reqwest::Client::new()).is_ok());
     }
 }

@@ -120,12 +120,14 @@ impl AzureIdentity {
         if wants(AzureAuthKind::CiOidc) {
             match (&tenant, &client_id, CiProvider::detect(&get)) {
                 (Some(t), Some(c), Some(provider)) => {
-                    match ci_oidc::token_source(
-                        provider,
-                        TOKEN_EXCHANGE_AUDIENCE,
-                        &get,
-                        http.clone(),
-                    ) {
+                    // Only GitHub lets the job choose; GitLab's and Azure DevOps' audience is
+                    // what the job was given, for Entra to check against the credential.
+                    let audience = if provider == CiProvider::Github {
+                        TOKEN_EXCHANGE_AUDIENCE
+                    } else {
+                        ""
+                    };
+                    match ci_oidc::token_source(provider, audience, &get, http.clone()) {
                         Ok(source) => {
                             return Ok(make(
                                 AzureSource::ci_oidc(provider),
