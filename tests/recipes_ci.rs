@@ -44,6 +44,24 @@ struct Ci {
     dir: tempfile::TempDir,
 }
 
+/// `examples/gatelake.toml` with its API and lake placeholders pointed at the emulators.
+fn example_job_file(api: &str, container: &str) -> String {
+    let lake = format!("{}/{container}/orders", recipe::oauth_blob());
+    recipe::substitute(
+        &recipe::read_repo_file("examples/gatelake.toml"),
+        &[
+            (
+                "\"https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders\"",
+                &format!("{api:?}"),
+            ),
+            (
+                "\"abfss://raw@mylake.dfs.core.windows.net/orders\"",
+                &format!("{lake:?}"),
+            ),
+        ],
+    )
+}
+
 async fn ci(issuer: &str, subject: &str, sts_audience: &str) -> Ci {
     let entra = Entra::start(EntraConfig {
         federated: Some(FederatedCredential {
@@ -76,15 +94,12 @@ async fn ci(issuer: &str, subject: &str, sts_audience: &str) -> Ci {
     .await;
     let container = recipe::new_container("ci").await;
     let dir = tempfile::tempdir().unwrap();
-    // The repository's job file (what the checkout brings).
+    // The repository's job file (what the checkout brings): the README's example job file,
+    // pointed at the emulators.
     std::fs::create_dir_all(dir.path().join("workspace")).unwrap();
     std::fs::write(
         dir.path().join("workspace/gatelake.toml"),
-        format!(
-            "[jobs.orders]\nurl = {:?}\npaginate = \"cursor\"\ncursor_path = \"next_cursor\"\nrecords = \"items\"\ndest = {:?}\n",
-            api.url("/prod/cursor"),
-            format!("{}/{container}/orders", recipe::oauth_blob()),
-        ),
+        example_job_file(&api.url("/prod/cursor"), &container),
     )
     .unwrap();
     Ci {
@@ -346,6 +361,7 @@ async fn ci_oidc_failures_name_the_fix_and_leak_nothing() {
         .current_dir(c.workspace())
         .env("AZURE_AUTHORITY_HOST", c.entra.authority())
         .env("SSL_CERT_FILE", ca_file())
+        .env("AWS_REGION", "us-east-1")
         .envs(extra);
         recipe::run(cmd)
     };

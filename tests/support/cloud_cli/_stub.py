@@ -1,5 +1,9 @@
 """Stand-ins for the `aws` and `az` CLIs, for running examples/aws/setup.sh and
-examples/azure/setup.sh as written (tests/recipes_setup.rs). Each call is appended to
+examples/azure/setup.sh as written (tests/recipes_setup.rs), and `az login` plus the
+`az account get-access-token` that gatelake's Azure CLI credential runs (tests/recipes_shell.rs:
+the token comes from the local managed identity stand-in at $GATELAKE_TEST_AZ_TOKEN_ENDPOINT,
+header $GATELAKE_TEST_AZ_TOKEN_HEADER, and is refused until `az login` ran, as the real CLI
+refuses). Each call is appended to
 $GATELAKE_TEST_CLI_LOG as one JSON line {"cli", "args", "cwd", "documents"}; a `file://PATH` or
 `@PATH` argument must name a readable JSON file (relative to the caller's directory, as the
 real CLIs read it) and an inline policy document must be JSON — both are recorded parsed under
@@ -72,6 +76,14 @@ def az(args):
         return SP_OBJECT_ID if query == "id" else json.dumps({"id": SP_OBJECT_ID})
     if joined.startswith("ad signed-in-user show"):
         return USER_OBJECT_ID
+    if joined.startswith("login"):
+        open(LOGIN_MARK, "w").close()
+        return json.dumps([{"tenantId": TENANT, "isDefault": True, "state": "Enabled"}])
+    if joined.startswith("account get-access-token"):
+        if not os.path.exists(LOGIN_MARK):
+            print("ERROR: Please run 'az login' to setup account.", file=sys.stderr)
+            sys.exit(1)
+        return access_token(opt(args, "--scope"))
     if joined.startswith("account show"):
         return TENANT
     if joined.startswith("storage container-rm create") or joined.startswith("role assignment create"):
@@ -82,12 +94,33 @@ def az(args):
     usage(args)
 
 
+def access_token(scope):
+    import ssl
+    import urllib.parse
+    import urllib.request
+
+    resource = scope[: -len("/.default")] if scope.endswith("/.default") else scope
+    query = urllib.parse.urlencode({"api-version": "2019-08-01", "resource": resource})
+    request = urllib.request.Request(
+        f"{os.environ['GATELAKE_TEST_AZ_TOKEN_ENDPOINT']}?{query}",
+        headers={"X-IDENTITY-HEADER": os.environ["GATELAKE_TEST_AZ_TOKEN_HEADER"]},
+    )
+    context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))
+    with urllib.request.urlopen(request, context=context, timeout=30) as r:
+        answer = json.load(r)
+    exp = int(answer["expires_on"])
+    return json.dumps({"accessToken": answer["access_token"], "expires_on": exp,
+                       "subscription": "00000000-0000-0000-0000-000000000000",
+                       "tenant": TENANT, "tokenType": "Bearer"})
+
+
 def usage(args):
     print(f"{CLI}: '{' '.join(args)}' is not a command this stand-in knows", file=sys.stderr)
     sys.exit(2)
 
 
 CLI = sys.argv[1] if len(sys.argv) > 1 else "?"
+LOGIN_MARK = os.environ.get("GATELAKE_TEST_CLI_LOG", "/nonexistent") + ".az-login"
 if __name__ == "__main__":
     args = sys.argv[2:]
     docs = documents(args)
