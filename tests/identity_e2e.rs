@@ -914,3 +914,180 @@ async fn standard_chain_reaches_sts_over_https_with_the_ca_bundle() {
     assert_eq!(json_out(&out)["rows"], 30);
     assert_eq!(sts.exchanges(), 1);
 }
+
+/// A storage token as a notebook's `getToken("storage")` hands it in.
+fn storage_token(cfg: &EntraConfig) -> String {
+    let n = now();
+    jwt(&json!({
+        "aud": "https://storage.azure.com", "iss": format!("https://sts.windows.net/{}/", cfg.tenant),
+        "tid": cfg.tenant, "oid": cfg.object_id, "nbf": n - 5, "iat": n, "exp": n + 3600,
+    }))
+}
+
+fn managed_identity_env(c: &Chain) -> Vec<(String, String)> {
+    vec![
+        ("IDENTITY_ENDPOINT".into(), c.entra.identity_endpoint()),
+        ("IDENTITY_HEADER".into(), c.entra.config().identity_header),
+        ("SSL_CERT_FILE".into(), ca_file().display().to_string()),
+        ("AWS_ENDPOINT_URL_STS".into(), c.sts.url()),
+    ]
+}
+
+fn as_auth_check(mut args: Vec<String>) -> Vec<String> {
+    args[0] = "check".into();
+    args.insert(0, "auth".into());
+    args.retain(|a| a != "--create-container");
+    args
+}
+
+/// The README's Synapse notebook recipe: the lake is written with a storage token handed in on
+/// stdin, while the workspace's managed identity (`IDENTITY_ENDPOINT`) is exchanged with STS.
+/// Each hop picks its own source under `auto`: the handed-in token only serves the audience it
+/// carries. (Before identities were per hop, the stdin token served every hop and the AWS
+/// exchange was refused: `auth check` exited 3.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notebook_recipe_storage_token_on_stdin_and_managed_identity_for_aws() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let cont = container("nb");
+    let out = gatelake(
+        c.pull_args(&cont, &["--azure-token-stdin"]),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 300);
+    assert_eq!(c.sts.exchanges(), 1);
+
+    let out = gatelake(
+        as_auth_check(c.pull_args(&cont, &["--azure-token-stdin"])),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let hops = v["hops"].as_array().unwrap();
+    let azure = hops.iter().find(|h| h["hop"] == "azure").unwrap();
+    assert_eq!(
+        azure["identity"]["hops"]["storage"]["source"], "token on stdin (--azure-token-stdin)",
+        "{azure}"
+    );
+    assert_eq!(
+        azure["identity"]["hops"]["aws"]["source"], "managed identity (IDENTITY_ENDPOINT)",
+        "{azure}"
+    );
+    for hop in ["aws", "api", "lake"] {
+        let h = hops.iter().find(|h| h["hop"] == hop).unwrap();
+        assert_eq!(h["status"], "ok", "{h}");
+    }
+    let mut secrets = c.entra.issued();
+    secrets.push(token);
+    secrets.extend(c.sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// `auth check` checks each hop on its own: when the AWS hop's Azure identity is refused (an
+/// explicit `token` for it, but only a storage token handed in), the lake is still probed with
+/// the storage token, and the refusal names both audiences and the flag that fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_check_reports_each_hop_on_its_own() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let cont = container("perhop");
+    // The container must exist for the lake probe.
+    let out = gatelake(
+        c.pull_args(&cont, &["--azure-token-stdin", "--max-pages", "1"]),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gatelake(
+        as_auth_check(c.pull_args(&cont, &["--azure-token-stdin", "--azure-auth-aws", "token"])),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let v = json_out(&out);
+    let hop = |name: &str| {
+        v["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hop"] == name)
+            .unwrap()
+            .clone()
+    };
+    let azure = hop("azure");
+    assert_eq!(azure["status"], "failed", "{azure}");
+    let err = azure["error"].as_str().unwrap();
+    for wanted in [
+        "--azure-auth-aws token",
+        "https://storage.azure.com",
+        "api://AzureADTokenExchange",
+    ] {
+        assert!(err.contains(wanted), "{wanted} not in {err}");
+    }
+    assert_eq!(
+        azure["identity"]["hops"]["storage"]["source"],
+        "token on stdin (--azure-token-stdin)"
+    );
+    assert_eq!(hop("aws")["status"], "skipped");
+    assert_eq!(hop("lake")["status"], "ok", "{v}");
+    assert_no_secret(
+        &[token],
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// `--show-settings` names each hop's resolved source and the flag that chose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn show_settings_names_the_source_per_hop() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let out = gatelake(
+        c.pull_args(
+            &container("show"),
+            &["--azure-token-stdin", "--show-settings"],
+        ),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_out(&out);
+    let row = |key: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {rows}"))
+            .clone()
+    };
+    assert!(row("azure-source-storage")["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("token on stdin"));
+    assert!(row("azure-source-aws")["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("managed identity (IDENTITY_ENDPOINT)"));
+    assert_eq!(
+        row("azure-source-aws")["origin"],
+        "resolved from --azure-auth-aws auto"
+    );
+    assert!(row("azure-token")["origin"]
+        .as_str()
+        .unwrap()
+        .contains("aud https://storage.azure.com"));
+    assert_no_secret(
+        &[token],
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod auth_check;
+pub mod azure_settings;
 pub mod exit_code;
 pub mod identity;
 pub mod progress;
@@ -14,6 +15,7 @@ use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
 use exit_code::ExitCode;
 use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
+use gatelake::identity::azure::AzureHop;
 use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
 use gatelake::source::client::ApiClient;
@@ -134,7 +136,16 @@ fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
 
 async fn run_pull(resolved: settings::Resolved) -> ExitCode {
     if resolved.show_settings {
-        print_settings(&resolved.shown, resolved.output);
+        let mut shown = resolved.shown.clone();
+        shown.extend(
+            identity::hop_sources(
+                &resolved.identity,
+                &resolved.dest,
+                &resolved.pull.source.auth,
+            )
+            .await,
+        );
+        print_settings(&shown, resolved.output);
         return ExitCode::Success;
     }
     for w in resolved
@@ -252,26 +263,28 @@ async fn execute(
         report_failure(&message, ExitCode::Auth, mode);
         ExitCode::Auth
     };
-    let azure = if identity::needs_azure(identity, dest, &pull.source.auth) {
-        match identity::azure_identity(identity).await {
-            Ok(a) => {
-                tracing::info!(
-                    "Azure identity: {} (--azure-auth {})",
-                    a.source.describe(),
-                    identity.azure.kind.as_str()
-                );
-                Some(a)
-            }
-            Err(e) => return auth_failure(e.to_string()),
-        }
-    } else {
-        None
-    };
-    let aws = match identity::aws_credentials(identity, azure.as_ref(), &pull.job) {
+    let wanted = identity::azure_hops(identity, dest, &pull.source.auth);
+    let azure = match identity::azure_identities(identity, &wanted).await {
         Ok(a) => a,
         Err(e) => return auth_failure(e.to_string()),
     };
-    let sink = match identity::open_sink(dest, identity, azure.as_ref()) {
+    if let Some(e) = azure.first_error() {
+        return auth_failure(e.to_string());
+    }
+    for (hop, id) in azure.iter() {
+        if let Ok(id) = id {
+            tracing::info!(
+                "Azure identity for {}: {}",
+                hop.name(),
+                id.source.describe()
+            );
+        }
+    }
+    let aws = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
+        Ok(a) => a,
+        Err(e) => return auth_failure(e.to_string()),
+    };
+    let sink = match identity::open_sink(dest, identity, azure.get(AzureHop::Storage)) {
         Ok(s) => s,
         Err(e) => {
             let code = ExitCode::of_sink_error(&e);
@@ -320,7 +333,7 @@ async fn execute(
         (None, _) => None,
     };
     let client = match ApiClient::new(&pull.source, http, aws).await {
-        Ok(c) => match &azure {
+        Ok(c) => match azure.get(AzureHop::Api) {
             Some(a) => c.with_bearer_credential(a.credential()),
             None => c,
         },

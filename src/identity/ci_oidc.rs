@@ -408,7 +408,9 @@ mod tests {
     /// is missing.
     #[tokio::test]
     async fn azure_auto_order_puts_ci_oidc_after_workload_identity() {
-        use crate::identity::azure::{AzureAuthKind, AzureIdentity, AzureOptions, AzureSource};
+        use crate::identity::azure::{
+            AzureAuthKind, AzureHop, AzureIdentity, AzureOptions, AzureSource, STORAGE_AUDIENCE,
+        };
         let dir = tempfile::tempdir().unwrap();
         let wi_file = dir.path().join("federated-token");
         std::fs::write(&wi_file, "x").unwrap();
@@ -459,19 +461,26 @@ mod tests {
         ];
         for (vars, expected) in rows {
             let env = env_of(&[&vars[..], &base].concat());
-            let got =
-                AzureIdentity::resolve(&AzureOptions::default(), &env, reqwest::Client::new())
-                    .await
-                    .map(|id| id.source)
-                    .map_err(|e| e.to_string());
+            let got = AzureIdentity::resolve_hop(
+                &AzureOptions::default(),
+                AzureHop::Storage,
+                STORAGE_AUDIENCE,
+                &env,
+                reqwest::Client::new(),
+            )
+            .await
+            .map(|id| id.source)
+            .map_err(|e| e.to_string());
             assert_eq!(got.ok(), expected, "{vars:?}");
         }
         let explicit = AzureOptions {
             kind: AzureAuthKind::CiOidc,
             ..Default::default()
         };
-        let err = AzureIdentity::resolve(
+        let err = AzureIdentity::resolve_hop(
             &explicit,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
             &env_of(&[&app[..], &mi].concat()),
             reqwest::Client::new(),
         )
@@ -485,10 +494,16 @@ mod tests {
                 && err.contains("SYSTEM_ACCESSTOKEN"),
             "{err}"
         );
-        let err = AzureIdentity::resolve(&explicit, &env_of(&github), reqwest::Client::new())
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = AzureIdentity::resolve_hop(
+            &explicit,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(&github),
+            reqwest::Client::new(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("AZURE_CLIENT_ID") && err.contains("github token is there"),
             "{err}"

@@ -3,10 +3,11 @@
 
 use super::entra::{ClientProof, EntraClientCredential};
 use super::handed_in::{HandedIn, HandedInTokenCredential};
+use super::hops::{self, Match};
 use super::managed::{imds_endpoint, ManagedIdentityCredential, ManagedIdentityEndpoint};
 use super::{
-    scope_for, AzureAuthKind, AzureIdentity, AzureIdentityError, AzureOptions, AzureSource,
-    PUBLIC_AUTHORITY, STORAGE_AUDIENCE, TOKEN_EXCHANGE_AUDIENCE,
+    scope_for, AzureAuthKind, AzureHop, AzureIdentity, AzureIdentityError, AzureOptions,
+    AzureSource, TokenOrigin, PUBLIC_AUTHORITY, TOKEN_EXCHANGE_AUDIENCE,
 };
 use crate::identity::certificate::ClientCertificate;
 use crate::identity::ci_oidc::{self, CiProvider};
@@ -18,10 +19,13 @@ use std::time::Duration;
 use url::Url;
 
 impl AzureIdentity {
-    /// Resolve `options` against an environment lookup. `auto` picks the first configured
-    /// source (see the module docs); IMDS is probed with a short timeout.
-    pub async fn resolve(
+    /// Resolve the identity of one hop, whose tokens are for `audience`, against an
+    /// environment lookup. `auto` picks the first configured source (see the module docs) —
+    /// a token handed in only when it carries `audience`; IMDS is probed with a short timeout.
+    pub async fn resolve_hop(
         options: &AzureOptions,
+        hop: AzureHop,
+        audience: &str,
         env: &(dyn Fn(&str) -> Option<String> + Sync),
         http: reqwest::Client,
     ) -> Result<Self, AzureIdentityError> {
@@ -42,9 +46,27 @@ impl AzureIdentity {
         }
         let tenant = get("AZURE_TENANT_ID");
         let client_id = options.client_id.clone().or_else(|| get("AZURE_CLIENT_ID"));
-        let kind = options.kind;
+        let kind = options.kind_for(hop);
+        // Name the flag the user set for this hop, so the fix lands in the right place.
+        let flag = if options.kind_for(hop) != options.kind {
+            hop.flag()
+        } else {
+            "--azure-auth"
+        };
+        if kind.is_storage_only() && hop != AzureHop::Storage {
+            return Err(AzureIdentityError::NotConfigured {
+                flag,
+                kind: kind.as_str(),
+                message: format!(
+                    "this only authorizes storage, but {} needs an Entra token for {audience}; choose its source with {} (auto, token, workload-identity, ci-oidc, managed-identity, service-principal or cli)",
+                    hop.describe(),
+                    hop.flag()
+                ),
+            });
+        }
         let wants = |k: AzureAuthKind| kind == k || kind == AzureAuthKind::Auto;
         let not_configured = |message: &str| AzureIdentityError::NotConfigured {
+            flag,
             kind: kind.as_str(),
             message: message.to_string(),
         };
@@ -58,29 +80,52 @@ impl AzureIdentity {
 
         // 1. A token handed in.
         if wants(AzureAuthKind::Token) {
-            if let Some(p) = &options.token_file {
-                return Ok(make(
-                    AzureSource::TokenFile,
-                    Arc::new(HandedInTokenCredential::new(HandedIn::File(p.clone()))),
-                ));
-            }
-            if let Some(t) = &options.token {
-                let source = if get("GATELAKE_AZURE_TOKEN").is_some() {
-                    AzureSource::TokenEnv
-                } else {
-                    AzureSource::TokenStdin
-                };
-                return Ok(make(
-                    source,
-                    Arc::new(HandedInTokenCredential::new(HandedIn::Value(t.clone()))),
-                ));
+            match hops::handed_in_for(options, audience) {
+                Ok(Some(Match::File(p))) => {
+                    return Ok(make(
+                        AzureSource::TokenFile,
+                        Arc::new(HandedInTokenCredential::new(HandedIn::File(p))),
+                    ))
+                }
+                Ok(Some(Match::Value(t))) => {
+                    let source = match t.origin {
+                        TokenOrigin::Env => AzureSource::TokenEnv,
+                        TokenOrigin::Stdin => AzureSource::TokenStdin,
+                    };
+                    return Ok(make(
+                        source,
+                        Arc::new(HandedInTokenCredential::new(HandedIn::Value(t.token))),
+                    ));
+                }
+                Ok(None) => {}
+                Err(seen) if kind == AzureAuthKind::Token && !seen.is_empty() => {
+                    let fix_audience = match hop.audience_flag() {
+                        Some(f) => format!(", or set {f} to the audience the token carries"),
+                        None => String::new(),
+                    };
+                    return Err(not_configured(&format!(
+                        "{} needs a token for audience {audience}, but the token(s) handed in are for {}; hand in a token for {audience} too (another --azure-token-file, or another line on --azure-token-stdin), or choose another source for this hop with {} KIND (e.g. managed-identity){fix_audience}",
+                        hop.describe(),
+                        seen.join(" and "),
+                        hop.flag(),
+                    )));
+                }
+                Err(seen) if !seen.is_empty() => {
+                    tried.push(format!(
+                        "token (handed in for {}, not {audience})",
+                        seen.join(", ")
+                    ));
+                }
+                Err(_) => {}
             }
             if kind == AzureAuthKind::Token {
                 return Err(not_configured(
                     "no token given: pass --azure-token-file PATH, set GATELAKE_AZURE_TOKEN, or pipe it with --azure-token-stdin",
                 ));
             }
-            tried.push("token".into());
+            if options.token_files.is_empty() && options.tokens.is_empty() {
+                tried.push("token".into());
+            }
         }
 
         // 2. Workload identity federation.
@@ -206,7 +251,7 @@ impl AzureIdentity {
             }
             // Off Azure the link-local address does not answer: a short probe keeps `auto`
             // usable on laptops and CI runners. A token fetched here is cached, not wasted.
-            let scope = scope_for(STORAGE_AUDIENCE);
+            let scope = scope_for(audience);
             let answered =
                 tokio::time::timeout(IMDS_PROBE_TIMEOUT, imds.get_token(&[&scope], None)).await;
             if matches!(answered, Ok(Ok(_))) {
@@ -299,6 +344,7 @@ fn az_on_path(get: &dyn Fn(&str) -> Option<String>) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::STORAGE_AUDIENCE;
     use super::*;
     use std::collections::HashMap;
 
@@ -326,17 +372,32 @@ mod tests {
             ("IDENTITY_HEADER", "h"),
         ]));
         let opts = AzureOptions::default();
-        let id = AzureIdentity::resolve(&opts, &env_of(wi), http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &opts,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(wi),
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::WorkloadIdentity);
         let with_token = AzureOptions {
-            token: Some(Secret::new("x")),
+            tokens: vec![super::super::HandedToken::new(
+                TokenOrigin::Stdin,
+                Secret::new("x"),
+            )],
             ..Default::default()
         };
-        let id = AzureIdentity::resolve(&with_token, &env_of(wi), http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &with_token,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(wi),
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::TokenStdin);
         let mi: &[(&str, &str)] = &[
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"),
@@ -345,33 +406,57 @@ mod tests {
             ("AZURE_CLIENT_ID", "c"),
             ("AZURE_CLIENT_SECRET", "s"),
         ];
-        let id = AzureIdentity::resolve(&opts, &env_of(mi), http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &opts,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(mi),
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
         let sp = AzureOptions {
             kind: AzureAuthKind::ServicePrincipal,
             ..Default::default()
         };
-        let id = AzureIdentity::resolve(&sp, &env_of(mi), http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &sp,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(mi),
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::ServicePrincipal);
         let wi_only = AzureOptions {
             kind: AzureAuthKind::WorkloadIdentity,
             ..Default::default()
         };
-        let err = AzureIdentity::resolve(&wi_only, &env_of(mi), http.clone())
-            .await
-            .unwrap_err();
+        let err = AzureIdentity::resolve_hop(
+            &wi_only,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(mi),
+            http.clone(),
+        )
+        .await
+        .unwrap_err();
         assert!(
             err.to_string().contains("AZURE_FEDERATED_TOKEN_FILE"),
             "{err}"
         );
         let plain: &[(&str, &str)] = &[("AZURE_AUTHORITY_HOST", "http://login.test")];
-        let err = AzureIdentity::resolve(&opts, &env_of(plain), http)
-            .await
-            .unwrap_err();
+        let err = AzureIdentity::resolve_hop(
+            &opts,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env_of(plain),
+            http,
+        )
+        .await
+        .unwrap_err();
         assert!(err.to_string().contains("https"), "{err}");
     }
 
@@ -439,7 +524,14 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.clone()))
                 .collect();
             let lookup = |k: &str| env.get(k).cloned();
-            let got = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone()).await;
+            let got = AzureIdentity::resolve_hop(
+                &AzureOptions::default(),
+                AzureHop::Storage,
+                STORAGE_AUDIENCE,
+                &lookup,
+                http.clone(),
+            )
+            .await;
             match expected {
                 Some(source) => assert_eq!(got.unwrap().source, source, "without {dropped:?}"),
                 None => {
@@ -469,9 +561,15 @@ mod tests {
             })
             .collect();
         let lookup = |k: &str| env.get(k).cloned();
-        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &AzureOptions::default(),
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &lookup,
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::ManagedIdentityAppService);
         // A certificate that cannot be read: `auto` falls through to the CLI and says why
         // when nothing else is left; `service-principal` named explicitly fails on it.
@@ -489,24 +587,143 @@ mod tests {
         };
         let env = cert_env(&bin_path);
         let lookup = |k: &str| env.get(k).cloned();
-        let id = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
-            .await
-            .unwrap();
+        let id = AzureIdentity::resolve_hop(
+            &AzureOptions::default(),
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &lookup,
+            http.clone(),
+        )
+        .await
+        .unwrap();
         assert_eq!(id.source, AzureSource::Cli);
         let env = cert_env("/nonexistent");
         let lookup = |k: &str| env.get(k).cloned();
-        let err = AzureIdentity::resolve(&AzureOptions::default(), &lookup, http.clone())
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = AzureIdentity::resolve_hop(
+            &AzureOptions::default(),
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &lookup,
+            http.clone(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("AZURE_CLIENT_CERTIFICATE_PATH"), "{err}");
         let sp = AzureOptions {
             kind: AzureAuthKind::ServicePrincipal,
             ..Default::default()
         };
-        let err = AzureIdentity::resolve(&sp, &lookup, http)
-            .await
-            .unwrap_err();
+        let err =
+            AzureIdentity::resolve_hop(&sp, AzureHop::Storage, STORAGE_AUDIENCE, &lookup, http)
+                .await
+                .unwrap_err();
         assert!(err.to_string().contains("cannot read"), "{err}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod hop_tests {
+    use super::super::{HandedToken, STORAGE_AUDIENCE, TOKEN_EXCHANGE_AUDIENCE};
+    use super::*;
+    use crate::identity::azure::tests::jwt;
+
+    fn storage_token() -> HandedToken {
+        HandedToken::new(
+            TokenOrigin::Stdin,
+            Secret::new(jwt(serde_json::json!({"aud": STORAGE_AUDIENCE}))),
+        )
+    }
+
+    /// The notebook recipe: a storage token handed in, a managed identity for the rest.
+    #[tokio::test]
+    async fn each_hop_takes_the_token_for_its_audience_or_goes_down_the_chain() {
+        let env = |k: &str| match k {
+            "IDENTITY_ENDPOINT" => Some("http://127.0.0.1:9/msi".to_string()),
+            "IDENTITY_HEADER" => Some("h".to_string()),
+            _ => None,
+        };
+        let options = AzureOptions {
+            tokens: vec![storage_token()],
+            ..Default::default()
+        };
+        let http = reqwest::Client::new();
+        let storage = AzureIdentity::resolve_hop(
+            &options,
+            AzureHop::Storage,
+            STORAGE_AUDIENCE,
+            &env,
+            http.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(storage.source, AzureSource::TokenStdin);
+        let aws = AzureIdentity::resolve_hop(
+            &options,
+            AzureHop::Aws,
+            TOKEN_EXCHANGE_AUDIENCE,
+            &env,
+            http.clone(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(aws.source, AzureSource::ManagedIdentityAppService);
+    }
+
+    /// An explicit `token` for a hop that has no token for its audience is refused, naming
+    /// both audiences and the flag that picks another source for that hop.
+    #[tokio::test]
+    async fn explicit_token_without_a_matching_audience_is_refused() {
+        let env = |_: &str| None;
+        let http = reqwest::Client::new();
+        for (options, flag) in [
+            (
+                AzureOptions {
+                    kind: AzureAuthKind::Token,
+                    tokens: vec![storage_token()],
+                    ..Default::default()
+                },
+                "--azure-auth token",
+            ),
+            (
+                AzureOptions {
+                    aws_kind: Some(AzureAuthKind::Token),
+                    tokens: vec![storage_token()],
+                    ..Default::default()
+                },
+                "--azure-auth-aws token",
+            ),
+        ] {
+            let err = AzureIdentity::resolve_hop(
+                &options,
+                AzureHop::Aws,
+                TOKEN_EXCHANGE_AUDIENCE,
+                &env,
+                http.clone(),
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+            for wanted in [
+                flag,
+                STORAGE_AUDIENCE,
+                TOKEN_EXCHANGE_AUDIENCE,
+                "--azure-auth-aws KIND",
+            ] {
+                assert!(err.contains(wanted), "{wanted} not in: {err}");
+            }
+        }
+        // A storage-only kind cannot serve the AWS hop.
+        let key = AzureOptions {
+            kind: AzureAuthKind::Key,
+            ..Default::default()
+        };
+        let err =
+            AzureIdentity::resolve_hop(&key, AzureHop::Aws, TOKEN_EXCHANGE_AUDIENCE, &env, http)
+                .await
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("--azure-auth-aws"), "{err}");
     }
 }

@@ -1,8 +1,9 @@
 //! The Entra token endpoint: the client-credentials grant for workload identity (a federated
 //! assertion) and service principals (a secret or a certificate).
 
-use super::{cred_error, TokenCache, TokenClaims};
+use super::{cached_token, cred_error, ScopeCache, TokenClaims};
 use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
+use crate::identity::token_cache::{Clock, SystemClock};
 use crate::identity::web_identity::WebIdentityTokenSource;
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -33,10 +34,17 @@ pub struct EntraClientCredential {
     client_id: String,
     proof: ClientProof,
     http: reqwest::Client,
-    cache: TokenCache,
+    cache: ScopeCache,
+    clock: Arc<dyn Clock>,
 }
 
 impl EntraClientCredential {
+    /// The same credential on another clock (tests of refresh).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn new(
         authority: Url,
         tenant: String,
@@ -50,7 +58,8 @@ impl EntraClientCredential {
             client_id,
             proof,
             http,
-            cache: TokenCache::default(),
+            cache: ScopeCache::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -143,7 +152,10 @@ impl TokenCredential for EntraClientCredential {
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         let scope = scopes.first().copied().unwrap_or_default();
-        self.cache.get_or_fetch(scope, || self.fetch(scope)).await
+        cached_token(&self.cache, self.clock.as_ref(), scope, || {
+            self.fetch(scope)
+        })
+        .await
     }
 }
 

@@ -2,10 +2,12 @@
 //! or the VM instance metadata service (IMDS).
 
 use super::entra::parse_token_response;
-use super::{cred_error, resource_of, AzureIdentityError, TokenCache};
+use super::{cached_token, cred_error, resource_of, AzureIdentityError, ScopeCache};
+use crate::identity::token_cache::{Clock, SystemClock};
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use std::sync::Arc;
 use url::Url;
 
 const IMDS_ENDPOINT: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
@@ -25,10 +27,17 @@ pub struct ManagedIdentityCredential {
     endpoint: ManagedIdentityEndpoint,
     client_id: Option<String>,
     http: reqwest::Client,
-    cache: TokenCache,
+    cache: ScopeCache,
+    clock: Arc<dyn Clock>,
 }
 
 impl ManagedIdentityCredential {
+    /// The same credential on another clock (tests of refresh).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     pub fn new(
         endpoint: ManagedIdentityEndpoint,
         client_id: Option<String>,
@@ -38,7 +47,8 @@ impl ManagedIdentityCredential {
             endpoint,
             client_id,
             http,
-            cache: TokenCache::default(),
+            cache: ScopeCache::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -101,7 +111,10 @@ impl TokenCredential for ManagedIdentityCredential {
         _options: Option<TokenRequestOptions<'_>>,
     ) -> azure_core::Result<AccessToken> {
         let scope = scopes.first().copied().unwrap_or_default();
-        self.cache.get_or_fetch(scope, || self.fetch(scope)).await
+        cached_token(&self.cache, self.clock.as_ref(), scope, || {
+            self.fetch(scope)
+        })
+        .await
     }
 }
 

@@ -1,12 +1,13 @@
-//! Who the tool is on Azure: one Entra token credential, chosen by `--azure-auth`, that serves
-//! storage (audience `https://storage.azure.com`) and any other audience — notably the token
-//! exchanged with AWS STS (`api://AzureADTokenExchange`) and a bearer token for an API
-//! Gateway JWT authorizer that trusts Entra.
+//! Who the tool is on Azure, per hop ([`hops`]): storage (audience `https://storage.azure.com`),
+//! the token exchanged with AWS STS (`api://AzureADTokenExchange`) and a bearer token for an
+//! API Gateway JWT authorizer that trusts Entra each get an Entra token credential, chosen by
+//! `--azure-auth` or the hop's own `--azure-auth-storage|-aws|-api`.
 //!
-//! Sources, in the order `auto` tries them (the first one that is configured wins, and
-//! [`AzureIdentity::source`] says which):
-//! 1. a token handed in (`--azure-token-file`, re-read on every use; `GATELAKE_AZURE_TOKEN`;
-//!    `--azure-token-stdin`) — how a Synapse notebook passes `getToken(...)` to the tool;
+//! Sources, in the order `auto` tries them for a hop (the first one that is configured wins,
+//! and [`AzureIdentity::source`] says which):
+//! 1. a token handed in that carries the hop's audience (`--azure-token-file`, repeatable,
+//!    re-read on every use; `GATELAKE_AZURE_TOKEN`; `--azure-token-stdin`, one per line) —
+//!    how a Synapse notebook passes `getToken(...)` to the tool;
 //! 2. workload identity federation (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //!    `AZURE_FEDERATED_TOKEN_FILE`). The projected token file is read again on *every*
 //!    exchange, because the kubelet rotates it; a credential that reads it once fails an hour
@@ -27,28 +28,26 @@
 //!
 //! The token endpoint, managed identity and handed-in credentials are our own: they go
 //! through the tool's one HTTP stack (custom CA bundle, proxies, timeouts) and report Entra's
-//! errors with the most likely fix. Tokens are cached per scope until five minutes before
-//! they expire. No token, secret or assertion is ever printed: errors name the claim or the
+//! errors with the most likely fix. Tokens are cached per scope in the one token cache
+//! ([`crate::identity::token_cache`]), renewed ahead of their actual expiry. No token, secret or assertion is ever printed: errors name the claim or the
 //! setting to check, never a value.
 
 mod chain;
 mod entra;
 mod handed_in;
+mod hops;
 mod managed;
 
 pub use entra::{ClientProof, EntraClientCredential};
 pub use handed_in::{HandedIn, HandedInTokenCredential};
+pub use hops::{AzureHop, HandedToken, HopIdentities, TokenOrigin};
 pub use managed::{ManagedIdentityCredential, ManagedIdentityEndpoint};
 
-use crate::secret::Secret;
 use azure_core::credentials::{AccessToken, TokenCredential};
 use base64::Engine as _;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::Mutex;
 use url::Url;
 
 /// The public cloud's authority host.
@@ -57,8 +56,6 @@ pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// The audience of Azure Storage.
 pub const STORAGE_AUDIENCE: &str = "https://storage.azure.com";
-/// A cached token is renewed when less than this is left.
-const TOKEN_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// How the tool authenticates to Azure (`--azure-auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -134,22 +131,41 @@ impl std::str::FromStr for AzureAuthKind {
 /// What the caller resolved about Azure identity (flags and their environment variables).
 #[derive(Debug, Clone, Default)]
 pub struct AzureOptions {
+    /// `--azure-auth`: the default for every hop.
     pub kind: AzureAuthKind,
-    /// `--azure-token-file`: read on every use.
-    pub token_file: Option<PathBuf>,
-    /// `GATELAKE_AZURE_TOKEN` or the token read from stdin.
-    pub token: Option<Secret>,
+    /// `--azure-auth-storage`: the lake's source, when it differs from `kind`.
+    pub storage_kind: Option<AzureAuthKind>,
+    /// `--azure-auth-aws`: the source of the Entra token exchanged with AWS STS.
+    pub aws_kind: Option<AzureAuthKind>,
+    /// `--azure-auth-api`: the source of the API's bearer token (`--bearer-from azure`).
+    pub api_kind: Option<AzureAuthKind>,
+    /// `--azure-token-file` (repeatable): each read on every use, matched to hops by audience.
+    pub token_files: Vec<PathBuf>,
+    /// `GATELAKE_AZURE_TOKEN` and the tokens read from stdin (one per line).
+    pub tokens: Vec<HandedToken>,
     /// `--azure-client-id`: a user-assigned managed identity, or overrides `AZURE_CLIENT_ID`.
     pub client_id: Option<String>,
     /// `--azure-authority` (else `AZURE_AUTHORITY_HOST`, else the public cloud).
     pub authority: Option<Url>,
 }
 
+impl AzureOptions {
+    /// The kind that applies to `hop`: its own override, else `--azure-auth`.
+    pub fn kind_for(&self, hop: AzureHop) -> AzureAuthKind {
+        hops::kind_for(self, hop)
+    }
+}
+
 /// Why no Azure identity could be set up or a token could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum AzureIdentityError {
-    #[error("--azure-auth {kind}: {message}")]
-    NotConfigured { kind: &'static str, message: String },
+    #[error("{flag} {kind}: {message}")]
+    NotConfigured {
+        /// `--azure-auth`, or the hop's own flag when it overrides it.
+        flag: &'static str,
+        kind: &'static str,
+        message: String,
+    },
     #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity), a CI job's OIDC token (GitHub `id-token: write`, GitLab `id_tokens:`, an Azure DevOps service connection) or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH (service principal), run on Azure with a managed identity, or `az login`")]
     NothingFound { tried: String },
     #[error("{0}")]
@@ -228,28 +244,27 @@ fn cred_error(message: impl Into<String>) -> azure_core::Error {
     azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, message.into())
 }
 
-/// Tokens per scope, renewed [`TOKEN_REFRESH_MARGIN`] before they expire. One lock, so
-/// concurrent callers for the same scope share one request.
-#[derive(Debug, Default)]
-struct TokenCache(Mutex<HashMap<String, AccessToken>>);
+/// Entra tokens per scope, in the one token cache (renewed ahead of their actual expiry).
+pub(super) type ScopeCache = crate::identity::token_cache::TokenCache<String, AccessToken>;
 
-impl TokenCache {
-    async fn get_or_fetch<F, Fut>(&self, scope: &str, fetch: F) -> azure_core::Result<AccessToken>
-    where
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = azure_core::Result<AccessToken>>,
-    {
-        let mut map = self.0.lock().await;
-        if let Some(t) = map.get(scope) {
-            let margin = time::Duration::try_from(TOKEN_REFRESH_MARGIN).unwrap_or_default();
-            if t.expires_on - OffsetDateTime::now_utc() > margin {
-                return Ok(t.clone());
-            }
-        }
-        let fresh = fetch().await?;
-        map.insert(scope.to_string(), fresh.clone());
-        Ok(fresh)
-    }
+/// A token from the cache, or fetched (and cached) when due for renewal.
+pub(super) async fn cached_token<F, Fut>(
+    cache: &ScopeCache,
+    clock: &dyn crate::identity::token_cache::Clock,
+    scope: &str,
+    fetch: F,
+) -> azure_core::Result<AccessToken>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = azure_core::Result<AccessToken>>,
+{
+    cache
+        .get_or_fetch(&scope.to_string(), clock.now(), || async {
+            let token = fetch().await?;
+            let expires = std::time::SystemTime::from(token.expires_on);
+            Ok((token, Some(expires)))
+        })
+        .await
 }
 
 // The chosen identity
@@ -282,6 +297,11 @@ impl AzureSource {
             CiProvider::Gitlab => Self::CiOidcGitlab,
             CiProvider::AzureDevops => Self::CiOidcAzureDevops,
         }
+    }
+
+    /// Whether this is a token someone else obtained (not a credential of our own).
+    pub fn is_handed_in(self) -> bool {
+        matches!(self, Self::TokenFile | Self::TokenEnv | Self::TokenStdin)
     }
 
     pub fn describe(self) -> &'static str {
