@@ -8,6 +8,9 @@
 //! `https://storage.azure.com` and whose `sub` is the workspace identity's object id), and the
 //! API (the API Gateway emulator) must see SigV4 requests signed with the role's session.
 //!
+//! `examples/synapse_notebook.py` (the cell that loads one run) runs the same way, with a
+//! stand-in `spark` that reads the files for real (pyarrow), over a local lake.
+//!
 //! The one substitution: the recipe's placeholders for the API's URL and the lake
 //! (`API_URL = …`, `LAKE = …`) point at the emulators; STS and the CA come from the
 //! environment (`AWS_ENDPOINT_URL_STS`, `SSL_CERT_FILE`, `AWS_REGION`), which the recipe does
@@ -271,4 +274,82 @@ print("|".join(results))
             "{flavor}"
         );
     }
+}
+
+/// `examples/synapse_notebook.py`, the cell that loads one run, as written: with the stand-in
+/// `spark` (files read for real by pyarrow) and `mssparkutils.fs` over a local lake that two
+/// gatelake runs wrote, it must load exactly the newest completed run — the files its manifest
+/// lists, not a stray file in the run's folder — and append that many rows to the table.
+/// Substitution: the cell's `lake` placeholder is the local lake folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn synapse_loader_cell_loads_exactly_the_newest_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake/orders");
+    let mut manifests = Vec::new();
+    for records in [40u64, 70] {
+        let api = ApiGateway::start(ApiConfig {
+            records,
+            page_size: 20,
+            ..Default::default()
+        })
+        .await;
+        let mut cmd = recipe::hermetic(env!("CARGO_BIN_EXE_gatelake"));
+        cmd.args([
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--format",
+            "parquet",
+            "--chunk-rows",
+            "25",
+            "--dest",
+            &lake.display().to_string(),
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        let out = recipe::run(cmd).await;
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        manifests.push(summary["run_id"].as_str().unwrap().to_string());
+        // Run ids sort by their start second.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    }
+    let newest = manifests.last().unwrap();
+    // A stray file in the newest run's folder: a folder listing would trip over it.
+    std::fs::write(lake.join(newest).join("stray.parquet"), b"not parquet").unwrap();
+
+    let cell = recipe::substitute(
+        &recipe::read_repo_file("examples/synapse_notebook.py"),
+        &[(
+            "\"abfss://raw@myaccount.dfs.core.windows.net/orders\"",
+            &format!("{:?}", lake.display().to_string()),
+        )],
+    );
+    let script = dir.path().join("cell.py");
+    std::fs::write(&script, cell).unwrap();
+    let tables = dir.path().join("tables.json");
+    let support = recipe::repo().join("tests/support/notebook");
+    let mut cmd = recipe::hermetic(recipe::python());
+    cmd.arg(support.join("run_cell.py"))
+        .arg(&script)
+        .env("PYTHONPATH", &support)
+        .env("GATELAKE_TEST_NOTEBOOK_FLAVOR", "synapse")
+        .env("GATELAKE_TEST_SPARK_TABLES", &tables);
+    let out = recipe::run(cmd).await;
+    assert!(
+        out.status.success(),
+        "the cell failed\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let loaded: Value = serde_json::from_slice(&std::fs::read(&tables).unwrap()).unwrap();
+    assert_eq!(loaded, serde_json::json!({"raw.orders": [70]}));
 }

@@ -2,4 +2,5 @@
 ``tests/support/notebook/README.md``."""
 
 from . import credentials  # noqa: F401
+from . import fs  # noqa: F401
 from . import mssparkutils  # noqa: F401
