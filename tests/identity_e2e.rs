@@ -960,6 +960,55 @@ async fn notebook_recipe_storage_token_on_stdin_and_managed_identity_for_aws() {
     assert_eq!(json_out(&out)["rows"], 300);
     assert_eq!(c.sts.exchanges(), 1);
 
+    // The manifest names who the run was at each hop: Azure source, object id and tenant;
+    // the role asked for, the role STS assumed and the session's name. No token.
+    let cfg = c.entra.config();
+    let stored = stored_objects(&cont).await;
+    let (_, manifest) = stored
+        .iter()
+        .find(|(p, _)| p.ends_with("_manifest.json"))
+        .expect("a manifest");
+    let manifest: Value = serde_json::from_slice(manifest).unwrap();
+    support::manifest::check_manifest(&manifest);
+    let identity = |role: &str| {
+        manifest["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} identity in {manifest}"))
+            .clone()
+    };
+    let storage = identity("storage");
+    assert_eq!(storage["source"], "token on stdin (--azure-token-stdin)");
+    assert_eq!(storage["object_id"], cfg.object_id.as_str());
+    assert_eq!(storage["tenant"], cfg.tenant.as_str());
+    let aws = identity("aws");
+    assert_eq!(
+        aws["source"], "managed identity (IDENTITY_ENDPOINT)",
+        "{aws}"
+    );
+    assert_eq!(aws["object_id"], cfg.object_id.as_str());
+    assert_eq!(aws["role_arn"], ROLE);
+    let assumed = aws["name"].as_str().unwrap();
+    assert!(assumed.contains(":assumed-role/gatelake-reader/"), "{aws}");
+    assert!(
+        aws["session_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("gatelake-cursor-"),
+        "{aws}"
+    );
+    assert_eq!(identity("api")["name"], assumed);
+    let mut secrets = c.entra.issued();
+    secrets.push(token.clone());
+    secrets.extend(c.sts.issued_secrets());
+    let blobs: Vec<(&str, &[u8])> = stored
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    assert_no_secret(&secrets, &blobs);
+
     let out = gatelake(
         as_auth_check(c.pull_args(&cont, &["--azure-token-stdin"])),
         managed_identity_env(&c),
@@ -1088,6 +1137,118 @@ async fn show_settings_names_the_source_per_hop() {
         .contains("aud https://storage.azure.com"));
     assert_no_secret(
         &[token],
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// No side effects before the identity is known: a role whose trust policy refuses the token
+/// and an API bearer identity that is refused both end in exit 3 before the job's lock is
+/// taken or a checkpoint written — the destination holds no `_state/`. The AccessDenied
+/// message names the role ARN and what its trust policy must match (iss, sub, aud), never
+/// the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_identity_leaves_nothing_behind() {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: "someone-else".into(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 40,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let dest = lake.path().join("orders");
+    let mi_env = |header: &str| {
+        vec![
+            ("IDENTITY_ENDPOINT".to_string(), entra.identity_endpoint()),
+            ("IDENTITY_HEADER".to_string(), header.to_string()),
+            ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+        ]
+    };
+    let common = |auth: &[&str]| {
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--region",
+            "us-east-1",
+            "--dest",
+            &dest.display().to_string(),
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        a.extend(s(auth));
+        a
+    };
+
+    // The role's trust policy does not name this identity.
+    let out = gatelake(
+        common(&["--api-auth", "iam", "--aws-role-arn", ROLE]),
+        mi_env(&cfg.identity_header),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = json_out(&out)["error"].as_str().unwrap().to_string();
+    for wanted in [
+        ROLE,
+        "trust policy",
+        &format!(":sub = {}", cfg.object_id),
+        ":aud = api://AzureADTokenExchange",
+        &format!("sts.windows.net/{}", cfg.tenant),
+    ] {
+        assert!(err.contains(wanted), "{wanted} not in {err}");
+    }
+    assert!(
+        !dest.join("_state").exists(),
+        "a refused role left {:?}",
+        std::fs::read_dir(&dest).map(|d| d.count())
+    );
+    assert_eq!(api.requests().len(), 0);
+
+    // The API's bearer identity (a managed identity whose header is stale) is refused.
+    let out = gatelake(
+        common(&[
+            "--api-auth",
+            "bearer",
+            "--bearer-from",
+            "azure",
+            "--bearer-audience",
+            "api://orders-api",
+        ]),
+        mi_env("stale-header"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(!dest.join("_state").exists());
+    let mut secrets = entra.issued();
+    secrets.extend(sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
         &[("stdout", &out.stdout), ("stderr", &out.stderr)],
     );
 }

@@ -257,7 +257,7 @@ async fn walk(
                     ));
                 }
                 Ok(None) => {}
-                Ok(Some((creds, config))) => match creds.fetch_uncached().await {
+                Ok(Some(role_creds)) => match role_creds.credentials.fetch_uncached().await {
                     Err(e) => {
                         aws_failed = true;
                         hops.push(Hop::failed("aws", e.to_string(), "fix the IAM OIDC provider or the role's trust policy as the message says (examples/aws/ has both)", ExitCode::Auth));
@@ -266,9 +266,9 @@ async fn walk(
                         let expires = c.expiry().map(|e| rfc3339(time::OffsetDateTime::from(e)));
                         match gatelake::identity::aws::caller_identity(
                             c,
-                            &config.region,
-                            config.endpoint_url.as_deref(),
-                            config.http_client.clone(),
+                            &role_creds.config.region,
+                            role_creds.config.endpoint_url.as_deref(),
+                            role_creds.config.http_client.clone(),
                         )
                         .await
                         {
@@ -280,7 +280,7 @@ async fn walk(
                                     "account": who.account,
                                     "expires_at": expires,
                                 })));
-                                aws_creds = Some(creds);
+                                aws_creds = Some(role_creds.credentials.clone());
                             }
                             Err(e) => {
                                 aws_failed = true;

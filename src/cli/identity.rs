@@ -8,7 +8,8 @@ use super::settings::{AwsRoleSettings, IdentitySettings};
 use gatelake::config::ApiAuth;
 use gatelake::http::HttpOptions;
 use gatelake::identity::aws::{
-    sts_endpoint_from_env, AwsCredentials, WebIdentityConfig, WebIdentityProvider,
+    sts_endpoint_from_env, AssumedRoleHandle, AwsCredentials, WebIdentityConfig,
+    WebIdentityProvider,
 };
 use gatelake::identity::azure::{
     AzureAuthKind, AzureHop, AzureIdentity, HopIdentities, STORAGE_AUDIENCE,
@@ -298,13 +299,22 @@ pub fn token_source(
     })
 }
 
+/// The role side of a run: cached, refreshed credentials from the web-identity exchange.
+pub struct RoleCredentials {
+    pub credentials: Arc<AwsCredentials>,
+    pub config: WebIdentityConfig,
+    /// Who each exchange made us (for the manifest).
+    pub assumed: AssumedRoleHandle,
+}
+
 /// AWS credentials for `--api-auth iam`: the web-identity exchange when a role is given
-/// (re-exchanged before expiry), otherwise `None` (the client uses the standard chain).
+/// (re-exchanged before expiry), otherwise `None` (the standard chain applies). `azure` is
+/// the identity of the AWS hop (`--web-identity azure`).
 pub fn aws_credentials(
     settings: &IdentitySettings,
     azure: Option<&Arc<AzureIdentity>>,
     job: &str,
-) -> Result<Option<(Arc<AwsCredentials>, WebIdentityConfig)>, IdentityFailure> {
+) -> Result<Option<RoleCredentials>, IdentityFailure> {
     let Some(role) = &settings.aws_role else {
         return Ok(None);
     };
@@ -320,11 +330,16 @@ pub fn aws_credentials(
         http_client: sdk_http_client(settings)?,
     };
     let provider = WebIdentityProvider::new(config.clone(), source);
+    let assumed = provider.assumed_role();
     // Re-exchanged ahead of the expiry STS returns (see identity::token_cache).
-    let creds = AwsCredentials::new(
+    let credentials = Arc::new(AwsCredentials::new(
         aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-    );
-    Ok(Some((Arc::new(creds), config)))
+    ));
+    Ok(Some(RoleCredentials {
+        credentials,
+        config,
+        assumed,
+    }))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod azure_settings;
 pub mod exit_code;
 pub mod identity;
 pub mod progress;
+pub mod prove;
 pub mod settings;
 pub mod sql;
 
@@ -280,8 +281,21 @@ async fn execute(
             );
         }
     }
-    let aws = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
+    let role = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
         Ok(a) => a,
+        Err(e) => return auth_failure(e.to_string()),
+    };
+    let aws = match aws_for_api(identity, role.as_ref(), &pull.source.auth).await {
+        Ok(a) => a,
+        Err(e) => return auth_failure(e),
+    };
+    // Every hop proves its identity before the lock is taken or anything is written.
+    let to_prove = aws.as_ref().map(|credentials| prove::AwsToProve {
+        credentials,
+        assumed: role.as_ref().map(|r| &r.assumed),
+    });
+    let proven = match prove::prove(identity, &wanted, &azure, to_prove).await {
+        Ok(p) => p,
         Err(e) => return auth_failure(e.to_string()),
     };
     let sink = match identity::open_sink(dest, identity, azure.get(AzureHop::Storage)) {
@@ -309,29 +323,6 @@ async fn execute(
             return ExitCode::Failure;
         }
     };
-    // Without a role, the standard AWS chain signs; built here (rather than by the client)
-    // only so that its own calls (STS, SSO, containers) trust --ca-bundle as well.
-    let aws = match (aws, &pull.source.auth) {
-        (Some((c, _)), _) => Some(c),
-        (None, gatelake::config::ApiAuth::Iam { region }) => {
-            match identity::sdk_http_client(identity) {
-                Ok(Some(h)) => {
-                    match gatelake::identity::aws::AwsCredentials::from_default_chain_with(
-                        region,
-                        Some(h),
-                    )
-                    .await
-                    {
-                        Ok(c) => Some(Arc::new(c)),
-                        Err(e) => return auth_failure(e.to_string()),
-                    }
-                }
-                Ok(None) => None,
-                Err(e) => return auth_failure(e.to_string()),
-            }
-        }
-        (None, _) => None,
-    };
     let client = match ApiClient::new(&pull.source, http, aws).await {
         Ok(c) => match azure.get(AzureHop::Api) {
             Some(a) => c.with_bearer_credential(a.credential()),
@@ -346,7 +337,10 @@ async fn execute(
     };
     let reporter = reporter_for(progress);
     let (stop_handle, stop) = StopSignal::new();
-    let options = RunOptions { restart };
+    let options = RunOptions {
+        restart,
+        identities: proven,
+    };
     let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
@@ -380,6 +374,28 @@ async fn execute(
             report_failure(&gatelake::report::error_chain(&e), code, mode);
             code
         }
+    }
+}
+
+/// The credentials that sign API requests under `--api-auth iam`: the role's, else the
+/// standard AWS chain's — built here (rather than by the client) so that they can be proved
+/// before the run starts, and so that the chain's own calls (STS, SSO, containers) trust
+/// `--ca-bundle` as well.
+async fn aws_for_api(
+    identity: &settings::IdentitySettings,
+    role: Option<&identity::RoleCredentials>,
+    auth: &gatelake::config::ApiAuth,
+) -> Result<Option<Arc<gatelake::identity::aws::AwsCredentials>>, String> {
+    match (role, auth) {
+        (Some(r), _) => Ok(Some(r.credentials.clone())),
+        (None, gatelake::config::ApiAuth::Iam { region }) => {
+            let http = identity::sdk_http_client(identity).map_err(|e| e.to_string())?;
+            gatelake::identity::aws::AwsCredentials::from_default_chain_with(region, http)
+                .await
+                .map(|c| Some(Arc::new(c)))
+                .map_err(|e| e.to_string())
+        }
+        (None, _) => Ok(None),
     }
 }
 

@@ -232,6 +232,37 @@ pub struct WebIdentityProvider {
     sts: aws_sdk_sts::Client,
     config: WebIdentityConfig,
     source: Arc<dyn WebIdentityTokenSource>,
+    assumed: AssumedRoleHandle,
+}
+
+/// Who the last exchange made us: STS's `AssumedRoleUser` and the session name (for the
+/// manifest; never a credential).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssumedRole {
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub arn: Option<String>,
+    pub session_name: String,
+}
+
+/// A shared view of [`AssumedRole`], filled by each exchange.
+#[derive(Debug, Clone, Default)]
+pub struct AssumedRoleHandle(Arc<std::sync::Mutex<Option<AssumedRole>>>);
+
+impl AssumedRoleHandle {
+    /// The role of the last successful exchange, if any.
+    pub fn get(&self) -> Option<AssumedRole> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, role: AssumedRole) {
+        match self.0.lock() {
+            Ok(mut g) => *g = Some(role),
+            Err(p) => *p.into_inner() = Some(role),
+        }
+    }
 }
 
 /// The STS client for `region` and an optional endpoint override. Used unsigned for the
@@ -394,7 +425,13 @@ impl WebIdentityProvider {
             sts,
             config,
             source,
+            assumed: AssumedRoleHandle::default(),
         }
+    }
+
+    /// Who each exchange made us (shared: it stays valid after the provider is moved).
+    pub fn assumed_role(&self) -> AssumedRoleHandle {
+        self.assumed.clone()
     }
 
     /// The token source's name (`azure`, `github`, …).
@@ -436,6 +473,10 @@ impl WebIdentityProvider {
                         ));
                     };
                     let expiry = SystemTime::try_from(*c.expiration()).ok();
+                    self.assumed.set(AssumedRole {
+                        arn: out.assumed_role_user().map(|u| u.arn().to_string()),
+                        session_name: name.clone(),
+                    });
                     return Ok(Credentials::new(
                         c.access_key_id(),
                         c.secret_access_key(),
