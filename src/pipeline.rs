@@ -185,6 +185,9 @@ impl StopHandle {
 pub struct RunOptions {
     /// Discard an unfinished run (its files are removed) instead of resuming it.
     pub restart: bool,
+    /// Who the caller proved the run is at each hop (source, object id, tenant, role ARN,
+    /// session name; never a secret), for the manifest; they refine what the run knows.
+    pub identities: Vec<ManifestIdentity>,
 }
 
 /// A new run id: UTC time to the second plus 16 random bits, so ids sort by start time and
@@ -480,7 +483,14 @@ async fn run_locked(
         });
     }
 
-    let summary = finalize(config, sink.as_ref(), &mut store, &mut cp).await?;
+    let summary = finalize(
+        config,
+        sink.as_ref(),
+        &mut store,
+        &mut cp,
+        &options.identities,
+    )
+    .await?;
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
         rows: summary.totals.rows,
@@ -540,6 +550,7 @@ async fn finalize(
     sink: &dyn Sink,
     store: &mut CheckpointStore,
     cp: &mut Checkpoint,
+    proven: &[ManifestIdentity],
 ) -> Result<Manifest, PullError> {
     // A run that delivered nothing new leaves the watermark where it was.
     if cp.watermark.is_none() {
@@ -568,7 +579,7 @@ async fn finalize(
         files: cp.files.clone(),
         started_at: cp.started_at.clone(),
         finished_at: now_rfc3339(),
-        identities: identities(config, sink),
+        identities: identities(config, sink, proven),
         schema_policy: ManifestSchemaPolicy {
             on_drift: config.output.schema.on_drift,
             flatten_depth: config.output.schema.flatten_depth,
@@ -612,8 +623,13 @@ async fn finalize(
     Ok(manifest)
 }
 
-/// The identities a run used, by kind and name, never a secret.
-fn identities(config: &PullConfig, sink: &dyn Sink) -> Vec<ManifestIdentity> {
+/// The identities a run used, by kind and name, never a secret: what the run knows, refined
+/// by what the caller `proven` (an entry for the same role adds to it; another role is added).
+fn identities(
+    config: &PullConfig,
+    sink: &dyn Sink,
+    proven: &[ManifestIdentity],
+) -> Vec<ManifestIdentity> {
     let mut out = vec![ManifestIdentity {
         role: "api".into(),
         kind: config.source.auth.kind().into(),
@@ -621,13 +637,27 @@ fn identities(config: &PullConfig, sink: &dyn Sink) -> Vec<ManifestIdentity> {
             crate::config::ApiAuth::Iam { region } => Some(format!("execute-api in {region}")),
             _ => None,
         },
+        ..Default::default()
     }];
     if let Some(kind) = sink.identity_kind() {
         out.push(ManifestIdentity {
             role: "storage".into(),
             kind: kind.into(),
-            name: None,
+            ..Default::default()
         });
+    }
+    for p in proven {
+        match out.iter_mut().find(|o| o.role == p.role) {
+            Some(o) => {
+                o.name = p.name.clone().or(o.name.take());
+                o.source = p.source.clone();
+                o.object_id = p.object_id.clone();
+                o.tenant = p.tenant.clone();
+                o.role_arn = p.role_arn.clone();
+                o.session_name = p.session_name.clone();
+            }
+            None => out.push(p.clone()),
+        }
     }
     out
 }

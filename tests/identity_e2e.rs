@@ -914,3 +914,341 @@ async fn standard_chain_reaches_sts_over_https_with_the_ca_bundle() {
     assert_eq!(json_out(&out)["rows"], 30);
     assert_eq!(sts.exchanges(), 1);
 }
+
+/// A storage token as a notebook's `getToken("storage")` hands it in.
+fn storage_token(cfg: &EntraConfig) -> String {
+    let n = now();
+    jwt(&json!({
+        "aud": "https://storage.azure.com", "iss": format!("https://sts.windows.net/{}/", cfg.tenant),
+        "tid": cfg.tenant, "oid": cfg.object_id, "nbf": n - 5, "iat": n, "exp": n + 3600,
+    }))
+}
+
+fn managed_identity_env(c: &Chain) -> Vec<(String, String)> {
+    vec![
+        ("IDENTITY_ENDPOINT".into(), c.entra.identity_endpoint()),
+        ("IDENTITY_HEADER".into(), c.entra.config().identity_header),
+        ("SSL_CERT_FILE".into(), ca_file().display().to_string()),
+        ("AWS_ENDPOINT_URL_STS".into(), c.sts.url()),
+    ]
+}
+
+fn as_auth_check(mut args: Vec<String>) -> Vec<String> {
+    args[0] = "check".into();
+    args.insert(0, "auth".into());
+    args.retain(|a| a != "--create-container");
+    args
+}
+
+/// The README's Synapse notebook recipe: the lake is written with a storage token handed in on
+/// stdin, while the workspace's managed identity (`IDENTITY_ENDPOINT`) is exchanged with STS.
+/// Each hop picks its own source under `auto`: the handed-in token only serves the audience it
+/// carries. (Before identities were per hop, the stdin token served every hop and the AWS
+/// exchange was refused: `auth check` exited 3.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn notebook_recipe_storage_token_on_stdin_and_managed_identity_for_aws() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let cont = container("nb");
+    let out = gatelake(
+        c.pull_args(&cont, &["--azure-token-stdin"]),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    assert_eq!(json_out(&out)["rows"], 300);
+    assert_eq!(c.sts.exchanges(), 1);
+
+    // The manifest names who the run was at each hop: Azure source, object id and tenant;
+    // the role asked for, the role STS assumed and the session's name. No token.
+    let cfg = c.entra.config();
+    let stored = stored_objects(&cont).await;
+    let (_, manifest) = stored
+        .iter()
+        .find(|(p, _)| p.ends_with("_manifest.json"))
+        .expect("a manifest");
+    let manifest: Value = serde_json::from_slice(manifest).unwrap();
+    support::manifest::check_manifest(&manifest);
+    let identity = |role: &str| {
+        manifest["identities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} identity in {manifest}"))
+            .clone()
+    };
+    let storage = identity("storage");
+    assert_eq!(storage["source"], "token on stdin (--azure-token-stdin)");
+    assert_eq!(storage["object_id"], cfg.object_id.as_str());
+    assert_eq!(storage["tenant"], cfg.tenant.as_str());
+    let aws = identity("aws");
+    assert_eq!(
+        aws["source"], "managed identity (IDENTITY_ENDPOINT)",
+        "{aws}"
+    );
+    assert_eq!(aws["object_id"], cfg.object_id.as_str());
+    assert_eq!(aws["role_arn"], ROLE);
+    let assumed = aws["name"].as_str().unwrap();
+    assert!(assumed.contains(":assumed-role/gatelake-reader/"), "{aws}");
+    assert!(
+        aws["session_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("gatelake-cursor-"),
+        "{aws}"
+    );
+    assert_eq!(identity("api")["name"], assumed);
+    let mut secrets = c.entra.issued();
+    secrets.push(token.clone());
+    secrets.extend(c.sts.issued_secrets());
+    let blobs: Vec<(&str, &[u8])> = stored
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.as_slice()))
+        .collect();
+    assert_no_secret(&secrets, &blobs);
+
+    let out = gatelake(
+        as_auth_check(c.pull_args(&cont, &["--azure-token-stdin"])),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    let v = json_out(&out);
+    assert!(out.status.success(), "{v}\n{}", text(&out.stderr));
+    let hops = v["hops"].as_array().unwrap();
+    let azure = hops.iter().find(|h| h["hop"] == "azure").unwrap();
+    assert_eq!(
+        azure["identity"]["hops"]["storage"]["source"], "token on stdin (--azure-token-stdin)",
+        "{azure}"
+    );
+    assert_eq!(
+        azure["identity"]["hops"]["aws"]["source"], "managed identity (IDENTITY_ENDPOINT)",
+        "{azure}"
+    );
+    for hop in ["aws", "api", "lake"] {
+        let h = hops.iter().find(|h| h["hop"] == hop).unwrap();
+        assert_eq!(h["status"], "ok", "{h}");
+    }
+    let mut secrets = c.entra.issued();
+    secrets.push(token);
+    secrets.extend(c.sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// `auth check` checks each hop on its own: when the AWS hop's Azure identity is refused (an
+/// explicit `token` for it, but only a storage token handed in), the lake is still probed with
+/// the storage token, and the refusal names both audiences and the flag that fixes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_check_reports_each_hop_on_its_own() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let cont = container("perhop");
+    // The container must exist for the lake probe.
+    let out = gatelake(
+        c.pull_args(&cont, &["--azure-token-stdin", "--max-pages", "1"]),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gatelake(
+        as_auth_check(c.pull_args(&cont, &["--azure-token-stdin", "--azure-auth-aws", "token"])),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let v = json_out(&out);
+    let hop = |name: &str| {
+        v["hops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["hop"] == name)
+            .unwrap()
+            .clone()
+    };
+    let azure = hop("azure");
+    assert_eq!(azure["status"], "failed", "{azure}");
+    let err = azure["error"].as_str().unwrap();
+    for wanted in [
+        "--azure-auth-aws token",
+        "https://storage.azure.com",
+        "api://AzureADTokenExchange",
+    ] {
+        assert!(err.contains(wanted), "{wanted} not in {err}");
+    }
+    assert_eq!(
+        azure["identity"]["hops"]["storage"]["source"],
+        "token on stdin (--azure-token-stdin)"
+    );
+    assert_eq!(hop("aws")["status"], "skipped");
+    assert_eq!(hop("lake")["status"], "ok", "{v}");
+    assert_no_secret(
+        &[token],
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// `--show-settings` names each hop's resolved source and the flag that chose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn show_settings_names_the_source_per_hop() {
+    let c = chain(true, Duration::ZERO).await;
+    let token = storage_token(&c.entra.config());
+    let out = gatelake(
+        c.pull_args(
+            &container("show"),
+            &["--azure-token-stdin", "--show-settings"],
+        ),
+        managed_identity_env(&c),
+        Some(format!("{token}\n")),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = json_out(&out);
+    let row = |key: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {rows}"))
+            .clone()
+    };
+    assert!(row("azure-source-storage")["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("token on stdin"));
+    assert!(row("azure-source-aws")["value"]
+        .as_str()
+        .unwrap()
+        .starts_with("managed identity (IDENTITY_ENDPOINT)"));
+    assert_eq!(
+        row("azure-source-aws")["origin"],
+        "resolved from --azure-auth-aws auto"
+    );
+    assert!(row("azure-token")["origin"]
+        .as_str()
+        .unwrap()
+        .contains("aud https://storage.azure.com"));
+    assert_no_secret(
+        &[token],
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// No side effects before the identity is known: a role whose trust policy refuses the token
+/// and an API bearer identity that is refused both end in exit 3 before the job's lock is
+/// taken or a checkpoint written — the destination holds no `_state/`. The AccessDenied
+/// message names the role ARN and what its trust policy must match (iss, sub, aud), never
+/// the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_identity_leaves_nothing_behind() {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
+    let sts = StsFront::start(
+        TrustPolicy {
+            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
+            audience: "api://AzureADTokenExchange".into(),
+            subject: "someone-else".into(),
+        },
+        issued.clone(),
+    )
+    .await;
+    let api = ApiGateway::start(ApiConfig {
+        records: 40,
+        page_size: 20,
+        auth: ApiAuthCheck::SigV4Issued {
+            issued,
+            region: "us-east-1".into(),
+        },
+        ..Default::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let dest = lake.path().join("orders");
+    let mi_env = |header: &str| {
+        vec![
+            ("IDENTITY_ENDPOINT".to_string(), entra.identity_endpoint()),
+            ("IDENTITY_HEADER".to_string(), header.to_string()),
+            ("SSL_CERT_FILE".to_string(), ca_file().display().to_string()),
+            ("AWS_ENDPOINT_URL_STS".to_string(), sts.url()),
+        ]
+    };
+    let common = |auth: &[&str]| {
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--region",
+            "us-east-1",
+            "--dest",
+            &dest.display().to_string(),
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        a.extend(s(auth));
+        a
+    };
+
+    // The role's trust policy does not name this identity.
+    let out = gatelake(
+        common(&["--api-auth", "iam", "--aws-role-arn", ROLE]),
+        mi_env(&cfg.identity_header),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = json_out(&out)["error"].as_str().unwrap().to_string();
+    for wanted in [
+        ROLE,
+        "trust policy",
+        &format!(":sub = {}", cfg.object_id),
+        ":aud = api://AzureADTokenExchange",
+        &format!("sts.windows.net/{}", cfg.tenant),
+    ] {
+        assert!(err.contains(wanted), "{wanted} not in {err}");
+    }
+    assert!(
+        !dest.join("_state").exists(),
+        "a refused role left {:?}",
+        std::fs::read_dir(&dest).map(|d| d.count())
+    );
+    assert_eq!(api.requests().len(), 0);
+
+    // The API's bearer identity (a managed identity whose header is stale) is refused.
+    let out = gatelake(
+        common(&[
+            "--api-auth",
+            "bearer",
+            "--bearer-from",
+            "azure",
+            "--bearer-audience",
+            "api://orders-api",
+        ]),
+        mi_env("stale-header"),
+        None,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(!dest.join("_state").exists());
+    let mut secrets = entra.issued();
+    secrets.extend(sts.issued_secrets());
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}

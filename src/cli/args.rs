@@ -54,6 +54,10 @@ pub enum WebIdentityKind {
     Azure,
     /// The GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
     Github,
+    /// The GitLab CI ID token in GITLAB_OIDC_TOKEN (the job's `id_tokens:`; another variable: GATELAKE_GITLAB_TOKEN_VAR).
+    Gitlab,
+    /// The Azure DevOps service connection's OIDC token (SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN).
+    AzureDevops,
     /// A token file: --web-identity-token-file or AWS_WEB_IDENTITY_TOKEN_FILE, re-read on every exchange.
     File,
     /// A token in GATELAKE_WEB_IDENTITY_TOKEN.
@@ -72,17 +76,31 @@ pub enum BearerFrom {
 /// Who the tool is on Azure and AWS (see the README's identity section).
 #[derive(Debug, Args, Clone)]
 pub struct IdentityArgs {
-    /// Azure identity: auto, token, workload-identity, managed-identity, service-principal, cli
-    /// (Entra tokens), or connection-string, key, sas (storage only). [default: auto]
+    /// Azure identity, the default for every hop (storage, the AWS exchange, the API bearer):
+    /// auto, token, workload-identity, ci-oidc, managed-identity, service-principal, cli (Entra
+    /// tokens), or connection-string, key, sas (storage only). [default: auto]
     #[arg(long, env = "GATELAKE_AZURE_AUTH", value_name = "KIND")]
     pub azure_auth: Option<String>,
 
-    /// A file holding an Entra token (re-read on every use), e.g. from a notebook's getToken.
-    /// GATELAKE_AZURE_TOKEN may hold the token itself.
-    #[arg(long, env = "GATELAKE_AZURE_TOKEN_FILE", value_name = "PATH")]
-    pub azure_token_file: Option<PathBuf>,
+    /// Azure identity for the lake only (overrides --azure-auth for storage). [default: --azure-auth]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH_STORAGE", value_name = "KIND")]
+    pub azure_auth_storage: Option<String>,
 
-    /// Read an Entra token from standard input.
+    /// Azure identity whose token is exchanged with AWS STS (--web-identity azure). [default: --azure-auth]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH_AWS", value_name = "KIND")]
+    pub azure_auth_aws: Option<String>,
+
+    /// Azure identity for the API's bearer token (--bearer-from azure). [default: --azure-auth]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH_API", value_name = "KIND")]
+    pub azure_auth_api: Option<String>,
+
+    /// A file holding an Entra token (re-read on every use), e.g. from a notebook's getToken.
+    /// Repeatable: each token serves only the hop whose audience (aud) it carries.
+    /// GATELAKE_AZURE_TOKEN may hold a token itself.
+    #[arg(long, env = "GATELAKE_AZURE_TOKEN_FILE", value_name = "PATH")]
+    pub azure_token_file: Vec<PathBuf>,
+
+    /// Read Entra tokens from standard input, one per line (each serves the hop whose audience it carries).
     #[arg(long)]
     pub azure_token_stdin: bool,
 
@@ -103,7 +121,7 @@ pub struct IdentityArgs {
     #[arg(long, env = "GATELAKE_WEB_IDENTITY", value_enum, value_name = "SOURCE")]
     pub web_identity: Option<WebIdentityKind>,
 
-    /// Audience of the web identity token. [default: azure: api://AzureADTokenExchange; github: sts.amazonaws.com]
+    /// Audience of the web identity token (gitlab's is set by the job's id_tokens, azure-devops' is api://AzureADTokenExchange). [default: azure: api://AzureADTokenExchange; github: sts.amazonaws.com]
     #[arg(long, env = "GATELAKE_WEB_IDENTITY_AUDIENCE", value_name = "AUDIENCE")]
     pub web_identity_audience: Option<String>,
 

@@ -14,7 +14,7 @@ use super::identity;
 use super::settings::{self, IdentitySettings, Resolver};
 use clap::ArgMatches;
 use gatelake::config::{ApiAuth, SourceConfig};
-use gatelake::identity::azure::{AzureIdentity, TokenClaims, STORAGE_AUDIENCE};
+use gatelake::identity::azure::{AzureHop, AzureIdentity, HopIdentities, TokenClaims};
 use gatelake::sink::PutMode;
 use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::PaginationConfig;
@@ -143,77 +143,110 @@ async fn walk(
     let mut hops = Vec::new();
     let api_auth = source.map(|s| s.auth.clone()).unwrap_or(ApiAuth::None);
 
-    // 1. Azure.
-    let mut azure: Option<Arc<AzureIdentity>> = None;
-    let mut azure_failed = false;
-    if identity::needs_azure(ident, dest, &api_auth) {
-        match identity::azure_identity(ident).await {
-            Err(e) => {
-                azure_failed = true;
-                hops.push(Hop::failed("azure", e.to_string(), "choose a source with --azure-auth and set its variables (see `gatelake pull --help` and the README's identity section)", ExitCode::Auth));
-            }
-            Ok(id) => {
-                let mut audiences: Vec<String> = Vec::new();
-                if gatelake::sink::azure::is_azure_destination(dest)
-                    && !identity::storage_uses_env_credentials(ident.azure.kind)
-                {
-                    audiences.push(STORAGE_AUDIENCE.to_string());
-                }
-                if let Some(r) = ident
-                    .aws_role
-                    .as_ref()
-                    .filter(|r| r.web_identity == WebIdentityKind::Azure)
-                {
-                    audiences.push(r.audience.clone());
-                }
-                if let ApiAuth::BearerFromAzure { audience } = &api_auth {
-                    audiences.push(audience.clone());
-                }
-                let mut tokens = Vec::new();
-                let mut failure = None;
-                for a in &audiences {
-                    match id.token_for(a).await {
-                        Ok(t) => tokens.push(claims_json(
+    // 1. Azure: each hop that needs an Entra identity resolves and proves its own, so one
+    // hop's failure does not hide whether the others work.
+    let wanted = identity::azure_hops(ident, dest, &api_auth);
+    let azure = match identity::azure_identities(ident, &wanted).await {
+        Ok(a) => a,
+        Err(e) => {
+            hops.push(Hop::failed(
+                "azure",
+                e.to_string(),
+                "fix --ca-bundle / SSL_CERT_FILE",
+                ExitCode::Failure,
+            ));
+            HopIdentities::default()
+        }
+    };
+    let mut failed_hops: Vec<AzureHop> = Vec::new();
+    if wanted.is_empty() {
+        hops.push(Hop::skipped("azure", "no hop uses an Entra identity"));
+    } else if !hops.iter().any(|h| h.hop == "azure") {
+        let mut per_hop = serde_json::Map::new();
+        let mut tokens = Vec::new();
+        let mut errors = Vec::new();
+        for (hop, audience) in &wanted {
+            let outcome = match azure.get(*hop) {
+                Some(id) => id
+                    .token_for(audience)
+                    .await
+                    .map(|t| {
+                        claims_json(
                             id.source.describe(),
-                            a,
+                            audience,
                             t.token.secret(),
                             t.expires_on,
-                        )),
-                        Err(e) => {
-                            failure = Some(e.to_string());
-                            break;
-                        }
-                    }
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+                None => Err(azure.error(*hop).unwrap_or("not resolved").to_string()),
+            };
+            match outcome {
+                Ok(mut claims) => {
+                    claims["hop"] = json!(hop.name());
+                    per_hop.insert(hop.name().into(), claims.clone());
+                    tokens.push(claims);
                 }
-                match failure {
-                    Some(e) => {
-                        azure_failed = true;
-                        hops.push(Hop::failed("azure", e, "the message above names the setting or claim to fix; `--azure-auth` picks another source", ExitCode::Auth));
-                    }
-                    None => hops.push(Hop::ok(
-                        "azure",
-                        json!({ "source": id.source.describe(), "tokens": tokens }),
-                    )),
+                Err(e) => {
+                    failed_hops.push(*hop);
+                    per_hop.insert(hop.name().into(), json!({ "status": "failed", "error": e }));
+                    errors.push(format!("{}: {e}", hop.describe()));
                 }
-                azure = Some(id);
             }
         }
-    } else {
-        hops.push(Hop::skipped("azure", "no hop uses an Entra identity"));
+        let sources: std::collections::BTreeSet<&str> = wanted
+            .iter()
+            .filter_map(|(h, _)| azure.get(*h).map(|id| id.source.describe()))
+            .collect();
+        let source = if sources.len() == 1 {
+            sources.iter().next().map(|s| s.to_string())
+        } else {
+            Some(
+                wanted
+                    .iter()
+                    .filter_map(|(h, _)| {
+                        azure
+                            .get(*h)
+                            .map(|id| format!("{}: {}", h.name(), id.source.describe()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            )
+        };
+        let identity = json!({ "source": source, "tokens": tokens, "hops": per_hop });
+        if errors.is_empty() {
+            hops.push(Hop::ok("azure", identity));
+        } else {
+            let fix = format!(
+                "the message names the setting or claim to fix; {} picks another source for that hop (--azure-auth for every hop)",
+                failed_hops
+                    .iter()
+                    .map(|h| h.flag())
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            );
+            let mut hop = Hop::failed("azure", errors.join("; "), &fix, ExitCode::Auth);
+            hop.identity = identity;
+            hops.push(hop);
+        }
     }
+    let azure_failed_for = |hop: AzureHop| {
+        failed_hops.contains(&hop)
+            || (wanted.iter().any(|(h, _)| *h == hop) && azure.get(hop).is_none())
+    };
 
     // 2. AWS.
     let mut aws_creds = None;
     let mut aws_failed = false;
     if let Some(role) = &ident.aws_role {
-        if role.web_identity == WebIdentityKind::Azure && azure_failed {
+        if role.web_identity == WebIdentityKind::Azure && azure_failed_for(AzureHop::Aws) {
             aws_failed = true;
             hops.push(Hop::skipped(
                 "aws",
-                "the Azure hop failed, and the web identity comes from it",
+                "the Azure identity for the AWS exchange failed, and the web identity comes from it",
             ));
         } else {
-            match identity::aws_credentials(ident, azure.as_ref(), job) {
+            match identity::aws_credentials(ident, azure.get(AzureHop::Aws), job) {
                 Err(e) => {
                     aws_failed = true;
                     hops.push(Hop::failed(
@@ -224,7 +257,7 @@ async fn walk(
                     ));
                 }
                 Ok(None) => {}
-                Ok(Some((creds, config))) => match creds.fetch_uncached().await {
+                Ok(Some(role_creds)) => match role_creds.credentials.fetch_uncached().await {
                     Err(e) => {
                         aws_failed = true;
                         hops.push(Hop::failed("aws", e.to_string(), "fix the IAM OIDC provider or the role's trust policy as the message says (examples/aws/ has both)", ExitCode::Auth));
@@ -233,9 +266,9 @@ async fn walk(
                         let expires = c.expiry().map(|e| rfc3339(time::OffsetDateTime::from(e)));
                         match gatelake::identity::aws::caller_identity(
                             c,
-                            &config.region,
-                            config.endpoint_url.as_deref(),
-                            config.http_client.clone(),
+                            &role_creds.config.region,
+                            role_creds.config.endpoint_url.as_deref(),
+                            role_creds.config.http_client.clone(),
                         )
                         .await
                         {
@@ -247,7 +280,7 @@ async fn walk(
                                     "account": who.account,
                                     "expires_at": expires,
                                 })));
-                                aws_creds = Some(creds);
+                                aws_creds = Some(role_creds.credentials.clone());
                             }
                             Err(e) => {
                                 aws_failed = true;
@@ -310,19 +343,26 @@ async fn walk(
         Some(_) if aws_failed && matches!(api_auth, ApiAuth::Iam { .. }) => {
             hops.push(Hop::skipped("api", "the AWS hop failed"))
         }
-        Some(_) if azure_failed && matches!(api_auth, ApiAuth::BearerFromAzure { .. }) => {
-            hops.push(Hop::skipped("api", "the Azure hop failed"))
+        Some(_)
+            if azure_failed_for(AzureHop::Api)
+                && matches!(api_auth, ApiAuth::BearerFromAzure { .. }) =>
+        {
+            hops.push(Hop::skipped(
+                "api",
+                "the Azure identity for the API's bearer token failed",
+            ))
         }
-        Some(src) => hops.push(check_api(src, ident, aws_creds, azure.as_ref()).await),
+        Some(src) => hops.push(check_api(src, ident, aws_creds, azure.get(AzureHop::Api)).await),
     }
 
-    // 4. The lake.
-    let storage_needs_azure = gatelake::sink::azure::is_azure_destination(dest)
-        && !identity::storage_uses_env_credentials(ident.azure.kind);
-    if storage_needs_azure && azure_failed {
-        hops.push(Hop::skipped("lake", "the Azure hop failed"));
+    // 4. The lake: skipped only when its own identity failed.
+    if azure_failed_for(AzureHop::Storage) {
+        hops.push(Hop::skipped(
+            "lake",
+            "the Azure identity for storage failed",
+        ));
     } else {
-        hops.push(check_lake(dest, ident, azure.as_ref()).await);
+        hops.push(check_lake(dest, ident, azure.get(AzureHop::Storage)).await);
     }
     hops
 }

@@ -8,9 +8,13 @@ use super::settings::{AwsRoleSettings, IdentitySettings};
 use gatelake::config::ApiAuth;
 use gatelake::http::HttpOptions;
 use gatelake::identity::aws::{
-    sts_endpoint_from_env, AwsCredentials, WebIdentityConfig, WebIdentityProvider,
+    sts_endpoint_from_env, AssumedRoleHandle, AwsCredentials, WebIdentityConfig,
+    WebIdentityProvider,
 };
-use gatelake::identity::azure::{AzureAuthKind, AzureIdentity};
+use gatelake::identity::azure::{
+    AzureAuthKind, AzureHop, AzureIdentity, HopIdentities, STORAGE_AUDIENCE,
+};
+use gatelake::identity::ci_oidc::{self, CiProvider};
 use gatelake::identity::web_identity::{
     AzureTokenSource, EnvTokenSource, FileTokenSource, GithubOidcSource, WebIdentityTokenSource,
 };
@@ -65,16 +69,29 @@ pub fn storage_uses_env_credentials(kind: AzureAuthKind) -> bool {
             .any(|v| env(v).is_some()))
 }
 
-/// Whether any hop of this run needs an Entra identity.
-pub fn needs_azure(settings: &IdentitySettings, dest: &str, auth: &ApiAuth) -> bool {
-    let storage = gatelake::sink::azure::is_azure_destination(dest)
-        && !storage_uses_env_credentials(settings.azure.kind);
-    let aws = settings
+/// The hops of this run that need an Entra identity, each with the audience of its tokens.
+pub fn azure_hops(
+    settings: &IdentitySettings,
+    dest: &str,
+    auth: &ApiAuth,
+) -> Vec<(AzureHop, String)> {
+    let mut hops = Vec::new();
+    if gatelake::sink::azure::is_azure_destination(dest)
+        && !storage_uses_env_credentials(settings.azure.kind_for(AzureHop::Storage))
+    {
+        hops.push((AzureHop::Storage, STORAGE_AUDIENCE.to_string()));
+    }
+    if let Some(role) = settings
         .aws_role
         .as_ref()
-        .is_some_and(|r| r.web_identity == WebIdentityKind::Azure);
-    let api = matches!(auth, ApiAuth::BearerFromAzure { .. });
-    storage || aws || api
+        .filter(|r| r.web_identity == WebIdentityKind::Azure)
+    {
+        hops.push((AzureHop::Aws, role.audience.clone()));
+    }
+    if let ApiAuth::BearerFromAzure { audience } = auth {
+        hops.push((AzureHop::Api, audience.clone()));
+    }
+    hops
 }
 
 /// The AWS SDK's HTTP client with the same extra trusted roots as every other hop (`None`
@@ -86,15 +103,14 @@ pub fn sdk_http_client(
         .map_err(|e| IdentityFailure(e.to_string()))
 }
 
-/// Resolve the Azure identity.
-pub async fn azure_identity(
+/// Resolve the Azure identity of each hop in `wanted` (see [`azure_hops`]); each hop's
+/// failure is kept with it, so `auth check` can report every hop on its own.
+pub async fn azure_identities(
     settings: &IdentitySettings,
-) -> Result<Arc<AzureIdentity>, IdentityFailure> {
-    if settings.azure.kind.is_storage_only() {
-        return Err(IdentityFailure(format!(
-            "--azure-auth {} only authorizes storage, but an Entra token is needed (for --web-identity azure or --bearer-from azure); choose auto, token, workload-identity, managed-identity, service-principal or cli",
-            settings.azure.kind.as_str()
-        )));
+    wanted: &[(AzureHop, String)],
+) -> Result<HopIdentities, IdentityFailure> {
+    if wanted.is_empty() {
+        return Ok(HopIdentities::default());
     }
     let http = gatelake::http::client(&HttpOptions {
         timeout: Duration::from_secs(30),
@@ -102,17 +118,65 @@ pub async fn azure_identity(
     })
     .map_err(|e| IdentityFailure(e.to_string()))?;
     let lookup = |name: &str| std::env::var(name).ok();
-    AzureIdentity::resolve(&settings.azure, &lookup, http)
-        .await
-        .map(Arc::new)
-        .map_err(|e| IdentityFailure(e.to_string()))
+    Ok(HopIdentities::resolve(&settings.azure, wanted, &lookup, http).await)
+}
+
+/// `--show-settings` rows naming the Azure source each hop of this run resolves to (no token
+/// is fetched; under `auto` the VM metadata service may be probed for a second).
+pub async fn hop_sources(
+    settings: &IdentitySettings,
+    dest: &str,
+    auth: &ApiAuth,
+) -> Vec<super::settings::Shown> {
+    let wanted = azure_hops(settings, dest, auth);
+    let mut rows = Vec::new();
+    if gatelake::sink::azure::is_azure_destination(dest)
+        && !wanted.iter().any(|(h, _)| *h == AzureHop::Storage)
+    {
+        rows.push(super::settings::Shown {
+            key: "azure-source-storage".into(),
+            value: "storage account variables (connection string, key or SAS)".into(),
+            origin: format!(
+                "--azure-auth-storage {}",
+                settings.azure.kind_for(AzureHop::Storage).as_str()
+            ),
+        });
+    }
+    let resolved = match azure_identities(settings, &wanted).await {
+        Ok(r) => r,
+        Err(e) => {
+            rows.push(super::settings::Shown {
+                key: "azure-source".into(),
+                value: format!("not resolved: {e}"),
+                origin: "resolved".into(),
+            });
+            return rows;
+        }
+    };
+    for (hop, audience) in &wanted {
+        let value = match (resolved.get(*hop), resolved.error(*hop)) {
+            (Some(id), _) => format!("{} (tokens for {audience})", id.source.describe()),
+            (None, Some(e)) => format!("not resolved: {e}"),
+            (None, None) => "not resolved".into(),
+        };
+        rows.push(super::settings::Shown {
+            key: format!("azure-source-{}", hop.name()),
+            value,
+            origin: format!(
+                "resolved from {} {}",
+                hop.flag(),
+                settings.azure.kind_for(*hop).as_str()
+            ),
+        });
+    }
+    rows
 }
 
 /// Open the destination with the storage credential the settings choose.
 pub fn open_sink(
     dest: &str,
     settings: &IdentitySettings,
-    azure: Option<&Arc<AzureIdentity>>,
+    storage: Option<&Arc<AzureIdentity>>,
 ) -> Result<Arc<dyn Sink>, SinkError> {
     if !gatelake::sink::azure::is_azure_destination(dest) {
         return gatelake::sink::open(dest);
@@ -120,7 +184,7 @@ pub fn open_sink(
     let http = gatelake::http::storage_client(&http_options(settings))
         .map_err(|e| SinkError::Credentials(e.to_string()))?;
     let location = AzureLocation::parse(dest)?;
-    let kind = settings.azure.kind;
+    let kind = settings.azure.kind_for(AzureHop::Storage);
     let (location, credential) = if storage_uses_env_credentials(kind) {
         let wanted: &[&str] = match kind {
             AzureAuthKind::ConnectionString => &["AZURE_STORAGE_CONNECTION_STRING"],
@@ -142,8 +206,13 @@ pub fn open_sink(
                 .unwrap_or(""),
         };
         if !needed.is_empty() && env(needed).is_none() {
+            let flag = if settings.azure.storage_kind.is_some() {
+                "--azure-auth-storage"
+            } else {
+                "--azure-auth"
+            };
             return Err(SinkError::Credentials(format!(
-                "--azure-auth {} needs {needed} to be set",
+                "{flag} {} needs {needed} to be set",
                 kind.as_str()
             )));
         }
@@ -156,7 +225,7 @@ pub fn open_sink(
         };
         auth::resolve(location, &lookup)?
     } else {
-        let Some(identity) = azure else {
+        let Some(identity) = storage else {
             return Err(SinkError::Credentials(
                 "internal: no Azure identity for storage".into(),
             ));
@@ -193,6 +262,21 @@ pub fn token_source(
                     .map_err(|e| IdentityFailure(e.to_string()))?,
             )
         }
+        WebIdentityKind::Gitlab | WebIdentityKind::AzureDevops => {
+            let provider = if role.web_identity == WebIdentityKind::Gitlab {
+                CiProvider::Gitlab
+            } else {
+                CiProvider::AzureDevops
+            };
+            let http = gatelake::http::client(&HttpOptions {
+                timeout: Duration::from_secs(30),
+                ..http_options(settings)
+            })
+            .map_err(|e| IdentityFailure(e.to_string()))?;
+            let lookup = |name: &str| std::env::var(name).ok();
+            ci_oidc::token_source(provider, &role.audience, &lookup, http)
+                .map_err(|e| IdentityFailure(e.to_string()))?
+        }
         WebIdentityKind::File => match &role.token_file {
             Some(p) => Arc::new(FileTokenSource::new(p.clone())),
             None => {
@@ -215,13 +299,22 @@ pub fn token_source(
     })
 }
 
+/// The role side of a run: cached, refreshed credentials from the web-identity exchange.
+pub struct RoleCredentials {
+    pub credentials: Arc<AwsCredentials>,
+    pub config: WebIdentityConfig,
+    /// Who each exchange made us (for the manifest).
+    pub assumed: AssumedRoleHandle,
+}
+
 /// AWS credentials for `--api-auth iam`: the web-identity exchange when a role is given
-/// (re-exchanged before expiry), otherwise `None` (the client uses the standard chain).
+/// (re-exchanged before expiry), otherwise `None` (the standard chain applies). `azure` is
+/// the identity of the AWS hop (`--web-identity azure`).
 pub fn aws_credentials(
     settings: &IdentitySettings,
     azure: Option<&Arc<AzureIdentity>>,
     job: &str,
-) -> Result<Option<(Arc<AwsCredentials>, WebIdentityConfig)>, IdentityFailure> {
+) -> Result<Option<RoleCredentials>, IdentityFailure> {
     let Some(role) = &settings.aws_role else {
         return Ok(None);
     };
@@ -237,13 +330,16 @@ pub fn aws_credentials(
         http_client: sdk_http_client(settings)?,
     };
     let provider = WebIdentityProvider::new(config.clone(), source);
-    // Re-exchange when a fifth of the session (at most five minutes) is left.
-    let margin = (role.session_duration / 5).min(gatelake::identity::aws::REFRESH_MARGIN);
-    let creds = AwsCredentials::with_margin(
+    let assumed = provider.assumed_role();
+    // Re-exchanged ahead of the expiry STS returns (see identity::token_cache).
+    let credentials = Arc::new(AwsCredentials::new(
         aws_credential_types::provider::SharedCredentialsProvider::new(provider),
-        margin,
-    );
-    Ok(Some((Arc::new(creds), config)))
+    ));
+    Ok(Some(RoleCredentials {
+        credentials,
+        config,
+        assumed,
+    }))
 }
 
 #[cfg(test)]

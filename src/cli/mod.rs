@@ -4,9 +4,11 @@
 
 pub mod args;
 pub mod auth_check;
+pub mod azure_settings;
 pub mod exit_code;
 pub mod identity;
 pub mod progress;
+pub mod prove;
 pub mod settings;
 pub mod sql;
 
@@ -14,6 +16,7 @@ use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
 use exit_code::ExitCode;
 use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
+use gatelake::identity::azure::AzureHop;
 use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
 use gatelake::source::client::ApiClient;
@@ -134,7 +137,16 @@ fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
 
 async fn run_pull(resolved: settings::Resolved) -> ExitCode {
     if resolved.show_settings {
-        print_settings(&resolved.shown, resolved.output);
+        let mut shown = resolved.shown.clone();
+        shown.extend(
+            identity::hop_sources(
+                &resolved.identity,
+                &resolved.dest,
+                &resolved.pull.source.auth,
+            )
+            .await,
+        );
+        print_settings(&shown, resolved.output);
         return ExitCode::Success;
     }
     for w in resolved
@@ -252,26 +264,41 @@ async fn execute(
         report_failure(&message, ExitCode::Auth, mode);
         ExitCode::Auth
     };
-    let azure = if identity::needs_azure(identity, dest, &pull.source.auth) {
-        match identity::azure_identity(identity).await {
-            Ok(a) => {
-                tracing::info!(
-                    "Azure identity: {} (--azure-auth {})",
-                    a.source.describe(),
-                    identity.azure.kind.as_str()
-                );
-                Some(a)
-            }
-            Err(e) => return auth_failure(e.to_string()),
-        }
-    } else {
-        None
-    };
-    let aws = match identity::aws_credentials(identity, azure.as_ref(), &pull.job) {
+    let wanted = identity::azure_hops(identity, dest, &pull.source.auth);
+    let azure = match identity::azure_identities(identity, &wanted).await {
         Ok(a) => a,
         Err(e) => return auth_failure(e.to_string()),
     };
-    let sink = match identity::open_sink(dest, identity, azure.as_ref()) {
+    if let Some(e) = azure.first_error() {
+        return auth_failure(e.to_string());
+    }
+    for (hop, id) in azure.iter() {
+        if let Ok(id) = id {
+            tracing::info!(
+                "Azure identity for {}: {}",
+                hop.name(),
+                id.source.describe()
+            );
+        }
+    }
+    let role = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
+        Ok(a) => a,
+        Err(e) => return auth_failure(e.to_string()),
+    };
+    let aws = match aws_for_api(identity, role.as_ref(), &pull.source.auth).await {
+        Ok(a) => a,
+        Err(e) => return auth_failure(e),
+    };
+    // Every hop proves its identity before the lock is taken or anything is written.
+    let to_prove = aws.as_ref().map(|credentials| prove::AwsToProve {
+        credentials,
+        assumed: role.as_ref().map(|r| &r.assumed),
+    });
+    let proven = match prove::prove(identity, &wanted, &azure, to_prove).await {
+        Ok(p) => p,
+        Err(e) => return auth_failure(e.to_string()),
+    };
+    let sink = match identity::open_sink(dest, identity, azure.get(AzureHop::Storage)) {
         Ok(s) => s,
         Err(e) => {
             let code = ExitCode::of_sink_error(&e);
@@ -296,31 +323,8 @@ async fn execute(
             return ExitCode::Failure;
         }
     };
-    // Without a role, the standard AWS chain signs; built here (rather than by the client)
-    // only so that its own calls (STS, SSO, containers) trust --ca-bundle as well.
-    let aws = match (aws, &pull.source.auth) {
-        (Some((c, _)), _) => Some(c),
-        (None, gatelake::config::ApiAuth::Iam { region }) => {
-            match identity::sdk_http_client(identity) {
-                Ok(Some(h)) => {
-                    match gatelake::identity::aws::AwsCredentials::from_default_chain_with(
-                        region,
-                        Some(h),
-                    )
-                    .await
-                    {
-                        Ok(c) => Some(Arc::new(c)),
-                        Err(e) => return auth_failure(e.to_string()),
-                    }
-                }
-                Ok(None) => None,
-                Err(e) => return auth_failure(e.to_string()),
-            }
-        }
-        (None, _) => None,
-    };
     let client = match ApiClient::new(&pull.source, http, aws).await {
-        Ok(c) => match &azure {
+        Ok(c) => match azure.get(AzureHop::Api) {
             Some(a) => c.with_bearer_credential(a.credential()),
             None => c,
         },
@@ -333,7 +337,10 @@ async fn execute(
     };
     let reporter = reporter_for(progress);
     let (stop_handle, stop) = StopSignal::new();
-    let options = RunOptions { restart };
+    let options = RunOptions {
+        restart,
+        identities: proven,
+    };
     let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
@@ -367,6 +374,28 @@ async fn execute(
             report_failure(&gatelake::report::error_chain(&e), code, mode);
             code
         }
+    }
+}
+
+/// The credentials that sign API requests under `--api-auth iam`: the role's, else the
+/// standard AWS chain's — built here (rather than by the client) so that they can be proved
+/// before the run starts, and so that the chain's own calls (STS, SSO, containers) trust
+/// `--ca-bundle` as well.
+async fn aws_for_api(
+    identity: &settings::IdentitySettings,
+    role: Option<&identity::RoleCredentials>,
+    auth: &gatelake::config::ApiAuth,
+) -> Result<Option<Arc<gatelake::identity::aws::AwsCredentials>>, String> {
+    match (role, auth) {
+        (Some(r), _) => Ok(Some(r.credentials.clone())),
+        (None, gatelake::config::ApiAuth::Iam { region }) => {
+            let http = identity::sdk_http_client(identity).map_err(|e| e.to_string())?;
+            gatelake::identity::aws::AwsCredentials::from_default_chain_with(region, http)
+                .await
+                .map(|c| Some(Arc::new(c)))
+                .map_err(|e| e.to_string())
+        }
+        (None, _) => Ok(None),
     }
 }
 

@@ -20,7 +20,7 @@ use gatelake::config::{
 };
 use gatelake::encode::drift::{OnSchemaDrift, SchemaOptions};
 use gatelake::encode::{Compression, EncodeOptions, Format};
-use gatelake::identity::azure::{AzureAuthKind, AzureOptions};
+use gatelake::identity::azure::AzureOptions;
 use gatelake::secret::{redact_url, Secret};
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig, StopRules};
 use serde::Deserialize;
@@ -95,15 +95,7 @@ pub struct JobSpec {
     pub expected_size: Option<String>,
 }
 
-/// `[jobs.NAME.azure]` (no secrets: tokens come from files, env or stdin).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AzureJob {
-    pub auth: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub client_id: Option<String>,
-    pub authority: Option<String>,
-}
+pub use super::azure_settings::AzureJob;
 
 /// `[jobs.NAME.aws]`.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -777,62 +769,9 @@ pub fn resolve_identity(
     job: &JobSpec,
     region: Option<String>,
 ) -> Result<IdentitySettings, UsageError> {
-    let az = job.azure.clone().unwrap_or_default();
+    let azure =
+        super::azure_settings::resolve_azure(r, args, job.azure.as_ref(), &mut std::io::stdin())?;
     let aws = job.aws.clone().unwrap_or_default();
-    let kind: AzureAuthKind = r
-        .pick(
-            "azure_auth",
-            args.azure_auth.clone(),
-            az.auth.clone(),
-            Some("auto".into()),
-        )
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: String| UsageError(format!("--azure-auth: {e}")))?;
-    let token_file = r
-        .pick(
-            "azure_token_file",
-            args.azure_token_file.as_deref().map(display_path),
-            az.token_file.as_deref().map(display_path),
-            None,
-        )
-        .map(PathBuf::from);
-    let mut token = None;
-    if let Some(t) = std::env::var("GATELAKE_AZURE_TOKEN")
-        .ok()
-        .filter(|t| !t.trim().is_empty())
-    {
-        r.note_secret("azure_token", "env GATELAKE_AZURE_TOKEN".into());
-        token = Some(Secret::new(t.trim()));
-    }
-    if args.azure_token_stdin {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .map_err(|e| UsageError(format!("--azure-token-stdin: cannot read stdin: {e}")))?;
-        if text.trim().is_empty() {
-            return usage("--azure-token-stdin: standard input was empty; pipe the token in, e.g. `echo \"$TOKEN\" | gatelake …`");
-        }
-        r.note_secret("azure_token", "stdin".into());
-        token = Some(Secret::new(text.trim()));
-    }
-    let client_id = r.pick(
-        "azure_client_id",
-        args.azure_client_id.clone(),
-        az.client_id.clone(),
-        None,
-    );
-    let authority = match r.pick(
-        "azure_authority",
-        args.azure_authority.clone(),
-        az.authority.clone(),
-        None,
-    ) {
-        Some(a) => Some(
-            url::Url::parse(&a)
-                .map_err(|e| UsageError(format!("--azure-authority {a}: not a URL ({e})")))?,
-        ),
-        None => None,
-    };
     let ca_bundle = r
         .pick(
             "ca_bundle",
@@ -862,6 +801,8 @@ pub fn resolve_identity(
                 Some("azure"),
             ) {
                 Some("github") => WebIdentityKind::Github,
+                Some("gitlab") => WebIdentityKind::Gitlab,
+                Some("azure-devops") => WebIdentityKind::AzureDevops,
                 Some("file") => WebIdentityKind::File,
                 Some("env") => WebIdentityKind::Env,
                 _ => WebIdentityKind::Azure,
@@ -937,13 +878,7 @@ pub fn resolve_identity(
         }
     };
     Ok(IdentitySettings {
-        azure: AzureOptions {
-            kind,
-            token_file,
-            token,
-            client_id,
-            authority,
-        },
+        azure,
         aws_role,
         ca_bundle,
     })
@@ -1212,6 +1147,8 @@ impl WebIdentityKind {
         match self {
             WebIdentityKind::Azure => "azure",
             WebIdentityKind::Github => "github",
+            WebIdentityKind::Gitlab => "gitlab",
+            WebIdentityKind::AzureDevops => "azure-devops",
             WebIdentityKind::File => "file",
             WebIdentityKind::Env => "env",
         }

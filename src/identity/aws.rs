@@ -2,7 +2,9 @@
 //!
 //! [`AwsCredentials`] hands out credentials that are valid for a while yet, fetching new ones
 //! from its provider before the cached ones expire, so a pull that runs longer than a session
-//! keeps signing with fresh credentials:
+//! keeps signing with fresh credentials. They live in the one token cache
+//! ([`crate::identity::token_cache`]), whose refresh margin comes from the expiry STS actually
+//! returned (an STS that shortens sessions gets a shorter margin, not an exchange per request):
 //! - more than the refresh margin left: the cached credentials are used;
 //! - inside the margin but with more than half of it left: the cached credentials are used and
 //!   *one* background refresh is started, so the pipeline never waits on STS;
@@ -17,6 +19,7 @@
 //! in which trust policy; transient STS failures (`IDPCommunicationError`, throttling) are
 //! retried, a bounded number of times.
 
+use crate::identity::token_cache::{Freshness, TokenCache};
 use crate::identity::web_identity::{claims_of, WebIdentityTokenSource};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
@@ -26,10 +29,6 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-use tokio::sync::{Mutex, RwLock};
-
-/// Credentials with less than this left are refreshed before use.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AwsCredentialsError {
@@ -44,12 +43,9 @@ pub enum AwsCredentialsError {
 #[derive(Debug)]
 struct Inner {
     provider: SharedCredentialsProvider,
-    cached: RwLock<Option<Credentials>>,
-    /// Held while a refresh runs, so concurrent callers share it.
-    refresh: Mutex<()>,
+    cache: TokenCache<(), Credentials>,
     background: AtomicBool,
     timeout: Duration,
-    margin: Duration,
 }
 
 /// Cached, refreshed AWS credentials. Cheap to clone (shared state).
@@ -60,19 +56,12 @@ pub struct AwsCredentials {
 
 impl AwsCredentials {
     pub fn new(provider: SharedCredentialsProvider) -> Self {
-        Self::with_margin(provider, REFRESH_MARGIN)
-    }
-
-    /// Refresh when less than `margin` is left (short test sessions use a small one).
-    pub fn with_margin(provider: SharedCredentialsProvider, margin: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 provider,
-                cached: RwLock::new(None),
-                refresh: Mutex::new(()),
+                cache: TokenCache::default(),
                 background: AtomicBool::new(false),
                 timeout: Duration::from_secs(60),
-                margin,
             }),
         }
     }
@@ -104,18 +93,14 @@ impl AwsCredentials {
 
     /// Credentials that are usable at `now`; see the module docs for when they are refreshed.
     pub async fn get(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
-        let margin = self.inner.margin;
-        if let Some(c) = self.inner.cached.read().await.as_ref() {
-            let left = time_left(c, now);
-            if left > margin {
-                return Ok(c.clone());
+        match self.inner.cache.lookup(&(), now) {
+            Freshness::Fresh(c) => Ok(c),
+            Freshness::Renew(c) => {
+                self.refresh_in_background(now);
+                Ok(c)
             }
-            if left > margin / 2 {
-                self.refresh_in_background();
-                return Ok(c.clone());
-            }
+            Freshness::Stale => self.refresh_now(now).await,
         }
-        self.refresh_now(now).await
     }
 
     /// The provider's answer right now, bypassing the cache (for `auth check`).
@@ -137,40 +122,28 @@ impl AwsCredentials {
     }
 
     async fn refresh_now(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
-        let _guard = self.inner.refresh.lock().await;
-        // Someone else may have refreshed while this caller waited.
-        if let Some(c) = self.inner.cached.read().await.as_ref() {
-            if time_left(c, now) > self.inner.margin / 2 {
-                return Ok(c.clone());
-            }
-        }
-        let fresh = self.fetch().await?;
-        *self.inner.cached.write().await = Some(fresh.clone());
-        Ok(fresh)
+        self.inner
+            .cache
+            .get_or_fetch(&(), now, || async {
+                let c = self.fetch().await?;
+                let expiry = c.expiry();
+                Ok((c, expiry))
+            })
+            .await
     }
 
-    fn refresh_in_background(&self) {
+    fn refresh_in_background(&self, now: SystemTime) {
         if self.inner.background.swap(true, Ordering::SeqCst) {
             return;
         }
         let this = self.clone();
         tokio::spawn(async move {
-            let guard = this.inner.refresh.lock().await;
-            match this.fetch().await {
-                Ok(fresh) => *this.inner.cached.write().await = Some(fresh),
-                // The foreground path retries (and reports) once the margin is used up.
-                Err(e) => tracing::warn!("background refresh of AWS credentials failed: {e}"),
+            // The foreground path retries (and reports) once the margin is used up.
+            if let Err(e) = this.refresh_now(now).await {
+                tracing::warn!("background refresh of AWS credentials failed: {e}");
             }
-            drop(guard);
             this.inner.background.store(false, Ordering::SeqCst);
         });
-    }
-}
-
-fn time_left(c: &Credentials, now: SystemTime) -> Duration {
-    match c.expiry() {
-        None => Duration::MAX,
-        Some(exp) => exp.duration_since(now).unwrap_or(Duration::ZERO),
     }
 }
 
@@ -259,6 +232,37 @@ pub struct WebIdentityProvider {
     sts: aws_sdk_sts::Client,
     config: WebIdentityConfig,
     source: Arc<dyn WebIdentityTokenSource>,
+    assumed: AssumedRoleHandle,
+}
+
+/// Who the last exchange made us: STS's `AssumedRoleUser` and the session name (for the
+/// manifest; never a credential).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssumedRole {
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`.
+    pub arn: Option<String>,
+    pub session_name: String,
+}
+
+/// A shared view of [`AssumedRole`], filled by each exchange.
+#[derive(Debug, Clone, Default)]
+pub struct AssumedRoleHandle(Arc<std::sync::Mutex<Option<AssumedRole>>>);
+
+impl AssumedRoleHandle {
+    /// The role of the last successful exchange, if any.
+    pub fn get(&self) -> Option<AssumedRole> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set(&self, role: AssumedRole) {
+        match self.0.lock() {
+            Ok(mut g) => *g = Some(role),
+            Err(p) => *p.into_inner() = Some(role),
+        }
+    }
 }
 
 /// The STS client for `region` and an optional endpoint override. Used unsigned for the
@@ -421,7 +425,13 @@ impl WebIdentityProvider {
             sts,
             config,
             source,
+            assumed: AssumedRoleHandle::default(),
         }
+    }
+
+    /// Who each exchange made us (shared: it stays valid after the provider is moved).
+    pub fn assumed_role(&self) -> AssumedRoleHandle {
+        self.assumed.clone()
     }
 
     /// The token source's name (`azure`, `github`, …).
@@ -463,6 +473,10 @@ impl WebIdentityProvider {
                         ));
                     };
                     let expiry = SystemTime::try_from(*c.expiration()).ok();
+                    self.assumed.set(AssumedRole {
+                        arn: out.assumed_role_user().map(|u| u.arn().to_string()),
+                        session_name: name.clone(),
+                    });
                     return Ok(Credentials::new(
                         c.access_key_id(),
                         c.secret_access_key(),

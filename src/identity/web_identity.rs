@@ -9,6 +9,9 @@
 //!   tokens rotate);
 //! - [`EnvTokenSource`]: a token in an environment variable.
 //!
+//! GitLab CI's ID token and Azure DevOps' service connection token are in
+//! [`crate::identity::ci_oidc`], with the GitHub source re-exported there.
+//!
 //! A source is asked for a token on every exchange and caches nothing itself beyond what its
 //! issuer's client caches: the exchange happens at most once per session.
 
@@ -35,7 +38,7 @@ pub struct WebIdentityError {
 /// A source of OIDC tokens for `AssumeRoleWithWebIdentity`.
 #[async_trait]
 pub trait WebIdentityTokenSource: Send + Sync + std::fmt::Debug {
-    /// `azure`, `github`, `file` or `env`.
+    /// `azure`, `github`, `gitlab`, `azure-devops`, `file` or `env`.
     fn name(&self) -> &'static str;
     /// A current token.
     async fn token(&self) -> Result<Secret, WebIdentityError>;

@@ -51,15 +51,31 @@ pub struct ManifestFile {
 }
 
 /// An identity the run used: what it was for and its kind, never a secret.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ManifestIdentity {
-    /// `api` or `storage`.
+    /// `api`, `storage` or `aws` (the web-identity exchange).
     pub role: String,
-    /// e.g. `api-key`, `iam`, `shared-key`, `sas`, `azure-cli`.
+    /// e.g. `api-key`, `iam`, `shared-key`, `sas`, `azure-cli`, `entra-token`,
+    /// `sts-web-identity`.
     pub kind: String,
-    /// A non-secret name (an account, a role ARN, a client id), when known.
+    /// A non-secret name: the assumed role's ARN (AWS), the app (client) id (Azure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Where an Azure identity came from (e.g. `managed identity (IDENTITY_ENDPOINT)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The Entra object id (`oid`) the tokens were issued to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// The Entra tenant (`tid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The role ARN asked for (`--aws-role-arn`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+    /// The role session's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
 }
 
 /// How the run's columns were found and held.
@@ -204,7 +220,7 @@ mod tests {
             identities: vec![ManifestIdentity {
                 role: "api".into(),
                 kind: "none".into(),
-                name: None,
+                ..Default::default()
             }],
             schema_policy: ManifestSchemaPolicy::default(),
             schema_changes: Vec::new(),

@@ -161,6 +161,11 @@ async fn serve(app: Router, tls: bool) -> Server {
     Server { addr, task }
 }
 
+/// A plain-HTTP loopback server (for stand-ins of endpoints other files define).
+pub async fn serve_plain(app: Router) -> Server {
+    serve(app, false).await
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entra + App Service managed identity
 // ---------------------------------------------------------------------------------------------

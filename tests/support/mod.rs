@@ -3,7 +3,10 @@
 //! - `apigw`: a local server that behaves like an AWS API Gateway endpoint (see `apigw.rs`).
 //! - `identity`: local Entra, managed identity, GitHub OIDC and STS-front servers (HTTPS with a
 //!   throwaway CA) for the federated identity tests.
+//! - `ci_oidc`: GitLab CI ID tokens and the Azure DevOps OIDC token endpoint.
+//! - `notebook/`: Python stand-ins for Synapse's `mssparkutils` and Fabric's `notebookutils`.
 //! - `run`: running the real binary hermetically and reading its output.
+//! - `recipe`: running `examples/` and README blocks as written (gatelake on `PATH`).
 //! - `manifest`: validating a run's manifest against `docs/manifest.schema.json`.
 //!
 //! Each integration test file includes this with `mod support;` and uses what it needs.
@@ -11,6 +14,8 @@
 
 pub mod apigw;
 pub mod azurite;
+pub mod ci_oidc;
 pub mod identity;
 pub mod manifest;
+pub mod recipe;
 pub mod run;

@@ -1,0 +1,246 @@
+//! The Entra token endpoint: the client-credentials grant for workload identity (a federated
+//! assertion) and service principals (a secret or a certificate).
+
+use super::{cached_token, cred_error, ScopeCache, TokenClaims};
+use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
+use crate::identity::token_cache::{Clock, SystemClock};
+use crate::identity::web_identity::WebIdentityTokenSource;
+use crate::secret::Secret;
+use async_trait::async_trait;
+use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use url::Url;
+
+/// How a confidential client proves itself to the token endpoint.
+#[derive(Debug, Clone)]
+pub enum ClientProof {
+    /// A federated token (workload identity), read from this file on every exchange.
+    AssertionFile(PathBuf),
+    /// A federated token asked of its source on every exchange (a CI job's OIDC token).
+    Assertion(Arc<dyn WebIdentityTokenSource>),
+    /// `AZURE_CLIENT_SECRET`.
+    Secret(Secret),
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`: a fresh assertion signed with the key per request.
+    Certificate(Arc<ClientCertificate>),
+}
+
+/// The client-credentials grant against `{authority}/{tenant}/oauth2/v2.0/token`.
+#[derive(Debug)]
+pub struct EntraClientCredential {
+    authority: Url,
+    tenant: String,
+    client_id: String,
+    proof: ClientProof,
+    http: reqwest::Client,
+    cache: ScopeCache,
+    clock: Arc<dyn Clock>,
+}
+
+impl EntraClientCredential {
+    /// The same credential on another clock (tests of refresh).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn new(
+        authority: Url,
+        tenant: String,
+        client_id: String,
+        proof: ClientProof,
+        http: reqwest::Client,
+    ) -> Self {
+        Self {
+            authority,
+            tenant,
+            client_id,
+            proof,
+            http,
+            cache: ScopeCache::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    fn token_url(&self) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/token",
+            self.authority.as_str().trim_end_matches('/'),
+            self.tenant
+        )
+    }
+
+    async fn fetch(&self, scope: &str) -> azure_core::Result<AccessToken> {
+        let mut form: Vec<(&str, String)> = vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", self.client_id.clone()),
+            ("scope", scope.to_string()),
+        ];
+        match &self.proof {
+            ClientProof::AssertionFile(path) => {
+                // Read afresh every time: the projected token rotates under us.
+                let assertion = tokio::fs::read_to_string(path).await.map_err(|e| {
+                    cred_error(format!(
+                        "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion.trim().to_string()));
+            }
+            ClientProof::Assertion(source) => {
+                // Fresh per exchange: CI tokens live minutes, Entra's token outlives them.
+                let assertion = source
+                    .token()
+                    .await
+                    .map_err(|e| cred_error(e.to_string()))?;
+                form.push(("client_assertion_type", JWT_BEARER.into()));
+                form.push(("client_assertion", assertion.expose().to_string()));
+            }
+            ClientProof::Secret(s) => form.push(("client_secret", s.expose().to_string())),
+            ClientProof::Certificate(cert) => {
+                let assertion = cert
+                    .assertion(
+                        AssertionAlgorithm::Rs256,
+                        &self.token_url(),
+                        &self.client_id,
+                        OffsetDateTime::now_utc().unix_timestamp(),
+                    )
+                    .map_err(|e| cred_error(e.to_string()))?;
+                form.push(("client_assertion_type", JWT_BEARER.into()));
+                form.push(("client_assertion", assertion.expose().to_string()));
+            }
+        }
+        let url = self.token_url();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish();
+        let resp = self
+            .http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                cred_error(format!(
+                    "cannot reach the Entra token endpoint {url}: {}. Check --azure-authority / AZURE_AUTHORITY_HOST, proxies and the CA bundle",
+                    crate::report::error_chain(&e)
+                ))
+            })?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| cred_error(format!("reading the Entra token response from {url}: {e}")))?;
+        if status != 200 {
+            return Err(cred_error(entra_error_message(status, &bytes, &self.proof)));
+        }
+        parse_token_response(&bytes, &url)
+    }
+}
+
+#[async_trait]
+impl TokenCredential for EntraClientCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        _options: Option<TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let scope = scopes.first().copied().unwrap_or_default();
+        cached_token(&self.cache, self.clock.as_ref(), scope, || {
+            self.fetch(scope)
+        })
+        .await
+    }
+}
+
+/// An Entra error body (`{"error": …, "error_description": "AADSTS…", "error_codes": […]}`)
+/// turned into a sentence with the most likely fix. The description never holds secrets.
+pub(super) fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof) -> String {
+    #[derive(serde::Deserialize, Default)]
+    struct EntraError {
+        error: Option<String>,
+        error_description: Option<String>,
+    }
+    let e: EntraError = serde_json::from_slice(body).unwrap_or_default();
+    let code = e.error.unwrap_or_else(|| format!("HTTP {status}"));
+    let description = e
+        .error_description
+        .map(|d| d.lines().next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let hint = if description.contains("AADSTS70021") || description.contains("AADSTS700213") {
+        "no federated credential on the app matches the token: check the federated credential's issuer (iss), subject (sub) and audience (aud, usually api://AzureADTokenExchange)"
+    } else if description.contains("AADSTS700027") && matches!(proof, ClientProof::Certificate(_)) {
+        "Entra could not verify the certificate assertion: upload this certificate (its public part) to the app registration; its thumbprint must match the one in AZURE_CLIENT_CERTIFICATE_PATH"
+    } else if description.contains("AADSTS700024") || description.contains("AADSTS700027") {
+        "the federated token is expired or not yet valid: the token file must be refreshed by its issuer (gatelake re-reads it on every exchange)"
+    } else if description.contains("AADSTS7000215") || description.contains("AADSTS7000222") {
+        "the client secret is wrong or expired: create a new one (az ad app credential reset) and update AZURE_CLIENT_SECRET"
+    } else if description.contains("AADSTS700016") {
+        "no app with this client id in the tenant: check AZURE_CLIENT_ID and AZURE_TENANT_ID"
+    } else if description.contains("AADSTS90002") || description.contains("AADSTS900023") {
+        "the tenant was not found: check AZURE_TENANT_ID and the authority host (sovereign clouds need --azure-authority)"
+    } else if description.contains("AADSTS500011") {
+        "the resource (audience) is not known in the tenant: check the audience/scope asked for"
+    } else {
+        match proof {
+            ClientProof::AssertionFile(_) => "check the app's federated credential (issuer, subject, audience) and AZURE_CLIENT_ID/AZURE_TENANT_ID",
+            ClientProof::Assertion(_) => "check that the app in AZURE_CLIENT_ID/AZURE_TENANT_ID has a federated credential for this CI job's token (issuer, subject, audience api://AzureADTokenExchange)",
+            ClientProof::Secret(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET",
+            ClientProof::Certificate(_) => "check AZURE_CLIENT_ID, AZURE_TENANT_ID and that the certificate in AZURE_CLIENT_CERTIFICATE_PATH is uploaded to the app registration (its thumbprint must match)",
+        }
+    };
+    format!("Entra refused the token request ({status} {code}: {description}); {hint}")
+}
+
+pub(super) fn parse_token_response(bytes: &[u8], url: &str) -> azure_core::Result<AccessToken> {
+    #[derive(serde::Deserialize)]
+    struct TokenResponse {
+        access_token: String,
+        expires_in: Option<serde_json::Value>,
+        expires_on: Option<serde_json::Value>,
+    }
+    let r: TokenResponse = serde_json::from_slice(bytes)
+        .map_err(|e| cred_error(format!("the token response from {url} is not a token: {e}")))?;
+    let num = |v: &Option<serde_json::Value>| -> Option<i64> {
+        match v {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let expires_on = num(&r.expires_on)
+        .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
+        .or_else(|| num(&r.expires_in).map(|s| now + time::Duration::seconds(s)))
+        .or_else(|| TokenClaims::of(&r.access_token).and_then(|c| c.expires_on()))
+        .unwrap_or(now + time::Duration::minutes(10));
+    Ok(AccessToken::new(r.access_token, expires_on))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entra_errors_name_the_fix() {
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS70021: No matching federated identity record found for presented assertion."}"#;
+        let m = entra_error_message(400, body, &ClientProof::AssertionFile("f".into()));
+        assert!(
+            m.contains("subject (sub)") && m.contains("AADSTS70021"),
+            "{m}"
+        );
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#;
+        let m = entra_error_message(401, body, &ClientProof::Secret(Secret::new("s3cr3t")));
+        assert!(
+            m.contains("AZURE_CLIENT_SECRET") && !m.contains("s3cr3t"),
+            "{m}"
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! Who the tool is on Azure, per hop ([`hops`]): storage (audience `https://storage.azure.com`),
+//! the token exchanged with AWS STS (`api://AzureADTokenExchange`) and a bearer token for an
+//! API Gateway JWT authorizer that trusts Entra each get an Entra token credential, chosen by
+//! `--azure-auth` or the hop's own `--azure-auth-storage|-aws|-api`.
+//!
+//! Sources, in the order `auto` tries them for a hop (the first one that is configured wins,
+//! and [`AzureIdentity::source`] says which):
+//! 1. a token handed in that carries the hop's audience (`--azure-token-file`, repeatable,
+//!    re-read on every use; `GATELAKE_AZURE_TOKEN`; `--azure-token-stdin`, one per line) —
+//!    how a Synapse notebook passes `getToken(...)` to the tool;
+//! 2. workload identity federation (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//!    `AZURE_FEDERATED_TOKEN_FILE`). The projected token file is read again on *every*
+//!    exchange, because the kubelet rotates it; a credential that reads it once fails an hour
+//!    later;
+//! 3. a CI job's OIDC token as the federated client assertion (`ci-oidc`: `AZURE_TENANT_ID`,
+//!    `AZURE_CLIENT_ID` and a GitHub Actions, GitLab CI or Azure DevOps token, see
+//!    [`crate::identity::ci_oidc`]), asked of the CI afresh on every exchange;
+//! 4. managed identity: App Service / Synapse style (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`),
+//!    else the VM instance metadata service (IMDS), which `auto` probes with a one-second
+//!    timeout (off Azure the link-local address never answers);
+//! 5. a service principal with a certificate (`AZURE_CLIENT_CERTIFICATE_PATH`, see
+//!    [`crate::identity::certificate`]) or a secret (`AZURE_CLIENT_SECRET`);
+//! 6. the Azure CLI's login, when `az` is on `PATH`.
+//!
+//! Under `auto`, a source that is configured but cannot even start (a federated token file
+//! that does not exist, an `IDENTITY_ENDPOINT` that is not a URL, an unusable certificate, no
+//! `az`) is skipped, and the final error lists every source tried and why it was passed over.
+//!
+//! The token endpoint, managed identity and handed-in credentials are our own: they go
+//! through the tool's one HTTP stack (custom CA bundle, proxies, timeouts) and report Entra's
+//! errors with the most likely fix. Tokens are cached per scope in the one token cache
+//! ([`crate::identity::token_cache`]), renewed ahead of their actual expiry. No token, secret or assertion is ever printed: errors name the claim or the
+//! setting to check, never a value.
+
+mod chain;
+mod entra;
+mod handed_in;
+mod hops;
+mod managed;
+
+pub use entra::{ClientProof, EntraClientCredential};
+pub use handed_in::{HandedIn, HandedInTokenCredential};
+pub use hops::{AzureHop, HandedToken, HopIdentities, TokenOrigin};
+pub use managed::{ManagedIdentityCredential, ManagedIdentityEndpoint};
+
+use azure_core::credentials::{AccessToken, TokenCredential};
+use base64::Engine as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use url::Url;
+
+/// The public cloud's authority host.
+pub const PUBLIC_AUTHORITY: &str = "https://login.microsoftonline.com";
+/// The audience Entra workload identity federation and AWS use for exchanged tokens.
+pub const TOKEN_EXCHANGE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The audience of Azure Storage.
+pub const STORAGE_AUDIENCE: &str = "https://storage.azure.com";
+
+/// How the tool authenticates to Azure (`--azure-auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AzureAuthKind {
+    #[default]
+    Auto,
+    Token,
+    WorkloadIdentity,
+    /// A CI job's OIDC token (GitHub Actions, GitLab CI, Azure DevOps) as a federated assertion.
+    CiOidc,
+    ManagedIdentity,
+    ServicePrincipal,
+    Cli,
+    /// Storage only: `AZURE_STORAGE_CONNECTION_STRING`.
+    ConnectionString,
+    /// Storage only: `AZURE_STORAGE_ACCOUNT` + `AZURE_STORAGE_KEY`.
+    Key,
+    /// Storage only: `AZURE_STORAGE_SAS_TOKEN`.
+    Sas,
+}
+
+impl AzureAuthKind {
+    pub const ALL: [AzureAuthKind; 10] = [
+        Self::Auto,
+        Self::Token,
+        Self::WorkloadIdentity,
+        Self::CiOidc,
+        Self::ManagedIdentity,
+        Self::ServicePrincipal,
+        Self::Cli,
+        Self::ConnectionString,
+        Self::Key,
+        Self::Sas,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Token => "token",
+            Self::WorkloadIdentity => "workload-identity",
+            Self::CiOidc => "ci-oidc",
+            Self::ManagedIdentity => "managed-identity",
+            Self::ServicePrincipal => "service-principal",
+            Self::Cli => "cli",
+            Self::ConnectionString => "connection-string",
+            Self::Key => "key",
+            Self::Sas => "sas",
+        }
+    }
+
+    /// Whether this choice authenticates storage without an Entra identity.
+    pub fn is_storage_only(self) -> bool {
+        matches!(self, Self::ConnectionString | Self::Key | Self::Sas)
+    }
+}
+
+impl std::str::FromStr for AzureAuthKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "'{s}' is not an Azure auth kind; use one of {}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+/// What the caller resolved about Azure identity (flags and their environment variables).
+#[derive(Debug, Clone, Default)]
+pub struct AzureOptions {
+    /// `--azure-auth`: the default for every hop.
+    pub kind: AzureAuthKind,
+    /// `--azure-auth-storage`: the lake's source, when it differs from `kind`.
+    pub storage_kind: Option<AzureAuthKind>,
+    /// `--azure-auth-aws`: the source of the Entra token exchanged with AWS STS.
+    pub aws_kind: Option<AzureAuthKind>,
+    /// `--azure-auth-api`: the source of the API's bearer token (`--bearer-from azure`).
+    pub api_kind: Option<AzureAuthKind>,
+    /// `--azure-token-file` (repeatable): each read on every use, matched to hops by audience.
+    pub token_files: Vec<PathBuf>,
+    /// `GATELAKE_AZURE_TOKEN` and the tokens read from stdin (one per line).
+    pub tokens: Vec<HandedToken>,
+    /// `--azure-client-id`: a user-assigned managed identity, or overrides `AZURE_CLIENT_ID`.
+    pub client_id: Option<String>,
+    /// `--azure-authority` (else `AZURE_AUTHORITY_HOST`, else the public cloud).
+    pub authority: Option<Url>,
+}
+
+impl AzureOptions {
+    /// The kind that applies to `hop`: its own override, else `--azure-auth`.
+    pub fn kind_for(&self, hop: AzureHop) -> AzureAuthKind {
+        hops::kind_for(self, hop)
+    }
+}
+
+/// Why no Azure identity could be set up or a token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AzureIdentityError {
+    #[error("{flag} {kind}: {message}")]
+    NotConfigured {
+        /// `--azure-auth`, or the hop's own flag when it overrides it.
+        flag: &'static str,
+        kind: &'static str,
+        message: String,
+    },
+    #[error("no Azure identity found (tried: {tried}). Pass a token (--azure-token-file, GATELAKE_AZURE_TOKEN or --azure-token-stdin), set AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_FEDERATED_TOKEN_FILE (workload identity), a CI job's OIDC token (GitHub `id-token: write`, GitLab `id_tokens:`, an Azure DevOps service connection) or AZURE_CLIENT_SECRET / AZURE_CLIENT_CERTIFICATE_PATH (service principal), run on Azure with a managed identity, or `az login`")]
+    NothingFound { tried: String },
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// The claims of a JWT that say whose token it is. Decoded without verifying the signature:
+/// only for reports and error messages, never for a trust decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TokenClaims {
+    pub iss: Option<String>,
+    pub aud: Option<String>,
+    pub sub: Option<String>,
+    pub tid: Option<String>,
+    pub oid: Option<String>,
+    /// `appid` (v1 tokens) or `azp` (v2).
+    pub app_id: Option<String>,
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+}
+
+impl TokenClaims {
+    /// The claims of `token`, when it is a JWT.
+    pub fn of(token: &str) -> Option<Self> {
+        let payload = token.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let aud = match v.get("aud") {
+            Some(serde_json::Value::String(a)) => Some(a.clone()),
+            Some(serde_json::Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|x| x.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            _ => None,
+        };
+        Some(Self {
+            iss: s("iss"),
+            aud,
+            sub: s("sub"),
+            tid: s("tid"),
+            oid: s("oid"),
+            app_id: s("appid").or_else(|| s("azp")),
+            exp: v.get("exp").and_then(|x| x.as_i64()),
+            nbf: v.get("nbf").and_then(|x| x.as_i64()),
+        })
+    }
+
+    /// `exp` as a time.
+    pub fn expires_on(&self) -> Option<OffsetDateTime> {
+        self.exp
+            .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
+    }
+}
+
+/// The resource (audience) a scope asks for: `https://storage.azure.com/.default` →
+/// `https://storage.azure.com`.
+pub fn resource_of(scope: &str) -> &str {
+    scope.strip_suffix("/.default").unwrap_or(scope)
+}
+
+/// The scope for an audience: `api://AzureADTokenExchange` → `api://AzureADTokenExchange/.default`.
+pub fn scope_for(audience: &str) -> String {
+    if audience.ends_with("/.default") {
+        audience.to_string()
+    } else {
+        format!("{}/.default", audience.trim_end_matches('/'))
+    }
+}
+
+fn cred_error(message: impl Into<String>) -> azure_core::Error {
+    azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, message.into())
+}
+
+/// Entra tokens per scope, in the one token cache (renewed ahead of their actual expiry).
+pub(super) type ScopeCache = crate::identity::token_cache::TokenCache<String, AccessToken>;
+
+/// A token from the cache, or fetched (and cached) when due for renewal.
+pub(super) async fn cached_token<F, Fut>(
+    cache: &ScopeCache,
+    clock: &dyn crate::identity::token_cache::Clock,
+    scope: &str,
+    fetch: F,
+) -> azure_core::Result<AccessToken>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = azure_core::Result<AccessToken>>,
+{
+    cache
+        .get_or_fetch(&scope.to_string(), clock.now(), || async {
+            let token = fetch().await?;
+            let expires = std::time::SystemTime::from(token.expires_on);
+            Ok((token, Some(expires)))
+        })
+        .await
+}
+
+// The chosen identity
+// ---------------------------------------------------------------------------------------------
+
+/// Which source the identity came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AzureSource {
+    TokenFile,
+    TokenEnv,
+    TokenStdin,
+    WorkloadIdentity,
+    CiOidcGithub,
+    CiOidcGitlab,
+    CiOidcAzureDevops,
+    ManagedIdentityAppService,
+    ManagedIdentityImds,
+    ServicePrincipal,
+    ServicePrincipalCertificate,
+    Cli,
+}
+
+impl AzureSource {
+    /// The source a CI job's token gives.
+    pub fn ci_oidc(provider: crate::identity::ci_oidc::CiProvider) -> Self {
+        use crate::identity::ci_oidc::CiProvider;
+        match provider {
+            CiProvider::Github => Self::CiOidcGithub,
+            CiProvider::Gitlab => Self::CiOidcGitlab,
+            CiProvider::AzureDevops => Self::CiOidcAzureDevops,
+        }
+    }
+
+    /// Whether this is a token someone else obtained (not a credential of our own).
+    pub fn is_handed_in(self) -> bool {
+        matches!(self, Self::TokenFile | Self::TokenEnv | Self::TokenStdin)
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::TokenFile => "token file (--azure-token-file)",
+            Self::TokenEnv => "token in GATELAKE_AZURE_TOKEN",
+            Self::TokenStdin => "token on stdin (--azure-token-stdin)",
+            Self::WorkloadIdentity => "workload identity federation (AZURE_FEDERATED_TOKEN_FILE)",
+            Self::CiOidcGithub => "GitHub Actions OIDC token (ci-oidc)",
+            Self::CiOidcGitlab => "GitLab CI ID token (ci-oidc)",
+            Self::CiOidcAzureDevops => "Azure DevOps service connection token (ci-oidc)",
+            Self::ManagedIdentityAppService => "managed identity (IDENTITY_ENDPOINT)",
+            Self::ManagedIdentityImds => "managed identity (IMDS)",
+            Self::ServicePrincipal => "service principal (AZURE_CLIENT_SECRET)",
+            Self::ServicePrincipalCertificate => {
+                "service principal (AZURE_CLIENT_CERTIFICATE_PATH)"
+            }
+            Self::Cli => "Azure CLI login",
+        }
+    }
+}
+
+/// The Entra identity in use: where it came from and the credential.
+#[derive(Clone)]
+pub struct AzureIdentity {
+    pub source: AzureSource,
+    /// Tenant and client id when configured (tokens' claims say more).
+    pub tenant: Option<String>,
+    pub client_id: Option<String>,
+    credential: Arc<dyn TokenCredential>,
+}
+
+impl std::fmt::Debug for AzureIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AzureIdentity")
+            .field("source", &self.source)
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AzureIdentity {
+    /// An identity around any credential (library users, tests).
+    pub fn from_credential(source: AzureSource, credential: Arc<dyn TokenCredential>) -> Self {
+        Self {
+            source,
+            tenant: None,
+            client_id: None,
+            credential,
+        }
+    }
+
+    /// The credential, for storage clients and anything else that takes one.
+    pub fn credential(&self) -> Arc<dyn TokenCredential> {
+        self.credential.clone()
+    }
+
+    /// A token for `audience` (a resource URI or app id URI, with or without `/.default`).
+    pub async fn token_for(&self, audience: &str) -> Result<AccessToken, AzureTokenError> {
+        let scope = scope_for(audience);
+        self.credential
+            .get_token(&[scope.as_str()], None)
+            .await
+            .map_err(|e| AzureTokenError {
+                source_kind: self.source.describe(),
+                audience: audience.to_string(),
+                message: e.to_string(),
+            })
+    }
+}
+
+/// A token could not be had for an audience.
+#[derive(Debug, thiserror::Error)]
+#[error("Azure identity ({source_kind}) could not get a token for {audience}: {message}")]
+pub struct AzureTokenError {
+    pub source_kind: &'static str,
+    pub audience: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::handed_in::audience_matches;
+    use super::*;
+
+    pub(crate) fn jwt(claims: serde_json::Value) -> String {
+        let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+        format!(
+            "{}.{}.sig",
+            b(br#"{"alg":"RS256","typ":"JWT"}"#),
+            b(claims.to_string().as_bytes())
+        )
+    }
+
+    #[test]
+    fn claims_are_read_from_jwts() {
+        let t = jwt(serde_json::json!({
+            "iss": "https://sts.windows.net/t1/", "aud": "api://AzureADTokenExchange",
+            "sub": "s", "tid": "t1", "oid": "o1", "azp": "a1", "exp": 2_000_000_000i64
+        }));
+        let c = TokenClaims::of(&t).unwrap();
+        assert_eq!(c.aud.as_deref(), Some("api://AzureADTokenExchange"));
+        assert_eq!(c.app_id.as_deref(), Some("a1"));
+        assert_eq!(c.exp, Some(2_000_000_000));
+        assert!(TokenClaims::of("not-a-jwt").is_none());
+    }
+
+    #[test]
+    fn scopes_and_resources() {
+        assert_eq!(
+            scope_for("https://storage.azure.com"),
+            "https://storage.azure.com/.default"
+        );
+        assert_eq!(scope_for("api://x/"), "api://x/.default");
+        assert_eq!(resource_of("api://x/.default"), "api://x");
+        assert!(audience_matches(
+            "https://storage.azure.com/",
+            "https://storage.azure.com"
+        ));
+        assert!(!audience_matches(
+            "api://other",
+            "https://storage.azure.com"
+        ));
+        assert!(audience_matches(
+            "12345678-1234-1234-1234-123456789012",
+            "api://x"
+        ));
+    }
+}
