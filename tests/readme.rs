@@ -554,152 +554,63 @@ async fn readme_sql() {
     }
 }
 
-fn oauth_blob() -> String {
-    std::env::var("GATELAKE_TEST_AZURITE_OAUTH_BLOB").expect(
-        "GATELAKE_TEST_AZURITE_OAUTH_BLOB is not set: run the suite with `bash scripts/test.sh`, which starts Azurite with OAuth over HTTPS",
-    )
-}
-
-/// `### In a shell` (Identity): `az login` (the Azure CLI stand-in,
-/// `tests/support/azure_cli/`), `gatelake auth check` through every hop — an Entra token from
-/// the CLI exchanged with STS (trust policy in front of moto), a SigV4-signed API request, a
-/// probe blob in Azurite over HTTPS with OAuth — then `gatelake pull --job orders` with
-/// `examples/gatelake.toml` as the job file.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn readme_auth_check_in_a_shell() {
-    use std::collections::HashMap;
-    use std::sync::{Arc, Mutex};
-    use support::apigw::IssuedKeys;
-    use support::identity::{ca_file, Entra, EntraConfig, StsFront, TrustPolicy};
-
-    let entra = Entra::start(EntraConfig {
-        client_secret: Some("cli-login-secret-5e2".into()),
-        ..Default::default()
-    })
-    .await;
-    let cfg = entra.config();
-    let issued: IssuedKeys = Arc::new(Mutex::new(HashMap::new()));
-    let sts = StsFront::start(
-        TrustPolicy {
-            issuer: format!("https://sts.windows.net/{}", cfg.tenant),
-            audience: "api://AzureADTokenExchange".into(),
-            subject: cfg.object_id.clone(),
-        },
-        issued.clone(),
-    )
-    .await;
+/// `### In a notebook` (Loading into Synapse): the four lines as written, in a cell that has
+/// `lake` and `run` from the cells before it, with the notebook stand-ins
+/// (`tests/support/notebook/`: `mssparkutils.fs.head` and a `spark` that reads parquet with
+/// pyarrow) against a local lake folder.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_notebook_manifest_snippet() {
     let api = ApiGateway::start(ApiConfig {
-        records: 260,
-        page_size: 50,
-        auth: ApiAuthCheck::SigV4Issued {
-            issued,
-            region: "us-east-1".into(),
-        },
+        records: 130,
+        page_size: 20,
         ..Default::default()
     })
     .await;
-    // The container the README's set-up scripts create (examples/azure/setup.sh).
-    let container = format!("readme-cli-{:08x}", rand::random::<u32>());
-    let http = gatelake::http::storage_client(&gatelake::http::HttpOptions {
-        ca_bundles: vec![ca_file()],
-        ..Default::default()
-    })
-    .unwrap();
-    let admin = gatelake::sink::azure::AzureSink::new(
-        gatelake::sink::azure::AzureLocation::parse(&format!("{}/{container}", oauth_blob()))
-            .unwrap(),
-        gatelake::sink::azure::StorageCredential::SharedKey {
-            account: gatelake::sink::azure::auth::DEV_ACCOUNT.into(),
-            key: gatelake::secret::Secret::new(gatelake::sink::azure::auth::DEV_ACCOUNT_KEY),
-        },
-        Some(http),
-    )
-    .unwrap();
-    admin.create_container_if_missing().await.unwrap();
-    let dest = format!("{}/{container}/orders", oauth_blob());
-
-    let [block] = blocks_for("readme_auth_check_in_a_shell")
-        .try_into()
-        .unwrap();
-    let script = localize(
-        &block,
-        &[
-            (EXAMPLE_API, api.url("/prod/cursor")),
-            (
-                "abfss://raw@mylake.dfs.core.windows.net/orders",
-                dest.clone(),
-            ),
-        ],
-    );
-    // The job file the block's last line names, as shipped.
-    let job = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/gatelake.toml"),
-    )
-    .unwrap();
-    assert!(
-        block.contains("examples/gatelake.toml"),
-        "the block names the job file it uses"
-    );
-    let job = localize(
-        &job,
-        &[
-            (EXAMPLE_API, api.url("/prod/cursor")),
-            (
-                "abfss://raw@mylake.dfs.core.windows.net/orders",
-                dest.clone(),
-            ),
-        ],
-    );
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("gatelake.toml"), job).unwrap();
-    let az_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/azure_cli");
-    let path = format!(
-        "{}:{}:{}",
-        bin_dir().display(),
-        az_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let lake = dir.path().join("lake/orders");
+    let pull = format!(
+        "gatelake pull --url {} --paginate cursor --cursor-path next_cursor --records items \
+         --format parquet --chunk-rows 40 --output json --progress none --dest {}\n",
+        api.url("/prod/cursor"),
+        lake.display()
     );
-    let env = vec![
-        ("PATH", path),
-        (
-            "AZURE_CONFIG_DIR",
-            dir.path().join(".azure").display().to_string(),
-        ),
-        ("AZ_STANDIN_AUTHORITY", entra.authority()),
-        ("AZ_STANDIN_TENANT", cfg.tenant.clone()),
-        ("AZ_STANDIN_CLIENT_ID", cfg.client_id.clone()),
-        (
-            "AZ_STANDIN_CLIENT_SECRET",
-            "cli-login-secret-5e2".to_string(),
-        ),
-        ("SSL_CERT_FILE", ca_file().display().to_string()),
-        ("AWS_ENDPOINT_URL_STS", sts.url()),
-        // The stand-in's URL is on loopback, so the region cannot come from the host name.
-        ("AWS_REGION", "us-east-1".to_string()),
-    ];
     let out = tokio::task::spawn_blocking({
         let dir = dir.path().to_path_buf();
-        move || run_script(&dir, &script, &env)
+        move || run_script(&dir, &pull, &[])
     })
     .await
     .unwrap();
-    assert_ok(&out, "the README's auth check block");
-    let stdout = text(&out.stdout);
-    assert!(
-        stdout.contains("gatelake-reader"),
-        "auth check names the assumed role:\n{stdout}"
+    assert_ok(&out, "the pull before the notebook cell");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = summary["run_id"].as_str().unwrap().to_string();
+    assert_eq!(summary["files"].as_array().unwrap().len(), 4);
+
+    let [snippet] = blocks_for("readme_notebook_manifest_snippet")
+        .try_into()
+        .unwrap();
+    // What the notebook's earlier cells define; then the README's lines, untouched, and a line
+    // that shows the assertion really ran.
+    let cell = format!(
+        "lake = {:?}\nrun = {run:?}\n{snippet}print('rows', df.count())\n",
+        lake.display().to_string()
     );
-    assert!(
-        stdout.contains("Azure CLI"),
-        "auth check names the Azure source:\n{stdout}"
+    let cell_file = dir.path().join("cell.py");
+    std::fs::write(&cell_file, cell).unwrap();
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/notebook");
+    let python = std::env::var("GATELAKE_TEST_PYTHON").expect(
+        "GATELAKE_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`, which installs pyarrow",
     );
-    for secret in entra.issued().iter().chain(sts.issued_secrets().iter()) {
-        assert!(
-            !stdout.contains(secret.as_str()) && !text(&out.stderr).contains(secret.as_str()),
-            "a secret leaked"
-        );
-    }
-    let runs = completed_runs(&admin, "orders").await;
-    assert_eq!(runs.len(), 1, "{runs:?}");
-    assert_eq!(runs[0].1, 260);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(support.join("run_cell.py"))
+            .arg(&cell_file)
+            .env("PYTHONPATH", &support)
+            .env("GATELAKE_TEST_NOTEBOOK_FLAVOR", "synapse")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_ok(&out, "the README's notebook lines");
+    assert_eq!(text(&out.stdout).trim(), "rows 130");
 }
