@@ -50,7 +50,7 @@ pub enum AuthCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WebIdentityKind {
-    /// An Entra token for --web-identity-audience from the Azure identity (--azure-auth).
+    /// An Entra token for --web-identity-audience from the AWS hop's Azure identity (--azure-auth-aws, default --azure-auth).
     Azure,
     /// The GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
     Github,
@@ -65,7 +65,7 @@ pub enum WebIdentityKind {
 pub enum BearerFrom {
     /// The token from --bearer-token-file / GATELAKE_BEARER_TOKEN.
     Static,
-    /// An Entra token for --bearer-audience from the Azure identity.
+    /// An Entra token for --bearer-audience from the API hop's Azure identity (--azure-auth-api, default --azure-auth).
     Azure,
 }
 
