@@ -1252,3 +1252,80 @@ async fn a_refused_identity_leaves_nothing_behind() {
         &[("stdout", &out.stdout), ("stderr", &out.stderr)],
     );
 }
+
+/// `gatelake sql` reads the run's manifest with the same identity resolution and HTTP stack as
+/// `pull`: a service principal from the local Entra, Azurite over HTTPS with OAuth, the test
+/// CA given with `--ca-bundle` (no SSL_CERT_FILE). Before, `sql` knew only the storage account
+/// variables and the platform's roots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_uses_the_same_identity_and_ca_bundle_as_pull() {
+    let secret = format!("sp-secret-{:016x}", rand::random::<u64>());
+    let entra = Entra::start(EntraConfig {
+        client_secret: Some(secret.clone()),
+        ..Default::default()
+    })
+    .await;
+    let cfg = entra.config();
+    let api = ApiGateway::start(ApiConfig {
+        records: 30,
+        ..Default::default()
+    })
+    .await;
+    let cont = container("sql");
+    let dest = format!("{}/{cont}/orders", oauth_blob());
+    let env = vec![
+        ("AZURE_TENANT_ID".to_string(), cfg.tenant.clone()),
+        ("AZURE_CLIENT_ID".to_string(), cfg.client_id.clone()),
+        ("AZURE_CLIENT_SECRET".to_string(), secret.clone()),
+        ("AZURE_AUTHORITY_HOST".to_string(), entra.authority()),
+    ];
+    let ca = ca_file().display().to_string();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--records",
+            "items",
+            "--format",
+            "parquet",
+            "--dest",
+            &dest,
+            "--create-container",
+            "--ca-bundle",
+            &ca,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]),
+        env.clone(),
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = gatelake(
+        s(&[
+            "sql",
+            "--dest",
+            &dest,
+            "--ca-bundle",
+            &ca,
+            "--azure-auth",
+            "service-principal",
+        ]),
+        env,
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "stderr: {}", text(&out.stderr));
+    let sql = text(&out.stdout);
+    assert!(sql.contains("COPY INTO"), "{sql}");
+    assert!(sql.contains(&cont), "{sql}");
+    let mut secrets = entra.issued();
+    secrets.push(secret);
+    assert_no_secret(
+        &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}

@@ -50,7 +50,7 @@ pub enum AuthCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WebIdentityKind {
-    /// An Entra token for --web-identity-audience from the Azure identity (--azure-auth).
+    /// An Entra token for --web-identity-audience from the AWS hop's Azure identity (--azure-auth-aws, default --azure-auth).
     Azure,
     /// The GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN).
     Github,
@@ -69,12 +69,12 @@ pub enum WebIdentityKind {
 pub enum BearerFrom {
     /// The token from --bearer-token-file / GATELAKE_BEARER_TOKEN.
     Static,
-    /// An Entra token for --bearer-audience from the Azure identity.
+    /// An Entra token for --bearer-audience from the API hop's Azure identity (--azure-auth-api, default --azure-auth).
     Azure,
 }
 
 /// Who the tool is on Azure and AWS (see the README's identity section).
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct IdentityArgs {
     /// Azure identity, the default for every hop (storage, the AWS exchange, the API bearer):
     /// auto, token, workload-identity, ci-oidc, managed-identity, service-principal, cli (Entra
@@ -557,4 +557,55 @@ pub struct SqlArgs {
     /// service-principal: the Entra tenant id.
     #[arg(long, value_name = "ID")]
     pub tenant_id: Option<String>,
+
+    #[command(flatten)]
+    pub identity: SqlIdentityArgs,
+}
+
+/// How `gatelake sql` reads the run's manifest: the same storage identity as `pull`.
+#[derive(Debug, Args, Clone)]
+pub struct SqlIdentityArgs {
+    /// Azure identity for reading the destination (see `pull --help`). [default: auto]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH", value_name = "KIND")]
+    pub azure_auth: Option<String>,
+
+    /// Azure identity for storage only (overrides --azure-auth). [default: --azure-auth]
+    #[arg(long, env = "GATELAKE_AZURE_AUTH_STORAGE", value_name = "KIND")]
+    pub azure_auth_storage: Option<String>,
+
+    /// A file holding an Entra token for storage (re-read on every use); repeatable.
+    #[arg(long, env = "GATELAKE_AZURE_TOKEN_FILE", value_name = "PATH")]
+    pub azure_token_file: Vec<PathBuf>,
+
+    /// Read Entra tokens from standard input, one per line.
+    #[arg(long)]
+    pub azure_token_stdin: bool,
+
+    /// Client id of a user-assigned managed identity (or overrides AZURE_CLIENT_ID).
+    #[arg(long, env = "GATELAKE_AZURE_CLIENT_ID", value_name = "ID")]
+    pub azure_client_id: Option<String>,
+
+    /// Entra authority host for sovereign clouds (or test servers). [default: AZURE_AUTHORITY_HOST, then the public cloud]
+    #[arg(long, env = "GATELAKE_AZURE_AUTHORITY", value_name = "URL")]
+    pub azure_authority: Option<String>,
+
+    /// Extra trusted CA certificates (PEM) for storage and Entra; SSL_CERT_FILE is honoured too.
+    #[arg(long, env = "GATELAKE_CA_BUNDLE", value_name = "PATH")]
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl SqlIdentityArgs {
+    /// The same flags as `pull`'s, for the one identity resolution.
+    pub fn as_identity_args(&self) -> IdentityArgs {
+        IdentityArgs {
+            azure_auth: self.azure_auth.clone(),
+            azure_auth_storage: self.azure_auth_storage.clone(),
+            azure_token_file: self.azure_token_file.clone(),
+            azure_token_stdin: self.azure_token_stdin,
+            azure_client_id: self.azure_client_id.clone(),
+            azure_authority: self.azure_authority.clone(),
+            ca_bundle: self.ca_bundle.clone(),
+            ..Default::default()
+        }
+    }
 }

@@ -172,6 +172,27 @@ pub async fn hop_sources(
     rows
 }
 
+/// Why a destination could not be opened: its identity (exit 3) or the sink itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    #[error(transparent)]
+    Identity(#[from] IdentityFailure),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+}
+
+/// Open `dest` for a command that only touches storage (`sql`): the storage hop's identity,
+/// resolved and proved as `pull` does, on the same HTTP stack.
+pub async fn open_destination(
+    dest: &str,
+    settings: &IdentitySettings,
+) -> Result<Arc<dyn Sink>, DestinationError> {
+    let wanted = azure_hops(settings, dest, &ApiAuth::None);
+    let azure = azure_identities(settings, &wanted).await?;
+    super::prove::prove(settings, &wanted, &azure, None).await?;
+    Ok(open_sink(dest, settings, azure.get(AzureHop::Storage))?)
+}
+
 /// Open the destination with the storage credential the settings choose.
 pub fn open_sink(
     dest: &str,

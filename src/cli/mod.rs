@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
                     auth_check::run(&args, &sub).await
                 }
             },
-            Command::Sql(args) => sql::run(args).await,
+            Command::Sql(args) => sql::run(args, &sub).await,
         }
     })
 }

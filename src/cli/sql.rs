@@ -3,21 +3,56 @@
 //! `_SUCCESS` unless `--run` names one) and renders it with `gatelake::load::sql`.
 
 use super::args::{CredentialArg, FilesArg, PoolArg, SqlArgs, StringsArg};
+use super::azure_settings::resolve_azure;
 use super::exit_code::ExitCode;
+use super::identity::{self, DestinationError};
+use super::settings::{IdentitySettings, Resolver};
 use gatelake::encode::Format;
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{
     column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
 };
 
-/// Run `gatelake sql`; the script goes to stdout, errors to stderr.
-pub async fn run(args: SqlArgs) -> ExitCode {
-    let sink = match gatelake::sink::open(&args.dest) {
-        Ok(s) => s,
-        Err(e) => {
+/// The destination, opened with the same identity resolution and HTTP stack as `pull`.
+async fn open(
+    args: &SqlArgs,
+    matches: &clap::ArgMatches,
+) -> Result<std::sync::Arc<dyn gatelake::sink::Sink>, ExitCode> {
+    let mut r = Resolver::new(matches);
+    let ident = args.identity.as_identity_args();
+    let azure = resolve_azure(&mut r, &ident, None, &mut std::io::stdin()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::Usage
+    })?;
+    let ca_bundle = r
+        .pick(
+            "ca_bundle",
+            ident.ca_bundle.as_deref().map(|p| p.display().to_string()),
+            None,
+            None,
+        )
+        .map(std::path::PathBuf::from);
+    let settings = IdentitySettings {
+        azure,
+        aws_role: None,
+        ca_bundle,
+    };
+    identity::open_destination(&args.dest, &settings)
+        .await
+        .map_err(|e| {
             eprintln!("error: {e}");
-            return ExitCode::of_sink_error(&e);
-        }
+            match &e {
+                DestinationError::Identity(_) => ExitCode::Auth,
+                DestinationError::Sink(s) => ExitCode::of_sink_error(s),
+            }
+        })
+}
+
+/// Run `gatelake sql`; the script goes to stdout, errors to stderr.
+pub async fn run(args: SqlArgs, matches: &clap::ArgMatches) -> ExitCode {
+    let sink = match open(&args, matches).await {
+        Ok(s) => s,
+        Err(code) => return code,
     };
     let run = match &args.run {
         Some(run) => run.clone(),

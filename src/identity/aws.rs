@@ -401,7 +401,7 @@ pub fn sts_failure_message(
             "the {source} token expired before it was exchanged: check this machine's clock and that the token source is refreshed"
         ),
         Some("AccessDenied") => format!(
-            "the role's trust policy does not allow this token: its Principal must be the federated OIDC provider for {provider}, with conditions {provider}:aud = {aud} and {provider}:sub = {sub} (StringEquals/StringLike), and the action sts:AssumeRoleWithWebIdentity"
+            "STS answers AccessDenied both for a role that does not exist and for a trust policy that does not match, so check both: that {role_arn} is the role's exact ARN (account id and name), and that its trust policy allows this token — Principal the federated OIDC provider for {provider} (the token's iss = {iss}), action sts:AssumeRoleWithWebIdentity, conditions {provider}:aud = {aud} and {provider}:sub = {sub} (StringEquals/StringLike)"
         ),
         Some("IDPRejectedClaim") => format!(
             "the identity provider rejected a claim: check sub = {sub} and aud = {aud}"
@@ -705,7 +705,10 @@ mod tests {
             "github",
         );
         assert!(
-            m.contains(":sub = repo:o/r:ref:refs/heads/main") && m.contains("trust policy"),
+            m.contains(":sub = repo:o/r:ref:refs/heads/main")
+                && m.contains("trust policy")
+                && m.contains("arn:aws:iam::1:role/r is the role's exact ARN")
+                && m.contains("iss = https://token.actions.githubusercontent.example/"),
             "{m}"
         );
         let m = sts_failure_message(

@@ -82,10 +82,11 @@ impl EntraClientCredential {
                 // Read afresh every time: the projected token rotates under us.
                 let assertion = tokio::fs::read_to_string(path).await.map_err(|e| {
                     cred_error(format!(
-                        "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+                        "cannot read AZURE_FEDERATED_TOKEN_FILE ({}): {e}; point AZURE_FEDERATED_TOKEN_FILE at the projected token file (on AKS the workload identity webhook mounts it for pods labelled azure.workload.identity/use: \"true\")",
                         path.display()
                     ))
                 })?;
+                check_assertion_file(path, assertion.trim())?;
                 form.push((
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
@@ -178,7 +179,10 @@ pub(super) fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof)
     } else if description.contains("AADSTS700027") && matches!(proof, ClientProof::Certificate(_)) {
         "Entra could not verify the certificate assertion: upload this certificate (its public part) to the app registration; its thumbprint must match the one in AZURE_CLIENT_CERTIFICATE_PATH"
     } else if description.contains("AADSTS700024") || description.contains("AADSTS700027") {
-        "the federated token is expired or not yet valid: the token file must be refreshed by its issuer (gatelake re-reads it on every exchange)"
+        return format!(
+            "Entra refused the token request ({status} {code}: {description}); {}",
+            expired_assertion_hint(proof)
+        );
     } else if description.contains("AADSTS7000215") || description.contains("AADSTS7000222") {
         "the client secret is wrong or expired: create a new one (az ad app credential reset) and update AZURE_CLIENT_SECRET"
     } else if description.contains("AADSTS700016") {
@@ -196,6 +200,39 @@ pub(super) fn entra_error_message(status: u16, body: &[u8], proof: &ClientProof)
         }
     };
     format!("Entra refused the token request ({status} {code}: {description}); {hint}")
+}
+
+/// What to fix when the federated token is expired or not yet valid: the file and the
+/// variable that names it, when the token came from one.
+fn expired_assertion_hint(proof: &ClientProof) -> String {
+    match proof {
+        ClientProof::AssertionFile(path) => format!(
+            "the federated token in AZURE_FEDERATED_TOKEN_FILE ({}) is expired or not yet valid: whatever writes that file (the AKS workload identity webhook's projected service account token, or your CI step) must keep it fresh; gatelake re-reads it on every exchange. Check that AZURE_FEDERATED_TOKEN_FILE names the file that is being refreshed",
+            path.display()
+        ),
+        _ => "the client assertion is expired or not yet valid: check this machine's clock".into(),
+    }
+}
+
+/// Refuse a federated token that has already expired before sending it, naming the file.
+fn check_assertion_file(path: &std::path::Path, assertion: &str) -> azure_core::Result<()> {
+    if assertion.is_empty() {
+        return Err(cred_error(format!(
+            "AZURE_FEDERATED_TOKEN_FILE ({}) is empty: the workload identity webhook (or your CI step) has not written the token yet",
+            path.display()
+        )));
+    }
+    let expired_at = TokenClaims::of(assertion)
+        .and_then(|c| c.expires_on())
+        .filter(|exp| *exp <= OffsetDateTime::now_utc());
+    match expired_at {
+        Some(exp) => Err(cred_error(format!(
+            "the federated token in AZURE_FEDERATED_TOKEN_FILE ({}) expired at {exp}; {}",
+            path.display(),
+            expired_assertion_hint(&ClientProof::AssertionFile(path.to_path_buf()))
+        ))),
+        None => Ok(()),
+    }
 }
 
 pub(super) fn parse_token_response(bytes: &[u8], url: &str) -> azure_core::Result<AccessToken> {
@@ -227,6 +264,52 @@ pub(super) fn parse_token_response(bytes: &[u8], url: &str) -> azure_core::Resul
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_expired_or_missing_federated_token_names_the_variable_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("azure-identity-token");
+        let expired = crate::identity::azure::tests::jwt(
+            serde_json::json!({"iss": "i", "sub": "s", "aud": "api://AzureADTokenExchange", "exp": 1000}),
+        );
+        std::fs::write(&path, expired).unwrap();
+        let credential = EntraClientCredential::new(
+            // Never reached: the expired token is refused before it is sent.
+            Url::parse("https://127.0.0.1:9").unwrap(),
+            "t".into(),
+            "c".into(),
+            ClientProof::AssertionFile(path.clone()),
+            reqwest::Client::new(),
+        );
+        let scope = "https://storage.azure.com/.default";
+        let err = credential
+            .get_token(&[scope], None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AZURE_FEDERATED_TOKEN_FILE")
+                && err.contains(&path.display().to_string())
+                && err.contains("expired"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let err = credential
+            .get_token(&[scope], None)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("AZURE_FEDERATED_TOKEN_FILE") && err.contains(&path.display().to_string()),
+            "{err}"
+        );
+        let body = br#"{"error":"invalid_client","error_description":"AADSTS700024: Client assertion is not within its valid time range."}"#;
+        let m = entra_error_message(400, body, &ClientProof::AssertionFile(path.clone()));
+        assert!(
+            m.contains("AZURE_FEDERATED_TOKEN_FILE") && m.contains(&path.display().to_string()),
+            "{m}"
+        );
+    }
 
     #[test]
     fn entra_errors_name_the_fix() {
