@@ -743,19 +743,17 @@ async fn fetch_stage(
     let origin = Arc::new(source.url.clone());
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
     let concurrency = source.concurrency.max(1);
+    // The page size as 504s shrink it and successes grow it back, from the configured size
+    // (never from the size a resumed request was saved with).
+    let sizing = crate::source::page_size::PageSizing::new(paginator.clone()).map(Arc::new);
     let start_fetch = |url: Url, page_no: u64| {
-        let (client, reporter, paginator) = (client.clone(), reporter.clone(), paginator.clone());
+        let (client, reporter, sizing) = (client.clone(), reporter.clone(), sizing.clone());
         let task_url = url.clone();
         InFlight {
             url,
             task: tokio::spawn(async move {
                 client
-                    .fetch_shrinking(
-                        &task_url,
-                        page_no,
-                        reporter.as_ref(),
-                        Some(paginator.as_ref()),
-                    )
+                    .fetch_shrinking(&task_url, page_no, reporter.as_ref(), sizing.as_deref())
                     .await
             }),
         }
@@ -774,6 +772,7 @@ async fn fetch_stage(
         notes.received = rows;
     }
     let mut records_so_far = notes.received;
+    let shrinks_before = notes.page_size_shrinks;
     let stopped = |notes: ListingNotes| listing::FetchEnd {
         ended: false,
         capped: None,
@@ -789,6 +788,10 @@ async fn fetch_stage(
         if stop.is_stopped() {
             return Ok(stopped(notes));
         }
+        let url = match &sizing {
+            Some(sizing) => sizing.apply(&url),
+            None => url,
+        };
         page_no += 1;
         if window.front().is_some_and(|f| f.url != url) {
             // Not the request that was predicted: every guess after the last page was wrong.
@@ -813,6 +816,7 @@ async fn fetch_stage(
             let Some(predicted) = window
                 .back()
                 .and_then(|last| paginator.predict(&last.url, full_page))
+                .map(|p| sizing.as_ref().map_or_else(|| p.clone(), |s| s.apply(&p)))
                 .filter(|p| crate::source::paginate::same_origin(&origin, p))
             else {
                 break;
@@ -958,6 +962,9 @@ async fn fetch_stage(
         total = page_total.or(total);
         notes.received = records_so_far;
         notes.api_total = page_total.or(notes.api_total);
+        if let Some(sizing) = &sizing {
+            notes.page_size_shrinks = shrinks_before + sizing.shrinks();
+        }
         reporter.report(Event::PageFetched {
             page: page_no,
             records,

@@ -430,6 +430,8 @@ async fn the_page_size_recovers_under_an_ordinary_fault_mix() {
         retry_after: RetryAfter::Omit,
         truncate_rate: 0.02,
         gzip_threshold: usize::MAX,
+        // A seed whose draws include several 504s among the faults.
+        seed: 4,
         ..ApiConfig::default()
     })
     .await;

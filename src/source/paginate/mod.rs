@@ -100,10 +100,22 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
-    /// The same part of the listing asked for in smaller pages (half the page size), for an
-    /// API that times out on big pages (API Gateway's 504 after its 29-second integration
-    /// limit). `None` when the style has no page size to shrink, or it is already 1.
-    fn shrink(&self, _url: &Url) -> Option<Url> {
+    /// The page size the style was configured with, when it has one to move: an API that
+    /// times out on big pages (API Gateway's 504 after its 29-second integration limit) is
+    /// asked for smaller ones (see `source::page_size`). `None` for styles without a size.
+    fn configured_page_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// The page size `url` asks for.
+    fn page_size(&self, _url: &Url) -> Option<u64> {
+        None
+    }
+
+    /// The same part of the listing as `url`, asked for in pages of `size`: the same first
+    /// record, so nothing is skipped or repeated. `None` when the style cannot say that at
+    /// `size` (no page size, or a page number that is not on a boundary of both sizes).
+    fn resize(&self, _url: &Url, _size: u64) -> Option<Url> {
         None
     }
 
