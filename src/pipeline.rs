@@ -503,7 +503,7 @@ async fn run_locked(
 
     // Every page is in a committed chunk now; the fetch stage's notes are the run's.
     cp.listing = end.notes;
-    let verdict = listing::judge(&config.source, &cp.listing, end.capped);
+    let verdict = listing::judge(&config.source, &cp.listing, end.capped, cp.rejected.len());
     for w in verdict.warnings {
         reporter.report(Event::Warning { message: w.clone() });
         if !cp.listing.warnings.contains(&w) {

@@ -314,7 +314,8 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_LIMIT_PARAM", value_name = "NAME")]
     pub limit_param: Option<String>,
 
-    /// offset: records per page; page: records per page when --page-size-param is set. [default: 100]
+    /// offset: records per page; page: records per page when --page-size-param is set. A 504
+    /// integration timeout halves it for a while (never below 1/16). [default: 100]
     #[arg(long, env = "GATELAKE_PAGE_SIZE", value_name = "N")]
     pub page_size: Option<u64>,
 
@@ -334,7 +335,8 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_HAS_MORE_PATH", value_name = "PATH")]
     pub has_more_path: Option<String>,
 
-    /// Stop once as many records as this body path says were fetched, e.g. total.
+    /// Stop once as many records as this body path says were fetched, e.g. total; a listing
+    /// that ends with a different count is handled by --on-count-mismatch.
     #[arg(long, env = "GATELAKE_TOTAL_PATH", value_name = "PATH")]
     pub total_path: Option<String>,
 

@@ -8,6 +8,8 @@
 //!   run is what the user wanted (then it succeeds with a warning saying it was capped).
 //! - A record count that differs from the API's total (`--total-path`) or `--expect-rows`:
 //!   partial with `--on-count-mismatch fail` (the default), a recorded warning with `warn`.
+//!   A shortfall in a run that set pages aside (`--on-bad-page skip`, whose records cannot be
+//!   counted) is a warning: skipping them was the user's choice, and the manifest lists them.
 //!   The count is of records the API returned over the whole run (a resumed run included),
 //!   before an incremental run drops the boundary records the previous run delivered: an
 //!   incremental API's total counts its filtered listing, which includes them.
@@ -37,7 +39,12 @@ pub(super) struct Verdict {
 }
 
 /// Judge a run whose listing ended (or was capped).
-pub(super) fn judge(source: &SourceConfig, notes: &ListingNotes, capped: Option<u64>) -> Verdict {
+pub(super) fn judge(
+    source: &SourceConfig,
+    notes: &ListingNotes,
+    capped: Option<u64>,
+    set_aside: usize,
+) -> Verdict {
     let checks = &source.checks;
     let mut verdict = Verdict::default();
     if let Some(cap) = capped {
@@ -77,6 +84,12 @@ pub(super) fn judge(source: &SourceConfig, notes: &ListingNotes, capped: Option<
         } else {
             (got - want, "more")
         };
+        if got < want && set_aside > 0 {
+            verdict.warnings.push(format!(
+                "the API returned {got} records, {diff} fewer than {what} of {want}; {set_aside} page(s) were set aside by --on-bad-page skip and their records are not counted (see the manifest's rejected)"
+            ));
+            continue;
+        }
         match checks.on_count_mismatch {
             CountMismatchPolicy::Warn => verdict.warnings.push(format!(
                 "the API returned {got} records, {diff} {word} than {what} of {want} (--on-count-mismatch warn: the run is complete anyway)"
@@ -146,6 +159,24 @@ mod tests {
             max_pages_complete: true,
             ..Default::default()
         };
+        // Pages set aside explain a shortfall, not an excess.
+        let v = judge(
+            &source(fail.clone(), Some("total")),
+            &notes(400, Some(500)),
+            None,
+            2,
+        );
+        assert!(
+            v.partial.is_none() && v.warnings[0].contains("2 page(s) were set aside"),
+            "{v:?}"
+        );
+        let v = judge(
+            &source(fail.clone(), Some("total")),
+            &notes(600, Some(500)),
+            None,
+            2,
+        );
+        assert!(v.partial.is_some(), "{v:?}");
         // (checks, notes, capped) → (warning contains, partial contains)
         let cases: Vec<(
             ListingChecks,
@@ -201,7 +232,7 @@ mod tests {
             ),
         ];
         for (checks, notes, capped, warning, partial) in cases {
-            let v = judge(&source(checks.clone(), Some("total")), &notes, capped);
+            let v = judge(&source(checks.clone(), Some("total")), &notes, capped, 0);
             let ctx = format!("{checks:?} {notes:?} {capped:?}: {v:?}");
             match warning {
                 Some(w) => assert!(v.warnings.len() == 1 && v.warnings[0].contains(w), "{ctx}"),
