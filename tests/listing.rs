@@ -530,3 +530,66 @@ async fn a_resumed_run_starts_again_at_the_configured_page_size() {
     let (manifest, _) = manifest_of(lake.path(), v["run_id"].as_str().unwrap());
     assert_each_once(&landed_ids(lake.path(), &manifest), 4000);
 }
+
+#[test]
+fn the_new_settings_come_from_flags_env_and_the_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gatelake.toml"),
+        "[jobs.orders]\nurl = \"https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders\"\non_count_mismatch = \"warn\"\nmax_pages_complete = true\nmax_pages = 3\n",
+    )
+    .unwrap();
+    let out = command()
+        .current_dir(dir.path())
+        .args(["pull", "--job", "orders", "--show-settings"])
+        .env("GATELAKE_EXPECT_ROWS", "42")
+        .output()
+        .unwrap();
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (key, value, origin) in [
+        ("on-count-mismatch", "warn", "job file"),
+        ("max-pages-complete", "true", "job file"),
+        ("expect-rows", "42", "env GATELAKE_EXPECT_ROWS"),
+    ] {
+        let line = shown
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("{key} missing in {shown}"));
+        assert!(line.contains(value) && line.contains(origin), "{line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_at_the_floor_fail_saying_to_lower_the_page_size() {
+    // Every page over 10 records times out; the floor for --page-size 500 is 31.
+    let api = ApiGateway::start(ApiConfig {
+        timeout_above: Some(10),
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let out = pull(
+        &api.url("/prod/offset"),
+        &[
+            "--paginate",
+            "offset",
+            "--page-size",
+            "500",
+            "--records",
+            "items",
+            "--max-retries",
+            "5",
+        ],
+        lake.path(),
+    )
+    .await;
+    let v = summary(&out);
+    assert_eq!(code(&out), 4, "{v}");
+    let err = v["error"].as_str().unwrap();
+    assert!(
+        err.contains("smallest page size gatelake asks for, 31") && err.contains("--page-size"),
+        "{err}"
+    );
+    assert_eq!(limits(&api), [500, 250, 125, 62, 31, 31]);
+}

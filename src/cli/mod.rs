@@ -392,7 +392,10 @@ fn print_partial(s: &RunSummary, reason: &str, code: ExitCode, mode: OutputMode)
             eprintln!("error: {reason}");
         }
         OutputMode::Text => {
-            print_summary(s, mode);
+            // The reason is also the manifest's last warning: said once, as the error.
+            let mut shown = s.clone();
+            shown.warnings.retain(|w| w != reason);
+            print_summary(&shown, mode);
             eprintln!("error: {reason}");
         }
     }
