@@ -83,7 +83,7 @@ run_one() {
     local pages=$((PAGES_PER_SLOT * c)) dest="$WORK/lake-$style-$c-$run"
     local out="$WORK/$style-$c-$run.out" err="$WORK/$style-$c-$run.err"
     local -a cmd=("$BIN" pull --output json --progress none --format jsonl
-        --compression "$COMPRESSION" --max-pages "$pages" --dest "$dest")
+        --compression "$COMPRESSION" --max-pages "$pages" --max-pages-complete --dest "$dest")
     case "$style" in
         cursor) cmd+=(--url "$URL/cursor" --paginate cursor --cursor-path next_cursor
             --records items) ;;

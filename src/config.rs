@@ -76,8 +76,11 @@ pub struct SourceConfig {
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,
     pub retry: RetryPolicy,
-    /// Stop after this many pages (a safety net, and a way to sample an API).
+    /// Stop after this many pages (a safety net, and a way to sample an API). A run stopped
+    /// by it with pages left is partial unless `checks.max_pages_complete` says otherwise.
     pub max_pages: Option<u64>,
+    /// How the run checks that it got the whole listing.
+    pub checks: ListingChecks,
     /// Refuse a page whose decompressed body is larger than this.
     pub max_page_bytes: u64,
     /// What to do with a page whose records cannot be read.
@@ -86,6 +89,29 @@ pub struct SourceConfig {
     /// ahead (offset, page number; see `Pagination::predictable`). Pages still reach the
     /// encoder one by one, in order. Other styles fetch one page at a time whatever this is.
     pub concurrency: usize,
+}
+
+/// How a run checks that it got the whole listing (see `pipeline::listing`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingChecks {
+    /// `--expect-rows`: the records the API should return in this run.
+    pub expect_rows: Option<u64>,
+    /// `--on-count-mismatch`: what a run whose record count differs from the API's total
+    /// (`--total-path`) or `expect_rows` does.
+    pub on_count_mismatch: CountMismatchPolicy,
+    /// `--max-pages-complete`: a run stopped by `--max-pages` with pages left is complete
+    /// (`_SUCCESS`, exit 0) rather than partial.
+    pub max_pages_complete: bool,
+}
+
+/// `--on-count-mismatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CountMismatchPolicy {
+    /// The run is partial: no `_SUCCESS`, a resumable checkpoint, exit 4.
+    #[default]
+    Fail,
+    /// The run completes with the mismatch recorded as a warning.
+    Warn,
 }
 
 /// `--on-bad-page`: stop at a page whose records cannot be read, or set it aside.

@@ -25,14 +25,16 @@
 //! - The last, partial chunk is written only when the fetch stage says the listing ended; a
 //!   stop (Ctrl-C, an error) abandons it, and a resumed run fetches its pages again.
 
+mod listing;
+
 use crate::config::{BadPagePolicy, PullConfig};
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
 use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
 use crate::encode::{EncodeError, Format};
 use crate::load::manifest::{
-    Manifest, ManifestFile, ManifestIdentity, ManifestSchemaPolicy, ManifestSource, RejectedPage,
-    MANIFEST_VERSION,
+    Manifest, ManifestFile, ManifestIdentity, ManifestOutcome, ManifestSchemaPolicy,
+    ManifestSource, ManifestStatus, RejectedPage, MANIFEST_VERSION,
 };
 use crate::load::previous::PreviousRunError;
 use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
@@ -44,7 +46,7 @@ use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
-use crate::state::checkpoint::{restore_url, save_url, Watermark};
+use crate::state::checkpoint::{restore_url, save_url, ListingNotes, Watermark};
 use crate::state::watermark::{since_value, WatermarkError, WatermarkTracker};
 use crate::state::{
     Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION, LOCK_PATH,
@@ -62,6 +64,7 @@ use url::Url;
 /// What a finished run produced; printed as the JSON summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
+    /// `succeeded`, or `partial` (carried by [`PullError::Incomplete`]).
     pub status: &'static str,
     pub job: String,
     pub run_id: String,
@@ -79,6 +82,11 @@ pub struct RunSummary {
     pub files: Vec<ManifestFile>,
     /// Schema changes and drift the run recorded (see the manifest's `schema_changes`).
     pub schema_changes: Vec<SchemaChange>,
+    /// What the run recorded instead of failing, and for a partial run why it is partial
+    /// (the manifest's `warnings`).
+    pub warnings: Vec<String>,
+    /// Times a 504 made the run halve its page size (the manifest's `page_size_shrinks`).
+    pub page_size_shrinks: u64,
     /// Seconds this invocation took.
     pub seconds: f64,
 }
@@ -134,6 +142,14 @@ pub enum PullError {
         url: String,
         reason: String,
         what: &'static str,
+    },
+    /// The run stopped short of its listing (`--max-pages`, a record count that differs
+    /// from the API's total): its manifest says `partial`, no `_SUCCESS` was written, and the
+    /// checkpoint lets a rerun finish it. `summary` is what it did deliver.
+    #[error("{reason}")]
+    Incomplete {
+        reason: String,
+        summary: Box<RunSummary>,
     },
     #[error("internal error: {0}")]
     Internal(String),
@@ -219,6 +235,8 @@ struct Resume {
     next_request: Option<Url>,
     /// Pages fetched up to and including the chunk's last page.
     pages: u64,
+    /// The run's listing notes as of that page.
+    notes: ListingNotes,
 }
 
 // `End` is sent once per run: boxing every page to shrink it would cost an allocation per
@@ -230,6 +248,7 @@ enum PageMsg {
         number: u64,
         url: Url,
         next: Option<Url>,
+        notes: ListingNotes,
     },
     /// A page set aside by `--on-bad-page skip`: an empty page for the chunk writer (so
     /// resume points stay aligned), and its body for `_rejected/`.
@@ -239,6 +258,7 @@ enum PageMsg {
         next: Option<Url>,
         rejected: RejectedPage,
         body: Option<Bytes>,
+        notes: ListingNotes,
     },
     /// The listing ended normally: flush the last chunk.
     End,
@@ -369,6 +389,7 @@ async fn run_locked(
                 first_request: Some(save_url(&first)),
                 since,
                 watermark: None,
+                listing: ListingNotes::default(),
                 started_at: rfc3339(now),
                 updated_at: rfc3339(now),
             };
@@ -423,7 +444,7 @@ async fn run_locked(
         reporter.clone(),
         page_tx,
         start,
-        (cp.pages, cp.rows()),
+        (cp.pages, cp.listing.clone(), cp.rows()),
         stop.clone(),
     ));
     let encode = {
@@ -472,10 +493,10 @@ async fn run_locked(
     let joined =
         |stage: &str, e: tokio::task::JoinError| PullError::Internal(format!("{stage} task: {e}"));
     // The stage that failed is the cause; the others only saw a closed channel.
-    let ended = fetched.map_err(|e| joined("fetch", e))??;
+    let end = fetched.map_err(|e| joined("fetch", e))??;
     encoded.map_err(|e| joined("encoder", e))??;
     let (mut store, mut cp) = uploaded.map_err(|e| joined("upload", e))??;
-    if !ended {
+    if !end.ended {
         return Err(PullError::Interrupted {
             run_id,
             chunks: cp.next_seq,
@@ -483,35 +504,59 @@ async fn run_locked(
         });
     }
 
-    let summary = finalize(
+    // Every page is in a committed chunk now; the fetch stage's notes are the run's.
+    cp.listing = end.notes;
+    let verdict = listing::judge(&config.source, &cp.listing, end.capped, cp.rejected.len());
+    for w in verdict.warnings {
+        reporter.report(Event::Warning { message: w.clone() });
+        if !cp.listing.warnings.contains(&w) {
+            cp.listing.warnings.push(w);
+        }
+    }
+    let status = match verdict.partial {
+        Some(_) => ManifestStatus::Partial,
+        None => ManifestStatus::Succeeded,
+    };
+    let manifest = finalize(
         config,
         sink.as_ref(),
         &mut store,
         &mut cp,
         &options.identities,
+        status,
+        verdict.partial.iter().cloned().collect(),
     )
     .await?;
-    reporter.report(Event::RunFinished {
-        run_id: run_id.clone(),
-        rows: summary.totals.rows,
-        files: summary.totals.files,
-        bytes: summary.totals.bytes,
-    });
-    Ok(RunSummary {
-        status: "succeeded",
+    let summary = RunSummary {
+        status: status.as_str(),
         job: config.job.clone(),
-        run_id,
+        run_id: run_id.clone(),
         resumed,
-        destination: summary.destination.clone(),
+        destination: manifest.destination.clone(),
         manifest_url: sink.url_of(&join_path(&[&cp.run_id, MANIFEST])),
         pages: cp.pages,
-        rows: summary.totals.rows,
-        bytes: summary.totals.bytes,
-        raw_bytes: summary.totals.raw_bytes,
-        files: summary.files,
-        schema_changes: summary.schema_changes,
+        rows: manifest.totals.rows,
+        bytes: manifest.totals.bytes,
+        raw_bytes: manifest.totals.raw_bytes,
+        files: manifest.files,
+        schema_changes: manifest.schema_changes,
+        warnings: manifest.outcome.warnings,
+        page_size_shrinks: manifest.outcome.page_size_shrinks,
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    if let Some(reason) = verdict.partial {
+        return Err(PullError::Incomplete {
+            reason,
+            summary: Box::new(summary),
+        });
+    }
+    reporter.report(Event::RunFinished {
+        run_id,
+        rows: summary.rows,
+        files: summary.files.len() as u64,
+        bytes: summary.bytes,
+    });
+    Ok(summary)
 }
 
 /// Remove a run's objects that no checkpoint vouches for: data files numbered `from_seq` or
@@ -544,18 +589,24 @@ async fn remove_leftovers(
     Ok(())
 }
 
-/// Write the manifest and `_SUCCESS`, then mark the checkpoint complete.
+/// Write the load script and the manifest; for a run that succeeded, then `_SUCCESS`, and
+/// mark the checkpoint complete. A partial run's checkpoint stays running (with its notes
+/// saved), so a rerun resumes it; `partial_reasons` go into its manifest's warnings only.
 async fn finalize(
     config: &PullConfig,
     sink: &dyn Sink,
     store: &mut CheckpointStore,
     cp: &mut Checkpoint,
     proven: &[ManifestIdentity],
+    status: ManifestStatus,
+    partial_reasons: Vec<String>,
 ) -> Result<Manifest, PullError> {
+    let succeeded = status == ManifestStatus::Succeeded;
     // A run that delivered nothing new leaves the watermark where it was.
-    if cp.watermark.is_none() {
+    if succeeded && cp.watermark.is_none() {
         cp.watermark = cp.since.clone();
     }
+    let watermark = cp.watermark.as_ref().or(cp.since.as_ref());
     let manifest = Manifest {
         manifest_version: MANIFEST_VERSION,
         tool: concat!("gatelake ", env!("CARGO_PKG_VERSION")).to_string(),
@@ -587,12 +638,20 @@ async fn finalize(
             compared_with_run: cp.compared_with_run.clone(),
         },
         schema_changes: cp.schema_changes.clone(),
-        watermark: cp
-            .watermark
-            .as_ref()
-            .map(|w| serde_json::json!({"field": w.field, "max": w.max})),
+        watermark: watermark.map(|w| serde_json::json!({"field": w.field, "max": w.max})),
         load_sql: Some(join_path(&[&cp.run_id, LOAD_SQL])),
         rejected: cp.rejected.clone(),
+        outcome: ManifestOutcome {
+            status,
+            warnings: cp
+                .listing
+                .warnings
+                .iter()
+                .cloned()
+                .chain(partial_reasons)
+                .collect(),
+            page_size_shrinks: cp.listing.page_size_shrinks,
+        },
     };
     // The load script, then the manifest, then `_SUCCESS`: a reader that waits for the
     // marker finds all three.
@@ -611,13 +670,15 @@ async fn finalize(
         PutMode::Overwrite,
     )
     .await?;
-    sink.put(
-        &join_path(&[&cp.run_id, SUCCESS_MARKER]),
-        Bytes::new(),
-        PutMode::Overwrite,
-    )
-    .await?;
-    cp.status = RunStatus::Complete;
+    if succeeded {
+        sink.put(
+            &join_path(&[&cp.run_id, SUCCESS_MARKER]),
+            Bytes::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+        cp.status = RunStatus::Complete;
+    }
     cp.updated_at = now_rfc3339();
     store.save(cp).await?;
     Ok(manifest)
@@ -694,11 +755,11 @@ async fn fetch_stage(
     reporter: Arc<dyn Reporter>,
     pages: mpsc::Sender<PageMsg>,
     start: Option<Url>,
-    // Pages and records in committed chunks: a resumed run counts on from there, so a
-    // `--total-path` rule still compares the whole run's records with the total.
-    before: (u64, u64),
+    // Pages, listing notes and records in committed chunks: a resumed run counts on from
+    // there, so a `--total-path` rule still compares the whole run's records with the total.
+    before: (u64, ListingNotes, u64),
     mut stop: StopSignal,
-) -> Result<bool, PullError> {
+) -> Result<listing::FetchEnd, PullError> {
     let source = &source;
     let client = Arc::new(client);
     let paginator: Arc<dyn Paginator> = Arc::from(source.pagination.paginator());
@@ -706,19 +767,17 @@ async fn fetch_stage(
     let origin = Arc::new(source.url.clone());
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
     let concurrency = source.concurrency.max(1);
+    // The page size as 504s shrink it and successes grow it back, from the configured size
+    // (never from the size a resumed request was saved with).
+    let sizing = crate::source::page_size::PageSizing::new(paginator.clone()).map(Arc::new);
     let start_fetch = |url: Url, page_no: u64| {
-        let (client, reporter, paginator) = (client.clone(), reporter.clone(), paginator.clone());
+        let (client, reporter, sizing) = (client.clone(), reporter.clone(), sizing.clone());
         let task_url = url.clone();
         InFlight {
             url,
             task: tokio::spawn(async move {
                 client
-                    .fetch_shrinking(
-                        &task_url,
-                        page_no,
-                        reporter.as_ref(),
-                        Some(paginator.as_ref()),
-                    )
+                    .fetch_shrinking(&task_url, page_no, reporter.as_ref(), sizing.as_deref())
                     .await
             }),
         }
@@ -731,14 +790,32 @@ async fn fetch_stage(
     let mut total: Option<u64> = None;
 
     let mut next = start;
-    let (mut page_no, mut records_so_far) = before;
+    let (mut page_no, mut notes, rows) = before;
+    // A checkpoint from before the notes were kept: the records landed are the best count.
+    if notes.received == 0 {
+        notes.received = rows;
+    }
+    let mut records_so_far = notes.received;
+    let shrinks_before = notes.page_size_shrinks;
+    let stopped = |notes: ListingNotes| listing::FetchEnd {
+        ended: false,
+        capped: None,
+        notes,
+    };
+    let mut capped = None;
     while let Some(url) = next.take() {
-        if source.max_pages.is_some_and(|m| page_no >= m) {
+        if let Some(m) = source.max_pages.filter(|m| page_no >= *m) {
+            // There is a next page: the listing is cut here, not ended.
+            capped = Some(m);
             break;
         }
         if stop.is_stopped() {
-            return Ok(false);
+            return Ok(stopped(notes));
         }
+        let url = match &sizing {
+            Some(sizing) => sizing.apply(&url),
+            None => url,
+        };
         page_no += 1;
         if window.front().is_some_and(|f| f.url != url) {
             // Not the request that was predicted: every guess after the last page was wrong.
@@ -763,6 +840,7 @@ async fn fetch_stage(
             let Some(predicted) = window
                 .back()
                 .and_then(|last| paginator.predict(&last.url, full_page))
+                .map(|p| sizing.as_ref().map_or_else(|| p.clone(), |s| s.apply(&p)))
                 .filter(|p| crate::source::paginate::same_origin(&origin, p))
             else {
                 break;
@@ -775,7 +853,7 @@ async fn fetch_stage(
         let skip = source.on_bad_page == BadPagePolicy::Skip;
         let fetched = tokio::select! {
             f = &mut current.task => f.map_err(|e| PullError::Internal(format!("page fetch task: {e}")))?,
-            _ = stop.stopped() => return Ok(false),
+            _ = stop.stopped() => return Ok(stopped(notes)),
         };
         drop(current);
         let fetched = match fetched {
@@ -790,9 +868,17 @@ async fn fetch_stage(
                             url: redact_url(&url),
                             source,
                         })?;
-                let msg = rejected_msg(page_no, &url, blind, reason, None, "next request")?;
+                let msg = rejected_msg(
+                    page_no,
+                    &url,
+                    blind,
+                    reason,
+                    None,
+                    "next request",
+                    notes.clone(),
+                )?;
                 if pages.send(msg.0).await.is_err() {
-                    return Ok(false);
+                    return Ok(stopped(notes));
                 }
                 next = msg.1;
                 continue;
@@ -819,7 +905,7 @@ async fn fetch_stage(
                     &stop_rules,
                     &origin,
                     &records_path,
-                    records_so_far,
+                    (records_so_far, page_no),
                 )
             }
         };
@@ -836,6 +922,7 @@ async fn fetch_stage(
             page,
             next: page_next,
             total: page_total,
+            warning,
         } = match located {
             Ok(found) => found,
             Err(LocateError::Extract(source)) => match kept {
@@ -855,14 +942,22 @@ async fn fetch_stage(
                     } else {
                         "cursor or link"
                     };
-                    let msg = rejected_msg(page_no, &url, blind, reason, Some(body), what)?;
+                    let msg = rejected_msg(
+                        page_no,
+                        &url,
+                        blind,
+                        reason,
+                        Some(body),
+                        what,
+                        notes.clone(),
+                    )?;
                     reporter.report(Event::PageFetched {
                         page: page_no,
                         records: 0,
                         bytes: body_len,
                     });
                     if pages.send(msg.0).await.is_err() {
-                        return Ok(false);
+                        return Ok(stopped(notes));
                     }
                     next = msg.1;
                     continue;
@@ -889,30 +984,48 @@ async fn fetch_stage(
             full_page = Some(records);
         }
         total = page_total.or(total);
+        notes.received = records_so_far;
+        notes.api_total = page_total.or(notes.api_total);
+        if let Some(sizing) = &sizing {
+            notes.page_size_shrinks = shrinks_before + sizing.shrinks();
+        }
         reporter.report(Event::PageFetched {
             page: page_no,
             records,
             bytes: body_len,
         });
+        if let Some(message) = warning {
+            reporter.report(Event::Warning {
+                message: message.clone(),
+            });
+            notes.warnings.push(message);
+        }
         let msg = PageMsg::Page {
             page,
             number: page_no,
             url,
             next: page_next.clone(),
+            notes: notes.clone(),
         };
         if pages.send(msg).await.is_err() {
             // The encoder stopped; its error is the one to report.
-            return Ok(false);
+            return Ok(stopped(notes));
         }
         next = page_next;
     }
     // Requests still in flight were guesses past the end: cancel them before saying so.
     window.clear();
     // A failed send means the encoder stopped and reports its own error.
-    Ok(pages.send(PageMsg::End).await.is_ok())
+    let ended = pages.send(PageMsg::End).await.is_ok();
+    Ok(listing::FetchEnd {
+        ended,
+        capped,
+        notes,
+    })
 }
 
 /// The message for a page set aside, and the request after it.
+#[allow(clippy::too_many_arguments)] // one page's facts, each used once
 fn rejected_msg(
     number: u64,
     url: &Url,
@@ -920,6 +1033,7 @@ fn rejected_msg(
     reason: String,
     body: Option<Bytes>,
     what: &'static str,
+    notes: ListingNotes,
 ) -> Result<(PageMsg, Option<Url>), PullError> {
     let next = match blind {
         Blind::Next(n) => Some(n),
@@ -946,6 +1060,7 @@ fn rejected_msg(
         next: next.clone(),
         rejected,
         body,
+        notes,
     };
     Ok((msg, next))
 }
@@ -961,6 +1076,8 @@ struct Located {
     page: ExtractedPage,
     next: Option<Url>,
     total: Option<u64>,
+    /// The pointer rule's warning: the listing ended on a page that looked full.
+    warning: Option<String>,
 }
 
 fn locate(
@@ -969,9 +1086,9 @@ fn locate(
     stop: &crate::source::paginate::StopRules,
     origin: &Url,
     records_path: &str,
-    records_before: u64,
+    (records_before, page_no): (u64, u64),
 ) -> Result<Located, LocateError> {
-    let (ranges, next, total) = {
+    let (ranges, step, total) = {
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
         let doc = JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
@@ -982,22 +1099,24 @@ fn locate(
             doc: &doc,
             records: records.len() as u64,
             records_so_far: records_before + records.len() as u64,
+            page: page_no,
         };
-        let next = next_request(paginator, stop, origin, &view).map_err(LocateError::Paginate)?;
+        let step = next_request(paginator, stop, origin, &view).map_err(LocateError::Paginate)?;
         // `next_request` has read it already when it matters; a bad value only loses the bound.
         let total = stop
             .total_path
             .as_deref()
             .and_then(|path| doc.get_u64(path).ok().flatten());
-        (ExtractedPage::ranges_of(text, &records), next, total)
+        (ExtractedPage::ranges_of(text, &records), step, total)
     };
     Ok(Located {
         page: ExtractedPage {
             body: fetched.body,
             ranges,
         },
-        next,
+        next: step.next,
         total,
+        warning: step.warning,
     })
 }
 
@@ -1034,6 +1153,7 @@ fn encode_stage(
                 number,
                 url,
                 next,
+                notes,
             } => {
                 let mut records = page.records();
                 if let Some(t) = tracker.as_mut() {
@@ -1049,6 +1169,7 @@ fn encode_stage(
                     last_request: url,
                     next_request: next,
                     pages: number,
+                    notes,
                 });
                 writer
                     .write_page(&records)
@@ -1063,6 +1184,7 @@ fn encode_stage(
                 next,
                 rejected,
                 body,
+                notes,
             } => {
                 if chunks
                     .blocking_send(UploadMsg::Rejected(rejected, body))
@@ -1074,6 +1196,7 @@ fn encode_stage(
                     last_request: url,
                     next_request: next,
                     pages: number,
+                    notes,
                 });
                 // An empty page: the rejected page's place in the chunk's page range.
                 writer.write_page(&[]).map_err(|source| PullError::Encode {
@@ -1187,6 +1310,7 @@ async fn upload_stage(
                     cp.pages = resume.pages;
                     cp.last_request = Some(save_url(&resume.last_request));
                     cp.next_request = resume.next_request.as_ref().map(save_url);
+                    cp.listing = resume.notes;
                     if let Some(schema) = schema {
                         cp.schema = Some(merge_stats(cp.schema.as_ref(), schema));
                     }
@@ -1319,6 +1443,7 @@ mod tests {
                 timeout: Duration::from_secs(10),
                 retry: RetryPolicy::default(),
                 max_pages: None,
+                checks: Default::default(),
                 max_page_bytes: 1 << 20,
                 on_bad_page: Default::default(),
                 concurrency: 1,

@@ -388,7 +388,12 @@ async fn auth_check_passes_and_names_every_identity() {
     args.insert(0, "auth".into());
     args.retain(|a| a != "--create-container");
     // The container must exist for the lake probe: create it with a pull first.
-    let out = gatelake(c.pull_args(&cont, &["--max-pages", "1"]), c.wi_env(), None).await;
+    let out = gatelake(
+        c.pull_args(&cont, &["--max-pages", "1", "--max-pages-complete"]),
+        c.wi_env(),
+        None,
+    )
+    .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let out = gatelake(args, c.wi_env(), None).await;
     let v = json_out(&out);

@@ -502,6 +502,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
         first_request: None,
         since: None,
         watermark: None,
+        listing: Default::default(),
         started_at: "2026-11-24T23:00:00Z".into(),
         updated_at: "2026-11-24T23:00:00Z".into(),
     }

@@ -332,7 +332,8 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_LIMIT_PARAM", value_name = "NAME")]
     pub limit_param: Option<String>,
 
-    /// offset: records per page; page: records per page when --page-size-param is set. [default: 100]
+    /// offset: records per page; page: records per page when --page-size-param is set. A 504
+    /// integration timeout halves it for a while (never below 1/16). [default: 100]
     #[arg(long, env = "GATELAKE_PAGE_SIZE", value_name = "N")]
     pub page_size: Option<u64>,
 
@@ -352,7 +353,8 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_HAS_MORE_PATH", value_name = "PATH")]
     pub has_more_path: Option<String>,
 
-    /// Stop once as many records as this body path says were fetched, e.g. total.
+    /// Stop once as many records as this body path says were fetched, e.g. total; a listing
+    /// that ends with a different count is handled by --on-count-mismatch.
     #[arg(long, env = "GATELAKE_TOTAL_PATH", value_name = "PATH")]
     pub total_path: Option<String>,
 
@@ -360,9 +362,29 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_RECORDS", value_name = "PATH")]
     pub records: Option<String>,
 
-    /// Stop after this many pages.
+    /// Stop after this many pages. A run stopped by it with pages left is partial: its
+    /// manifest says so, no _SUCCESS is written, and it exits 4 (a rerun without the cap
+    /// resumes it), unless --max-pages-complete is given.
     #[arg(long, env = "GATELAKE_MAX_PAGES", value_name = "N")]
     pub max_pages: Option<u64>,
+
+    /// A run cut by --max-pages is complete: write _SUCCESS and exit 0 (the manifest still
+    /// records the cut as a warning). For sampling an API.
+    #[arg(long, env = "GATELAKE_MAX_PAGES_COMPLETE")]
+    pub max_pages_complete: bool,
+
+    /// The number of records the API should return in this run; a run that gets fewer or
+    /// more is handled by --on-count-mismatch. Like the API's own total (--total-path), it
+    /// counts what the API returns, before an incremental run drops records the previous run
+    /// delivered.
+    #[arg(long, env = "GATELAKE_EXPECT_ROWS", value_name = "N")]
+    pub expect_rows: Option<u64>,
+
+    /// When the records the API returned differ from its total (--total-path) or
+    /// --expect-rows: fail makes the run partial (no _SUCCESS, exit 4, resumable); warn
+    /// records the mismatch in the manifest and summary and succeeds. [default: fail]
+    #[arg(long, env = "GATELAKE_ON_COUNT_MISMATCH", value_name = "fail|warn")]
+    pub on_count_mismatch: Option<String>,
 
     /// offset, page: page requests in flight at once (1-64). Pages are still written in
     /// order, each record once. Cursor and link styles learn each next request from the page

@@ -45,7 +45,8 @@ impl ExitCode {
             | PullError::Paginate { .. }
             | PullError::Encode { .. }
             | PullError::Watermark(_)
-            | PullError::Unskippable { .. } => ExitCode::Source,
+            | PullError::Unskippable { .. }
+            | PullError::Incomplete { .. } => ExitCode::Source,
             PullError::Sink(s) => Self::of_sink_error(s),
             PullError::State(StateError::LostRace { .. }) => ExitCode::Busy,
             PullError::State(StateError::Sink(s)) => Self::of_sink_error(s),

@@ -222,6 +222,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             max_pages: None,
+            checks: Default::default(),
             max_page_bytes: 64 << 20,
             on_bad_page: Default::default(),
             concurrency: 1,
@@ -369,6 +370,11 @@ async fn execute(
             print_summary(&summary, mode);
             ExitCode::Success
         }
+        Err(PullError::Incomplete { reason, summary }) => {
+            let code = ExitCode::Source;
+            print_partial(&summary, &reason, code, mode);
+            code
+        }
         Err(e) => {
             let code = ExitCode::of_pull_error(&e);
             report_failure(&gatelake::report::error_chain(&e), code, mode);
@@ -396,6 +402,31 @@ async fn aws_for_api(
                 .map_err(|e| e.to_string())
         }
         (None, _) => Ok(None),
+    }
+}
+
+/// A partial run (see `PullError::Incomplete`): what it delivered, and why it is not done.
+/// With `--output json`, one object: the summary (`"status":"partial"`) plus the failure
+/// fields every failed run has.
+fn print_partial(s: &RunSummary, reason: &str, code: ExitCode, mode: OutputMode) {
+    match mode {
+        OutputMode::Json => {
+            let mut out = serde_json::to_value(s).unwrap_or_default();
+            if let Some(obj) = out.as_object_mut() {
+                obj.insert("error".into(), reason.into());
+                obj.insert("error_kind".into(), code.kind().into());
+                obj.insert("exit_code".into(), (code as u8).into());
+            }
+            println!("{out}");
+            eprintln!("error: {reason}");
+        }
+        OutputMode::Text => {
+            // The reason is also the manifest's last warning: said once, as the error.
+            let mut shown = s.clone();
+            shown.warnings.retain(|w| w != reason);
+            print_summary(&shown, mode);
+            eprintln!("error: {reason}");
+        }
     }
 }
 
@@ -439,6 +470,15 @@ fn print_summary(s: &RunSummary, mode: OutputMode) {
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);
             println!("Manifest: {}", s.manifest_url);
+            if s.status != "succeeded" {
+                println!("Status:   {} (no _SUCCESS)", s.status);
+            }
+            if !s.warnings.is_empty() {
+                eprintln!("Warnings (recorded in the manifest):");
+                for w in &s.warnings {
+                    eprintln!("  {w}");
+                }
+            }
             if !s.schema_changes.is_empty() {
                 eprintln!("Schema changes (recorded in the manifest):");
                 for c in &s.schema_changes {

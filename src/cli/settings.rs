@@ -58,6 +58,9 @@ pub struct JobSpec {
     pub total_path: Option<String>,
     pub records: Option<String>,
     pub max_pages: Option<u64>,
+    pub max_pages_complete: Option<bool>,
+    pub expect_rows: Option<u64>,
+    pub on_count_mismatch: Option<String>,
     pub concurrency: Option<usize>,
     pub api_auth: Option<ApiAuthKind>,
     pub api_key_file: Option<PathBuf>,
@@ -494,6 +497,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     if max_pages == Some(0) {
         return usage("--max-pages must be at least 1");
     }
+    let checks = resolve_listing_checks(&mut r, args, &job)?;
     let pagination = Pagination { style, stop };
     let concurrency = resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
 
@@ -690,6 +694,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             ..RetryPolicy::default()
         },
         max_pages,
+        checks,
         max_page_bytes,
         on_bad_page,
         concurrency,
@@ -711,6 +716,47 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         shown: r.shown,
         warnings,
         identity,
+    })
+}
+
+/// `--max-pages-complete`, `--expect-rows`, `--on-count-mismatch`: how the run checks that it
+/// got the whole listing.
+fn resolve_listing_checks(
+    r: &mut Resolver<'_>,
+    args: &PullArgs,
+    job: &JobSpec,
+) -> Result<gatelake::config::ListingChecks, UsageError> {
+    use gatelake::config::CountMismatchPolicy;
+    let max_pages_complete = r
+        .pick(
+            "max_pages_complete",
+            args.max_pages_complete.then_some(true),
+            job.max_pages_complete,
+            Some(false),
+        )
+        .unwrap_or(false);
+    let expect_rows = r.pick("expect_rows", args.expect_rows, job.expect_rows, None);
+    let on_count_mismatch = match r
+        .pick(
+            "on_count_mismatch",
+            args.on_count_mismatch.clone(),
+            job.on_count_mismatch.clone(),
+            Some("fail".into()),
+        )
+        .as_deref()
+    {
+        Some("fail") | None => CountMismatchPolicy::Fail,
+        Some("warn") => CountMismatchPolicy::Warn,
+        Some(other) => {
+            return usage(format!(
+                "--on-count-mismatch {other}: use fail (the run is partial, exit 4) or warn (recorded in the manifest, exit 0)"
+            ))
+        }
+    };
+    Ok(gatelake::config::ListingChecks {
+        expect_rows,
+        on_count_mismatch,
+        max_pages_complete,
     })
 }
 

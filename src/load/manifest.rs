@@ -113,6 +113,42 @@ pub struct ManifestTotals {
     pub raw_bytes: u64,
 }
 
+/// How a run ended, as far as its listing goes.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ManifestStatus {
+    /// The listing was read to its end (or the user said a capped run is complete):
+    /// `_SUCCESS` is written.
+    #[default]
+    Succeeded,
+    /// The run stopped short of its listing (`--max-pages`, a record count that differs
+    /// from the API's total): no `_SUCCESS`, and the checkpoint lets a rerun finish it.
+    Partial,
+}
+
+impl ManifestStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManifestStatus::Succeeded => "succeeded",
+            ManifestStatus::Partial => "partial",
+        }
+    }
+}
+
+/// The manifest's account of whether the run got the whole listing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct ManifestOutcome {
+    /// Manifests written before this field count as `succeeded` (they had a `_SUCCESS`).
+    #[serde(default)]
+    pub status: ManifestStatus,
+    /// What the run recorded instead of failing (see `ListingNotes::warnings`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// Times a 504 made the run halve its page size.
+    #[serde(default)]
+    pub page_size_shrinks: u64,
+}
+
 /// `_manifest.json`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -154,6 +190,9 @@ pub struct Manifest {
     /// Pages set aside by `--on-bad-page skip`, with where their bodies were kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<RejectedPage>,
+    /// `status`, `warnings` and `page_size_shrinks`, at the top level.
+    #[serde(flatten)]
+    pub outcome: ManifestOutcome,
 }
 
 impl Manifest {
@@ -227,10 +266,25 @@ mod tests {
             watermark: None,
             load_sql: None,
             rejected: vec![],
+            outcome: ManifestOutcome {
+                status: ManifestStatus::Partial,
+                warnings: vec!["stopped at --max-pages 4".into()],
+                page_size_shrinks: 2,
+            },
         };
         assert_eq!(m.totals.rows, 33);
         assert_eq!(m.totals.files, 3);
-        let back: Manifest = serde_json::from_slice(&m.to_json().unwrap()).unwrap();
+        let json = m.to_json().unwrap();
+        let back: Manifest = serde_json::from_slice(&json).unwrap();
         assert_eq!(back, m);
+        // The outcome is at the top level; a manifest without it reads as a succeeded run.
+        let mut v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v["status"], "partial");
+        assert_eq!(v["page_size_shrinks"], 2);
+        for k in ["status", "warnings", "page_size_shrinks"] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: Manifest = serde_json::from_value(v).unwrap();
+        assert_eq!(old.outcome, ManifestOutcome::default());
     }
 }

@@ -860,6 +860,7 @@ mod tests {
             watermark: None,
             load_sql: None,
             rejected: vec![],
+            outcome: Default::default(),
         }
     }
 

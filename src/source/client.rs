@@ -13,7 +13,7 @@ use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
 use crate::secret::{redact_url, Secret};
-use crate::source::paginate::Paginator;
+use crate::source::page_size::{is_integration_timeout, PageSizing};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use std::sync::Arc;
@@ -386,15 +386,16 @@ impl ApiClient {
         self.fetch_shrinking(url, page, reporter, None).await
     }
 
-    /// Like [`ApiClient::fetch`], and when the API answers 504 (API Gateway's 29-second
-    /// integration timeout) and `paginator` can ask for the same records in smaller pages,
-    /// the retry does that (and says so). The returned page's `url` is the one that worked.
+    /// Like [`ApiClient::fetch`], and when the API answers API Gateway's integration timeout
+    /// (504 "Endpoint request timed out") and `sizing` can ask for the same records in smaller
+    /// pages, the retry does that (and says so); see `source::page_size` for the rules. The
+    /// returned page's `url` is the one that worked.
     pub async fn fetch_shrinking(
         &self,
         url: &Url,
         page: u64,
         reporter: &dyn Reporter,
-        paginator: Option<&dyn Paginator>,
+        sizing: Option<&PageSizing>,
     ) -> Result<FetchedPage, SourceError> {
         let started = Instant::now();
         let mut url = url.clone();
@@ -402,57 +403,87 @@ impl ApiClient {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let (after, reason) = match self.attempt(&url, page, &shown).await? {
-                Ok(fetched) => return Ok(fetched),
+            let (after, mut reason) = match self.attempt(&url, page, &shown).await? {
+                Ok(fetched) => {
+                    if let Some(sizing) = sizing {
+                        sizing.after_success(&url);
+                    }
+                    return Ok(fetched);
+                }
                 Err(retry) => retry,
             };
-            if reason.starts_with("504") {
-                if let Some(smaller) = paginator.and_then(|p| p.shrink(&url)) {
-                    reporter.report(Event::Warning {
-                        message: format!(
-                            "page {page}: {reason} (API Gateway stops integrations after 29 s); asking for smaller pages: {}",
-                            redact_url(&smaller)
-                        ),
-                    });
-                    url = smaller;
-                    shown = redact_url(&url);
-                    continue;
+            if let Some(sizing) = sizing.filter(|_| is_integration_timeout(&reason)) {
+                match sizing.after_timeout(&url) {
+                    Some(smaller) => {
+                        reporter.report(Event::Warning {
+                            message: format!(
+                                "page {page}: {reason} (API Gateway stops integrations after 29 s); asking for smaller pages: {}",
+                                redact_url(&smaller)
+                            ),
+                        });
+                        url = smaller;
+                        shown = redact_url(&url);
+                        continue;
+                    }
+                    // At the floor: retried as any transient failure; said if it persists.
+                    None => {
+                        reason = format!(
+                            "{reason} (at the smallest page size gatelake asks for, {}: 1/16 of the configured size; if the API needs smaller pages, lower --page-size)",
+                            sizing.floor()
+                        )
+                    }
                 }
             }
-            let elapsed = started.elapsed();
-            let connect_limit = if reason.starts_with("connect") {
-                3
-            } else {
-                u32::MAX
-            };
-            if attempt >= self.retry.max_attempts.min(connect_limit)
-                || elapsed >= self.retry.deadline
-            {
-                if reason.starts_with("connect") {
-                    return Err(SourceError::Connect {
-                        page,
-                        url: shown,
-                        message: reason,
-                    });
-                }
-                return Err(SourceError::RetriesExhausted {
+            self.pause(page, attempt, after, reason, started, &shown, reporter)
+                .await?;
+        }
+    }
+
+    /// Before attempt `attempt + 1`: fail if the attempts or the deadline are used up, else
+    /// report the retry and wait.
+    #[allow(clippy::too_many_arguments)] // one attempt's facts, each used once
+    async fn pause(
+        &self,
+        page: u64,
+        attempt: u32,
+        after: Option<Duration>,
+        reason: String,
+        started: Instant,
+        shown: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<(), SourceError> {
+        let elapsed = started.elapsed();
+        let connect_limit = if reason.starts_with("connect") {
+            3
+        } else {
+            u32::MAX
+        };
+        if attempt >= self.retry.max_attempts.min(connect_limit) || elapsed >= self.retry.deadline {
+            if reason.starts_with("connect") {
+                return Err(SourceError::Connect {
                     page,
-                    url: shown,
-                    attempts: attempt,
-                    elapsed_s: elapsed.as_secs_f64(),
-                    last: reason,
+                    url: shown.to_string(),
+                    message: reason,
                 });
             }
-            let delay = backoff(&self.retry, attempt, after);
-            reporter.report(Event::Retrying {
+            return Err(SourceError::RetriesExhausted {
                 page,
-                attempt,
-                delay,
-                reason: reason.clone(),
+                url: shown.to_string(),
+                attempts: attempt,
+                elapsed_s: elapsed.as_secs_f64(),
+                last: reason,
             });
-            tracing::debug!(page, attempt, ?delay, %reason, "retrying");
-            tokio::time::sleep(delay).await;
         }
+        let delay = backoff(&self.retry, attempt, after);
+        tracing::debug!(page, attempt, ?delay, %reason, "retrying");
+        reporter.report(Event::Retrying {
+            page,
+            attempt,
+            delay,
+            reason,
+        });
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 
     /// One attempt: `Ok(Ok(page))`, `Ok(Err((retry_after, reason)))` to retry, or a final error.

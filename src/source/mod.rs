@@ -4,4 +4,5 @@
 
 pub mod client;
 pub mod extract;
+pub mod page_size;
 pub mod paginate;

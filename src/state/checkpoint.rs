@@ -73,8 +73,32 @@ pub struct Checkpoint {
     pub since: Option<Watermark>,
     /// The largest `--since-field` value among this run's committed records.
     pub watermark: Option<Watermark>,
+    /// What the run learnt about its listing so far (counts, the API's total, page-size
+    /// shrinks, warnings), so that a resumed run reports the whole run's.
+    #[serde(default)]
+    pub listing: ListingNotes,
     pub started_at: String,
     pub updated_at: String,
+}
+
+/// What a run learnt about its listing, kept across resumes for the manifest and summary.
+/// Each committed chunk saves the notes as of its last page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingNotes {
+    /// Records the API returned over the run, before incremental de-duplication drops the
+    /// ones the previous run delivered (what `--total-path` and `--expect-rows` count).
+    #[serde(default)]
+    pub received: u64,
+    /// The listing's total as the API last reported it (`--total-path`).
+    #[serde(default)]
+    pub api_total: Option<u64>,
+    /// Times a 504 made the run halve its page size.
+    #[serde(default)]
+    pub page_size_shrinks: u64,
+    /// Things the run must record in its manifest and summary (a listing that ended on a
+    /// page that looked full, a count mismatch let through by `--on-count-mismatch warn`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl Checkpoint {

@@ -158,6 +158,19 @@ pub struct ApiConfig {
     /// A request for an offset or page number at or past the end gets 400 (offset and page
     /// routes), as some APIs answer instead of an empty page. Default false.
     pub reject_past_end: bool,
+    /// `/prod/offset` reports this as `total` instead of the real record count, as an API
+    /// whose count and listing disagree does. Default none (the real count).
+    pub reported_total: Option<u64>,
+    /// From this page index on, the next-page pointer is left out entirely (not null) even
+    /// when more records follow: no `next_cursor` key, no `x-next-cursor` header, no
+    /// `links.next` key, no `Link` header. Default none.
+    pub omit_next_from: Option<u64>,
+    /// Probability in `[0, 1]` that a page (after the random gateway error) is sent truncated
+    /// as `truncate_page` does; drawn from the same seeded RNG. Default 0.
+    pub truncate_rate: f64,
+    /// `timeout_above` applies only to the first this-many admitted requests, like an
+    /// integration that was slow for a while. Default none (always).
+    pub timeout_above_for: Option<u64>,
 }
 
 impl Default for ApiConfig {
@@ -183,6 +196,10 @@ impl Default for ApiConfig {
             timeout_above: None,
             max_page_size: None,
             reject_past_end: false,
+            reported_total: None,
+            omit_next_from: None,
+            truncate_rate: 0.0,
+            timeout_above_for: None,
         }
     }
 }
@@ -546,6 +563,10 @@ impl Shared {
         (start..end).map(record).collect()
     }
 
+    fn omits_next(&self, index: u64) -> bool {
+        self.config.omit_next_from.is_some_and(|from| index >= from)
+    }
+
     fn has_more(&self, start: u64, size: u64) -> bool {
         start.saturating_add(size) < self.config.records
     }
@@ -582,8 +603,11 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
             return gateway_error(pick);
         }
     }
+    let truncate_at_random = config.truncate_rate > 0.0
+        && shared.rng.lock().expect("rng lock").gen::<f64>() < config.truncate_rate;
     let params = query_params(parts.uri.query());
-    if let Some(max) = config.timeout_above {
+    let timeouts_on = config.timeout_above_for.is_none_or(|n| admitted <= n);
+    if let Some(max) = config.timeout_above.filter(|_| timeouts_on) {
         let asked = ["limit", "per_page"]
             .iter()
             .find_map(|p| params.get(*p).and_then(|v| v.parse::<u64>().ok()))
@@ -606,7 +630,7 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
             }
         }
     }
-    let truncate = config.truncate_page == Some(page.index) || {
+    let truncate = truncate_at_random || config.truncate_page == Some(page.index) || {
         let mut remaining = shared
             .truncate_remaining
             .lock()
@@ -699,7 +723,23 @@ fn build_page(
                 .has_more(start, size)
                 .then(|| encode_cursor(start + size));
             let index = start / size;
+            let omit = shared.omits_next(index);
             match route {
+                Route::Cursor if omit => Ok(Page {
+                    index,
+                    body: to_json(&json!({ "items": items })),
+                    headers: Vec::new(),
+                }),
+                Route::CursorHeader if omit => Ok(Page {
+                    index,
+                    body: to_json(&Value::Array(items)),
+                    headers: Vec::new(),
+                }),
+                Route::NextLink if omit => Ok(Page {
+                    index,
+                    body: to_json(&json!({ "data": { "rows": items }, "links": {} })),
+                    headers: Vec::new(),
+                }),
                 Route::Cursor => Ok(Page {
                     index,
                     body: to_json(&json!({ "items": items, "next_cursor": next })),
@@ -760,10 +800,15 @@ fn build_page(
                 "<{}>; rel=\"last\"",
                 shared.link(&target(last_page))
             ));
+            let headers = if shared.omits_next(page - 1) {
+                Vec::new()
+            } else {
+                vec![(header::LINK, links.join(", "))]
+            };
             Ok(Page {
                 index: page - 1,
                 body: to_json(&Value::Array(items)),
-                headers: vec![(header::LINK, links.join(", "))],
+                headers,
             })
         }
         Route::Offset => {
@@ -776,7 +821,7 @@ fn build_page(
                 index: start / size,
                 body: to_json(&json!({
                     "items": shared.items(start, size),
-                    "total": config.records,
+                    "total": config.reported_total.unwrap_or(config.records),
                 })),
                 headers: Vec::new(),
             })

@@ -1,8 +1,9 @@
 //! Cursor pagination: the page carries an opaque token (in the body, or a response header)
-//! that is sent back as a query parameter to get the next page. Null, absent or empty
-//! means the end.
+//! that is sent back as a query parameter to get the next page. Null or empty means the end;
+//! absent is judged by the pointer rule (`pointer.rs`).
 
-use super::{with_query_param, Blind, PageView, PaginateError, Paginator};
+use super::pointer::{fields_near, header_names};
+use super::{with_query_param, Blind, MissingPointer, PageView, PaginateError, Paginator};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 
@@ -69,6 +70,26 @@ impl Paginator for CursorPaginator {
             CursorSource::Header(name) => header_cursor(page.headers, name),
         };
         Ok(cursor.map(|c| with_query_param(page.url, &self.param, &c)))
+    }
+
+    fn missing_pointer(
+        &self,
+        page: &PageView<'_>,
+    ) -> Result<Option<MissingPointer>, PaginateError> {
+        Ok(match &self.source {
+            CursorSource::Body(path) => page.doc.get(path)?.is_none().then(|| MissingPointer {
+                what: format!("body field '{path}'"),
+                found: fields_near(page.doc, path),
+                setting: "--cursor-path (the body path of the next cursor)",
+            }),
+            CursorSource::Header(name) => {
+                (!page.headers.contains_key(name.as_str())).then(|| MissingPointer {
+                    what: format!("'{name}' header"),
+                    found: header_names(page.headers),
+                    setting: "--cursor-header (the response header carrying the next cursor)",
+                })
+            }
+        })
     }
 }
 

@@ -1,8 +1,10 @@
 //! RFC 8288 `Link` header pagination: `Link: <https://…?page=2>; rel="next", <…>; rel="last"`.
 //! Several links may share one header and several headers may be sent; `rel` may hold more
-//! than one relation type. No `next` link means the end.
+//! than one relation type. A `Link` header without a `next` link means the end; no `Link`
+//! header at all is judged by the pointer rule (`pointer.rs`): the API may not page this way.
 
-use super::{resolve_link, Blind, PageView, PaginateError, Paginator};
+use super::pointer::header_names;
+use super::{resolve_link, Blind, MissingPointer, PageView, PaginateError, Paginator};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -29,6 +31,19 @@ impl Paginator for LinkHeaderPaginator {
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
         next_link(page.url, page.headers)
+    }
+
+    fn missing_pointer(
+        &self,
+        page: &PageView<'_>,
+    ) -> Result<Option<MissingPointer>, PaginateError> {
+        Ok(
+            (!page.headers.contains_key(reqwest::header::LINK)).then(|| MissingPointer {
+                what: "Link header".into(),
+                found: header_names(page.headers),
+                setting: "--paginate (this API may not page with Link headers)",
+            }),
+        )
     }
 }
 

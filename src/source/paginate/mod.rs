@@ -6,6 +6,8 @@
 //!
 //! Two rules are enforced here for every style, so no style can forget them:
 //! - the shared stop rules ([`StopRules`]): an empty page, `has_more` false, a total reached;
+//! - the pointer rule ([`pointer`]): a next-page pointer that is absent from a full page is
+//!   an error on page 1 and a recorded warning later, never a silent end of the listing;
 //! - host pinning ([`same_origin`]): a next URL on another scheme, host or port is refused
 //!   before any request is made, so no credential is ever sent to a host the user did not name.
 
@@ -14,12 +16,14 @@ mod link_header;
 mod next_link;
 mod offset;
 mod page_number;
+pub mod pointer;
 
 pub use cursor::{CursorPaginator, CursorSource};
 pub use link_header::LinkHeaderPaginator;
 pub use next_link::NextLinkPaginator;
 pub use offset::OffsetPaginator;
 pub use page_number::PageNumberPaginator;
+pub use pointer::MissingPointer;
 
 use super::extract::{ExtractError, JsonDoc};
 use crate::secret::redact_url;
@@ -36,6 +40,8 @@ pub struct PageView<'a> {
     pub records: u64,
     /// Records on all pages so far, this one included.
     pub records_so_far: u64,
+    /// This page's number in the run (1-based; a resumed run counts on).
+    pub page: u64,
 }
 
 /// Why the next request could not be worked out.
@@ -47,8 +53,29 @@ pub enum PaginateError {
     BadLink { value: String, reason: String },
     #[error("the next-page URL {0} is the same as this page's: the API would be asked for the same page forever")]
     NoProgress(String),
+    /// A next-page pointer absent from page 1 (see [`pointer`]).
+    #[error("{0}")]
+    PointerMissing(String),
     #[error("{0}")]
     Body(#[from] ExtractError),
+}
+
+/// The outcome of working out the request after a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The next request; `None` when the listing ends with this page.
+    pub next: Option<Url>,
+    /// Something the run must record: the listing ended on a page that looked full.
+    pub warning: Option<String>,
+}
+
+impl Step {
+    fn to(next: Option<Url>) -> Self {
+        Self {
+            next,
+            warning: None,
+        }
+    }
 }
 
 /// A pagination style.
@@ -63,10 +90,32 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     /// shared stop rules and host pinning are applied by [`next_request`], not here.
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError>;
 
-    /// The same part of the listing asked for in smaller pages (half the page size), for an
-    /// API that times out on big pages (API Gateway's 504 after its 29-second integration
-    /// limit). `None` when the style has no page size to shrink, or it is already 1.
-    fn shrink(&self, _url: &Url) -> Option<Url> {
+    /// After [`Paginator::next`] said `None`: whether that is because the pointer is not in
+    /// the page at all (rather than present and null or empty). Styles that do not read a
+    /// pointer from the page (offset, page number) never miss one.
+    fn missing_pointer(
+        &self,
+        _page: &PageView<'_>,
+    ) -> Result<Option<MissingPointer>, PaginateError> {
+        Ok(None)
+    }
+
+    /// The page size the style was configured with, when it has one to move: an API that
+    /// times out on big pages (API Gateway's 504 after its 29-second integration limit) is
+    /// asked for smaller ones (see `source::page_size`). `None` for styles without a size.
+    fn configured_page_size(&self) -> Option<u64> {
+        None
+    }
+
+    /// The page size `url` asks for.
+    fn page_size(&self, _url: &Url) -> Option<u64> {
+        None
+    }
+
+    /// The same part of the listing as `url`, asked for in pages of `size`: the same first
+    /// record, so nothing is skipped or repeated. `None` when the style cannot say that at
+    /// `size` (no page size, or a page number that is not on a boundary of both sizes).
+    fn resize(&self, _url: &Url, _size: u64) -> Option<Url> {
         None
     }
 
@@ -252,31 +301,42 @@ impl Paginator for SinglePage {
     }
 }
 
-/// The next request after `page`: the shared stop rules first, then the style, then host
-/// pinning against `origin` (the configured URL) and a no-progress check.
+/// The next request after `page`: the shared stop rules first, then the style, then the
+/// pointer rule, then host pinning against `origin` (the configured URL) and a no-progress
+/// check.
 pub fn next_request(
     paginator: &dyn Paginator,
     stop: &StopRules,
     origin: &Url,
     page: &PageView<'_>,
-) -> Result<Option<Url>, PaginateError> {
+) -> Result<Step, PaginateError> {
     if page.records == 0 {
-        return Ok(None);
+        return Ok(Step::to(None));
     }
     if let Some(path) = &stop.has_more_path {
         if page.doc.get_bool(path)? == Some(false) {
-            return Ok(None);
+            return Ok(Step::to(None));
         }
     }
     if let Some(path) = &stop.total_path {
         if let Some(total) = page.doc.get_u64(path)? {
             if page.records_so_far >= total {
-                return Ok(None);
+                return Ok(Step::to(None));
             }
         }
     }
     let Some(next) = paginator.next(page)? else {
-        return Ok(None);
+        let Some(missing) = paginator.missing_pointer(page)? else {
+            return Ok(Step::to(None));
+        };
+        return match pointer::judge(&missing, page, stop)? {
+            pointer::Verdict::End => Ok(Step::to(None)),
+            pointer::Verdict::EndWithWarning(w) => Ok(Step {
+                next: None,
+                warning: Some(w),
+            }),
+            pointer::Verdict::Refuse(why) => Err(PaginateError::PointerMissing(why)),
+        };
     };
     if !same_origin(origin, &next) {
         return Err(PaginateError::ForeignHost {
@@ -287,7 +347,7 @@ pub fn next_request(
     if &next == page.url {
         return Err(PaginateError::NoProgress(redact_url(&next)));
     }
-    Ok(Some(next))
+    Ok(Step::to(Some(next)))
 }
 
 /// Same scheme, host and port (default ports made explicit).
@@ -369,9 +429,257 @@ pub(crate) mod tests {
             doc: &doc,
             records,
             records_so_far: records,
+            page: 2,
         };
         let origin = Url::parse("https://api.example.com/prod/orders").unwrap();
-        Ok(next_request(paginator, stop, &origin, &view)?.map(|u| u.to_string()))
+        Ok(next_request(paginator, stop, &origin, &view)?
+            .next
+            .map(|u| u.to_string()))
+    }
+
+    /// [`next_request`] over a page numbered `page` in the run.
+    #[allow(clippy::too_many_arguments)]
+    fn step_of(
+        paginator: &dyn Paginator,
+        stop: &StopRules,
+        url: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+        records: u64,
+        page: u64,
+    ) -> Result<Step, PaginateError> {
+        let url = Url::parse(url).unwrap();
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let doc = JsonDoc::parse(body).unwrap();
+        let view = PageView {
+            url: &url,
+            headers: &map,
+            doc: &doc,
+            records,
+            records_so_far: records * page,
+            page,
+        };
+        let origin = Url::parse("https://api.example.com/prod/orders").unwrap();
+        next_request(paginator, stop, &origin, &view)
+    }
+
+    /// What the pointer rule makes of each case: `Ok(None)` a quiet end, `Ok(Some(w))` an end
+    /// with a warning containing `w`, `Err(e)` a refusal containing `e`.
+    #[test]
+    #[allow(clippy::type_complexity)] // a table of cases
+    fn an_absent_pointer_on_a_full_page_is_never_a_quiet_end() {
+        let typo = CursorPaginator::new(CursorSource::Body("nxt".into()), "cursor".into());
+        let header = CursorPaginator::new(CursorSource::Header("x-next".into()), "cursor".into());
+        let link = NextLinkPaginator::new("next".into());
+        let none = StopRules::default();
+        let has_more = StopRules {
+            has_more_path: Some("more".into()),
+            ..Default::default()
+        };
+        let total = StopRules {
+            total_path: Some("total".into()),
+            ..Default::default()
+        };
+        let sized = "https://api.example.com/prod/orders?limit=2";
+        let unsized_ = "https://api.example.com/prod/orders";
+        let body = r#"{"items":[{},{}],"next_cursor":"abc","total":10,"more":true}"#;
+        type Want = Result<Option<&'static str>, &'static str>;
+        let cases: Vec<(
+            &str,
+            &dyn Paginator,
+            &StopRules,
+            &str,
+            &str,
+            &[(&str, &str)],
+            u64,
+            u64,
+            Want,
+        )> = vec![
+            (
+                "full first page",
+                &typo,
+                &none,
+                sized,
+                body,
+                &[],
+                2,
+                1,
+                Err("no body field 'nxt'"),
+            ),
+            (
+                "the refusal lists the fields",
+                &typo,
+                &none,
+                sized,
+                body,
+                &[],
+                2,
+                1,
+                Err("the page's fields are: items, next_cursor, total, more"),
+            ),
+            (
+                "short first page",
+                &typo,
+                &none,
+                sized,
+                body,
+                &[],
+                1,
+                1,
+                Ok(None),
+            ),
+            (
+                "first page, size unknown",
+                &typo,
+                &none,
+                unsized_,
+                body,
+                &[],
+                2,
+                1,
+                Err("--paginate none"),
+            ),
+            (
+                "has_more true",
+                &typo,
+                &has_more,
+                unsized_,
+                body,
+                &[],
+                2,
+                1,
+                Err("'more' is true"),
+            ),
+            (
+                "total says more",
+                &typo,
+                &total,
+                unsized_,
+                body,
+                &[],
+                2,
+                3,
+                Ok(Some("'total' says 10 records, 6 so far")),
+            ),
+            (
+                "full later page",
+                &typo,
+                &none,
+                sized,
+                body,
+                &[],
+                2,
+                4,
+                Ok(Some("may be incomplete")),
+            ),
+            (
+                "later page, size unknown",
+                &typo,
+                &none,
+                unsized_,
+                body,
+                &[],
+                2,
+                4,
+                Ok(None),
+            ),
+            (
+                "present and null",
+                &typo,
+                &none,
+                sized,
+                r#"{"nxt":null}"#,
+                &[],
+                2,
+                1,
+                Ok(None),
+            ),
+            (
+                "present and empty",
+                &typo,
+                &none,
+                sized,
+                r#"{"nxt":""}"#,
+                &[],
+                2,
+                1,
+                Ok(None),
+            ),
+            (
+                "next-link default path",
+                &link,
+                &none,
+                sized,
+                r#"{"data":[],"links":{}}"#,
+                &[],
+                2,
+                1,
+                Err("the page's fields are: data, links"),
+            ),
+            (
+                "header cursor",
+                &header,
+                &none,
+                sized,
+                "[]",
+                &[("x-next-cursor", "c"), ("content-type", "j")],
+                2,
+                1,
+                Err("the response headers are: content-type, x-next-cursor"),
+            ),
+            (
+                "no Link header at all",
+                &LinkHeaderPaginator,
+                &none,
+                sized,
+                "[]",
+                &[],
+                2,
+                1,
+                Err("no Link header"),
+            ),
+            (
+                "a Link header without next",
+                &LinkHeaderPaginator,
+                &none,
+                sized,
+                "[]",
+                &[("link", r#"</p?page=1>; rel="first""#)],
+                2,
+                1,
+                Ok(None),
+            ),
+        ];
+        for (name, p, stop, url, body, headers, records, page, want) in cases {
+            let got = step_of(p, stop, url, body, headers, records, page);
+            match (got, want) {
+                (Ok(step), Ok(w)) => {
+                    assert_eq!(step.next, None, "{name}");
+                    match (step.warning, w) {
+                        (None, None) => {}
+                        (Some(got), Some(w)) => assert!(got.contains(w), "{name}: {got}"),
+                        (got, w) => panic!("{name}: warning {got:?}, wanted {w:?}"),
+                    }
+                }
+                (Err(e), Err(w)) => {
+                    assert!(
+                        matches!(e, PaginateError::PointerMissing(_)),
+                        "{name}: {e:?}"
+                    );
+                    assert!(e.to_string().contains(w), "{name}: {e}");
+                }
+                (got, want) => panic!("{name}: got {got:?}, wanted {want:?}"),
+            }
+        }
+        // A present pointer is followed whatever the page size.
+        let ok = step_of(&typo, &none, sized, r#"{"nxt":"c2"}"#, &[], 2, 1).unwrap();
+        assert!(ok.next.unwrap().as_str().ends_with("cursor=c2"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Next-link pagination: the body carries the next page's URL, absolute or relative to the
-//! current page (`{"links":{"next":"/prod/orders?after=42"}}`). Null, absent or empty means
-//! the end.
+//! current page (`{"links":{"next":"/prod/orders?after=42"}}`). Null or empty means the end;
+//! absent is judged by the pointer rule (`pointer.rs`).
 
-use super::{resolve_link, Blind, PageView, PaginateError, Paginator};
+use super::pointer::fields_near;
+use super::{resolve_link, Blind, MissingPointer, PageView, PaginateError, Paginator};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -43,6 +44,17 @@ impl Paginator for NextLinkPaginator {
             Some(link) => resolve_link(page.url, &link).map(Some),
             None => Ok(None),
         }
+    }
+
+    fn missing_pointer(
+        &self,
+        page: &PageView<'_>,
+    ) -> Result<Option<MissingPointer>, PaginateError> {
+        Ok(page.doc.get(&self.path)?.is_none().then(|| MissingPointer {
+            what: format!("body field '{}'", self.path),
+            found: fields_near(page.doc, &self.path),
+            setting: "--next-path (the body path of the next page's URL; default: next)",
+        }))
     }
 }
 

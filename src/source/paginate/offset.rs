@@ -63,9 +63,18 @@ impl Paginator for OffsetPaginator {
         }
     }
 
-    fn shrink(&self, url: &Url) -> Option<Url> {
-        let limit = query_param(url, &self.limit_param)?.parse::<u64>().ok()?;
-        (limit > 1).then(|| with_query_param(url, &self.limit_param, &(limit / 2).to_string()))
+    fn configured_page_size(&self) -> Option<u64> {
+        Some(self.limit)
+    }
+
+    fn page_size(&self, url: &Url) -> Option<u64> {
+        query_param(url, &self.limit_param)?.parse::<u64>().ok()
+    }
+
+    /// Any size: the offset names the first record whatever the limit.
+    fn resize(&self, url: &Url, size: u64) -> Option<Url> {
+        self.page_size(url)?;
+        (size > 0).then(|| with_query_param(url, &self.limit_param, &size.to_string()))
     }
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
@@ -151,12 +160,16 @@ mod tests {
     }
 
     #[test]
-    fn shrinks_by_halving_the_limit_at_the_same_offset() {
+    fn resizes_the_limit_at_the_same_offset() {
         let p = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
         let u = Url::parse("https://h/p?offset=300&limit=100").unwrap();
-        let small = p.shrink(&u).unwrap();
+        assert_eq!(p.page_size(&u), Some(100));
+        let small = p.resize(&u, 50).unwrap();
         assert_eq!(small.as_str(), "https://h/p?offset=300&limit=50");
-        let one = Url::parse("https://h/p?offset=300&limit=1").unwrap();
-        assert_eq!(p.shrink(&one), None);
+        assert_eq!(p.resize(&u, 0), None);
+        assert_eq!(
+            p.resize(&Url::parse("https://h/p?offset=3").unwrap(), 50),
+            None
+        );
     }
 }

@@ -59,18 +59,32 @@ impl Paginator for PageNumberPaginator {
         ))
     }
 
-    /// Page `p` of size `s` holds the records `(p - start) * s ..`; at size `s / 2` the same
-    /// records start on page `start + 2 (p - start)`, so nothing is skipped or repeated.
-    fn shrink(&self, url: &Url) -> Option<Url> {
+    fn configured_page_size(&self) -> Option<u64> {
+        self.size.as_ref().map(|(_, n)| *n)
+    }
+
+    fn page_size(&self, url: &Url) -> Option<u64> {
         let (size_param, _) = self.size.as_ref()?;
-        let size = query_param(url, size_param)?.parse::<u64>().ok()?;
+        query_param(url, size_param)?.parse::<u64>().ok()
+    }
+
+    /// Page `p` of size `s` holds the records from `(p - start) * s`; at size `n` the same
+    /// record starts page `start + (p - start) * s / n` when `n` divides that offset, so
+    /// nothing is skipped or repeated. Otherwise `None`.
+    fn resize(&self, url: &Url, size: u64) -> Option<Url> {
+        let (size_param, _) = self.size.as_ref()?;
+        let current = self.page_size(url)?;
         let page = query_param(url, &self.page_param)?.parse::<u64>().ok()?;
-        if size < 2 || size % 2 != 0 || page < self.start {
+        let first = page.checked_sub(self.start)?.checked_mul(current)?;
+        if size == 0 || first % size != 0 {
             return None;
         }
-        let page = self.start + 2 * (page - self.start);
-        let u = with_query_param(url, size_param, &(size / 2).to_string());
-        Some(with_query_param(&u, &self.page_param, &page.to_string()))
+        let u = with_query_param(url, size_param, &size.to_string());
+        Some(with_query_param(
+            &u,
+            &self.page_param,
+            &(self.start + first / size).to_string(),
+        ))
     }
 
     fn next(&self, page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
@@ -140,7 +154,7 @@ mod tests {
         // After a 504 halved the page size, predictions go on from the smaller pages.
         let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)));
         let shrunk = p
-            .shrink(&Url::parse("https://h/p?page=3&per_page=100").unwrap())
+            .resize(&Url::parse("https://h/p?page=3&per_page=100").unwrap(), 50)
             .unwrap();
         assert_eq!(
             p.predict(&shrunk, None).unwrap().as_str(),
@@ -149,27 +163,30 @@ mod tests {
     }
 
     #[test]
-    fn shrinking_keeps_the_same_records() {
+    fn resizing_keeps_the_same_records() {
         let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)));
-        // Page 3 of 100 = records 200..300 = page 5 of 50.
-        let u = Url::parse("https://h/p?page=3&per_page=100").unwrap();
+        let at = |u: &str, n| p.resize(&Url::parse(u).unwrap(), n).map(|u| u.to_string());
+        // Page 3 of 100 = records 200..300 = page 5 of 50; and back.
         assert_eq!(
-            p.shrink(&u).unwrap().as_str(),
-            "https://h/p?per_page=50&page=5"
+            at("https://h/p?page=3&per_page=100", 50).as_deref(),
+            Some("https://h/p?per_page=50&page=5")
         );
+        assert_eq!(
+            at("https://h/p?page=5&per_page=50", 100).as_deref(),
+            Some("https://h/p?per_page=100&page=3")
+        );
+        // Page 6 of 50 starts at record 250: not the start of a page of 100.
+        assert_eq!(at("https://h/p?page=6&per_page=50", 100), None);
         // Odd sizes cannot be halved without shifting page boundaries.
-        assert_eq!(
-            p.shrink(&Url::parse("https://h/p?page=3&per_page=75").unwrap()),
-            None
-        );
+        assert_eq!(at("https://h/p?page=3&per_page=75", 37), None);
         let zero_based = PageNumberPaginator::new("page".into(), 0, Some(("per_page".into(), 100)));
         let u = Url::parse("https://h/p?page=2&per_page=100").unwrap();
         assert_eq!(
-            zero_based.shrink(&u).unwrap().as_str(),
+            zero_based.resize(&u, 50).unwrap().as_str(),
             "https://h/p?per_page=50&page=4"
         );
         assert_eq!(
-            PageNumberPaginator::new("page".into(), 1, None).shrink(&u),
+            PageNumberPaginator::new("page".into(), 1, None).resize(&u, 50),
             None
         );
     }
