@@ -1285,6 +1285,7 @@ mod tests {
                 },
                 records_path: "items".into(),
                 auth: ApiAuth::None,
+                usage_plan_key: None,
                 headers: Vec::new(),
                 timeout: Duration::from_secs(10),
                 retry: RetryPolicy::default(),

@@ -2,6 +2,7 @@
 //! progress, print the summary, and turn errors into exit codes. The library never sees
 //! any of this.
 
+pub mod api_auth;
 pub mod args;
 pub mod auth_check;
 pub mod exit_code;
@@ -95,6 +96,8 @@ fn usage_error(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
 /// Print a failure: always a readable line on stderr; with `--output json`, also one JSON
 /// object on stdout so a CI step or notebook cell can parse the outcome either way.
 fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
+    // Last line of defence: whatever an upstream quoted, no live secret is printed.
+    let message = &gatelake::secret::redact(message);
     eprintln!("error: {message}");
     if mode == OutputMode::Json {
         let out = serde_json::json!({
@@ -206,6 +209,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             },
             records_path: "items".into(),
             auth: gatelake::config::ApiAuth::None,
+            usage_plan_key: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),

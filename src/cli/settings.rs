@@ -305,20 +305,6 @@ fn job_from_url(url: &url::Url) -> String {
     }
 }
 
-fn read_secret_file(path: &Path, what: &str) -> Result<Secret, UsageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let value = text.trim();
-    if value.is_empty() {
-        return usage(format!("the {what} file {} is empty", path.display()));
-    }
-    Ok(Secret::new(value))
-}
-
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -505,86 +491,9 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     let pagination = Pagination { style, stop };
     let concurrency = resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
 
-    // API authentication.
-    let auth_kind = r
-        .pick(
-            "api_auth",
-            args.api_auth.map(|a| a.as_str()),
-            job.api_auth.map(|a| a.as_str()),
-            Some("none"),
-        )
-        .unwrap_or("none");
-    let auth = match auth_kind {
-        "api-key" => {
-            let key = if let Some(k) = &args.api_key {
-                if r.given_on_command_line("api_key") {
-                    warnings.push("--api-key on the command line lands in shell history and process listings; prefer GATELAKE_API_KEY or --api-key-file".into());
-                }
-                let origin = r.origin_of_cli("api_key");
-                r.note_secret("api_key", origin);
-                Secret::new(k.clone())
-            } else if let Some(p) = r.pick(
-                "api_key_file",
-                args.api_key_file.as_deref().map(display_path),
-                job.api_key_file.as_deref().map(display_path),
-                None,
-            ) {
-                read_secret_file(Path::new(&p), "API key")?
-            } else {
-                return usage("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH");
-            };
-            ApiAuth::ApiKey(key)
-        }
-        "bearer"
-            if r.pick(
-                "bearer_from",
-                args.identity.bearer_from.map(|b| b.as_str()),
-                job.bearer_from.map(|b| b.as_str()),
-                Some("static"),
-            ) == Some("azure") =>
-        {
-            match r.pick(
-                "bearer_audience",
-                args.identity.bearer_audience.clone(),
-                job.bearer_audience.clone(),
-                None,
-            ) {
-                Some(audience) => ApiAuth::BearerFromAzure { audience },
-                None => return usage("--bearer-from azure needs --bearer-audience: the audience (application ID URI) the API's JWT authorizer expects, e.g. api://orders-api"),
-            }
-        }
-        "bearer" => {
-            let token = if let Some(t) = &args.bearer_token {
-                if r.given_on_command_line("bearer_token") {
-                    warnings.push("--bearer-token on the command line lands in shell history and process listings; prefer GATELAKE_BEARER_TOKEN or --bearer-token-file".into());
-                }
-                let origin = r.origin_of_cli("bearer_token");
-                r.note_secret("bearer_token", origin);
-                Secret::new(t.clone())
-            } else if let Some(p) = r.pick(
-                "bearer_token_file",
-                args.bearer_token_file.as_deref().map(display_path),
-                job.bearer_token_file.as_deref().map(display_path),
-                None,
-            ) {
-                read_secret_file(Path::new(&p), "bearer token")?
-            } else {
-                return usage("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH");
-            };
-            ApiAuth::Bearer(token)
-        }
-        "iam" => {
-            let env_region = std::env::var("AWS_REGION")
-                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-                .ok();
-            let default = gatelake::identity::sigv4::region_from_url(&url).or(env_region);
-            match r.pick("region", args.region.clone(), job.region.clone(), default) {
-                Some(region) => ApiAuth::Iam { region },
-                None => return usage("--api-auth iam needs the API's region: pass --region (it could not be read from the URL, AWS_REGION or AWS_DEFAULT_REGION)"),
-            }
-        }
-        _ => ApiAuth::None,
-    };
+    // API authentication (inferred from the credentials given when --api-auth is unset).
+    let (auth, usage_plan_key) =
+        super::api_auth::resolve_api_auth(&mut r, args, &job, &url, &mut warnings)?;
 
     let mut headers = Vec::new();
     for h in &args.headers {
@@ -690,6 +599,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         pagination,
         records_path,
         auth,
+        usage_plan_key,
         headers,
         timeout,
         retry: RetryPolicy {

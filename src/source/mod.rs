@@ -5,3 +5,5 @@
 pub mod client;
 pub mod extract;
 pub mod paginate;
+pub mod retry;
+pub mod upstream;

@@ -1245,13 +1245,18 @@ pub fn verify_sigv4(
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = string_to_sign(amz_date, &scope, &canonical);
     let key = signing_key(expect.secret_key, date, region, service);
-    let given =
-        hex::decode(&auth.signature).map_err(|_| invalid_signature(SIGNATURE_MISMATCH.into()))?;
+    // API Gateway's mismatch message goes on to quote the canonical request and string to
+    // sign it expected: headers and all, the session token included. Clients must not repeat it.
+    let mismatch = || {
+        invalid_signature(format!(
+            "{SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{to_sign}'\n"
+        ))
+    };
+    let given = hex::decode(&auth.signature).map_err(|_| mismatch())?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(to_sign.as_bytes());
     // Constant-time comparison, as a real verifier must.
-    mac.verify_slice(&given)
-        .map_err(|_| invalid_signature(SIGNATURE_MISMATCH.into()))
+    mac.verify_slice(&given).map_err(|_| mismatch())
 }
 
 struct AuthorizationHeader {

@@ -350,7 +350,7 @@ impl AzureSink {
             ErrorKind::HttpResponse { status, .. } => {
                 let status = u16::from(*status);
                 let code = error_code(&err).unwrap_or_default();
-                let message = service_message(&err);
+                let message = crate::secret::redact(&service_message(&err));
                 let detail = match (code.is_empty(), message.is_empty()) {
                     (false, false) => format!("{code}: {message}"),
                     (false, true) => code.clone(),

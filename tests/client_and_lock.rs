@@ -1,0 +1,318 @@
+//! The API client and the job lock under the conditions users meet: an upstream error that
+//! quotes a secret back, credentials given without naming the auth kind, a rotated token file,
+//! a `Retry-After` longer than the run should wait, and a job lock left behind by a crash or
+//! held by a live run. Each test drives the real binary against the API Gateway stand-in (and
+//! Azurite, where the lock is a blob lease).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::process::Output;
+use support::apigw::{ApiAuthCheck, ApiConfig, ApiGateway};
+use support::run::{gatelake, s, summary, text};
+
+const AK: &str = "AKIDEXAMPLECLIENTLOCK";
+const SESSION_TOKEN: &str = "IQoJb3JpZ2luX2VjEXAMPLE-session-token-7f3a9c";
+const WRONG_SECRET: &str = "wrong-secret-key-0b9e4d2c71a5";
+
+/// Where `needle` appears in the run's outputs (stdout, stderr), by name only.
+fn found_in(out: &Output, needle: &str) -> Vec<&'static str> {
+    let mut places = Vec::new();
+    if text(&out.stdout).contains(needle) {
+        places.push("stdout");
+    }
+    if text(&out.stderr).contains(needle) {
+        places.push("stderr");
+    }
+    places
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_mismatch_never_prints_the_session_token_or_the_secret() {
+    let api = ApiGateway::start(ApiConfig {
+        auth: ApiAuthCheck::SigV4 {
+            access_key: AK.into(),
+            secret_key: "the-real-secret-key".into(),
+            session_token: Some(SESSION_TOKEN.into()),
+            region: "eu-west-1".into(),
+        },
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "-v",
+            "--url",
+            &api.url("/prod/offset"),
+            "--paginate",
+            "offset",
+            "--records",
+            "items",
+            "--api-auth",
+            "iam",
+            "--region",
+            "eu-west-1",
+            "--output",
+            "json",
+            "--dest",
+            lake.path().to_str().unwrap(),
+        ]),
+        vec![
+            ("AWS_ACCESS_KEY_ID".into(), AK.into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), WRONG_SECRET.into()),
+            ("AWS_SESSION_TOKEN".into(), SESSION_TOKEN.into()),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // The stand-in quoted the canonical request, token included, as API Gateway does.
+    assert!(api.requests().iter().any(|r| r
+        .headers
+        .get("x-amz-security-token")
+        .is_some_and(|v| v.as_bytes() == SESSION_TOKEN.as_bytes())));
+    for (name, value) in [
+        ("session token", SESSION_TOKEN),
+        ("secret key", WRONG_SECRET),
+    ] {
+        let places = found_in(&out, value);
+        assert!(places.is_empty(), "the {name} was printed on {places:?}");
+    }
+    let err = summary(&out);
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.contains("signature we calculated does not match"),
+        "{message}"
+    );
+    assert!(
+        message.contains("cut") && !message.contains("Canonical String"),
+        "{message}"
+    );
+    assert!(
+        message.contains("secret key"),
+        "the hint is kept: {message}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials given without naming the auth kind (issue 14, item 5)
+// ---------------------------------------------------------------------------------------------
+
+const API_KEY: &str = "ak-inferred-3e8b1f07c2d9";
+const BEARER: &str = "bearer-inferred-9a0c4d6e2f11";
+
+/// `gatelake pull … --show-settings --output json` with `extra` flags and `env`: the settings
+/// as (key, value, origin).
+async fn settings_of(
+    extra: &[&str],
+    env: Vec<(String, String)>,
+) -> (Output, Vec<(String, String, String)>) {
+    let mut args = s(&[
+        "pull",
+        "--url",
+        "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/orders",
+        "--show-settings",
+        "--output",
+        "json",
+    ]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let out = gatelake(args, env).await;
+    let rows = if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["key"].as_str().unwrap().to_string(),
+                    r["value"].as_str().unwrap().to_string(),
+                    r["origin"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (out, rows)
+}
+
+fn setting<'a>(rows: &'a [(String, String, String)], key: &str) -> Option<(&'a str, &'a str)> {
+    rows.iter()
+        .find(|(k, _, _)| k == key)
+        .map(|(_, v, o)| (v.as_str(), o.as_str()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_alone_is_sent_as_api_key_auth_and_says_it_was_inferred() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 250,
+        auth: ApiAuthCheck::ApiKey(API_KEY.into()),
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let env = vec![("GATELAKE_API_KEY".to_string(), API_KEY.to_string())];
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/offset"),
+            "--paginate",
+            "offset",
+            "--records",
+            "items",
+            "--output",
+            "json",
+            "--dest",
+            lake.path().to_str().unwrap(),
+        ]),
+        env.clone(),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 250);
+    assert!(api
+        .requests()
+        .iter()
+        .all(|r| r.headers.get("x-api-key").is_some_and(|v| v == API_KEY)));
+
+    let (out, rows) = settings_of(&[], env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        setting(&rows, "api-auth"),
+        Some(("api-key", "inferred from GATELAKE_API_KEY"))
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, BEARER).unwrap();
+    let (out, rows) = settings_of(
+        &["--bearer-token-file", token_file.to_str().unwrap()],
+        vec![],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        setting(&rows, "api-auth"),
+        Some(("bearer", "inferred from --bearer-token-file"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_the_auth_kind_would_not_use_is_refused_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, API_KEY).unwrap();
+    let key_env = || vec![("GATELAKE_API_KEY".to_string(), API_KEY.to_string())];
+    let bearer_env = || vec![("GATELAKE_BEARER_TOKEN".to_string(), BEARER.to_string())];
+    let both_env = || {
+        let mut e = key_env();
+        e.extend(bearer_env());
+        e
+    };
+    type Env = Vec<(String, String)>;
+    let cases: Vec<(Vec<&str>, Env, &[&str])> = vec![
+        // Ambiguous: a key and a token, no kind.
+        (
+            vec![],
+            both_env(),
+            &["GATELAKE_API_KEY", "GATELAKE_BEARER_TOKEN", "--api-auth"],
+        ),
+        // SigV4 owns the Authorization header: the token cannot be sent.
+        (
+            vec!["--api-auth", "iam"],
+            bearer_env(),
+            &["--api-auth iam", "GATELAKE_BEARER_TOKEN"],
+        ),
+        (
+            vec!["--api-auth", "none"],
+            key_env(),
+            &["--api-auth none", "GATELAKE_API_KEY"],
+        ),
+        (
+            vec!["--api-auth", "api-key"],
+            both_env(),
+            &["--api-auth api-key", "GATELAKE_BEARER_TOKEN"],
+        ),
+        (
+            vec![
+                "--api-auth",
+                "none",
+                "--api-key-file",
+                key_file.to_str().unwrap(),
+            ],
+            vec![],
+            &["--api-auth none", "--api-key-file"],
+        ),
+    ];
+    for (flags, env, named) in cases {
+        let (out, _) = settings_of(&flags, env).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        for n in named {
+            assert!(
+                err.contains(n),
+                "{flags:?}: the error should name {n}: {err}"
+            );
+        }
+        assert!(!err.contains(API_KEY) && !err.contains(BEARER), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_with_iam_or_bearer_is_sent_as_the_usage_plan_key() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 120,
+        auth: ApiAuthCheck::Bearer(BEARER.into()),
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/offset"),
+            "--paginate",
+            "offset",
+            "--records",
+            "items",
+            "--api-auth",
+            "bearer",
+            "--output",
+            "json",
+            "--dest",
+            lake.path().to_str().unwrap(),
+        ]),
+        vec![
+            ("GATELAKE_API_KEY".to_string(), API_KEY.to_string()),
+            ("GATELAKE_BEARER_TOKEN".to_string(), BEARER.to_string()),
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(api.requests().iter().all(|r| {
+        r.headers.get("x-api-key").is_some_and(|v| v == API_KEY)
+            && r.headers
+                .get("authorization")
+                .is_some_and(|v| v.as_bytes() == format!("Bearer {BEARER}").as_bytes())
+    }));
+    let (out, rows) = settings_of(
+        &["--api-auth", "iam"],
+        vec![("GATELAKE_API_KEY".to_string(), API_KEY.to_string())],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (value, origin) = setting(&rows, "api-key").expect("the key is shown");
+    assert!(
+        value.contains("***") && value.contains("usage plan"),
+        "{value}"
+    );
+    assert_eq!(origin, "env GATELAKE_API_KEY");
+}
