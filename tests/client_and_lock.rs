@@ -316,3 +316,100 @@ async fn an_api_key_with_iam_or_bearer_is_sent_as_the_usage_plan_key() {
     );
     assert_eq!(origin, "env GATELAKE_API_KEY");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Retry-After (issue 13, item 4)
+// ---------------------------------------------------------------------------------------------
+
+fn offset_pull(api: &ApiGateway, lake: &std::path::Path, extra: &[&str]) -> Vec<String> {
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/offset"),
+        "--paginate",
+        "offset",
+        "--page-size",
+        "100",
+        "--records",
+        "items",
+        "--chunk-rows",
+        "100",
+        "--output",
+        "json",
+        "--progress",
+        "none",
+        "--dest",
+        lake.to_str().unwrap(),
+    ]);
+    a.extend(extra.iter().map(|x| x.to_string()));
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_past_the_maximum_stops_resumable_and_says_when_to_rerun() {
+    use support::apigw::RetryAfter;
+    let api = ApiGateway::start(ApiConfig {
+        records: 600,
+        page_size: 100,
+        throttle_every: Some(4),
+        retry_after: RetryAfter::Seconds(3),
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let before = time::OffsetDateTime::now_utc();
+    let out = gatelake(
+        offset_pull(&api, lake.path(), &["--max-retry-after", "2s"]),
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let err = summary(&out);
+    assert_eq!(err["error_kind"], "source");
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.contains("Retry-After") && message.contains("--max-retry-after"),
+        "{message}"
+    );
+    // The absolute time to run again: at least the 3 s the API asked for from now.
+    let at = message
+        .split("at or after ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no rerun time in: {message}"));
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|e| panic!("{at}: {e}"));
+    assert!(
+        at >= before + time::Duration::seconds(3),
+        "{at} vs {before}"
+    );
+    assert!(
+        at <= time::OffsetDateTime::now_utc() + time::Duration::seconds(5),
+        "{at}"
+    );
+    // It stopped at once rather than waiting: no retry of the throttled request.
+    assert_eq!(api.requests().len(), 4);
+    let checkpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lake.path().join("_state/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_eq!(checkpoint["status"], "running");
+    assert_eq!(checkpoint["next_seq"], 3);
+
+    // Within the maximum the wait is honoured in full, and the rerun resumes.
+    let out = gatelake(
+        offset_pull(&api, lake.path(), &["--max-retry-after", "5s"]),
+        vec![],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["resumed"], true);
+    assert_eq!(sum["rows"], 600);
+    let requests = api.requests();
+    let throttled = 7; // the 8th request overall: the rerun's 4th
+    let gap = requests[throttled + 1].at - requests[throttled].at;
+    assert!(
+        gap >= std::time::Duration::from_secs(3),
+        "waited only {gap:?}"
+    );
+}

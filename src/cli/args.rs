@@ -402,6 +402,11 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_RETRY_DEADLINE", value_name = "DURATION")]
     pub retry_deadline: Option<String>,
 
+    /// The longest Retry-After (a throttled or busy API's "come back later") waited out, e.g.
+    /// 10m; a longer one stops the run, resumable, with the time to run it again. [default: 5m]
+    #[arg(long, env = "GATELAKE_MAX_RETRY_AFTER", value_name = "DURATION")]
+    pub max_retry_after: Option<String>,
+
     /// Refuse a page larger than this (decompressed), e.g. 64MiB. [default: 64MiB]
     #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]
     pub max_page_bytes: Option<String>,

@@ -68,6 +68,7 @@ pub struct JobSpec {
     pub timeout: Option<String>,
     pub max_retries: Option<u32>,
     pub retry_deadline: Option<String>,
+    pub max_retry_after: Option<String>,
     pub max_page_bytes: Option<String>,
     pub on_bad_page: Option<String>,
     pub since_field: Option<String>,
@@ -544,6 +545,15 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             Some("5m".into()),
         ),
     )?;
+    let max_retry_after = duration(
+        "max-retry-after",
+        r.pick(
+            "max_retry_after",
+            args.max_retry_after.clone(),
+            job.max_retry_after.clone(),
+            Some("5m".into()),
+        ),
+    )?;
     let max_page_bytes = size(
         "max-page-bytes",
         r.pick(
@@ -605,6 +615,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         retry: RetryPolicy {
             max_attempts: retries.saturating_add(1),
             deadline,
+            max_retry_after,
             ..RetryPolicy::default()
         },
         max_pages,
