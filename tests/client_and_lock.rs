@@ -413,3 +413,97 @@ async fn a_retry_after_past_the_maximum_stops_resumable_and_says_when_to_rerun()
         "waited only {gap:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Credential files re-read when they change (issue 13, item 4)
+// ---------------------------------------------------------------------------------------------
+
+/// Replace `path`'s content the way rotators do: a new file renamed over the old one.
+fn rotate(path: &std::path::Path, value: &str) {
+    let next = path.with_extension("new");
+    std::fs::write(&next, value).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_file_rotated_mid_pull_is_re_read() {
+    use std::sync::{Arc, Mutex};
+    use support::apigw::Accepted;
+    for (flag, old, new) in [
+        (
+            "--bearer-token-file",
+            "bearer-before-rotation-1a2b",
+            "bearer-after-rotation-3c4d",
+        ),
+        (
+            "--api-key-file",
+            "key-before-rotation-5e6f",
+            "key-after-rotation-7a8b",
+        ),
+    ] {
+        let accepted: Accepted = Arc::new(Mutex::new(vec![old.to_string()]));
+        let auth = if flag == "--api-key-file" {
+            ApiAuthCheck::ApiKeyAnyOf(accepted.clone())
+        } else {
+            ApiAuthCheck::BearerAnyOf(accepted.clone())
+        };
+        let api = ApiGateway::start(ApiConfig {
+            records: 3000,
+            page_size: 100,
+            latency: std::time::Duration::from_millis(30),
+            auth,
+            ..ApiConfig::default()
+        })
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credential");
+        std::fs::write(&file, format!("{old}\n")).unwrap();
+        let lake = dir.path().join("lake");
+        let args = offset_pull(&api, &lake, &[flag, file.to_str().unwrap()]);
+        let run = tokio::spawn(gatelake(args, vec![]));
+        // Mid-pull: the new credential becomes valid, lands in the file, and the old one is
+        // revoked — as a rotation with a short overlap does.
+        for _ in 0..500 {
+            if api.requests().len() >= 5 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            api.requests().len() >= 5,
+            "{flag}: the pull never got going"
+        );
+        accepted.lock().unwrap().push(new.to_string());
+        rotate(&file, new);
+        *accepted.lock().unwrap() = vec![new.to_string()];
+        let switched_at = api.requests().len();
+        let out = run.await.unwrap();
+        assert!(out.status.success(), "{flag}: {}", text(&out.stderr));
+        assert_eq!(summary(&out)["rows"], 3000, "{flag}");
+        let sent = |r: &support::apigw::RecordedRequest| {
+            let h = if flag == "--api-key-file" {
+                "x-api-key"
+            } else {
+                "authorization"
+            };
+            r.headers
+                .get(h)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default()
+        };
+        let requests = api.requests();
+        assert!(
+            requests.len() > switched_at + 5,
+            "{flag}: the rotation came too late"
+        );
+        assert!(
+            requests[switched_at + 2..]
+                .iter()
+                .all(|r| sent(r).ends_with(new)),
+            "{flag}: requests after the rotation did not carry the new value"
+        );
+        for place in found_in(&out, old).into_iter().chain(found_in(&out, new)) {
+            panic!("{flag}: a credential was printed on {place}");
+        }
+    }
+}

@@ -57,6 +57,11 @@ pub enum ApiAuthCheck {
     ApiKey(String),
     /// `Authorization: Bearer <token>` must carry this token; otherwise 401 `Unauthorized`.
     Bearer(String),
+    /// Like `Bearer`, with the accepted tokens changeable while the server runs (a token
+    /// rotated mid-pull): any token in the list is accepted.
+    BearerAnyOf(Accepted),
+    /// Like `ApiKey`, with the accepted keys changeable while the server runs.
+    ApiKeyAnyOf(Accepted),
     /// A JWT authorizer (HTTP API) trusting Entra: `Authorization: Bearer <jwt>` whose `iss` is
     /// `issuer`, whose `aud` is (or contains) `audience`, and that is within `nbf`..`exp`;
     /// otherwise 401 `Unauthorized`. The signature is not checked: the test Entra issues
@@ -75,6 +80,9 @@ pub enum ApiAuthCheck {
     /// (access key → secret key, session token), and it must carry that session token.
     SigV4Issued { issued: IssuedKeys, region: String },
 }
+
+/// The credentials a rotating auth check accepts right now; the test changes them.
+pub type Accepted = Arc<Mutex<Vec<String>>>;
 
 /// Temporary credentials a test's STS has issued: access key → (secret key, session token).
 pub type IssuedKeys = Arc<Mutex<HashMap<String, (String, String)>>>;
@@ -989,6 +997,32 @@ fn check_auth(
                 .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
                 .map(|(_, token)| token.trim());
             if token == Some(expected.as_str()) {
+                Ok(())
+            } else {
+                Err(AuthRejection::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UnauthorizedException",
+                    "Unauthorized",
+                ))
+            }
+        }
+        ApiAuthCheck::ApiKeyAnyOf(accepted) => {
+            let given = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+            if given.is_some_and(|g| accepted.lock().unwrap().iter().any(|a| a == g)) {
+                Ok(())
+            } else {
+                Err(AuthRejection::forbidden("ForbiddenException", "Forbidden"))
+            }
+        }
+        ApiAuthCheck::BearerAnyOf(accepted) => {
+            let token = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            if token.is_some_and(|t| accepted.lock().unwrap().iter().any(|a| a == t)) {
                 Ok(())
             } else {
                 Err(AuthRejection::new(
