@@ -512,3 +512,192 @@ async fn a_credential_file_rotated_mid_pull_is_re_read() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The job lock after a crash, and waiting for it (issue 14, item 6)
+// ---------------------------------------------------------------------------------------------
+
+fn cursor_pull(api: &ApiGateway, dest: &str, extra: &[&str]) -> Vec<String> {
+    let mut a = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/cursor"),
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--records",
+        "items",
+        "--chunk-rows",
+        "300",
+        "--output",
+        "json",
+        "--progress",
+        "plain",
+        "--dest",
+        dest,
+    ]);
+    a.extend(extra.iter().map(|x| x.to_string()));
+    a
+}
+
+/// Wait (bounded) until `path` exists in `sink`.
+async fn wait_for_object(sink: &dyn gatelake::sink::Sink, path: &str) {
+    for _ in 0..1000 {
+        if sink.get(path).await.unwrap().is_some() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{path} never appeared");
+}
+
+fn azurite_env() -> Vec<(String, String)> {
+    vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        support::azurite::azurite().connection_string(),
+    )]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_lease_is_taken_over_at_once_on_the_same_machine() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 3000,
+        page_size: 100,
+        latency: std::time::Duration::from_millis(40),
+        ..ApiConfig::default()
+    })
+    .await;
+    let azurite = support::azurite::azurite();
+    let (container, sink) = azurite.new_container("lock-takeover").await;
+    let dest = azurite.dest_url(&container, "job");
+    let mut first = support::run::command()
+        .args(cursor_pull(&api, &dest, &[]))
+        .envs(azurite_env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_pid = first.id();
+    wait_for_object(&sink, "job/_state/checkpoint.json").await;
+    first.kill().unwrap(); // SIGKILL: the lease is left behind, unreleased
+    first.wait().unwrap();
+
+    let started = std::time::Instant::now();
+    let out = gatelake(cursor_pull(&api, &dest, &[]), azurite_env()).await;
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Without the takeover this run would have stopped with exit 6 (the lease lasts 60 s).
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "took over the job's lock from process {first_pid}"
+        )),
+        "{err}"
+    );
+    let sum = summary(&out);
+    assert_eq!(sum["resumed"], true);
+    assert_eq!(sum["rows"], 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_holder_is_waited_for_then_reported_with_the_lease_left() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 6000,
+        page_size: 100,
+        latency: std::time::Duration::from_millis(250),
+        ..ApiConfig::default()
+    })
+    .await;
+    let azurite = support::azurite::azurite();
+    let (container, sink) = azurite.new_container("lock-wait").await;
+    let dest = azurite.dest_url(&container, "job");
+    let mut first = support::run::command()
+        .args(cursor_pull(&api, &dest, &[]))
+        .envs(azurite_env())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_pid = first.id();
+    wait_for_object(&sink, "job/_state/checkpoint.json").await;
+
+    let started = std::time::Instant::now();
+    let out = gatelake(
+        cursor_pull(&api, &dest, &["--wait-for-lock", "5s"]),
+        azurite_env(),
+    )
+    .await;
+    let waited = started.elapsed();
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        waited >= std::time::Duration::from_secs(5) && waited < std::time::Duration::from_secs(20),
+        "waited {waited:?}"
+    );
+    let err = summary(&out);
+    assert_eq!(err["error_kind"], "busy");
+    let message = err["error"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("process {first_pid}")),
+        "{message}"
+    );
+    assert!(message.contains("waited 5 s"), "{message}");
+    // How much of the lease is left, in seconds (at most the lease's 60).
+    let left: u64 = message
+        .split("its lease has ")
+        .nth(1)
+        .and_then(|r| r.split(" s left").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no seconds left in: {message}"));
+    assert!(left <= 60, "{message}");
+    assert!(
+        text(&out.stderr).contains("waiting up to 5 s"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_wait_for_lock_flag_waits_for_a_local_lock_to_be_released() {
+    use gatelake::sink::{LockHolder, Sink};
+    let api = ApiGateway::start(ApiConfig {
+        records: 300,
+        ..ApiConfig::default()
+    })
+    .await;
+    let lake = tempfile::tempdir().unwrap();
+    let sink = gatelake::sink::local::LocalSink::new(lake.path());
+    let held = sink
+        .lock("_state/lock", &LockHolder::this_process("held-by-the-test"))
+        .await
+        .unwrap();
+    // Without waiting: busy at once, with the way out named.
+    let out = gatelake(
+        cursor_pull(&api, lake.path().to_str().unwrap(), &[]),
+        vec![],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(summary(&out)["error"]
+        .as_str()
+        .unwrap()
+        .contains("--wait-for-lock"));
+
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        held.release().await.unwrap();
+    });
+    let out = gatelake(
+        cursor_pull(&api, lake.path().to_str().unwrap(), &["--wait-for-lock"]),
+        vec![],
+    )
+    .await;
+    release.await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 300);
+    let err = text(&out.stderr);
+    assert!(err.contains("waiting up to 60 s"), "{err}");
+}

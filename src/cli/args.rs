@@ -237,6 +237,19 @@ pub struct OutputArgs {
     #[arg(long)]
     pub restart: bool,
 
+    /// While another run holds the job's lock, wait up to DURATION for it (e.g. 2m) instead
+    /// of stopping with exit 6; the bare flag waits up to the lease's length, 60s. A lock
+    /// whose holder was a process on this machine that no longer exists is taken over at once
+    /// without it.
+    #[arg(
+        long,
+        env = "GATELAKE_WAIT_FOR_LOCK",
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "lease"
+    )]
+    pub wait_for_lock: Option<String>,
+
     /// Print the resolved settings (secrets masked) and where each came from, then exit.
     #[arg(long)]
     pub show_settings: bool,

@@ -81,6 +81,8 @@ pub struct JobSpec {
     pub chunk_rows: Option<u64>,
     pub dest: Option<String>,
     pub upload_concurrency: Option<usize>,
+    /// A duration, or "lease" for the lease's length.
+    pub wait_for_lock: Option<String>,
     pub bearer_from: Option<BearerFrom>,
     pub bearer_audience: Option<String>,
     pub ca_bundle: Option<PathBuf>,
@@ -270,6 +272,7 @@ pub struct Resolved {
     pub dest: String,
     pub create_container: bool,
     pub restart: bool,
+    pub wait_for_lock: Option<Duration>,
     pub output: OutputMode,
     pub progress: ProgressMode,
     pub show_settings: bool,
@@ -634,6 +637,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         dest: out.dest,
         create_container: out.create_container,
         restart: out.restart,
+        wait_for_lock: out.wait_for_lock,
         output: out.mode,
         progress: out.progress,
         show_settings: args.out.show_settings,
@@ -891,6 +895,7 @@ pub struct ResolvedOutput {
     pub config: OutputConfig,
     pub create_container: bool,
     pub restart: bool,
+    pub wait_for_lock: Option<Duration>,
     pub dest: String,
     pub upload_concurrency: usize,
     pub mode: OutputMode,
@@ -988,6 +993,7 @@ pub fn resolve_output(
     if upload_concurrency == 0 || upload_concurrency > 64 {
         return usage("--upload-concurrency must be between 1 and 64");
     }
+    let wait_for_lock = resolve_wait_for_lock(r, out, job)?;
     let mode = r
         .pick("output", out.output.map(|o| o.as_str()), None, Some("text"))
         .unwrap_or("text");
@@ -1008,6 +1014,7 @@ pub fn resolve_output(
         },
         create_container: out.create_container,
         restart: out.restart,
+        wait_for_lock,
         dest,
         upload_concurrency,
         mode: if mode == "json" {
@@ -1022,6 +1029,34 @@ pub fn resolve_output(
             _ => ProgressMode::Auto,
         },
     })
+}
+
+/// `--wait-for-lock [DURATION]`: how long to wait for a busy job lock; the bare flag (or
+/// `lease`) means the lease's length. `0s` or unset: do not wait.
+fn resolve_wait_for_lock(
+    r: &mut Resolver<'_>,
+    out: &OutputArgs,
+    job: &JobSpec,
+) -> Result<Option<Duration>, UsageError> {
+    let Some(text) = r.pick(
+        "wait_for_lock",
+        out.wait_for_lock.clone(),
+        job.wait_for_lock.clone(),
+        None,
+    ) else {
+        return Ok(None);
+    };
+    let lease = Duration::from_secs(gatelake::sink::azure::LEASE_SECONDS.unsigned_abs().into());
+    let wait = match text.trim() {
+        "" | "lease" | "true" => lease,
+        other => parse_duration(other).map_err(|e| {
+            UsageError(format!(
+                "--wait-for-lock: {e} (or give the flag alone to wait up to the lease's length, {} s)",
+                lease.as_secs()
+            ))
+        })?,
+    };
+    Ok((!wait.is_zero()).then_some(wait))
 }
 
 /// The schema policy: drift, flattening, a pinned schema.
