@@ -215,13 +215,27 @@ mod tests {
             ..gone.clone()
         };
         assert!(!other_boot.is_gone_from_this_machine());
-        // A reused pid: alive, but started at another time.
-        let reused = LockHolder {
-            pid: std::process::id() + 0,
-            process_start: me.process_start.map(|s| s + 1),
+        // A live process is not gone; the same pid with another start time is a reused pid.
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let start = proc_stat(&sleeper.id().to_string()).and_then(|(_, s)| s);
+        let live = LockHolder {
+            pid: sleeper.id(),
+            process_start: start,
             ..me.clone()
         };
-        assert!(!reused.is_gone_from_this_machine(), "never our own pid");
+        assert!(!live.is_gone_from_this_machine(), "{live:?}");
+        let reused = LockHolder {
+            process_start: start.map(|s| s + 1),
+            ..live.clone()
+        };
+        if me.boot_id.is_some() && start.is_some() && me.host != "localhost" {
+            assert!(reused.is_gone_from_this_machine(), "{reused:?}");
+        }
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
     }
 
     #[test]
