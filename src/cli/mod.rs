@@ -151,8 +151,10 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         resolved.pull,
         &resolved.dest,
         resolved.create_container,
-        resolved.restart,
-        resolved.wait_for_lock,
+        RunOptions {
+            restart: resolved.restart,
+            wait_for_lock: resolved.wait_for_lock,
+        },
         resolved.output,
         resolved.progress,
         Some(&resolved.identity),
@@ -229,8 +231,10 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.create_container,
         // The demo API listens on a new port each time, so an interrupted demo run could never
         // be resumed (its source URL changed): start afresh instead.
-        true,
-        out.wait_for_lock,
+        RunOptions {
+            restart: true,
+            wait_for_lock: out.wait_for_lock,
+        },
         out.mode,
         out.progress,
         None,
@@ -243,8 +247,7 @@ async fn execute(
     pull: PullConfig,
     dest: &str,
     create_container: bool,
-    restart: bool,
-    wait_for_lock: Option<Duration>,
+    options: RunOptions,
     mode: OutputMode,
     progress: ProgressMode,
     identity: Option<&settings::IdentitySettings>,
@@ -340,10 +343,6 @@ async fn execute(
     };
     let reporter = reporter_for(progress);
     let (stop_handle, stop) = StopSignal::new();
-    let options = RunOptions {
-        restart,
-        wait_for_lock,
-    };
     let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
