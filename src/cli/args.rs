@@ -365,7 +365,9 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// API authentication. [default: none]
+    /// API authentication. Unset: inferred from the one kind of credential given (an API key →
+    /// api-key; a bearer token or --bearer-from azure → bearer), else none. An API key with iam
+    /// or bearer is sent alongside as the usage plan's x-api-key.
     #[arg(long, env = "GATELAKE_API_AUTH", value_enum, value_name = "KIND")]
     pub api_auth: Option<ApiAuthKind>,
 
@@ -378,7 +380,7 @@ pub struct PullArgs {
     )]
     pub api_key: Option<String>,
 
-    /// api-key: a file holding the key (read at start; surrounding whitespace ignored).
+    /// api-key: a file holding the key (surrounding whitespace ignored), re-read when it changes.
     #[arg(long, env = "GATELAKE_API_KEY_FILE", value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
@@ -391,7 +393,7 @@ pub struct PullArgs {
     )]
     pub bearer_token: Option<String>,
 
-    /// bearer: a file holding the token.
+    /// bearer: a file holding the token, re-read when it changes (a rotated token is picked up).
     #[arg(long, env = "GATELAKE_BEARER_TOKEN_FILE", value_name = "PATH")]
     pub bearer_token_file: Option<PathBuf>,
 
