@@ -701,3 +701,67 @@ async fn the_bare_wait_for_lock_flag_waits_for_a_local_lock_to_be_released() {
     let err = text(&out.stderr);
     assert!(err.contains("waiting up to 60 s"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_new_settings_come_from_flags_env_and_the_job_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, API_KEY).unwrap();
+    let job = dir.path().join("gatelake.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[jobs.orders]\nurl = \"https://abc123.execute-api.eu-west-1.amazonaws.com/prod/orders\"\nwait_for_lock = \"lease\"\nmax_retry_after = \"10m\"\napi_key_file = {:?}\n",
+            key_file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let config = job.to_str().unwrap();
+    let (out, rows) = settings_of(&["--config", config, "--job", "orders"], vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(setting(&rows, "wait-for-lock"), Some(("lease", "job file")));
+    assert_eq!(setting(&rows, "max-retry-after"), Some(("10m", "job file")));
+    assert_eq!(
+        setting(&rows, "api-auth"),
+        Some(("api-key", "inferred from api_key_file in the job file"))
+    );
+    let (out, rows) = settings_of(
+        &[
+            "--config",
+            config,
+            "--job",
+            "orders",
+            "--wait-for-lock",
+            "--max-retry-after",
+            "1h",
+        ],
+        vec![],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        setting(&rows, "wait-for-lock"),
+        Some(("lease", "flag --wait-for-lock"))
+    );
+    assert_eq!(
+        setting(&rows, "max-retry-after"),
+        Some(("1h", "flag --max-retry-after"))
+    );
+    let (out, rows) = settings_of(
+        &[],
+        vec![("GATELAKE_WAIT_FOR_LOCK".to_string(), "90s".to_string())],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        setting(&rows, "wait-for-lock"),
+        Some(("90s", "env GATELAKE_WAIT_FOR_LOCK"))
+    );
+    let (out, _) = settings_of(&["--wait-for-lock", "soon"], vec![]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--wait-for-lock"),
+        "{}",
+        text(&out.stderr)
+    );
+}
