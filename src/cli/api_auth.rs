@@ -43,10 +43,8 @@ enum GivenValue {
     FromAzure,
 }
 
-fn origin_name(r: &Resolver<'_>, id: &str, job_key: &str, given_cli: bool) -> (String, Rank) {
-    if !given_cli {
-        return (format!("{job_key} in the job file"), Rank::JobFile);
-    }
+/// How to name a setting given as a flag or env var, and its rank.
+fn origin_name(r: &Resolver<'_>, id: &str) -> (String, Rank) {
     if r.given_on_command_line(id) {
         (format!("--{}", id.replace('_', "-")), Rank::Flag)
     } else {
@@ -66,7 +64,7 @@ fn given(
     job_file: Option<&PathBuf>,
 ) -> Result<Option<Given>, UsageError> {
     let by_value = value.map(|v| {
-        let (name, rank) = origin_name(r, value_id, value_id, true);
+        let (name, rank) = origin_name(r, value_id);
         Given {
             name,
             rank,
@@ -75,7 +73,7 @@ fn given(
     });
     let by_file = match (cli_file, job_file) {
         (Some(p), _) => {
-            let (name, rank) = origin_name(r, file_id, file_id, true);
+            let (name, rank) = origin_name(r, file_id);
             Some(Given {
                 name,
                 rank,
@@ -167,7 +165,7 @@ pub fn resolve_api_auth(
     )?;
     let bearer_from_azure = match (args.identity.bearer_from, job.bearer_from) {
         (Some(b), _) => (b.as_str() == "azure").then(|| {
-            let (name, rank) = origin_name(r, "bearer_from", "bearer_from", true);
+            let (name, rank) = origin_name(r, "bearer_from");
             Given {
                 name: format!("{name} azure"),
                 rank,
