@@ -4,7 +4,7 @@
 
 use crate::encode::drift::SchemaOptions;
 use crate::encode::EncodeOptions;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretSource};
 use crate::source::paginate::Pagination;
 use std::time::Duration;
 use url::Url;
@@ -13,10 +13,11 @@ use url::Url;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiAuth {
     None,
-    /// `x-api-key` header (API Gateway usage plans).
-    ApiKey(Secret),
-    /// `Authorization: Bearer …` (API Gateway JWT or Lambda authorizers).
-    Bearer(Secret),
+    /// `x-api-key` header (API Gateway usage plans); a key file is re-read when it changes.
+    ApiKey(SecretSource),
+    /// `Authorization: Bearer …` (API Gateway JWT or Lambda authorizers); a token file is
+    /// re-read when it changes.
+    Bearer(SecretSource),
     /// SigV4, service `execute-api`, with credentials from the AWS credential chain.
     Iam {
         region: String,
@@ -46,10 +47,13 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// First backoff; doubles each attempt, with full jitter.
     pub base: Duration,
-    /// Longest single wait (also caps an honoured `Retry-After`).
+    /// Longest single wait of our own backoff.
     pub cap: Duration,
     /// Give up once this much time has passed since the first attempt.
     pub deadline: Duration,
+    /// The longest `Retry-After` waited out; a server asking for more stops the run
+    /// (resumable) with the time to run it again.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -59,6 +63,7 @@ impl Default for RetryPolicy {
             base: Duration::from_millis(250),
             cap: Duration::from_secs(30),
             deadline: Duration::from_secs(300),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }
@@ -72,6 +77,9 @@ pub struct SourceConfig {
     /// Where the records are in a page body: `items`, `data.rows`; empty = the body is the array.
     pub records_path: String,
     pub auth: ApiAuth,
+    /// An `x-api-key` sent alongside `iam` or `bearer` auth: API Gateway methods can require
+    /// both an authorizer and a usage-plan key. (With `ApiAuth::ApiKey` the key is there.)
+    pub usage_plan_key: Option<SecretSource>,
     /// Extra request headers (name, value); values are treated as secrets in output.
     pub headers: Vec<(String, Secret)>,
     pub timeout: Duration,

@@ -48,9 +48,7 @@ use crate::source::paginate::{
 };
 use crate::state::checkpoint::{restore_url, save_url, ListingNotes, Watermark};
 use crate::state::watermark::{since_value, WatermarkError, WatermarkTracker};
-use crate::state::{
-    Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION, LOCK_PATH,
-};
+use crate::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
 use serde::Serialize;
@@ -204,6 +202,9 @@ pub struct RunOptions {
     /// Who the caller proved the run is at each hop (source, object id, tenant, role ARN,
     /// session name; never a secret), for the manifest; they refine what the run knows.
     pub identities: Vec<ManifestIdentity>,
+    /// While another run holds the job's lock, wait up to this long for it (none: stop at
+    /// once).
+    pub wait_for_lock: Option<std::time::Duration>,
 }
 
 /// A new run id: UTC time to the second plus 16 random bits, so ids sort by start time and
@@ -310,9 +311,13 @@ pub async fn run(
         .validate()
         .map_err(|e| PullError::Encode { seq: 0, source: e })?;
     sink.check().await?;
-    let lock = sink
-        .lock(LOCK_PATH, &LockHolder::this_process(&config.job))
-        .await?;
+    let lock = crate::state::lock::acquire(
+        sink.as_ref(),
+        &LockHolder::this_process(&config.job),
+        options.wait_for_lock,
+        reporter.as_ref(),
+    )
+    .await?;
     let outcome = run_locked(config, sink, client, reporter, options, stop).await;
     if let Err(e) = lock.release().await {
         tracing::warn!("{e}");
@@ -1439,6 +1444,7 @@ mod tests {
                 },
                 records_path: "items".into(),
                 auth: ApiAuth::None,
+                usage_plan_key: None,
                 headers: Vec::new(),
                 timeout: Duration::from_secs(10),
                 retry: RetryPolicy::default(),

@@ -455,6 +455,7 @@ async fn lock_is_exclusive_names_the_holder_and_releases(b: Backend) {
         pid: 4242,
         job: "orders".into(),
         since: "2026-11-24T23:00:00Z".into(),
+        ..LockHolder::default()
     };
     let second = LockHolder {
         host: "host-b".into(),

@@ -255,6 +255,19 @@ pub struct OutputArgs {
     #[arg(long)]
     pub restart: bool,
 
+    /// While another run holds the job's lock, wait up to DURATION for it (e.g. 2m) instead
+    /// of stopping with exit 6; the bare flag waits up to the lease's length, 60s. A lock
+    /// whose holder was a process on this machine that no longer exists is taken over at once
+    /// without it.
+    #[arg(
+        long,
+        env = "GATELAKE_WAIT_FOR_LOCK",
+        value_name = "DURATION",
+        num_args = 0..=1,
+        default_missing_value = "lease"
+    )]
+    pub wait_for_lock: Option<String>,
+
     /// Print the resolved settings (secrets masked) and where each came from, then exit.
     #[arg(long)]
     pub show_settings: bool,
@@ -392,7 +405,9 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,
 
-    /// API authentication. [default: none]
+    /// API authentication. Unset: inferred from the one kind of credential given (an API key →
+    /// api-key; a bearer token or --bearer-from azure → bearer), else none. An API key with iam
+    /// or bearer is sent alongside as the usage plan's x-api-key.
     #[arg(long, env = "GATELAKE_API_AUTH", value_enum, value_name = "KIND")]
     pub api_auth: Option<ApiAuthKind>,
 
@@ -405,7 +420,7 @@ pub struct PullArgs {
     )]
     pub api_key: Option<String>,
 
-    /// api-key: a file holding the key (read at start; surrounding whitespace ignored).
+    /// api-key: a file holding the key (surrounding whitespace ignored), re-read when it changes.
     #[arg(long, env = "GATELAKE_API_KEY_FILE", value_name = "PATH")]
     pub api_key_file: Option<PathBuf>,
 
@@ -418,7 +433,7 @@ pub struct PullArgs {
     )]
     pub bearer_token: Option<String>,
 
-    /// bearer: a file holding the token.
+    /// bearer: a file holding the token, re-read when it changes (a rotated token is picked up).
     #[arg(long, env = "GATELAKE_BEARER_TOKEN_FILE", value_name = "PATH")]
     pub bearer_token_file: Option<PathBuf>,
 
@@ -441,6 +456,11 @@ pub struct PullArgs {
     /// Give up retrying one request after this long, e.g. 5m. [default: 5m]
     #[arg(long, env = "GATELAKE_RETRY_DEADLINE", value_name = "DURATION")]
     pub retry_deadline: Option<String>,
+
+    /// The longest Retry-After (a throttled or busy API's "come back later") waited out, e.g.
+    /// 10m; a longer one stops the run, resumable, with the time to run it again. [default: 5m]
+    #[arg(long, env = "GATELAKE_MAX_RETRY_AFTER", value_name = "DURATION")]
+    pub max_retry_after: Option<String>,
 
     /// Refuse a page larger than this (decompressed), e.g. 64MiB. [default: 64MiB]
     #[arg(long, env = "GATELAKE_MAX_PAGE_BYTES", value_name = "SIZE")]

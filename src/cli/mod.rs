@@ -2,6 +2,7 @@
 //! progress, print the summary, and turn errors into exit codes. The library never sees
 //! any of this.
 
+pub mod api_auth;
 pub mod args;
 pub mod auth_check;
 pub mod azure_settings;
@@ -98,6 +99,8 @@ fn usage_error(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
 /// Print a failure: always a readable line on stderr; with `--output json`, also one JSON
 /// object on stdout so a CI step or notebook cell can parse the outcome either way.
 fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
+    // Last line of defence: whatever an upstream quoted, no live secret is printed.
+    let message = &gatelake::secret::redact(message);
     eprintln!("error: {message}");
     if mode == OutputMode::Json {
         let out = serde_json::json!({
@@ -160,7 +163,11 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
         resolved.pull,
         &resolved.dest,
         resolved.create_container,
-        resolved.restart,
+        RunOptions {
+            restart: resolved.restart,
+            wait_for_lock: resolved.wait_for_lock,
+            identities: Vec::new(),
+        },
         resolved.output,
         resolved.progress,
         Some(&resolved.identity),
@@ -218,6 +225,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             },
             records_path: "items".into(),
             auth: gatelake::config::ApiAuth::None,
+            usage_plan_key: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -237,7 +245,11 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.create_container,
         // The demo API listens on a new port each time, so an interrupted demo run could never
         // be resumed (its source URL changed): start afresh instead.
-        true,
+        RunOptions {
+            restart: true,
+            wait_for_lock: out.wait_for_lock,
+            identities: Vec::new(),
+        },
         out.mode,
         out.progress,
         None,
@@ -250,7 +262,7 @@ async fn execute(
     pull: PullConfig,
     dest: &str,
     create_container: bool,
-    restart: bool,
+    options: RunOptions,
     mode: OutputMode,
     progress: ProgressMode,
     identity: Option<&settings::IdentitySettings>,
@@ -339,8 +351,8 @@ async fn execute(
     let reporter = reporter_for(progress);
     let (stop_handle, stop) = StopSignal::new();
     let options = RunOptions {
-        restart,
         identities: proven,
+        ..options
     };
     let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);

@@ -71,6 +71,7 @@ pub struct JobSpec {
     pub timeout: Option<String>,
     pub max_retries: Option<u32>,
     pub retry_deadline: Option<String>,
+    pub max_retry_after: Option<String>,
     pub max_page_bytes: Option<String>,
     pub on_bad_page: Option<String>,
     pub since_field: Option<String>,
@@ -83,6 +84,8 @@ pub struct JobSpec {
     pub chunk_rows: Option<u64>,
     pub dest: Option<String>,
     pub upload_concurrency: Option<usize>,
+    /// A duration, or "lease" for the lease's length.
+    pub wait_for_lock: Option<String>,
     pub bearer_from: Option<BearerFrom>,
     pub bearer_audience: Option<String>,
     pub ca_bundle: Option<PathBuf>,
@@ -264,6 +267,7 @@ pub struct Resolved {
     pub dest: String,
     pub create_container: bool,
     pub restart: bool,
+    pub wait_for_lock: Option<Duration>,
     pub output: OutputMode,
     pub progress: ProgressMode,
     pub show_settings: bool,
@@ -298,20 +302,6 @@ fn job_from_url(url: &url::Url) -> String {
     } else {
         clean
     }
-}
-
-fn read_secret_file(path: &Path, what: &str) -> Result<Secret, UsageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError(format!(
-            "cannot read the {what} file {}: {e}",
-            path.display()
-        ))
-    })?;
-    let value = text.trim();
-    if value.is_empty() {
-        return usage(format!("the {what} file {} is empty", path.display()));
-    }
-    Ok(Secret::new(value))
 }
 
 fn is_loopback(url: &url::Url) -> bool {
@@ -501,86 +491,9 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
     let pagination = Pagination { style, stop };
     let concurrency = resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
 
-    // API authentication.
-    let auth_kind = r
-        .pick(
-            "api_auth",
-            args.api_auth.map(|a| a.as_str()),
-            job.api_auth.map(|a| a.as_str()),
-            Some("none"),
-        )
-        .unwrap_or("none");
-    let auth = match auth_kind {
-        "api-key" => {
-            let key = if let Some(k) = &args.api_key {
-                if r.given_on_command_line("api_key") {
-                    warnings.push("--api-key on the command line lands in shell history and process listings; prefer GATELAKE_API_KEY or --api-key-file".into());
-                }
-                let origin = r.origin_of_cli("api_key");
-                r.note_secret("api_key", origin);
-                Secret::new(k.clone())
-            } else if let Some(p) = r.pick(
-                "api_key_file",
-                args.api_key_file.as_deref().map(display_path),
-                job.api_key_file.as_deref().map(display_path),
-                None,
-            ) {
-                read_secret_file(Path::new(&p), "API key")?
-            } else {
-                return usage("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH");
-            };
-            ApiAuth::ApiKey(key)
-        }
-        "bearer"
-            if r.pick(
-                "bearer_from",
-                args.identity.bearer_from.map(|b| b.as_str()),
-                job.bearer_from.map(|b| b.as_str()),
-                Some("static"),
-            ) == Some("azure") =>
-        {
-            match r.pick(
-                "bearer_audience",
-                args.identity.bearer_audience.clone(),
-                job.bearer_audience.clone(),
-                None,
-            ) {
-                Some(audience) => ApiAuth::BearerFromAzure { audience },
-                None => return usage("--bearer-from azure needs --bearer-audience: the audience (application ID URI) the API's JWT authorizer expects, e.g. api://orders-api"),
-            }
-        }
-        "bearer" => {
-            let token = if let Some(t) = &args.bearer_token {
-                if r.given_on_command_line("bearer_token") {
-                    warnings.push("--bearer-token on the command line lands in shell history and process listings; prefer GATELAKE_BEARER_TOKEN or --bearer-token-file".into());
-                }
-                let origin = r.origin_of_cli("bearer_token");
-                r.note_secret("bearer_token", origin);
-                Secret::new(t.clone())
-            } else if let Some(p) = r.pick(
-                "bearer_token_file",
-                args.bearer_token_file.as_deref().map(display_path),
-                job.bearer_token_file.as_deref().map(display_path),
-                None,
-            ) {
-                read_secret_file(Path::new(&p), "bearer token")?
-            } else {
-                return usage("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH");
-            };
-            ApiAuth::Bearer(token)
-        }
-        "iam" => {
-            let env_region = std::env::var("AWS_REGION")
-                .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
-                .ok();
-            let default = gatelake::identity::sigv4::region_from_url(&url).or(env_region);
-            match r.pick("region", args.region.clone(), job.region.clone(), default) {
-                Some(region) => ApiAuth::Iam { region },
-                None => return usage("--api-auth iam needs the API's region: pass --region (it could not be read from the URL, AWS_REGION or AWS_DEFAULT_REGION)"),
-            }
-        }
-        _ => ApiAuth::None,
-    };
+    // API authentication (inferred from the credentials given when --api-auth is unset).
+    let (auth, usage_plan_key) =
+        super::api_auth::resolve_api_auth(&mut r, args, &job, &url, &mut warnings)?;
 
     let mut headers = Vec::new();
     for h in &args.headers {
@@ -628,6 +541,15 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             "retry_deadline",
             args.retry_deadline.clone(),
             job.retry_deadline.clone(),
+            Some("5m".into()),
+        ),
+    )?;
+    let max_retry_after = duration(
+        "max-retry-after",
+        r.pick(
+            "max_retry_after",
+            args.max_retry_after.clone(),
+            job.max_retry_after.clone(),
             Some("5m".into()),
         ),
     )?;
@@ -686,11 +608,13 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         pagination,
         records_path,
         auth,
+        usage_plan_key,
         headers,
         timeout,
         retry: RetryPolicy {
             max_attempts: retries.saturating_add(1),
             deadline,
+            max_retry_after,
             ..RetryPolicy::default()
         },
         max_pages,
@@ -710,6 +634,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
         dest: out.dest,
         create_container: out.create_container,
         restart: out.restart,
+        wait_for_lock: out.wait_for_lock,
         output: out.mode,
         progress: out.progress,
         show_settings: args.out.show_settings,
@@ -951,6 +876,7 @@ pub struct ResolvedOutput {
     pub config: OutputConfig,
     pub create_container: bool,
     pub restart: bool,
+    pub wait_for_lock: Option<Duration>,
     pub dest: String,
     pub upload_concurrency: usize,
     pub mode: OutputMode,
@@ -1048,6 +974,7 @@ pub fn resolve_output(
     if upload_concurrency == 0 || upload_concurrency > 64 {
         return usage("--upload-concurrency must be between 1 and 64");
     }
+    let wait_for_lock = resolve_wait_for_lock(r, out, job)?;
     let mode = r
         .pick("output", out.output.map(|o| o.as_str()), None, Some("text"))
         .unwrap_or("text");
@@ -1068,6 +995,7 @@ pub fn resolve_output(
         },
         create_container: out.create_container,
         restart: out.restart,
+        wait_for_lock,
         dest,
         upload_concurrency,
         mode: if mode == "json" {
@@ -1082,6 +1010,34 @@ pub fn resolve_output(
             _ => ProgressMode::Auto,
         },
     })
+}
+
+/// `--wait-for-lock [DURATION]`: how long to wait for a busy job lock; the bare flag (or
+/// `lease`) means the lease's length. `0s` or unset: do not wait.
+fn resolve_wait_for_lock(
+    r: &mut Resolver<'_>,
+    out: &OutputArgs,
+    job: &JobSpec,
+) -> Result<Option<Duration>, UsageError> {
+    let Some(text) = r.pick(
+        "wait_for_lock",
+        out.wait_for_lock.clone(),
+        job.wait_for_lock.clone(),
+        None,
+    ) else {
+        return Ok(None);
+    };
+    let lease = Duration::from_secs(gatelake::sink::azure::LEASE_SECONDS.unsigned_abs().into());
+    let wait = match text.trim() {
+        "" | "lease" | "true" => lease,
+        other => parse_duration(other).map_err(|e| {
+            UsageError(format!(
+                "--wait-for-lock: {e} (or give the flag alone to wait up to the lease's length, {} s)",
+                lease.as_secs()
+            ))
+        })?,
+    };
+    Ok((!wait.is_zero()).then_some(wait))
 }
 
 /// The schema policy: drift, flattening, a pinned schema.

@@ -124,6 +124,7 @@ mod tests {
             },
             records_path: String::new(),
             auth: ApiAuth::None,
+            usage_plan_key: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(1),
             retry: RetryPolicy::default(),

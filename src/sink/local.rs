@@ -330,7 +330,7 @@ fn lock_blocking(target: &Path, holder: &LockHolder, url: String) -> Result<Loca
             return Err(SinkError::Busy {
                 url,
                 holder: LockHolder::describe(&bytes),
-                hint: "; the lock is released as soon as that process exits".into(),
+                hint: "; a local lock is released as soon as that process exits, however it exits. Pass --wait-for-lock [DURATION] to wait for it".into(),
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(io_err(target, e)),

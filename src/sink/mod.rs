@@ -14,7 +14,10 @@
 //! Paths are `/`-separated and relative to the destination's root (its prefix).
 
 pub mod azure;
+pub mod holder;
 pub mod local;
+
+pub use holder::LockHolder;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -115,57 +118,17 @@ pub enum SinkError {
     },
 }
 
-/// Who holds a job's lock: written into the lock object so that a second run can say whom
-/// it is waiting for. Names only, no secrets.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct LockHolder {
-    pub host: String,
-    pub pid: u32,
-    pub job: String,
-    /// RFC 3339 time the lock was taken.
-    pub since: String,
-}
-
-impl LockHolder {
-    /// This process, for `job`.
-    pub fn this_process(job: &str) -> Self {
-        let host = std::env::var("HOSTNAME")
-            .ok()
-            .filter(|h| !h.is_empty())
-            .or_else(|| {
-                std::fs::read_to_string("/etc/hostname")
-                    .ok()
-                    .map(|h| h.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown host".into());
-        let since = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        Self {
-            host,
-            pid: std::process::id(),
-            job: job.to_string(),
-            since,
-        }
-    }
-
-    /// A description of the holder from the lock object's bytes.
-    pub fn describe(bytes: &[u8]) -> String {
-        match serde_json::from_slice::<LockHolder>(bytes) {
-            Ok(h) => format!(
-                "process {} on {} (job {}, since {})",
-                h.pid, h.host, h.job, h.since
-            ),
-            Err(_) => "an unknown process".into(),
-        }
-    }
-}
-
 /// A held job lock. Dropping it without `release` leaves the lock to expire on its own (a
 /// lease runs out; a file lock ends with the process).
 #[async_trait]
 pub trait LockGuard: Send + Sync + std::fmt::Debug {
     async fn release(self: Box<Self>) -> Result<(), SinkError>;
+
+    /// The holder whose lock was taken over to get this one (a process on this machine that
+    /// no longer existed), to be reported.
+    fn taken_over_from(&self) -> Option<&LockHolder> {
+        None
+    }
 }
 
 /// The storage seam. Implementations are cheap to share (`Arc<dyn Sink>`) and safe to call
@@ -209,7 +172,11 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 
     /// Take the exclusive lock `path` for `holder`, held until released (renewed in the
     /// background where it is a lease). Fails at once with [`SinkError::Busy`], naming the
-    /// holder, when another run holds it.
+    /// holder and how long its lease has left, when another run holds it — unless that holder
+    /// is a process on this machine that no longer exists
+    /// ([`LockHolder::is_gone_from_this_machine`]): then its lock is taken over at once and
+    /// the guard says so ([`LockGuard::taken_over_from`]). Waiting is the caller's
+    /// (`state::lock::acquire`).
     async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError>;
     /// The kind of credential the sink writes with (e.g. `account key`), never the secret;
     /// recorded in the manifest.

@@ -1,21 +1,28 @@
 //! Fetching one page: authentication (API key, bearer, SigV4 re-signed on every attempt),
-//! a bounded body read, and retries decided by one function, [`classify`], from data
+//! a bounded body read, and retries decided by [`retry::classify`] from data
 //! ([`RetryPolicy`]). Nothing here knows about pagination; the caller passes the URL.
 //!
-//! Retry rules (API Gateway's behaviour): 429 "Too Many Requests" is throttling — wait
-//! (honouring `Retry-After`) and retry; 429 "Limit Exceeded" is a used-up usage-plan quota —
-//! retrying cannot help, so stop; 500/502/503/504, resets, timeouts and truncated or corrupt
-//! bodies are transient; every other 4xx is the caller's mistake and is reported with the
-//! most likely fix.
+//! Credentials kept in files (`--api-key-file`, `--bearer-token-file`) are looked at on every
+//! request and re-read when the file changed, and once more when the API refuses them (401 or
+//! 403): a token rotated mid-run is picked up instead of failing every page from then on.
+//! Upstream error text reaches errors only through [`upstream::api_message`], which cuts
+//! quoted requests and masks live secrets.
+//!
+//! [`retry::classify`]: crate::source::retry::classify
+//! [`upstream::api_message`]: crate::source::upstream::api_message
 
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
-use crate::secret::{redact_url, Secret};
+use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
+pub use crate::source::retry::{backoff, classify, retry_after, Decision};
+use crate::source::retry::{wait_before_retry, Wait};
+pub use crate::source::upstream::api_message;
+use crate::source::upstream::{auth_hint, status_hint};
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use url::Url;
@@ -64,6 +71,15 @@ pub enum SourceError {
         elapsed_s: f64,
         last: String,
     },
+    #[error("page {page}: the API asked to be left alone for {after_s} s (Retry-After) before GET {url}, longer than --max-retry-after ({max_s} s). Stopped; the checkpoint is kept: run the same command again at or after {rerun_at} to resume, or raise --max-retry-after")]
+    RetryAfterTooLong {
+        page: u64,
+        url: String,
+        after_s: u64,
+        max_s: u64,
+        /// RFC 3339 time (UTC) from which the API said it would answer again.
+        rerun_at: String,
+    },
     #[error("page {page}: the response from {url} is larger than --max-page-bytes ({limit} bytes); ask for smaller pages or raise the limit")]
     TooLarge { page: u64, url: String, limit: u64 },
     #[error("page {page} from {url}: {message}")]
@@ -95,131 +111,10 @@ impl SourceError {
     }
 }
 
-/// What [`classify`] decided about one attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Decision {
-    /// Try again, after at least `after` when the server said so.
-    Retry {
-        after: Option<Duration>,
-        reason: String,
-    },
-    /// The usage plan's quota is exhausted.
-    Quota,
-    /// Don't retry.
-    Fail,
-}
-
-/// The retry decision for a response status (with its headers and body).
-pub fn classify(status: u16, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Decision {
-    match status {
-        429 => {
-            if api_message(body)
-                .to_ascii_lowercase()
-                .contains("limit exceeded")
-            {
-                Decision::Quota
-            } else {
-                Decision::Retry {
-                    after: retry_after(headers, now),
-                    reason: "429 throttled".into(),
-                }
-            }
-        }
-        500 | 502 | 503 | 504 => Decision::Retry {
-            after: retry_after(headers, now),
-            reason: format!("{status} {}", api_message(body)),
-        },
-        _ => Decision::Fail,
-    }
-}
-
-/// `Retry-After` as seconds or an HTTP date (relative to `now`).
-pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// How long to wait before attempt `attempt + 1` (attempt counts from 1): exponential with
-/// "equal jitter" (half fixed, half random) so waits never collapse to zero, capped; a
-/// server's `Retry-After` is honoured as a minimum, within the cap.
-pub fn backoff(policy: &RetryPolicy, attempt: u32, server: Option<Duration>) -> Duration {
-    let exp = policy
-        .base
-        .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(policy.cap);
-    let half = exp / 2;
-    let jitter = half.mul_f64(rand::random::<f64>());
-    let computed = half + jitter;
-    match server {
-        Some(s) => s.min(policy.cap).max(computed.min(s)),
-        None => computed,
-    }
-}
-
-/// The `message` of an API Gateway error body, or a short, printable prefix of the body.
-pub fn api_message(body: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct ApiGatewayError {
-        #[serde(alias = "Message")]
-        message: Option<String>,
-    }
-    if let Ok(e) = serde_json::from_slice::<ApiGatewayError>(body) {
-        if let Some(m) = e.message {
-            return m;
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
-        "(empty body)".into()
-    } else if one_line.chars().count() > 200 {
-        format!("{}…", one_line.chars().take(200).collect::<String>())
-    } else {
-        one_line
-    }
-}
-
-/// The most likely fix for an API Gateway refusal.
-fn auth_hint(status: u16, message: &str, auth: &ApiAuth) -> String {
-    let m = message.to_ascii_lowercase();
-    if m.contains("signature expired") || m.contains("not yet current") {
-        "The request's time is outside API Gateway's 5-minute window: this machine's clock is off. Sync it (NTP) and retry".into()
-    } else if m.contains("missing authentication token") {
-        "API Gateway says this for a path or stage that does not exist, and for unsigned requests to IAM-protected routes: check the URL's stage and resource path, and use --api-auth iam if the route uses IAM authorization".into()
-    } else if m.contains("security token included in the request is invalid") {
-        "The AWS credentials are invalid or expired: refresh them (new session token, `aws sso login`) or check AWS_PROFILE".into()
-    } else if m.contains("signature we calculated does not match") {
-        "Check the AWS secret key and the signing region (--region must be the API's region)".into()
-    } else if m.contains("not authorized to perform") {
-        "The AWS identity lacks execute-api:Invoke on this API: grant it in the identity's IAM policy or the API's resource policy".into()
-    } else if status == 401 {
-        "The bearer token was rejected: check that it has not expired and that its audience and issuer match the API's authorizer".into()
-    } else {
-        match auth {
-            ApiAuth::ApiKey(_) => "Check the API key and that it belongs to a usage plan attached to this API stage".into(),
-            ApiAuth::None => "The API requires authentication: choose --api-auth iam, bearer or api-key".into(),
-            ApiAuth::Bearer(_) | ApiAuth::BearerFromAzure { .. } => "The token is valid but not allowed here: check the authorizer's scopes or policy".into(),
-            ApiAuth::Iam { .. } => "The signed identity is not allowed to call this API: check its IAM policy and the API's resource policy".into(),
-        }
-    }
-}
-
-fn status_hint(status: u16) -> &'static str {
-    match status {
-        400 => ". The API rejected the request: check the query parameters (page size, cursor parameter name)",
-        404 => ". Check the URL's path and stage",
-        _ => "",
-    }
-}
-
 enum Auth {
     None,
-    ApiKey(Secret),
-    Bearer(Secret),
+    ApiKey(SecretSource),
+    Bearer(SecretSource),
     Iam {
         region: String,
         credentials: Arc<AwsCredentials>,
@@ -236,6 +131,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     auth: Auth,
     auth_config: ApiAuth,
+    /// `x-api-key` sent alongside iam or bearer auth (an API Gateway usage plan).
+    usage_plan_key: Option<SecretSource>,
     headers: HeaderMap,
     retry: RetryPolicy,
     max_page_bytes: u64,
@@ -291,6 +188,7 @@ impl ApiClient {
             http,
             auth,
             auth_config: config.auth.clone(),
+            usage_plan_key: config.usage_plan_key.clone(),
             headers,
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
@@ -317,16 +215,21 @@ impl ApiClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
-        match &self.auth {
-            Auth::None => {}
-            Auth::ApiKey(k) => {
-                let mut v = HeaderValue::from_str(k.expose()).map_err(|_| SourceError::Header {
+        let api_key = match &self.auth {
+            Auth::ApiKey(k) => Some(k),
+            _ => self.usage_plan_key.as_ref(),
+        };
+        if let Some(k) = api_key {
+            let mut v =
+                HeaderValue::from_str(k.current().expose()).map_err(|_| SourceError::Header {
                     name: "x-api-key".into(),
                     reason: "the API key contains characters not allowed in a header".into(),
                 })?;
-                v.set_sensitive(true);
-                h.insert("x-api-key", v);
-            }
+            v.set_sensitive(true);
+            h.insert("x-api-key", v);
+        }
+        match &self.auth {
+            Auth::None | Auth::ApiKey(_) => {}
             Auth::BearerFrom { scope, credential } => {
                 let Some(credential) = credential else {
                     return Err(SourceError::Credentials(AwsCredentialsError::Unavailable(
@@ -337,7 +240,9 @@ impl ApiClient {
                 let token = credential
                     .get_token(&[scope.as_str()], None)
                     .await
-                    .map_err(|e| SourceError::BearerToken(e.to_string()))?;
+                    .map_err(|e| SourceError::BearerToken(crate::secret::redact(&e.to_string())))?;
+                // An issued token is a live secret: mask it in any message that quotes it.
+                crate::secret::register(token.token.secret());
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
                     .map_err(|_| SourceError::Header {
                         name: "authorization".into(),
@@ -348,13 +253,11 @@ impl ApiClient {
                 h.insert(reqwest::header::AUTHORIZATION, v);
             }
             Auth::Bearer(t) => {
-                let mut v =
-                    HeaderValue::from_str(&format!("Bearer {}", t.expose())).map_err(|_| {
-                        SourceError::Header {
-                            name: "authorization".into(),
-                            reason: "the bearer token contains characters not allowed in a header"
-                                .into(),
-                        }
+                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.current().expose()))
+                    .map_err(|_| SourceError::Header {
+                        name: "authorization".into(),
+                        reason: "the bearer token contains characters not allowed in a header"
+                            .into(),
                     })?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
@@ -365,6 +268,12 @@ impl ApiClient {
             } => {
                 let now = SystemTime::now();
                 let creds = credentials.get(now).await?;
+                // The secret key and session token are live secrets from here on, wherever
+                // they came from (env, profile, STS): an upstream message may quote them.
+                crate::secret::register(creds.secret_access_key());
+                if let Some(token) = creds.session_token() {
+                    crate::secret::register(token);
+                }
                 sign_request(&mut req, &creds, region, now)?;
                 for name in ["authorization", "x-amz-security-token"] {
                     if let Some(v) = req.headers_mut().get_mut(name) {
@@ -401,9 +310,24 @@ impl ApiClient {
         let mut url = url.clone();
         let mut shown = redact_url(&url);
         let mut attempt: u32 = 0;
+        let mut reloaded = false;
         loop {
             attempt += 1;
-            let (after, mut reason) = match self.attempt(&url, page, &shown).await? {
+            let outcome = match self.attempt(&url, page, &shown).await {
+                // A refused credential read from a file that has changed since (rotated
+                // mid-run): one more try with the new value.
+                Err(SourceError::Auth { status, .. }) if !reloaded && self.reload_credentials() => {
+                    reloaded = true;
+                    reporter.report(Event::Warning {
+                        message: format!(
+                            "page {page}: the API refused the credential ({status}); its file has changed since it was read, so the request is retried with the new value"
+                        ),
+                    });
+                    continue;
+                }
+                other => other?,
+            };
+            let (after, mut reason) = match outcome {
                 Ok(fetched) => {
                     if let Some(sizing) = sizing {
                         sizing.after_success(&url);
@@ -439,8 +363,8 @@ impl ApiClient {
         }
     }
 
-    /// Before attempt `attempt + 1`: fail if the attempts or the deadline are used up, else
-    /// report the retry and wait.
+    /// Before attempt `attempt + 1`: fail if the attempts or the deadline are used up, or the
+    /// API asks for a wait past `--max-retry-after`; else report the retry and wait.
     #[allow(clippy::too_many_arguments)] // one attempt's facts, each used once
     async fn pause(
         &self,
@@ -453,6 +377,17 @@ impl ApiClient {
         reporter: &dyn Reporter,
     ) -> Result<(), SourceError> {
         let elapsed = started.elapsed();
+        let delay = match wait_before_retry(&self.retry, attempt, after) {
+            Wait::Sleep(d) => d,
+            Wait::TooLong(after) => {
+                return Err(retry_after_too_long(
+                    page,
+                    shown.to_string(),
+                    after,
+                    &self.retry,
+                ))
+            }
+        };
         let connect_limit = if reason.starts_with("connect") {
             3
         } else {
@@ -474,7 +409,6 @@ impl ApiClient {
                 last: reason,
             });
         }
-        let delay = backoff(&self.retry, attempt, after);
         tracing::debug!(page, attempt, ?delay, %reason, "retrying");
         reporter.report(Event::Retrying {
             page,
@@ -576,6 +510,39 @@ impl ApiClient {
     }
 }
 
+/// The error for a `Retry-After` past `policy.max_retry_after`, with the time to run again.
+fn retry_after_too_long(
+    page: u64,
+    url: String,
+    after: Duration,
+    policy: &RetryPolicy,
+) -> SourceError {
+    let at = time::OffsetDateTime::now_utc() + after;
+    // Whole seconds, rounded up: "at or after" must not name a moment before the API's.
+    let at = at.replace_nanosecond(0).unwrap_or(at) + time::Duration::seconds(1);
+    SourceError::RetryAfterTooLong {
+        page,
+        url,
+        after_s: after.as_secs(),
+        max_s: policy.max_retry_after.as_secs(),
+        rerun_at: at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| at.unix_timestamp().to_string()),
+    }
+}
+
+impl ApiClient {
+    /// Re-read the API credential's file (when it is one); whether its value changed.
+    fn reload_credentials(&self) -> bool {
+        let main = match &self.auth {
+            Auth::ApiKey(k) | Auth::Bearer(k) => k.reload(),
+            _ => false,
+        };
+        let key = self.usage_plan_key.as_ref().is_some_and(|k| k.reload());
+        main || key
+    }
+}
+
 /// A short reason for a transport error, without the URL (which reqwest includes, possibly
 /// with secrets in its query).
 fn transport_reason(e: &reqwest::Error) -> String {
@@ -600,130 +567,5 @@ fn transport_reason(e: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                v.parse().unwrap(),
-            );
-        }
-        h
-    }
-
-    #[test]
-    fn classifies_api_gateway_responses() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
-        let cases: Vec<(u16, HeaderMap, &[u8], Decision)> = vec![
-            (
-                429,
-                headers(&[("retry-after", "3")]),
-                br#"{"message":"Too Many Requests"}"#,
-                Decision::Retry {
-                    after: Some(Duration::from_secs(3)),
-                    reason: "429 throttled".into(),
-                },
-            ),
-            (
-                429,
-                headers(&[("retry-after", &date)]),
-                br#"{"message":"Too Many Requests"}"#,
-                Decision::Retry {
-                    after: Some(Duration::from_secs(7)),
-                    reason: "429 throttled".into(),
-                },
-            ),
-            (
-                429,
-                headers(&[]),
-                br#"{"message":"Limit Exceeded"}"#,
-                Decision::Quota,
-            ),
-            (
-                503,
-                headers(&[]),
-                br#"{"message":"Service Unavailable"}"#,
-                Decision::Retry {
-                    after: None,
-                    reason: "503 Service Unavailable".into(),
-                },
-            ),
-            (
-                504,
-                headers(&[]),
-                br#"{"message":"Endpoint request timed out"}"#,
-                Decision::Retry {
-                    after: None,
-                    reason: "504 Endpoint request timed out".into(),
-                },
-            ),
-            (
-                403,
-                headers(&[]),
-                br#"{"message":"Forbidden"}"#,
-                Decision::Fail,
-            ),
-            (404, headers(&[]), b"", Decision::Fail),
-        ];
-        for (status, h, body, want) in cases {
-            assert_eq!(
-                classify(status, &h, body, now),
-                want,
-                "{status} {:?}",
-                String::from_utf8_lossy(body)
-            );
-        }
-    }
-
-    #[test]
-    fn backoff_grows_is_capped_and_honours_retry_after() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(2),
-            deadline: Duration::from_secs(60),
-        };
-        for attempt in 1..=10 {
-            let d = backoff(&p, attempt, None);
-            let exp = (Duration::from_millis(100) * 2u32.pow(attempt - 1)).min(p.cap);
-            assert!(
-                d >= exp / 2 && d <= exp,
-                "attempt {attempt}: {d:?} vs {exp:?}"
-            );
-        }
-        assert!(backoff(&p, 1, Some(Duration::from_secs(1))) >= Duration::from_secs(1));
-        assert_eq!(backoff(&p, 1, Some(Duration::from_secs(600))), p.cap);
-    }
-
-    #[test]
-    fn messages_and_hints() {
-        assert_eq!(api_message(br#"{"message":"Forbidden"}"#), "Forbidden");
-        assert_eq!(
-            api_message(br#"{"Message":"User: arn:x is not authorized"}"#),
-            "User: arn:x is not authorized"
-        );
-        assert_eq!(
-            api_message(b"<html>\n  Bad   gateway </html>"),
-            "<html> Bad gateway </html>"
-        );
-        assert_eq!(api_message(b""), "(empty body)");
-        let skew = auth_hint(
-            403,
-            "Signature expired: 20260101T000000Z is now earlier than ...",
-            &ApiAuth::None,
-        );
-        assert!(skew.contains("clock"), "{skew}");
-        let key = auth_hint(403, "Forbidden", &ApiAuth::ApiKey(Secret::new("k")));
-        assert!(key.contains("usage plan"), "{key}");
-        assert!(auth_hint(403, "Missing Authentication Token", &ApiAuth::None).contains("stage"));
     }
 }

@@ -6,3 +6,5 @@ pub mod client;
 pub mod extract;
 pub mod page_size;
 pub mod paginate;
+pub mod retry;
+pub mod upstream;

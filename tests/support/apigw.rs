@@ -57,6 +57,11 @@ pub enum ApiAuthCheck {
     ApiKey(String),
     /// `Authorization: Bearer <token>` must carry this token; otherwise 401 `Unauthorized`.
     Bearer(String),
+    /// Like `Bearer`, with the accepted tokens changeable while the server runs (a token
+    /// rotated mid-pull): any token in the list is accepted.
+    BearerAnyOf(Accepted),
+    /// Like `ApiKey`, with the accepted keys changeable while the server runs.
+    ApiKeyAnyOf(Accepted),
     /// A JWT authorizer (HTTP API) trusting Entra: `Authorization: Bearer <jwt>` whose `iss` is
     /// `issuer`, whose `aud` is (or contains) `audience`, and that is within `nbf`..`exp`;
     /// otherwise 401 `Unauthorized`. The signature is not checked: the test Entra issues
@@ -75,6 +80,9 @@ pub enum ApiAuthCheck {
     /// (access key → secret key, session token), and it must carry that session token.
     SigV4Issued { issued: IssuedKeys, region: String },
 }
+
+/// The credentials a rotating auth check accepts right now; the test changes them.
+pub type Accepted = Arc<Mutex<Vec<String>>>;
 
 /// Temporary credentials a test's STS has issued: access key → (secret key, session token).
 pub type IssuedKeys = Arc<Mutex<HashMap<String, (String, String)>>>;
@@ -1043,6 +1051,32 @@ fn check_auth(
                 ))
             }
         }
+        ApiAuthCheck::ApiKeyAnyOf(accepted) => {
+            let given = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok());
+            if given.is_some_and(|g| accepted.lock().unwrap().iter().any(|a| a == g)) {
+                Ok(())
+            } else {
+                Err(AuthRejection::forbidden("ForbiddenException", "Forbidden"))
+            }
+        }
+        ApiAuthCheck::BearerAnyOf(accepted) => {
+            let token = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim());
+            if token.is_some_and(|t| accepted.lock().unwrap().iter().any(|a| a == t)) {
+                Ok(())
+            } else {
+                Err(AuthRejection::new(
+                    StatusCode::UNAUTHORIZED,
+                    "UnauthorizedException",
+                    "Unauthorized",
+                ))
+            }
+        }
         ApiAuthCheck::EntraJwt { issuer, audience } => {
             let unauthorized = || {
                 AuthRejection::new(
@@ -1290,13 +1324,18 @@ pub fn verify_sigv4(
     let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = string_to_sign(amz_date, &scope, &canonical);
     let key = signing_key(expect.secret_key, date, region, service);
-    let given =
-        hex::decode(&auth.signature).map_err(|_| invalid_signature(SIGNATURE_MISMATCH.into()))?;
+    // API Gateway's mismatch message goes on to quote the canonical request and string to
+    // sign it expected: headers and all, the session token included. Clients must not repeat it.
+    let mismatch = || {
+        invalid_signature(format!(
+            "{SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'{canonical}'\n\nThe String-to-Sign should have been\n'{to_sign}'\n"
+        ))
+    };
+    let given = hex::decode(&auth.signature).map_err(|_| mismatch())?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
     mac.update(to_sign.as_bytes());
     // Constant-time comparison, as a real verifier must.
-    mac.verify_slice(&given)
-        .map_err(|_| invalid_signature(SIGNATURE_MISMATCH.into()))
+    mac.verify_slice(&given).map_err(|_| mismatch())
 }
 
 struct AuthorizationHeader {

@@ -17,8 +17,11 @@
 //! SAS; transport messages are scrubbed), or leave a partially written blob visible.
 
 pub mod auth;
+mod lease;
 pub mod location;
 pub mod shared_key;
+
+pub use lease::LEASE_SECONDS;
 
 pub use auth::StorageCredential;
 pub use location::{is_azure_destination, AzureLocation};
@@ -33,7 +36,7 @@ use azure_core::error::ErrorKind;
 use azure_core::http::policies::Policy;
 use azure_core::http::{ClientOptions, Etag, ExponentialRetryOptions, RetryOptions, Transport};
 use azure_storage_blob::models::{
-    BlobClientAcquireLeaseOptions, BlobClientDownloadOptions, BlobContainerClientListBlobsOptions,
+    BlobClientDownloadOptions, BlobContainerClientListBlobsOptions,
     BlockBlobClientCommitBlockListOptions, BlockBlobClientCommitBlockListResultHeaders,
     BlockBlobClientUploadOptions, BlockLookupList,
 };
@@ -212,14 +215,6 @@ impl AzureSink {
         Ok(self.location.blob_url(&clean))
     }
 
-    /// Who the lock blob at `path` names as its holder.
-    async fn lock_holder(&self, path: &str) -> String {
-        match self.get(path).await {
-            Ok(Some(got)) => LockHolder::describe(&got.data),
-            _ => "an unknown process".into(),
-        }
-    }
-
     fn blob_client(&self, path: &str) -> Result<BlobClient, SinkError> {
         let url = self.blob_url(path)?;
         let dest = redact_url(&url);
@@ -350,7 +345,7 @@ impl AzureSink {
             ErrorKind::HttpResponse { status, .. } => {
                 let status = u16::from(*status);
                 let code = error_code(&err).unwrap_or_default();
-                let message = service_message(&err);
+                let message = crate::secret::redact(&service_message(&err));
                 let detail = match (code.is_empty(), message.is_empty()) {
                     (false, false) => format!("{code}: {message}"),
                     (false, true) => code.clone(),
@@ -687,129 +682,7 @@ impl Sink for AzureSink {
     }
 
     async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError> {
-        let url = self.url_of(path);
-        let busy = |holder: String| SinkError::Busy {
-            url: url.clone(),
-            holder,
-            hint: format!(
-                "; if that run crashed, its lease expires within {} s",
-                LEASE_SECONDS
-            ),
-        };
-        let client = self.blob_client(path)?;
-        // Describe ourselves in the lock blob. While another run holds the lease this put is
-        // refused (412: lease present), which already answers the question.
-        let me = Bytes::from(serde_json::to_vec(holder).unwrap_or_default());
-        match self.put(path, me, PutMode::Overwrite).await {
-            Ok(_) => {}
-            Err(SinkError::PreconditionFailed { .. }) | Err(SinkError::AlreadyExists { .. }) => {
-                return Err(busy(self.lock_holder(path).await));
-            }
-            Err(e) => return Err(e),
-        }
-        let proposed = format!("{:032x}", rand::random::<u128>());
-        let proposed = format!(
-            "{}-{}-{}-{}-{}",
-            &proposed[0..8],
-            &proposed[8..12],
-            &proposed[12..16],
-            &proposed[16..20],
-            &proposed[20..32]
-        );
-        let acquired = self
-            .timed(&url, async {
-                client
-                    .acquire_lease(
-                        LEASE_SECONDS,
-                        Some(BlobClientAcquireLeaseOptions {
-                            proposed_lease_id: Some(proposed.clone()),
-                            ..Default::default()
-                        }),
-                    )
-                    .await
-                    .map_err(|e| match status_and_code(&e) {
-                        (Some(409), _) => SinkError::AlreadyExists { url: url.clone() },
-                        _ => self.map_err(e, &url, Op::Other),
-                    })
-            })
-            .await;
-        match acquired {
-            Ok(_) => {}
-            Err(SinkError::AlreadyExists { .. }) => return Err(busy(self.lock_holder(path).await)),
-            Err(e) => return Err(e),
-        }
-        // Renew well before expiry; a renewal that fails is logged: correctness does not rest
-        // on the lease (the checkpoint's conditional writes catch a second writer), only the
-        // early, friendly refusal does.
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let renew_client = self.blob_client(path)?;
-        let lease_id = proposed.clone();
-        let renew_url = url.clone();
-        let task = tokio::spawn(async move {
-            let every = Duration::from_secs(LEASE_SECONDS as u64 / 3);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tokio::time::sleep(every) => {
-                        if let Err(e) = renew_client.renew_lease(lease_id.clone(), None).await {
-                            tracing::warn!("could not renew the job lock's lease on {renew_url}: {e}");
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Box::new(AzureLock {
-            client,
-            lease_id: proposed,
-            url,
-            stop: Some(stop),
-            task,
-        }))
-    }
-}
-
-/// How long a job lock's lease lasts without renewal: a crashed run blocks the job this long.
-pub const LEASE_SECONDS: i32 = 60;
-
-/// A held lease on the job's lock blob, renewed in the background until released.
-struct AzureLock {
-    client: BlobClient,
-    lease_id: String,
-    url: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl std::fmt::Debug for AzureLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AzureLock")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait]
-impl LockGuard for AzureLock {
-    async fn release(mut self: Box<Self>) -> Result<(), SinkError> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        self.client
-            .release_lease(self.lease_id.clone(), None)
-            .await
-            .map(|_| ())
-            .map_err(|e| SinkError::Http {
-                url: self.url.clone(),
-                status: e.http_status().map(u16::from).unwrap_or(0),
-                message: format!("could not release the job lock's lease (it expires within {LEASE_SECONDS} s): {e}"),
-            })
-    }
-}
-
-impl Drop for AzureLock {
-    fn drop(&mut self) {
-        // Not released (an error path): stop renewing, and the lease runs out by itself.
-        self.task.abort();
+        self.lock_job(path, holder).await
     }
 }
 
