@@ -500,7 +500,8 @@ async fn run_locked(
         raw_bytes: summary.totals.raw_bytes,
         files: summary.files,
         schema_changes: summary.schema_changes,
-        seconds: started.elapsed().as_secs_f64(),
+        // Milliseconds are all a reader needs; more digits are float noise in the JSON.
+        seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     })
 }
 
@@ -1024,7 +1025,7 @@ fn encode_stage(
                     .write_page(&records)
                     .map_err(|source| PullError::Encode {
                         seq: writer.next_seq(),
-                        source,
+                        source: source.at_run_page(number),
                     })?
             }
             PageMsg::Rejected {
@@ -1169,6 +1170,12 @@ async fn upload_stage(
                 if advanced {
                     cp.updated_at = now_rfc3339();
                     store.save(&cp).await?;
+                    tracing::info!(
+                        next_seq = cp.next_seq,
+                        pages = cp.pages,
+                        next_request = %cp.next_request.as_deref().unwrap_or("none"),
+                        "checkpoint advanced"
+                    );
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {

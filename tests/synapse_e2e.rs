@@ -344,7 +344,7 @@ async fn schema_drift_across_runs_follows_the_policy() {
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();
     let message = err["error"].as_str().unwrap();
     assert!(
-        message.contains("schema drift at page 0")
+        message.contains("schema drift at page 1:")
             && message.contains("previous run")
             && message.contains("+ customer (json)"),
         "{message}"

@@ -4,8 +4,11 @@
 
 pub mod args;
 pub mod auth_check;
+pub mod demo;
 pub mod exit_code;
 pub mod identity;
+pub mod job_file;
+pub mod logging;
 pub mod progress;
 pub mod settings;
 pub mod sql;
@@ -33,7 +36,7 @@ pub fn main() -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    init_logging(cli.verbose);
+    logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -64,22 +67,6 @@ pub fn main() -> ExitCode {
             Command::Sql(args) => sql::run(args).await,
         }
     })
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "gatelake=debug,info",
-        // Only our own modules: other crates' trace output can include request headers.
-        _ => "gatelake=trace,info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATELAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 /// [`usage_error`] for the other CLI modules.
@@ -123,13 +110,18 @@ fn print_settings(shown: &[Shown], mode: OutputMode) {
 
 fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
     let tty = std::io::stderr().is_terminal();
-    match progress {
+    let display: Arc<dyn Reporter> = match progress {
         ProgressMode::None => Arc::new(gatelake::report::SilentReporter),
-        ProgressMode::Bar => Arc::new(progress::BarReporter::new()),
-        ProgressMode::Plain => Arc::new(progress::PlainReporter::new()),
-        ProgressMode::Auto if tty => Arc::new(progress::BarReporter::new()),
-        ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
-    }
+        ProgressMode::Bar | ProgressMode::Auto if tty => Arc::new(progress::BarReporter::new()),
+        ProgressMode::Bar => {
+            // A bar drawn into a file or pipe is invisible (indicatif draws nothing there) or
+            // garbage (carriage returns in a CI log): say so once and show plain lines.
+            eprintln!("{}", progress::BAR_WITHOUT_TERMINAL);
+            Arc::new(progress::PlainReporter::new())
+        }
+        ProgressMode::Plain | ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
+    };
+    Arc::new(logging::Logged::new(display))
 }
 
 async fn run_pull(resolved: settings::Resolved) -> ExitCode {
@@ -166,8 +158,18 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         print_settings(&shown, out.mode);
         return ExitCode::Success;
     }
-    let api = match gatelake::demo::DemoApi::start(args.records, args.page_size).await {
-        Ok(api) => api,
+    let started = if args.serve_only {
+        gatelake::demo::DemoApi::start(args.records, args.page_size)
+            .await
+            .map(|api| demo::DemoSource {
+                api,
+                restart: false,
+            })
+    } else {
+        demo::start_api(args.records, args.page_size, &out.dest, out.restart).await
+    };
+    let demo::DemoSource { api, restart } = match started {
+        Ok(started) => started,
         Err(e) => {
             report_failure(
                 &format!("cannot start the demo API on 127.0.0.1: {e}"),
@@ -183,7 +185,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         interrupted().await;
         return ExitCode::Success;
     }
-    let url = match url::Url::parse(&api.url()) {
+    let url = match url::Url::parse(&api.source_url(args.records, args.page_size)) {
         Ok(u) => u,
         Err(e) => {
             report_failure(&format!("demo API URL: {e}"), ExitCode::Failure, out.mode);
@@ -218,18 +220,22 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         upload_concurrency: out.upload_concurrency,
         incremental: None,
     };
-    execute(
+    let local = !gatelake::sink::azure::is_azure_destination(&out.dest);
+    let code = execute(
         pull,
         &out.dest,
         out.create_container,
-        // The demo API listens on a new port each time, so an interrupted demo run could never
-        // be resumed (its source URL changed): start afresh instead.
-        true,
+        // Only --restart, or an unfinished run that cannot be resumed (said in demo.rs).
+        restart,
         out.mode,
         out.progress,
         None,
     )
-    .await
+    .await;
+    if code == ExitCode::Success && local && out.mode == OutputMode::Text {
+        println!("Note:     {}", demo::LOCAL_LOAD_SQL_NOTE);
+    }
+    code
 }
 
 /// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
@@ -400,10 +406,10 @@ fn print_summary(s: &RunSummary, mode: OutputMode) {
         },
         OutputMode::Text => {
             println!(
-                "Pulled {} records in {} pages into {} files ({}) in {:.1}s.",
-                s.rows,
-                s.pages,
-                s.files.len(),
+                "Pulled {} in {} into {} ({}) in {:.1}s.",
+                progress::count(s.rows, "record"),
+                progress::count(s.pages, "page"),
+                progress::count(s.files.len() as u64, "file"),
                 progress::human_bytes(s.bytes),
                 s.seconds
             );
