@@ -118,7 +118,7 @@ pub enum PullError {
         saved: String,
         configured: String,
     },
-    #[error("interrupted: run {run_id} stopped with {chunks} chunks ({rows} records) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
+    #[error("interrupted: run {run_id} stopped with {} ({}) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)", crate::report::count(*chunks, "chunk"), crate::report::count(*rows, "record"))]
     Interrupted {
         run_id: String,
         chunks: u64,

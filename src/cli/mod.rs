@@ -277,6 +277,14 @@ async fn execute(
         Ok(a) => a,
         Err(e) => return auth_failure(e.to_string()),
     };
+    if let Some(role) = &identity.aws_role {
+        tracing::info!(
+            "AWS: role {} through a {} web identity token (STS region {})",
+            role.role_arn,
+            role.web_identity.as_str(),
+            role.sts_region
+        );
+    }
     let sink = match identity::open_sink(dest, identity, azure.as_ref()) {
         Ok(s) => s,
         Err(e) => {

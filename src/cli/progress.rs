@@ -23,14 +23,7 @@ fn resume_note(resumed: bool, committed_chunks: u64) -> String {
 pub const BAR_WITHOUT_TERMINAL: &str =
     "gatelake: --progress bar needs a terminal on stderr; showing plain progress lines instead";
 
-/// `1 record`, `2 records`: a count with its noun, singular for exactly one.
-pub fn count(n: u64, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
-}
+pub use gatelake::report::count;
 
 /// Human-readable bytes: 1.2 MB.
 pub fn human_bytes(n: u64) -> String {
