@@ -268,3 +268,29 @@ async fn an_untrusted_tls_certificate_gets_ca_bundle_advice_not_dns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(support::run::summary(&out)["rows"], 1);
 }
+
+#[test]
+fn warnings_are_shown_with_progress_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(dir.path(), &["demo", "--records", "20"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Leave the job with an unfinished run, as a killed run does.
+    let path = dir.path().join("lake/demo/_state/checkpoint.json");
+    let mut cp: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    cp["status"] = "running".into();
+    std::fs::write(&path, serde_json::to_vec(&cp).unwrap()).unwrap();
+    let out = gatelake(
+        dir.path(),
+        &["demo", "--records", "20", "--restart", "--progress", "none"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains(&format!(
+            "--restart: discarded the unfinished run {}",
+            cp["run_id"].as_str().unwrap()
+        )),
+        "{e}"
+    );
+}

@@ -50,11 +50,16 @@ pub fn init(verbose: u8) {
 /// promise. Events carry no secrets (URLs in them are redacted by the engine).
 pub struct Logged {
     inner: Arc<dyn Reporter>,
+    /// Whether `inner` shows warnings itself (every display but `--progress none`).
+    inner_shows_warnings: bool,
 }
 
 impl Logged {
-    pub fn new(inner: Arc<dyn Reporter>) -> Self {
-        Self { inner }
+    pub fn new(inner: Arc<dyn Reporter>, inner_shows_warnings: bool) -> Self {
+        Self {
+            inner,
+            inner_shows_warnings,
+        }
     }
 }
 
@@ -101,7 +106,11 @@ impl Reporter for Logged {
                 "chunk {seq} committed: {}, {bytes} bytes → {url}",
                 count(*rows, "record")
             ),
-            // Shown by every progress display already.
+            // A warning is something the user must see even with `--progress none`; the
+            // other displays show it themselves.
+            Event::Warning { message } if !self.inner_shows_warnings => {
+                tracing::warn!("{message}")
+            }
             Event::Warning { .. } => {}
             Event::RunFinished {
                 run_id,

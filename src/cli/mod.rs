@@ -121,7 +121,10 @@ fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
         }
         ProgressMode::Plain | ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
     };
-    Arc::new(logging::Logged::new(display))
+    Arc::new(logging::Logged::new(
+        display,
+        progress != ProgressMode::None,
+    ))
 }
 
 async fn run_pull(resolved: settings::Resolved) -> ExitCode {
