@@ -88,8 +88,17 @@ async fn zstd_jsonl_and_csv_land_in_azurite_and_decompress_to_the_served_records
                 "1000",
             ],
         );
+        let mut args = args;
+        args.push("-v".into());
         let out = gatelake(args, env.clone()).await;
         assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        // -v names the storage hop's credential kind, never the credential.
+        let log = text(&out.stderr);
+        assert!(log.contains(&format!("storage: {dest} with ")), "{log}");
+        assert!(
+            !log.contains(azurite().key),
+            "the account key was logged: {log}"
+        );
         let sum = summary(&out);
         assert_eq!(sum["rows"], RECORDS);
         let m = manifest(&sink, &sum).await;

@@ -170,6 +170,9 @@ fn verbose_levels_add_the_promised_events() {
         // Chunks may commit out of order; the checkpoint advances over the committed prefix.
         "checkpoint advanced next_seq=",
         "checkpoint advanced next_seq=2 pages=4 next_request=none",
+        "storage: file://",
+        "with the local file system",
+        "API: --api-auth none",
         " INFO ",
     ] {
         assert!(v.contains(want), "-v lacks {want:?}:\n{v}");

@@ -14,8 +14,9 @@ use std::path::PathBuf;
     after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 6 busy (another run holds the job), 130 interrupted."
 )]
 pub struct Cli {
-    /// More log output on stderr: -v the identities used (Azure source, AWS role), each chunk
-    /// committed, checkpoint advances and retries; -vv also each request (URLs redacted).
+    /// More log output on stderr: -v who the tool is on each hop (Azure source, AWS role,
+    /// storage credential kind, API auth), each chunk committed, checkpoint advances and
+    /// retries; -vv also each request (URLs redacted).
     /// Also GATELAKE_LOG=debug. Colour only on a terminal, never with NO_COLOR set.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -296,6 +296,13 @@ async fn execute(
             return code;
         }
     };
+    // -v: who the tool is on each hop (secrets never: only the kind of credential).
+    tracing::info!(
+        "storage: {} with {}",
+        sink.root_url(),
+        sink.identity_kind().unwrap_or("the local file system")
+    );
+    tracing::info!("API: --api-auth {}", pull.source.auth.kind());
     if create_container {
         if let Err(e) = sink.ensure_root().await {
             let code = ExitCode::of_sink_error(&e);
