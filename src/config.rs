@@ -199,7 +199,8 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
     let n: f64 = num.parse().map_err(|_| {
         format!("'{s}' is not a size: use a number with an optional unit, e.g. 128MiB")
     })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+    let unit = unit.trim();
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
         "kib" => 1 << 10,
@@ -207,9 +208,10 @@ pub fn parse_byte_size(s: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "g" | "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => {
+        // Echo the unit as typed (not lower-cased): the user must find it in their input.
+        _ => {
             return Err(format!(
-                "'{other}' is not a size unit: use B, KB, KiB, MB, MiB, GB or GiB"
+                "'{t}': '{unit}' is not a size unit; use one of B, KB, KiB, MB, MiB, GB, GiB (or K, M, G), e.g. 128MiB"
             ))
         }
     };
@@ -267,6 +269,17 @@ mod tests {
         for bad in ["", "MiB", "12 parsecs", "0", "-5MB"] {
             assert!(parse_byte_size(bad).is_err(), "{bad} should fail");
         }
+    }
+
+    #[test]
+    fn a_bad_size_unit_echoes_what_was_typed_and_lists_the_units() {
+        let err = parse_byte_size("12XB").unwrap_err();
+        assert!(err.contains("'12XB'"), "{err}");
+        assert!(err.contains("'XB' is not a size unit"), "{err}");
+        for unit in ["B", "KB", "KiB", "MB", "MiB", "GB", "GiB"] {
+            assert!(err.contains(unit), "{err}");
+        }
+        assert!(!err.contains("'xb'"), "{err}");
     }
 
     #[test]

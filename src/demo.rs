@@ -3,6 +3,12 @@
 //! body `{"items": [...], "next_cursor": "..."}`, gzip when the client accepts it), so the
 //! whole path — fetch, paginate, encode, stage, manifest — runs on a fresh machine with no
 //! account anywhere. Nothing here is used by a real pull.
+//!
+//! The data is a pure function of the record index, so a demo run that was interrupted can be
+//! resumed by serving the same orders again: the source URL a run records in its checkpoint
+//! ([`DemoApi::source_url`]) names the port and the data's shape (`records`, `page_size`), and
+//! [`resumable_port`] reads them back so the next `gatelake demo` can listen where the
+//! interrupted run's saved cursor points.
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -69,6 +75,11 @@ pub struct DemoApi {
 impl DemoApi {
     /// Serve `records` orders, `page_size` per page, on 127.0.0.1 at a free port.
     pub async fn start(records: u64, page_size: u64) -> std::io::Result<Self> {
+        Self::start_on(0, records, page_size).await
+    }
+
+    /// The same on `port` (0: a free one), e.g. the port of an interrupted run to resume.
+    pub async fn start_on(port: u16, records: u64, page_size: u64) -> std::io::Result<Self> {
         let state = Arc::new(Demo {
             records,
             page_size: page_size.max(1),
@@ -76,7 +87,7 @@ impl DemoApi {
         let app = Router::new()
             .route(ORDERS_PATH, get(orders))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -97,6 +108,39 @@ impl DemoApi {
     pub fn url(&self) -> String {
         format!("http://{}{ORDERS_PATH}", self.addr)
     }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The URL a demo pull starts from: the endpoint plus the data's shape. The server ignores
+    /// the extra parameters; they are there so that the run's checkpoint records which data
+    /// it was pulling, and a resume is refused for different data.
+    pub fn source_url(&self, records: u64, page_size: u64) -> String {
+        format!("{}?records={records}&page_size={page_size}", self.url())
+    }
+}
+
+/// The port of an interrupted demo run whose checkpoint recorded `saved_source_url`, when that
+/// run pulled the same data (`records` orders, `page_size` per page) from a demo API on
+/// loopback; `None` for anything else (another source, other data).
+pub fn resumable_port(saved_source_url: &str, records: u64, page_size: u64) -> Option<u16> {
+    let url = url::Url::parse(saved_source_url).ok()?;
+    if url.scheme() != "http" || url.host_str() != Some("127.0.0.1") || url.path() != ORDERS_PATH {
+        return None;
+    }
+    let mut shape = (None, None);
+    for (k, v) in url.query_pairs() {
+        match k.as_ref() {
+            "records" => shape.0 = v.parse::<u64>().ok(),
+            "page_size" => shape.1 = v.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    (shape == (Some(records), Some(page_size)))
+        .then(|| url.port())
+        .flatten()
 }
 
 fn encode_cursor(next: u64) -> String {
@@ -178,6 +222,31 @@ mod tests {
         assert_eq!(demo_order(7), demo_order(7));
         assert_ne!(demo_order(7), demo_order(8));
         assert!(demo_order(3).is_object());
+    }
+
+    #[tokio::test]
+    async fn a_run_s_source_url_names_its_port_and_data() {
+        let api = DemoApi::start(30, 7).await.unwrap();
+        let saved = api.source_url(30, 7);
+        assert_eq!(resumable_port(&saved, 30, 7), Some(api.port()));
+        // Other data, or not the demo at all: not resumable.
+        assert_eq!(resumable_port(&saved, 31, 7), None);
+        assert_eq!(resumable_port(&saved, 30, 8), None);
+        assert_eq!(resumable_port(&api.url(), 30, 7), None);
+        assert_eq!(
+            resumable_port(
+                "https://x.example/demo/orders?records=30&page_size=7",
+                30,
+                7
+            ),
+            None
+        );
+        // The server serves the same orders whatever the extra parameters say.
+        let body: serde_json::Value =
+            serde_json::from_slice(&reqwest::get(&saved).await.unwrap().bytes().await.unwrap())
+                .unwrap();
+        assert_eq!(body["items"][0], demo_order(0));
+        assert_eq!(body["items"].as_array().unwrap().len(), 7);
     }
 
     #[tokio::test]

@@ -124,7 +124,7 @@ pub enum PullError {
         saved: String,
         configured: String,
     },
-    #[error("interrupted: run {run_id} stopped with {chunks} chunks ({rows} records) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
+    #[error("interrupted: run {run_id} stopped with {} ({}) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)", crate::report::count(*chunks, "chunk"), crate::report::count(*rows, "record"))]
     Interrupted {
         run_id: String,
         chunks: u64,
@@ -547,7 +547,8 @@ async fn run_locked(
         schema_changes: manifest.schema_changes,
         warnings: manifest.outcome.warnings,
         page_size_shrinks: manifest.outcome.page_size_shrinks,
-        seconds: started.elapsed().as_secs_f64(),
+        // Milliseconds are all a reader needs; more digits are float noise in the JSON.
+        seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     };
     if let Some(reason) = verdict.partial {
         return Err(PullError::Incomplete {
@@ -1180,7 +1181,7 @@ fn encode_stage(
                     .write_page(&records)
                     .map_err(|source| PullError::Encode {
                         seq: writer.next_seq(),
-                        source,
+                        source: source.at_run_page(number),
                     })?
             }
             PageMsg::Rejected {
@@ -1328,6 +1329,12 @@ async fn upload_stage(
                 if advanced {
                     cp.updated_at = now_rfc3339();
                     store.save(&cp).await?;
+                    tracing::info!(
+                        next_seq = cp.next_seq,
+                        pages = cp.pages,
+                        next_request = %cp.next_request.as_deref().unwrap_or("none"),
+                        "checkpoint advanced"
+                    );
                 }
             }
             received = chunks.recv(), if more && in_flight.len() < concurrency => match received {

@@ -68,6 +68,16 @@ pub trait Reporter: Send + Sync {
     fn report(&self, event: Event);
 }
 
+/// `1 record`, `2 records`: a count with its noun, singular for exactly one (every noun a run
+/// counts takes a plain `s`).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// An error and its sources, joined with `: `, without repeating a message a wrapper already
 /// includes: transport and SDK errors often hide the useful part (an untrusted certificate, a
 /// refused connection) in a source.
@@ -91,4 +101,14 @@ pub struct SilentReporter;
 
 impl Reporter for SilentReporter {
     fn report(&self, _event: Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_singular_for_one_only() {
+        assert_eq!(super::count(0, "file"), "0 files");
+        assert_eq!(super::count(1, "file"), "1 file");
+        assert_eq!(super::count(2, "page"), "2 pages");
+    }
 }

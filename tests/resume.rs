@@ -118,86 +118,187 @@ fn sigint(pid: u32) {
     assert!(status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
-    const RECORDS: u64 = 50_000;
+/// SIGKILLs in one pull, each at a random moment; the README quotes this number
+/// (`readme_states_the_kill_test_s_figures` checks that it does).
+const KILLS: u32 = 24;
+/// Records in that pull; the README quotes this number too.
+const KILL_TEST_RECORDS: u64 = 50_000;
+
+/// Every record id in the run named by `summary`, read through `sink` (rooted at the
+/// destination) from the files of its manifest, each checked against what the server served;
+/// and the names of the run folder's objects that are not in the manifest.
+async fn landed_ids_in(sink: &dyn Sink, summary: &Value) -> (Vec<u64>, Vec<String>) {
+    let run_id = summary["run_id"].as_str().unwrap();
+    let read = |path: String| async move {
+        sink.get(&path)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{path} is missing"))
+            .data
+    };
+    let manifest: Value =
+        serde_json::from_slice(&read(format!("{run_id}/_manifest.json")).await).unwrap();
+    support::manifest::check_manifest(&manifest);
+    let mut ids = Vec::new();
+    let mut listed: Vec<String> = vec![
+        format!("{run_id}/_manifest.json"),
+        format!("{run_id}/_SUCCESS"),
+    ];
+    for f in manifest["files"].as_array().unwrap() {
+        let path = f["path"].as_str().unwrap().to_string();
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(read(path.clone()).await.as_ref())
+            .read_to_string(&mut text)
+            .unwrap();
+        let before = ids.len();
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            let id = record["id"].as_u64().unwrap();
+            assert_eq!(
+                record,
+                apigw::record(id),
+                "record {id} differs from what was served"
+            );
+            ids.push(id);
+        }
+        assert_eq!(
+            (ids.len() - before) as u64,
+            f["rows"].as_u64().unwrap(),
+            "{path}"
+        );
+        listed.push(path);
+    }
+    if let Some(sql) = manifest["load_sql"].as_str() {
+        listed.push(sql.to_string());
+    }
+    let strays = sink
+        .list(&format!("{run_id}/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .filter(|p| !listed.contains(p))
+        .collect();
+    (ids, strays)
+}
+
+/// Kill a pull into `dest` with SIGKILL [`KILLS`] times at random moments, then let it
+/// finish: every record must land exactly once, in served order, with no stray file.
+/// `lease`: for a storage account, the container and blob of the job's lock, whose lease a
+/// killed run leaves held for up to a minute; it is broken after each kill, as its expiry
+/// would do, so the next attempt can start at once.
+async fn sigkill_at_random_moments(
+    dest: &str,
+    env: Vec<(String, String)>,
+    sink: &dyn Sink,
+    lease: Option<(&str, &str)>,
+) {
+    // 1000 pages of at least 8 ms each: longer than the KILLS attempts can get through (at
+    // most 260 ms each), so the pull is killed exactly KILLS times before it can finish.
     let api = ApiGateway::start(ApiConfig {
-        records: RECORDS,
-        page_size: 100,
-        latency: Duration::from_millis(4),
+        records: KILL_TEST_RECORDS,
+        page_size: 50,
+        latency: Duration::from_millis(8),
         ..Default::default()
     })
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let args = pull_args(&api, lake.to_str().unwrap(), 500);
+    let args = pull_args(&api, dest, 500);
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x6b696c6c);
     let (mut kills, mut resumed_runs, mut attempts) = (0u32, 0u32, 0u32);
-    let mut finished = None;
-    while kills < 24 && attempts < 200 {
+    while kills < KILLS {
         attempts += 1;
-        let args = args.clone();
         let mut child = command()
             .args(&args)
+            .envs(env.clone())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let delay = Duration::from_millis(rng.gen_range(40..260));
         tokio::time::sleep(delay).await;
-        let out = match child.try_wait().unwrap() {
-            Some(_) => {
-                let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-                    .await
-                    .unwrap();
-                assert!(
-                    out.status.success(),
-                    "attempt {attempts}: {}",
-                    text(&out.stderr)
-                );
-                finished = Some(out);
-                break;
-            }
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                kills += 1;
-                tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
-                    .await
-                    .unwrap()
-            }
-        };
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+                .await
+                .unwrap();
+            panic!(
+                "attempt {attempts} ended ({status}) after {kills} kills, before the test's {KILLS}: slow the emulator down. stderr: {}",
+                text(&out.stderr)
+            );
+        }
+        child.kill().unwrap(); // SIGKILL
+        kills += 1;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        if let Some((container, blob)) = lease {
+            azurite().break_lease(container, blob).await;
+        }
         if text(&out.stderr).contains("resuming after") {
             resumed_runs += 1;
         }
     }
-    assert!(
-        kills >= 20,
-        "only {kills} kills before the pull finished: slow the emulator down"
-    );
-    let out = match finished {
-        Some(out) => out,
-        None => gatelake(args, vec![]).await,
-    };
+    let out = gatelake(args, env).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
     let sum = summary(&out);
-    assert_eq!(sum["rows"].as_u64(), Some(RECORDS));
-    let (ids, strays) = landed_ids(&lake, &sum);
+    assert_eq!(sum["rows"].as_u64(), Some(KILL_TEST_RECORDS));
+    assert_eq!(
+        sum["resumed"], true,
+        "the final run must resume the killed one"
+    );
+    let (ids, strays) = landed_ids_in(sink, &sum).await;
     let mut seen = std::collections::HashSet::new();
     let duplicates = ids.iter().filter(|id| !seen.insert(**id)).count();
-    let losses = (0..RECORDS).filter(|id| !seen.contains(id)).count();
+    let losses = (0..KILL_TEST_RECORDS)
+        .filter(|id| !seen.contains(id))
+        .count();
     eprintln!(
-        "kill test: {kills} SIGKILLs over {attempts} attempts, {} resumed runs, {} records checked, {duplicates} duplicates, {losses} losses",
+        "kill test into {dest}: {kills} SIGKILLs, {} resumed runs, {} records checked, {duplicates} duplicates, {losses} losses",
         resumed_runs + 1,
         ids.len()
     );
+    assert_eq!(kills, KILLS);
     assert_eq!((duplicates, losses), (0, 0));
     assert_eq!(
         ids,
-        (0..RECORDS).collect::<Vec<_>>(),
+        (0..KILL_TEST_RECORDS).collect::<Vec<_>>(),
         "records in served order"
     );
-    assert!(strays.is_empty(), "files not in the manifest: {strays:?}");
-    assert!(resumed_runs >= 1, "no attempt resumed a run");
+    assert!(strays.is_empty(), "objects not in the manifest: {strays:?}");
+    assert!(resumed_runs >= 1, "no killed attempt resumed a run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let sink = LocalSink::new(&lake);
+    sigkill_at_random_moments(lake.to_str().unwrap(), vec![], &sink, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_in_azurite_loses_and_duplicates_nothing() {
+    let (container, _) = azurite().new_container("kill").await;
+    let dest = azurite().dest_url(&container, "job");
+    let sink = azurite().sink(&container, "job", azurite().credential());
+    let env = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING".to_string(),
+        azurite().connection_string(),
+    )];
+    sigkill_at_random_moments(&dest, env, &sink, Some((&container, "job/_state/lock"))).await;
+}
+
+/// The README's sentence about the kill test quotes the test's own figures.
+#[test]
+fn readme_states_the_kill_test_s_figures() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let records = KILL_TEST_RECORDS.to_string();
+    let (head, tail) = records.split_at(records.len() - 3);
+    let claim = format!(
+        "The test suite kills the binary {KILLS} times at random moments in one pull, into a local folder and into Azurite, and checks that each of {head},{tail} records lands exactly once."
+    );
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains(&claim), "README.md must say: {claim}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

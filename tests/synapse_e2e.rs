@@ -344,7 +344,7 @@ async fn schema_drift_across_runs_follows_the_policy() {
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();
     let message = err["error"].as_str().unwrap();
     assert!(
-        message.contains("schema drift at page 0")
+        message.contains("schema drift at page 1:")
             && message.contains("previous run")
             && message.contains("+ customer (json)"),
         "{message}"
@@ -421,7 +421,7 @@ async fn a_pinned_schema_names_the_offending_record() {
     let err: Value = serde_json::from_slice(&out.stdout).unwrap();
     let message = err["error"].as_str().unwrap();
     assert!(
-        message.contains("page 0, record 0 (record 0 of the run)")
+        message.contains("page 1, record 0 (record 0 of the run)")
             && message.contains("pinned schema"),
         "{message}"
     );

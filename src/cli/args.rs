@@ -14,7 +14,10 @@ use std::path::PathBuf;
     after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 6 busy (another run holds the job), 130 interrupted."
 )]
 pub struct Cli {
-    /// More log output on stderr (-v debug, -vv trace). Also GATELAKE_LOG=debug.
+    /// More log output on stderr: -v who the tool is on each hop (Azure source, AWS role,
+    /// storage credential kind, API auth), each chunk committed, checkpoint advances and
+    /// retries; -vv also each request (URLs redacted).
+    /// Also GATELAKE_LOG=debug. Colour only on a terminal, never with NO_COLOR set.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
@@ -218,7 +221,9 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_COMPRESSION_LEVEL", value_name = "N")]
     pub compression_level: Option<i32>,
 
-    /// Start a new chunk after a page once this many uncompressed bytes are in it, e.g. 128MiB. [default: 128MiB]
+    /// Start a new chunk after the page that brings the current one to this many bytes of
+    /// record JSON as received (uncompressed; the compressed file is smaller), e.g. 128MiB.
+    /// Chunks hold whole pages, so one passes this by less than a page. [default: 128MiB]
     #[arg(long, env = "GATELAKE_CHUNK_SIZE", value_name = "SIZE")]
     pub chunk_size: Option<String>,
 

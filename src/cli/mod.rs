@@ -6,8 +6,11 @@ pub mod api_auth;
 pub mod args;
 pub mod auth_check;
 pub mod azure_settings;
+pub mod demo;
 pub mod exit_code;
 pub mod identity;
+pub mod job_file;
+pub mod logging;
 pub mod progress;
 pub mod prove;
 pub mod settings;
@@ -37,7 +40,7 @@ pub fn main() -> ExitCode {
             return ExitCode::Usage;
         }
     };
-    init_logging(cli.verbose);
+    logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -68,22 +71,6 @@ pub fn main() -> ExitCode {
             Command::Sql(args) => sql::run(args, &sub).await,
         }
     })
-}
-
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "gatelake=debug,info",
-        // Only our own modules: other crates' trace output can include request headers.
-        _ => "gatelake=trace,info",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATELAKE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
 }
 
 /// [`usage_error`] for the other CLI modules.
@@ -129,13 +116,21 @@ fn print_settings(shown: &[Shown], mode: OutputMode) {
 
 fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
     let tty = std::io::stderr().is_terminal();
-    match progress {
+    let display: Arc<dyn Reporter> = match progress {
         ProgressMode::None => Arc::new(gatelake::report::SilentReporter),
-        ProgressMode::Bar => Arc::new(progress::BarReporter::new()),
-        ProgressMode::Plain => Arc::new(progress::PlainReporter::new()),
-        ProgressMode::Auto if tty => Arc::new(progress::BarReporter::new()),
-        ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
-    }
+        ProgressMode::Bar | ProgressMode::Auto if tty => Arc::new(progress::BarReporter::new()),
+        ProgressMode::Bar => {
+            // A bar drawn into a file or pipe is invisible (indicatif draws nothing there) or
+            // garbage (carriage returns in a CI log): say so once and show plain lines.
+            eprintln!("{}", progress::BAR_WITHOUT_TERMINAL);
+            Arc::new(progress::PlainReporter::new())
+        }
+        ProgressMode::Plain | ProgressMode::Auto => Arc::new(progress::PlainReporter::new()),
+    };
+    Arc::new(logging::Logged::new(
+        display,
+        progress != ProgressMode::None,
+    ))
 }
 
 async fn run_pull(resolved: settings::Resolved) -> ExitCode {
@@ -185,8 +180,18 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         print_settings(&shown, out.mode);
         return ExitCode::Success;
     }
-    let api = match gatelake::demo::DemoApi::start(args.records, args.page_size).await {
-        Ok(api) => api,
+    let started = if args.serve_only {
+        gatelake::demo::DemoApi::start(args.records, args.page_size)
+            .await
+            .map(|api| demo::DemoSource {
+                api,
+                restart: false,
+            })
+    } else {
+        demo::start_api(args.records, args.page_size, &out.dest, out.restart).await
+    };
+    let demo::DemoSource { api, restart } = match started {
+        Ok(started) => started,
         Err(e) => {
             report_failure(
                 &format!("cannot start the demo API on 127.0.0.1: {e}"),
@@ -202,7 +207,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         interrupted().await;
         return ExitCode::Success;
     }
-    let url = match url::Url::parse(&api.url()) {
+    let url = match url::Url::parse(&api.source_url(args.records, args.page_size)) {
         Ok(u) => u,
         Err(e) => {
             report_failure(&format!("demo API URL: {e}"), ExitCode::Failure, out.mode);
@@ -239,14 +244,14 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         upload_concurrency: out.upload_concurrency,
         incremental: None,
     };
-    execute(
+    let local = !gatelake::sink::azure::is_azure_destination(&out.dest);
+    let code = execute(
         pull,
         &out.dest,
         out.create_container,
-        // The demo API listens on a new port each time, so an interrupted demo run could never
-        // be resumed (its source URL changed): start afresh instead.
+        // Only --restart, or an unfinished run that cannot be resumed (said in demo.rs).
         RunOptions {
-            restart: true,
+            restart,
             wait_for_lock: out.wait_for_lock,
             identities: Vec::new(),
         },
@@ -254,7 +259,11 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.progress,
         None,
     )
-    .await
+    .await;
+    if code == ExitCode::Success && local && out.mode == OutputMode::Text {
+        println!("Note:     {}", demo::LOCAL_LOAD_SQL_NOTE);
+    }
+    code
 }
 
 /// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
@@ -294,6 +303,14 @@ async fn execute(
             );
         }
     }
+    if let Some(role) = &identity.aws_role {
+        tracing::info!(
+            "AWS: role {} through a {} web identity token (STS region {})",
+            role.role_arn,
+            role.web_identity.as_str(),
+            role.sts_region
+        );
+    }
     let role = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
         Ok(a) => a,
         Err(e) => return auth_failure(e.to_string()),
@@ -319,6 +336,13 @@ async fn execute(
             return code;
         }
     };
+    // -v: who the tool is on each hop (secrets never: only the kind of credential).
+    tracing::info!(
+        "storage: {} with {}",
+        sink.root_url(),
+        sink.identity_kind().unwrap_or("the local file system")
+    );
+    tracing::info!("API: --api-auth {}", pull.source.auth.kind());
     if create_container {
         if let Err(e) = sink.ensure_root().await {
             let code = ExitCode::of_sink_error(&e);
@@ -472,10 +496,10 @@ fn print_summary(s: &RunSummary, mode: OutputMode) {
         },
         OutputMode::Text => {
             println!(
-                "Pulled {} records in {} pages into {} files ({}) in {:.1}s.",
-                s.rows,
-                s.pages,
-                s.files.len(),
+                "Pulled {} in {} into {} ({}) in {:.1}s.",
+                progress::count(s.rows, "record"),
+                progress::count(s.pages, "page"),
+                progress::count(s.files.len() as u64, "file"),
                 progress::human_bytes(s.bytes),
                 s.seconds
             );

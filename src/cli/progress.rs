@@ -9,11 +9,21 @@ use std::time::{Duration, Instant};
 
 fn resume_note(resumed: bool, committed_chunks: u64) -> String {
     if resumed {
-        format!(" (resuming after {committed_chunks} committed chunks)")
+        format!(
+            " (resuming after {} committed)",
+            count(committed_chunks, "chunk")
+        )
     } else {
         String::new()
     }
 }
+
+/// What `--progress bar` prints when stderr is not a terminal, before falling back to plain
+/// lines.
+pub const BAR_WITHOUT_TERMINAL: &str =
+    "gatelake: --progress bar needs a terminal on stderr; showing plain progress lines instead";
+
+pub use gatelake::report::count;
 
 /// Human-readable bytes: 1.2 MB.
 pub fn human_bytes(n: u64) -> String {
@@ -160,8 +170,9 @@ impl Reporter for PlainReporter {
                     if last.elapsed() >= Duration::from_secs(10) {
                         *last = Instant::now();
                         eprintln!(
-                            "gatelake: {page} pages, {} records, {} received",
-                            self.counts.records.load(Ordering::Relaxed),
+                            "gatelake: {}, {}, {} received",
+                            count(page, "page"),
+                            count(self.counts.records.load(Ordering::Relaxed), "record"),
                             human_bytes(self.counts.bytes_in.load(Ordering::Relaxed))
                         );
                     }
@@ -174,7 +185,8 @@ impl Reporter for PlainReporter {
                 bytes,
             } => {
                 eprintln!(
-                    "gatelake: chunk {seq}: {rows} records, {} → {url}",
+                    "gatelake: chunk {seq}: {}, {} → {url}",
+                    count(rows, "record"),
                     human_bytes(bytes)
                 );
             }
@@ -197,7 +209,9 @@ impl Reporter for PlainReporter {
                 bytes,
             } => {
                 eprintln!(
-                    "gatelake: run {run_id} complete: {rows} records in {files} files ({})",
+                    "gatelake: run {run_id} complete: {} in {} ({})",
+                    count(rows, "record"),
+                    count(files, "file"),
                     human_bytes(bytes)
                 );
             }

@@ -164,8 +164,11 @@ pub fn load_job(
         }
         Err(e) => return usage(format!("cannot read the job file {}: {e}", path.display())),
     };
+    if let Some(refusal) = super::job_file::secret_refusal(&text, &path) {
+        return usage(refusal);
+    }
     let file: JobFile = toml::from_str(&text)
-        .map_err(|e| UsageError(format!("job file {}: {e}", path.display())))?;
+        .map_err(|e| UsageError(super::job_file::explain(&e, &text, &path)))?;
     let Some(name) = name else {
         return Ok((JobSpec::default(), Some(path)));
     };
@@ -865,8 +868,18 @@ pub fn resolve_demo(
     if args.page_size == 0 || args.records == 0 {
         return usage("--records and --page-size must be at least 1");
     }
-    r.pick("records", Some(args.records), None, None);
-    r.pick("page_size", Some(args.page_size), None, None);
+    // Their defaults are the demo's own (clap fills them in), not a pull's: say so.
+    for (id, value) in [("records", args.records), ("page_size", args.page_size)] {
+        r.pick(id, Some(value), None, None);
+        if matches!(
+            matches.value_source(id),
+            Some(ValueSource::DefaultValue) | None
+        ) {
+            if let Some(shown) = r.shown.last_mut() {
+                shown.origin = "demo default".into();
+            }
+        }
+    }
     let out = resolve_output(&mut r, &args.out, &JobSpec::default(), "./lake/demo")?;
     Ok((out, r.shown))
 }
@@ -1224,7 +1237,8 @@ mod tests {
         let err = load_job(Some(&path), Some("orders"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown field `cursor_paht`"), "{err}");
+        assert!(err.contains("unknown key `cursor_paht`"), "{err}");
+        assert!(err.contains("did you mean `cursor_path`"), "{err}");
         std::fs::write(&path, "[jobs.orders]\nurl = \"https://x/prod/orders\"\n").unwrap();
         let err = load_job(Some(&path), Some("invoices"))
             .unwrap_err()
@@ -1235,5 +1249,67 @@ mod tests {
         );
         let (job, _) = load_job(Some(&path), Some("orders")).unwrap();
         assert_eq!(job.url.as_deref(), Some("https://x/prod/orders"));
+    }
+
+    #[test]
+    fn secrets_in_the_job_file_get_the_documented_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatelake.toml");
+        for (key, fix) in [
+            ("api_key", "use api_key_file or GATELAKE_API_KEY"),
+            (
+                "bearer_token",
+                "use bearer_token_file or GATELAKE_BEARER_TOKEN",
+            ),
+        ] {
+            std::fs::write(
+                &path,
+                format!(
+                    "[jobs.orders]\nurl = \"https://x/prod/orders\"\n{key} = \"s3cr3t-value\"\n"
+                ),
+            )
+            .unwrap();
+            let err = load_job(Some(&path), Some("orders"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("secrets are not allowed in the job file") && err.contains(fix),
+                "{err}"
+            );
+            assert!(err.contains(key), "{err}");
+            assert!(
+                !err.contains("s3cr3t-value"),
+                "the secret was echoed: {err}"
+            );
+            assert!(!err.contains("unknown field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn job_file_typos_suggest_the_nearest_key_in_their_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatelake.toml");
+        for (text, typo, want) in [
+            ("[jobs.o]\npaginte = \"cursor\"\n", "paginate", "paginate"),
+            (
+                "[jobs.o]\nchunksize = \"1MiB\"\n",
+                "chunk_size",
+                "chunk_size",
+            ),
+            ("[jobs.o.azure]\nauht = \"cli\"\n", "auth", "auth"),
+            ("[jobs.o.aws]\nrole_ran = \"x\"\n", "role_arn", "role_arn"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = load_job(Some(&path), Some("o")).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("did you mean `{want}`")),
+                "{typo}: {err}"
+            );
+        }
+        // Nothing close: no guess, but the error still says where to look.
+        std::fs::write(&path, "[jobs.o]\nzzzzzzzzzzzz = 1\n").unwrap();
+        let err = load_job(Some(&path), Some("o")).unwrap_err().to_string();
+        assert!(!err.contains("did you mean"), "{err}");
+        assert!(err.contains("zzzzzzzzzzzz"), "{err}");
     }
 }

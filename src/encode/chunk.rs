@@ -291,7 +291,7 @@ impl ChunkWriter {
                         let changes = diff(prev, &seen);
                         if !changes.is_empty() {
                             return Err(EncodeError::Drift {
-                                page,
+                                page: page + 1,
                                 record: None,
                                 message: "the records differ from the previous run's columns"
                                     .to_owned(),
@@ -365,7 +365,7 @@ impl ChunkWriter {
             format!("{message}; --on-schema-drift evolve widens the columns, warn keeps them and collects what does not fit in _extra")
         };
         EncodeError::Drift {
-            page,
+            page: page + 1,
             record: Some((in_page, self.records + in_page)),
             message,
             diff: diff_text,
@@ -757,7 +757,7 @@ mod tests {
             matches!(
                 err,
                 EncodeError::Drift {
-                    page: 1,
+                    page: 2,
                     record: Some((1, 2)),
                     ..
                 }
@@ -952,7 +952,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("page 1, record 1 (record 2 of the run)")
+            err.contains("page 2, record 1 (record 2 of the run)")
                 && err.contains("pinned schema")
                 && err.contains("'id' is null or missing"),
             "{err}"

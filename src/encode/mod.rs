@@ -219,7 +219,8 @@ pub enum EncodeError {
 
     #[error("schema drift at page {page}{}: {message}{}{}", position(record), if diff.is_empty() { "" } else { "\n" }, diff)]
     Drift {
-        /// The page, numbered from 0 in the order written.
+        /// The page, numbered from 1 as in every other message: by the writer's own count,
+        /// until the pipeline names it by its number in the run ([`EncodeError::at_run_page`]).
         page: u64,
         /// (record within the page, record within the run), when one record is to blame.
         record: Option<(u64, u64)>,
@@ -242,6 +243,27 @@ pub enum EncodeError {
 
     #[error("compression: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl EncodeError {
+    /// Name a drift error's page by its number in the run (1-based, counting the pages of
+    /// earlier attempts of a resumed run), which is how fetch errors and bad pages name it.
+    pub fn at_run_page(self, number: u64) -> Self {
+        match self {
+            EncodeError::Drift {
+                record,
+                message,
+                diff,
+                ..
+            } => EncodeError::Drift {
+                page: number,
+                record,
+                message,
+                diff,
+            },
+            other => other,
+        }
+    }
 }
 
 fn position(record: &Option<(u64, u64)>) -> String {

@@ -57,6 +57,12 @@ pub enum SourceError {
     },
     #[error("page {page}: the API key's usage-plan quota is used up (429 Limit Exceeded) at {url}. Retrying cannot help until the quota resets; raise the plan's quota or run again later")]
     QuotaExceeded { page: u64, url: String },
+    #[error("page {page}: the TLS certificate of {url} is not trusted: {message}. If a proxy or your organisation inspects TLS, or the API uses a private CA, pass its CA certificate (PEM) with --ca-bundle PATH or SSL_CERT_FILE")]
+    Tls {
+        page: u64,
+        url: String,
+        message: String,
+    },
     #[error("page {page}: could not reach {url}: {message}. Check the URL, DNS, your proxy settings (HTTPS_PROXY/NO_PROXY) and that the API is deployed")]
     Connect {
         page: u64,
@@ -336,6 +342,14 @@ impl ApiClient {
                 }
                 Err(retry) => retry,
             };
+            // Retrying cannot make a certificate trusted, and the fix is not DNS or a proxy.
+            if is_certificate_problem(&reason) {
+                return Err(SourceError::Tls {
+                    page,
+                    url: shown,
+                    message: reason,
+                });
+            }
             if let Some(sizing) = sizing.filter(|_| is_integration_timeout(&reason)) {
                 match sizing.after_timeout(&url) {
                     Some(smaller) => {
@@ -428,11 +442,14 @@ impl ApiClient {
         shown: &str,
     ) -> Result<Result<FetchedPage, (Option<Duration>, String)>, SourceError> {
         let req = self.request(url).await?;
+        // `shown` is redacted; headers (which carry the credentials) are never logged.
+        tracing::debug!("page {page}: GET {shown}");
         let mut resp = match self.http.execute(req).await {
             Ok(r) => r,
             Err(e) => return Ok(Err((None, transport_reason(&e)))),
         };
         let status = resp.status().as_u16();
+        tracing::debug!("page {page}: {status} from {shown}");
         let headers = resp.headers().clone();
         if resp.status().is_redirection() {
             let to = headers
@@ -545,6 +562,22 @@ impl ApiClient {
 
 /// A short reason for a transport error, without the URL (which reqwest includes, possibly
 /// with secrets in its query).
+/// Whether a transport failure's reason (its error chain, as [`transport_reason`] words it)
+/// is a TLS certificate the client does not trust: an unknown issuer, an expired or
+/// self-signed certificate, a name mismatch.
+fn is_certificate_problem(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    [
+        "certificate",
+        "unknownissuer",
+        "unknown issuer",
+        "self-signed",
+        "self signed",
+    ]
+    .iter()
+    .any(|needle| r.contains(needle))
+}
+
 fn transport_reason(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"

@@ -142,6 +142,12 @@ impl Drop for Server {
     }
 }
 
+/// `app` over HTTPS with the test bed's server certificate, on a free loopback port (for a
+/// client that must, or must not, trust the test CA).
+pub async fn serve_tls(app: Router) -> Server {
+    serve(app, true).await
+}
+
 async fn serve(app: Router, tls: bool) -> Server {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
