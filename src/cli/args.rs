@@ -10,8 +10,7 @@ use std::path::PathBuf;
 #[command(
     name = "gatelake",
     version,
-    about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse.",
-    after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 6 busy (another run holds the job), 130 interrupted."
+    about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse."
 )]
 pub struct Cli {
     /// More log output on stderr (-v debug, -vv trace). Also GATELAKE_LOG=debug.
@@ -180,8 +179,11 @@ pub enum ProgressMode {
     /// Bars on a terminal, log lines otherwise.
     #[default]
     Auto,
+    /// Progress bars (drawn only when stderr is a terminal).
     Bar,
+    /// One log line per event, for logs and CI.
     Plain,
+    /// Nothing but warnings and errors.
     None,
 }
 
@@ -224,11 +226,11 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_UPLOAD_CONCURRENCY", value_name = "N")]
     pub upload_concurrency: Option<usize>,
 
-    /// text: a readable summary; json: one JSON object on stdout at the end.
+    /// text: a readable summary; json: one JSON object on stdout at every exit, errors included. [default: text]
     #[arg(long, env = "GATELAKE_OUTPUT", value_enum, value_name = "MODE")]
     pub output: Option<OutputMode>,
 
-    /// Progress display on stderr.
+    /// Progress display on stderr. [default: auto]
     #[arg(long, env = "GATELAKE_PROGRESS", value_enum, value_name = "MODE")]
     pub progress: Option<ProgressMode>,
 

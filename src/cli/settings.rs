@@ -34,8 +34,29 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
-    Err(UsageError(msg.into()))
+/// A credential the chosen authentication needs is missing or unusable (no API key, an empty
+/// token file): exit code 3, like a credential refused on any hop, so that one rule holds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialError(pub String);
+
+/// Why the settings of a run could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+/// Generic over the error type so that the same helper serves functions returning
+/// [`UsageError`] and those returning [`SettingsError`].
+fn usage<T, E: From<UsageError>>(msg: impl Into<String>) -> Result<T, E> {
+    Err(UsageError(msg.into()).into())
+}
+
+fn missing_credential<T>(msg: impl Into<String>) -> Result<T, SettingsError> {
+    Err(CredentialError(msg.into()).into())
 }
 
 /// One job in the job file. Keys are the long flag names with `_` for `-`.
@@ -305,16 +326,19 @@ fn job_from_url(url: &url::Url) -> String {
     }
 }
 
-fn read_secret_file(path: &Path, what: &str) -> Result<Secret, UsageError> {
+fn read_secret_file(path: &Path, what: &str) -> Result<Secret, CredentialError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError(format!(
+        CredentialError(format!(
             "cannot read the {what} file {}: {e}",
             path.display()
         ))
     })?;
     let value = text.trim();
     if value.is_empty() {
-        return usage(format!("the {what} file {} is empty", path.display()));
+        return Err(CredentialError(format!(
+            "the {what} file {} is empty",
+            path.display()
+        )));
     }
     Ok(Secret::new(value))
 }
@@ -329,7 +353,7 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// Resolve `gatelake pull`.
-pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, UsageError> {
+pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, SettingsError> {
     let (job, job_path) = load_job(args.config.as_deref(), args.job.as_deref())?;
     let mut r = Resolver::new(matches);
     r.pick(
@@ -531,7 +555,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             ) {
                 read_secret_file(Path::new(&p), "API key")?
             } else {
-                return usage("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH");
+                return missing_credential("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH");
             };
             ApiAuth::ApiKey(key)
         }
@@ -569,7 +593,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, U
             ) {
                 read_secret_file(Path::new(&p), "bearer token")?
             } else {
-                return usage("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH");
+                return missing_credential("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH");
             };
             ApiAuth::Bearer(token)
         }

@@ -2,7 +2,7 @@
 //! the caller names. It reads the run's manifest from the destination (the newest run with
 //! `_SUCCESS` unless `--run` names one) and renders it with `gatelake::load::sql`.
 
-use super::args::{CredentialArg, FilesArg, PoolArg, SqlArgs, StringsArg};
+use super::args::{CredentialArg, FilesArg, OutputMode, PoolArg, SqlArgs, StringsArg};
 use super::exit_code::ExitCode;
 use gatelake::encode::Format;
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
@@ -10,13 +10,27 @@ use gatelake::load::sql::{
     column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
 };
 
-/// Run `gatelake sql`; the script goes to stdout, errors to stderr.
-pub async fn run(args: SqlArgs) -> ExitCode {
+/// Run `gatelake sql`; the script goes to stdout, errors to stderr. With `GATELAKE_OUTPUT=json`
+/// (`json`), stdout holds one JSON object instead: the script in `"sql"`, or the failure.
+pub async fn run(args: SqlArgs, json: bool) -> ExitCode {
+    let mode = if json {
+        OutputMode::Json
+    } else {
+        OutputMode::Text
+    };
+    let code = run_script(args, mode).await;
+    if let Err((message, code)) = code {
+        super::report_failure(&message, code, mode);
+        return code;
+    }
+    ExitCode::Success
+}
+
+async fn run_script(args: SqlArgs, mode: OutputMode) -> Result<(), (String, ExitCode)> {
     let sink = match gatelake::sink::open(&args.dest) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::of_sink_error(&e);
+            return Err((format!("{e}"), ExitCode::of_sink_error(&e)));
         }
     };
     let run = match &args.run {
@@ -25,36 +39,29 @@ pub async fn run(args: SqlArgs) -> ExitCode {
             Ok(latest) => match latest {
                 Some(run) => run,
                 None => {
-                    eprintln!(
-                        "error: no completed run (a folder with _SUCCESS) under {}; pull first, or name one with --run",
-                        sink.root_url()
-                    );
-                    return ExitCode::Usage;
+                    return Err((format!("no completed run (a folder with _SUCCESS) under {}; pull first, or name one with --run",
+                        sink.root_url()), ExitCode::Usage));
                 }
             },
             Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::of_sink_error(&e);
+                return Err((format!("{e}"), ExitCode::of_sink_error(&e)));
             }
         },
     };
     let manifest = match read_manifest(sink.as_ref(), &run).await {
         Ok(m) => m,
         Err(PreviousRunError::Sink(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::of_sink_error(&e);
+            return Err((format!("{e}"), ExitCode::of_sink_error(&e)));
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
+            return Err((format!("{e}"), ExitCode::Usage));
         }
     };
     let target = match &args.target {
         Some(t) => match t.parse::<TableName>() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: --target: {e}");
-                return ExitCode::Usage;
+                return Err((format!("--target: {e}"), ExitCode::Usage));
             }
         },
         None => TableName {
@@ -87,12 +94,15 @@ pub async fn run(args: SqlArgs) -> ExitCode {
     opts.tenant_id = args.tenant_id;
     match render(&manifest, &opts) {
         Ok(sql) => {
-            print!("{sql}");
-            ExitCode::Success
+            match mode {
+                OutputMode::Json => println!(
+                    "{}",
+                    serde_json::json!({"status": "succeeded", "run": manifest.run_id, "sql": sql})
+                ),
+                OutputMode::Text => print!("{sql}"),
+            }
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::Usage
-        }
+        Err(e) => Err((format!("{e}"), ExitCode::Usage)),
     }
 }
