@@ -1052,3 +1052,38 @@ fn auth_check_leaves_no_probe_folder() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(entries(&dir.path().join("lake/orders")), vec!["run1"]);
 }
+
+#[test]
+fn sql_prints_one_json_object_with_gatelake_output_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        dir.path(),
+        &[
+            "demo",
+            "--records",
+            "40",
+            "--format",
+            "parquet",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = json_object(&out)["run_id"].as_str().unwrap().to_string();
+    let out = gatelake(
+        dir.path(),
+        &["sql", "--dest", "lake/demo"],
+        &[("GATELAKE_OUTPUT", "json")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_object(&out);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["run"], run_id.as_str(), "{v}");
+    assert!(v["sql"].as_str().unwrap().contains("COPY INTO"), "{v}");
+    // Without it, the script itself, as before.
+    let out = gatelake(dir.path(), &["sql", "--dest", "lake/demo"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("COPY INTO"));
+    assert!(serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).is_err());
+}

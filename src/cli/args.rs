@@ -210,9 +210,12 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_CHUNK_ROWS", value_name = "N")]
     pub chunk_rows: Option<u64>,
 
-    /// Where runs are written: abfss://container@account.dfs.core.windows.net/path,
-    /// https://account.blob.core.windows.net/container/path, the emulator's
-    /// http://127.0.0.1:PORT/devstoreaccount1/container/path, or a local folder.
+    /// Where runs are written: abfss://container@account.dfs.core.windows.net/path (abfs://
+    /// too), wasbs://container@account.blob.core.windows.net/path (wasb:// too),
+    /// https://account.dfs.core.windows.net/container/path (or .blob.), OneLake's
+    /// abfss://workspace@onelake.dfs.fabric.microsoft.com/item.Lakehouse/Files/path, the
+    /// emulator's http://127.0.0.1:PORT/devstoreaccount1/container/path, or a local folder (a
+    /// path or file://). Anything else (s3://, gs://, …) is refused.
     /// Storage credentials come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT +
     /// AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, or your Azure CLI login. [default: ./lake/<job>]
     #[arg(long, env = "GATELAKE_DEST", value_name = "URL|PATH")]
