@@ -109,17 +109,12 @@ impl SettingsFailure for SettingsError {
     }
 }
 
-impl SettingsFailure for gatelake::sink::SinkError {
-    fn exit_code(&self) -> ExitCode {
-        ExitCode::of_sink_error(self)
-    }
-}
-
 /// [`usage_error`] for the other CLI modules.
 pub(crate) fn usage_error_pub(e: &dyn SettingsFailure, mode: Option<OutputMode>) -> ExitCode {
     usage_error(e, mode)
 }
 
+/// Report a settings failure with its exit code: 2, or 3 for a missing or unusable credential.
 fn usage_error(e: &dyn SettingsFailure, mode: Option<OutputMode>) -> ExitCode {
     let code = e.exit_code();
     report_failure(&e.to_string(), code, mode.unwrap_or_default());
