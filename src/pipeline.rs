@@ -311,6 +311,7 @@ pub async fn run(
         .validate()
         .map_err(|e| PullError::Encode { seq: 0, source: e })?;
     sink.check().await?;
+    let never_ran = crate::state::fresh::never_ran(sink.as_ref()).await;
     let lock = crate::state::lock::acquire(
         sink.as_ref(),
         &LockHolder::this_process(&config.job),
@@ -318,10 +319,12 @@ pub async fn run(
         reporter.as_ref(),
     )
     .await?;
-    let outcome = run_locked(config, sink, client, reporter, options, stop).await;
-    if let Err(e) = lock.release().await {
-        tracing::warn!("{e}");
-    }
+    let outcome = run_locked(config, sink.clone(), client, reporter, options, stop).await;
+    // A first run that fails with nothing landed leaves no state behind (state::fresh); an
+    // interrupted one keeps its checkpoint, as the interruption message promises.
+    let failed_fresh = never_ran
+        && matches!(&outcome, Err(e) if !matches!(e, PullError::Interrupted { .. } | PullError::State(StateError::LostRace { .. })));
+    crate::state::fresh::release(sink.as_ref(), lock, failed_fresh).await;
     outcome
 }
 

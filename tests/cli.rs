@@ -108,7 +108,8 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
 #[test]
 fn usage_errors_exit_2_with_a_named_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 7] = [
+    // A missing API key is a credential missing: exit 3 (missing_or_unusable_credentials_exit_3_on_every_hop).
+    let cases: [(&[&str], &str); 6] = [
         (&["pull"], "pass --url"),
         (
             &["pull", "--url", "http://example.com/x"],
@@ -125,10 +126,6 @@ fn usage_errors_exit_2_with_a_named_fix() {
         (
             &["pull", "--url", "https://x/o", "--chunk-size", "12 parsecs"],
             "--chunk-size",
-        ),
-        (
-            &["pull", "--url", "https://x/o", "--api-auth", "api-key"],
-            "GATELAKE_API_KEY",
         ),
         (&["pull", "--job", "orders"], "no job file"),
     ];
@@ -328,4 +325,765 @@ fn a_killed_demo_does_not_block_the_next_one() {
     let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!(summary["rows"], 500);
     assert_ne!(summary["run_id"], cp["run_id"]);
+}
+
+// ---- Issue 14 (no silent failure): destinations, JSON errors, exit codes, leftovers ----
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// (arguments, environment, a phrase the error must contain)
+type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
+
+/// The one JSON object `--output json` must print, whatever happened.
+fn json_object(o: &Output) -> serde_json::Value {
+    let text = stdout(o);
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}): {text:?}\nstderr: {}",
+            stderr(o)
+        )
+    });
+    assert!(v.is_object(), "{v}");
+    v
+}
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn unknown_destination_schemes_are_refused_and_make_no_folder() {
+    let cases = [
+        ("s3://bucket/path", "S3 destinations are not supported yet"),
+        ("s3a://bucket/path", "S3 destinations are not supported yet"),
+        ("gs://bucket/path", "unknown scheme gs:"),
+        ("hdfs://namenode/lake", "unknown scheme hdfs:"),
+        ("ftp://host/lake", "unknown scheme ftp:"),
+    ];
+    for (dest, phrase) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let out = gatelake(
+            dir.path(),
+            &[
+                "demo",
+                "--records",
+                "10",
+                "--dest",
+                dest,
+                "--output",
+                "json",
+            ],
+            &[],
+        );
+        assert_eq!(out.status.code(), Some(2), "{dest}: {}", stderr(&out));
+        let v = json_object(&out);
+        assert_eq!(v["error_kind"], "usage", "{dest}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains(phrase), "{dest}: {error}");
+        // The list of accepted forms, so the user can fix it without the README.
+        for form in [
+            "abfss://",
+            "wasbs://",
+            "onelake.dfs.fabric.microsoft.com",
+            "file://",
+        ] {
+            assert!(error.contains(form), "{dest}: {form} not listed: {error}");
+        }
+        assert!(
+            entries(dir.path()).is_empty(),
+            "{dest}: made {:?}",
+            entries(dir.path())
+        );
+    }
+}
+
+#[test]
+fn azure_destination_forms_show_what_they_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "abfs://raw@acct.dfs.core.windows.net/orders",
+            "https://acct.blob.core.windows.net/raw/orders",
+        ),
+        (
+            "abfss://raw@acct.dfs.core.windows.net/orders",
+            "https://acct.blob.core.windows.net/raw/orders",
+        ),
+        (
+            "wasbs://raw@acct.blob.core.windows.net/orders",
+            "https://acct.blob.core.windows.net/raw/orders",
+        ),
+        (
+            "wasb://raw@acct.blob.core.windows.net/orders",
+            "https://acct.blob.core.windows.net/raw/orders",
+        ),
+        (
+            "https://acct.dfs.core.windows.net/raw/orders",
+            "https://acct.blob.core.windows.net/raw/orders",
+        ),
+        (
+            "https://acct.dfs.core.chinacloudapi.cn/raw/orders",
+            "https://acct.blob.core.chinacloudapi.cn/raw/orders",
+        ),
+        (
+            "abfss://Sales@onelake.dfs.fabric.microsoft.com/lh.Lakehouse/Files/orders",
+            "https://onelake.blob.fabric.microsoft.com/Sales/lh.Lakehouse/Files/orders",
+        ),
+        (
+            "https://onelake.dfs.fabric.microsoft.com/Sales/lh.Lakehouse/Files/orders",
+            "https://onelake.blob.fabric.microsoft.com/Sales/lh.Lakehouse/Files/orders",
+        ),
+    ];
+    for (dest, means) in cases {
+        let out = gatelake(
+            dir.path(),
+            &[
+                "pull",
+                "--url",
+                "https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders",
+                "--dest",
+                dest,
+                "--show-settings",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{dest}: {}", stderr(&out));
+        let text = stdout(&out);
+        let line = text.lines().find(|l| l.starts_with("dest ")).unwrap();
+        assert!(line.contains(means), "{dest}: {line}");
+    }
+    assert!(entries(dir.path()).is_empty());
+}
+
+#[test]
+fn file_urls_and_plain_paths_are_local_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("my lake");
+    let url = url::Url::from_file_path(&target).unwrap().to_string();
+    assert!(url.starts_with("file:///"), "{url}");
+    for dest in [url.as_str(), "plain/lake"] {
+        let out = gatelake(
+            dir.path(),
+            &[
+                "demo",
+                "--records",
+                "30",
+                "--dest",
+                dest,
+                "--output",
+                "json",
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "{dest}: {}", stderr(&out));
+        let v = json_object(&out);
+        assert_eq!(v["rows"], 30);
+    }
+    let run_dirs = |root: &Path| {
+        entries(root)
+            .into_iter()
+            .filter(|e| !e.starts_with('_'))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run_dirs(&target).len(), 1, "{:?}", entries(&target));
+    assert_eq!(run_dirs(&dir.path().join("plain/lake")).len(), 1);
+    assert_eq!(entries(dir.path()), vec!["my lake", "plain"]);
+}
+
+#[test]
+fn malformed_azure_destination_is_a_usage_error_before_any_identity_probe() {
+    // A stand-in for the VM metadata address that counts who knocks.
+    let imds = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    imds.set_nonblocking(true).unwrap();
+    let imds_url = format!("http://{}", imds.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let api = format!("http://127.0.0.1:{}/prod/orders", closed_port());
+    for dest in [
+        "abfss://acct.dfs.core.windows.net/orders",
+        "https://acct.blob.core.windows.net",
+        "https://example.com/raw/orders",
+        "abfss://raw@acct/orders",
+    ] {
+        for cmd in [&["pull"][..], &["auth", "check"][..]] {
+            let mut args: Vec<&str> = cmd.to_vec();
+            args.extend(["--url", &api, "--dest", dest, "--output", "json"]);
+            let out = gatelake(dir.path(), &args, &[("IMDS_ENDPOINT", &imds_url)]);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{cmd:?} {dest}: {}",
+                stderr(&out)
+            );
+            let v = json_object(&out);
+            assert_eq!(v["error_kind"], "usage", "{v}");
+            assert!(
+                v["error"].as_str().unwrap().contains("invalid destination"),
+                "{v}"
+            );
+            assert!(!stderr(&out).contains("identity"), "{}", stderr(&out));
+        }
+    }
+    assert!(
+        imds.accept().is_err(),
+        "an identity probe was made before the destination was checked"
+    );
+}
+
+#[test]
+fn json_output_for_argument_errors_on_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders";
+    // (args, env, a phrase the error must contain)
+    let cases: Vec<Case> = vec![
+        (
+            vec!["pull", "--no-such-flag", "--output", "json"],
+            vec![],
+            "--no-such-flag",
+        ),
+        (
+            vec!["pull", "--paginate", "sideways", "--output", "json"],
+            vec![],
+            "sideways",
+        ),
+        (
+            vec!["pull", "--output=json", "--max-pages", "many"],
+            vec![],
+            "--max-pages",
+        ),
+        (
+            vec!["pull", "--paginate", "sideways"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "sideways",
+        ),
+        (
+            vec!["pull", "--url", url, "--output", "json"],
+            vec![("GATELAKE_PAGINATE", "sideways")],
+            "GATELAKE_PAGINATE=sideways",
+        ),
+        (
+            vec!["pull", "--url", url, "--output", "json"],
+            vec![("GATELAKE_FORMAT", "xml")],
+            "GATELAKE_FORMAT=xml:",
+        ),
+        (
+            vec!["pull", "--url", url],
+            vec![
+                ("GATELAKE_OUTPUT", "json"),
+                ("GATELAKE_CHUNK_SIZE", "12 parsecs"),
+            ],
+            "GATELAKE_CHUNK_SIZE=12 parsecs",
+        ),
+        (
+            vec!["pull", "--url", url, "--output", "json"],
+            vec![("GATELAKE_CREATE_CONTAINER", "maybe")],
+            "GATELAKE_CREATE_CONTAINER=maybe",
+        ),
+        (
+            vec!["pull", "--url", url, "--output", "json"],
+            vec![("GATELAKE_DEST", "s3://bucket/orders")],
+            "GATELAKE_DEST=s3://bucket/orders: invalid destination",
+        ),
+        (
+            vec!["demo", "--records", "lots", "--output", "json"],
+            vec![],
+            "--records",
+        ),
+        (
+            vec!["demo", "--output", "json"],
+            vec![("GATELAKE_PROGRESS", "fancy")],
+            "GATELAKE_PROGRESS=fancy",
+        ),
+        (
+            vec!["demo", "--format", "xml"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "--format",
+        ),
+        (
+            vec!["auth", "check", "--bogus", "--output", "json"],
+            vec![],
+            "--bogus",
+        ),
+        (
+            vec!["auth", "check", "--output", "json"],
+            vec![("GATELAKE_WEB_IDENTITY", "carrier-pigeon")],
+            "GATELAKE_WEB_IDENTITY=carrier-pigeon",
+        ),
+        (
+            vec!["sql", "--dest", "./lake/x", "--output", "json"],
+            vec![],
+            "--output",
+        ),
+        (
+            vec!["sql", "--pool", "huge"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "huge",
+        ),
+        (
+            vec!["sql", "--dest", "./nothing"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "no completed run",
+        ),
+        (
+            vec!["sql", "--dest", "s3://b/p"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "S3 destinations",
+        ),
+        (vec!["--output", "json"], vec![], "--output"),
+        (
+            vec!["auth"],
+            vec![("GATELAKE_OUTPUT", "json")],
+            "subcommand",
+        ),
+    ];
+    for (args, env, phrase) in cases {
+        let out = gatelake(dir.path(), &args, &env);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} {env:?}: {}",
+            stderr(&out)
+        );
+        let v = json_object(&out);
+        assert_eq!(v["status"], "failed", "{args:?}: {v}");
+        assert_eq!(v["error_kind"], "usage", "{args:?}: {v}");
+        assert_eq!(v["exit_code"], 2, "{args:?}: {v}");
+        let error = v["error"].as_str().unwrap();
+        assert!(error.contains(phrase), "{args:?} {env:?}: {error}");
+        // The readable line is still on stderr.
+        assert!(
+            stderr(&out).contains("error:"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+
+    // Without JSON, stdout stays empty and the variable is named on stderr.
+    let out = gatelake(
+        dir.path(),
+        &["pull", "--url", url],
+        &[("GATELAKE_FORMAT", "xml")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("GATELAKE_FORMAT=xml"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --help and --version keep printing text, and succeed.
+    for args in [
+        &["pull", "--help", "--output", "json"][..],
+        &["--version"][..],
+        &["sql", "--help"][..],
+    ] {
+        let out = gatelake(dir.path(), args, &[("GATELAKE_OUTPUT", "json")]);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).is_err(),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("gatelake"), "{args:?}");
+    }
+    // A secret's value from the environment is never repeated in an error.
+    let out = gatelake(
+        dir.path(),
+        &[
+            "pull",
+            "--url",
+            url,
+            "--api-auth",
+            "api-key",
+            "--output",
+            "json",
+        ],
+        &[
+            ("GATELAKE_API_KEY", "key-secret-77"),
+            ("GATELAKE_FORMAT", "xml"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stdout(&out).contains("key-secret-77") && !stderr(&out).contains("key-secret-77"));
+    for dest in [
+        "https://acct.blob.core.windows.net/raw/orders?sv=2024&sig=sas-secret-55",
+        "wasbs://raw:key-secret-55@acct.blob.core.windows.net/orders",
+    ] {
+        let out = gatelake(
+            dir.path(),
+            &["pull", "--url", url, "--output", "json"],
+            &[("GATELAKE_DEST", dest)],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(all.contains("GATELAKE_DEST="), "{all}");
+        assert!(!all.contains("secret-55"), "{all}");
+    }
+}
+
+#[test]
+fn missing_or_unusable_credentials_exit_3_on_every_hop() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-key");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let url = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders";
+    let cases: Vec<Case> = vec![
+        (
+            vec!["pull", "--url", url, "--api-auth", "api-key"],
+            vec![],
+            "GATELAKE_API_KEY",
+        ),
+        (
+            vec!["pull", "--url", url],
+            vec![("GATELAKE_API_AUTH", "api-key")],
+            "GATELAKE_API_AUTH=api-key needs the key",
+        ),
+        (
+            vec!["pull", "--url", url, "--api-auth", "bearer"],
+            vec![],
+            "GATELAKE_BEARER_TOKEN",
+        ),
+        (
+            vec![
+                "pull",
+                "--url",
+                url,
+                "--api-auth",
+                "api-key",
+                "--api-key-file",
+                empty,
+            ],
+            vec![],
+            "is empty",
+        ),
+        (
+            vec![
+                "pull",
+                "--url",
+                url,
+                "--api-auth",
+                "bearer",
+                "--bearer-token-file",
+                "/nonexistent/token",
+            ],
+            vec![],
+            "cannot read the bearer token file",
+        ),
+        (
+            vec!["auth", "check", "--url", url, "--api-auth", "api-key"],
+            vec![],
+            "GATELAKE_API_KEY",
+        ),
+        // Storage with no Azure identity at all (the metadata address is closed in tests).
+        (
+            vec![
+                "pull",
+                "--url",
+                url,
+                "--dest",
+                "https://acct.blob.core.windows.net/raw/orders",
+            ],
+            vec![],
+            "Azure",
+        ),
+    ];
+    for (mut args, env, phrase) in cases {
+        args.extend(["--output", "json"]);
+        let out = gatelake(dir.path(), &args, &env);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        let v = json_object(&out);
+        if args[0] == "pull" {
+            assert_eq!(v["error_kind"], "auth", "{v}");
+            assert!(
+                v["error"].as_str().unwrap().contains(phrase),
+                "{args:?}: {v}"
+            );
+        } else {
+            assert!(stdout(&out).contains(phrase), "{args:?}: {v}");
+        }
+        assert_eq!(v["exit_code"], 3, "{v}");
+    }
+}
+
+/// Every documented exit code from a real invocation (1, "a bug", has no honest trigger: the
+/// README's table is checked against the code's enum by a unit test in `exit_code.rs`).
+#[test]
+fn every_documented_exit_code_comes_from_a_real_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = |args: &[&str], env: &[(&str, &str)], want: i32| {
+        let mut args = args.to_vec();
+        args.extend(["--output", "json", "--progress", "none"]);
+        let out = gatelake(dir.path(), &args, env);
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {}", stderr(&out));
+        let v = json_object(&out);
+        if want != 0 {
+            assert_eq!(v["exit_code"], want, "{v}");
+        }
+        v
+    };
+    // 0
+    assert_eq!(
+        json(&["demo", "--records", "20"], &[], 0)["status"],
+        "succeeded"
+    );
+    // 2
+    json(&["pull", "--url", "https://x/o", "--format", "xml"], &[], 2);
+    // 3: a credential missing
+    json(
+        &["pull", "--url", "https://x/o", "--api-auth", "bearer"],
+        &[],
+        3,
+    );
+    // 4: the API unreachable
+    let api = format!("http://127.0.0.1:{}/prod/orders", closed_port());
+    json(&["pull", "--url", &api, "--max-retries", "0"], &[], 4);
+    // 5: storage unreachable (an emulator address nothing listens on)
+    let store = format!(
+        "http://127.0.0.1:{}/devstoreaccount1/c1/orders",
+        closed_port()
+    );
+    json(
+        &[
+            "pull",
+            "--url",
+            &api,
+            "--dest",
+            &store,
+            "--azure-auth",
+            "key",
+        ],
+        &[
+            ("AZURE_STORAGE_ACCOUNT", "devstoreaccount1"),
+            ("AZURE_STORAGE_KEY", "a2V5LWZvci10ZXN0cw=="),
+        ],
+        5,
+    );
+    // 6: another run holds the job's lock
+    let state = dir.path().join("lake/demo/_state");
+    std::fs::create_dir_all(&state).unwrap();
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("lock"))
+        .unwrap();
+    held.try_lock().unwrap();
+    json(&["demo", "--records", "20"], &[], 6);
+    drop(held);
+    // 130: interrupted (SIGINT), the checkpoint saved
+    let run_dir = tempfile::tempdir().unwrap();
+    let child = support::run::command()
+        .current_dir(run_dir.path())
+        .args([
+            "demo",
+            "--records",
+            "2000000",
+            "--page-size",
+            "100",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let checkpoint = run_dir.path().join("lake/demo/_state/checkpoint.json");
+    for _ in 0..500 {
+        if checkpoint.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(checkpoint.exists(), "the demo never started");
+    // SAFETY: kill(2) with the pid of our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert_eq!(json_object(&out)["exit_code"], 130);
+}
+
+#[test]
+fn help_examples_keep_their_lines_and_every_value_and_default_is_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    // A narrow terminal: clap re-wraps what it may; the examples must survive as written.
+    let top = stdout(&gatelake(dir.path(), &["--help"], &[("COLUMNS", "50")]));
+    for line in [
+        "  gatelake pull \\",
+        "      --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\",
+        "      --paginate cursor --cursor-path next_cursor --records items \\",
+        "      --dest abfss://raw@myaccount.dfs.core.windows.net/orders",
+        "  gatelake pull --job orders",
+    ] {
+        assert!(
+            top.lines().any(|l| l == line),
+            "{line:?} not intact in:\n{top}"
+        );
+    }
+    for code in ["0", "1", "2", "3", "4", "5", "6", "130"] {
+        assert!(
+            top.lines()
+                .any(|l| l.trim_start().starts_with(&format!("{code}  "))),
+            "exit code {code} missing:\n{top}"
+        );
+    }
+    assert!(top.contains("is always 3"), "{top}");
+
+    let pull = stdout(&gatelake(dir.path(), &["pull", "--help"], &[]));
+    let section = |flag: &str| {
+        let start = pull.find(&format!("      {flag} <")).unwrap();
+        let rest = &pull[start..];
+        let end = rest[1..].find("\n      --").map_or(rest.len(), |e| e + 1);
+        rest[..end].to_string()
+    };
+    let progress = section("--progress");
+    for value in ["- auto:", "- bar:", "- plain:", "- none:"] {
+        let line = progress.lines().find(|l| l.trim_start().starts_with(value));
+        let line = line.unwrap_or_else(|| panic!("{value} missing in {progress}"));
+        assert!(
+            line.len() > value.len() + 8,
+            "{value} has no description: {line:?}"
+        );
+    }
+    assert!(progress.contains("[default: auto]"), "{progress}");
+    assert!(
+        section("--output").contains("[default: text]"),
+        "{}",
+        section("--output")
+    );
+    assert!(
+        pull.contains("Exit codes:"),
+        "pull --help states the exit codes"
+    );
+}
+
+#[test]
+fn a_failed_run_leaves_no_new_job_folder() {
+    let api = format!("http://127.0.0.1:{}/prod/orders", closed_port());
+    let pull = |dir: &Path, dest: Option<&str>| {
+        let mut args = vec![
+            "pull",
+            "--url",
+            &api,
+            "--max-retries",
+            "0",
+            "--progress",
+            "none",
+        ];
+        if let Some(d) = dest {
+            args.extend(["--dest", d]);
+        }
+        let out = gatelake(dir, &args, &[]);
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    };
+    // The default ./lake/<job>: neither it nor ./lake stays behind.
+    let dir = tempfile::tempdir().unwrap();
+    pull(dir.path(), None);
+    assert!(
+        entries(dir.path()).is_empty(),
+        "left {:?}",
+        walk(dir.path())
+    );
+
+    // A folder the user made stays, emptied of this run's state.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mine")).unwrap();
+    pull(dir.path(), Some("mine"));
+    assert_eq!(entries(dir.path()), vec!["mine"]);
+    assert!(
+        entries(&dir.path().join("mine")).is_empty(),
+        "{:?}",
+        walk(dir.path())
+    );
+
+    // A job folder with earlier content keeps all of it.
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        dir.path(),
+        &["demo", "--records", "20", "--dest", "lake/orders"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = walk(dir.path());
+    pull(dir.path(), Some("lake/orders"));
+    let after = walk(dir.path());
+    for p in &before {
+        assert!(after.contains(p), "{} was removed", p.display());
+    }
+}
+
+#[test]
+fn auth_check_leaves_no_probe_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(dir.path(), &["auth", "check", "--output", "json"], &[]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let v = json_object(&out);
+    let lake = v["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hop"] == "lake")
+        .unwrap_or_else(|| panic!("no lake hop: {v}"));
+    assert_eq!(lake["status"], "ok", "{v}");
+    assert!(
+        entries(dir.path()).is_empty(),
+        "left {:?}",
+        walk(dir.path())
+    );
+
+    // Into an existing folder: nothing added.
+    std::fs::create_dir_all(dir.path().join("lake/orders/run1")).unwrap();
+    std::fs::write(dir.path().join("lake/orders/run1/part-0.jsonl.gz"), b"x").unwrap();
+    let out = gatelake(dir.path(), &["auth", "check", "--dest", "lake/orders"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(entries(&dir.path().join("lake/orders")), vec!["run1"]);
+}
+
+#[test]
+fn sql_prints_one_json_object_with_gatelake_output_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        dir.path(),
+        &[
+            "demo",
+            "--records",
+            "40",
+            "--format",
+            "parquet",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = json_object(&out)["run_id"].as_str().unwrap().to_string();
+    let out = gatelake(
+        dir.path(),
+        &["sql", "--dest", "lake/demo"],
+        &[("GATELAKE_OUTPUT", "json")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_object(&out);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["run"], run_id.as_str(), "{v}");
+    assert!(v["sql"].as_str().unwrap().contains("COPY INTO"), "{v}");
+    // Without it, the script itself, as before.
+    let out = gatelake(dir.path(), &["sql", "--dest", "lake/demo"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("COPY INTO"));
+    assert!(serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).is_err());
 }

@@ -928,3 +928,68 @@ async fn storage_failures_name_the_fix() {
         "the key leaked"
     );
 }
+
+// ---- Issue 14 (cli-surface): a failed first run leaves no state in the container ----
+
+/// A run that fails on its first page, in a job that never ran there, removes the checkpoint
+/// and the leased lock blob it made (the lease is released before the blob can go); a job
+/// with an earlier run keeps everything.
+#[tokio::test]
+async fn a_failed_first_run_leaves_no_state_in_azure() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (container, sink) = azurite().new_container("e2e-fresh-fail").await;
+    let pull = |url: String, prefix: &str| {
+        let mut a = s(&[
+            "pull",
+            "--paginate",
+            "cursor",
+            "--cursor-path",
+            "next_cursor",
+            "--records",
+            "items",
+            "--max-retries",
+            "0",
+            "--output",
+            "json",
+            "--progress",
+            "none",
+            "--url",
+        ]);
+        a.push(url);
+        a.push("--dest".into());
+        a.push(azurite().dest_url(&container, prefix));
+        gatelake(a, storage_env())
+    };
+    let unreachable = format!("http://127.0.0.1:{closed}/prod/orders");
+    let out = pull(unreachable.clone(), "fresh").await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let left = sink.list("fresh/").await.unwrap();
+    assert!(left.is_empty(), "the failed first run left {left:?}");
+    // The lock is free again: the same job can run at once.
+    let out = pull(unreachable.clone(), "fresh").await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+
+    // A job that ran before keeps its state and its runs.
+    let api = ApiGateway::start(ApiConfig {
+        records: 30,
+        ..Default::default()
+    })
+    .await;
+    let out = pull(api.url("/prod/cursor"), "ran").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let before = sink.list("ran/").await.unwrap();
+    let out = pull(unreachable, "ran").await;
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    let after = sink.list("ran/").await.unwrap();
+    for o in &before {
+        assert!(
+            after.iter().any(|a| a.path == o.path),
+            "{} was removed",
+            o.path
+        );
+    }
+}

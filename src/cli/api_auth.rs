@@ -15,7 +15,7 @@
 //! the client whenever they change.
 
 use super::args::PullArgs;
-use super::settings::{JobSpec, Resolver, Shown, UsageError};
+use super::settings::{CredentialError, JobSpec, Resolver, SettingsError, Shown, UsageError};
 use gatelake::config::ApiAuth;
 use gatelake::secret::{Secret, SecretFile, SecretSource};
 use std::path::PathBuf;
@@ -106,7 +106,7 @@ fn load(
     given: &Given,
     note: &str,
     warnings: &mut Vec<String>,
-) -> Result<SecretSource, UsageError> {
+) -> Result<SecretSource, SettingsError> {
     match &given.value {
         GivenValue::Value(v) => {
             if given.rank == Rank::Flag {
@@ -139,11 +139,13 @@ fn load(
             });
             SecretFile::open(p, what)
                 .map(SecretSource::File)
-                .map_err(|e| UsageError(format!("{}: {e}", given.name)))
+                // A credential file that cannot be read or is empty: a credential missing
+                // (exit 3), as when none was given.
+                .map_err(|e| CredentialError(format!("{}: {e}", given.name)).into())
         }
-        GivenValue::FromAzure => Err(UsageError(
-            "internal: an Azure-issued token is not loaded here".into(),
-        )),
+        GivenValue::FromAzure => {
+            Err(UsageError("internal: an Azure-issued token is not loaded here".into()).into())
+        }
     }
 }
 
@@ -154,7 +156,7 @@ pub fn resolve_api_auth(
     job: &JobSpec,
     url: &url::Url,
     warnings: &mut Vec<String>,
-) -> Result<(ApiAuth, Option<SecretSource>), UsageError> {
+) -> Result<(ApiAuth, Option<SecretSource>), SettingsError> {
     let key = given(
         r,
         "api_key",
@@ -214,7 +216,8 @@ pub fn resolve_api_auth(
         Err(UsageError(format!(
             "{stated} does not use {}, which was given: {why}. Never ignoring a credential you gave, gatelake stops here",
             g.name
-        )))
+        ))
+        .into())
     };
 
     let mut usage_plan_key = None;
@@ -238,7 +241,7 @@ pub fn resolve_api_auth(
                 return refuse(g, "use --api-auth bearer to send the token (the key goes along as the usage-plan key), or drop the token");
             }
             let Some(k) = &key else {
-                return Err(UsageError("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH".into()));
+                return Err(CredentialError("--api-auth api-key needs the key: set GATELAKE_API_KEY or pass --api-key-file PATH".into()).into());
             };
             ApiAuth::ApiKey(load(r, "api-key", "API key", k, "", warnings)?)
         }
@@ -271,11 +274,11 @@ pub fn resolve_api_auth(
                     None,
                 ) {
                     Some(audience) => ApiAuth::BearerFromAzure { audience },
-                    None => return Err(UsageError("--bearer-from azure needs --bearer-audience: the audience (application ID URI) the API's JWT authorizer expects, e.g. api://orders-api".into())),
+                    None => return Err(UsageError("--bearer-from azure needs --bearer-audience: the audience (application ID URI) the API's JWT authorizer expects, e.g. api://orders-api".into()).into()),
                 }
             } else {
                 let Some(t) = &static_bearer else {
-                    return Err(UsageError("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH (or --bearer-from azure)".into()));
+                    return Err(CredentialError("--api-auth bearer needs the token: set GATELAKE_BEARER_TOKEN or pass --bearer-token-file PATH (or --bearer-from azure)".into()).into());
                 };
                 ApiAuth::Bearer(load(r, "bearer-token", "bearer token", t, "", warnings)?)
             }
@@ -304,10 +307,10 @@ pub fn resolve_api_auth(
             let default = gatelake::identity::sigv4::region_from_url(url).or(env_region);
             match r.pick("region", args.region.clone(), job.region.clone(), default) {
                 Some(region) => ApiAuth::Iam { region },
-                None => return Err(UsageError("--api-auth iam needs the API's region: pass --region (it could not be read from the URL, AWS_REGION or AWS_DEFAULT_REGION)".into())),
+                None => return Err(UsageError("--api-auth iam needs the API's region: pass --region (it could not be read from the URL, AWS_REGION or AWS_DEFAULT_REGION)".into()).into()),
             }
         }
-        other => return Err(UsageError(format!("unknown --api-auth {other}"))),
+        other => return Err(UsageError(format!("unknown --api-auth {other}")).into()),
     };
     Ok((auth, usage_plan_key))
 }

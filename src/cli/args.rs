@@ -10,8 +10,7 @@ use std::path::PathBuf;
 #[command(
     name = "gatelake",
     version,
-    about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse.",
-    after_help = "Examples:\n  gatelake demo                                  # the whole path against a built-in demo API, into ./lake\n  gatelake pull --url https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders \\\n      --paginate cursor --cursor-path next_cursor --records items \\\n      --format parquet --dest abfss://raw@myaccount.dfs.core.windows.net/orders\n  gatelake pull --job orders                     # the same, from ./gatelake.toml\n\nExit codes: 0 ok, 1 unexpected error, 2 usage or configuration, 3 authentication,\n4 source API, 5 storage, 6 busy (another run holds the job), 130 interrupted."
+    about = "Pull paged data from an AWS API Gateway endpoint into ADLS Gen2 (or a local folder) as compressed chunks, ready for Synapse."
 )]
 pub struct Cli {
     /// More log output on stderr: -v who the tool is on each hop (Azure source, AWS role,
@@ -201,8 +200,11 @@ pub enum ProgressMode {
     /// Bars on a terminal, log lines otherwise.
     #[default]
     Auto,
+    /// Progress bars (drawn only when stderr is a terminal).
     Bar,
+    /// One log line per event, for logs and CI.
     Plain,
+    /// Nothing but warnings and errors.
     None,
 }
 
@@ -231,9 +233,12 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_CHUNK_ROWS", value_name = "N")]
     pub chunk_rows: Option<u64>,
 
-    /// Where runs are written: abfss://container@account.dfs.core.windows.net/path,
-    /// https://account.blob.core.windows.net/container/path, the emulator's
-    /// http://127.0.0.1:PORT/devstoreaccount1/container/path, or a local folder.
+    /// Where runs are written: abfss://container@account.dfs.core.windows.net/path (abfs://
+    /// too), wasbs://container@account.blob.core.windows.net/path (wasb:// too),
+    /// https://account.dfs.core.windows.net/container/path (or .blob.), OneLake's
+    /// abfss://workspace@onelake.dfs.fabric.microsoft.com/item.Lakehouse/Files/path, the
+    /// emulator's http://127.0.0.1:PORT/devstoreaccount1/container/path, or a local folder (a
+    /// path or file://). Anything else (s3://, gs://, …) is refused.
     /// Storage credentials come from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT +
     /// AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, or your Azure CLI login. [default: ./lake/<job>]
     #[arg(long, env = "GATELAKE_DEST", value_name = "URL|PATH")]
@@ -247,11 +252,11 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_UPLOAD_CONCURRENCY", value_name = "N")]
     pub upload_concurrency: Option<usize>,
 
-    /// text: a readable summary; json: one JSON object on stdout at the end.
+    /// text: a readable summary; json: one JSON object on stdout at every exit, errors included. [default: text]
     #[arg(long, env = "GATELAKE_OUTPUT", value_enum, value_name = "MODE")]
     pub output: Option<OutputMode>,
 
-    /// Progress display on stderr.
+    /// Progress display on stderr. [default: auto]
     #[arg(long, env = "GATELAKE_PROGRESS", value_enum, value_name = "MODE")]
     pub progress: Option<ProgressMode>,
 

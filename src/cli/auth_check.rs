@@ -116,6 +116,10 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
             (Err(e), _) | (_, Err(e)) => return super::usage_error_pub(&e, Some(mode)),
         }
     };
+    // A malformed destination is a usage error before any hop is tried.
+    if let Err(e) = super::check_destination(&dest, &mut []) {
+        return super::usage_error_pub(&e, Some(mode));
+    }
     for w in super::identity::warnings(&ident) {
         eprintln!("warning: {w}");
     }
@@ -455,11 +459,16 @@ async fn check_lake(
             );
         }
     };
+    // At the destination's root, not in a folder of its own: deleting the object then leaves
+    // nothing behind on a local folder either (object stores have no empty folders).
     let probe = format!(
-        "_gatelake_probe/{}.txt",
+        "_gatelake_probe-{}.txt",
         gatelake::pipeline::new_run_id(time::OffsetDateTime::now_utc())
     );
     let body = bytes::Bytes::from_static(b"gatelake auth check probe\n");
+    let folders = gatelake::sink::Destination::parse(dest)
+        .ok()
+        .and_then(|d| super::footprint::LocalFolders::before(&d));
     let result = async {
         sink.put(&probe, body.clone(), PutMode::Overwrite).await?;
         let got = sink.get(&probe).await?;
@@ -467,6 +476,10 @@ async fn check_lake(
         Ok::<_, gatelake::sink::SinkError>(got.map(|g| g.data) == Some(body.clone()))
     }
     .await;
+    // A check creates nothing: the folders the probe needed go with it.
+    if let Some(folders) = folders {
+        folders.remove_empty();
+    }
     match result {
         Ok(true) => Hop::ok(
             "lake",

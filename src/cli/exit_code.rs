@@ -4,26 +4,85 @@ use gatelake::pipeline::PullError;
 use gatelake::sink::SinkError;
 use gatelake::state::StateError;
 
+/// The one rule, stated in `--help` and the README beside the table.
+pub const RULE: &str = "A credential that is missing, unusable or refused on any hop (the API, AWS, Azure, storage) is always 3, never 2.";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitCode {
     Success = 0,
-    /// A bug or an unexpected condition.
     Failure = 1,
-    /// Bad flags, env vars or job file.
     Usage = 2,
-    /// Credentials missing or refused (API or storage).
     Auth = 3,
-    /// The API: unreachable, an error status, or a page that cannot be read.
     Source = 4,
-    /// Storage: unreachable, missing container, or a failed write.
     Sink = 5,
-    /// Another run holds the job's lock, or changed its checkpoint meanwhile.
     Busy = 6,
-    /// Ctrl-C or SIGTERM.
     Interrupted = 130,
 }
 
 impl ExitCode {
+    /// Every code, in the order the README's table lists them.
+    pub const ALL: [ExitCode; 8] = [
+        ExitCode::Success,
+        ExitCode::Failure,
+        ExitCode::Usage,
+        ExitCode::Auth,
+        ExitCode::Source,
+        ExitCode::Sink,
+        ExitCode::Busy,
+        ExitCode::Interrupted,
+    ];
+
+    /// What the code means, as the README's table and `--help` say it (a test keeps the
+    /// README's table equal to [`Self::markdown_table`]).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ExitCode::Success => "success: the run did what was asked",
+            ExitCode::Failure => "unexpected error (a bug: please report it)",
+            ExitCode::Usage => "usage or configuration: a bad flag, env var, job file or destination",
+            ExitCode::Auth => "authentication: a credential missing, unusable or refused on any hop (API key or bearer token not given, no Azure identity, STS AccessDenied, storage 401/403)",
+            ExitCode::Source => "the source API: unreachable, an error status, a page that cannot be read, or records that drift from the schema",
+            ExitCode::Sink => "storage: unreachable, a missing container, or a failed write",
+            ExitCode::Busy => "busy: another run holds the job's lock, or changed its checkpoint during this run",
+            ExitCode::Interrupted => "interrupted (Ctrl-C or SIGTERM)",
+        }
+    }
+
+    /// A short label for `--help`.
+    fn label(self) -> &'static str {
+        match self {
+            ExitCode::Success => "ok",
+            ExitCode::Failure => "unexpected error",
+            ExitCode::Usage => "usage or configuration",
+            ExitCode::Auth => {
+                "authentication (a credential missing, unusable or refused on any hop)"
+            }
+            ExitCode::Source => "source API",
+            ExitCode::Sink => "storage",
+            ExitCode::Busy => "busy (another run holds the job)",
+            ExitCode::Interrupted => "interrupted",
+        }
+    }
+
+    /// The README's exit-code table.
+    pub fn markdown_table() -> String {
+        let mut out = String::from("| code | meaning |\n| --- | --- |\n");
+        for c in Self::ALL {
+            out.push_str(&format!("| {} | {} |\n", c as u8, c.meaning()));
+        }
+        out
+    }
+
+    /// The exit-code lines of `--help`, one code per line so that clap's wrapping cannot
+    /// break them mid-phrase.
+    pub fn help_text() -> String {
+        let mut out = String::from("Exit codes:\n");
+        for c in Self::ALL {
+            out.push_str(&format!("  {:>3}  {}\n", c as u8, c.label()));
+        }
+        out.push_str(&wrap(RULE, 78));
+        out
+    }
+
     pub fn kind(self) -> &'static str {
         match self {
             ExitCode::Success => "ok",
@@ -68,8 +127,64 @@ impl ExitCode {
     }
 }
 
+/// Word-wrap `text` at `width` columns (the help template prints it as it is).
+fn wrap(text: &str, width: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines.join("\n")
+}
+
 impl From<ExitCode> for std::process::ExitCode {
     fn from(c: ExitCode) -> Self {
         std::process::ExitCode::from(c as u8)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The README's table is the enum's table, character for character: a code or a meaning
+    /// changed on one side only fails here.
+    #[test]
+    fn readme_exit_code_table_matches_the_enum() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let section = readme
+            .split("## Exit codes")
+            .nth(1)
+            .expect("README has an '## Exit codes' section");
+        let section = section.split("\n## ").next().unwrap_or(section);
+        let table: String = section
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            table,
+            ExitCode::markdown_table(),
+            "README's exit-code table"
+        );
+        assert!(section.contains(RULE), "README states the rule: {RULE}");
+    }
+
+    #[test]
+    fn codes_are_distinct_and_complete() {
+        let mut seen: Vec<u8> = ExitCode::ALL.iter().map(|c| *c as u8).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, vec![0, 1, 2, 3, 4, 5, 6, 130]);
+        for c in ExitCode::ALL {
+            assert!(ExitCode::help_text().contains(c.label()));
+        }
     }
 }

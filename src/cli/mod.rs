@@ -3,11 +3,14 @@
 //! any of this.
 
 pub mod api_auth;
+pub mod arg_errors;
 pub mod args;
 pub mod auth_check;
 pub mod azure_settings;
 pub mod demo;
 pub mod exit_code;
+pub mod footprint;
+pub mod help;
 pub mod identity;
 pub mod job_file;
 pub mod logging;
@@ -25,21 +28,25 @@ use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
 use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
-use settings::{Shown, UsageError};
+use settings::{SettingsError, Shown, UsageError};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Parse the command line and run; returns the process's exit code.
 pub fn main() -> ExitCode {
-    let matches = Cli::command().get_matches();
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let json = arg_errors::json_requested(&raw, std::env::var_os("GATELAKE_OUTPUT").as_ref());
+    let command = help::with_help_text(Cli::command());
+    let matches = match command.clone().try_get_matches_from(&raw) {
+        Ok(m) => m,
+        Err(e) => return arg_errors::report_clap_error(&command, &e, &raw, json),
+    };
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::Usage;
-        }
+        Err(e) => return arg_errors::report_clap_error(&command, &e, &raw, json),
     };
+    arg_errors::remember_env_sources(&command, &matches);
     logging::init(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,26 +75,65 @@ pub fn main() -> ExitCode {
                     auth_check::run(&args, &sub).await
                 }
             },
-            Command::Sql(args) => sql::run(args, &sub).await,
+            Command::Sql(args) => sql::run(args, &sub, json).await,
         }
     })
 }
 
+/// An error found while resolving settings, with the exit code it means.
+pub(crate) trait SettingsFailure: std::fmt::Display {
+    fn exit_code(&self) -> ExitCode;
+}
+
+impl SettingsFailure for UsageError {
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::Usage
+    }
+}
+
+impl SettingsFailure for SettingsError {
+    fn exit_code(&self) -> ExitCode {
+        match self {
+            SettingsError::Usage(_) => ExitCode::Usage,
+            SettingsError::Credential(_) => ExitCode::Auth,
+        }
+    }
+}
+
 /// [`usage_error`] for the other CLI modules.
-pub(crate) fn usage_error_pub(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
+pub(crate) fn usage_error_pub(e: &dyn SettingsFailure, mode: Option<OutputMode>) -> ExitCode {
     usage_error(e, mode)
 }
 
-fn usage_error(e: &UsageError, mode: Option<OutputMode>) -> ExitCode {
-    report_failure(&e.to_string(), ExitCode::Usage, mode.unwrap_or_default());
-    ExitCode::Usage
+/// Report a settings failure with its exit code: 2, or 3 for a missing or unusable credential.
+fn usage_error(e: &dyn SettingsFailure, mode: Option<OutputMode>) -> ExitCode {
+    let code = e.exit_code();
+    report_failure(&e.to_string(), code, mode.unwrap_or_default());
+    code
+}
+
+/// Check the destination before anything else happens (no identity probe, no network call,
+/// no folder), and show what it means in `--show-settings`: a malformed or unknown one is a
+/// usage error naming the accepted forms.
+pub(crate) fn check_destination(
+    dest: &str,
+    shown: &mut [Shown],
+) -> Result<gatelake::sink::Destination, UsageError> {
+    // Starts with the flag, so that a value from GATELAKE_DEST is named as such.
+    let parsed =
+        gatelake::sink::Destination::parse(dest).map_err(|e| UsageError(format!("--dest: {e}")))?;
+    for s in shown.iter_mut().filter(|s| s.key == "dest") {
+        s.value = parsed.describe();
+    }
+    Ok(parsed)
 }
 
 /// Print a failure: always a readable line on stderr; with `--output json`, also one JSON
-/// object on stdout so a CI step or notebook cell can parse the outcome either way.
-fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
+/// object on stdout so a CI step or notebook cell can parse the outcome either way. A message
+/// about a setting that came from a `GATELAKE_*` variable names that variable.
+pub(crate) fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
     // Last line of defence: whatever an upstream quoted, no live secret is printed.
-    let message = &gatelake::secret::redact(message);
+    let message = &arg_errors::name_env_source(&gatelake::secret::redact(message));
     eprintln!("error: {message}");
     if mode == OutputMode::Json {
         let out = serde_json::json!({
@@ -133,7 +179,10 @@ fn reporter_for(progress: ProgressMode) -> Arc<dyn Reporter> {
     ))
 }
 
-async fn run_pull(resolved: settings::Resolved) -> ExitCode {
+async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
+    if let Err(e) = check_destination(&resolved.dest, &mut resolved.shown) {
+        return usage_error(&e, Some(resolved.output));
+    }
     if resolved.show_settings {
         let mut shown = resolved.shown.clone();
         shown.extend(
@@ -172,10 +221,13 @@ async fn run_pull(resolved: settings::Resolved) -> ExitCode {
 
 async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode {
     let mode = args.out.output.unwrap_or_default();
-    let (out, shown) = match settings::resolve_demo(&args, matches) {
+    let (out, mut shown) = match settings::resolve_demo(&args, matches) {
         Ok(r) => r,
         Err(e) => return usage_error(&e, Some(mode)),
     };
+    if let Err(e) = check_destination(&out.dest, &mut shown) {
+        return usage_error(&e, Some(out.mode));
+    }
     if args.out.show_settings {
         print_settings(&shown, out.mode);
         return ExitCode::Success;
@@ -343,6 +395,11 @@ async fn execute(
         sink.identity_kind().unwrap_or("the local file system")
     );
     tracing::info!("API: --api-auth {}", pull.source.auth.kind());
+    // Noted before anything is written (--create-container included), for the clean-up of
+    // a failed run below.
+    let local_folders = gatelake::sink::Destination::parse(dest)
+        .ok()
+        .and_then(|d| footprint::LocalFolders::before(&d));
     if create_container {
         if let Err(e) = sink.ensure_root().await {
             let code = ExitCode::of_sink_error(&e);
@@ -413,6 +470,11 @@ async fn execute(
         }
         Err(e) => {
             let code = ExitCode::of_pull_error(&e);
+            if code != ExitCode::Interrupted {
+                if let Some(folders) = &local_folders {
+                    folders.remove_empty();
+                }
+            }
             report_failure(&gatelake::report::error_chain(&e), code, mode);
             code
         }

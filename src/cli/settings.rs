@@ -34,8 +34,25 @@ use std::time::Duration;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-fn usage<T>(msg: impl Into<String>) -> Result<T, UsageError> {
-    Err(UsageError(msg.into()))
+/// A credential the chosen authentication needs is missing or unusable (no API key, an empty
+/// token file): exit code 3, like a credential refused on any hop, so that one rule holds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialError(pub String);
+
+/// Why the settings of a run could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+/// Generic over the error type so that the same helper serves functions returning
+/// [`UsageError`] and those returning [`SettingsError`].
+fn usage<T, E: From<UsageError>>(msg: impl Into<String>) -> Result<T, E> {
+    Err(UsageError(msg.into()).into())
 }
 
 /// One job in the job file. Keys are the long flag names with `_` for `-`.
@@ -317,7 +334,7 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// Resolve `gatelake pull`.
-pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, UsageError> {
+pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, SettingsError> {
     let (job, job_path) = load_job(args.config.as_deref(), args.job.as_deref())?;
     let mut r = Resolver::new(matches);
     r.pick(

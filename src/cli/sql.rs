@@ -2,7 +2,7 @@
 //! the caller names. It reads the run's manifest from the destination (the newest run with
 //! `_SUCCESS` unless `--run` names one) and renders it with `gatelake::load::sql`.
 
-use super::args::{CredentialArg, FilesArg, PoolArg, SqlArgs, StringsArg};
+use super::args::{CredentialArg, FilesArg, OutputMode, PoolArg, SqlArgs, StringsArg};
 use super::azure_settings::resolve_azure;
 use super::exit_code::ExitCode;
 use super::identity::{self, DestinationError};
@@ -17,13 +17,11 @@ use gatelake::load::sql::{
 async fn open(
     args: &SqlArgs,
     matches: &clap::ArgMatches,
-) -> Result<std::sync::Arc<dyn gatelake::sink::Sink>, ExitCode> {
+) -> Result<std::sync::Arc<dyn gatelake::sink::Sink>, (String, ExitCode)> {
     let mut r = Resolver::new(matches);
     let ident = args.identity.as_identity_args();
-    let azure = resolve_azure(&mut r, &ident, None, &mut std::io::stdin()).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::Usage
-    })?;
+    let azure = resolve_azure(&mut r, &ident, None, &mut std::io::stdin())
+        .map_err(|e| (e.to_string(), ExitCode::Usage))?;
     let ca_bundle = r
         .pick(
             "ca_bundle",
@@ -40,19 +38,38 @@ async fn open(
     identity::open_destination(&args.dest, &settings)
         .await
         .map_err(|e| {
-            eprintln!("error: {e}");
-            match &e {
+            let code = match &e {
                 DestinationError::Identity(_) => ExitCode::Auth,
                 DestinationError::Sink(s) => ExitCode::of_sink_error(s),
-            }
+            };
+            (e.to_string(), code)
         })
 }
 
-/// Run `gatelake sql`; the script goes to stdout, errors to stderr.
-pub async fn run(args: SqlArgs, matches: &clap::ArgMatches) -> ExitCode {
+/// Run `gatelake sql`; the script goes to stdout, errors to stderr. With `GATELAKE_OUTPUT=json`
+/// (`json`), stdout holds one JSON object instead: the script in `"sql"`, or the failure.
+pub async fn run(args: SqlArgs, matches: &clap::ArgMatches, json: bool) -> ExitCode {
+    let mode = if json {
+        OutputMode::Json
+    } else {
+        OutputMode::Text
+    };
+    let code = run_script(args, matches, mode).await;
+    if let Err((message, code)) = code {
+        super::report_failure(&message, code, mode);
+        return code;
+    }
+    ExitCode::Success
+}
+
+async fn run_script(
+    args: SqlArgs,
+    matches: &clap::ArgMatches,
+    mode: OutputMode,
+) -> Result<(), (String, ExitCode)> {
     let sink = match open(&args, matches).await {
         Ok(s) => s,
-        Err(code) => return code,
+        Err(e) => return Err(e),
     };
     let run = match &args.run {
         Some(run) => run.clone(),
@@ -60,36 +77,29 @@ pub async fn run(args: SqlArgs, matches: &clap::ArgMatches) -> ExitCode {
             Ok(latest) => match latest {
                 Some(run) => run,
                 None => {
-                    eprintln!(
-                        "error: no completed run (a folder with _SUCCESS) under {}; pull first, or name one with --run",
-                        sink.root_url()
-                    );
-                    return ExitCode::Usage;
+                    return Err((format!("no completed run (a folder with _SUCCESS) under {}; pull first, or name one with --run",
+                        sink.root_url()), ExitCode::Usage));
                 }
             },
             Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::of_sink_error(&e);
+                return Err((format!("{e}"), ExitCode::of_sink_error(&e)));
             }
         },
     };
     let manifest = match read_manifest(sink.as_ref(), &run).await {
         Ok(m) => m,
         Err(PreviousRunError::Sink(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::of_sink_error(&e);
+            return Err((format!("{e}"), ExitCode::of_sink_error(&e)));
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::Usage;
+            return Err((format!("{e}"), ExitCode::Usage));
         }
     };
     let target = match &args.target {
         Some(t) => match t.parse::<TableName>() {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("error: --target: {e}");
-                return ExitCode::Usage;
+                return Err((format!("--target: {e}"), ExitCode::Usage));
             }
         },
         None => TableName {
@@ -122,12 +132,15 @@ pub async fn run(args: SqlArgs, matches: &clap::ArgMatches) -> ExitCode {
     opts.tenant_id = args.tenant_id;
     match render(&manifest, &opts) {
         Ok(sql) => {
-            print!("{sql}");
-            ExitCode::Success
+            match mode {
+                OutputMode::Json => println!(
+                    "{}",
+                    serde_json::json!({"status": "succeeded", "run": manifest.run_id, "sql": sql})
+                ),
+                OutputMode::Text => print!("{sql}"),
+            }
+            Ok(())
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::Usage
-        }
+        Err(e) => Err((format!("{e}"), ExitCode::Usage)),
     }
 }

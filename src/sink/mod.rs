@@ -14,9 +14,11 @@
 //! Paths are `/`-separated and relative to the destination's root (its prefix).
 
 pub mod azure;
+pub mod destination;
 pub mod holder;
 pub mod local;
 
+pub use destination::Destination;
 pub use holder::LockHolder;
 
 use async_trait::async_trait;
@@ -185,21 +187,13 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Open the destination `dest`: an Azure URL (`abfss://`, `https://`, or the emulator's
-/// `http://127.0.0.1:PORT/devstoreaccount1/...`) with credentials from the environment, or a
-/// local folder (a path or `file://` URL).
+/// Open the destination `dest` (see [`destination::ACCEPTED_FORMS`]): an Azure URL with
+/// credentials from the environment, or a local folder (a path or `file://` URL). Anything
+/// else is [`SinkError::InvalidDestination`], never a folder named after it.
 pub fn open(dest: &str) -> Result<std::sync::Arc<dyn Sink>, SinkError> {
-    if azure::is_azure_destination(dest) {
-        Ok(std::sync::Arc::new(azure::AzureSink::from_env(dest)?))
-    } else {
-        let path = dest.strip_prefix("file://").unwrap_or(dest);
-        if path.is_empty() {
-            return Err(SinkError::InvalidDestination {
-                dest: dest.to_string(),
-                reason: "empty path".into(),
-            });
-        }
-        Ok(std::sync::Arc::new(local::LocalSink::new(path)))
+    match Destination::parse(dest)? {
+        Destination::Azure(_) => Ok(std::sync::Arc::new(azure::AzureSink::from_env(dest)?)),
+        Destination::Local(path) => Ok(std::sync::Arc::new(local::LocalSink::new(path))),
     }
 }
 

@@ -13,6 +13,7 @@
 //! 4. finish: manifest, `_SUCCESS`, then the checkpoint marked complete.
 
 pub mod checkpoint;
+pub mod fresh;
 pub mod lock;
 pub mod store;
 pub mod watermark;

@@ -1,11 +1,14 @@
 //! Where in Azure a destination points: account, Blob endpoint, container and prefix.
 //!
-//! Users write destinations the way the tool they came from prints them: `abfss://` from
-//! Synapse and Spark, `https://…dfs.core.windows.net/` from the ADLS Gen2 portal, the Blob
-//! endpoint from storage explorers, and the emulator's path-style URL from Azurite. All of them
-//! end up on the *Blob* endpoint, because the block upload (stage blocks, commit once) and the
-//! conditional puts the checkpoint protocol relies on are Blob API operations, and ADLS Gen2
-//! accounts serve the Blob API over the same data.
+//! Users write destinations the way the tool they came from prints them: `abfss://` (or the
+//! older `abfs://`) from Synapse and Spark, `wasbs://` from older Hadoop set-ups,
+//! `https://…dfs.core.windows.net/` from the ADLS Gen2 portal, the Blob endpoint from storage
+//! explorers, OneLake's `…@onelake.dfs.fabric.microsoft.com/<item>/Files/…` from Fabric, and
+//! the emulator's path-style URL from Azurite. All of them end up on the *Blob* endpoint over
+//! TLS, because the block upload (stage blocks, commit once) and the conditional puts the
+//! checkpoint protocol relies on are Blob API operations, and ADLS Gen2 accounts (and OneLake)
+//! serve the Blob API over the same data. `abfs://` and `wasb://` name the same data as their
+//! TLS forms; only the Hadoop driver's transport differed, and gatelake always uses TLS.
 //!
 //! This module only parses; it never talks to the network and never sees a credential.
 
@@ -26,19 +29,27 @@ pub struct AzureLocation {
     pub prefix: String,
 }
 
-/// Whether `dest` names an Azure destination (rather than a local folder). A plain path or a
-/// `file://` URL is local; `abfss://`, `https://` and `http://` URLs are Azure.
+/// The URL schemes that name Azure storage.
+pub const AZURE_SCHEMES: [&str; 6] = ["abfss", "abfs", "wasbs", "wasb", "https", "http"];
+
+/// Whether `dest` names an Azure destination (rather than a local folder or an unknown
+/// scheme): its scheme is one of [`AZURE_SCHEMES`]. Whether it is a *valid* one is
+/// [`AzureLocation::parse`]'s question; [`crate::sink::Destination::parse`] answers both.
 pub fn is_azure_destination(dest: &str) -> bool {
     let lower = dest.trim().to_ascii_lowercase();
-    ["abfss://", "https://", "http://"]
+    AZURE_SCHEMES
         .iter()
-        .any(|scheme| lower.starts_with(scheme))
+        .any(|scheme| lower.starts_with(&format!("{scheme}://")))
 }
 
 fn invalid(dest: &str, reason: impl Into<String>) -> SinkError {
     SinkError::InvalidDestination {
-        dest: crate::secret::redact_url_str(dest),
-        reason: reason.into(),
+        dest: crate::sink::destination::printable(dest),
+        reason: format!(
+            "{}\n{}",
+            reason.into(),
+            crate::sink::destination::ACCEPTED_FORMS
+        ),
     }
 }
 
@@ -59,41 +70,88 @@ impl AzureLocation {
     /// Parse a destination URL. See the module docs for the accepted forms.
     pub fn parse(dest: &str) -> Result<Self, SinkError> {
         let trimmed = dest.trim();
-        let url = Url::parse(trimmed).map_err(|e| {
-            invalid(
+        let url = Url::parse(trimmed).map_err(|e| invalid(dest, format!("not a URL ({e})")))?;
+        let loc = match url.scheme() {
+            "abfss" | "abfs" => Self::parse_hadoop(dest, &url, "dfs")?,
+            "wasbs" | "wasb" => Self::parse_hadoop(dest, &url, "blob")?,
+            "https" | "http" => Self::parse_http(dest, &url)?,
+            other => {
+                return Err(invalid(
+                    dest,
+                    format!("unknown scheme {other}:// for Azure storage"),
+                ))
+            }
+        };
+        loc.check_onelake(dest)?;
+        Ok(loc)
+    }
+
+    /// OneLake's "container" is the workspace, and writes go under an item (a lakehouse):
+    /// a destination that stops at the workspace cannot be written to.
+    fn check_onelake(&self, dest: &str) -> Result<(), SinkError> {
+        if self.is_onelake() && self.prefix.is_empty() {
+            return Err(invalid(
                 dest,
-                format!("not a URL ({e}); use abfss://container@account.dfs.core.windows.net/path or https://account.blob.core.windows.net/container/path"),
+                "a OneLake destination names the item after the workspace, e.g. abfss://WORKSPACE@onelake.dfs.fabric.microsoft.com/ITEM.Lakehouse/Files/orders",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this is Microsoft Fabric's OneLake (an account named `onelake`, or a regional
+    /// `<region>-onelake`, under `fabric.microsoft.com`).
+    pub fn is_onelake(&self) -> bool {
+        let host = self.blob_endpoint.host_str().unwrap_or_default();
+        (self.account == "onelake" || self.account.ends_with("-onelake"))
+            && host.ends_with(".fabric.microsoft.com")
+    }
+
+    /// What the destination means, for `--show-settings`: the Blob URL it writes to and its
+    /// parts in words.
+    pub fn describe(&self) -> String {
+        let mut url = self.container_url().to_string();
+        if !self.prefix.is_empty() {
+            url = format!("{}/{}", url.trim_end_matches('/'), self.prefix);
+        }
+        let folder = if self.prefix.is_empty() {
+            "the container's root".to_string()
+        } else {
+            format!("folder {}", self.prefix)
+        };
+        if self.is_onelake() {
+            format!("{url} (OneLake: workspace {}, {folder})", self.container)
+        } else {
+            format!(
+                "{url} (Azure storage: account {}, container {}, {folder})",
+                self.account, self.container
             )
-        })?;
-        match url.scheme() {
-            "abfss" => Self::parse_abfss(dest, &url),
-            "https" | "http" => Self::parse_http(dest, &url),
-            "wasbs" | "wasb" => Err(invalid(
-                dest,
-                "wasb(s):// (the legacy Hadoop Blob driver) is not supported; use abfss://container@account.dfs.core.windows.net/path or https://account.blob.core.windows.net/container/path",
-            )),
-            "abfs" => Err(invalid(
-                dest,
-                "abfs:// is unencrypted; use abfss://container@account.dfs.core.windows.net/path",
-            )),
-            other => Err(invalid(
-                dest,
-                format!("unknown scheme {other}://; use abfss://, https:// (or http:// for the Azurite emulator)"),
-            )),
         }
     }
 
-    fn parse_abfss(dest: &str, url: &Url) -> Result<Self, SinkError> {
+    /// `abfs[s]://container@account.dfs.<suffix>/path` and
+    /// `wasb[s]://container@account.blob.<suffix>/path`; `service` is the endpoint the scheme
+    /// names, for the examples in errors (either endpoint is accepted: both reach the data).
+    fn parse_hadoop(dest: &str, url: &Url, service: &str) -> Result<Self, SinkError> {
+        let scheme = url.scheme();
         let container = url.username();
         if container.is_empty() {
             return Err(invalid(
                 dest,
-                "missing container: write abfss://container@account.dfs.core.windows.net/path",
+                format!("missing container: write {scheme}://container@account.{service}.core.windows.net/path"),
             ));
         }
-        let host = url
-            .host_str()
-            .ok_or_else(|| invalid(dest, "missing host (account.dfs.core.windows.net)"))?;
+        if url.query().is_some() || url.password().is_some() {
+            return Err(invalid(
+                dest,
+                "a query string or password (such as a SAS token or key) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
+            ));
+        }
+        let host = url.host_str().ok_or_else(|| {
+            invalid(
+                dest,
+                format!("missing host (account.{service}.core.windows.net)"),
+            )
+        })?;
         let (account, suffix) = split_account_host(dest, host)?;
         let endpoint = parse_endpoint(dest, &format!("https://{account}.blob.{suffix}"))?;
         let container = decode(container);
@@ -107,7 +165,7 @@ impl AzureLocation {
     }
 
     fn parse_http(dest: &str, url: &Url) -> Result<Self, SinkError> {
-        if url.query().is_some() {
+        if url.query().is_some() || url.password().is_some() {
             return Err(invalid(
                 dest,
                 "a query string (such as a SAS token) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
@@ -312,6 +370,34 @@ mod tests {
                 "",
             ),
             (
+                "abfs://raw@mylake.dfs.core.windows.net/x",
+                "mylake",
+                "https://mylake.blob.core.windows.net/",
+                "raw",
+                "x",
+            ),
+            (
+                "wasbs://raw@mylake.blob.core.windows.net/x/y",
+                "mylake",
+                "https://mylake.blob.core.windows.net/",
+                "raw",
+                "x/y",
+            ),
+            (
+                "wasb://raw@mylake.blob.core.windows.net",
+                "mylake",
+                "https://mylake.blob.core.windows.net/",
+                "raw",
+                "",
+            ),
+            (
+                "abfss://ws@onelake.dfs.fabric.microsoft.com/lh.Lakehouse/Files/o",
+                "onelake",
+                "https://onelake.blob.fabric.microsoft.com/",
+                "ws",
+                "lh.Lakehouse/Files/o",
+            ),
+            (
                 "http://[::1]:9/acct/c1/x",
                 "acct",
                 "http://[::1]:9/acct",
@@ -332,8 +418,6 @@ mod tests {
     fn rejects_bad_destinations_with_a_hint() {
         // (input, a phrase the error must contain)
         let cases = [
-            ("wasbs://raw@mylake.blob.core.windows.net/x", "use abfss"),
-            ("wasb://raw@mylake.blob.core.windows.net/x", "use abfss"),
             ("s3://bucket/x", "unknown scheme s3://"),
             ("abfss://mylake.dfs.core.windows.net/x", "missing container"),
             ("https://mylake.blob.core.windows.net", "missing container"),
@@ -352,7 +436,6 @@ mod tests {
                 "https://mylake.blob.core.windows.net/raw?sig=abc",
                 "AZURE_STORAGE_SAS_TOKEN",
             ),
-            ("abfs://raw@mylake.dfs.core.windows.net/x", "unencrypted"),
             ("not a url", "not a URL"),
         ];
         for (input, phrase) in cases {
@@ -394,6 +477,9 @@ mod tests {
     fn classifies_destinations() {
         let cases = [
             ("abfss://c@a.dfs.core.windows.net/p", true),
+            ("abfs://c@a.dfs.core.windows.net/p", true),
+            ("wasbs://c@a.blob.core.windows.net/p", true),
+            ("s3://bucket/p", false),
             ("https://a.blob.core.windows.net/c", true),
             ("HTTP://127.0.0.1:1/devstoreaccount1/c", true),
             ("./lake", false),
