@@ -27,7 +27,7 @@ main() {
         # Arguments choose the targets (`--test readme`, `--lib identity`); none runs them all.
         cargo test "$@" </dev/null || rc=$?
     else
-        cargo test --all-targets </dev/null || rc=$?
+        cargo test --all-targets --no-fail-fast </dev/null || rc=$?
     fi
     return "$rc"
 }

@@ -1055,7 +1055,15 @@ async fn auth_check_reports_each_hop_on_its_own() {
     let cont = container("perhop");
     // The container must exist for the lake probe.
     let out = gatelake(
-        c.pull_args(&cont, &["--azure-token-stdin", "--max-pages", "1"]),
+        c.pull_args(
+            &cont,
+            &[
+                "--azure-token-stdin",
+                "--max-pages",
+                "1",
+                "--max-pages-complete",
+            ],
+        ),
         managed_identity_env(&c),
         Some(format!("{token}\n")),
     )

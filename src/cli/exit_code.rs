@@ -40,7 +40,7 @@ impl ExitCode {
             ExitCode::Failure => "unexpected error (a bug: please report it)",
             ExitCode::Usage => "usage or configuration: a bad flag, env var, job file or destination",
             ExitCode::Auth => "authentication: a credential missing, unusable or refused on any hop (API key or bearer token not given, no Azure identity, STS AccessDenied, storage 401/403)",
-            ExitCode::Source => "the source API: unreachable, an error status, a page that cannot be read, or records that drift from the schema",
+            ExitCode::Source => "the source API: unreachable, an error status, an untrusted certificate, a page that cannot be read, records that drift from the schema, a Retry-After past --max-retry-after, or an incomplete listing (a partial run: cut by --max-pages, or a record count that differs from the API's total or --expect-rows)",
             ExitCode::Sink => "storage: unreachable, a missing container, or a failed write",
             ExitCode::Busy => "busy: another run holds the job's lock, or changed its checkpoint during this run",
             ExitCode::Interrupted => "interrupted (Ctrl-C or SIGTERM)",
@@ -56,7 +56,7 @@ impl ExitCode {
             ExitCode::Auth => {
                 "authentication (a credential missing, unusable or refused on any hop)"
             }
-            ExitCode::Source => "source API",
+            ExitCode::Source => "source API, or an incomplete (partial) listing",
             ExitCode::Sink => "storage",
             ExitCode::Busy => "busy (another run holds the job)",
             ExitCode::Interrupted => "interrupted",
