@@ -15,7 +15,8 @@
 //! the client whenever they change.
 
 use super::args::PullArgs;
-use super::settings::{CredentialError, JobSpec, Resolver, SettingsError, Shown, UsageError};
+use super::job_spec::JobSpec;
+use super::resolver::{CredentialError, Resolver, SettingsError, Shown, UsageError};
 use gatelake::config::ApiAuth;
 use gatelake::secret::{Secret, SecretFile, SecretSource};
 use std::path::PathBuf;

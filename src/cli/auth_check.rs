@@ -11,7 +11,9 @@
 use super::args::{OutputMode, PullArgs, WebIdentityKind};
 use super::exit_code::ExitCode;
 use super::identity;
-use super::settings::{self, IdentitySettings, Resolver};
+use super::job_spec;
+use super::resolver::Resolver;
+use super::settings::{self, IdentitySettings};
 use clap::ArgMatches;
 use gatelake::config::{ApiAuth, SourceConfig};
 use gatelake::identity::azure::{AzureHop, AzureIdentity, HopIdentities, TokenClaims};
@@ -93,7 +95,7 @@ fn claims_json(source: &str, audience: &str, token: &str, expires: time::OffsetD
 pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
     let mode = args.out.output.unwrap_or_default();
     let has_url = args.url.is_some()
-        || settings::load_job(args.config.as_deref(), args.job.as_deref())
+        || job_spec::load_job(args.config.as_deref(), args.job.as_deref())
             .map(|(j, _)| j.url.is_some())
             .unwrap_or(false);
     // With a URL, resolve exactly as `pull` does; without one, only identity and destination.
@@ -103,7 +105,7 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
             Err(e) => return super::usage_error_pub(&e, Some(mode)),
         }
     } else {
-        let job = match settings::load_job(args.config.as_deref(), args.job.as_deref()) {
+        let job = match job_spec::load_job(args.config.as_deref(), args.job.as_deref()) {
             Ok((j, _)) => j,
             Err(e) => return super::usage_error_pub(&e, Some(mode)),
         };

@@ -4,44 +4,13 @@
 //! like every other setting.
 
 use super::args::IdentityArgs;
-use super::settings::{Resolver, UsageError};
+use super::job_spec::{AzureJob, OneOrMany};
+use super::resolver::{Resolver, UsageError};
 use gatelake::identity::azure::{
     AzureAuthKind, AzureHop, AzureOptions, HandedToken, TokenClaims, TokenOrigin,
 };
 use gatelake::secret::Secret;
-use serde::Deserialize;
 use std::path::PathBuf;
-
-/// `[jobs.NAME.azure]` (no secrets: tokens come from files, env or stdin).
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AzureJob {
-    pub auth: Option<String>,
-    pub auth_storage: Option<String>,
-    pub auth_aws: Option<String>,
-    pub auth_api: Option<String>,
-    /// One path or a list of paths.
-    pub token_file: Option<OneOrMany>,
-    pub client_id: Option<String>,
-    pub authority: Option<String>,
-}
-
-/// A job-file value that is one path or a list of them.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum OneOrMany {
-    One(PathBuf),
-    Many(Vec<PathBuf>),
-}
-
-impl OneOrMany {
-    fn into_vec(self) -> Vec<PathBuf> {
-        match self {
-            Self::One(p) => vec![p],
-            Self::Many(v) => v,
-        }
-    }
-}
 
 fn kind(
     r: &mut Resolver<'_>,

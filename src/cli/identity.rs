@@ -127,13 +127,13 @@ pub async fn hop_sources(
     settings: &IdentitySettings,
     dest: &str,
     auth: &ApiAuth,
-) -> Vec<super::settings::Shown> {
+) -> Vec<super::resolver::Shown> {
     let wanted = azure_hops(settings, dest, auth);
     let mut rows = Vec::new();
     if gatelake::sink::azure::is_azure_destination(dest)
         && !wanted.iter().any(|(h, _)| *h == AzureHop::Storage)
     {
-        rows.push(super::settings::Shown {
+        rows.push(super::resolver::Shown {
             key: "azure-source-storage".into(),
             value: "storage account variables (connection string, key or SAS)".into(),
             origin: format!(
@@ -145,7 +145,7 @@ pub async fn hop_sources(
     let resolved = match azure_identities(settings, &wanted).await {
         Ok(r) => r,
         Err(e) => {
-            rows.push(super::settings::Shown {
+            rows.push(super::resolver::Shown {
                 key: "azure-source".into(),
                 value: format!("not resolved: {e}"),
                 origin: "resolved".into(),
@@ -159,7 +159,7 @@ pub async fn hop_sources(
             (None, Some(e)) => format!("not resolved: {e}"),
             (None, None) => "not resolved".into(),
         };
-        rows.push(super::settings::Shown {
+        rows.push(super::resolver::Shown {
             key: format!("azure-source-{}", hop.name()),
             value,
             origin: format!(

@@ -3,7 +3,7 @@
 //! misspelt key gets the nearest known key of its table, instead of serde's generic
 //! "unknown field … expected one of" list of forty names.
 //!
-//! Kept apart from `settings.rs` so that the resolution order stays readable there; this file
+//! Kept apart from `job_spec.rs` so that the file's shape stays readable there; this file
 //! only looks at the raw TOML and at the deserializer's error.
 
 use std::path::Path;

@@ -6,7 +6,8 @@ use super::args::{CredentialArg, FilesArg, OutputMode, PoolArg, SqlArgs, Strings
 use super::azure_settings::resolve_azure;
 use super::exit_code::ExitCode;
 use super::identity::{self, DestinationError};
-use super::settings::{IdentitySettings, Resolver};
+use super::resolver::Resolver;
+use super::settings::IdentitySettings;
 use gatelake::encode::Format;
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{

@@ -1,0 +1,113 @@
+//! The vocabulary every settings file shares: the [`Resolver`] that picks each value from
+//! flag/env > job file > default and remembers where it came from ([`Shown`], for
+//! `--show-settings`), and the errors a resolution can end in (usage, exit 2; credential,
+//! exit 3).
+//!
+//! Kept apart from `settings.rs` so that the per-topic resolvers (`api_auth.rs`,
+//! `azure_settings.rs`) can use it without importing the file that calls them. It must never
+//! know about any particular setting.
+
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use std::fmt::Display;
+
+/// A usage or configuration error: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A credential the chosen authentication needs is missing or unusable (no API key, an empty
+/// token file): exit code 3, like a credential refused on any hop, so that one rule holds.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CredentialError(pub String);
+
+/// Why the settings of a run could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+}
+
+/// Generic over the error type so that the same helper serves functions returning
+/// [`UsageError`] and those returning [`SettingsError`].
+pub(super) fn usage<T, E: From<UsageError>>(msg: impl Into<String>) -> Result<T, E> {
+    Err(UsageError(msg.into()).into())
+}
+
+/// One resolved setting, for `--show-settings`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Shown {
+    pub key: String,
+    pub value: String,
+    pub origin: String,
+}
+
+/// Picks each setting's value from its sources and records where it came from.
+pub struct Resolver<'a> {
+    matches: &'a ArgMatches,
+    pub shown: Vec<Shown>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(matches: &'a ArgMatches) -> Self {
+        Self {
+            matches,
+            shown: Vec::new(),
+        }
+    }
+
+    fn origin_of_cli(&self, id: &str) -> String {
+        match self.matches.value_source(id) {
+            // Every setting's variable is GATELAKE_ + its id in upper case (args.rs).
+            Some(ValueSource::EnvVariable) => format!("env GATELAKE_{}", id.to_ascii_uppercase()),
+            _ => format!("flag --{}", id.replace('_', "-")),
+        }
+    }
+
+    /// flag/env > job file > default; records the choice.
+    pub fn pick<T: Clone + Display>(
+        &mut self,
+        id: &str,
+        cli: Option<T>,
+        job: Option<T>,
+        default: Option<T>,
+    ) -> Option<T> {
+        let (value, origin) = if let Some(v) = cli {
+            (Some(v), self.origin_of_cli(id))
+        } else if let Some(v) = job {
+            (Some(v), "job file".to_string())
+        } else if let Some(v) = default {
+            (Some(v), "default".to_string())
+        } else {
+            (None, String::new())
+        };
+        if let Some(v) = &value {
+            self.shown.push(Shown {
+                key: id.replace('_', "-"),
+                value: v.to_string(),
+                origin,
+            });
+        }
+        value
+    }
+
+    /// Record a secret's presence without its value.
+    pub fn note_secret(&mut self, id: &str, origin: String) {
+        self.shown.push(Shown {
+            key: id.replace('_', "-"),
+            value: "***".into(),
+            origin,
+        });
+    }
+
+    pub fn given_on_command_line(&self, id: &str) -> bool {
+        self.matches.value_source(id) == Some(ValueSource::CommandLine)
+    }
+
+    pub fn given_in_env(&self, id: &str) -> bool {
+        self.matches.value_source(id) == Some(ValueSource::EnvVariable)
+    }
+}
