@@ -4,6 +4,7 @@
 //! the one HTTP stack with the same trusted roots.
 
 use super::args::WebIdentityKind;
+use super::prove::IdentityFailure;
 use super::settings::{AwsRoleSettings, IdentitySettings};
 use gatelake::config::ApiAuth;
 use gatelake::http::HttpOptions;
@@ -23,11 +24,6 @@ use gatelake::sink::azure::{auth, AzureLocation, AzureSink, StorageCredential};
 use gatelake::sink::{Sink, SinkError};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// An identity failure: a message with the fix; exit code 3.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct IdentityFailure(pub String);
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())

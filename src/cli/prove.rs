@@ -5,13 +5,19 @@
 //! (Azure source, object id and tenant per hop; the assumed role's ARN and session name) goes
 //! into the manifest; never a token.
 
-use super::identity::IdentityFailure;
 use super::settings::IdentitySettings;
 use gatelake::identity::aws::{AssumedRoleHandle, AwsCredentials};
 use gatelake::identity::azure::{AzureHop, HopIdentities, TokenClaims};
 use gatelake::load::manifest::ManifestIdentity;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// An identity failure: a message with the fix; exit code 3. It lives here, at the bottom of
+/// the identity code, because the proof is where most of them are found; `identity.rs`, which
+/// builds the identities and then calls the proof, uses it from here.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct IdentityFailure(pub String);
 
 /// The role of a hop in the manifest.
 fn manifest_role(hop: AzureHop) -> &'static str {
