@@ -621,9 +621,13 @@ fn json_output_for_argument_errors_on_every_subcommand() {
             "GATELAKE_WEB_IDENTITY=carrier-pigeon",
         ),
         (
-            vec!["sql", "--dest", "./lake/x", "--output", "json"],
+            // `sql --output json` is a real flag now (it was an unexpected argument); an
+            // argument error next to it is still one JSON object.
+            vec![
+                "sql", "--dest", "./lake/x", "--output", "json", "--pool", "huge",
+            ],
             vec![],
-            "--output",
+            "huge",
         ),
         (
             vec!["sql", "--pool", "huge"],
@@ -1086,4 +1090,58 @@ fn sql_prints_one_json_object_with_gatelake_output_json() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("COPY INTO"));
     assert!(serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).is_err());
+}
+
+#[test]
+fn sql_prints_one_json_object_with_output_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatelake(
+        dir.path(),
+        &[
+            "demo",
+            "--records",
+            "40",
+            "--format",
+            "parquet",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run_id = json_object(&out)["run_id"].as_str().unwrap().to_string();
+    let out = gatelake(
+        dir.path(),
+        &["sql", "--dest", "lake/demo", "--output", "json"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = json_object(&out);
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["run"], run_id.as_str(), "{v}");
+    assert!(v["sql"].as_str().unwrap().contains("COPY INTO"), "{v}");
+    // The flag beats the variable, as for every setting.
+    let out = gatelake(
+        dir.path(),
+        &["sql", "--dest", "lake/demo", "--output", "text"],
+        &[("GATELAKE_OUTPUT", "json")],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("COPY INTO"));
+    assert!(serde_json::from_str::<serde_json::Value>(stdout(&out).trim()).is_err());
+    // A failure is one JSON object too: a destination with no completed run.
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    let out = gatelake(
+        dir.path(),
+        &["sql", "--dest", "empty", "--output", "json"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json_object(&out);
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["exit_code"], 2, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("no completed run"),
+        "{v}"
+    );
 }

@@ -610,6 +610,10 @@ pub struct SqlArgs {
     #[arg(long, value_name = "ID")]
     pub tenant_id: Option<String>,
 
+    /// text: the script on stdout; json: one JSON object on stdout, the script in "sql" or the failure. [default: text]
+    #[arg(long, env = "GATELAKE_OUTPUT", value_enum, value_name = "MODE")]
+    pub output: Option<OutputMode>,
+
     #[command(flatten)]
     pub identity: SqlIdentityArgs,
 }

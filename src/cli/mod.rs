@@ -77,7 +77,7 @@ pub fn main() -> ExitCode {
                     auth_check::run(&args, &sub).await
                 }
             },
-            Command::Sql(args) => sql::run(args, &sub, json).await,
+            Command::Sql(args) => sql::run(args, &sub).await,
         }
     })
 }

@@ -47,14 +47,11 @@ async fn open(
         })
 }
 
-/// Run `gatelake sql`; the script goes to stdout, errors to stderr. With `GATELAKE_OUTPUT=json`
-/// (`json`), stdout holds one JSON object instead: the script in `"sql"`, or the failure.
-pub async fn run(args: SqlArgs, matches: &clap::ArgMatches, json: bool) -> ExitCode {
-    let mode = if json {
-        OutputMode::Json
-    } else {
-        OutputMode::Text
-    };
+/// Run `gatelake sql`; the script goes to stdout, errors to stderr. With `--output json` (or
+/// `GATELAKE_OUTPUT=json`), stdout holds one JSON object instead: the script in `"sql"`, or the
+/// failure — the same flag and variable as `pull`'s, so one setting serves a whole CI job.
+pub async fn run(args: SqlArgs, matches: &clap::ArgMatches) -> ExitCode {
+    let mode = args.output.unwrap_or_default();
     let code = run_script(args, matches, mode).await;
     if let Err((message, code)) = code {
         super::report_failure(&message, code, mode);
