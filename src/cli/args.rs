@@ -665,3 +665,77 @@ impl SqlIdentityArgs {
         }
     }
 }
+
+// Each enum names its own values (the spelling clap accepts), so that `--show-settings` and
+// the job file agree with the flags without a table elsewhere.
+impl Paginate {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Paginate::None => "none",
+            Paginate::Cursor => "cursor",
+            Paginate::NextLink => "next-link",
+            Paginate::LinkHeader => "link-header",
+            Paginate::Offset => "offset",
+            Paginate::Page => "page",
+        }
+    }
+}
+
+impl ApiAuthKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiAuthKind::None => "none",
+            ApiAuthKind::ApiKey => "api-key",
+            ApiAuthKind::Bearer => "bearer",
+            ApiAuthKind::Iam => "iam",
+        }
+    }
+}
+
+impl WebIdentityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebIdentityKind::Azure => "azure",
+            WebIdentityKind::Github => "github",
+            WebIdentityKind::Gitlab => "gitlab",
+            WebIdentityKind::AzureDevops => "azure-devops",
+            WebIdentityKind::File => "file",
+            WebIdentityKind::Env => "env",
+        }
+    }
+}
+
+impl WebIdentityKind {
+    pub fn as_str_pub(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl BearerFrom {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BearerFrom::Static => "static",
+            BearerFrom::Azure => "azure",
+        }
+    }
+}
+
+impl OutputMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutputMode::Text => "text",
+            OutputMode::Json => "json",
+        }
+    }
+}
+
+impl ProgressMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProgressMode::Auto => "auto",
+            ProgressMode::Bar => "bar",
+            ProgressMode::Plain => "plain",
+            ProgressMode::None => "none",
+        }
+    }
+}

@@ -10,8 +10,7 @@
 //! tokens come from the environment or from files named by `*_file` settings.
 
 use super::args::{
-    ApiAuthKind, BearerFrom, DemoArgs, IdentityArgs, OutputArgs, OutputMode, Paginate,
-    ProgressMode, PullArgs, WebIdentityKind,
+    DemoArgs, IdentityArgs, OutputArgs, OutputMode, ProgressMode, PullArgs, WebIdentityKind,
 };
 use super::job_spec::{load_job, JobSpec};
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
@@ -915,78 +914,6 @@ fn duration(flag: &str, v: Option<String>) -> Result<Duration, UsageError> {
 fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
     parse_byte_size(v.as_deref().unwrap_or_default())
         .map_err(|e| UsageError(format!("--{flag}: {e}")))
-}
-
-impl Paginate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Paginate::None => "none",
-            Paginate::Cursor => "cursor",
-            Paginate::NextLink => "next-link",
-            Paginate::LinkHeader => "link-header",
-            Paginate::Offset => "offset",
-            Paginate::Page => "page",
-        }
-    }
-}
-
-impl ApiAuthKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiAuthKind::None => "none",
-            ApiAuthKind::ApiKey => "api-key",
-            ApiAuthKind::Bearer => "bearer",
-            ApiAuthKind::Iam => "iam",
-        }
-    }
-}
-
-impl WebIdentityKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebIdentityKind::Azure => "azure",
-            WebIdentityKind::Github => "github",
-            WebIdentityKind::Gitlab => "gitlab",
-            WebIdentityKind::AzureDevops => "azure-devops",
-            WebIdentityKind::File => "file",
-            WebIdentityKind::Env => "env",
-        }
-    }
-}
-
-impl WebIdentityKind {
-    pub fn as_str_pub(self) -> &'static str {
-        self.as_str()
-    }
-}
-
-impl BearerFrom {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BearerFrom::Static => "static",
-            BearerFrom::Azure => "azure",
-        }
-    }
-}
-
-impl OutputMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutputMode::Text => "text",
-            OutputMode::Json => "json",
-        }
-    }
-}
-
-impl ProgressMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProgressMode::Auto => "auto",
-            ProgressMode::Bar => "bar",
-            ProgressMode::Plain => "plain",
-            ProgressMode::None => "none",
-        }
-    }
 }
 
 #[cfg(test)]
