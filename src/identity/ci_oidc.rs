@@ -326,7 +326,7 @@ impl WebIdentityTokenSource for AzureDevopsOidcSource {
             return Err(err(format!(
                 "the Azure DevOps OIDC endpoint answered {status} for service connection {}: {}; {hint}",
                 self.service_connection,
-                crate::source::client::api_message(&body)
+                crate::upstream::api_message(&body)
             )));
         }
         #[derive(serde::Deserialize)]

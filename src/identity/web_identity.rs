@@ -158,7 +158,7 @@ impl WebIdentityTokenSource for GithubOidcSource {
             };
             return Err(err(format!(
                 "the Actions OIDC endpoint answered {status}: {}; {hint}",
-                crate::source::client::api_message(&body)
+                crate::upstream::api_message(&body)
             )));
         }
         #[derive(serde::Deserialize)]
