@@ -5,9 +5,8 @@
 
 use super::args::IdentityArgs;
 use super::settings::{Resolver, UsageError};
-use gatelake::identity::azure::{
-    AzureAuthKind, AzureHop, AzureOptions, HandedToken, TokenClaims, TokenOrigin,
-};
+use gatelake::identity::azure::{AzureAuthKind, AzureHop, AzureOptions, HandedToken, TokenOrigin};
+use gatelake::identity::claims::TokenClaims;
 use gatelake::secret::Secret;
 use serde::Deserialize;
 use std::path::PathBuf;

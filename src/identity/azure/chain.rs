@@ -175,7 +175,7 @@ impl AzureIdentity {
                     match ci_oidc::token_source(provider, audience, &get, http.clone()) {
                         Ok(source) => {
                             return Ok(make(
-                                AzureSource::ci_oidc(provider),
+                                provider.azure_source(),
                                 Arc::new(EntraClientCredential::new(
                                     authority,
                                     t.clone(),
