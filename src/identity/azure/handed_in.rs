@@ -43,6 +43,10 @@ impl HandedInTokenCredential {
                         p.display()
                     )));
                 }
+                // Re-read on every use, never cached: register each value read, so an error
+                // that quotes a rotated token is masked too (a value handed in directly is a
+                // `Secret`, registered when it was wrapped).
+                crate::secret::register(&t);
                 Ok(t)
             }
         }

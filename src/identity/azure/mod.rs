@@ -192,7 +192,10 @@ fn cred_error(message: impl Into<String>) -> azure_core::Error {
 /// Entra tokens per scope, in the one token cache (renewed ahead of their actual expiry).
 pub(super) type ScopeCache = crate::identity::token_cache::TokenCache<String, AccessToken>;
 
-/// A token from the cache, or fetched (and cached) when due for renewal.
+/// A token from the cache, or fetched (and cached) when due for renewal. Every Entra and
+/// managed-identity token is obtained here, so this is where it is registered as a live
+/// secret: a storage or API error that quoted it back is then masked by
+/// [`crate::secret::redact`].
 pub(super) async fn cached_token<F, Fut>(
     cache: &ScopeCache,
     clock: &dyn crate::identity::token_cache::Clock,
@@ -206,6 +209,7 @@ where
     cache
         .get_or_fetch(&scope.to_string(), clock.now(), || async {
             let token = fetch().await?;
+            crate::secret::register(token.token.secret());
             let expires = std::time::SystemTime::from(token.expires_on);
             Ok((token, Some(expires)))
         })
@@ -332,6 +336,31 @@ mod tests {
             b(br#"{"alg":"RS256","typ":"JWT"}"#),
             b(claims.to_string().as_bytes())
         )
+    }
+
+    #[tokio::test]
+    async fn a_token_fetched_through_the_cache_is_masked() {
+        let cache = ScopeCache::default();
+        let clock = crate::identity::token_cache::SystemClock;
+        let value = "entra-access-token-from-the-cache-7f3a91";
+        let token = cached_token(
+            &cache,
+            &clock,
+            "https://storage.azure.com/.default",
+            || async {
+                Ok(AccessToken::new(
+                    value.to_string(),
+                    time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                ))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(token.token.secret(), value);
+        let quoted = format!("Server failed to authenticate the request. Token: {value}");
+        let masked = crate::secret::redact(&quoted);
+        assert!(!masked.contains(value), "{masked}");
+        assert!(masked.contains("***"), "{masked}");
     }
 
     #[test]
