@@ -22,3 +22,4 @@ pub mod secret;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod upstream;

@@ -6,9 +6,8 @@
 use super::args::IdentityArgs;
 use super::job_spec::{AzureJob, OneOrMany};
 use super::resolver::{Resolver, UsageError};
-use gatelake::identity::azure::{
-    AzureAuthKind, AzureHop, AzureOptions, HandedToken, TokenClaims, TokenOrigin,
-};
+use gatelake::identity::azure::{AzureAuthKind, AzureHop, AzureOptions, HandedToken, TokenOrigin};
+use gatelake::identity::claims::TokenClaims;
 use gatelake::secret::Secret;
 use std::path::PathBuf;
 

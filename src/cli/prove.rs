@@ -7,7 +7,8 @@
 
 use super::settings::IdentitySettings;
 use gatelake::identity::aws::{AssumedRoleHandle, AwsCredentials};
-use gatelake::identity::azure::{AzureHop, HopIdentities, TokenClaims};
+use gatelake::identity::azure::{AzureHop, HopIdentities};
+use gatelake::identity::claims::TokenClaims;
 use gatelake::load::manifest::ManifestIdentity;
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -19,6 +19,7 @@
 //! in which trust policy; transient STS failures (`IDPCommunicationError`, throttling) are
 //! retried, a bounded number of times.
 
+use crate::identity::claims::TokenClaims;
 use crate::identity::token_cache::{Freshness, TokenCache};
 use crate::identity::web_identity::{claims_of, WebIdentityTokenSource};
 use aws_credential_types::provider::error::CredentialsError;
@@ -331,7 +332,7 @@ pub fn session_name(job: &str, who: Option<&str>) -> String {
 
 /// Who a token names, for the session name: GitHub's `repository`-like `sub`, Entra's `oid`
 /// or app id, or the subject.
-fn who_of(claims: &crate::identity::azure::TokenClaims) -> Option<String> {
+fn who_of(claims: &TokenClaims) -> Option<String> {
     let sub = claims.sub.as_deref().map(|s| {
         // repo:org/name:ref:refs/heads/main → org/name
         s.strip_prefix("repo:")
@@ -374,7 +375,7 @@ pub fn sts_failure_message(
     code: Option<&str>,
     message: Option<&str>,
     role_arn: &str,
-    claims: &crate::identity::azure::TokenClaims,
+    claims: &TokenClaims,
     source: &str,
 ) -> String {
     let iss = claims.iss.as_deref().unwrap_or("?");
@@ -691,7 +692,7 @@ mod tests {
             StsFailure::Terminal
         );
         assert_eq!(classify_sts(Some("AccessDenied")), StsFailure::Terminal);
-        let claims = crate::identity::azure::TokenClaims {
+        let claims = TokenClaims {
             iss: Some("https://token.actions.githubusercontent.example/".into()),
             aud: Some("sts.amazonaws.com".into()),
             sub: Some("repo:o/r:ref:refs/heads/main".into()),

@@ -16,7 +16,8 @@
 //! every exchange and fetch afresh (these tokens live minutes); they cache nothing. Errors name
 //! the variable or CI setting to fix and never quote a token or the request token.
 
-use crate::identity::azure::TokenClaims;
+use crate::identity::azure::AzureSource;
+use crate::identity::claims::TokenClaims;
 use crate::identity::web_identity::{WebIdentityError, WebIdentityTokenSource};
 use crate::secret::Secret;
 use async_trait::async_trait;
@@ -56,6 +57,16 @@ impl CiProvider {
             Self::Github => "github",
             Self::Gitlab => "gitlab",
             Self::AzureDevops => "azure-devops",
+        }
+    }
+
+    /// The Azure identity source this CI's token gives. Asked of the provider (not of
+    /// `AzureSource`) so the Azure module need not know the CI providers.
+    pub fn azure_source(self) -> AzureSource {
+        match self {
+            Self::Github => AzureSource::CiOidcGithub,
+            Self::Gitlab => AzureSource::CiOidcGitlab,
+            Self::AzureDevops => AzureSource::CiOidcAzureDevops,
         }
     }
 
@@ -326,7 +337,7 @@ impl WebIdentityTokenSource for AzureDevopsOidcSource {
             return Err(err(format!(
                 "the Azure DevOps OIDC endpoint answered {status} for service connection {}: {}; {hint}",
                 self.service_connection,
-                crate::source::client::api_message(&body)
+                crate::upstream::api_message(&body)
             )));
         }
         #[derive(serde::Deserialize)]

@@ -20,6 +20,7 @@ pub mod aws;
 pub mod azure;
 pub mod certificate;
 pub mod ci_oidc;
+pub mod claims;
 pub mod sigv4;
 pub mod token_cache;
 

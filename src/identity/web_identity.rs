@@ -15,7 +15,8 @@
 //! A source is asked for a token on every exchange and caches nothing itself beyond what its
 //! issuer's client caches: the exchange happens at most once per session.
 
-use crate::identity::azure::{AzureIdentity, TokenClaims};
+use crate::identity::azure::AzureIdentity;
+use crate::identity::claims::TokenClaims;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use std::path::PathBuf;
@@ -158,7 +159,7 @@ impl WebIdentityTokenSource for GithubOidcSource {
             };
             return Err(err(format!(
                 "the Actions OIDC endpoint answered {status}: {}; {hint}",
-                crate::source::client::api_message(&body)
+                crate::upstream::api_message(&body)
             )));
         }
         #[derive(serde::Deserialize)]

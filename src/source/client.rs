@@ -9,7 +9,7 @@
 //! quoted requests and masks live secrets.
 //!
 //! [`retry::classify`]: crate::source::retry::classify
-//! [`upstream::api_message`]: crate::source::upstream::api_message
+//! [`upstream::api_message`]: crate::upstream::api_message
 
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
@@ -19,8 +19,8 @@ use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
 use crate::source::retry::{wait_before_retry, Wait};
-pub use crate::source::upstream::api_message;
 use crate::source::upstream::{auth_hint, status_hint};
+use crate::upstream::api_message;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! says when to run again.
 
 use crate::config::RetryPolicy;
-use crate::source::upstream::api_message;
+use crate::upstream::api_message;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use std::time::{Duration, SystemTime};
 

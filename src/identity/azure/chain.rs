@@ -77,6 +77,20 @@ impl AzureIdentity {
             client_id: client_id.clone(),
             credential,
         };
+        // Workload identity, CI OIDC and both service principals are the same Entra app
+        // credential; only the source reported and the proof shown differ.
+        let entra = |source, tenant_id: &str, app_id: &str, proof, http| {
+            make(
+                source,
+                Arc::new(EntraClientCredential::new(
+                    authority.clone(),
+                    tenant_id.to_string(),
+                    app_id.to_string(),
+                    proof,
+                    http,
+                )),
+            )
+        };
 
         // 1. A token handed in.
         if wants(AzureAuthKind::Token) {
@@ -140,15 +154,12 @@ impl AzureIdentity {
                     ))
                 }
                 (Some(t), Some(c), Some(f)) => {
-                    return Ok(make(
+                    return Ok(entra(
                         AzureSource::WorkloadIdentity,
-                        Arc::new(EntraClientCredential::new(
-                            authority,
-                            t.clone(),
-                            c.clone(),
-                            ClientProof::AssertionFile(PathBuf::from(f)),
-                            http,
-                        )),
+                        t,
+                        c,
+                        ClientProof::AssertionFile(PathBuf::from(f)),
+                        http,
                     ))
                 }
                 _ if kind == AzureAuthKind::WorkloadIdentity => {
@@ -174,15 +185,12 @@ impl AzureIdentity {
                     };
                     match ci_oidc::token_source(provider, audience, &get, http.clone()) {
                         Ok(source) => {
-                            return Ok(make(
-                                AzureSource::ci_oidc(provider),
-                                Arc::new(EntraClientCredential::new(
-                                    authority,
-                                    t.clone(),
-                                    c.clone(),
-                                    ClientProof::Assertion(source),
-                                    http,
-                                )),
+                            return Ok(entra(
+                                provider.azure_source(),
+                                t,
+                                c,
+                                ClientProof::Assertion(source),
+                                http,
                             ))
                         }
                         Err(e) if kind == AzureAuthKind::CiOidc => {
@@ -268,15 +276,12 @@ impl AzureIdentity {
                 (Some(t), Some(c), Some(path), _) => {
                     match ClientCertificate::load(std::path::Path::new(&path)) {
                         Ok(cert) => {
-                            return Ok(make(
+                            return Ok(entra(
                                 AzureSource::ServicePrincipalCertificate,
-                                Arc::new(EntraClientCredential::new(
-                                    authority,
-                                    t.clone(),
-                                    c.clone(),
-                                    ClientProof::Certificate(Arc::new(cert)),
-                                    http,
-                                )),
+                                t,
+                                c,
+                                ClientProof::Certificate(Arc::new(cert)),
+                                http,
                             ))
                         }
                         Err(e) if kind == AzureAuthKind::ServicePrincipal => {
@@ -287,15 +292,12 @@ impl AzureIdentity {
                     }
                 }
                 (Some(t), Some(c), None, Some(secret)) => {
-                    return Ok(make(
+                    return Ok(entra(
                         AzureSource::ServicePrincipal,
-                        Arc::new(EntraClientCredential::new(
-                            authority,
-                            t.clone(),
-                            c.clone(),
-                            ClientProof::Secret(Secret::new(secret)),
-                            http,
-                        )),
+                        t,
+                        c,
+                        ClientProof::Secret(Secret::new(secret)),
+                        http,
                     ))
                 }
                 _ if kind == AzureAuthKind::ServicePrincipal => {

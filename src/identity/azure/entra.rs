@@ -1,8 +1,9 @@
 //! The Entra token endpoint: the client-credentials grant for workload identity (a federated
 //! assertion) and service principals (a secret or a certificate).
 
-use super::{cached_token, cred_error, ScopeCache, TokenClaims};
+use super::{cached_token, cred_error, ScopeCache};
 use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
+use crate::identity::claims::TokenClaims;
 use crate::identity::token_cache::{Clock, SystemClock};
 use crate::identity::web_identity::WebIdentityTokenSource;
 use crate::secret::Secret;

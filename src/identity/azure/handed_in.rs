@@ -1,7 +1,8 @@
 //! A token someone else obtained and handed in (a file re-read on every use, an environment
 //! variable, standard input).
 
-use super::{cred_error, resource_of, TokenClaims};
+use super::{cred_error, resource_of};
+use crate::identity::claims::TokenClaims;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -42,6 +43,10 @@ impl HandedInTokenCredential {
                         p.display()
                     )));
                 }
+                // Re-read on every use, never cached: register each value read, so an error
+                // that quotes a rotated token is masked too (a value handed in directly is a
+                // `Secret`, registered when it was wrapped).
+                crate::secret::register(&t);
                 Ok(t)
             }
         }

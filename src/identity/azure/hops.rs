@@ -12,7 +12,8 @@
 //! the flag that picks another source for that hop. A token whose claims cannot be read (not a
 //! JWT) cannot be matched and is offered to every hop, as before hops existed.
 
-use super::{AzureAuthKind, AzureIdentity, AzureIdentityError, AzureOptions, TokenClaims};
+use super::{AzureAuthKind, AzureIdentity, AzureIdentityError, AzureOptions};
+use crate::identity::claims::TokenClaims;
 use crate::secret::Secret;
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -88,7 +88,7 @@ impl ManagedIdentityCredential {
             .await
             .map_err(|e| cred_error(format!("reading the managed identity response: {e}")))?;
         if status != 200 {
-            let detail = crate::source::client::api_message(&bytes);
+            let detail = crate::upstream::api_message(&bytes);
             let hint = match status {
                 400 if self.client_id.is_some() => "no user-assigned identity with that --azure-client-id is attached to this resource",
                 400 | 404 => "no managed identity is assigned to this resource: enable the system-assigned identity or attach a user-assigned one (and pass --azure-client-id)",

@@ -44,10 +44,8 @@ pub use hops::{AzureHop, HandedToken, HopIdentities, TokenOrigin};
 pub use managed::{ManagedIdentityCredential, ManagedIdentityEndpoint};
 
 use azure_core::credentials::{AccessToken, TokenCredential};
-use base64::Engine as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use time::OffsetDateTime;
 use url::Url;
 
 /// The public cloud's authority host.
@@ -172,59 +170,6 @@ pub enum AzureIdentityError {
     Setup(String),
 }
 
-/// The claims of a JWT that say whose token it is. Decoded without verifying the signature:
-/// only for reports and error messages, never for a trust decision.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct TokenClaims {
-    pub iss: Option<String>,
-    pub aud: Option<String>,
-    pub sub: Option<String>,
-    pub tid: Option<String>,
-    pub oid: Option<String>,
-    /// `appid` (v1 tokens) or `azp` (v2).
-    pub app_id: Option<String>,
-    pub exp: Option<i64>,
-    pub nbf: Option<i64>,
-}
-
-impl TokenClaims {
-    /// The claims of `token`, when it is a JWT.
-    pub fn of(token: &str) -> Option<Self> {
-        let payload = token.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-        let aud = match v.get("aud") {
-            Some(serde_json::Value::String(a)) => Some(a.clone()),
-            Some(serde_json::Value::Array(a)) => Some(
-                a.iter()
-                    .filter_map(|x| x.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            _ => None,
-        };
-        Some(Self {
-            iss: s("iss"),
-            aud,
-            sub: s("sub"),
-            tid: s("tid"),
-            oid: s("oid"),
-            app_id: s("appid").or_else(|| s("azp")),
-            exp: v.get("exp").and_then(|x| x.as_i64()),
-            nbf: v.get("nbf").and_then(|x| x.as_i64()),
-        })
-    }
-
-    /// `exp` as a time.
-    pub fn expires_on(&self) -> Option<OffsetDateTime> {
-        self.exp
-            .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
-    }
-}
-
 /// The resource (audience) a scope asks for: `https://storage.azure.com/.default` →
 /// `https://storage.azure.com`.
 pub fn resource_of(scope: &str) -> &str {
@@ -247,7 +192,10 @@ fn cred_error(message: impl Into<String>) -> azure_core::Error {
 /// Entra tokens per scope, in the one token cache (renewed ahead of their actual expiry).
 pub(super) type ScopeCache = crate::identity::token_cache::TokenCache<String, AccessToken>;
 
-/// A token from the cache, or fetched (and cached) when due for renewal.
+/// A token from the cache, or fetched (and cached) when due for renewal. Every Entra and
+/// managed-identity token is obtained here, so this is where it is registered as a live
+/// secret: a storage or API error that quoted it back is then masked by
+/// [`crate::secret::redact`].
 pub(super) async fn cached_token<F, Fut>(
     cache: &ScopeCache,
     clock: &dyn crate::identity::token_cache::Clock,
@@ -261,6 +209,7 @@ where
     cache
         .get_or_fetch(&scope.to_string(), clock.now(), || async {
             let token = fetch().await?;
+            crate::secret::register(token.token.secret());
             let expires = std::time::SystemTime::from(token.expires_on);
             Ok((token, Some(expires)))
         })
@@ -289,16 +238,6 @@ pub enum AzureSource {
 }
 
 impl AzureSource {
-    /// The source a CI job's token gives.
-    pub fn ci_oidc(provider: crate::identity::ci_oidc::CiProvider) -> Self {
-        use crate::identity::ci_oidc::CiProvider;
-        match provider {
-            CiProvider::Github => Self::CiOidcGithub,
-            CiProvider::Gitlab => Self::CiOidcGitlab,
-            CiProvider::AzureDevops => Self::CiOidcAzureDevops,
-        }
-    }
-
     /// Whether this is a token someone else obtained (not a credential of our own).
     pub fn is_handed_in(self) -> bool {
         matches!(self, Self::TokenFile | Self::TokenEnv | Self::TokenStdin)
@@ -388,6 +327,7 @@ pub struct AzureTokenError {
 mod tests {
     use super::handed_in::audience_matches;
     use super::*;
+    use base64::Engine as _;
 
     pub(crate) fn jwt(claims: serde_json::Value) -> String {
         let b = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
@@ -398,17 +338,29 @@ mod tests {
         )
     }
 
-    #[test]
-    fn claims_are_read_from_jwts() {
-        let t = jwt(serde_json::json!({
-            "iss": "https://sts.windows.net/t1/", "aud": "api://AzureADTokenExchange",
-            "sub": "s", "tid": "t1", "oid": "o1", "azp": "a1", "exp": 2_000_000_000i64
-        }));
-        let c = TokenClaims::of(&t).unwrap();
-        assert_eq!(c.aud.as_deref(), Some("api://AzureADTokenExchange"));
-        assert_eq!(c.app_id.as_deref(), Some("a1"));
-        assert_eq!(c.exp, Some(2_000_000_000));
-        assert!(TokenClaims::of("not-a-jwt").is_none());
+    #[tokio::test]
+    async fn a_token_fetched_through_the_cache_is_masked() {
+        let cache = ScopeCache::default();
+        let clock = crate::identity::token_cache::SystemClock;
+        let value = "entra-access-token-from-the-cache-7f3a91";
+        let token = cached_token(
+            &cache,
+            &clock,
+            "https://storage.azure.com/.default",
+            || async {
+                Ok(AccessToken::new(
+                    value.to_string(),
+                    time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                ))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(token.token.secret(), value);
+        let quoted = format!("Server failed to authenticate the request. Token: {value}");
+        let masked = crate::secret::redact(&quoted);
+        assert!(!masked.contains(value), "{masked}");
+        assert!(masked.contains("***"), "{masked}");
     }
 
     #[test]

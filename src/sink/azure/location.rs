@@ -12,7 +12,6 @@
 //!
 //! This module only parses; it never talks to the network and never sees a credential.
 
-use crate::sink::SinkError;
 use url::Url;
 
 /// A parsed Azure destination.
@@ -42,15 +41,11 @@ pub fn is_azure_destination(dest: &str) -> bool {
         .any(|scheme| lower.starts_with(&format!("{scheme}://")))
 }
 
-fn invalid(dest: &str, reason: impl Into<String>) -> SinkError {
-    SinkError::InvalidDestination {
-        dest: crate::sink::destination::printable(dest),
-        reason: format!(
-            "{}\n{}",
-            reason.into(),
-            crate::sink::destination::ACCEPTED_FORMS
-        ),
-    }
+/// Why `dest` is not an Azure location, in words. The reason alone: [`AzureLocation::parse`]
+/// (in `sink::destination`, the parser of every form) adds the printable destination and the
+/// accepted forms, so this module need not know the other forms.
+fn invalid(reason: impl Into<String>) -> String {
+    reason.into()
 }
 
 /// Path-style addressing (`host/account/container`) is what the emulator and private test
@@ -67,32 +62,31 @@ fn clean_prefix(segments: &[&str]) -> String {
 }
 
 impl AzureLocation {
-    /// Parse a destination URL. See the module docs for the accepted forms.
-    pub fn parse(dest: &str) -> Result<Self, SinkError> {
+    /// Parse a destination URL, or say why it is not one. See the module docs for the accepted
+    /// forms; callers want [`AzureLocation::parse`], which turns the reason into a
+    /// [`crate::sink::SinkError`].
+    pub(crate) fn parse_url(dest: &str) -> Result<Self, String> {
         let trimmed = dest.trim();
-        let url = Url::parse(trimmed).map_err(|e| invalid(dest, format!("not a URL ({e})")))?;
+        let url = Url::parse(trimmed).map_err(|e| invalid(format!("not a URL ({e})")))?;
         let loc = match url.scheme() {
-            "abfss" | "abfs" => Self::parse_hadoop(dest, &url, "dfs")?,
-            "wasbs" | "wasb" => Self::parse_hadoop(dest, &url, "blob")?,
-            "https" | "http" => Self::parse_http(dest, &url)?,
+            "abfss" | "abfs" => Self::parse_hadoop(&url, "dfs")?,
+            "wasbs" | "wasb" => Self::parse_hadoop(&url, "blob")?,
+            "https" | "http" => Self::parse_http(&url)?,
             other => {
-                return Err(invalid(
-                    dest,
-                    format!("unknown scheme {other}:// for Azure storage"),
-                ))
+                return Err(invalid(format!(
+                    "unknown scheme {other}:// for Azure storage"
+                )))
             }
         };
-        loc.check_onelake(dest)?;
+        loc.check_onelake()?;
         Ok(loc)
     }
 
     /// OneLake's "container" is the workspace, and writes go under an item (a lakehouse):
     /// a destination that stops at the workspace cannot be written to.
-    fn check_onelake(&self, dest: &str) -> Result<(), SinkError> {
+    fn check_onelake(&self) -> Result<(), String> {
         if self.is_onelake() && self.prefix.is_empty() {
-            return Err(invalid(
-                dest,
-                "a OneLake destination names the item after the workspace, e.g. abfss://WORKSPACE@onelake.dfs.fabric.microsoft.com/ITEM.Lakehouse/Files/orders",
+            return Err(invalid("a OneLake destination names the item after the workspace, e.g. abfss://WORKSPACE@onelake.dfs.fabric.microsoft.com/ITEM.Lakehouse/Files/orders",
             ));
         }
         Ok(())
@@ -131,29 +125,22 @@ impl AzureLocation {
     /// `abfs[s]://container@account.dfs.<suffix>/path` and
     /// `wasb[s]://container@account.blob.<suffix>/path`; `service` is the endpoint the scheme
     /// names, for the examples in errors (either endpoint is accepted: both reach the data).
-    fn parse_hadoop(dest: &str, url: &Url, service: &str) -> Result<Self, SinkError> {
+    fn parse_hadoop(url: &Url, service: &str) -> Result<Self, String> {
         let scheme = url.scheme();
         let container = url.username();
         if container.is_empty() {
-            return Err(invalid(
-                dest,
-                format!("missing container: write {scheme}://container@account.{service}.core.windows.net/path"),
+            return Err(invalid(format!("missing container: write {scheme}://container@account.{service}.core.windows.net/path"),
             ));
         }
         if url.query().is_some() || url.password().is_some() {
-            return Err(invalid(
-                dest,
-                "a query string or password (such as a SAS token or key) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
+            return Err(invalid("a query string or password (such as a SAS token or key) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
             ));
         }
-        let host = url.host_str().ok_or_else(|| {
-            invalid(
-                dest,
-                format!("missing host (account.{service}.core.windows.net)"),
-            )
-        })?;
-        let (account, suffix) = split_account_host(dest, host)?;
-        let endpoint = parse_endpoint(dest, &format!("https://{account}.blob.{suffix}"))?;
+        let host = url
+            .host_str()
+            .ok_or_else(|| invalid(format!("missing host (account.{service}.core.windows.net)")))?;
+        let (account, suffix) = split_account_host(host)?;
+        let endpoint = parse_endpoint(&format!("https://{account}.blob.{suffix}"))?;
         let container = decode(container);
         let segments: Vec<&str> = url.path().split('/').collect();
         Ok(Self {
@@ -164,14 +151,12 @@ impl AzureLocation {
         })
     }
 
-    fn parse_http(dest: &str, url: &Url) -> Result<Self, SinkError> {
+    fn parse_http(url: &Url) -> Result<Self, String> {
         if url.query().is_some() || url.password().is_some() {
-            return Err(invalid(
-                dest,
-                "a query string (such as a SAS token) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
+            return Err(invalid("a query string (such as a SAS token) does not belong in the destination; set AZURE_STORAGE_SAS_TOKEN instead",
             ));
         }
-        let host = url.host().ok_or_else(|| invalid(dest, "missing host"))?;
+        let host = url.host().ok_or_else(|| invalid("missing host"))?;
         let mut segments = url
             .path_segments()
             .map(|s| s.filter(|p| !p.is_empty()).collect::<Vec<_>>())
@@ -179,9 +164,7 @@ impl AzureLocation {
         if is_path_style_host(&host) {
             // http://127.0.0.1:10000/devstoreaccount1/container/path
             if segments.is_empty() {
-                return Err(invalid(
-                    dest,
-                    "missing account: an emulator URL looks like http://127.0.0.1:10000/devstoreaccount1/container/path",
+                return Err(invalid("missing account: an emulator URL looks like http://127.0.0.1:10000/devstoreaccount1/container/path",
                 ));
             }
             let account = segments.remove(0).to_string();
@@ -189,7 +172,7 @@ impl AzureLocation {
             endpoint.set_query(None);
             endpoint.set_fragment(None);
             endpoint.set_path(&format!("/{account}"));
-            let container = take_container(dest, &mut segments)?;
+            let container = take_container(&mut segments)?;
             return Ok(Self {
                 account: decode(&account),
                 blob_endpoint: endpoint,
@@ -198,19 +181,17 @@ impl AzureLocation {
             });
         }
         if url.scheme() == "http" {
-            return Err(invalid(
-                dest,
-                "plain http:// is only for a local emulator (an IP address or localhost); use https://",
+            return Err(invalid("plain http:// is only for a local emulator (an IP address or localhost); use https://",
             ));
         }
         let host = url.host_str().unwrap_or_default();
-        let (account, suffix) = split_account_host(dest, host)?;
-        let mut endpoint = parse_endpoint(dest, &format!("https://{account}.blob.{suffix}"))?;
+        let (account, suffix) = split_account_host(host)?;
+        let mut endpoint = parse_endpoint(&format!("https://{account}.blob.{suffix}"))?;
         if let Some(port) = url.port() {
             // A port is unusual for Azure, but a private endpoint or proxy may need one.
             let _ = endpoint.set_port(Some(port));
         }
-        let container = take_container(dest, &mut segments)?;
+        let container = take_container(&mut segments)?;
         Ok(Self {
             account: account.to_string(),
             blob_endpoint: endpoint,
@@ -275,11 +256,9 @@ impl AzureLocation {
     }
 }
 
-fn take_container(dest: &str, segments: &mut Vec<&str>) -> Result<String, SinkError> {
+fn take_container(segments: &mut Vec<&str>) -> Result<String, String> {
     if segments.is_empty() {
-        return Err(invalid(
-            dest,
-            "missing container: the URL's path must start with the container, e.g. …/container/path",
+        return Err(invalid("missing container: the URL's path must start with the container, e.g. …/container/path",
         ));
     }
     Ok(decode(segments.remove(0)))
@@ -287,22 +266,20 @@ fn take_container(dest: &str, segments: &mut Vec<&str>) -> Result<String, SinkEr
 
 /// `account.blob.core.windows.net` or `account.dfs.core.windows.net` → (`account`,
 /// `core.windows.net`). Sovereign clouds only differ in the suffix.
-fn split_account_host<'a>(dest: &str, host: &'a str) -> Result<(&'a str, &'a str), SinkError> {
+fn split_account_host(host: &str) -> Result<(&str, &str), String> {
     let mut parts = host.splitn(3, '.');
     let account = parts.next().unwrap_or_default();
     let service = parts.next().unwrap_or_default().to_ascii_lowercase();
     let suffix = parts.next().unwrap_or_default();
     if account.is_empty() || suffix.is_empty() || !(service == "blob" || service == "dfs") {
-        return Err(invalid(
-            dest,
-            format!("cannot tell the storage account from host {host}: expected account.blob.core.windows.net or account.dfs.core.windows.net"),
+        return Err(invalid(format!("cannot tell the storage account from host {host}: expected account.blob.core.windows.net or account.dfs.core.windows.net"),
         ));
     }
     Ok((account, suffix))
 }
 
-fn parse_endpoint(dest: &str, s: &str) -> Result<Url, SinkError> {
-    Url::parse(s).map_err(|e| invalid(dest, format!("bad endpoint {s}: {e}")))
+fn parse_endpoint(s: &str) -> Result<Url, String> {
+    Url::parse(s).map_err(|e| invalid(format!("bad endpoint {s}: {e}")))
 }
 
 fn decode(s: &str) -> String {
