@@ -500,3 +500,97 @@ fn parquet_files_carry_the_sql_column_names() {
         );
     }
 }
+
+/// `examples/load_sql_script_activity.json`: the pipeline's Lookup must hand the Script activity
+/// the WHOLE of a run's `load.sql`. A Lookup reads a DelimitedText dataset as Data Factory's
+/// format documentation describes: rows split at `rowDelimiter` (one character, or the default
+/// newlines), each row split into `Prop_0`, `Prop_1`, … at `columnDelimiter` (default `,`),
+/// no header (`firstRowAsHeader` false), and with `quoteChar`/`escapeChar` empty no quote
+/// processing. This test applies those rules to the `load.sql` of real runs (parquet and csv,
+/// into Azurite): with the example's dataset, `firstRow.Prop_0` is the script byte for byte;
+/// with the defaults (what the example used to rely on) it is only the first line.
+#[tokio::test]
+async fn pipeline_example_reads_the_whole_load_sql() {
+    let example: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load_sql_script_activity.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let dataset = &example["dataset"];
+    let props = &dataset["properties"]["typeProperties"];
+    assert_eq!(dataset["properties"]["type"], "DelimitedText");
+    assert_eq!(props["quoteChar"], "", "no quote processing");
+    assert_eq!(props["escapeChar"], "", "no escape processing");
+    assert_eq!(props["firstRowAsHeader"], false);
+    let row = props["rowDelimiter"].as_str().unwrap();
+    let column = props["columnDelimiter"].as_str().unwrap();
+    assert_eq!(
+        row.chars().count(),
+        1,
+        "a Lookup takes one character or \\r\\n"
+    );
+    assert_eq!(column.chars().count(), 1);
+
+    // The Lookup reads that dataset, first row only; the Script runs what it read.
+    let activities = example["activities"].as_array().unwrap();
+    let lookup = activities.iter().find(|a| a["type"] == "Lookup").unwrap();
+    assert_eq!(
+        lookup["typeProperties"]["dataset"]["referenceName"],
+        dataset["name"]
+    );
+    assert_eq!(lookup["typeProperties"]["firstRowOnly"], true);
+    let script = activities.iter().find(|a| a["type"] == "Script").unwrap();
+    assert_eq!(script["dependsOn"][0]["activity"], lookup["name"]);
+    assert_eq!(
+        script["typeProperties"]["scripts"][0]["text"]["value"],
+        format!(
+            "@activity('{}').output.firstRow.Prop_0",
+            lookup["name"].as_str().unwrap()
+        )
+    );
+
+    let first_prop = |text: &str, row: &[char], column: char| -> String {
+        let first_row = text.split(row).next().unwrap_or_default();
+        first_row
+            .split(column)
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let api = ApiGateway::start(ApiConfig {
+        records: 120,
+        page_size: 40,
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("pipeline").await;
+    for format in ["parquet", "csv"] {
+        let mut a = cursor_args(&api);
+        a.extend(s(&["--format", format, "--chunk-rows", "40", "--dest"]));
+        a.push(azurite().dest_url(&container, format));
+        let out = gatelake(a, storage_env()).await;
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let run = summary["run_id"].as_str().unwrap();
+        let load = String::from_utf8(
+            sink.get(&format!("{format}/{run}/load.sql"))
+                .await
+                .unwrap()
+                .expect("load.sql")
+                .data
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(load.contains("COPY INTO"), "{load}");
+        let read = first_prop(
+            &load,
+            &row.chars().collect::<Vec<_>>(),
+            column.chars().next().unwrap(),
+        );
+        assert_eq!(read, load, "{format}: the Lookup must read load.sql whole");
+        let with_defaults = first_prop(&load, &['\r', '\n'], ',');
+        assert_ne!(with_defaults, load, "the default delimiters cut the script");
+    }
+}
