@@ -122,25 +122,12 @@ fn run_script(dir: &Path, script: &str, env: &[(&str, String)]) -> Output {
         bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut bash = std::process::Command::new("bash");
-    for (k, _) in std::env::vars() {
-        if k.starts_with("GATELAKE_")
-            || k.starts_with("AWS_")
-            || k.starts_with("AZURE_")
-            || k.starts_with("ACTIONS_")
-            || k.starts_with("IDENTITY_")
-            || k == "SSL_CERT_FILE"
-        {
-            bash.env_remove(k);
-        }
-    }
+    let mut bash = support::run::hermetic("bash");
     bash.current_dir(dir)
         .arg("-euo")
         .arg("pipefail")
         .arg(&file)
         .env("PATH", path)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("IMDS_ENDPOINT", "http://127.0.0.1:9")
         .stdin(std::process::Stdio::null());
     for (k, v) in env {
         bash.env(k, v);

@@ -75,33 +75,9 @@ pub fn path_with(first: &[&Path]) -> String {
         .into_owned()
 }
 
-/// A command with the machine's gatelake, AWS, Azure, managed identity and CI variables
-/// removed (so only what the test sets applies), and no metadata probe leaving loopback.
+/// [`super::run::hermetic`] with no standard input, as a CI step or notebook cell has none.
 pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars() {
-        let ci = [
-            "GITHUB_",
-            "ACTIONS_",
-            "GITLAB_",
-            "CI_",
-            "SYSTEM_",
-            "AZURESUBSCRIPTION_",
-            "TF_BUILD",
-        ];
-        if k.starts_with("GATELAKE_")
-            || k.starts_with("AWS_")
-            || k.starts_with("AZURE_")
-            || k.starts_with("IDENTITY_")
-            || ci.iter().any(|p| k.starts_with(p))
-            || k == "SSL_CERT_FILE"
-            || k == "PYTHONPATH"
-        {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env("AWS_EC2_METADATA_DISABLED", "true");
-    cmd.env("IMDS_ENDPOINT", "http://127.0.0.1:9");
+    let mut cmd = super::run::hermetic(program);
     cmd.stdin(Stdio::null());
     cmd
 }

@@ -5,17 +5,28 @@
 
 use std::process::{Command, Output};
 
-/// The binary, with the machine's identity and gatelake variables removed (gatelake, AWS,
-/// Azure, managed identity, GitHub Actions, a CA bundle), so only what a test sets applies.
-pub fn command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gatelake"));
+/// A command for `program` with the machine's gatelake, AWS, Azure, managed identity and CI
+/// variables removed (so only what a test sets applies: a CI job's OIDC variables would
+/// otherwise make `auto` pick `ci-oidc`), and no metadata probe leaving loopback.
+pub fn hermetic(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    const CI: [&str; 7] = [
+        "GITHUB_",
+        "ACTIONS_",
+        "GITLAB_",
+        "CI_",
+        "SYSTEM_",
+        "AZURESUBSCRIPTION_",
+        "TF_BUILD",
+    ];
     for (k, _) in std::env::vars() {
         if k.starts_with("GATELAKE_")
             || k.starts_with("AWS_")
             || k.starts_with("AZURE_")
-            || k.starts_with("ACTIONS_")
             || k.starts_with("IDENTITY_")
+            || CI.iter().any(|p| k.starts_with(p))
             || k == "SSL_CERT_FILE"
+            || k == "PYTHONPATH"
         {
             cmd.env_remove(k);
         }
@@ -25,6 +36,11 @@ pub fn command() -> Command {
     cmd.env("AWS_EC2_METADATA_DISABLED", "true");
     cmd.env("IMDS_ENDPOINT", "http://127.0.0.1:9");
     cmd
+}
+
+/// The binary, run hermetically (see [`hermetic`]).
+pub fn command() -> Command {
+    hermetic(env!("CARGO_BIN_EXE_gatelake"))
 }
 
 /// Run the binary to completion off the async runtime.
