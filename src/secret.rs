@@ -74,6 +74,15 @@ pub fn register(value: &str) {
     if value.chars().count() < MIN_REGISTERED_LEN {
         return;
     }
+    // The request path registers the credential it signs with on every attempt: once it is
+    // known, a shared read is all that costs (no encoding, no exclusive lock).
+    let known = match registry().read() {
+        Ok(l) => l.contains(value),
+        Err(poisoned) => poisoned.into_inner().contains(value),
+    };
+    if known {
+        return;
+    }
     let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC)
         .to_string();
     let mut live = match registry().write() {
