@@ -21,8 +21,8 @@
 //!     [--dest http://127.0.0.1:PORT/devstoreaccount1/CONTAINER/PREFIX]
 //! ```
 //!
-//! An Azure `--dest` takes its credentials from the environment as `gatelake::sink::open`
-//! does (`AZURE_STORAGE_CONNECTION_STRING` for Azurite).
+//! An Azure `--dest` is opened by the engine as `gatelake pull` opens it, with the storage
+//! account variables (`AZURE_STORAGE_CONNECTION_STRING` for Azurite).
 //!
 //! Prints one TSV line per stage and run on stdout (stage, run, records, json_bytes, wall_s,
 //! cpu_s, out_bytes); CPU is this process's user+system time (from /proc/self/stat).
@@ -145,7 +145,7 @@ fn encode(
 /// Put every chunk under `prefix`, at most 4 at once; returns the bytes put.
 async fn upload(dest: &str, prefix: &str, chunks: &[FinishedChunk]) -> Result<u64> {
     use futures::StreamExt;
-    let sink = gatelake::sink::open(dest)?;
+    let sink = gatelake::engine::Engine::default().sink(dest, None)?;
     sink.ensure_root().await?;
     let puts = chunks.iter().map(|c| {
         let sink = sink.clone();

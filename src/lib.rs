@@ -13,6 +13,7 @@
 pub mod config;
 pub mod demo;
 pub mod encode;
+pub mod engine;
 pub mod http;
 pub mod identity;
 pub mod load;

@@ -189,7 +189,7 @@ fn container(name: &str) -> String {
 
 /// Read every object under `container` on the OAuth Azurite with the account key.
 async fn stored_objects(container: &str) -> Vec<(String, Vec<u8>)> {
-    use gatelake::sink::azure::{AzureLocation, AzureSink, StorageCredential};
+    use gatelake::sink::azure::{AzureLocation, AzureSinkBuilder, StorageCredential};
     use gatelake::sink::Sink;
     let loc = AzureLocation::parse(&format!("{}/{container}", oauth_blob())).unwrap();
     let http = gatelake::http::storage_client(&gatelake::http::HttpOptions {
@@ -197,15 +197,14 @@ async fn stored_objects(container: &str) -> Vec<(String, Vec<u8>)> {
         ..Default::default()
     })
     .unwrap();
-    let sink = AzureSink::new(
-        loc,
-        StorageCredential::SharedKey {
+    let sink = AzureSinkBuilder::new(loc)
+        .with_credential(StorageCredential::SharedKey {
             account: gatelake::sink::azure::auth::DEV_ACCOUNT.into(),
             key: gatelake::secret::Secret::new(gatelake::sink::azure::auth::DEV_ACCOUNT_KEY),
-        },
-        Some(http),
-    )
-    .unwrap();
+        })
+        .with_http_client(http)
+        .build()
+        .unwrap();
     let mut out = Vec::new();
     for o in sink.list("").await.unwrap() {
         let data = sink.get(&o.path).await.unwrap().unwrap().data.to_vec();
@@ -1339,6 +1338,74 @@ async fn sql_uses_the_same_identity_and_ca_bundle_as_pull() {
     secrets.push(secret);
     assert_no_secret(
         &secrets,
+        &[("stdout", &out.stdout), ("stderr", &out.stderr)],
+    );
+}
+
+/// `gatelake sql` on a machine whose only identity is a managed identity (App Service style,
+/// `IDENTITY_ENDPOINT`), with the test CA given only by `--ca-bundle`: the managed identity's
+/// endpoint and Azurite over HTTPS both trust it, as they do for `pull`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sql_reads_the_manifest_with_a_managed_identity_and_the_ca_bundle() {
+    let entra = Entra::start(EntraConfig::default()).await;
+    let cfg = entra.config();
+    let api = ApiGateway::start(ApiConfig {
+        records: 12,
+        ..Default::default()
+    })
+    .await;
+    let cont = container("sqlmi");
+    let dest = format!("{}/{cont}/orders", oauth_blob());
+    let env = vec![
+        ("IDENTITY_ENDPOINT".to_string(), entra.identity_endpoint()),
+        ("IDENTITY_HEADER".to_string(), cfg.identity_header.clone()),
+    ];
+    let ca = ca_file().display().to_string();
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/cursor"),
+            "--records",
+            "items",
+            "--dest",
+            &dest,
+            "--create-container",
+            "--azure-auth",
+            "managed-identity",
+            "--ca-bundle",
+            &ca,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]),
+        env.clone(),
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "pull: {}", text(&out.stderr));
+    let out = gatelake(
+        s(&[
+            "sql",
+            "--dest",
+            &dest,
+            "--ca-bundle",
+            &ca,
+            "--azure-auth",
+            "managed-identity",
+            "--output",
+            "json",
+        ]),
+        env,
+        None,
+    )
+    .await;
+    assert!(out.status.success(), "sql: {}", text(&out.stderr));
+    let sql = json_out(&out)["sql"].as_str().unwrap().to_string();
+    assert!(sql.contains(&cont), "{sql}");
+    assert_no_secret(
+        &entra.issued(),
         &[("stdout", &out.stdout), ("stderr", &out.stderr)],
     );
 }

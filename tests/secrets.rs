@@ -114,7 +114,7 @@ fn ok(out: &Output, what: &str, rows: u64) {
 
 /// Every object in `container`, read with `credential`.
 async fn blobs(endpoint: &str, container: &str, https: bool) -> Vec<(String, Vec<u8>)> {
-    use gatelake::sink::azure::{auth, AzureLocation, AzureSink, StorageCredential};
+    use gatelake::sink::azure::{auth, AzureLocation, AzureSinkBuilder, StorageCredential};
     use gatelake::sink::Sink;
     let loc = AzureLocation::parse(&format!("{endpoint}/{container}")).unwrap();
     let http = gatelake::http::storage_client(&gatelake::http::HttpOptions {
@@ -122,15 +122,14 @@ async fn blobs(endpoint: &str, container: &str, https: bool) -> Vec<(String, Vec
         ..Default::default()
     })
     .unwrap();
-    let sink = AzureSink::new(
-        loc,
-        StorageCredential::SharedKey {
+    let sink = AzureSinkBuilder::new(loc)
+        .with_credential(StorageCredential::SharedKey {
             account: auth::DEV_ACCOUNT.into(),
             key: gatelake::secret::Secret::new(auth::DEV_ACCOUNT_KEY),
-        },
-        Some(http),
-    )
-    .unwrap();
+        })
+        .with_http_client(http)
+        .build()
+        .unwrap();
     let mut out = Vec::new();
     for o in sink.list("").await.unwrap() {
         let data = sink.get(&o.path).await.unwrap().unwrap().data.to_vec();

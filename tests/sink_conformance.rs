@@ -12,7 +12,7 @@ mod support;
 
 use bytes::Bytes;
 use gatelake::secret::Secret;
-use gatelake::sink::azure::{auth, AzureLocation, AzureSink, StorageCredential};
+use gatelake::sink::azure::{auth, AzureLocation, AzureSinkBuilder, StorageCredential};
 use gatelake::sink::local::LocalSink;
 use gatelake::sink::{ETag, LockHolder, PutMode, Sink, SinkError};
 use gatelake::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
@@ -693,7 +693,10 @@ async fn azure_unreachable_endpoint_is_a_connect_error() {
         .port();
     let loc =
         AzureLocation::parse(&format!("http://127.0.0.1:{port}/devstoreaccount1/c/p")).unwrap();
-    let sink = AzureSink::new(loc, azurite_free_credential(), None).unwrap();
+    let sink = AzureSinkBuilder::new(loc)
+        .with_credential(azurite_free_credential())
+        .build()
+        .unwrap();
     let err = sink.check().await.unwrap_err();
     match &err {
         SinkError::Connect { message, .. } => {
@@ -720,7 +723,10 @@ async fn azure_connection_string_redirects_an_abfss_destination_to_the_emulator(
     let cs = az.connection_string();
     let env = move |k: &str| (k == "AZURE_STORAGE_CONNECTION_STRING").then(|| cs.clone());
     let (loc, cred) = auth::resolve(AzureLocation::parse(&dest).unwrap(), &env).unwrap();
-    let sink = AzureSink::new(loc, cred, None).unwrap();
+    let sink = AzureSinkBuilder::new(loc)
+        .with_credential(cred)
+        .build()
+        .unwrap();
     sink.check().await.unwrap();
     sink.put("run1/_SUCCESS", Bytes::new(), PutMode::Create)
         .await

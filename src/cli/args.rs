@@ -705,12 +705,6 @@ impl WebIdentityKind {
     }
 }
 
-impl WebIdentityKind {
-    pub fn as_str_pub(self) -> &'static str {
-        self.as_str()
-    }
-}
-
 impl BearerFrom {
     pub fn as_str(self) -> &'static str {
         match self {

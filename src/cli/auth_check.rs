@@ -8,18 +8,17 @@
 //! A hop that cannot run because an earlier one failed is `skipped`; a failing hop ends with
 //! the most likely fix. `--output json` prints one object for CI.
 
-use super::args::{OutputMode, PullArgs, WebIdentityKind};
+use super::args::{OutputMode, PullArgs};
 use super::exit_code::ExitCode;
-use super::identity;
 use super::job_spec;
 use super::resolver::Resolver;
-use super::settings::{self, IdentitySettings};
+use super::settings;
 use clap::ArgMatches;
 use gatelake::config::{ApiAuth, SourceConfig};
+use gatelake::engine::{ClientError, Engine, WebIdentityKind};
 use gatelake::identity::azure::{AzureHop, AzureIdentity, HopIdentities};
 use gatelake::identity::claims::TokenClaims;
 use gatelake::sink::PutMode;
-use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::PaginationConfig;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -123,7 +122,8 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
     if let Err(e) = super::check_destination(&dest, &mut []) {
         return super::usage_error_pub(&e, Some(mode));
     }
-    for w in super::identity::warnings(&ident) {
+    let engine = Engine::new(ident);
+    for w in engine.warnings() {
         eprintln!("warning: {w}");
     }
     let hops = walk(
@@ -132,7 +132,7 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
         pull.as_ref()
             .map(|p| p.job.as_str())
             .unwrap_or("auth-check"),
-        &ident,
+        &engine,
     )
     .await;
     let failed = hops.iter().find(|h| h.status == "failed");
@@ -141,19 +141,15 @@ pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
     code
 }
 
-async fn walk(
-    source: Option<&SourceConfig>,
-    dest: &str,
-    job: &str,
-    ident: &IdentitySettings,
-) -> Vec<Hop> {
+async fn walk(source: Option<&SourceConfig>, dest: &str, job: &str, engine: &Engine) -> Vec<Hop> {
+    let ident = engine.settings();
     let mut hops = Vec::new();
     let api_auth = source.map(|s| s.auth.clone()).unwrap_or(ApiAuth::None);
 
     // 1. Azure: each hop that needs an Entra identity resolves and proves its own, so one
     // hop's failure does not hide whether the others work.
-    let wanted = identity::azure_hops(ident, dest, &api_auth);
-    let azure = match identity::azure_identities(ident, &wanted).await {
+    let wanted = engine.azure_hops(dest, &api_auth);
+    let azure = match engine.azure_identities(&wanted).await {
         Ok(a) => a,
         Err(e) => {
             hops.push(Hop::failed(
@@ -253,7 +249,7 @@ async fn walk(
                 "the Azure identity for the AWS exchange failed, and the web identity comes from it",
             ));
         } else {
-            match identity::aws_credentials(ident, azure.get(AzureHop::Aws), job) {
+            match engine.role_credentials(azure.get(AzureHop::Aws), job) {
                 Err(e) => {
                     aws_failed = true;
                     hops.push(Hop::failed(
@@ -281,7 +277,7 @@ async fn walk(
                         {
                             Ok(who) => {
                                 hops.push(Hop::ok("aws", json!({
-                                    "source": format!("STS AssumeRoleWithWebIdentity ({})", role.web_identity.as_str_pub()),
+                                    "source": format!("STS AssumeRoleWithWebIdentity ({})", role.web_identity.as_str()),
                                     "role_arn": role.role_arn,
                                     "assumed_role_arn": who.arn,
                                     "account": who.account,
@@ -299,7 +295,9 @@ async fn walk(
             }
         }
     } else if let ApiAuth::Iam { region } = &api_auth {
-        let sdk_http = identity::sdk_http_client(ident).ok().flatten();
+        // Without a usable CA bundle the chain still gets its chance with the SDK's own
+        // client (the failure is the chain's to report).
+        let sdk_http = engine.sdk_http_client().ok().flatten();
         match gatelake::identity::aws::AwsCredentials::from_default_chain_with(
             region,
             sdk_http.clone(),
@@ -359,7 +357,7 @@ async fn walk(
                 "the Azure identity for the API's bearer token failed",
             ))
         }
-        Some(src) => hops.push(check_api(src, ident, aws_creds, azure.get(AzureHop::Api)).await),
+        Some(src) => hops.push(check_api(src, engine, aws_creds, azure.get(AzureHop::Api)).await),
     }
 
     // 4. The lake: skipped only when its own identity failed.
@@ -369,14 +367,14 @@ async fn walk(
             "the Azure identity for storage failed",
         ));
     } else {
-        hops.push(check_lake(dest, ident, azure.get(AzureHop::Storage)).await);
+        hops.push(check_lake(dest, engine, azure.get(AzureHop::Storage)).await);
     }
     hops
 }
 
 async fn check_api(
     src: &SourceConfig,
-    ident: &IdentitySettings,
+    engine: &Engine,
     aws: Option<Arc<gatelake::identity::aws::AwsCredentials>>,
     azure: Option<&Arc<AzureIdentity>>,
 ) -> Hop {
@@ -390,12 +388,9 @@ async fn check_api(
         _ => {}
     }
     let url = src.pagination.paginator().first(&src.url);
-    let http = match gatelake::http::client(&gatelake::http::HttpOptions {
-        timeout: src.timeout,
-        ..identity::http_options(ident)
-    }) {
-        Ok(h) => h,
-        Err(e) => {
+    let client = match engine.api_client(&src, aws, azure).await {
+        Ok(c) => c,
+        Err(ClientError::Http(e)) => {
             return Hop::failed(
                 "api",
                 e.to_string(),
@@ -403,13 +398,7 @@ async fn check_api(
                 ExitCode::Failure,
             )
         }
-    };
-    let client = match ApiClient::new(&src, http, aws).await {
-        Ok(c) => match azure {
-            Some(a) => c.with_bearer_credential(a.credential()),
-            None => c,
-        },
-        Err(e) => {
+        Err(ClientError::Source(e)) => {
             return Hop::failed(
                 "api",
                 e.to_string(),
@@ -445,12 +434,8 @@ async fn check_api(
     }
 }
 
-async fn check_lake(
-    dest: &str,
-    ident: &IdentitySettings,
-    azure: Option<&Arc<AzureIdentity>>,
-) -> Hop {
-    let sink = match identity::open_sink(dest, ident, azure) {
+async fn check_lake(dest: &str, engine: &Engine, azure: Option<&Arc<AzureIdentity>>) -> Hop {
+    let sink = match engine.sink(dest, azure) {
         Ok(s) => s,
         Err(e) => {
             let code = ExitCode::of_sink_error(&e);

@@ -9,8 +9,8 @@
 //! started afresh, and the user is told why before the pipeline discards the old files.
 
 use gatelake::demo::{resumable_port, DemoApi};
+use gatelake::engine::Engine;
 use gatelake::state::checkpoint::{Checkpoint, RunStatus};
-use gatelake::state::store::CheckpointStore;
 
 /// The demo API to pull from, and whether the pull must discard an unfinished run.
 pub struct DemoSource {
@@ -67,8 +67,10 @@ async fn unfinished_run(dest: &str) -> Option<Checkpoint> {
     if gatelake::sink::azure::is_azure_destination(dest) {
         return None;
     }
-    let sink = gatelake::sink::open(dest).ok()?;
-    let cp = CheckpointStore::new(sink).load().await.ok()??;
+    // The demo's own settings (none): a local folder needs no identity.
+    let engine = Engine::default();
+    let sink = engine.sink(dest, None).ok()?;
+    let cp = engine.checkpoint_store(sink).load().await.ok()??;
     (cp.status == RunStatus::Running).then_some(cp)
 }
 

@@ -16,7 +16,6 @@ pub mod job_file;
 pub mod job_spec;
 pub mod logging;
 pub mod progress;
-pub mod prove;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
@@ -25,10 +24,10 @@ use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
 use exit_code::ExitCode;
 use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
+use gatelake::engine::{ClientError, Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
 use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
-use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
 use resolver::{SettingsError, Shown, UsageError};
 use std::io::IsTerminal;
@@ -189,7 +188,7 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
         let mut shown = resolved.shown.clone();
         shown.extend(
             identity::hop_sources(
-                &resolved.identity,
+                &Engine::new(resolved.identity.clone()),
                 &resolved.dest,
                 &resolved.pull.source.auth,
             )
@@ -201,7 +200,7 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
     for w in resolved
         .warnings
         .iter()
-        .chain(&identity::warnings(&resolved.identity))
+        .chain(&Engine::new(resolved.identity.clone()).warnings())
     {
         eprintln!("warning: {w}");
     }
@@ -328,61 +327,17 @@ async fn execute(
     options: RunOptions,
     mode: OutputMode,
     progress: ProgressMode,
-    identity: Option<&settings::IdentitySettings>,
+    identity: Option<&IdentitySettings>,
 ) -> ExitCode {
-    let default_identity = settings::IdentitySettings {
-        azure: Default::default(),
-        aws_role: None,
-        ca_bundle: None,
-    };
-    let identity = identity.unwrap_or(&default_identity);
-    let auth_failure = |message: String| {
-        report_failure(&message, ExitCode::Auth, mode);
-        ExitCode::Auth
-    };
-    let wanted = identity::azure_hops(identity, dest, &pull.source.auth);
-    let azure = match identity::azure_identities(identity, &wanted).await {
-        Ok(a) => a,
-        Err(e) => return auth_failure(e.to_string()),
-    };
-    if let Some(e) = azure.first_error() {
-        return auth_failure(e.to_string());
-    }
-    for (hop, id) in azure.iter() {
-        if let Ok(id) = id {
-            tracing::info!(
-                "Azure identity for {}: {}",
-                hop.name(),
-                id.source.describe()
-            );
+    let engine = Engine::new(identity.cloned().unwrap_or_default());
+    let ids = match engine.identities(dest, &pull.source, &pull.job).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            report_failure(&e.to_string(), ExitCode::Auth, mode);
+            return ExitCode::Auth;
         }
-    }
-    if let Some(role) = &identity.aws_role {
-        tracing::info!(
-            "AWS: role {} through a {} web identity token (STS region {})",
-            role.role_arn,
-            role.web_identity.as_str(),
-            role.sts_region
-        );
-    }
-    let role = match identity::aws_credentials(identity, azure.get(AzureHop::Aws), &pull.job) {
-        Ok(a) => a,
-        Err(e) => return auth_failure(e.to_string()),
     };
-    let aws = match aws_for_api(identity, role.as_ref(), &pull.source.auth).await {
-        Ok(a) => a,
-        Err(e) => return auth_failure(e),
-    };
-    // Every hop proves its identity before the lock is taken or anything is written.
-    let to_prove = aws.as_ref().map(|credentials| prove::AwsToProve {
-        credentials,
-        assumed: role.as_ref().map(|r| &r.assumed),
-    });
-    let proven = match prove::prove(identity, &wanted, &azure, to_prove).await {
-        Ok(p) => p,
-        Err(e) => return auth_failure(e.to_string()),
-    };
-    let sink = match identity::open_sink(dest, identity, azure.get(AzureHop::Storage)) {
+    let sink = match engine.sink(dest, ids.azure.get(AzureHop::Storage)) {
         Ok(s) => s,
         Err(e) => {
             let code = ExitCode::of_sink_error(&e);
@@ -390,13 +345,6 @@ async fn execute(
             return code;
         }
     };
-    // -v: who the tool is on each hop (secrets never: only the kind of credential).
-    tracing::info!(
-        "storage: {} with {}",
-        sink.root_url(),
-        sink.identity_kind().unwrap_or("the local file system")
-    );
-    tracing::info!("API: --api-auth {}", pull.source.auth.kind());
     // Noted before anything is written (--create-container included), for the clean-up of
     // a failed run below.
     let local_folders = gatelake::sink::Destination::parse(dest)
@@ -409,22 +357,17 @@ async fn execute(
             return code;
         }
     }
-    let http = match gatelake::http::client(&gatelake::http::HttpOptions {
-        timeout: pull.source.timeout,
-        ..identity::http_options(identity)
-    }) {
-        Ok(h) => h,
-        Err(e) => {
+    let bearer = ids.azure.get(AzureHop::Api);
+    let client = match engine
+        .api_client(&pull.source, ids.aws.clone(), bearer)
+        .await
+    {
+        Ok(c) => c,
+        Err(ClientError::Http(e)) => {
             report_failure(&e.to_string(), ExitCode::Failure, mode);
             return ExitCode::Failure;
         }
-    };
-    let client = match ApiClient::new(&pull.source, http, aws).await {
-        Ok(c) => match azure.get(AzureHop::Api) {
-            Some(a) => c.with_bearer_credential(a.credential()),
-            None => c,
-        },
-        Err(e) => {
+        Err(ClientError::Source(e)) => {
             let e = PullError::Source(e);
             let code = ExitCode::of_pull_error(&e);
             report_failure(&gatelake::report::error_chain(&e), code, mode);
@@ -434,10 +377,10 @@ async fn execute(
     let reporter = reporter_for(progress);
     let (stop_handle, stop) = StopSignal::new();
     let options = RunOptions {
-        identities: proven,
+        identities: ids.proven,
         ..options
     };
-    let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
+    let run = engine.run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
     // checkpoint is saved); a second one quits at once, which loses nothing committed either.
@@ -480,28 +423,6 @@ async fn execute(
             report_failure(&gatelake::report::error_chain(&e), code, mode);
             code
         }
-    }
-}
-
-/// The credentials that sign API requests under `--api-auth iam`: the role's, else the
-/// standard AWS chain's — built here (rather than by the client) so that they can be proved
-/// before the run starts, and so that the chain's own calls (STS, SSO, containers) trust
-/// `--ca-bundle` as well.
-async fn aws_for_api(
-    identity: &settings::IdentitySettings,
-    role: Option<&identity::RoleCredentials>,
-    auth: &gatelake::config::ApiAuth,
-) -> Result<Option<Arc<gatelake::identity::aws::AwsCredentials>>, String> {
-    match (role, auth) {
-        (Some(r), _) => Ok(Some(r.credentials.clone())),
-        (None, gatelake::config::ApiAuth::Iam { region }) => {
-            let http = identity::sdk_http_client(identity).map_err(|e| e.to_string())?;
-            gatelake::identity::aws::AwsCredentials::from_default_chain_with(region, http)
-                .await
-                .map(|c| Some(Arc::new(c)))
-                .map_err(|e| e.to_string())
-        }
-        (None, _) => Ok(None),
     }
 }
 

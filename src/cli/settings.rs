@@ -9,9 +9,7 @@
 //! Secrets are never read from the job file (a file that is easily committed): keys and
 //! tokens come from the environment or from files named by `*_file` settings.
 
-use super::args::{
-    DemoArgs, IdentityArgs, OutputArgs, OutputMode, ProgressMode, PullArgs, WebIdentityKind,
-};
+use super::args::{DemoArgs, IdentityArgs, OutputArgs, OutputMode, ProgressMode, PullArgs};
 use super::job_spec::{load_job, JobSpec};
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
 use clap::parser::ValueSource;
@@ -21,31 +19,11 @@ use gatelake::config::{
 };
 use gatelake::encode::drift::{OnSchemaDrift, SchemaOptions};
 use gatelake::encode::{Compression, EncodeOptions, Format};
-use gatelake::identity::azure::AzureOptions;
+use gatelake::engine::settings::{AwsRoleSettings, IdentitySettings, WebIdentityKind};
 use gatelake::secret::{redact_url, Secret};
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig, StopRules};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The AWS side: assume a role with a web identity (or, when `None`, the standard chain).
-#[derive(Debug, Clone)]
-pub struct AwsRoleSettings {
-    pub role_arn: String,
-    pub web_identity: WebIdentityKind,
-    pub audience: String,
-    pub token_file: Option<PathBuf>,
-    pub session_duration: Duration,
-    pub session_name: Option<String>,
-    pub sts_region: String,
-}
-
-/// Who the tool is, resolved (see `identity` in the library for what each part does).
-#[derive(Debug, Clone)]
-pub struct IdentitySettings {
-    pub azure: AzureOptions,
-    pub aws_role: Option<AwsRoleSettings>,
-    pub ca_bundle: Option<PathBuf>,
-}
 
 /// Everything the binary needs to run a pull.
 pub struct Resolved {

@@ -5,16 +5,16 @@
 use super::args::{CredentialArg, FilesArg, OutputMode, PoolArg, SqlArgs, StringsArg};
 use super::azure_settings::resolve_azure;
 use super::exit_code::ExitCode;
-use super::identity::{self, DestinationError};
 use super::resolver::Resolver;
-use super::settings::IdentitySettings;
 use gatelake::encode::Format;
+use gatelake::engine::{DestinationError, Engine, IdentitySettings};
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{
     column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
 };
 
-/// The destination, opened with the same identity resolution and HTTP stack as `pull`.
+/// The destination, opened by the engine as `pull`'s is: the same identity resolution, proof
+/// and HTTP stack.
 async fn open(
     args: &SqlArgs,
     matches: &clap::ArgMatches,
@@ -36,7 +36,8 @@ async fn open(
         aws_role: None,
         ca_bundle,
     };
-    identity::open_destination(&args.dest, &settings)
+    Engine::new(settings)
+        .open_destination(&args.dest)
         .await
         .map_err(|e| {
             let code = match &e {

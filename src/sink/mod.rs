@@ -11,6 +11,10 @@
 //!   when it changed since that ETag was read. The checkpoint protocol relies on both.
 //! - errors name the object's URL (never with a secret in it) and what to do.
 //!
+//! Each backend is built one way: [`local::LocalSink::new`] for a folder, [`azure::AzureSinkBuilder`]
+//! for Azure (location, credential, the shared HTTP stack). Which one a `--dest` means, and
+//! with which credential, is decided once, by the engine (`engine::sink`).
+//!
 //! Paths are `/`-separated and relative to the destination's root (its prefix).
 
 pub mod azure;
@@ -184,16 +188,6 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// recorded in the manifest.
     fn identity_kind(&self) -> Option<&'static str> {
         None
-    }
-}
-
-/// Open the destination `dest` (see [`destination::ACCEPTED_FORMS`]): an Azure URL with
-/// credentials from the environment, or a local folder (a path or `file://` URL). Anything
-/// else is [`SinkError::InvalidDestination`], never a folder named after it.
-pub fn open(dest: &str) -> Result<std::sync::Arc<dyn Sink>, SinkError> {
-    match Destination::parse(dest)? {
-        Destination::Azure(_) => Ok(std::sync::Arc::new(azure::AzureSink::from_env(dest)?)),
-        Destination::Local(path) => Ok(std::sync::Arc::new(local::LocalSink::new(path))),
     }
 }
 

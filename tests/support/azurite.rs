@@ -6,7 +6,7 @@
 
 use gatelake::secret::Secret;
 use gatelake::sink::azure::auth::{DEV_ACCOUNT, DEV_ACCOUNT_KEY};
-use gatelake::sink::azure::{AzureLocation, AzureSink, StorageCredential};
+use gatelake::sink::azure::{AzureLocation, AzureSink, AzureSinkBuilder, StorageCredential};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -115,7 +115,9 @@ impl Azurite {
     pub fn sink(&self, container: &str, path: &str, credential: StorageCredential) -> AzureSink {
         let location = AzureLocation::parse(&self.dest_url(container, path))
             .unwrap_or_else(|e| panic!("bad Azurite destination: {e}"));
-        AzureSink::new(location, credential, None)
+        AzureSinkBuilder::new(location)
+            .with_credential(credential)
+            .build()
             .unwrap_or_else(|e| panic!("could not build the Azurite sink: {e}"))
     }
 

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::identity::ca_file;
-use gatelake::sink::azure::{AzureLocation, AzureSink, StorageCredential};
+use gatelake::sink::azure::{AzureLocation, AzureSink, AzureSinkBuilder, StorageCredential};
 use gatelake::sink::Sink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -102,15 +102,14 @@ pub fn admin_sink(container: &str) -> AzureSink {
         ..Default::default()
     })
     .unwrap();
-    AzureSink::new(
-        loc,
-        StorageCredential::SharedKey {
+    AzureSinkBuilder::new(loc)
+        .with_credential(StorageCredential::SharedKey {
             account: gatelake::sink::azure::auth::DEV_ACCOUNT.into(),
             key: gatelake::secret::Secret::new(gatelake::sink::azure::auth::DEV_ACCOUNT_KEY),
-        },
-        Some(http),
-    )
-    .unwrap()
+        })
+        .with_http_client(http)
+        .build()
+        .unwrap()
 }
 
 /// A new container on the OAuth Azurite, as `examples/azure/setup.sh` creates it.

@@ -9,7 +9,8 @@
 //!
 //! The file split follows the backend's concerns: [`location`] parses destinations,
 //! [`auth`] resolves credentials (Azure CLI conventions), [`shared_key`] signs requests with an
-//! account key (the official SDK only does Entra tokens). This file wires them into the
+//! account key (the official SDK only does Entra tokens), and [`AzureSinkBuilder`] is the one
+//! way to build a sink from the three. This file wires them into the
 //! official `azure_storage_blob` clients over our own `reqwest` client — one HTTP stack for every
 //! hop — with a bounded retry policy for throttling and 5xx, and a timeout around every call.
 //!
@@ -17,6 +18,7 @@
 //! SAS; transport messages are scrubbed), or leave a partially written blob visible.
 
 pub mod auth;
+mod builder;
 mod lease;
 pub mod location;
 pub mod shared_key;
@@ -24,6 +26,7 @@ pub mod shared_key;
 pub use lease::LEASE_SECONDS;
 
 pub use auth::StorageCredential;
+pub use builder::AzureSinkBuilder;
 pub use location::{is_azure_destination, AzureLocation};
 
 use super::{
@@ -65,9 +68,6 @@ const UPLOAD_PARALLELISM: usize = 4;
 /// move a whole chunk; the per-request read timeout catches a stalled connection sooner.
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// A [`Sink`] on Azure Blob Storage / ADLS Gen2.
 pub struct AzureSink {
     location: AzureLocation,
@@ -98,39 +98,14 @@ fn retry_options() -> RetryOptions {
     })
 }
 
-/// Our HTTP client for storage: bounded connect and read times, no redirects (the storage
-/// REST API does not use them), and no transparent decompression (blob bytes are returned as
-/// stored; ranged downloads depend on it).
-fn default_http_client() -> Result<reqwest::Client, SinkError> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .read_timeout(READ_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .gzip(false)
-        .build()
-        .map_err(|e| SinkError::Credentials(format!("could not set up the HTTP client: {e}")))
-}
-
 impl AzureSink {
-    /// Resolve credentials from the process environment (Azure CLI conventions) and build the sink.
-    pub fn from_env(dest: &str) -> Result<Self, SinkError> {
-        let location = AzureLocation::parse(dest)?;
-        let env = |name: &str| std::env::var(name).ok();
-        let (location, credential) = auth::resolve(location, &env)?;
-        Self::new(location, credential, None)
-    }
-
-    /// Build the sink. `http` is the shared client (custom CA, proxy); `None` builds one with
-    /// this sink's timeouts.
-    pub fn new(
+    /// Build the sink (through [`AzureSinkBuilder`]). `http` is a client of the shared stack
+    /// (custom CA, proxy).
+    fn new(
         location: AzureLocation,
         credential: StorageCredential,
-        http: Option<reqwest::Client>,
+        http: reqwest::Client,
     ) -> Result<Self, SinkError> {
-        let http = match http {
-            Some(c) => c,
-            None => default_http_client()?,
-        };
         let mut per_call: Vec<Arc<dyn Policy>> = Vec::new();
         let mut per_try: Vec<Arc<dyn Policy>> = Vec::new();
         let mut token = None;
@@ -727,11 +702,16 @@ mod tests {
             }
         }
         let loc = AzureLocation::parse("http://127.0.0.1:1/devstoreaccount1/c").unwrap();
-        let err =
-            AzureSink::new(loc, StorageCredential::Token(Arc::new(NoToken)), None).unwrap_err();
+        let err = AzureSinkBuilder::new(loc)
+            .with_credential(StorageCredential::Token(Arc::new(NoToken)))
+            .build()
+            .unwrap_err();
         assert!(err.to_string().contains("only sent over https"), "{err}");
         let loc = AzureLocation::parse("https://a.blob.core.windows.net/c/p").unwrap();
-        let sink = AzureSink::new(loc, StorageCredential::Token(Arc::new(NoToken)), None).unwrap();
+        let sink = AzureSinkBuilder::new(loc)
+            .with_credential(StorageCredential::Token(Arc::new(NoToken)))
+            .build()
+            .unwrap();
         assert_eq!(sink.root_url(), "https://a.blob.core.windows.net/c/p");
         assert_eq!(
             sink.url_of("x/y.gz"),

@@ -6,16 +6,16 @@
 //! into the manifest; never a token.
 
 use super::settings::IdentitySettings;
-use gatelake::identity::aws::{AssumedRoleHandle, AwsCredentials};
-use gatelake::identity::azure::{AzureHop, HopIdentities};
-use gatelake::identity::claims::TokenClaims;
-use gatelake::load::manifest::ManifestIdentity;
+use crate::identity::aws::{AssumedRoleHandle, AwsCredentials};
+use crate::identity::azure::{AzureHop, HopIdentities};
+use crate::identity::claims::TokenClaims;
+use crate::load::manifest::ManifestIdentity;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// An identity failure: a message with the fix; exit code 3. It lives here, at the bottom of
-/// the identity code, because the proof is where most of them are found; `identity.rs`, which
-/// builds the identities and then calls the proof, uses it from here.
+/// An identity failure: a message with the fix (the binary exits with 3). It lives here, at
+/// the bottom of the identity code, because the proof is where most of them are found;
+/// `identity.rs`, which builds the identities and then calls the proof, uses it from here.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct IdentityFailure(pub String);
