@@ -3,14 +3,21 @@
 //!
 //! The library is the engine. It never touches clap, indicatif, stdout or
 //! `std::process::exit`: the binary (`src/main.rs` + `src/cli/`) parses flags, resolves
-//! settings into a [`config::PullConfig`], renders progress from [`report::Event`]s and maps
-//! errors to exit codes.
+//! settings into a [`config::PullConfig`] and [`engine::IdentitySettings`], has
+//! [`engine::Engine`] build the parts of the run, renders progress from [`report::Event`]s and
+//! maps errors to exit codes.
+//!
+//! Features: `cli` (default) builds the binary and brings its crates (clap, indicatif,
+//! tracing-subscriber, anyhow, toml) and `demo` (the demo API, module `demo`, on axum). An
+//! embedding program takes the library with `default-features = false`.
 //!
 //! The data's path, one module per stage:
 //! `identity` → `source` (client, paginate, extract) → `encode` (chunk writer) → `sink`
-//! (atomic put) → `load` (manifest, `_SUCCESS`), orchestrated by `pipeline`.
+//! (atomic put) → `load` (manifest, `_SUCCESS`), orchestrated by `pipeline`; `engine` builds
+//! the parts from the settings.
 
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod encode;
 pub mod engine;
