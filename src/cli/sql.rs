@@ -8,7 +8,6 @@ use super::exit_code::ExitCode;
 use super::identity::{self, DestinationError};
 use super::resolver::Resolver;
 use super::settings::IdentitySettings;
-use gatelake::encode::Format;
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{
     column_name, render, Credential, FileSelection, Pool, SqlOptions, StringSizing, TableName,
@@ -109,7 +108,7 @@ async fn run_script(
     opts.pool = match args.pool {
         Some(PoolArg::Dedicated) => Pool::Dedicated,
         Some(PoolArg::Serverless) => Pool::Serverless,
-        None if manifest.format == Format::Jsonl => Pool::Serverless,
+        None if manifest.format.synapse().copy_into.is_err() => Pool::Serverless,
         None => Pool::Dedicated,
     };
     opts.credential = match args.credential {
