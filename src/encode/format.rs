@@ -296,6 +296,28 @@ mod tests {
         assert!(serde_json::from_str::<Format>("\"xml\"").is_err());
     }
 
+    /// The documents that list the formats (the manifest's JSON Schema, the README's settings
+    /// table) list the registered ones, so a new format cannot be left out of them.
+    #[test]
+    fn the_documents_list_every_format() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let schema: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(root.join("docs/manifest.schema.json")).unwrap(),
+        )
+        .unwrap();
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        let documented: Vec<&str> = schema["properties"]["format"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(documented, names, "docs/manifest.schema.json");
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let row = format!("| `--format {}` |", names.join("\\|"));
+        assert!(readme.contains(&row), "README.md has no settings row {row}");
+    }
+
     #[test]
     fn lists_read_as_phrases() {
         let list = |items: &[&str]| or_list(items.iter().map(|s| s.to_string()));
