@@ -76,10 +76,10 @@ fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Bytes(json));
     let cases = [
-        ("jsonl", Format::Jsonl, Compression::None),
-        ("csv", Format::Csv, Compression::None),
-        ("parquet uncompressed", Format::Parquet, Compression::None),
-        ("parquet snappy", Format::Parquet, Compression::Snappy),
+        ("jsonl", Format::JSONL, Compression::None),
+        ("csv", Format::CSV, Compression::None),
+        ("parquet uncompressed", Format::PARQUET, Compression::None),
+        ("parquet snappy", Format::PARQUET, Compression::Snappy),
     ];
     for (name, format, compression) in cases {
         g.bench_function(name, |b| {

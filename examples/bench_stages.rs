@@ -209,9 +209,9 @@ fn main() -> Result<()> {
 
     let mut gz_chunks = Vec::new();
     for (name, format, compression) in [
-        ("encode jsonl.gz", Format::Jsonl, Compression::Gzip),
-        ("encode jsonl.zst", Format::Jsonl, Compression::Zstd),
-        ("encode parquet", Format::Parquet, Compression::Snappy),
+        ("encode jsonl.gz", Format::JSONL, Compression::Gzip),
+        ("encode jsonl.zst", Format::JSONL, Compression::Zstd),
+        ("encode parquet", Format::PARQUET, Compression::Snappy),
     ] {
         for run in 1..=args.runs {
             let m = Measure::start();

@@ -3,7 +3,7 @@
 //! user builds it directly.
 
 use crate::encode::drift::SchemaOptions;
-use crate::encode::EncodeOptions;
+use crate::encode::{EncodeOptions, SynapseFileType};
 use crate::secret::{Secret, SecretSource};
 use crate::source::paginate::Pagination;
 use std::time::Duration;
@@ -177,15 +177,16 @@ pub struct PullConfig {
 pub fn synapse_chunk_bytes(encode: &EncodeOptions, expected: Option<u64>) -> u64 {
     const GIB: u64 = 1 << 30;
     const TARGET_CSV: u64 = 256 << 20;
-    match encode.format {
-        crate::encode::Format::Parquet => GIB,
-        _ => match expected {
-            Some(total) if total > 0 => {
-                let groups = total.div_ceil(60 * TARGET_CSV).max(1);
-                total.div_ceil(60 * groups).max(1)
-            }
-            _ => TARGET_CSV,
-        },
+    // A parquet file is read in parallel (by row groups); delimited text is not.
+    if encode.format.synapse().file_type == SynapseFileType::Parquet {
+        return GIB;
+    }
+    match expected {
+        Some(total) if total > 0 => {
+            let groups = total.div_ceil(60 * TARGET_CSV).max(1);
+            total.div_ceil(60 * groups).max(1)
+        }
+        _ => TARGET_CSV,
     }
 }
 
@@ -285,8 +286,8 @@ mod tests {
     #[test]
     fn synapse_chunk_sizes() {
         use crate::encode::Format;
-        let parquet = EncodeOptions::new(Format::Parquet, None);
-        let csv = EncodeOptions::new(Format::Csv, None);
+        let parquet = EncodeOptions::new(Format::PARQUET, None);
+        let csv = EncodeOptions::new(Format::CSV, None);
         assert_eq!(synapse_chunk_bytes(&parquet, Some(1)), 1 << 30);
         assert_eq!(synapse_chunk_bytes(&csv, None), 256 << 20);
         // 6 GB: one group of 60 files of 100 MB each.

@@ -31,7 +31,7 @@ use crate::config::{BadPagePolicy, PullConfig};
 use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
 use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
-use crate::encode::{EncodeError, Format};
+use crate::encode::EncodeError;
 use crate::load::manifest::{
     Manifest, ManifestFile, ManifestIdentity, ManifestOutcome, ManifestSchemaPolicy,
     ManifestSource, ManifestStatus, RejectedPage, MANIFEST_VERSION,
@@ -429,7 +429,7 @@ async fn run_locked(
 
     // Drift across runs: a new run's first page is compared with the columns of the last
     // completed run (a resumed run did that when it started, and recorded the outcome).
-    let columnar = config.output.encode.format != Format::Jsonl;
+    let columnar = config.output.encode.format.columnar();
     let previous_schema =
         if columnar && cp.schema.is_none() && config.output.schema.pinned.is_none() {
             crate::load::previous::latest_manifest_before(sink.as_ref(), previous.as_ref())
@@ -1465,7 +1465,7 @@ mod tests {
                 concurrency: 1,
             },
             output: OutputConfig {
-                encode: EncodeOptions::new(Format::Jsonl, None),
+                encode: EncodeOptions::new(Format::JSONL, None),
                 chunk_bytes: 1 << 30,
                 chunk_rows: Some(100),
                 schema: Default::default(),

@@ -457,7 +457,7 @@ fn parquet_files_carry_the_sql_column_names() {
             .collect(),
     )
     .to_string();
-    let options = EncodeOptions::new(Format::Parquet, Some(Compression::Snappy));
+    let options = EncodeOptions::new(Format::PARQUET, Some(Compression::Snappy));
     let limits = ChunkLimits {
         max_bytes: 1 << 20,
         max_rows: None,

@@ -211,8 +211,8 @@ pub enum ProgressMode {
 /// Flags shared by `pull` and `demo`: output shape and reporting.
 #[derive(Debug, Args, Clone)]
 pub struct OutputArgs {
-    /// Chunk format: jsonl (records as received), csv or parquet. [default: jsonl]
-    #[arg(long, env = "GATELAKE_FORMAT", value_name = "FORMAT")]
+    // The help lists the registered formats (gatelake::encode::Format::ALL).
+    #[arg(long, env = "GATELAKE_FORMAT", value_name = "FORMAT", help = gatelake::encode::Format::help())]
     pub format: Option<String>,
 
     /// gzip, zstd or none (jsonl/csv); snappy, zstd or none (parquet). [default: gzip; parquet: snappy]

@@ -676,7 +676,11 @@ pub fn resolve_output(
             "format",
             out.format.clone(),
             job.format.clone(),
-            Some(if synapse { "parquet" } else { "jsonl" }.into()),
+            Some(if synapse {
+                "parquet".into()
+            } else {
+                Format::default().to_string()
+            }),
         )
         .unwrap_or_default()
         .parse()
@@ -867,7 +871,7 @@ fn resolve_schema(
             "--schema pins the columns, so records that do not fit are errors; it cannot be combined with --on-schema-drift {on_drift}"
         ));
     }
-    if format == Format::Jsonl && (pinned.is_some() || flatten_depth > 0) {
+    if !format.columnar() && (pinned.is_some() || flatten_depth > 0) {
         return usage("--schema and --flatten shape csv and parquet columns; jsonl keeps records as received (add --format parquet or csv)");
     }
     Ok(SchemaOptions {

@@ -6,7 +6,6 @@ use super::args::{CredentialArg, FilesArg, OutputMode, PoolArg, SqlArgs, Strings
 use super::azure_settings::resolve_azure;
 use super::exit_code::ExitCode;
 use super::resolver::Resolver;
-use gatelake::encode::Format;
 use gatelake::engine::{DestinationError, Engine, IdentitySettings};
 use gatelake::load::previous::{latest_completed_run, read_manifest, PreviousRunError};
 use gatelake::load::sql::{
@@ -110,7 +109,7 @@ async fn run_script(
     opts.pool = match args.pool {
         Some(PoolArg::Dedicated) => Pool::Dedicated,
         Some(PoolArg::Serverless) => Pool::Serverless,
-        None if manifest.format == Format::Jsonl => Pool::Serverless,
+        None if manifest.format.synapse().copy_into.is_err() => Pool::Serverless,
         None => Pool::Dedicated,
     };
     opts.credential = match args.credential {

@@ -29,7 +29,7 @@
 
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
 use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
-use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder, Format};
+use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder};
 use base64::Engine as _;
 use md5::Md5;
 use sha2::{Digest, Sha256};
@@ -159,7 +159,7 @@ impl ChunkWriter {
         }
         if policy.on_drift == OnSchemaDrift::Warn
             && self.schema.is_some()
-            && self.options.format != Format::Jsonl
+            && self.options.format.columnar()
         {
             self.schema = self.schema.take().map(Schema::with_extra_column);
         }
@@ -203,7 +203,7 @@ impl ChunkWriter {
         records: &[&str],
     ) -> Result<Option<FinishedChunk>, EncodeError> {
         let mut closed = None;
-        if self.options.format == Format::Jsonl {
+        if !self.options.format.columnar() {
             self.describe_jsonl(records);
         } else {
             closed = self.fix_schema(page, records)?;
@@ -405,7 +405,7 @@ impl ChunkWriter {
     /// columns), for the manifest and the load SQL.
     pub fn schema_with_stats(&self) -> Option<Schema> {
         let mut schema = self.schema.clone()?;
-        if self.options.format == Format::Jsonl {
+        if !self.options.format.columnar() {
             // Descriptive only: no string widths are measured in jsonl.
             return Some(schema);
         }
@@ -469,7 +469,11 @@ impl ChunkWriter {
             data: bytes::Bytes::from(data),
             sha256,
             content_md5,
-            columns: (self.options.format != Format::Jsonl).then_some(self.current_columns as u64),
+            columns: self
+                .options
+                .format
+                .columnar()
+                .then_some(self.current_columns as u64),
             pages,
         }))
     }
@@ -491,7 +495,7 @@ impl ChunkWriter {
 mod tests {
     use super::*;
     use crate::encode::compress::decompress;
-    use crate::encode::Compression;
+    use crate::encode::{Compression, Format};
 
     /// Pages of `size` records each, numbered across pages; every record is 10 bytes.
     fn pages(sizes: &[usize]) -> Vec<Vec<String>> {
@@ -521,7 +525,7 @@ mod tests {
     }
 
     fn jsonl(limits: ChunkLimits, first_seq: u64) -> ChunkWriter {
-        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         ChunkWriter::new(options, limits, first_seq, None).unwrap()
     }
 
@@ -625,7 +629,7 @@ mod tests {
             max_bytes: 1 << 20,
             max_rows: None,
         };
-        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         // Under fail, csv/parquet would stop at page 2; jsonl must not.
         let mut w = ChunkWriter::new(options, limits, 0, None)
             .unwrap()
@@ -675,7 +679,7 @@ mod tests {
             max_bytes: 1 << 20,
             max_rows: Some(1),
         };
-        let options = EncodeOptions::new(Format::Jsonl, Some(Compression::None));
+        let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         let pages: [&[&str]; 3] = [
             &[r#"{"a":null,"b":1}"#],
             &[r#"{"c":"x","a":2}"#],
@@ -719,7 +723,7 @@ mod tests {
 
     #[test]
     fn infers_the_schema_from_the_first_page_and_keeps_it() {
-        let options = EncodeOptions::new(Format::Csv, Some(Compression::Gzip));
+        let options = EncodeOptions::new(Format::CSV, Some(Compression::Gzip));
         let limits = ChunkLimits {
             max_bytes: u64::MAX,
             max_rows: Some(2),
@@ -743,7 +747,7 @@ mod tests {
     #[test]
     fn uses_a_given_schema_and_stops_after_an_error() {
         let schema = Schema::infer([r#"{"a":1}"#]).unwrap();
-        let options = EncodeOptions::new(Format::Parquet, None);
+        let options = EncodeOptions::new(Format::PARQUET, None);
         let limits = ChunkLimits {
             max_bytes: u64::MAX,
             max_rows: None,
@@ -780,9 +784,9 @@ mod tests {
             max_bytes: 10,
             max_rows: None,
         };
-        let snappy_jsonl = EncodeOptions::new(Format::Jsonl, Some(Compression::Snappy));
+        let snappy_jsonl = EncodeOptions::new(Format::JSONL, Some(Compression::Snappy));
         assert!(ChunkWriter::new(snappy_jsonl, limits, 0, None).is_err());
-        let ok = EncodeOptions::new(Format::Jsonl, None);
+        let ok = EncodeOptions::new(Format::JSONL, None);
         let zero = ChunkLimits {
             max_bytes: 0,
             max_rows: None,
@@ -828,7 +832,7 @@ mod tests {
 
     #[test]
     fn evolve_widens_between_pages_and_closes_the_chunk_before() {
-        let mut w = columnar(Format::Csv, 100, policy(OnSchemaDrift::Evolve), None);
+        let mut w = columnar(Format::CSV, 100, policy(OnSchemaDrift::Evolve), None);
         assert!(w.write_page(&[r#"{"a":1,"s":"x"}"#]).unwrap().is_none());
         assert!(w.write_page(&[r#"{"a":2}"#]).unwrap().is_none());
         // `a` turns float and `n` appears: the chunk of pages 0..2 is closed first.
@@ -859,7 +863,7 @@ mod tests {
 
     #[test]
     fn warn_keeps_the_columns_and_collects_misfits_in_extra() {
-        let mut w = columnar(Format::Csv, 100, policy(OnSchemaDrift::Warn), None);
+        let mut w = columnar(Format::CSV, 100, policy(OnSchemaDrift::Warn), None);
         w.write_page(&[r#"{"a":1}"#]).unwrap();
         w.write_page(&[r#"{"a":"x","b":{"k":[1, 2]},"c":null}"#, r#"{"a":3}"#])
             .unwrap();
@@ -884,7 +888,7 @@ mod tests {
         let page = [r#"{"id":5,"amount":2.5,"new":"y"}"#];
 
         let mut w = columnar(
-            Format::Parquet,
+            Format::PARQUET,
             100,
             policy(OnSchemaDrift::Fail),
             Some(previous.clone()),
@@ -898,7 +902,7 @@ mod tests {
         );
 
         let mut w = columnar(
-            Format::Parquet,
+            Format::PARQUET,
             100,
             policy(OnSchemaDrift::Evolve),
             Some(previous.clone()),
@@ -921,7 +925,7 @@ mod tests {
         );
 
         let mut w = columnar(
-            Format::Csv,
+            Format::CSV,
             100,
             policy(OnSchemaDrift::Warn),
             Some(previous),
@@ -945,7 +949,7 @@ mod tests {
             flatten_depth: 1,
             pinned: Some(pinned),
         };
-        let mut w = columnar(Format::Csv, 100, opts, None);
+        let mut w = columnar(Format::CSV, 100, opts, None);
         w.write_page(&[r#"{"id":1,"c":{"x":"a"}}"#]).unwrap();
         let err = w
             .write_page(&[r#"{"id":2}"#, r#"{"c":{"x":"b"}}"#])
@@ -961,7 +965,7 @@ mod tests {
 
     #[test]
     fn records_string_widths_and_timestamps() {
-        let mut w = columnar(Format::Parquet, 1, policy(OnSchemaDrift::Fail), None);
+        let mut w = columnar(Format::PARQUET, 1, policy(OnSchemaDrift::Fail), None);
         w.write_page(&[r#"{"s":"abc","t":"2026-01-02T03:04:05Z","o":{"k":"long value"}}"#])
             .unwrap();
         w.write_page(&[r#"{"s":"é😀\n","t":"2026-01-02T03:04:05.25+01:00"}"#])

@@ -12,7 +12,56 @@ use super::compress::CompressedWriter;
 use super::record::{minify, unescape};
 use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
 use super::timestamp;
-use super::{Compression, EncodeError, Encoder};
+use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
+
+/// CSV with a header row, as registered in `encode/mod.rs`.
+pub const SPEC: FormatSpec = FormatSpec {
+    name: "csv",
+    aliases: &[],
+    help: None,
+    codecs: &[Compression::Gzip, Compression::Zstd, Compression::None],
+    default_codec: Compression::Gzip,
+    codec_inside: false,
+    content_type: "text/csv",
+    writer: Writer::Columns(open),
+    // The header row is skipped (first row 2) and columns are bound by position, so a
+    // shortened column name still reads the right values.
+    synapse: Synapse {
+        codecs: &[Compression::Gzip, Compression::None],
+        file_type: SynapseFileType::DelimitedText,
+        copy_into: Ok(&[
+            "FIELDTERMINATOR = ','",
+            "FIELDQUOTE = '\"'",
+            "ROWTERMINATOR = '0x0A'",
+            "FIRSTROW = 2",
+            "ENCODING = 'UTF8'",
+            "DATEFORMAT = 'ymd'",
+        ]),
+        external_options: &[
+            "FIELD_TERMINATOR = ','",
+            "STRING_DELIMITER = '\"'",
+            "FIRST_ROW = 2",
+            "USE_TYPE_DEFAULT = FALSE",
+            "ENCODING = 'UTF8'",
+        ],
+        external_parser_version: true,
+        openrowset_options: &["FIRSTROW = 2", "FIELDTERMINATOR = ','", "FIELDQUOTE = '\"'"],
+    },
+};
+
+fn open(
+    schema: &Schema,
+    compression: Compression,
+    level: i32,
+    read: ReadOptions,
+) -> Result<Box<dyn Encoder>, EncodeError> {
+    Ok(Box::new(CsvEncoder::with_options(
+        schema,
+        compression,
+        level,
+        read,
+    )?))
+}
 
 /// Writes records as CSV rows through a [`CompressedWriter`].
 pub struct CsvEncoder {

@@ -11,9 +11,39 @@
 
 use super::compress::CompressedWriter;
 use super::record::minify;
-use super::{Compression, EncodeError, Encoder};
+use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
 use serde_json::value::RawValue;
 use std::io::Write;
+
+/// JSON Lines, as registered in `encode/mod.rs`: the default format.
+pub const SPEC: FormatSpec = FormatSpec {
+    name: "jsonl",
+    aliases: &["ndjson", "json-lines"],
+    help: Some("records as received"),
+    codecs: &[Compression::Gzip, Compression::Zstd, Compression::None],
+    default_codec: Compression::Gzip,
+    codec_inside: false,
+    content_type: "application/x-ndjson",
+    writer: Writer::Records(open),
+    // A serverless pool reads each line as a one-column CSV row (0x0b never occurs in JSON
+    // text) and takes the fields out with JSON_VALUE; COPY INTO has no such reading.
+    synapse: Synapse {
+        codecs: &[Compression::Gzip, Compression::None],
+        file_type: SynapseFileType::DelimitedText,
+        copy_into: Err("COPY INTO does not read JSON lines; pull with --format parquet or csv, or use --pool serverless (OPENROWSET reads jsonl)"),
+        external_options: &["FIELD_TERMINATOR = '0x0b'", "STRING_DELIMITER = '0x0b'"],
+        external_parser_version: false,
+        openrowset_options: &[
+            "FIELDTERMINATOR = '0x0b'",
+            "FIELDQUOTE = '0x0b'",
+            "ROWTERMINATOR = '0x0a'",
+        ],
+    },
+};
+
+fn open(compression: Compression, level: i32) -> Result<Box<dyn Encoder>, EncodeError> {
+    Ok(Box::new(JsonlEncoder::new(compression, level)?))
+}
 
 /// Writes records as JSON Lines through a [`CompressedWriter`].
 pub struct JsonlEncoder {

@@ -10,25 +10,42 @@
 
 pub mod chunk;
 pub mod compress;
-pub mod csv;
 pub mod drift;
-pub mod jsonl;
-pub mod parquet;
+pub mod format;
 mod record;
 pub mod schema;
 mod timestamp;
+
+pub use format::{Format, FormatSpec, Synapse, SynapseFileType, Writer};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// The file format of the chunks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Jsonl,
-    Csv,
-    Parquet,
+/// Declares each format's module (its writer and its [`FormatSpec`], `SPEC`) and registers
+/// the descriptor as a [`Format`] constant and in [`Format::ALL`].
+macro_rules! formats {
+    ($($module:ident => $name:ident,)+) => {
+        $(pub mod $module;)+
+
+        impl Format {
+            $(
+                #[doc = concat!("The `", stringify!($module), "` format.")]
+                pub const $name: Format = Format::new(&$module::SPEC);
+            )+
+
+            /// Every format, in the order `--help` and messages list them; the first is the
+            /// default.
+            pub const ALL: &'static [Format] = &[$(Format::$name),+];
+        }
+    };
+}
+
+// The registry of output formats: one line per format.
+formats! {
+    jsonl => JSONL,
+    csv => CSV,
+    parquet => PARQUET,
 }
 
 /// The compression applied to chunks: a stream codec around jsonl/csv, or the page codec
@@ -43,38 +60,22 @@ pub enum Compression {
     Snappy,
 }
 
-impl Format {
-    pub const ALL: [Format; 3] = [Format::Jsonl, Format::Csv, Format::Parquet];
-
-    /// The compression used when none is asked for.
-    pub fn default_compression(self) -> Compression {
+impl Compression {
+    /// What a stream compressed with it adds to a file name (`.gz`), if anything.
+    fn stream_suffix(self) -> &'static str {
         match self {
-            Format::Jsonl | Format::Csv => Compression::Gzip,
-            Format::Parquet => Compression::Snappy,
+            Compression::Gzip => ".gz",
+            Compression::Zstd => ".zst",
+            Compression::None | Compression::Snappy => "",
         }
     }
-}
 
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Jsonl => "jsonl",
-            Format::Csv => "csv",
-            Format::Parquet => "parquet",
-        })
-    }
-}
-
-impl FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "jsonl" | "ndjson" | "json-lines" => Ok(Format::Jsonl),
-            "csv" => Ok(Format::Csv),
-            "parquet" => Ok(Format::Parquet),
-            other => Err(format!(
-                "unknown format '{other}': use jsonl, csv or parquet"
-            )),
+    /// The MIME type of a stream compressed with it, if it has one of its own.
+    fn stream_content_type(self) -> Option<&'static str> {
+        match self {
+            Compression::Gzip => Some("application/gzip"),
+            Compression::Zstd => Some("application/zstd"),
+            Compression::None | Compression::Snappy => None,
         }
     }
 }
@@ -130,15 +131,15 @@ impl EncodeOptions {
 
     /// Reject combinations that cannot be written, naming the fix.
     pub fn validate(&self) -> Result<(), EncodeError> {
-        match (self.format, self.compression) {
-            (Format::Jsonl | Format::Csv, Compression::Snappy) => {
-                Err(EncodeError::Options(format!(
-                "--compression snappy is only available for parquet; use gzip, zstd or none for {}",
+        if !self.format.allows(self.compression) {
+            return Err(EncodeError::Options(format!(
+                "--compression {} is only available for {}; use {} for {}",
+                self.compression,
+                Format::allowing(self.compression),
+                format::or_list(self.format.spec().codecs.iter().map(|c| c.to_string())),
                 self.format
-            )))
-            }
-            _ => Ok(()),
-        }?;
+            )));
+        }
         if let Some(level) = self.level {
             let range = match self.compression {
                 Compression::Gzip => 0..=9,
@@ -177,23 +178,20 @@ impl EncodeOptions {
 
     /// File extension for chunks, without the leading dot: `jsonl.gz`, `csv.zst`, `parquet`.
     pub fn extension(&self) -> String {
-        let base = self.format.to_string();
-        match (self.format, self.compression) {
-            (Format::Parquet, _) => base,
-            (_, Compression::Gzip) => format!("{base}.gz"),
-            (_, Compression::Zstd) => format!("{base}.zst"),
-            (_, Compression::None | Compression::Snappy) => base,
+        let spec = self.format.spec();
+        if spec.codec_inside {
+            spec.name.to_owned()
+        } else {
+            format!("{}{}", spec.name, self.compression.stream_suffix())
         }
     }
 
     /// MIME type of the stored chunk.
     pub fn content_type(&self) -> &'static str {
-        match (self.format, self.compression) {
-            (Format::Parquet, _) => "application/vnd.apache.parquet",
-            (_, Compression::Gzip) => "application/gzip",
-            (_, Compression::Zstd) => "application/zstd",
-            (Format::Jsonl, _) => "application/x-ndjson",
-            (Format::Csv, _) => "text/csv",
+        let spec = self.format.spec();
+        match self.compression.stream_content_type() {
+            Some(stream) if !spec.codec_inside => stream,
+            _ => spec.content_type,
         }
     }
 }
@@ -291,8 +289,8 @@ pub trait Encoder: Send {
     fn finish(self: Box<Self>) -> Result<Vec<u8>, EncodeError>;
 }
 
-/// The encoder for `options`: jsonl needs no schema, csv and parquet need one (see
-/// [`schema::Schema::infer`]).
+/// The encoder for `options`: a columnar format needs a schema (see
+/// [`schema::Schema::infer`]), records as received need none.
 pub fn new_encoder(
     options: &EncodeOptions,
     schema: Option<&schema::Schema>,
@@ -308,25 +306,15 @@ pub(crate) fn new_encoder_with(
 ) -> Result<Box<dyn Encoder>, EncodeError> {
     options.validate()?;
     let level = options.level_or_default();
-    let need_schema = || {
-        schema
-            .ok_or_else(|| EncodeError::Schema(format!("{} chunks need a schema", options.format)))
-    };
-    Ok(match options.format {
-        Format::Jsonl => Box::new(jsonl::JsonlEncoder::new(options.compression, level)?),
-        Format::Csv => Box::new(csv::CsvEncoder::with_options(
-            need_schema()?,
-            options.compression,
-            level,
-            read,
-        )?),
-        Format::Parquet => Box::new(parquet::ParquetEncoder::with_options(
-            need_schema()?,
-            options.compression,
-            level,
-            read,
-        )?),
-    })
+    match options.format.spec().writer {
+        Writer::Records(open) => open(options.compression, level),
+        Writer::Columns(open) => {
+            let schema = schema.ok_or_else(|| {
+                EncodeError::Schema(format!("{} chunks need a schema", options.format))
+            })?;
+            open(schema, options.compression, level, read)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -337,12 +325,12 @@ mod tests {
     #[test]
     fn extensions_and_defaults() {
         let cases = [
-            (Format::Jsonl, None, "jsonl.gz"),
-            (Format::Jsonl, Some(Compression::Zstd), "jsonl.zst"),
-            (Format::Jsonl, Some(Compression::None), "jsonl"),
-            (Format::Csv, None, "csv.gz"),
-            (Format::Parquet, None, "parquet"),
-            (Format::Parquet, Some(Compression::Zstd), "parquet"),
+            (Format::JSONL, None, "jsonl.gz"),
+            (Format::JSONL, Some(Compression::Zstd), "jsonl.zst"),
+            (Format::JSONL, Some(Compression::None), "jsonl"),
+            (Format::CSV, None, "csv.gz"),
+            (Format::PARQUET, None, "parquet"),
+            (Format::PARQUET, Some(Compression::Zstd), "parquet"),
         ];
         for (f, c, ext) in cases {
             let o = EncodeOptions::new(f, c);
@@ -353,13 +341,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_combinations() {
-        let o = EncodeOptions::new(Format::Jsonl, Some(Compression::Snappy));
+        let o = EncodeOptions::new(Format::JSONL, Some(Compression::Snappy));
         assert!(o
             .validate()
             .unwrap_err()
             .to_string()
             .contains("only available for parquet"));
-        let mut o = EncodeOptions::new(Format::Jsonl, Some(Compression::Gzip));
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "--compression snappy is only available for parquet; use gzip, zstd or none for jsonl"
+        );
+        let mut o = EncodeOptions::new(Format::JSONL, Some(Compression::Gzip));
         o.level = Some(12);
         assert!(o
             .validate()
@@ -377,16 +369,16 @@ mod tests {
     #[test]
     fn factory_builds_every_format_and_needs_a_schema_for_columns() {
         let schema = schema::Schema::infer([r#"{"a":1}"#]).unwrap();
-        for format in Format::ALL {
+        for &format in Format::ALL {
             let options = EncodeOptions::new(format, None);
             let mut enc = new_encoder(&options, Some(&schema)).unwrap();
             enc.write_record(r#"{"a":2}"#).unwrap();
             assert_eq!(enc.rows(), 1);
             assert!(!enc.finish().unwrap().is_empty());
             let without = new_encoder(&options, None);
-            assert_eq!(without.is_ok(), format == Format::Jsonl, "{format}");
+            assert_eq!(without.is_ok(), format == Format::JSONL, "{format}");
         }
-        let bad = EncodeOptions::new(Format::Csv, Some(Compression::Snappy));
+        let bad = EncodeOptions::new(Format::CSV, Some(Compression::Snappy));
         assert!(new_encoder(&bad, Some(&schema)).is_err());
     }
 }

@@ -12,7 +12,7 @@
 
 use super::record::{minify, parse_int, unescape};
 use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
-use super::{Compression, EncodeError, Encoder};
+use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -21,6 +21,46 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
+
+/// Parquet, as registered in `encode/mod.rs`: the codec compresses its pages.
+pub const SPEC: FormatSpec = FormatSpec {
+    name: "parquet",
+    aliases: &[],
+    help: None,
+    codecs: &[
+        Compression::Snappy,
+        Compression::Gzip,
+        Compression::Zstd,
+        Compression::None,
+    ],
+    default_codec: Compression::Snappy,
+    codec_inside: true,
+    content_type: "application/vnd.apache.parquet",
+    writer: Writer::Columns(open),
+    // Columns bound by name: the file's column names are the SQL names.
+    synapse: Synapse {
+        codecs: &[Compression::Snappy, Compression::Gzip, Compression::None],
+        file_type: SynapseFileType::Parquet,
+        copy_into: Ok(&[]),
+        external_options: &[],
+        external_parser_version: false,
+        openrowset_options: &[],
+    },
+};
+
+fn open(
+    schema: &Schema,
+    compression: Compression,
+    level: i32,
+    read: ReadOptions,
+) -> Result<Box<dyn Encoder>, EncodeError> {
+    Ok(Box::new(ParquetEncoder::with_options(
+        schema,
+        compression,
+        level,
+        read,
+    )?))
+}
 
 /// Rows per record batch (and so the most Arrow data held before it is encoded).
 pub const BATCH_ROWS: usize = 64 * 1024;

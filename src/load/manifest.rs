@@ -248,7 +248,7 @@ mod tests {
                 last_request: None,
             },
             destination: "file:///lake".into(),
-            format: Format::Jsonl,
+            format: Format::JSONL,
             compression: Compression::Gzip,
             extension: "jsonl.gz".into(),
             schema: None,
