@@ -9,7 +9,10 @@
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use gatelake::config::{parse_byte_size, parse_duration};
 use std::fmt::Display;
+use std::path::Path;
+use std::time::Duration;
 
 /// A usage or configuration error: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,23 @@ pub enum SettingsError {
 /// [`UsageError`] and those returning [`SettingsError`].
 pub(super) fn usage<T, E: From<UsageError>>(msg: impl Into<String>) -> Result<T, E> {
     Err(UsageError(msg.into()).into())
+}
+
+/// A path as shown and picked.
+pub fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A duration setting (`30s`, `5m`); a bad one is a usage error naming `--flag`.
+pub fn duration(flag: &str, v: Option<String>) -> Result<Duration, UsageError> {
+    parse_duration(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
+}
+
+/// A byte-size setting (`128MiB`); a bad one is a usage error naming `--flag`.
+pub fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
+    parse_byte_size(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
 }
 
 /// One resolved setting, for `--show-settings`.

@@ -25,14 +25,14 @@ mod requests;
 pub use identity::resolve_identity;
 pub use output::{resolve_demo, resolve_output};
 
-use super::args::{IdentityArgs, OutputMode, ProgressMode, PullArgs, WebIdentityKind};
+use super::args::{OutputMode, ProgressMode, PullArgs, WebIdentityKind};
+// `identity.rs` reaches the Azure settings as `super::azure_settings` (moved there whole).
 use super::azure_settings;
-use super::job_spec::JobSpec;
-use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
+use super::resolver::{Resolver, SettingsError, Shown};
 use clap::ArgMatches;
-use gatelake::config::{parse_byte_size, parse_duration, ApiAuth, PullConfig, SourceConfig};
+use gatelake::config::{ApiAuth, PullConfig, SourceConfig};
 use gatelake::identity::azure::AzureOptions;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The AWS side: assume a role with a web identity (or, when `None`, the standard chain).
@@ -69,10 +69,6 @@ pub struct Resolved {
     /// Things to tell the user before starting (e.g. a secret given as a flag).
     pub warnings: Vec<String>,
     pub identity: IdentitySettings,
-}
-
-fn display_path(p: &Path) -> String {
-    p.display().to_string()
 }
 
 /// Resolve `gatelake pull`.
@@ -132,14 +128,4 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         warnings,
         identity,
     })
-}
-
-fn duration(flag: &str, v: Option<String>) -> Result<Duration, UsageError> {
-    parse_duration(v.as_deref().unwrap_or_default())
-        .map_err(|e| UsageError(format!("--{flag}: {e}")))
-}
-
-fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
-    parse_byte_size(v.as_deref().unwrap_or_default())
-        .map_err(|e| UsageError(format!("--{flag}: {e}")))
 }

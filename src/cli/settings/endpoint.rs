@@ -1,8 +1,10 @@
 //! The endpoint: the job file and job name, the URL (refused when it is not http(s), or plain
 //! http to a host that is not loopback without `--allow-insecure-http`).
 
-use super::{display_path, usage, JobSpec, PullArgs, Resolver, SettingsError, UsageError};
+use crate::cli::args::PullArgs;
 use crate::cli::job_spec::load_job;
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{display_path, usage, Resolver, SettingsError, UsageError};
 use gatelake::secret::redact_url;
 use std::path::PathBuf;
 use url::Url;

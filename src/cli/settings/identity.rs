@@ -1,10 +1,11 @@
 //! Who the tool is: the Azure identity (per hop), the AWS role and its web identity, and the
 //! CA bundle every HTTPS hop trusts. Shared by `pull` and `auth check`.
 
-use super::{
-    display_path, duration, usage, AwsRoleSettings, IdentityArgs, IdentitySettings, JobSpec,
-    Resolver, UsageError, WebIdentityKind,
-};
+// The structs it fills are still defined in `settings.rs`.
+use super::{AwsRoleSettings, IdentitySettings};
+use crate::cli::args::{IdentityArgs, WebIdentityKind};
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{display_path, duration, usage, Resolver, UsageError};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,7 +1,9 @@
 //! Incremental runs: the record field whose growing value becomes the watermark, the query
 //! parameter the next run sends it in, and the lag it asks again for.
 
-use super::{duration, usage, JobSpec, PullArgs, Resolver, UsageError};
+use crate::cli::args::PullArgs;
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{duration, usage, Resolver, UsageError};
 use gatelake::config::Incremental;
 
 /// `--since-field`, `--since-param` (both or neither) and `--lag`.

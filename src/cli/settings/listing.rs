@@ -1,7 +1,9 @@
 //! The listing: where the records are in a page, how many pages at most, and how the run
 //! checks that it got the whole listing.
 
-use super::{usage, JobSpec, PullArgs, Resolver, UsageError};
+use crate::cli::args::PullArgs;
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{usage, Resolver, UsageError};
 use gatelake::config::ListingChecks;
 
 /// What the listing resolved to.

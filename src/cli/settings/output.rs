@@ -2,8 +2,9 @@
 //! destination and its lock, and how the run talks to the user (`--output`, `--progress`).
 //! Shared by `pull`, `demo` and `auth check`.
 
-use super::{display_path, size, usage, JobSpec, Resolver, Shown, UsageError};
 use crate::cli::args::{DemoArgs, OutputArgs, OutputMode, ProgressMode};
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{display_path, size, usage, Resolver, Shown, UsageError};
 use clap::parser::ValueSource;
 use clap::ArgMatches;
 use gatelake::config::{parse_duration, OutputConfig};

@@ -5,8 +5,10 @@
 //! which settings it reads, their defaults, whether its pages are predictable, and checks
 //! what it was given.
 
-use super::{usage, JobSpec, PullArgs, Resolver, UsageError};
+use crate::cli::args::PullArgs;
+use crate::cli::job_spec::JobSpec;
 use crate::cli::pagination_args::PAGINATE;
+use crate::cli::resolver::{usage, Resolver, UsageError};
 use gatelake::source::paginate::{self, Pages, Pagination, StopRules, Style, STYLES};
 
 /// `--paginate` and its style's settings (flag/env > job file > the style's default), then the

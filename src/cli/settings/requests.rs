@@ -1,7 +1,9 @@
 //! How each request is made and judged: extra headers, the timeout, the retry bounds, the
 //! largest page accepted, and what a page whose records cannot be read does.
 
-use super::{duration, size, usage, JobSpec, PullArgs, Resolver, Shown, UsageError};
+use crate::cli::args::PullArgs;
+use crate::cli::job_spec::JobSpec;
+use crate::cli::resolver::{duration, size, usage, Resolver, Shown, UsageError};
 use gatelake::config::{BadPagePolicy, RetryPolicy};
 use gatelake::secret::Secret;
 use std::time::Duration;
