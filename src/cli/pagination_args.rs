@@ -173,7 +173,7 @@ mod tests {
             p.pagination.values.get("page_size").map(String::as_str),
             Some("20")
         );
-        let err = Probe::try_parse_from(["probe", "--paginate", "scroll"]).unwrap_err();
+        let err = Probe::try_parse_from(["probe", "--paginate", "no-such-style"]).unwrap_err();
         assert!(
             err.to_string().contains("[possible values: none, cursor"),
             "{err}"
@@ -197,12 +197,12 @@ mod tests {
         }
         let job: Job = toml::from_str("paginate = \"next-link\"").unwrap();
         assert_eq!(job.paginate, StyleName("next-link"));
-        let err = toml::from_str::<Job>("paginate = \"scroll\"")
+        let err = toml::from_str::<Job>("paginate = \"no-such-style\"")
             .err()
             .unwrap()
             .to_string();
         assert!(
-            err.contains("unknown variant `scroll`, expected one of `none`, `cursor`"),
+            err.contains("unknown variant `no-such-style`, expected one of `none`, `cursor`"),
             "{err}"
         );
         assert!(err.contains("line 1"), "{err}");

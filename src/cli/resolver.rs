@@ -1,11 +1,11 @@
 //! The vocabulary every settings file shares: the [`Resolver`] that picks each value from
 //! flag/env > job file > default and remembers where it came from ([`Shown`], for
-//! `--show-settings`), and the errors a resolution can end in (usage, exit 2; credential,
-//! exit 3).
+//! `--show-settings`), the parsers of durations and sizes that name the flag in their error,
+//! and the errors a resolution can end in (usage, exit 2; credential, exit 3).
 //!
-//! Kept apart from `settings.rs` so that the per-topic resolvers (`api_auth.rs`,
-//! `azure_settings.rs`) can use it without importing the file that calls them. It must never
-//! know about any particular setting.
+//! Kept apart from `settings.rs` so that the per-topic resolvers (`settings/*.rs`,
+//! `api_auth.rs`, `azure_settings.rs`) can use it without importing the file that calls them.
+//! It must never know about any particular setting.
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;

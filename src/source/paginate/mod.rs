@@ -816,7 +816,10 @@ pub(crate) mod tests {
                 Pagination::new("offset").with("cursor_path", "a"),
                 "--paginate offset does not read --cursor-path",
             ),
-            (Pagination::new("scroll"), "unknown --paginate scroll"),
+            (
+                Pagination::new("no-such-style"),
+                "unknown --paginate no-such-style",
+            ),
         ] {
             let err = paginator(&p).unwrap_err().to_string();
             assert!(err.contains(want), "{p:?}: {err}");
