@@ -75,7 +75,7 @@ impl Default for RetryPolicy {
 /// changes nothing here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pagination {
-    /// The style's name: `none`, `cursor`, `next-link`, `link-header`, `offset`, `page`.
+    /// The style's name, e.g. `cursor` or `offset` (see `source::paginate::STYLES`).
     pub style: String,
     /// The style's settings; a setting left out takes the style's default.
     pub settings: BTreeMap<String, String>,
