@@ -5,7 +5,7 @@
 use crate::encode::drift::SchemaOptions;
 use crate::encode::{EncodeOptions, SynapseFileType};
 use crate::secret::{Secret, SecretSource};
-use crate::source::paginate::Pagination;
+use std::collections::BTreeMap;
 use std::time::Duration;
 use url::Url;
 
@@ -68,6 +68,56 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How the API is paged, as plain data: the style's `--paginate` name, the settings given to
+/// it (by key: the flag's long name with `_`, e.g. `cursor_path`), and the stop rules every
+/// style shares. It names no paginator: `source::paginate` builds one from it through its
+/// registry of styles, where each style reads and checks its own settings, so a new style
+/// changes nothing here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pagination {
+    /// The style's name, e.g. `cursor` or `offset` (see `source::paginate::STYLES`).
+    pub style: String,
+    /// The style's settings; a setting left out takes the style's default.
+    pub settings: BTreeMap<String, String>,
+    pub stop: StopRules,
+}
+
+impl Pagination {
+    /// One request: the endpoint returns everything.
+    pub fn single() -> Self {
+        Self::new("none")
+    }
+
+    /// Style `style` with its default settings and no stop rules.
+    pub fn new(style: &str) -> Self {
+        Self {
+            style: style.to_string(),
+            settings: BTreeMap::new(),
+            stop: StopRules::default(),
+        }
+    }
+
+    /// This pagination with setting `key` set to `value`.
+    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.settings.insert(key.to_string(), value.to_string());
+        self
+    }
+
+    /// The style's `--paginate` name.
+    pub fn name(&self) -> &str {
+        &self.style
+    }
+}
+
+/// Stop rules every style shares, from flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StopRules {
+    /// Body path of a boolean: stop when it is false (`has_more`, `meta.has_next`).
+    pub has_more_path: Option<String>,
+    /// Body path of the total record count: stop once that many records were fetched.
+    pub total_path: Option<String>,
+}
+
 /// Everything the source needs to fetch pages.
 #[derive(Debug, Clone)]
 pub struct SourceConfig {
@@ -94,7 +144,7 @@ pub struct SourceConfig {
     /// What to do with a page whose records cannot be read.
     pub on_bad_page: BadPagePolicy,
     /// Page requests in flight at once, for styles whose next requests can be worked out
-    /// ahead (offset, page number; see `Pagination::predictable`). Pages still reach the
+    /// ahead (offset, page number; see `source::paginate::Pages`). Pages still reach the
     /// encoder one by one, in order. Other styles fetch one page at a time whatever this is.
     pub concurrency: usize,
 }

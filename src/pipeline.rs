@@ -369,7 +369,7 @@ async fn run_locked(
                 RunStatus::Complete => p.watermark.clone(),
                 RunStatus::Running => p.since.clone(),
             });
-            let paginator = config.source.pagination.paginator();
+            let paginator = paginator_for(&config.source)?;
             let mut first = paginator.first(&config.source.url);
             if let (Some(inc), Some(since)) = (&config.incremental, &since) {
                 first = crate::source::paginate::with_query_param(
@@ -771,7 +771,7 @@ async fn fetch_stage(
 ) -> Result<listing::FetchEnd, PullError> {
     let source = &source;
     let client = Arc::new(client);
-    let paginator: Arc<dyn Paginator> = Arc::from(source.pagination.paginator());
+    let paginator: Arc<dyn Paginator> = Arc::from(paginator_for(source)?);
     let stop_rules = Arc::new(source.pagination.stop.clone());
     let origin = Arc::new(source.url.clone());
     let records_path: Arc<str> = Arc::from(source.records_path.as_str());
@@ -1394,13 +1394,23 @@ async fn upload_stage(
     Ok((store, cp))
 }
 
+/// The configured style's paginator. A pagination its style cannot use (only a library
+/// caller can build one: the CLI checks it while resolving) stops the run before page 1.
+fn paginator_for(source: &crate::config::SourceConfig) -> Result<Box<dyn Paginator>, PullError> {
+    crate::source::paginate::paginator(&source.pagination).map_err(|e| PullError::Paginate {
+        page: 1,
+        url: redact_url(&source.url),
+        source: e,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::{ApiAuth, OutputConfig, RetryPolicy, SourceConfig};
     use crate::encode::{EncodeOptions, Format};
     use crate::sink::local::LocalSink;
-    use crate::source::paginate::{CursorSource, Pagination, PaginationConfig};
+    use crate::source::paginate::Pagination;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
@@ -1445,13 +1455,9 @@ mod tests {
             job: "t".into(),
             source: SourceConfig {
                 url: Url::parse(&api.url()).unwrap(),
-                pagination: Pagination {
-                    style: PaginationConfig::Cursor {
-                        source: CursorSource::Body("next_cursor".into()),
-                        param: "cursor".into(),
-                    },
-                    stop: Default::default(),
-                },
+                pagination: Pagination::new("cursor")
+                    .with("cursor_path", "next_cursor")
+                    .with("cursor_param", "cursor"),
                 records_path: "items".into(),
                 auth: ApiAuth::None,
                 usage_plan_key: None,

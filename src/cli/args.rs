@@ -158,23 +158,6 @@ pub struct IdentityArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Paginate {
-    /// One request; the endpoint returns everything.
-    None,
-    /// A cursor from the body (--cursor-path) or a header (--cursor-header), sent back as --cursor-param.
-    Cursor,
-    /// The next page's URL in the body (--next-path), absolute or relative.
-    NextLink,
-    /// RFC 8288 `Link: <…>; rel="next"` response header.
-    LinkHeader,
-    /// ?offset=N&limit=M (--offset-param, --limit-param, --page-size).
-    Offset,
-    /// ?page=N (--page-param, --start-page, optional --page-size-param).
-    Page,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum ApiAuthKind {
     /// No authentication.
     None,
@@ -327,50 +310,9 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_URL", value_name = "URL")]
     pub url: Option<String>,
 
-    /// Pagination style. [default: none]
-    #[arg(long, env = "GATELAKE_PAGINATE", value_enum, value_name = "STYLE")]
-    pub paginate: Option<Paginate>,
-
-    /// cursor: body path of the next cursor, e.g. next_cursor or meta.next.
-    #[arg(long, env = "GATELAKE_CURSOR_PATH", value_name = "PATH")]
-    pub cursor_path: Option<String>,
-
-    /// cursor: response header carrying the next cursor, e.g. x-next-cursor.
-    #[arg(long, env = "GATELAKE_CURSOR_HEADER", value_name = "NAME")]
-    pub cursor_header: Option<String>,
-
-    /// cursor: query parameter the cursor is sent in. [default: cursor]
-    #[arg(long, env = "GATELAKE_CURSOR_PARAM", value_name = "NAME")]
-    pub cursor_param: Option<String>,
-
-    /// next-link: body path of the next page's URL, e.g. links.next. [default: next]
-    #[arg(long, env = "GATELAKE_NEXT_PATH", value_name = "PATH")]
-    pub next_path: Option<String>,
-
-    /// offset: the offset query parameter. [default: offset]
-    #[arg(long, env = "GATELAKE_OFFSET_PARAM", value_name = "NAME")]
-    pub offset_param: Option<String>,
-
-    /// offset: the limit query parameter. [default: limit]
-    #[arg(long, env = "GATELAKE_LIMIT_PARAM", value_name = "NAME")]
-    pub limit_param: Option<String>,
-
-    /// offset: records per page; page: records per page when --page-size-param is set. A 504
-    /// integration timeout halves it for a while (never below 1/16). [default: 100]
-    #[arg(long, env = "GATELAKE_PAGE_SIZE", value_name = "N")]
-    pub page_size: Option<u64>,
-
-    /// page: the page-number query parameter. [default: page]
-    #[arg(long, env = "GATELAKE_PAGE_PARAM", value_name = "NAME")]
-    pub page_param: Option<String>,
-
-    /// page: the first page's number. [default: 1]
-    #[arg(long, env = "GATELAKE_START_PAGE", value_name = "N")]
-    pub start_page: Option<u64>,
-
-    /// page: the page-size query parameter, e.g. per_page (sent with --page-size).
-    #[arg(long, env = "GATELAKE_PAGE_SIZE_PARAM", value_name = "NAME")]
-    pub page_size_param: Option<String>,
+    /// `--paginate` and the flags of every pagination style, from the styles' registry.
+    #[command(flatten)]
+    pub pagination: super::pagination_args::PaginationArgs,
 
     /// Stop when this body path is false, e.g. has_more.
     #[arg(long, env = "GATELAKE_HAS_MORE_PATH", value_name = "PATH")]
@@ -668,19 +610,6 @@ impl SqlIdentityArgs {
 
 // Each enum names its own values (the spelling clap accepts), so that `--show-settings` and
 // the job file agree with the flags without a table elsewhere.
-impl Paginate {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Paginate::None => "none",
-            Paginate::Cursor => "cursor",
-            Paginate::NextLink => "next-link",
-            Paginate::LinkHeader => "link-header",
-            Paginate::Offset => "offset",
-            Paginate::Page => "page",
-        }
-    }
-}
-
 impl ApiAuthKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -19,7 +19,7 @@ use gatelake::engine::{ClientError, Engine, WebIdentityKind};
 use gatelake::identity::azure::{AzureHop, AzureIdentity, HopIdentities};
 use gatelake::identity::claims::TokenClaims;
 use gatelake::sink::PutMode;
-use gatelake::source::paginate::PaginationConfig;
+use gatelake::source::paginate;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -380,14 +380,14 @@ async fn check_api(
 ) -> Hop {
     let mut src = src.clone();
     src.retry.max_attempts = src.retry.max_attempts.min(3);
-    match &mut src.pagination.style {
-        PaginationConfig::Offset { limit, .. } => *limit = 1,
-        PaginationConfig::PageNumber {
-            size: Some((_, n)), ..
-        } => *n = 1,
-        _ => {}
+    // The smallest page, for a style that sends a page size.
+    if let Some(size) = src.pagination.settings.get_mut(paginate::PAGE_SIZE.key) {
+        *size = "1".into();
     }
-    let url = src.pagination.paginator().first(&src.url);
+    let url = match paginate::paginator(&src.pagination) {
+        Ok(p) => p.first(&src.url),
+        Err(e) => return Hop::failed("api", e.to_string(), "fix --paginate", ExitCode::Usage),
+    };
     let client = match engine.api_client(&src, aws, azure).await {
         Ok(c) => c,
         Err(ClientError::Http(e)) => {

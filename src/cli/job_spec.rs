@@ -6,7 +6,8 @@
 //! files' business. Secrets are never read from the job file (a file that is easily
 //! committed): keys and tokens come from the environment or from `*_file` settings.
 
-use super::args::{ApiAuthKind, BearerFrom, Paginate, WebIdentityKind};
+use super::args::{ApiAuthKind, BearerFrom, WebIdentityKind};
+use super::pagination_args::StyleName;
 use super::resolver::{usage, UsageError};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -17,7 +18,8 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct JobSpec {
     pub url: Option<String>,
-    pub paginate: Option<Paginate>,
+    /// A registered pagination style; its settings are the keys below, up to `page_size_param`.
+    pub paginate: Option<StyleName>,
     pub cursor_path: Option<String>,
     pub cursor_header: Option<String>,
     pub cursor_param: Option<String>,
@@ -73,6 +75,29 @@ pub struct JobSpec {
     pub schema: Option<PathBuf>,
     pub synapse_optimized: Option<bool>,
     pub expected_size: Option<String>,
+}
+
+impl JobSpec {
+    /// A pagination style's setting by its key (see `source::paginate::Setting`), as text.
+    /// The keys are fields above so that the file's shape is checked (types, unknown keys and
+    /// their nearest known key); this is where the styles read them by name.
+    pub fn style_setting(&self, key: &str) -> Option<String> {
+        let text = |v: &Option<String>| v.clone();
+        let count = |v: Option<u64>| v.map(|n| n.to_string());
+        match key {
+            "cursor_path" => text(&self.cursor_path),
+            "cursor_header" => text(&self.cursor_header),
+            "cursor_param" => text(&self.cursor_param),
+            "next_path" => text(&self.next_path),
+            "offset_param" => text(&self.offset_param),
+            "limit_param" => text(&self.limit_param),
+            "page_size" => count(self.page_size),
+            "page_param" => text(&self.page_param),
+            "start_page" => count(self.start_page),
+            "page_size_param" => text(&self.page_size_param),
+            _ => None,
+        }
+    }
 }
 
 /// `[jobs.NAME.aws]`.
@@ -201,6 +226,28 @@ mod tests {
         );
         let (job, _) = load_job(Some(&path), Some("orders")).unwrap();
         assert_eq!(job.url.as_deref(), Some("https://x/prod/orders"));
+    }
+
+    /// Every setting a pagination style reads is a key of the job file, read back by name.
+    #[test]
+    fn every_style_setting_is_a_job_file_key() {
+        use gatelake::source::paginate::SettingKind;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gatelake.toml");
+        for s in crate::cli::pagination_args::style_settings() {
+            let value = match s.kind {
+                SettingKind::Text => "\"v\"",
+                SettingKind::Count => "7",
+            };
+            std::fs::write(&path, format!("[jobs.o]\n{} = {value}\n", s.key)).unwrap();
+            let (job, _) = load_job(Some(&path), Some("o")).unwrap();
+            assert_eq!(
+                job.style_setting(s.key).as_deref(),
+                Some(value.trim_matches('"')),
+                "{}",
+                s.key
+            );
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod identity;
 pub mod job_file;
 pub mod job_spec;
 pub mod logging;
+pub mod pagination_args;
 pub mod progress;
 pub mod resolver;
 pub mod settings;
@@ -28,7 +29,7 @@ use gatelake::engine::{ClientError, Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
 use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
-use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
+use gatelake::source::paginate::Pagination;
 use resolver::{SettingsError, Shown, UsageError};
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -274,13 +275,9 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         job: "demo".into(),
         source: SourceConfig {
             url,
-            pagination: Pagination {
-                style: PaginationConfig::Cursor {
-                    source: CursorSource::Body("next_cursor".into()),
-                    param: "cursor".into(),
-                },
-                stop: Default::default(),
-            },
+            pagination: Pagination::new("cursor")
+                .with("cursor_path", "next_cursor")
+                .with("cursor_param", "cursor"),
             records_path: "items".into(),
             auth: gatelake::config::ApiAuth::None,
             usage_plan_key: None,

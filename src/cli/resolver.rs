@@ -1,15 +1,18 @@
 //! The vocabulary every settings file shares: the [`Resolver`] that picks each value from
 //! flag/env > job file > default and remembers where it came from ([`Shown`], for
-//! `--show-settings`), and the errors a resolution can end in (usage, exit 2; credential,
-//! exit 3).
+//! `--show-settings`), the parsers of durations and sizes that name the flag in their error,
+//! and the errors a resolution can end in (usage, exit 2; credential, exit 3).
 //!
-//! Kept apart from `settings.rs` so that the per-topic resolvers (`api_auth.rs`,
-//! `azure_settings.rs`) can use it without importing the file that calls them. It must never
-//! know about any particular setting.
+//! Kept apart from `settings.rs` so that the per-topic resolvers (`settings/*.rs`,
+//! `api_auth.rs`, `azure_settings.rs`) can use it without importing the file that calls them.
+//! It must never know about any particular setting.
 
 use clap::parser::ValueSource;
 use clap::ArgMatches;
+use gatelake::config::{parse_byte_size, parse_duration};
 use std::fmt::Display;
+use std::path::Path;
+use std::time::Duration;
 
 /// A usage or configuration error: exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,23 @@ pub enum SettingsError {
 /// [`UsageError`] and those returning [`SettingsError`].
 pub(super) fn usage<T, E: From<UsageError>>(msg: impl Into<String>) -> Result<T, E> {
     Err(UsageError(msg.into()).into())
+}
+
+/// A path as shown and picked.
+pub fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// A duration setting (`30s`, `5m`); a bad one is a usage error naming `--flag`.
+pub fn duration(flag: &str, v: Option<String>) -> Result<Duration, UsageError> {
+    parse_duration(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
+}
+
+/// A byte-size setting (`128MiB`); a bad one is a usage error naming `--flag`.
+pub fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
+    parse_byte_size(v.as_deref().unwrap_or_default())
+        .map_err(|e| UsageError(format!("--{flag}: {e}")))
 }
 
 /// One resolved setting, for `--show-settings`.

@@ -3,7 +3,10 @@
 //! absent is judged by the pointer rule (`pointer.rs`).
 
 use super::pointer::{fields_near, header_names};
-use super::{with_query_param, Blind, MissingPointer, PageView, PaginateError, Paginator};
+use super::{
+    with_query_param, Blind, MissingPointer, PageView, PaginateError, Pages, Paginator, Setting,
+    Style, StyleSettings,
+};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 
@@ -24,6 +27,72 @@ pub enum CursorSource {
     Body(String),
     /// A response header, e.g. `x-next-cursor`.
     Header(String),
+}
+
+pub(super) const STYLE: CursorStyle = CursorStyle;
+
+const CURSOR_PATH: Setting = Setting::text(
+    "cursor_path",
+    "cursor-path",
+    "GATELAKE_CURSOR_PATH",
+    "PATH",
+    "cursor: body path of the next cursor, e.g. next_cursor or meta.next",
+);
+const CURSOR_HEADER: Setting = Setting::text(
+    "cursor_header",
+    "cursor-header",
+    "GATELAKE_CURSOR_HEADER",
+    "NAME",
+    "cursor: response header carrying the next cursor, e.g. x-next-cursor",
+);
+const CURSOR_PARAM: Setting = Setting::text(
+    "cursor_param",
+    "cursor-param",
+    "GATELAKE_CURSOR_PARAM",
+    "NAME",
+    "cursor: query parameter the cursor is sent in. [default: cursor]",
+)
+.or("cursor");
+
+/// What the style reads, in the order it is resolved and shown.
+const SETTINGS: &[Setting] = &[CURSOR_PATH, CURSOR_HEADER, CURSOR_PARAM];
+
+/// `--paginate cursor`.
+pub(super) struct CursorStyle;
+
+impl Style for CursorStyle {
+    fn name(&self) -> &'static str {
+        "cursor"
+    }
+
+    fn about(&self) -> &'static str {
+        "A cursor from the body (--cursor-path) or a header (--cursor-header), sent back as --cursor-param"
+    }
+
+    fn pages(&self) -> Pages {
+        Pages::Sequential
+    }
+
+    fn settings(&self) -> &'static [Setting] {
+        SETTINGS
+    }
+
+    fn paginator(&self, s: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
+        let source = match (s.text(CURSOR_PATH.key), s.text(CURSOR_HEADER.key)) {
+            (Some(p), None) => CursorSource::Body(p),
+            (None, Some(h)) => CursorSource::Header(h),
+            (Some(_), Some(_)) => {
+                return Err(PaginateError::Settings(
+                    "--paginate cursor: give --cursor-path or --cursor-header, not both".into(),
+                ))
+            }
+            (None, None) => return Err(PaginateError::Settings(
+                "--paginate cursor needs where the cursor is: --cursor-path PATH (in the body, e.g. next_cursor) or --cursor-header NAME".into(),
+            )),
+        };
+        let param = s.text(CURSOR_PARAM.key).unwrap_or_default();
+        Ok(Box::new(CursorPaginator::new(source, param)))
+    }
 }
 
 #[derive(Debug)]

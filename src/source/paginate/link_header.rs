@@ -4,10 +4,36 @@
 //! header at all is judged by the pointer rule (`pointer.rs`): the API may not page this way.
 
 use super::pointer::header_names;
-use super::{resolve_link, Blind, MissingPointer, PageView, PaginateError, Paginator};
+use super::{
+    resolve_link, Blind, MissingPointer, PageView, PaginateError, Pages, Paginator, Style,
+    StyleSettings,
+};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
+
+pub(super) const STYLE: LinkHeaderStyle = LinkHeaderStyle;
+
+/// `--paginate link-header`.
+pub(super) struct LinkHeaderStyle;
+
+impl Style for LinkHeaderStyle {
+    fn name(&self) -> &'static str {
+        "link-header"
+    }
+
+    fn about(&self) -> &'static str {
+        "RFC 8288 `Link: <…>; rel=\"next\"` response header"
+    }
+
+    fn pages(&self) -> Pages {
+        Pages::Sequential
+    }
+
+    fn paginator(&self, _: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
+        Ok(Box::new(LinkHeaderPaginator))
+    }
+}
 
 #[derive(Debug)]
 pub struct LinkHeaderPaginator;

@@ -1,5 +1,8 @@
-//! Pagination: given the page just fetched, what is the next request? One file per style
-//! behind the [`Paginator`] trait; adding a style is adding a file.
+//! Pagination: given the page just fetched, what is the next request? One file per style:
+//! its [`Style`] (name, help, settings, whether its pages are predictable, how it builds its
+//! paginator) and its [`Paginator`]. Adding a style is adding a file and one line to the
+//! registry below; the CLI's `--paginate`, its help, the style flags, the job file and
+//! settings resolution all read the registry.
 //!
 //! The next request is always a full URL. That keeps the seam small, and makes the saved
 //! position of a run (the checkpoint) one URL that can be replayed exactly.
@@ -11,19 +14,37 @@
 //! - host pinning ([`same_origin`]): a next URL on another scheme, host or port is refused
 //!   before any request is made, so no credential is ever sent to a host the user did not name.
 
-mod cursor;
-mod link_header;
-mod next_link;
-mod offset;
-mod page_number;
 pub mod pointer;
+mod style;
 
+/// The registry: every style, one line each, in the order `--paginate` lists them. Each line
+/// declares the style's file and registers the `STYLE` it defines; nothing else in the
+/// program names a style.
+macro_rules! registry {
+    ($($module:ident),* $(,)?) => {
+        $(mod $module;)*
+        /// Every pagination style, in the order `--paginate` lists them.
+        pub static STYLES: &[&dyn Style] = &[$(&$module::STYLE),*];
+    };
+}
+
+registry! {
+    single,
+    cursor,
+    next_link,
+    link_header,
+    offset,
+    page_number,
+}
+
+pub use crate::config::{Pagination, StopRules};
 pub use cursor::{CursorPaginator, CursorSource};
 pub use link_header::LinkHeaderPaginator;
 pub use next_link::NextLinkPaginator;
 pub use offset::OffsetPaginator;
 pub use page_number::PageNumberPaginator;
 pub use pointer::MissingPointer;
+pub use style::{Pages, Setting, SettingKind, Style, StyleSettings, PAGE_SIZE};
 
 use super::extract::{ExtractError, JsonDoc};
 use crate::secret::redact_url;
@@ -58,6 +79,9 @@ pub enum PaginateError {
     PointerMissing(String),
     #[error("{0}")]
     Body(#[from] ExtractError),
+    /// A [`Pagination`] its style cannot use (a missing or invalid setting).
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// The outcome of working out the request after a page.
@@ -174,131 +198,35 @@ pub fn next_after_bad_page(
     }
 }
 
-/// Stop rules every style shares, from flags.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StopRules {
-    /// Body path of a boolean: stop when it is false (`has_more`, `meta.has_next`).
-    pub has_more_path: Option<String>,
-    /// Body path of the total record count: stop once that many records were fetched.
-    pub total_path: Option<String>,
+/// The style named `name`.
+pub fn style(name: &str) -> Option<&'static dyn Style> {
+    STYLES.iter().copied().find(|s| s.name() == name)
 }
 
-/// The configured pagination, as resolved from flags or the job file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PaginationConfig {
-    /// The endpoint returns everything in one response.
-    Single,
-    Cursor {
-        source: CursorSource,
-        /// Query parameter the cursor is sent back in.
-        param: String,
-    },
-    NextLink {
-        /// Body path of the next page's URL (absolute, or relative to the current page).
-        path: String,
-    },
-    LinkHeader,
-    Offset {
-        offset_param: String,
-        limit_param: String,
-        limit: u64,
-        start: u64,
-    },
-    PageNumber {
-        page_param: String,
-        start: u64,
-        /// Page-size parameter and value, when the API takes one.
-        size: Option<(String, u64)>,
-    },
-}
-
-/// Pagination plus the shared stop rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pagination {
-    pub style: PaginationConfig,
-    pub stop: StopRules,
-}
-
-impl Pagination {
-    pub fn single() -> Self {
-        Self {
-            style: PaginationConfig::Single,
-            stop: StopRules::default(),
-        }
+/// The paginator for `pagination`, built by its style from its settings. A style that is
+/// not registered, or a setting the style does not read or cannot use, is an error.
+pub fn paginator(pagination: &Pagination) -> Result<Box<dyn Paginator>, PaginateError> {
+    let Some(style) = style(&pagination.style) else {
+        let known: Vec<&str> = STYLES.iter().map(|s| s.name()).collect();
+        return Err(PaginateError::Settings(format!(
+            "unknown --paginate {}: use one of {}",
+            pagination.style,
+            known.join(", ")
+        )));
+    };
+    let declared = style.settings();
+    if let Some(key) = pagination
+        .settings
+        .keys()
+        .find(|k| !declared.iter().any(|s| s.key == k.as_str()))
+    {
+        return Err(PaginateError::Settings(format!(
+            "--paginate {} does not read --{}",
+            style.name(),
+            key.replace('_', "-")
+        )));
     }
-
-    /// The style's `--paginate` name.
-    pub fn name(&self) -> &'static str {
-        match &self.style {
-            PaginationConfig::Single => "none",
-            PaginationConfig::Cursor { .. } => "cursor",
-            PaginationConfig::NextLink { .. } => "next-link",
-            PaginationConfig::LinkHeader => "link-header",
-            PaginationConfig::Offset { .. } => "offset",
-            PaginationConfig::PageNumber { .. } => "page",
-        }
-    }
-
-    /// Whether the next requests can be worked out before the pages arrive (offset and page
-    /// number), so that `--concurrency` can keep several in flight. Cursor and link styles
-    /// learn the next request from each page: they are sequential by nature.
-    pub fn predictable(&self) -> bool {
-        matches!(
-            self.style,
-            PaginationConfig::Offset { .. } | PaginationConfig::PageNumber { .. }
-        )
-    }
-
-    /// Build the paginator for this configuration.
-    pub fn paginator(&self) -> Box<dyn Paginator> {
-        match &self.style {
-            PaginationConfig::Single => Box::new(SinglePage),
-            PaginationConfig::Cursor { source, param } => {
-                Box::new(CursorPaginator::new(source.clone(), param.clone()))
-            }
-            PaginationConfig::NextLink { path } => Box::new(NextLinkPaginator::new(path.clone())),
-            PaginationConfig::LinkHeader => Box::new(LinkHeaderPaginator),
-            PaginationConfig::Offset {
-                offset_param,
-                limit_param,
-                limit,
-                start,
-            } => Box::new(OffsetPaginator::new(
-                offset_param.clone(),
-                limit_param.clone(),
-                *limit,
-                *start,
-            )),
-            PaginationConfig::PageNumber {
-                page_param,
-                start,
-                size,
-            } => Box::new(PageNumberPaginator::new(
-                page_param.clone(),
-                *start,
-                size.clone(),
-            )),
-        }
-    }
-}
-
-/// No pagination: one request.
-#[derive(Debug)]
-struct SinglePage;
-
-impl Paginator for SinglePage {
-    fn name(&self) -> &'static str {
-        "none"
-    }
-    fn next_blind(&self, _url: &Url, _headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
-        Blind::End
-    }
-    fn first(&self, base: &Url) -> Url {
-        base.clone()
-    }
-    fn next(&self, _page: &PageView<'_>) -> Result<Option<Url>, PaginateError> {
-        Ok(None)
-    }
+    style.paginator(&StyleSettings::new(&pagination.settings, declared))
 }
 
 /// The next request after `page`: the shared stop rules first, then the style, then the
@@ -790,49 +718,119 @@ pub(crate) mod tests {
     #[test]
     fn only_offset_and_page_number_are_predictable() {
         let base = Url::parse("https://api.example.com/prod/orders").unwrap();
-        let styles = [
-            PaginationConfig::Single,
-            PaginationConfig::Cursor {
-                source: CursorSource::Body("next".into()),
-                param: "cursor".into(),
-            },
-            PaginationConfig::NextLink {
-                path: "next".into(),
-            },
-            PaginationConfig::LinkHeader,
-            PaginationConfig::Offset {
-                offset_param: "offset".into(),
-                limit_param: "limit".into(),
-                limit: 100,
-                start: 0,
-            },
-            PaginationConfig::PageNumber {
-                page_param: "page".into(),
-                start: 1,
-                size: None,
-            },
-        ];
-        for style in styles {
-            let p = Pagination {
-                style,
-                stop: StopRules::default(),
-            };
-            let paginator = p.paginator();
+        // Every registered style, with its defaults, or else with one of the settings that
+        // have none (a cursor needs to know where it is).
+        let styles = STYLES.iter().map(|style| {
+            let plain = Pagination::new(style.name());
+            std::iter::once(plain.clone())
+                .chain(
+                    style
+                        .settings()
+                        .iter()
+                        .filter(|s| s.default.is_none())
+                        .map(|s| plain.clone().with(s.key, "next")),
+                )
+                .find(|p| paginator(p).is_ok())
+                .unwrap()
+        });
+        for p in styles {
+            let style = style(p.name()).unwrap();
+            let paginator = paginator(&p).unwrap();
             let first = paginator.first(&base);
             // `predictable` (what --concurrency is checked against) says what `predict` does.
             assert_eq!(
                 paginator.predict(&first, None).is_some(),
-                p.predictable(),
+                style.pages().predictable(),
                 "{}",
                 p.name()
             );
             assert_eq!(
-                p.predictable(),
+                style.pages().predictable(),
                 matches!(p.name(), "offset" | "page"),
                 "{}",
                 p.name()
             );
+            assert_eq!(paginator.name(), style.name());
         }
+    }
+
+    /// Every style's settings are spelt the same way as a key, a flag and a variable, and a
+    /// setting two styles share (the page size) is one setting.
+    #[test]
+    fn settings_are_named_alike_and_shared_settings_agree() {
+        let mut seen: Vec<&Setting> = Vec::new();
+        for style in STYLES {
+            for s in style.settings() {
+                assert_eq!(s.flag, s.key.replace('_', "-"), "{}", s.key);
+                assert_eq!(s.env, format!("GATELAKE_{}", s.key.to_ascii_uppercase()));
+                if let Some(other) = s.only_with {
+                    assert!(
+                        style.settings().iter().any(|o| o.key == other),
+                        "{}: {other}",
+                        s.key
+                    );
+                }
+                match seen.iter().find(|o| o.key == s.key) {
+                    Some(o) => assert_eq!(
+                        (o.help, o.kind, o.default, o.value_name),
+                        (s.help, s.kind, s.default, s.value_name),
+                        "{}",
+                        s.key
+                    ),
+                    None => seen.push(s),
+                }
+            }
+        }
+        let names: Vec<&str> = STYLES.iter().map(|s| s.name()).collect();
+        let mut unique = names.clone();
+        unique.dedup();
+        assert_eq!(names, unique);
+    }
+
+    /// A description its style cannot use is refused with the setting's flag, as the CLI
+    /// shows it.
+    #[test]
+    fn styles_check_their_settings() {
+        for (p, want) in [
+            (
+                Pagination::new("cursor"),
+                "--paginate cursor needs where the cursor is",
+            ),
+            (
+                Pagination::new("cursor")
+                    .with("cursor_path", "a")
+                    .with("cursor_header", "b"),
+                "not both",
+            ),
+            (
+                Pagination::new("offset").with("page_size", 0),
+                "--page-size must be at least 1",
+            ),
+            (
+                Pagination::new("page")
+                    .with("page_size_param", "per_page")
+                    .with("page_size", "x"),
+                "--page-size: 'x' is not a whole number",
+            ),
+            (
+                Pagination::new("offset").with("cursor_path", "a"),
+                "--paginate offset does not read --cursor-path",
+            ),
+            (
+                Pagination::new("no-such-style"),
+                "unknown --paginate no-such-style",
+            ),
+        ] {
+            let err = paginator(&p).unwrap_err().to_string();
+            assert!(err.contains(want), "{p:?}: {err}");
+        }
+        // Defaults fill what is not given.
+        let base = Url::parse("https://h/p").unwrap();
+        let first = paginator(&Pagination::new("offset")).unwrap().first(&base);
+        assert_eq!(first.as_str(), "https://h/p?offset=0&limit=100");
+        let page = Pagination::new("page").with("page_size_param", "per_page");
+        let first = paginator(&page).unwrap().first(&base);
+        assert_eq!(first.as_str(), "https://h/p?page=1&per_page=100");
     }
 
     #[test]

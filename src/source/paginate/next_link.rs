@@ -3,10 +3,53 @@
 //! absent is judged by the pointer rule (`pointer.rs`).
 
 use super::pointer::fields_near;
-use super::{resolve_link, Blind, MissingPointer, PageView, PaginateError, Paginator};
+use super::{
+    resolve_link, Blind, MissingPointer, PageView, PaginateError, Pages, Paginator, Setting, Style,
+    StyleSettings,
+};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
+
+pub(super) const STYLE: NextLinkStyle = NextLinkStyle;
+
+const NEXT_PATH: Setting = Setting::text(
+    "next_path",
+    "next-path",
+    "GATELAKE_NEXT_PATH",
+    "PATH",
+    "next-link: body path of the next page's URL, e.g. links.next. [default: next]",
+)
+.or("next");
+
+/// What the style reads, in the order it is resolved and shown.
+const SETTINGS: &[Setting] = &[NEXT_PATH];
+
+/// `--paginate next-link`.
+pub(super) struct NextLinkStyle;
+
+impl Style for NextLinkStyle {
+    fn name(&self) -> &'static str {
+        "next-link"
+    }
+
+    fn about(&self) -> &'static str {
+        "The next page's URL in the body (--next-path), absolute or relative"
+    }
+
+    fn pages(&self) -> Pages {
+        Pages::Sequential
+    }
+
+    fn settings(&self) -> &'static [Setting] {
+        SETTINGS
+    }
+
+    fn paginator(&self, s: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
+        let path = s.text(NEXT_PATH.key).unwrap_or_default();
+        Ok(Box::new(NextLinkPaginator::new(path)))
+    }
+}
 
 #[derive(Debug)]
 pub struct NextLinkPaginator {

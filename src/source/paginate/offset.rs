@@ -3,10 +3,66 @@
 //! caps the page size below `limit` loses nothing. The listing ends on an empty page (or by
 //! the shared `total` rule).
 
-use super::{query_param, with_query_param, Blind, PageView, PaginateError, Paginator};
+use super::{
+    query_param, with_query_param, Blind, PageView, PaginateError, Pages, Paginator, Setting,
+    Style, StyleSettings, PAGE_SIZE,
+};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
+
+pub(super) const STYLE: OffsetStyle = OffsetStyle;
+
+const OFFSET_PARAM: Setting = Setting::text(
+    "offset_param",
+    "offset-param",
+    "GATELAKE_OFFSET_PARAM",
+    "NAME",
+    "offset: the offset query parameter. [default: offset]",
+)
+.or("offset");
+const LIMIT_PARAM: Setting = Setting::text(
+    "limit_param",
+    "limit-param",
+    "GATELAKE_LIMIT_PARAM",
+    "NAME",
+    "offset: the limit query parameter. [default: limit]",
+)
+.or("limit");
+
+/// What the style reads, in the order it is resolved and shown.
+const SETTINGS: &[Setting] = &[OFFSET_PARAM, LIMIT_PARAM, PAGE_SIZE];
+
+/// `--paginate offset`.
+pub(super) struct OffsetStyle;
+
+impl Style for OffsetStyle {
+    fn name(&self) -> &'static str {
+        "offset"
+    }
+
+    fn about(&self) -> &'static str {
+        "?offset=N&limit=M (--offset-param, --limit-param, --page-size)"
+    }
+
+    /// The next offset is this one plus a full page.
+    fn pages(&self) -> Pages {
+        Pages::Predictable
+    }
+
+    fn settings(&self) -> &'static [Setting] {
+        SETTINGS
+    }
+
+    fn paginator(&self, s: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
+        Ok(Box::new(OffsetPaginator::new(
+            s.text(OFFSET_PARAM.key).unwrap_or_default(),
+            s.text(LIMIT_PARAM.key).unwrap_or_default(),
+            s.positive(PAGE_SIZE.key)?,
+            0,
+        )))
+    }
+}
 
 #[derive(Debug)]
 pub struct OffsetPaginator {

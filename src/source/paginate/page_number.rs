@@ -1,10 +1,82 @@
 //! Page-number pagination: `?page=1&per_page=500`, then `page=2`, … The listing ends on an
 //! empty page, or by the shared `has_more` / `total` rules.
 
-use super::{query_param, with_query_param, Blind, PageView, PaginateError, Paginator};
+use super::{
+    query_param, with_query_param, Blind, PageView, PaginateError, Pages, Paginator, Setting,
+    Style, StyleSettings, PAGE_SIZE,
+};
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
+
+pub(super) const STYLE: PageNumberStyle = PageNumberStyle;
+
+const PAGE_PARAM: Setting = Setting::text(
+    "page_param",
+    "page-param",
+    "GATELAKE_PAGE_PARAM",
+    "NAME",
+    "page: the page-number query parameter. [default: page]",
+)
+.or("page");
+const START_PAGE: Setting = Setting::text(
+    "start_page",
+    "start-page",
+    "GATELAKE_START_PAGE",
+    "N",
+    "page: the first page's number. [default: 1]",
+)
+.count()
+.or("1");
+const PAGE_SIZE_PARAM: Setting = Setting::text(
+    "page_size_param",
+    "page-size-param",
+    "GATELAKE_PAGE_SIZE_PARAM",
+    "NAME",
+    "page: the page-size query parameter, e.g. per_page (sent with --page-size)",
+);
+
+/// What the style reads, in the order it is resolved and shown.
+const SETTINGS: &[Setting] = &[
+    PAGE_PARAM,
+    START_PAGE,
+    PAGE_SIZE_PARAM,
+    PAGE_SIZE.only_with(PAGE_SIZE_PARAM.key),
+];
+
+/// `--paginate page`.
+pub(super) struct PageNumberStyle;
+
+impl Style for PageNumberStyle {
+    fn name(&self) -> &'static str {
+        "page"
+    }
+
+    fn about(&self) -> &'static str {
+        "?page=N (--page-param, --start-page, optional --page-size-param)"
+    }
+
+    /// The next page number is this one plus one.
+    fn pages(&self) -> Pages {
+        Pages::Predictable
+    }
+
+    fn settings(&self) -> &'static [Setting] {
+        SETTINGS
+    }
+
+    fn paginator(&self, s: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
+        let size = match s.text(PAGE_SIZE_PARAM.key) {
+            Some(param) => Some((param, s.positive(PAGE_SIZE.key)?)),
+            None => None,
+        };
+        Ok(Box::new(PageNumberPaginator::new(
+            s.text(PAGE_PARAM.key).unwrap_or_default(),
+            s.count(START_PAGE.key)?.unwrap_or(1),
+            size,
+        )))
+    }
+}
 
 #[derive(Debug)]
 pub struct PageNumberPaginator {
