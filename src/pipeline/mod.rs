@@ -25,18 +25,27 @@
 //! - The last, partial chunk is written only when the fetch stage says the listing ended; a
 //!   stop (Ctrl-C, an error) abandons it, and a resumed run fetches its pages again.
 
+mod error;
 mod listing;
+mod messages;
+mod stop;
+mod summary;
+
+pub use error::PullError;
+pub use stop::{StopHandle, StopSignal};
+pub use summary::RunSummary;
+
+use messages::{PageMsg, ReadyChunk, Resume, UploadMsg};
 
 use crate::config::{BadPagePolicy, PullConfig};
-use crate::encode::chunk::{ChunkLimits, ChunkWriter, FinishedChunk};
+use crate::encode::chunk::{ChunkLimits, ChunkWriter};
 use crate::encode::drift::{SchemaChange, SchemaOptions};
 use crate::encode::schema::Schema;
-use crate::encode::{EncodeError, Format};
+use crate::encode::Format;
 use crate::load::manifest::{
-    Manifest, ManifestFile, ManifestIdentity, ManifestOutcome, ManifestSchemaPolicy,
-    ManifestSource, ManifestStatus, RejectedPage, MANIFEST_VERSION,
+    Manifest, ManifestIdentity, ManifestOutcome, ManifestSchemaPolicy, ManifestSource,
+    ManifestStatus, MANIFEST_VERSION,
 };
-use crate::load::previous::PreviousRunError;
 use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
@@ -47,152 +56,19 @@ use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
 use crate::state::checkpoint::{restore_url, save_url, ListingNotes, Watermark};
-use crate::state::watermark::{since_value, WatermarkError, WatermarkTracker};
+use crate::state::entries::{ManifestFile, RejectedPage};
+pub use crate::state::run_id::new_run_id;
+use crate::state::run_id::{now_rfc3339, rfc3339};
+use crate::state::watermark::{since_value, WatermarkTracker};
 use crate::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
 use bytes::Bytes;
 use reqwest::header::HeaderMap;
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use url::Url;
-
-/// What a finished run produced; printed as the JSON summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunSummary {
-    /// `succeeded`, or `partial` (carried by [`PullError::Incomplete`]).
-    pub status: &'static str,
-    pub job: String,
-    pub run_id: String,
-    /// Whether this invocation resumed an interrupted run.
-    pub resumed: bool,
-    /// The run's folder (redacted URL).
-    pub destination: String,
-    pub manifest_url: String,
-    pub pages: u64,
-    pub rows: u64,
-    /// Bytes stored (compressed).
-    pub bytes: u64,
-    /// Bytes of record JSON received.
-    pub raw_bytes: u64,
-    pub files: Vec<ManifestFile>,
-    /// Schema changes and drift the run recorded (see the manifest's `schema_changes`).
-    pub schema_changes: Vec<SchemaChange>,
-    /// What the run recorded instead of failing, and for a partial run why it is partial
-    /// (the manifest's `warnings`).
-    pub warnings: Vec<String>,
-    /// Times a 504 made the run halve its page size (the manifest's `page_size_shrinks`).
-    pub page_size_shrinks: u64,
-    /// Seconds this invocation took.
-    pub seconds: f64,
-}
-
-/// Why a pull stopped. Every variant names the page, chunk or object involved.
-#[derive(Debug, thiserror::Error)]
-pub enum PullError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error("page {page} from {url}: {source}")]
-    Extract {
-        page: u64,
-        url: String,
-        #[source]
-        source: ExtractError,
-    },
-    #[error("page {page} from {url}: {source}")]
-    Paginate {
-        page: u64,
-        url: String,
-        #[source]
-        source: PaginateError,
-    },
-    #[error("while writing chunk {seq}: {source}")]
-    Encode {
-        seq: u64,
-        #[source]
-        source: EncodeError,
-    },
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error("the unfinished run {run_id} of this job pulled from {saved}, but this run is configured for {configured}. Run with the original settings to finish it, or pass --restart to discard it")]
-    SourceChanged {
-        run_id: String,
-        saved: String,
-        configured: String,
-    },
-    #[error("interrupted: run {run_id} stopped with {} ({}) committed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)", crate::report::count(*chunks, "chunk"), crate::report::count(*rows, "record"))]
-    Interrupted {
-        run_id: String,
-        chunks: u64,
-        rows: u64,
-    },
-    #[error("incremental run: {0}")]
-    Watermark(#[from] WatermarkError),
-    #[error("reading the previous run to compare schemas: {0}")]
-    PreviousRun(#[from] PreviousRunError),
-    #[error("page {page} from {url}: {reason}. --on-bad-page skip cannot go past it: the next page's {what} is in the part of the page that could not be read")]
-    Unskippable {
-        page: u64,
-        url: String,
-        reason: String,
-        what: &'static str,
-    },
-    /// The run stopped short of its listing (`--max-pages`, a record count that differs
-    /// from the API's total): its manifest says `partial`, no `_SUCCESS` was written, and the
-    /// checkpoint lets a rerun finish it. `summary` is what it did deliver.
-    #[error("{reason}")]
-    Incomplete {
-        reason: String,
-        summary: Box<RunSummary>,
-    },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-/// Asks a running pull to stop at the next page boundary (Ctrl-C, SIGTERM). Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct StopSignal(watch::Receiver<bool>);
-
-/// The sending side of a [`StopSignal`].
-#[derive(Debug)]
-pub struct StopHandle(watch::Sender<bool>);
-
-impl StopSignal {
-    pub fn new() -> (StopHandle, StopSignal) {
-        let (tx, rx) = watch::channel(false);
-        (StopHandle(tx), StopSignal(rx))
-    }
-
-    /// A signal that never fires.
-    pub fn never() -> StopSignal {
-        let (tx, rx) = watch::channel(false);
-        // Keeping the sender alive would be a leak per call; a dropped sender with `false`
-        // simply never reads as stopped.
-        drop(tx);
-        StopSignal(rx)
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves once a stop is asked for (never, if the sender is gone without asking).
-    pub async fn stopped(&mut self) {
-        if self.0.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl StopHandle {
-    pub fn stop(&self) {
-        let _ = self.0.send(true);
-    }
-}
 
 /// Options of one invocation that are not part of the job's definition.
 #[derive(Debug, Clone, Default)]
@@ -205,84 +81,6 @@ pub struct RunOptions {
     /// While another run holds the job's lock, wait up to this long for it (none: stop at
     /// once).
     pub wait_for_lock: Option<std::time::Duration>,
-}
-
-/// A new run id: UTC time to the second plus 16 random bits, so ids sort by start time and
-/// two runs started in the same second do not collide.
-pub fn new_run_id(now: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let stamp = now
-        .to_offset(time::UtcOffset::UTC)
-        .format(&f)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string());
-    format!("{stamp}-{:04x}", rand::random::<u16>())
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
-}
-
-fn now_rfc3339() -> String {
-    rfc3339(time::OffsetDateTime::now_utc())
-}
-
-/// Where a resumed run picks up: the request after a chunk's last page.
-#[derive(Debug, Clone)]
-struct Resume {
-    /// The URL of the chunk's last page.
-    last_request: Url,
-    /// The request after it; `None` when the listing ended there.
-    next_request: Option<Url>,
-    /// Pages fetched up to and including the chunk's last page.
-    pages: u64,
-    /// The run's listing notes as of that page.
-    notes: ListingNotes,
-}
-
-// `End` is sent once per run: boxing every page to shrink it would cost an allocation per
-// page for nothing.
-#[allow(clippy::large_enum_variant)]
-enum PageMsg {
-    Page {
-        page: ExtractedPage,
-        number: u64,
-        url: Url,
-        next: Option<Url>,
-        notes: ListingNotes,
-    },
-    /// A page set aside by `--on-bad-page skip`: an empty page for the chunk writer (so
-    /// resume points stay aligned), and its body for `_rejected/`.
-    Rejected {
-        number: u64,
-        url: Url,
-        next: Option<Url>,
-        rejected: RejectedPage,
-        body: Option<Bytes>,
-        notes: ListingNotes,
-    },
-    /// The listing ended normally: flush the last chunk.
-    End,
-}
-
-/// What the encoder hands the uploader.
-// A rejected page is rare: boxing chunks to shrink this would cost an allocation per chunk.
-#[allow(clippy::large_enum_variant)]
-enum UploadMsg {
-    Chunk(ReadyChunk),
-    Rejected(RejectedPage, Option<Bytes>),
-}
-
-/// A finished chunk with what the checkpoint needs once it is committed.
-struct ReadyChunk {
-    chunk: FinishedChunk,
-    resume: Resume,
-    /// The writer's schema with this invocation's column stats.
-    schema: Option<Schema>,
-    /// Schema changes this invocation recorded so far.
-    changes: Vec<SchemaChange>,
-    /// The incremental watermark after the chunk's last record.
-    watermark: Option<Watermark>,
 }
 
 /// The data-file name of chunk `seq`.
@@ -1491,14 +1289,5 @@ mod tests {
             !probe.waited_in_vain.load(Ordering::SeqCst),
             "chunk 0's commit was only reported after the listing ended"
         );
-    }
-
-    #[test]
-    fn run_ids_sort_by_time() {
-        let a = new_run_id(time::macros::datetime!(2026-11-24 23:05:09 UTC));
-        let b = new_run_id(time::macros::datetime!(2026-11-24 23:05:10 UTC));
-        assert!(a.starts_with("20261124T230509Z-"), "{a}");
-        assert_eq!(a.len(), "20261124T230509Z-0000".len());
-        assert!(a < b);
     }
 }
