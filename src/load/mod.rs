@@ -15,3 +15,13 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 pub const MANIFEST: &str = "_manifest.json";
 /// Name of the load script in a run's folder.
 pub const LOAD_SQL: &str = "load.sql";
+
+/// The data-file name of chunk `seq`.
+pub fn part_name(seq: u64, extension: &str) -> String {
+    format!("part-{seq:05}.{extension}")
+}
+
+/// The sequence number of a data-file name (`part-00012.jsonl.gz` → 12).
+pub fn part_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.split('.').next()?.parse().ok()
+}
