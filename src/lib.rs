@@ -8,7 +8,8 @@
 //!
 //! The data's path, one module per stage:
 //! `identity` → `source` (client, paginate, extract) → `encode` (chunk writer) → `sink`
-//! (atomic put) → `load` (manifest, `_SUCCESS`), orchestrated by `pipeline`.
+//! (atomic put) → `state` (checkpoint) → `load` (manifest, `_SUCCESS`); `pipeline` runs the
+//! stages of one unit of work, `run` the run around it (lock, resume, commit).
 
 pub mod config;
 pub mod demo;
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod run;
 pub mod secret;
 pub mod sink;
 pub mod source;

@@ -466,7 +466,7 @@ async fn check_lake(
     // nothing behind on a local folder either (object stores have no empty folders).
     let probe = format!(
         "_gatelake_probe-{}.txt",
-        gatelake::pipeline::new_run_id(time::OffsetDateTime::now_utc())
+        gatelake::run::new_run_id(time::OffsetDateTime::now_utc())
     );
     let body = bytes::Bytes::from_static(b"gatelake auth check probe\n");
     let folders = gatelake::sink::Destination::parse(dest)

@@ -26,8 +26,8 @@ use clap::{CommandFactory, FromArgMatches};
 use exit_code::ExitCode;
 use gatelake::config::{PullConfig, RetryPolicy, SourceConfig};
 use gatelake::identity::azure::AzureHop;
-use gatelake::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::report::Reporter;
+use gatelake::run::{PullError, RunOptions, RunSummary, StopSignal};
 use gatelake::source::client::ApiClient;
 use gatelake::source::paginate::{CursorSource, Pagination, PaginationConfig};
 use resolver::{SettingsError, Shown, UsageError};
@@ -437,7 +437,7 @@ async fn execute(
         identities: proven,
         ..options
     };
-    let run = gatelake::pipeline::run(&pull, sink, client, reporter.clone(), &options, stop);
+    let run = gatelake::run::run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
     // checkpoint is saved); a second one quits at once, which loses nothing committed either.

@@ -2,8 +2,8 @@
 //! rotation, schema drift, the incremental watermark's filter), finished chunks out, each with
 //! the resume point of its last page.
 
+use super::error::PullError;
 use super::messages::{PageMsg, ReadyChunk, Resume, UploadMsg};
-use super::PullError;
 use crate::encode::chunk::{ChunkLimits, ChunkWriter};
 use crate::encode::drift::SchemaOptions;
 use crate::encode::schema::Schema;

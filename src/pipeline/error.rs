@@ -1,7 +1,7 @@
 //! Why a pull stopped ([`PullError`]): the error every stage and the run's lifecycle return,
 //! each variant naming the page, chunk or object involved.
 
-use super::RunSummary;
+use super::summary::RunSummary;
 use crate::encode::EncodeError;
 use crate::load::previous::PreviousRunError;
 use crate::sink::SinkError;

@@ -2,9 +2,10 @@
 //! `--concurrency` predicted requests in flight; locate each page's records and its next
 //! request; set bad pages aside under `--on-bad-page skip`; hand pages on in order.
 
+use super::error::PullError;
 use super::listing::FetchEnd;
 use super::messages::PageMsg;
-use super::{PullError, StopSignal};
+use super::stop::StopSignal;
 use crate::config::{BadPagePolicy, SourceConfig};
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;

@@ -1,5 +1,5 @@
 //! What a finished run produced ([`RunSummary`]), printed as the JSON summary. Below the
-//! stages, with [`super::PullError`], because a partial run's error carries it.
+//! stages, with `PullError`, because a partial run's error carries it.
 
 use crate::encode::drift::SchemaChange;
 use crate::state::entries::ManifestFile;
@@ -8,7 +8,7 @@ use serde::Serialize;
 /// What a finished run produced; printed as the JSON summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
-    /// `succeeded`, or `partial` (carried by [`PullError::Incomplete`]).
+    /// `succeeded`, or `partial` (carried by [`crate::pipeline::PullError::Incomplete`]).
     pub status: &'static str,
     pub job: String,
     pub run_id: String,

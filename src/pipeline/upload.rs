@@ -2,8 +2,8 @@
 //! once, keep the bodies of pages set aside, and advance the checkpoint over the contiguous
 //! prefix of committed chunks only, so a killed run resumes with nothing lost or repeated.
 
+use super::error::PullError;
 use super::messages::{ReadyChunk, Resume, UploadMsg};
-use super::PullError;
 use crate::encode::drift::SchemaChange;
 use crate::encode::schema::Schema;
 use crate::report::{Event, Reporter};
