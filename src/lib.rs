@@ -13,7 +13,8 @@
 //!
 //! The data's path, one module per stage:
 //! `identity` → `source` (client, paginate, extract) → `encode` (chunk writer) → `sink`
-//! (atomic put) → `load` (manifest, `_SUCCESS`), orchestrated by `pipeline`; `engine` builds
+//! (atomic put) → `state` (checkpoint) → `load` (manifest, `_SUCCESS`); `pipeline` runs the
+//! stages of one unit of work, `run` the run around it (lock, resume, commit); `engine` builds
 //! the parts from the settings.
 
 pub mod config;
@@ -26,6 +27,7 @@ pub mod identity;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod run;
 pub mod secret;
 pub mod sink;
 pub mod source;

@@ -451,7 +451,7 @@ async fn check_lake(dest: &str, engine: &Engine, azure: Option<&Arc<AzureIdentit
     // nothing behind on a local folder either (object stores have no empty folders).
     let probe = format!(
         "_gatelake_probe-{}.txt",
-        gatelake::pipeline::new_run_id(time::OffsetDateTime::now_utc())
+        gatelake::run::new_run_id(time::OffsetDateTime::now_utc())
     );
     let body = bytes::Bytes::from_static(b"gatelake auth check probe\n");
     let folders = gatelake::sink::Destination::parse(dest)

@@ -1,6 +1,6 @@
 //! Exit codes: stable, documented in the README and `--help`, so CI jobs can branch on them.
 
-use gatelake::pipeline::PullError;
+use gatelake::run::PullError;
 use gatelake::sink::SinkError;
 use gatelake::state::StateError;
 

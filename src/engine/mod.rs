@@ -23,8 +23,8 @@ use crate::http::{HttpOptions, HttpSetupError};
 use crate::identity::aws::AwsCredentials;
 use crate::identity::azure::{AzureHop, AzureIdentity, HopIdentities};
 use crate::load::manifest::ManifestIdentity;
-use crate::pipeline::{PullError, RunOptions, RunSummary, StopSignal};
 use crate::report::Reporter;
+use crate::run::{PullError, RunOptions, RunSummary, StopSignal};
 use crate::sink::{Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
 use crate::state::store::CheckpointStore;
@@ -217,6 +217,6 @@ impl Engine {
         options: &RunOptions,
         stop: StopSignal,
     ) -> Result<RunSummary, PullError> {
-        crate::pipeline::run(pull, sink, client, reporter, options, stop).await
+        crate::run::run(pull, sink, client, reporter, options, stop).await
     }
 }

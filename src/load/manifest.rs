@@ -1,54 +1,22 @@
 //! The run manifest. Versioned (`manifest_version`); fields are only ever added. It holds
 //! no secret: URLs are redacted and identities are names, never tokens or keys. Its JSON
 //! Schema is `docs/manifest.schema.json`; a Synapse notebook reads it to load exactly the
-//! run's files (`examples/synapse_notebook.py`).
+//! run's files (`examples/synapse_notebook.py`). [`Manifest::assemble`] builds it from the
+//! run's checkpoint once every chunk is committed; the run's commit writes it.
 
+use crate::config::PullConfig;
 use crate::encode::drift::{OnSchemaDrift, SchemaChange};
 use crate::encode::schema::Schema;
 use crate::encode::{Compression, Format};
+use crate::load::LOAD_SQL;
+use crate::sink::join_path;
+use crate::state::Checkpoint;
 use serde::{Deserialize, Serialize};
 
+// A run's entries are recorded in its checkpoint as chunks commit, then listed in the manifest.
+pub use crate::state::entries::{ManifestFile, RejectedPage};
+
 pub const MANIFEST_VERSION: u32 = 1;
-
-/// A page set aside by `--on-bad-page skip`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RejectedPage {
-    /// The page's number in the run (1-based).
-    pub page: u64,
-    /// Its request (redacted).
-    pub request: String,
-    /// Why its records could not be read.
-    pub reason: String,
-    /// Where its raw body was kept, relative to the destination (`<run>/_rejected/…`); `None`
-    /// when no body was kept (a body over `--max-page-bytes` is not read whole).
-    pub body_path: Option<String>,
-    /// Bytes of the body received.
-    pub bytes: u64,
-}
-
-/// One data file of the run.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ManifestFile {
-    /// Path relative to the job's destination, e.g. `20261124T230500Z-1a2b/part-00000.parquet`.
-    pub path: String,
-    /// Full URL of the stored file (redacted).
-    pub url: String,
-    pub seq: u64,
-    pub rows: u64,
-    /// Size as stored (compressed).
-    pub bytes: u64,
-    /// Size of the records' JSON before encoding and compression.
-    pub raw_bytes: u64,
-    /// Hex SHA-256 of the stored bytes.
-    pub sha256: String,
-    /// Base64 MD5 of the stored bytes, as Azure reports it in `Content-MD5`.
-    #[serde(default)]
-    pub content_md5: String,
-    /// How many leading columns of `schema` the file holds (csv/parquet); fewer than the
-    /// schema's when `--on-schema-drift evolve` added columns after this file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub columns: Option<u64>,
-}
 
 /// An identity the run used: what it was for and its kind, never a secret.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
@@ -195,7 +163,77 @@ pub struct Manifest {
     pub outcome: ManifestOutcome,
 }
 
+/// What a run's manifest is assembled from: the job's definition, the run's checkpoint once
+/// every chunk is committed, and what only the caller knows.
+pub struct ManifestInput<'a> {
+    pub config: &'a PullConfig,
+    pub checkpoint: &'a Checkpoint,
+    /// The run's folder (redacted URL).
+    pub destination: String,
+    /// The kind of credential the storage hop used (`None`: none, as for a local folder).
+    pub storage_identity: Option<&'a str>,
+    /// Who the caller proved the run is at each hop; refines what the run knows.
+    pub proven: &'a [ManifestIdentity],
+    pub status: ManifestStatus,
+    /// Why the run is partial, added to its warnings.
+    pub partial_reasons: Vec<String>,
+    /// RFC 3339.
+    pub finished_at: String,
+}
+
 impl Manifest {
+    /// The manifest of the run `input` describes.
+    pub fn assemble(input: ManifestInput<'_>) -> Manifest {
+        let (config, cp) = (input.config, input.checkpoint);
+        let watermark = cp.watermark.as_ref().or(cp.since.as_ref());
+        Manifest {
+            manifest_version: MANIFEST_VERSION,
+            tool: concat!("gatelake ", env!("CARGO_PKG_VERSION")).to_string(),
+            job: config.job.clone(),
+            run_id: cp.run_id.clone(),
+            source: ManifestSource {
+                url: cp.source_url.clone(),
+                pagination: config.source.pagination.name().to_string(),
+                records_path: config.source.records_path.clone(),
+                auth: config.source.auth.kind().to_string(),
+                pages: cp.pages,
+                first_request: cp.first_request.clone(),
+                last_request: cp.last_request.clone(),
+            },
+            destination: input.destination,
+            format: config.output.encode.format,
+            compression: config.output.encode.compression,
+            extension: config.output.encode.extension(),
+            schema: cp.schema.clone(),
+            totals: Manifest::totals_of(&cp.files),
+            files: cp.files.clone(),
+            started_at: cp.started_at.clone(),
+            finished_at: input.finished_at,
+            identities: identities(config, input.storage_identity, input.proven),
+            schema_policy: ManifestSchemaPolicy {
+                on_drift: config.output.schema.on_drift,
+                flatten_depth: config.output.schema.flatten_depth,
+                pinned: config.output.schema.pinned.is_some(),
+                compared_with_run: cp.compared_with_run.clone(),
+            },
+            schema_changes: cp.schema_changes.clone(),
+            watermark: watermark.map(|w| serde_json::json!({"field": w.field, "max": w.max})),
+            load_sql: Some(join_path(&[&cp.run_id, LOAD_SQL])),
+            rejected: cp.rejected.clone(),
+            outcome: ManifestOutcome {
+                status: input.status,
+                warnings: cp
+                    .listing
+                    .warnings
+                    .iter()
+                    .cloned()
+                    .chain(input.partial_reasons)
+                    .collect(),
+                page_size_shrinks: cp.listing.page_size_shrinks,
+            },
+        }
+    }
+
     /// Totals computed from the file list, so the two can never disagree.
     pub fn totals_of(files: &[ManifestFile]) -> ManifestTotals {
         ManifestTotals {
@@ -211,6 +249,45 @@ impl Manifest {
         out.push(b'\n');
         Ok(out)
     }
+}
+
+/// The identities a run used, by kind and name, never a secret: what the run knows, refined
+/// by what the caller `proven` (an entry for the same role adds to it; another role is added).
+fn identities(
+    config: &PullConfig,
+    storage_identity: Option<&str>,
+    proven: &[ManifestIdentity],
+) -> Vec<ManifestIdentity> {
+    let mut out = vec![ManifestIdentity {
+        role: "api".into(),
+        kind: config.source.auth.kind().into(),
+        name: match &config.source.auth {
+            crate::config::ApiAuth::Iam { region } => Some(format!("execute-api in {region}")),
+            _ => None,
+        },
+        ..Default::default()
+    }];
+    if let Some(kind) = storage_identity {
+        out.push(ManifestIdentity {
+            role: "storage".into(),
+            kind: kind.into(),
+            ..Default::default()
+        });
+    }
+    for p in proven {
+        match out.iter_mut().find(|o| o.role == p.role) {
+            Some(o) => {
+                o.name = p.name.clone().or(o.name.take());
+                o.source = p.source.clone();
+                o.object_id = p.object_id.clone();
+                o.tenant = p.tenant.clone();
+                o.role_arn = p.role_arn.clone();
+                o.session_name = p.session_name.clone();
+            }
+            None => out.push(p.clone()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! What makes a run loadable: the manifest (`_manifest.json`: every file with rows, bytes
 //! and checksums, the schema and its changes, the source range), the Synapse load script
 //! (`load.sql`, see `sql`), and the `_SUCCESS` marker written last. `previous` finds the
-//! last completed run, whose schema the next run is compared with.
+//! last completed run, whose schema the next run is compared with. The names of a run's
+//! files are here too: data files (`part-00000.<ext>`), manifest, load script, marker.
 //! Files starting with `_` are skipped by Synapse wildcards, so `<run>/*.parquet` read after
 //! `_SUCCESS` exists sees exactly the run's chunks.
 
@@ -15,3 +16,13 @@ pub const SUCCESS_MARKER: &str = "_SUCCESS";
 pub const MANIFEST: &str = "_manifest.json";
 /// Name of the load script in a run's folder.
 pub const LOAD_SQL: &str = "load.sql";
+
+/// The data-file name of chunk `seq`.
+pub fn part_name(seq: u64, extension: &str) -> String {
+    format!("part-{seq:05}.{extension}")
+}
+
+/// The sequence number of a data-file name (`part-00012.jsonl.gz` → 12).
+pub fn part_seq(name: &str) -> Option<u64> {
+    name.strip_prefix("part-")?.split('.').next()?.parse().ok()
+}

@@ -3,8 +3,8 @@
 //! values are restored from the configured URL on resume ([`restore_url`]).
 
 use crate::encode::schema::Schema;
-use crate::load::manifest::ManifestFile;
 use crate::secret::{is_secret_name, redact_url};
+use crate::state::entries::{ManifestFile, RejectedPage};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -66,7 +66,7 @@ pub struct Checkpoint {
     pub compared_with_run: Option<String>,
     /// Pages set aside by `--on-bad-page skip` (one entry per page number).
     #[serde(default)]
-    pub rejected: Vec<crate::load::manifest::RejectedPage>,
+    pub rejected: Vec<RejectedPage>,
     /// The first request of the run (redacted).
     pub first_request: Option<String>,
     /// The previous completed run's watermark: where this run started from.

@@ -13,8 +13,10 @@
 //! 4. finish: manifest, `_SUCCESS`, then the checkpoint marked complete.
 
 pub mod checkpoint;
+pub mod entries;
 pub mod fresh;
 pub mod lock;
+pub mod run_id;
 pub mod store;
 pub mod watermark;
 

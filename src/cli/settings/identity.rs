@@ -3,9 +3,9 @@
 
 // The structs it fills are still defined in `settings.rs`.
 use crate::cli::args::IdentityArgs;
-use gatelake::engine::settings::{AwsRoleSettings, IdentitySettings, WebIdentityKind};
 use crate::cli::job_spec::JobSpec;
 use crate::cli::resolver::{display_path, duration, usage, Resolver, UsageError};
+use gatelake::engine::settings::{AwsRoleSettings, IdentitySettings, WebIdentityKind};
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -1,0 +1,157 @@
+//! The encode stage, on a blocking thread: pages into the chunk writer (format, compression,
+//! rotation, schema drift, the incremental watermark's filter), finished chunks out, each with
+//! the resume point of its last page.
+
+use super::error::PullError;
+use super::messages::{PageMsg, ReadyChunk, Resume, UploadMsg};
+use crate::encode::chunk::{ChunkLimits, ChunkWriter};
+use crate::encode::drift::SchemaOptions;
+use crate::encode::schema::Schema;
+use crate::encode::EncodeOptions;
+use crate::state::watermark::WatermarkTracker;
+use std::collections::VecDeque;
+use tokio::sync::mpsc;
+
+/// What the encode stage works from.
+pub(super) struct EncodeInput {
+    pub(super) options: EncodeOptions,
+    pub(super) limits: ChunkLimits,
+    /// The sequence number of the first chunk this invocation writes.
+    pub(super) first_seq: u64,
+    /// The columns committed chunks were written with (a resumed run writes the same).
+    pub(super) schema: Option<Schema>,
+    pub(super) schema_options: SchemaOptions,
+    /// The columns of the last completed run, to compare a new run's with.
+    pub(super) previous: Option<Schema>,
+    /// The incremental filter and watermark (none: the job is not incremental).
+    pub(super) tracker: Option<WatermarkTracker>,
+    pub(super) pages: mpsc::Receiver<PageMsg>,
+    pub(super) chunks: mpsc::Sender<UploadMsg>,
+}
+
+/// Feed pages into the chunk writer; hand finished chunks on with their resume points. Runs
+/// on a blocking thread.
+pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
+    let EncodeInput {
+        options,
+        limits,
+        first_seq,
+        schema,
+        schema_options,
+        previous,
+        mut tracker,
+        mut pages,
+        chunks,
+    } = input;
+    let mut writer = ChunkWriter::new(options, limits, first_seq, schema)
+        .map_err(|source| PullError::Encode {
+            seq: first_seq,
+            source,
+        })?
+        .with_schema_options(schema_options, previous);
+    // The resume point after each page handed to the writer and not yet in an emitted chunk;
+    // `resumes[0]` is the writer's page `first_page`. A chunk names the pages it holds (a drift
+    // policy may close it before the page just written), and its resume point is its last
+    // page's; pages up to it are then dropped, so this holds a chunk's worth of pages, not
+    // the run's.
+    let mut resumes: VecDeque<Resume> = VecDeque::new();
+    let mut first_page: u64 = 0;
+    while let Some(msg) = pages.blocking_recv() {
+        let finished = match msg {
+            PageMsg::Page {
+                page,
+                number,
+                url,
+                next,
+                notes,
+            } => {
+                let mut records = page.records();
+                if let Some(t) = tracker.as_mut() {
+                    let mut kept = Vec::with_capacity(records.len());
+                    for r in records {
+                        if t.keep(r)? {
+                            kept.push(r);
+                        }
+                    }
+                    records = kept;
+                }
+                resumes.push_back(Resume {
+                    last_request: url,
+                    next_request: next,
+                    pages: number,
+                    notes,
+                });
+                writer
+                    .write_page(&records)
+                    .map_err(|source| PullError::Encode {
+                        seq: writer.next_seq(),
+                        source: source.at_run_page(number),
+                    })?
+            }
+            PageMsg::Rejected {
+                number,
+                url,
+                next,
+                rejected,
+                body,
+                notes,
+            } => {
+                if chunks
+                    .blocking_send(UploadMsg::Rejected(rejected, body))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+                resumes.push_back(Resume {
+                    last_request: url,
+                    next_request: next,
+                    pages: number,
+                    notes,
+                });
+                // An empty page: the rejected page's place in the chunk's page range.
+                writer.write_page(&[]).map_err(|source| PullError::Encode {
+                    seq: writer.next_seq(),
+                    source,
+                })?
+            }
+            PageMsg::End => writer.finish().map_err(|source| PullError::Encode {
+                seq: writer.next_seq(),
+                source,
+            })?,
+        };
+        let Some(chunk) = finished else { continue };
+        let covered = chunk
+            .pages
+            .end
+            .checked_sub(first_page)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=resumes.len()).contains(n));
+        let Some(covered) = covered else {
+            return Err(PullError::Internal(format!(
+                "chunk {} names pages {:?} that were never written",
+                chunk.seq, chunk.pages
+            )));
+        };
+        // `covered` is at least 1 (checked above), so there is a last page; dropping the drain
+        // removes the rest of the chunk's pages too.
+        let Some(resume) = resumes.drain(..covered).next_back() else {
+            return Err(PullError::Internal(format!(
+                "chunk {} holds no page",
+                chunk.seq
+            )));
+        };
+        first_page = chunk.pages.end;
+        let ready = ReadyChunk {
+            chunk,
+            resume,
+            schema: writer.schema_with_stats(),
+            changes: writer.schema_changes(),
+            watermark: tracker.as_ref().and_then(WatermarkTracker::snapshot),
+        };
+        if chunks.blocking_send(UploadMsg::Chunk(ready)).is_err() {
+            // The uploader stopped and reports why.
+            return Ok(());
+        }
+    }
+    Ok(())
+}

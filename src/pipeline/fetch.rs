@@ -1,0 +1,455 @@
+//! The fetch stage: walk the listing from the resume point, page by page, with up to
+//! `--concurrency` predicted requests in flight; locate each page's records and its next
+//! request; set bad pages aside under `--on-bad-page skip`; hand pages on in order.
+
+use super::error::PullError;
+use super::listing::FetchEnd;
+use super::messages::PageMsg;
+use super::stop::StopSignal;
+use crate::config::{BadPagePolicy, SourceConfig};
+use crate::report::{Event, Reporter};
+use crate::secret::redact_url;
+use crate::source::client::{ApiClient, FetchedPage, SourceError};
+use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
+use crate::source::paginate::{
+    next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
+};
+use crate::state::checkpoint::ListingNotes;
+use crate::state::entries::RejectedPage;
+use bytes::Bytes;
+use reqwest::header::HeaderMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use url::Url;
+
+/// What the fetch stage works from.
+pub(super) struct FetchInput {
+    pub(super) source: SourceConfig,
+    pub(super) client: ApiClient,
+    pub(super) reporter: Arc<dyn Reporter>,
+    /// Where pages go, in order (the encoder).
+    pub(super) pages: mpsc::Sender<PageMsg>,
+    /// The first request to make; `None`: the listing already ended.
+    pub(super) start: Option<Url>,
+    /// What committed chunks already hold: a resumed run counts on from there, so a
+    /// `--total-path` rule still compares the whole run's records with the total.
+    pub(super) before: CommittedSoFar,
+    pub(super) stop: StopSignal,
+}
+
+/// Pages, listing notes and records in committed chunks when the stage starts.
+pub(super) struct CommittedSoFar {
+    pub(super) pages: u64,
+    pub(super) notes: ListingNotes,
+    pub(super) rows: u64,
+}
+
+/// A page request started ahead of its turn (`--concurrency`): the URL asked for and the task
+/// fetching it. Dropping it cancels the request, so a discarded guess or a stopped run leaves
+/// nothing running.
+struct InFlight {
+    url: Url,
+    task: tokio::task::JoinHandle<Result<FetchedPage, SourceError>>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Walk the pages from `start` (none: the listing already ended): fetch, locate records,
+/// work out the next request, hand the page on. Returns whether the listing ended (false:
+/// stopped by the signal or by a downstream failure).
+///
+/// With `source.concurrency` above 1 and a style that can predict its next requests (offset,
+/// page number), the requests for the pages after the current one are started before it
+/// arrives, up to that many in flight. Pages are still located and handed on one by one, in
+/// order, each with the next request worked out from the page itself; a prediction is used
+/// only when it is exactly that request. When it is not (a short page, a page size halved
+/// after a 504, an API serving fewer records than asked for) or the listing ends, the
+/// requests ahead are cancelled and their answers, even errors, are never looked at. So
+/// records, their order and the resume points are the same as one page at a time.
+pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError> {
+    let FetchInput {
+        source,
+        client,
+        reporter,
+        pages,
+        start,
+        before,
+        mut stop,
+    } = input;
+    let source = &source;
+    let client = Arc::new(client);
+    let paginator: Arc<dyn Paginator> = Arc::from(paginator_for(source)?);
+    let stop_rules = Arc::new(source.pagination.stop.clone());
+    let origin = Arc::new(source.url.clone());
+    let records_path: Arc<str> = Arc::from(source.records_path.as_str());
+    let concurrency = source.concurrency.max(1);
+    // The page size as 504s shrink it and successes grow it back, from the configured size
+    // (never from the size a resumed request was saved with).
+    let sizing = crate::source::page_size::PageSizing::new(paginator.clone()).map(Arc::new);
+    let start_fetch = |url: Url, page_no: u64| {
+        let (client, reporter, sizing) = (client.clone(), reporter.clone(), sizing.clone());
+        let task_url = url.clone();
+        InFlight {
+            url,
+            task: tokio::spawn(async move {
+                client
+                    .fetch_shrinking(&task_url, page_no, reporter.as_ref(), sizing.as_deref())
+                    .await
+            }),
+        }
+    };
+    // Requests in flight, in page order: the front one is the current page's.
+    let mut window: VecDeque<InFlight> = VecDeque::new();
+    // What predictions go by: the records a full page held (the last page that had a next
+    // one), and the listing's total once a page gave it (`--total-path`).
+    let mut full_page: Option<u64> = None;
+    let mut total: Option<u64> = None;
+
+    let mut next = start;
+    let CommittedSoFar {
+        pages: mut page_no,
+        mut notes,
+        rows,
+    } = before;
+    // A checkpoint from before the notes were kept: the records landed are the best count.
+    if notes.received == 0 {
+        notes.received = rows;
+    }
+    let mut records_so_far = notes.received;
+    let shrinks_before = notes.page_size_shrinks;
+    let stopped = |notes: ListingNotes| FetchEnd {
+        ended: false,
+        capped: None,
+        notes,
+    };
+    let mut capped = None;
+    while let Some(url) = next.take() {
+        if let Some(m) = source.max_pages.filter(|m| page_no >= *m) {
+            // There is a next page: the listing is cut here, not ended.
+            capped = Some(m);
+            break;
+        }
+        if stop.is_stopped() {
+            return Ok(stopped(notes));
+        }
+        let url = match &sizing {
+            Some(sizing) => sizing.apply(&url),
+            None => url,
+        };
+        page_no += 1;
+        if window.front().is_some_and(|f| f.url != url) {
+            // Not the request that was predicted: every guess after the last page was wrong.
+            window.clear();
+        }
+        if window.is_empty() {
+            window.push_back(start_fetch(url.clone(), page_no));
+        }
+        while window.len() < concurrency {
+            let ahead = window.len() as u64;
+            if source.max_pages.is_some_and(|m| page_no + ahead > m) {
+                break;
+            }
+            // Past the total, a walk one page at a time would not ask (full pages assumed).
+            if let (Some(total), Some(per_page)) = (total, full_page) {
+                if records_so_far.saturating_add(ahead.saturating_mul(per_page)) >= total {
+                    break;
+                }
+            }
+            // A prediction only changes the query of a URL already on the origin; checked
+            // anyway, as every next request is, before anything is sent.
+            let Some(predicted) = window
+                .back()
+                .and_then(|last| paginator.predict(&last.url, full_page))
+                .map(|p| sizing.as_ref().map_or_else(|| p.clone(), |s| s.apply(&p)))
+                .filter(|p| crate::source::paginate::same_origin(&origin, p))
+            else {
+                break;
+            };
+            window.push_back(start_fetch(predicted, page_no + ahead));
+        }
+        let Some(mut current) = window.pop_front() else {
+            return Err(PullError::Internal("no request for the next page".into()));
+        };
+        let skip = source.on_bad_page == BadPagePolicy::Skip;
+        let fetched = tokio::select! {
+            f = &mut current.task => f.map_err(|e| PullError::Internal(format!("page fetch task: {e}")))?,
+            _ = stop.stopped() => return Ok(stopped(notes)),
+        };
+        drop(current);
+        let fetched = match fetched {
+            Ok(f) => f,
+            Err(SourceError::TooLarge { limit, .. }) if skip => {
+                // Not read whole: set aside without a body, if the next page can be found.
+                let reason = format!("larger than --max-page-bytes ({limit} bytes)");
+                let blind =
+                    next_after_bad_page(&*paginator, &origin, &url, &HeaderMap::new(), None)
+                        .map_err(|source| PullError::Paginate {
+                            page: page_no,
+                            url: redact_url(&url),
+                            source,
+                        })?;
+                let msg = rejected_msg(
+                    page_no,
+                    &url,
+                    blind,
+                    reason,
+                    None,
+                    "next request",
+                    notes.clone(),
+                )?;
+                if pages.send(msg.0).await.is_err() {
+                    return Ok(stopped(notes));
+                }
+                next = msg.1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // The URL that answered: a 504 may have made the client ask for smaller pages.
+        let url = fetched.url.clone();
+        let shown = redact_url(&url);
+        let body_len = fetched.body.len() as u64;
+        // A skipped page needs its body and headers after the parser has consumed the page.
+        let kept = skip.then(|| (fetched.body.clone(), fetched.headers.clone()));
+        // Parsing a page is CPU work that must not hold up other tasks. On the pull's
+        // multi-threaded runtime it runs right here, with this worker's other tasks handed to
+        // another (`block_in_place`): the next request of a cursor listing waits for this
+        // parse, and a hand-off to the blocking pool would add a thread wake-up to every page.
+        let parse = {
+            let (paginator, stop_rules) = (paginator.clone(), stop_rules.clone());
+            let (origin, records_path) = (origin.clone(), records_path.clone());
+            move || {
+                locate(
+                    fetched,
+                    &*paginator,
+                    &stop_rules,
+                    &origin,
+                    &records_path,
+                    (records_so_far, page_no),
+                )
+            }
+        };
+        let located = if tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            tokio::task::block_in_place(parse)
+        } else {
+            tokio::task::spawn_blocking(parse)
+                .await
+                .map_err(|e| PullError::Internal(format!("page parser: {e}")))?
+        };
+        let Located {
+            page,
+            next: page_next,
+            total: page_total,
+            warning,
+        } = match located {
+            Ok(found) => found,
+            Err(LocateError::Extract(source)) => match kept {
+                Some((body, headers)) => {
+                    let reason = source.to_string();
+                    let text = std::str::from_utf8(&body).ok();
+                    let doc = text.and_then(|t| JsonDoc::parse(t).ok());
+                    let blind =
+                        next_after_bad_page(&*paginator, &origin, &url, &headers, doc.as_ref())
+                            .map_err(|source| PullError::Paginate {
+                                page: page_no,
+                                url: shown.clone(),
+                                source,
+                            })?;
+                    let what = if doc.is_some() {
+                        "next request"
+                    } else {
+                        "cursor or link"
+                    };
+                    let msg = rejected_msg(
+                        page_no,
+                        &url,
+                        blind,
+                        reason,
+                        Some(body),
+                        what,
+                        notes.clone(),
+                    )?;
+                    reporter.report(Event::PageFetched {
+                        page: page_no,
+                        records: 0,
+                        bytes: body_len,
+                    });
+                    if pages.send(msg.0).await.is_err() {
+                        return Ok(stopped(notes));
+                    }
+                    next = msg.1;
+                    continue;
+                }
+                None => {
+                    return Err(PullError::Extract {
+                        page: page_no,
+                        url: shown.clone(),
+                        source,
+                    })
+                }
+            },
+            Err(LocateError::Paginate(source)) => {
+                return Err(PullError::Paginate {
+                    page: page_no,
+                    url: shown.clone(),
+                    source,
+                })
+            }
+        };
+        let records = page.len() as u64;
+        records_so_far += records;
+        if records > 0 && page_next.is_some() {
+            full_page = Some(records);
+        }
+        total = page_total.or(total);
+        notes.received = records_so_far;
+        notes.api_total = page_total.or(notes.api_total);
+        if let Some(sizing) = &sizing {
+            notes.page_size_shrinks = shrinks_before + sizing.shrinks();
+        }
+        reporter.report(Event::PageFetched {
+            page: page_no,
+            records,
+            bytes: body_len,
+        });
+        if let Some(message) = warning {
+            reporter.report(Event::Warning {
+                message: message.clone(),
+            });
+            notes.warnings.push(message);
+        }
+        let msg = PageMsg::Page {
+            page,
+            number: page_no,
+            url,
+            next: page_next.clone(),
+            notes: notes.clone(),
+        };
+        if pages.send(msg).await.is_err() {
+            // The encoder stopped; its error is the one to report.
+            return Ok(stopped(notes));
+        }
+        next = page_next;
+    }
+    // Requests still in flight were guesses past the end: cancel them before saying so.
+    window.clear();
+    // A failed send means the encoder stopped and reports its own error.
+    let ended = pages.send(PageMsg::End).await.is_ok();
+    Ok(FetchEnd {
+        ended,
+        capped,
+        notes,
+    })
+}
+
+/// The message for a page set aside, and the request after it.
+fn rejected_msg(
+    number: u64,
+    url: &Url,
+    blind: Blind,
+    reason: String,
+    body: Option<Bytes>,
+    what: &'static str,
+    notes: ListingNotes,
+) -> Result<(PageMsg, Option<Url>), PullError> {
+    let next = match blind {
+        Blind::Next(n) => Some(n),
+        Blind::End => None,
+        Blind::Unknown => {
+            return Err(PullError::Unskippable {
+                page: number,
+                url: redact_url(url),
+                reason,
+                what,
+            })
+        }
+    };
+    let rejected = RejectedPage {
+        page: number,
+        request: redact_url(url),
+        reason,
+        body_path: None,
+        bytes: body.as_ref().map_or(0, |b| b.len() as u64),
+    };
+    let msg = PageMsg::Rejected {
+        number,
+        url: url.clone(),
+        next: next.clone(),
+        rejected,
+        body,
+        notes,
+    };
+    Ok((msg, next))
+}
+
+enum LocateError {
+    Extract(ExtractError),
+    Paginate(PaginateError),
+}
+
+/// A page's records, the request after it, and the listing's total when `--total-path`
+/// names one (it bounds how far ahead requests are started).
+struct Located {
+    page: ExtractedPage,
+    next: Option<Url>,
+    total: Option<u64>,
+    /// The pointer rule's warning: the listing ended on a page that looked full.
+    warning: Option<String>,
+}
+
+fn locate(
+    fetched: FetchedPage,
+    paginator: &dyn Paginator,
+    stop: &crate::source::paginate::StopRules,
+    origin: &Url,
+    records_path: &str,
+    (records_before, page_no): (u64, u64),
+) -> Result<Located, LocateError> {
+    let (ranges, step, total) = {
+        let text = std::str::from_utf8(&fetched.body)
+            .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
+        let doc = JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
+        let records = doc.records(records_path).map_err(LocateError::Extract)?;
+        let view = PageView {
+            url: &fetched.url,
+            headers: &fetched.headers,
+            doc: &doc,
+            records: records.len() as u64,
+            records_so_far: records_before + records.len() as u64,
+            page: page_no,
+        };
+        let step = next_request(paginator, stop, origin, &view).map_err(LocateError::Paginate)?;
+        // `next_request` has read it already when it matters; a bad value only loses the bound.
+        let total = stop
+            .total_path
+            .as_deref()
+            .and_then(|path| doc.get_u64(path).ok().flatten());
+        (ExtractedPage::ranges_of(text, &records), step, total)
+    };
+    Ok(Located {
+        page: ExtractedPage {
+            body: fetched.body,
+            ranges,
+        },
+        next: step.next,
+        total,
+        warning: step.warning,
+    })
+}
+
+/// The configured style's paginator. A pagination its style cannot use (only a library
+/// caller can build one: the CLI checks it while resolving) stops the run before page 1.
+pub(crate) fn paginator_for(source: &SourceConfig) -> Result<Box<dyn Paginator>, PullError> {
+    crate::source::paginate::paginator(&source.pagination).map_err(|e| PullError::Paginate {
+        page: 1,
+        url: redact_url(&source.url),
+        source: e,
+    })
+}
