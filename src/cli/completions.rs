@@ -3,9 +3,8 @@
 //! exist. Installed by the release tarball (`completions/`) or evaluated at start-up, e.g.
 //! `source <(gatelake completions bash)`.
 
-use super::args::Cli;
 use super::exit_code::ExitCode;
-use clap::{Args, CommandFactory};
+use clap::{Args, Command};
 use clap_complete::Shell;
 use std::io::Write;
 
@@ -16,19 +15,19 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// The completion script for `shell`.
-pub fn script(shell: Shell) -> Vec<u8> {
-    let mut cmd = Cli::command();
+/// The completion script for `shell` that completes `cmd` (the whole command line's
+/// definition, handed in by the caller so that this file needs nothing above it).
+pub fn script(shell: Shell, mut cmd: Command) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "gatelake", &mut out);
     out
 }
 
 /// Print the script on stdout (written whole, so that `| head` ends it without a panic).
-pub fn run(args: &CompletionsArgs) -> ExitCode {
+pub fn run(args: &CompletionsArgs, cmd: Command) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     match stdout
-        .write_all(&script(args.shell))
+        .write_all(&script(args.shell, cmd))
         .and_then(|()| stdout.flush())
     {
         Ok(()) => ExitCode::Success,
@@ -43,11 +42,13 @@ pub fn run(args: &CompletionsArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::args::Cli;
+    use clap::CommandFactory;
 
     #[test]
     fn every_shell_gets_a_script_naming_the_subcommands() {
         for shell in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::PowerShell] {
-            let text = String::from_utf8(script(shell)).unwrap();
+            let text = String::from_utf8(script(shell, Cli::command())).unwrap();
             for sub in ["pull", "demo", "auth", "sql", "completions", "man"] {
                 assert!(text.contains(sub), "{shell}: no {sub}");
             }

@@ -3,9 +3,8 @@
 //! that `man gatelake-pull` says what `--help` says. The release tarball ships them under
 //! `man/man1/`.
 
-use super::args::Cli;
 use super::exit_code::ExitCode;
-use clap::{Args, CommandFactory};
+use clap::{Args, Command};
 use clap_mangen::roff::{bold, roman, Roff};
 use clap_mangen::Man;
 use std::io::Write;
@@ -23,16 +22,17 @@ pub struct ManArgs {
     pub command: Vec<String>,
 }
 
-/// Every page: (file name, roff source), the top command's first.
-pub fn pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
-    let mut cmd = Cli::command().disable_help_subcommand(true);
+/// Every page of `cmd` (the whole command line's definition, handed in by the caller so that
+/// this file needs nothing above it): (file name, roff source), the top command's first.
+pub fn pages(cmd: Command) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     let mut out = Vec::new();
     collect(&cmd, &mut out)?;
     Ok(out)
 }
 
-fn collect(cmd: &clap::Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+fn collect(cmd: &Command, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
     let man = Man::new(cmd.clone())
         .source(format!("gatelake {}", env!("CARGO_PKG_VERSION")))
         .manual("gatelake manual");
@@ -80,8 +80,8 @@ fn write_all(dir: &Path, pages: &[(String, Vec<u8>)]) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn run(args: &ManArgs) -> ExitCode {
-    let pages = match pages() {
+pub fn run(args: &ManArgs, cmd: Command) -> ExitCode {
+    let pages = match pages(cmd) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: cannot render the manual pages: {e}");
@@ -140,10 +140,12 @@ pub fn run(args: &ManArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::args::Cli;
+    use clap::CommandFactory;
 
     #[test]
     fn every_command_has_a_page_with_its_exit_codes() {
-        let pages = pages().unwrap();
+        let pages = pages(Cli::command()).unwrap();
         let names: Vec<&str> = pages.iter().map(|(f, _)| f.as_str()).collect();
         for expected in [
             "gatelake.1",

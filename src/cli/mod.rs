@@ -84,8 +84,8 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Sql(args) => sql::run(args, &sub).await,
-            Command::Completions(args) => completions::run(&args),
-            Command::Man(args) => man::run(&args),
+            Command::Completions(args) => completions::run(&args, Cli::command()),
+            Command::Man(args) => man::run(&args, Cli::command()),
         }
     })
 }
