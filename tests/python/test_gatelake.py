@@ -60,7 +60,6 @@ def test_version_names_the_build() -> None:
 
 def test_pull_returns_the_summary(demo_api: str, tmp_path: Path) -> None:
     summary = gatelake.pull(
-        job="orders",
         url=demo_api,
         paginate="cursor",
         cursor_path="next_cursor",
@@ -88,9 +87,10 @@ def test_a_failed_run_raises_with_the_exit_codes_meaning(tmp_path: Path) -> None
     assert "sideways" in str(e) and e.meaning in str(e)
 
 
-def test_a_missing_credential_is_an_auth_failure(tmp_path: Path) -> None:
+def test_a_missing_credential_is_an_auth_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATELAKE_API_KEY", raising=False)
     with pytest.raises(gatelake.GatelakeError) as caught:
-        gatelake.pull(url="http://127.0.0.1:9/orders", api_auth="api-key", dest=tmp_path, env={"GATELAKE_API_KEY": ""})
+        gatelake.pull(url="http://127.0.0.1:9/orders", api_auth="api-key", dest=tmp_path)
     assert caught.value.exit_code == 3, caught.value
     assert caught.value.kind == "auth"
 
