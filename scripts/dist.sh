@@ -9,6 +9,9 @@
 #       `gatelake --version`, `gatelake demo` and tests/python/ (pytest); auditwheel names the
 #       manylinux tag; the highest GLIBC_ symbol version the binary needs is printed and must
 #       be at most 2.17; the bash completion completes `gatelake pu`.
+#       With --chroot SUITE (root, debootstrap), also run the binary (--version, demo) inside
+#       an older Debian (e.g. bullseye, glibc 2.31) unpacked by debootstrap from Debian's
+#       package archive into .testbed/chroot-SUITE (kept for the next run).
 #   scripts/dist.sh package --binary FILE [--target TRIPLE] [--out DIR]
 #       only the tarball and SHA256SUMS, around a binary built elsewhere.
 #
@@ -194,6 +197,28 @@ check_completion() {
     log "bash completion: gatelake pu → pull"
 }
 
+# Run the binary inside an older Debian: the glibc floor proved by running, not only by reading
+# symbol versions.
+check_in_chroot() {
+    local binary="$1" suite="$2" root
+    root="$TESTBED/chroot-$suite"
+    require debootstrap
+    require chroot
+    if [[ ! -x "$root/bin/sh" ]]; then
+        log "unpacking Debian $suite into .testbed/chroot-$suite (debootstrap, minbase)"
+        debootstrap --variant=minbase "$suite" "$root" >"$LOGS/debootstrap.log" 2>&1 || {
+            tail -20 "$LOGS/debootstrap.log" >&2
+            die "debootstrap $suite failed"
+        }
+    fi
+    install -m 0755 "$binary" "$root/usr/local/bin/gatelake"
+    log "Debian $suite: $(chroot "$root" /lib/x86_64-linux-gnu/libc.so.6 2>/dev/null | head -1 || true)"
+    chroot "$root" /usr/local/bin/gatelake --version >&2 || die "the binary does not run in Debian $suite"
+    chroot "$root" /bin/sh -c 'rm -rf /tmp/demo && mkdir -p /tmp/demo && cd /tmp/demo && /usr/local/bin/gatelake demo --records 2000 --progress none' \
+        >"$LOGS/dist-chroot-demo.log" 2>&1 || { cat "$LOGS/dist-chroot-demo.log" >&2; die "gatelake demo failed in Debian $suite"; }
+    log "Debian $suite: gatelake demo: $(head -1 "$LOGS/dist-chroot-demo.log")"
+}
+
 # Install the wheel into a fresh venv and run it as a user would.
 check_installed() {
     local wheel="$1" fresh lake start end runs ms
@@ -236,7 +261,7 @@ usage() {
 }
 
 main() {
-    local mode=build profile=release target="" out="$ROOT/target/dist" check=no binary="" docs_binary=""
+    local mode=build profile=release target="" out="$ROOT/target/dist" check=no binary="" docs_binary="" chroot_suite=""
     if [[ "${1:-}" == package ]]; then
         mode=package
         shift
@@ -247,6 +272,7 @@ main() {
             --target) target="${2:?--target needs a value}"; shift ;;
             --out) out="${2:?--out needs a folder}"; shift ;;
             --check) check=yes ;;
+            --chroot) chroot_suite="${2:?--chroot needs a Debian suite}"; shift ;;
             --binary) binary="${2:?--binary needs a file}"; shift ;;
             --docs-binary) docs_binary="${2:?--docs-binary needs a file}"; shift ;;
             -h|--help) usage ;;
@@ -287,6 +313,7 @@ main() {
         check_completion "$unpacked"/gatelake-*/completions/gatelake.bash
         rm -rf "$unpacked"
         check_installed "$wheel"
+        [[ -z "$chroot_suite" ]] || check_in_chroot "$work/gatelake" "$chroot_suite"
         log "dist check passed in $((SECONDS - began))s"
     fi
     rm -rf "$work"
