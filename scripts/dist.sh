@@ -174,7 +174,7 @@ check_auditwheel() {
     report="$("$VENV/bin/auditwheel" show "$wheel" 2>&1)" || { echo "$report" >&2; die "auditwheel show failed"; }
     echo "$report" | sed 's/^/  auditwheel: /' >&2
     # "is consistent with the following platform tag: manylinux_2_17_x86_64" (quoted or not).
-    grep -qE 'consistent with the following platform tag: "?manylinux_2_17_' <<<"$report" ||
+    tr -s ' \n' ' ' <<<"$report" | grep -qE 'consistent with the following platform tag: "?manylinux_2_17_' ||
         die "auditwheel does not place the wheel on manylinux_2_17 ($MANYLINUX)"
     basename "$wheel" | grep -q 'manylinux_2_17' || die "the wheel's name has no manylinux_2_17 tag: $(basename "$wheel")"
 }
@@ -206,17 +206,18 @@ check_in_chroot() {
     require chroot
     if [[ ! -x "$root/bin/sh" ]]; then
         log "unpacking Debian $suite into .testbed/chroot-$suite (debootstrap, minbase)"
-        debootstrap --variant=minbase "$suite" "$root" >"$LOGS/debootstrap.log" 2>&1 || {
+        debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" >"$LOGS/debootstrap.log" 2>&1 || {
             tail -20 "$LOGS/debootstrap.log" >&2
             die "debootstrap $suite failed"
         }
     fi
     install -m 0755 "$binary" "$root/usr/local/bin/gatelake"
     log "Debian $suite: $(chroot "$root" /lib/x86_64-linux-gnu/libc.so.6 2>/dev/null | head -1 || true)"
-    chroot "$root" /usr/local/bin/gatelake --version >&2 || die "the binary does not run in Debian $suite"
-    chroot "$root" /bin/sh -c 'rm -rf /tmp/demo && mkdir -p /tmp/demo && cd /tmp/demo && /usr/local/bin/gatelake demo --records 2000 --progress none' \
+    chroot "$root" /usr/bin/env -i /usr/local/bin/gatelake --version >&2 || die "the binary does not run in Debian $suite"
+    # A clean environment: the host's variables (SSL_CERT_FILE, proxies) name its own files.
+    chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root /bin/sh -c 'rm -rf /tmp/demo && mkdir -p /tmp/demo && cd /tmp/demo && /usr/local/bin/gatelake demo --records 2000 --progress none' \
         >"$LOGS/dist-chroot-demo.log" 2>&1 || { cat "$LOGS/dist-chroot-demo.log" >&2; die "gatelake demo failed in Debian $suite"; }
-    log "Debian $suite: gatelake demo: $(head -1 "$LOGS/dist-chroot-demo.log")"
+    log "Debian $suite: gatelake demo: $(grep -m1 '^Pulled' "$LOGS/dist-chroot-demo.log")"
 }
 
 # Install the wheel into a fresh venv and run it as a user would.
@@ -243,7 +244,7 @@ check_installed() {
         die "gatelake demo failed from the installed wheel"
     }
     ls "$lake"/lake/demo/*/_SUCCESS >/dev/null 2>&1 || die "gatelake demo left no _SUCCESS"
-    log "gatelake demo from the installed wheel: $(head -1 "$LOGS/dist-demo.log")"
+    log "gatelake demo from the installed wheel: $(grep -m1 '^Pulled' "$LOGS/dist-demo.log")"
     (cd "$fresh" && env -u PYTHONPATH "$fresh/venv/bin/python" -m pytest -q -p no:cacheprovider \
         "$ROOT/tests/python") >"$LOGS/dist-pytest.log" 2>&1 || {
         cat "$LOGS/dist-pytest.log" >&2
