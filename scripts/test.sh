@@ -27,7 +27,9 @@ main() {
         # Arguments choose the targets (`--test readme`, `--lib identity`); none runs them all.
         cargo test "$@" </dev/null || rc=$?
     else
+        start_dist_check
         cargo test --all-targets --no-fail-fast </dev/null || rc=$?
+        wait_dist_check || rc=$?
     fi
     return "$rc"
 }

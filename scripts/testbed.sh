@@ -235,3 +235,34 @@ install_pyarrow() {
     export GATELAKE_TEST_PYTHON="$VENV/bin/python"
     log "pyarrow $("$GATELAKE_TEST_PYTHON" -c 'import pyarrow; print(pyarrow.__version__)') at $GATELAKE_TEST_PYTHON"
 }
+
+# --- the release artefacts (scripts/dist.sh), built and proved beside the test suite ----------
+# A dev-profile wheel (the release workflow builds --profile release): the same packaging and
+# the same checks at a third of the build time. GATELAKE_TEST_DIST=skip leaves it out.
+
+start_dist_check() {
+    DIST_PID=""
+    if [[ "${GATELAKE_TEST_DIST:-}" == skip ]]; then
+        log "GATELAKE_TEST_DIST=skip: the dist check does not run"
+        return 0
+    fi
+    DIST_STARTED=$SECONDS
+    bash "$ROOT/scripts/dist.sh" --profile dev --check </dev/null >"$LOGS/dist.log" 2>&1 &
+    DIST_PID=$!
+    PIDS+=("$DIST_PID")
+    log "dist check (pid $DIST_PID) started beside the tests; its log: $LOGS/dist.log"
+}
+
+wait_dist_check() {
+    [[ -n "${DIST_PID:-}" ]] || return 0
+    local rc=0
+    wait "$DIST_PID" || rc=$?
+    if ((rc)); then
+        log "dist check FAILED (exit $rc) after $((SECONDS - DIST_STARTED))s; its log:"
+        cat "$LOGS/dist.log" >&2
+    else
+        grep -E 'GLIBC_|auditwheel: .*tag|start-up|built in|bytes;|pytest|passed' "$LOGS/dist.log" >&2 || true
+        log "dist check passed ($((SECONDS - DIST_STARTED))s since it started)"
+    fi
+    return "$rc"
+}

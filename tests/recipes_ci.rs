@@ -3,8 +3,10 @@
 //! shell steps executed by a stand-in runner (`tests/support/ci_runner.py`) with the
 //! environment the real runner gives them — the job's OIDC token from a local stand-in of
 //! GitHub's token endpoint, GitLab's `id_tokens:` or Azure DevOps' `SYSTEM_OIDCREQUESTURI` —
-//! and no secret at all. Each job installs gatelake (a `cargo` stand-in puts the binary under
-//! test where `cargo install` would), then reaches the lake (Azurite over HTTPS with OAuth)
+//! and no secret at all. Each job installs gatelake as its recipe says (`pipx install` or
+//! `pip install`: the stand-ins in `tests/support/ci_bin/` put the binary under test — the debug
+//! build, not the wheel — where the installer would; the wheel itself is built and proved by
+//! `scripts/dist.sh --check`), then reaches the lake (Azurite over HTTPS with OAuth)
 //! through Entra with the CI token as a federated client assertion (`ci-oidc`), and the API
 //! through STS with the same CI's token (`--web-identity github|gitlab|azure-devops`).
 //!
@@ -125,8 +127,12 @@ impl Ci {
     ) -> std::process::Output {
         let cargo_home = self.dir.path().join("cargo");
         let ci_bin = recipe::repo().join("tests/support/ci_bin");
+        // Where the runner images' installers put commands, all on PATH: pipx's PIPX_BIN_DIR,
+        // the image's Python scripts folder (pip) and cargo's.
+        let pipx_bin = self.dir.path().join("pipx-bin");
+        let pip_scripts = self.dir.path().join("python-bin");
         // gatelake is NOT on PATH: the job has to install it.
-        let path = recipe::path_with(&[&ci_bin, &cargo_home.join("bin")]);
+        let path = recipe::path_with(&[&ci_bin, &pipx_bin, &pip_scripts, &cargo_home.join("bin")]);
         let mut cmd = recipe::hermetic(recipe::python());
         cmd.arg(recipe::repo().join("tests/support/ci_runner.py"))
             .arg(kind)
@@ -134,6 +140,8 @@ impl Ci {
             .current_dir(self.workspace())
             .env("PATH", path)
             .env("CARGO_HOME", &cargo_home)
+            .env("PIPX_BIN_DIR", &pipx_bin)
+            .env("GATELAKE_TEST_PIP_SCRIPTS", &pip_scripts)
             .env("GATELAKE_TEST_BINARY", env!("CARGO_BIN_EXE_gatelake"))
             .env("AZURE_AUTHORITY_HOST", self.entra.authority())
             .env("AWS_ENDPOINT_URL_STS", self.sts.url())

@@ -11,6 +11,11 @@
 //! `examples/synapse_notebook.py` (the cell that loads one run) runs the same way, with a
 //! stand-in `spark` that reads the files for real (pyarrow), over a local lake.
 //!
+//! The cells start with `%pip install gatelake==…`, run by `tests/support/notebook/run_cell.py`
+//! as IPython would, with the stand-in `pip` of `tests/support/ci_bin/` on `PATH`: it installs
+//! this repository's Python module and the binary under test (the debug build, not the wheel:
+//! `scripts/dist.sh --check` proves the wheel) into the session's site-packages.
+//!
 //! The one substitution: the recipe's placeholders for the API's URL and the lake
 //! (`API_URL = …`, `LAKE = …`) point at the emulators; STS and the CA come from the
 //! environment (`AWS_ENDPOINT_URL_STS`, `SSL_CERT_FILE`, `AWS_REGION`), which the recipe does
@@ -80,12 +85,25 @@ async fn run_notebook(
     let source = recipe::substitute(&recipe::read_repo_file(example), subst);
     let script = ws.dir.path().join("cell.py");
     std::fs::write(&script, source).unwrap();
-    let bin = recipe::bin_dir(ws.dir.path());
+    // The session's site-packages: empty until the cell's `%pip install gatelake` (the stand-in
+    // pip) puts the module there and the binary in its `bin/` (pip's `--target` layout, which
+    // `gatelake.binary_path()` knows); gatelake is NOT on PATH.
+    let site = ws.dir.path().join("site-packages");
+    std::fs::create_dir_all(&site).unwrap();
+    let support = recipe::repo().join("tests/support/notebook");
+    let pythonpath = std::env::join_paths([&support, &site]).unwrap();
     let mut cmd = recipe::hermetic(recipe::python());
-    cmd.arg(&script)
+    cmd.arg(support.join("run_cell.py"))
+        .arg(&script)
         .current_dir(ws.dir.path())
-        .env("PATH", recipe::path_with(&[&bin]))
-        .env("PYTHONPATH", recipe::repo().join("tests/support/notebook"))
+        .env(
+            "PATH",
+            recipe::path_with(&[&recipe::repo().join("tests/support/ci_bin")]),
+        )
+        .env("PYTHONPATH", pythonpath)
+        .env("GATELAKE_TEST_BINARY", env!("CARGO_BIN_EXE_gatelake"))
+        .env("GATELAKE_TEST_PIP_SITE", &site)
+        .env("GATELAKE_TEST_PIP_SCRIPTS", site.join("bin"))
         .env("GATELAKE_TEST_NOTEBOOK_FLAVOR", flavor)
         .env(
             "GATELAKE_TEST_NOTEBOOK_IDENTITY_ENDPOINT",

@@ -7,12 +7,15 @@
 # run as the signed-in user (by hand) or the notebook's owner (scheduled): the AWS trust
 # policy's `sub` names that identity.
 # The token is handed over in a file only this user can read (mkstemp creates it 0600), which
-# gatelake re-reads on every use, and removed afterwards.
+# gatelake re-reads on every use, and removed afterwards. The wheel brings the binary and the
+# `gatelake` module (or add gatelake to the environment's libraries, and drop the %pip line):
+%pip install gatelake==0.1.0
+
 import json
 import os
-import subprocess
 import tempfile
 
+import gatelake
 import notebookutils
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders"
@@ -23,19 +26,14 @@ fd, token_file = tempfile.mkstemp(prefix="gatelake-token-")
 try:
     with os.fdopen(fd, "w") as f:
         f.write(notebookutils.credentials.getToken("storage"))
-    done = subprocess.run(
-        [
-            "gatelake", "pull", "--url", API_URL, "--dest", LAKE,
-            "--paginate", "cursor", "--cursor-path", "next_cursor", "--records", "items",
-            "--api-auth", "iam", "--aws-role-arn", ROLE, "--aws-session-duration", "15m",
-            "--web-identity", "azure", "--web-identity-audience", "https://storage.azure.com",
-            "--azure-token-file", token_file, "--output", "json", "--progress", "none",
-        ],
-        capture_output=True, text=True,
+    # A failed run raises gatelake.GatelakeError (exit code, its meaning, the JSON summary).
+    summary = gatelake.pull(
+        url=API_URL, dest=LAKE,
+        paginate="cursor", cursor_path="next_cursor", records="items",
+        api_auth="iam", aws_role_arn=ROLE, aws_session_duration="15m",
+        web_identity="azure", web_identity_audience="https://storage.azure.com",
+        azure_token_file=token_file,
     )
 finally:
     os.remove(token_file)
-summary = json.loads(done.stdout)  # one JSON object, also when the run failed
-if done.returncode != 0:
-    raise RuntimeError(f"gatelake exited {done.returncode}: {summary.get('error')}")
 print(json.dumps(summary))

@@ -11,9 +11,13 @@
 # Whose token it is: the workspace's managed identity when a pipeline runs the notebook, the
 # signed-in user when you run it by hand -- the trust policy's `sub` must name that identity.
 # The token goes in on stdin, never as an argument (arguments are visible to every process).
-import json
-import subprocess
+# The wheel brings the binary and the `gatelake` module (or add gatelake to the workspace's
+# packages, and drop the %pip line):
+%pip install gatelake==0.1.0
 
+import json
+
+import gatelake
 from notebookutils import mssparkutils
 
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders"
@@ -21,17 +25,13 @@ LAKE = "abfss://raw@myaccount.dfs.core.windows.net/orders"
 ROLE = "arn:aws:iam::123456789012:role/gatelake-notebook"
 
 token = mssparkutils.credentials.getToken("Storage")
-done = subprocess.run(
-    [
-        "gatelake", "pull", "--url", API_URL, "--dest", LAKE,
-        "--paginate", "cursor", "--cursor-path", "next_cursor", "--records", "items",
-        "--api-auth", "iam", "--aws-role-arn", ROLE, "--aws-session-duration", "15m",
-        "--web-identity", "azure", "--web-identity-audience", "https://storage.azure.com",
-        "--azure-token-stdin", "--output", "json", "--progress", "none",
-    ],
-    input=token, capture_output=True, text=True,
+# `gatelake pull --output json` with these flags; a failed run raises gatelake.GatelakeError,
+# which carries the exit code, its meaning and the run's JSON summary.
+summary = gatelake.pull(
+    url=API_URL, dest=LAKE,
+    paginate="cursor", cursor_path="next_cursor", records="items",
+    api_auth="iam", aws_role_arn=ROLE, aws_session_duration="15m",
+    web_identity="azure", web_identity_audience="https://storage.azure.com",
+    azure_token_stdin=True, stdin=token,
 )
-summary = json.loads(done.stdout)  # one JSON object, also when the run failed
-if done.returncode != 0:
-    raise RuntimeError(f"gatelake exited {done.returncode}: {summary.get('error')}")
 print(json.dumps(summary))

@@ -34,6 +34,10 @@ pub enum Command {
     Auth(AuthArgs),
     /// Print the Synapse SQL that loads a run (COPY INTO, or a serverless view and external table).
     Sql(SqlArgs),
+    /// Print the shell completion script, e.g. `source <(gatelake completions bash)`.
+    Completions(super::completions::CompletionsArgs),
+    /// Print a manual page (`gatelake man pull | man -l -`), or write them all with --dir.
+    Man(super::man::ManArgs),
 }
 
 #[derive(Debug, Args)]

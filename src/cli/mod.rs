@@ -7,6 +7,7 @@ pub mod arg_errors;
 pub mod args;
 pub mod auth_check;
 pub mod azure_settings;
+pub mod completions;
 pub mod demo;
 pub mod exit_code;
 pub mod footprint;
@@ -15,11 +16,13 @@ pub mod identity;
 pub mod job_file;
 pub mod job_spec;
 pub mod logging;
+pub mod man;
 pub mod pagination_args;
 pub mod progress;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
+pub mod version;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
@@ -38,6 +41,9 @@ use std::time::Duration;
 /// Parse the command line and run; returns the process's exit code.
 pub fn main() -> ExitCode {
     let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(request) = version::requested(&raw) {
+        return version::print(request);
+    }
     let json = arg_errors::json_requested(&raw, std::env::var_os("GATELAKE_OUTPUT").as_ref());
     let command = help::with_help_text(Cli::command());
     let matches = match command.clone().try_get_matches_from(&raw) {
@@ -78,6 +84,8 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Sql(args) => sql::run(args, &sub).await,
+            Command::Completions(args) => completions::run(&args, Cli::command()),
+            Command::Man(args) => man::run(&args, Cli::command()),
         }
     })
 }

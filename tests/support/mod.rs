@@ -7,6 +7,8 @@
 //! - `notebook/`: Python stand-ins for Synapse's `mssparkutils` and Fabric's `notebookutils`.
 //! - `run`: running the real binary hermetically and reading its output.
 //! - `recipe`: running `examples/` and README blocks as written (gatelake on `PATH`).
+//! - `ci_bin/`, `release_bin/`: stand-in `cargo`, `pip`, `pipx` and `curl` that install the
+//!   binary under test where the real installers put gatelake (see each script's header).
 //! - `manifest`: validating a run's manifest against `docs/manifest.schema.json`.
 //!
 //! Each integration test file includes this with `mod support;` and uses what it needs.
