@@ -10,6 +10,7 @@
 //! `identity` → `source` (client, paginate, extract) → `encode` (chunk writer) → `sink`
 //! (atomic put) → `load` (manifest, `_SUCCESS`), orchestrated by `pipeline`.
 
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod encode;
@@ -18,6 +19,7 @@ pub mod identity;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod retry;
 pub mod secret;
 pub mod sink;
 pub mod source;

@@ -1,6 +1,6 @@
 //! Fetching one page: authentication (API key, bearer, SigV4 re-signed on every attempt),
-//! a bounded body read, and retries decided by [`retry::classify`] from data
-//! ([`RetryPolicy`]). Nothing here knows about pagination; the caller passes the URL.
+//! a bounded body read, and retries decided by [`retry::classify`] (API Gateway's rules)
+//! and paced by the one retry module ([`RetryPolicy::next_step`]). Nothing here knows about pagination; the caller passes the URL.
 //!
 //! Credentials kept in files (`--api-key-file`, `--bearer-token-file`) are looked at on every
 //! request and re-read when the file changed, and once more when the API refuses them (401 or
@@ -15,10 +15,10 @@ use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
+use crate::retry::Step;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
-use crate::source::retry::{wait_before_retry, Wait};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
 use bytes::{Bytes, BytesMut};
@@ -391,9 +391,20 @@ impl ApiClient {
         reporter: &dyn Reporter,
     ) -> Result<(), SourceError> {
         let elapsed = started.elapsed();
-        let delay = match wait_before_retry(&self.retry, attempt, after) {
-            Wait::Sleep(d) => d,
-            Wait::TooLong(after) => {
+        // An API that cannot be reached three times running will not be reached by the
+        // fourth: a wrong URL, DNS or proxy fails fast, with the fix named.
+        let connect = reason.starts_with("connect");
+        let policy = RetryPolicy {
+            max_attempts: if connect {
+                self.retry.max_attempts.min(3)
+            } else {
+                self.retry.max_attempts
+            },
+            ..self.retry.clone()
+        };
+        let delay = match policy.next_step(attempt, elapsed, after) {
+            Step::Sleep(d) => d,
+            Step::TooLong(after) => {
                 return Err(retry_after_too_long(
                     page,
                     shown.to_string(),
@@ -401,28 +412,23 @@ impl ApiClient {
                     &self.retry,
                 ))
             }
-        };
-        let connect_limit = if reason.starts_with("connect") {
-            3
-        } else {
-            u32::MAX
-        };
-        if attempt >= self.retry.max_attempts.min(connect_limit) || elapsed >= self.retry.deadline {
-            if reason.starts_with("connect") {
+            Step::Exhausted if connect => {
                 return Err(SourceError::Connect {
                     page,
                     url: shown.to_string(),
                     message: reason,
-                });
+                })
             }
-            return Err(SourceError::RetriesExhausted {
-                page,
-                url: shown.to_string(),
-                attempts: attempt,
-                elapsed_s: elapsed.as_secs_f64(),
-                last: reason,
-            });
-        }
+            Step::Exhausted => {
+                return Err(SourceError::RetriesExhausted {
+                    page,
+                    url: shown.to_string(),
+                    attempts: attempt,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    last: reason,
+                })
+            }
+        };
         tracing::debug!(page, attempt, ?delay, %reason, "retrying");
         reporter.report(Event::Retrying {
             page,
