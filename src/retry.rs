@@ -252,6 +252,102 @@ impl Retrier {
     }
 }
 
+/// A response read whole.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// Why one HTTP attempt of [`send`] did not give a usable answer.
+#[derive(Debug)]
+enum HttpFailure {
+    Status(Answer),
+    Transport(reqwest::Error),
+}
+
+impl Display for HttpFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpFailure::Status(a) => write!(f, "answered {}", a.status),
+            HttpFailure::Transport(e) => write!(f, "{}", crate::report::error_chain(e)),
+        }
+    }
+}
+
+/// Whether a transport failure is worth another attempt: the connection dropped or the body
+/// broke mid-exchange. A connection that could not be made (nothing listens, DNS, TLS) or a
+/// request that timed out is not: the next attempt would meet the same, and the caller's
+/// message names the fix.
+pub fn is_transient_transport(e: &reqwest::Error) -> bool {
+    !(e.is_connect() || e.is_timeout() || e.is_builder() || e.is_redirect())
+}
+
+/// Send the request that `build` makes (a fresh one per attempt) and read its answer whole,
+/// retrying what [`is_transient_status`] and [`is_transient_transport`] call transient under
+/// `retrier`'s policy (a `Retry-After` honoured up to its maximum). Any status comes back as
+/// an [`Answer`] — after the last attempt, the last one — for the caller to word as it would
+/// a first failure; only a transport failure is an error. For the token endpoints (Entra,
+/// managed identity, CI OIDC) and every client without more to decide between attempts.
+pub async fn send<F>(retrier: &Retrier, what: &str, build: F) -> Result<Answer, reqwest::Error>
+where
+    F: Fn() -> reqwest::RequestBuilder,
+{
+    let result = retrier
+        .run(what, |_| {
+            let request = build();
+            async move {
+                let failed = |e: reqwest::Error| {
+                    if is_transient_transport(&e) {
+                        Attempt::Transient {
+                            error: HttpFailure::Transport(e),
+                            after: None,
+                        }
+                    } else {
+                        Attempt::Fatal(HttpFailure::Transport(e))
+                    }
+                };
+                let response = match request.send().await {
+                    Ok(r) => r,
+                    Err(e) => return failed(e),
+                };
+                let status = response.status().as_u16();
+                let headers = response.headers().clone();
+                let body = match response.bytes().await {
+                    Ok(b) => b,
+                    Err(e) => return failed(e),
+                };
+                let answer = Answer {
+                    status,
+                    headers,
+                    body,
+                };
+                if is_transient_status(status) {
+                    let after = retry_after(&answer.headers, SystemTime::now());
+                    Attempt::Transient {
+                        error: HttpFailure::Status(answer),
+                        after,
+                    }
+                } else {
+                    Attempt::Done(answer)
+                }
+            }
+        })
+        .await;
+    match result {
+        Ok(answer) => Ok(answer),
+        Err(GaveUp {
+            error: HttpFailure::Status(answer),
+            ..
+        }) => Ok(answer),
+        Err(GaveUp {
+            error: HttpFailure::Transport(e),
+            ..
+        }) => Err(e),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -472,5 +568,91 @@ mod tests {
             .unwrap_err();
         assert_eq!(gave_up.why, GiveUpReason::Fatal);
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    /// A local server answering each request with the next status of `script` (the last one
+    /// repeated), counting requests; `Retry-After: 2` on every 429.
+    async fn misbehaving(script: Vec<u16>) -> (String, Arc<std::sync::atomic::AtomicU32>) {
+        use axum::response::IntoResponse;
+        let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let counter = calls.clone();
+        let app = axum::Router::new().route(
+            "/token",
+            axum::routing::post(move || {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) as usize;
+                let status = script[n.min(script.len() - 1)];
+                async move {
+                    let code = axum::http::StatusCode::from_u16(status).unwrap();
+                    let mut response = (code, format!("answer {}", n + 1)).into_response();
+                    if status == 429 {
+                        response
+                            .headers_mut()
+                            .insert("retry-after", axum::http::HeaderValue::from_static("2"));
+                    }
+                    response
+                }
+            }),
+        );
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", tcp.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(tcp, app).await;
+        });
+        (url, calls)
+    }
+
+    #[tokio::test]
+    async fn send_retries_transient_statuses_and_hands_back_the_last_answer() {
+        let http = reqwest::Client::new();
+        // (statuses the server gives in turn, answer expected, requests made, waits of 2 s)
+        let cases: Vec<(Vec<u16>, u16, &str, u32, usize)> = vec![
+            (vec![200], 200, "answer 1", 1, 0),
+            (vec![503, 502, 200], 200, "answer 3", 3, 0),
+            (vec![429, 200], 200, "answer 2", 2, 1),
+            // Used up: the last answer, for the caller to word.
+            (vec![500], 500, "answer 3", 3, 0),
+            // Final at once: the caller's mistake, or a refusal.
+            (vec![400, 200], 400, "answer 1", 1, 0),
+            (vec![401, 200], 401, "answer 1", 1, 0),
+        ];
+        for (script, status, body, requests, retry_after_waits) in cases {
+            let (url, calls) = misbehaving(script.clone()).await;
+            let clock = Arc::new(FakeClock::at(t0()));
+            let retrier = Retrier::new(policy(3)).with_time(clock.clone(), clock.clone());
+            let answer = send(&retrier, "test", || http.post(&url)).await.unwrap();
+            assert_eq!(answer.status, status, "{script:?}");
+            assert_eq!(&answer.body[..], body.as_bytes(), "{script:?}");
+            assert_eq!(
+                calls.load(std::sync::atomic::Ordering::SeqCst),
+                requests,
+                "{script:?}"
+            );
+            let slept = clock.slept();
+            assert_eq!(slept.len() as u32, requests.min(3) - 1, "{script:?}");
+            let honoured = slept
+                .iter()
+                .filter(|d| **d == Duration::from_secs(2))
+                .count();
+            assert_eq!(honoured, retry_after_waits, "{script:?}: {slept:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn send_does_not_retry_a_connection_that_cannot_be_made() {
+        // Bind and drop: nothing listens on the port any more.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let clock = Arc::new(FakeClock::at(t0()));
+        let retrier = Retrier::new(policy(3)).with_time(clock.clone(), clock.clone());
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}/token");
+        let err = send(&retrier, "test", || http.post(&url))
+            .await
+            .unwrap_err();
+        assert!(err.is_connect(), "{err}");
+        assert!(clock.slept().is_empty());
     }
 }
