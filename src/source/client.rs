@@ -11,6 +11,7 @@
 //! [`retry::classify`]: crate::source::retry::classify
 //! [`upstream::api_message`]: crate::upstream::api_message
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
@@ -142,6 +143,9 @@ pub struct ApiClient {
     headers: HeaderMap,
     retry: RetryPolicy,
     max_page_bytes: u64,
+    /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
+    /// tests). Waits and the retry deadline run on the monotonic clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -198,7 +202,14 @@ impl ApiClient {
             headers,
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same client on another clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The Entra credential that supplies bearer tokens for [`ApiAuth::BearerFromAzure`].
@@ -272,7 +283,7 @@ impl ApiClient {
                 region,
                 credentials,
             } => {
-                let now = SystemTime::now();
+                let now = self.clock.now();
                 let creds = credentials.get(now).await?;
                 // The secret key and session token are live secrets from here on, wherever
                 // they came from (env, profile, STS): an upstream message may quote them.
@@ -410,6 +421,7 @@ impl ApiClient {
                     shown.to_string(),
                     after,
                     &self.retry,
+                    self.clock.now(),
                 ))
             }
             Step::Exhausted if connect => {
@@ -503,7 +515,7 @@ impl ApiClient {
                 body,
             }));
         }
-        match classify(status, &headers, &body, SystemTime::now()) {
+        match classify(status, &headers, &body, self.clock.now()) {
             Decision::Retry { after, reason } => Ok(Err((after, reason))),
             Decision::Quota => Err(SourceError::QuotaExceeded {
                 page,
@@ -539,8 +551,9 @@ fn retry_after_too_long(
     url: String,
     after: Duration,
     policy: &RetryPolicy,
+    now: SystemTime,
 ) -> SourceError {
-    let at = time::OffsetDateTime::now_utc() + after;
+    let at = time::OffsetDateTime::from(now) + after;
     // Whole seconds, rounded up: "at or after" must not name a moment before the API's.
     let at = at.replace_nanosecond(0).unwrap_or(at) + time::Duration::seconds(1);
     SourceError::RetryAfterTooLong {
@@ -606,5 +619,30 @@ fn transport_reason(e: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_to_run_again_counts_from_the_client_clock_rounded_up() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
+        let policy = RetryPolicy::default();
+        let err = retry_after_too_long(3, "u".into(), Duration::from_secs(3600), &policy, now);
+        match err {
+            SourceError::RetryAfterTooLong {
+                after_s,
+                max_s,
+                rerun_at,
+                ..
+            } => {
+                assert_eq!((after_s, max_s), (3600, 300));
+                // 2027-01-15T08:00:00.25Z + 1 h, rounded up to the next whole second.
+                assert_eq!(rerun_at, "2027-01-15T09:00:01Z");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
