@@ -1,10 +1,31 @@
 #!/usr/bin/env bash
-# The project's single test command: installs and starts the emulators the integration tests
-# run against (see scripts/testbed.sh), runs `cargo test --all-targets` (or `cargo test ARGS`
-# when arguments are given), stops the emulators, and exits with cargo's exit code. Works non-interactively on a machine with only
-# node/npm, python3 and cargo.
+# The project's single test command (what .ci/run runs). With no arguments: first the lint
+# gates, `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings` (a minute, so a
+# formatting slip or a warning fails before the suite starts, naming the command that fixes
+# it); then installs and starts the emulators the integration tests run against (see
+# scripts/testbed.sh), runs `cargo test --all-targets`, stops the emulators, and exits with
+# cargo's exit code. With arguments (`--test resume`, `--lib identity`): no lint, only
+# `cargo test ARGS` against the emulators, for iterating on one thing. Works
+# non-interactively on a machine with only node/npm, python3 and cargo (with its rustfmt and
+# clippy components).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/testbed.sh"
+
+# --- lint ----------------------------------------------------------------------------------
+
+# The gates every change must pass (README, Development). Each failure says what to run.
+lint() {
+    cargo fmt --version >/dev/null 2>&1 ||
+        die "cargo fmt is not installed: run \`rustup component add rustfmt\`"
+    cargo clippy --version >/dev/null 2>&1 ||
+        die "cargo clippy is not installed: run \`rustup component add clippy\`"
+    log "cargo fmt --check"
+    cargo fmt --check ||
+        die "the code is not formatted (diff above): run \`cargo fmt\`, then scripts/test.sh again"
+    log "cargo clippy --all-targets -- -D warnings"
+    cargo clippy --all-targets -- -D warnings </dev/null ||
+        die "clippy has warnings (above): fix them (\`cargo clippy --fix --all-targets --allow-dirty\` fixes some; \`cargo clippy --all-targets -- -D warnings\` shows them again), then scripts/test.sh again"
+}
 
 # --- main ----------------------------------------------------------------------------------
 
@@ -14,6 +35,10 @@ main() {
     require python3
     require cargo
     mkdir -p "$LOGS"
+    # Targeted runs (arguments) skip the lint: they are for iterating on one test.
+    if ((!$#)); then
+        lint
+    fi
 
     install_azurite
     install_moto

@@ -40,33 +40,9 @@ impl ApiAuth {
     }
 }
 
-/// Bounds on retrying one request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// First backoff; doubles each attempt, with full jitter.
-    pub base: Duration,
-    /// Longest single wait of our own backoff.
-    pub cap: Duration,
-    /// Give up once this much time has passed since the first attempt.
-    pub deadline: Duration,
-    /// The longest `Retry-After` waited out; a server asking for more stops the run
-    /// (resumable) with the time to run it again.
-    pub max_retry_after: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 8,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(30),
-            deadline: Duration::from_secs(300),
-            max_retry_after: Duration::from_secs(300),
-        }
-    }
-}
+/// Bounds on retrying one request (the one retry module's policy; the API client's flags
+/// fill it in).
+pub use crate::retry::RetryPolicy;
 
 /// How the API is paged, as plain data: the style's `--paginate` name, the settings given to
 /// it (by key: the flag's long name with `_`, e.g. `cursor_path`), and the stop rules every

@@ -3,10 +3,20 @@
 //! `HTTPS_PROXY`/`NO_PROXY`, extra trusted roots from `--ca-bundle` or `SSL_CERT_FILE`
 //! (corporate networks inspect TLS, and the tests run every hop over HTTPS with a throwaway
 //! CA), and redirects followed only within the same origin, so a credential-bearing request
-//! is never replayed to another host.
+//! is never replayed to another host ([`same_origin`], which host pinning of next-page URLs
+//! uses too: the origin rule lives here, below the source).
 
 use std::path::PathBuf;
 use std::time::Duration;
+use url::Url;
+
+/// Same scheme, host and port (default ports made explicit): the origin rule of redirects
+/// here and of the next-page URLs the paginators produce (host pinning).
+pub fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme()
+        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
+        && a.port_or_known_default() == b.port_or_known_default()
+}
 
 /// How to build a client.
 #[derive(Debug, Clone)]
@@ -82,7 +92,7 @@ pub fn client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetupError> 
         let first = attempt.previous().first().cloned();
         if attempt.previous().len() >= 5 {
             attempt.stop()
-        } else if first.is_some_and(|f| crate::source::paginate::same_origin(&f, attempt.url())) {
+        } else if first.is_some_and(|f| same_origin(&f, attempt.url())) {
             attempt.follow()
         } else {
             attempt.stop()
@@ -112,4 +122,25 @@ pub fn storage_client(options: &HttpOptions) -> Result<reqwest::Client, HttpSetu
         .tls_certs_merge(extra_roots(options)?)
         .build()
         .map_err(|e| HttpSetupError(e.to_string()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        let a = Url::parse("https://api.example.com/prod").unwrap();
+        for (b, same) in [
+            ("https://API.example.com:443/other?x=1", true),
+            ("https://api.example.com/", true),
+            ("http://api.example.com/prod", false),
+            ("https://api.example.com:8443/prod", false),
+            ("https://evil.example.com/prod", false),
+            ("https://api.example.com.evil.io/prod", false),
+        ] {
+            assert_eq!(same_origin(&a, &Url::parse(b).unwrap()), same, "{b}");
+        }
+    }
 }

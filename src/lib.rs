@@ -17,6 +17,7 @@
 //! stages of one unit of work, `run` the run around it (lock, resume, commit); `engine` builds
 //! the parts from the settings.
 
+pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
@@ -27,6 +28,7 @@ pub mod identity;
 pub mod load;
 pub mod pipeline;
 pub mod report;
+pub mod retry;
 pub mod run;
 pub mod secret;
 pub mod sink;

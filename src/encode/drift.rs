@@ -16,13 +16,11 @@
 //! column is nullable. Across runs, a column of the previous run that this run never filled
 //! is recorded as `missing` under every policy, and the column is kept.
 
-use super::schema::{FieldKind, Schema};
+pub use super::schema::EXTRA_COLUMN;
+use super::schema::{Field, FieldKind, Schema};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
-
-/// The column that holds what did not fit, under `--on-schema-drift warn`.
-pub const EXTRA_COLUMN: &str = "_extra";
 
 /// What to do when records do not match the schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -167,6 +165,46 @@ pub(crate) fn widening_note(from: FieldKind, to: FieldKind) -> Option<String> {
             Some("values are kept as their text".to_owned())
         }
         _ => None,
+    }
+}
+
+// Evolving a schema is the drift policy's business; the method sits here, with the
+// vocabulary of changes it records, so that `schema` never needs to know about drift.
+impl Schema {
+    /// This schema widened to hold what `seen` showed: unknown fields become new trailing
+    /// columns, and a column whose values no longer fit takes the narrowest kind that holds
+    /// both. Returns the changes (empty when the schema already fits).
+    pub(crate) fn widened(
+        &self,
+        seen: &[(String, Option<FieldKind>)],
+    ) -> (Schema, Vec<SchemaChange>) {
+        let mut out = self.clone();
+        let mut changes = Vec::new();
+        for (name, kind) in seen {
+            match out.fields.iter_mut().find(|f| &f.name == name) {
+                Some(f) => {
+                    if let Some(k) = kind {
+                        if !f.kind.takes(*k) {
+                            let to = f.kind.widen(*k);
+                            let mut c = SchemaChange::new(name, ChangeKind::Widened);
+                            c.from = Some(f.kind);
+                            c.to = Some(to);
+                            c.note = widening_note(f.kind, to);
+                            changes.push(c);
+                            f.kind = to;
+                        }
+                    }
+                }
+                None => {
+                    let kind = kind.unwrap_or(FieldKind::Utf8);
+                    let mut c = SchemaChange::new(name, ChangeKind::Added);
+                    c.to = Some(kind);
+                    changes.push(c);
+                    out.fields.push(Field::new(name.clone(), kind));
+                }
+            }
+        }
+        (out, changes)
     }
 }
 

@@ -36,7 +36,6 @@
 //! value's UTF-8 byte length, never less than its UTF-16 length) and whether any value was
 //! non-null. They size `NVARCHAR(n)` in the load SQL and detect columns missing in a run.
 
-use super::drift::{widening_note, ChangeKind, SchemaChange, EXTRA_COLUMN};
 use super::record::{for_each_leaf, unescape, JsonType};
 use super::timestamp;
 use super::EncodeError;
@@ -44,6 +43,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// The column that holds what did not fit, under `--on-schema-drift warn` (see the `drift`
+/// module). Reserved here, with the columns, because the row reader routes values to it.
+pub const EXTRA_COLUMN: &str = "_extra";
 
 /// The type of one column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,42 +297,6 @@ impl Schema {
                 .map(|(name, kind)| Field::new(name.clone(), kind.unwrap_or(FieldKind::Utf8)))
                 .collect(),
         }
-    }
-
-    /// This schema widened to hold what `seen` showed: unknown fields become new trailing
-    /// columns, and a column whose values no longer fit takes the narrowest kind that holds
-    /// both. Returns the changes (empty when the schema already fits).
-    pub(crate) fn widened(
-        &self,
-        seen: &[(String, Option<FieldKind>)],
-    ) -> (Schema, Vec<SchemaChange>) {
-        let mut out = self.clone();
-        let mut changes = Vec::new();
-        for (name, kind) in seen {
-            match out.fields.iter_mut().find(|f| &f.name == name) {
-                Some(f) => {
-                    if let Some(k) = kind {
-                        if !f.kind.takes(*k) {
-                            let to = f.kind.widen(*k);
-                            let mut c = SchemaChange::new(name, ChangeKind::Widened);
-                            c.from = Some(f.kind);
-                            c.to = Some(to);
-                            c.note = widening_note(f.kind, to);
-                            changes.push(c);
-                            f.kind = to;
-                        }
-                    }
-                }
-                None => {
-                    let kind = kind.unwrap_or(FieldKind::Utf8);
-                    let mut c = SchemaChange::new(name, ChangeKind::Added);
-                    c.to = Some(kind);
-                    changes.push(c);
-                    out.fields.push(Field::new(name.clone(), kind));
-                }
-            }
-        }
-        (out, changes)
     }
 
     /// This schema with the `_extra` column appended (once).

@@ -17,11 +17,12 @@
 //! [`WebIdentityProvider`] — `--aws-role-arn` plus a [`WebIdentityTokenSource`] exchanged with
 //! STS `AssumeRoleWithWebIdentity`. Its failures say which claim (`aud`, `iss`, `sub`) to check
 //! in which trust policy; transient STS failures (`IDPCommunicationError`, throttling) are
-//! retried, a bounded number of times.
+//! retried, a bounded number of times, by the one retry module ([`sts_retry_policy`]).
 
 use crate::identity::claims::TokenClaims;
 use crate::identity::token_cache::{Freshness, TokenCache};
 use crate::identity::web_identity::{claims_of, WebIdentityTokenSource};
+use crate::retry::{Attempt, GaveUp, Retrier, RetryPolicy};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
@@ -231,6 +232,7 @@ pub fn sdk_http_client(
 #[derive(Debug, Clone)]
 pub struct WebIdentityProvider {
     sts: aws_sdk_sts::Client,
+    retry: Retrier,
     config: WebIdentityConfig,
     source: Arc<dyn WebIdentityTokenSource>,
     assumed: AssumedRoleHandle,
@@ -277,6 +279,7 @@ pub fn sts_client(
     let mut b = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(aws_sdk_sts::config::Region::new(region.to_string()))
+        // Retried by the one retry module ([`sts_retry_policy`]), not by the SDK as well.
         .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
         .timeout_config(
             aws_sdk_sts::config::timeout::TimeoutConfig::builder()
@@ -424,6 +427,7 @@ impl WebIdentityProvider {
         );
         Self {
             sts,
+            retry: Retrier::new(sts_retry_policy(config.max_attempts)),
             config,
             source,
             assumed: AssumedRoleHandle::default(),
@@ -453,76 +457,112 @@ impl WebIdentityProvider {
             .clone()
             .unwrap_or_else(|| session_name(&self.config.job, who_of(&claims).as_deref()));
         let duration = i32::try_from(self.config.duration.as_secs()).unwrap_or(3600);
-        let attempts = self.config.max_attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self
-                .sts
-                .assume_role_with_web_identity()
-                .role_arn(&self.config.role_arn)
-                .role_session_name(&name)
-                .web_identity_token(token.expose())
-                .duration_seconds(duration)
-                .send()
-                .await;
-            match result {
-                Ok(out) => {
-                    let Some(c) = out.credentials() else {
-                        return Err(CredentialsError::provider_error(
-                            "STS answered without credentials",
-                        ));
-                    };
-                    let expiry = SystemTime::try_from(*c.expiration()).ok();
-                    self.assumed.set(AssumedRole {
-                        arn: out.assumed_role_user().map(|u| u.arn().to_string()),
-                        session_name: name.clone(),
-                    });
-                    return Ok(Credentials::new(
-                        c.access_key_id(),
-                        c.secret_access_key(),
-                        Some(c.session_token().to_string()),
-                        expiry,
-                        "gatelake-web-identity",
-                    ));
-                }
-                Err(e) => {
-                    let (code, message) = match e.as_service_error() {
-                        Some(se) => (
-                            se.code().map(str::to_string),
-                            se.message().map(str::to_string),
-                        ),
-                        None => (None, Some(crate::report::error_chain(&e))),
-                    };
-                    let kind = classify_sts(code.as_deref());
-                    if kind == StsFailure::Retry && attempt < attempts {
-                        let wait = Duration::from_millis(200u64 << attempt.min(6));
-                        tracing::debug!(
-                            "STS {} (attempt {attempt}); retrying in {wait:?}",
-                            code.as_deref().unwrap_or("transport error")
-                        );
-                        tokio::time::sleep(wait).await;
-                        continue;
+        let (sts, role_arn) = (&self.sts, self.config.role_arn.as_str());
+        let (name_ref, token_ref) = (name.as_str(), token.expose());
+        let result = self
+            .retry
+            .run("STS AssumeRoleWithWebIdentity", |_| async move {
+                let sent = sts
+                    .assume_role_with_web_identity()
+                    .role_arn(role_arn)
+                    .role_session_name(name_ref)
+                    .web_identity_token(token_ref)
+                    .duration_seconds(duration)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(out) => Attempt::Done(out),
+                    Err(e) => {
+                        let failure = match e.as_service_error() {
+                            Some(se) => StsError {
+                                code: se.code().map(str::to_string),
+                                message: se.message().map(str::to_string),
+                            },
+                            None => StsError {
+                                code: None,
+                                message: Some(crate::report::error_chain(&e)),
+                            },
+                        };
+                        match classify_sts(failure.code.as_deref()) {
+                            StsFailure::Retry => Attempt::Transient {
+                                error: failure,
+                                after: None,
+                            },
+                            StsFailure::Terminal => Attempt::Fatal(failure),
+                        }
                     }
-                    let text = if code.is_none() {
-                        format!(
-                            "STS AssumeRoleWithWebIdentity for {} failed after {attempt} attempt(s): {}. Check AWS_ENDPOINT_URL_STS / the region, proxies and the network",
-                            self.config.role_arn,
-                            message.unwrap_or_default()
-                        )
-                    } else {
-                        sts_failure_message(
-                            code.as_deref(),
-                            message.as_deref(),
-                            &self.config.role_arn,
-                            &claims,
-                            self.source.name(),
-                        )
-                    };
-                    return Err(CredentialsError::provider_error(text));
                 }
+            })
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(GaveUp {
+                error: StsError { code, message },
+                attempts,
+                ..
+            }) => {
+                let text = if code.is_none() {
+                    format!(
+                        "STS AssumeRoleWithWebIdentity for {} failed after {attempts} attempt(s): {}. Check AWS_ENDPOINT_URL_STS / the region, proxies and the network",
+                        self.config.role_arn,
+                        message.unwrap_or_default()
+                    )
+                } else {
+                    sts_failure_message(
+                        code.as_deref(),
+                        message.as_deref(),
+                        &self.config.role_arn,
+                        &claims,
+                        self.source.name(),
+                    )
+                };
+                return Err(CredentialsError::provider_error(text));
             }
-        }
+        };
+        let Some(c) = out.credentials() else {
+            return Err(CredentialsError::provider_error(
+                "STS answered without credentials",
+            ));
+        };
+        let expiry = SystemTime::try_from(*c.expiration()).ok();
+        self.assumed.set(AssumedRole {
+            arn: out.assumed_role_user().map(|u| u.arn().to_string()),
+            session_name: name.clone(),
+        });
+        Ok(Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            expiry,
+            "gatelake-web-identity",
+        ))
+    }
+}
+
+/// One failed STS call: its error code (none for a transport failure or a timeout) and
+/// message.
+#[derive(Debug)]
+struct StsError {
+    code: Option<String>,
+    message: Option<String>,
+}
+
+impl std::fmt::Display for StsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code.as_deref().unwrap_or("transport error"))
+    }
+}
+
+/// How STS calls are retried: `max_attempts` in all (at least one), the first wait 200–400 ms
+/// and doubling up to 12.8 s, the one retry module's equal jitter. The SDK's own retry is off
+/// ([`sts_client`]), so this is the only one.
+pub fn sts_retry_policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: max_attempts.max(1),
+        base: Duration::from_millis(400),
+        cap: Duration::from_millis(12_800),
+        deadline: Duration::from_secs(10 * 60),
+        ..RetryPolicy::default()
     }
 }
 

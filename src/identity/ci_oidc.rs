@@ -16,6 +16,7 @@
 //! every exchange and fetch afresh (these tokens live minutes); they cache nothing. Errors name
 //! the variable or CI setting to fix and never quote a token or the request token.
 
+use crate::clock::{Clock, SystemClock};
 use crate::identity::azure::AzureSource;
 use crate::identity::claims::TokenClaims;
 use crate::identity::web_identity::{WebIdentityError, WebIdentityTokenSource};
@@ -168,6 +169,8 @@ pub struct GitlabIdTokenSource {
     token: Secret,
     /// The audience the caller expects (checked, since GitLab's is set in the job's YAML).
     audience: Option<String>,
+    /// Judges the token's expiry (a fake in tests).
+    clock: Arc<dyn Clock>,
 }
 
 impl GitlabIdTokenSource {
@@ -188,12 +191,19 @@ impl GitlabIdTokenSource {
             variable,
             token: Secret::new(token),
             audience: None,
+            clock: Arc::new(SystemClock),
         })
     }
 
     /// Check the token's `aud` against `audience` (none when empty).
     pub fn expecting_audience(mut self, audience: &str) -> Self {
         self.audience = Some(audience.to_string()).filter(|a| !a.is_empty());
+        self
+    }
+
+    /// The same source on another clock (tests of expiry).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 }
@@ -227,7 +237,7 @@ impl WebIdentityTokenSource for GitlabIdTokenSource {
             }
         }
         if let Some(exp) = claims.expires_on() {
-            if exp <= time::OffsetDateTime::now_utc() {
+            if exp <= time::OffsetDateTime::from(self.clock.now()) {
                 return Err(WebIdentityError {
                     source_name: "gitlab",
                     message: format!(
@@ -253,6 +263,7 @@ pub struct AzureDevopsOidcSource {
     access_token: Secret,
     service_connection: String,
     http: reqwest::Client,
+    retry: crate::retry::Retrier,
 }
 
 impl AzureDevopsOidcSource {
@@ -291,6 +302,7 @@ impl AzureDevopsOidcSource {
             access_token: Secret::new(access_token),
             service_connection,
             http,
+            retry: crate::identity::token_endpoint_retry(),
         })
     }
 }
@@ -306,28 +318,28 @@ impl WebIdentityTokenSource for AzureDevopsOidcSource {
             message: m,
         };
         let shown = crate::secret::redact_url(&self.request_url);
-        let resp = self
-            .http
-            .post(self.request_url.clone())
-            .bearer_auth(self.access_token.expose())
-            // Without it an unauthenticated call is redirected to a sign-in page (203/302)
-            // instead of failing with a status that says what is wrong.
-            .header("x-tfs-fedauthredirect", "Suppress")
-            .header("content-type", "application/json")
-            .body("")
-            .send()
-            .await
-            .map_err(|e| {
+        let answer = crate::retry::send(&self.retry, "the Azure DevOps OIDC endpoint", || {
+            self.http
+                .post(self.request_url.clone())
+                .bearer_auth(self.access_token.expose())
+                // Without it an unauthenticated call is redirected to a sign-in page (203/302)
+                // instead of failing with a status that says what is wrong.
+                .header("x-tfs-fedauthredirect", "Suppress")
+                .header("content-type", "application/json")
+                .body("")
+        })
+        .await
+        .map_err(|e| {
+            if e.is_body() || e.is_decode() {
+                err(format!("reading the Azure DevOps OIDC response: {e}"))
+            } else {
                 err(format!(
                     "cannot reach the Azure DevOps OIDC endpoint {shown}: {}",
                     crate::report::error_chain(&e)
                 ))
-            })?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| err(format!("reading the Azure DevOps OIDC response: {e}")))?;
+            }
+        })?;
+        let (status, body) = (answer.status, answer.body);
         if status != 200 {
             let hint = match status {
                 401 | 403 | 203 | 302 => "SYSTEM_ACCESSTOKEN was refused: map `$(System.AccessToken)` into the step's env, and authorize the pipeline to use the service connection",
@@ -679,5 +691,26 @@ mod tests {
             "{err}"
         );
         assert!(token_source(CiProvider::AzureDevops, "", &env, reqwest::Client::new()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_gitlab_token_expires_by_the_source_clock() {
+        let exp: u64 = 1_800_000_000;
+        let token = jwt(serde_json::json!({"aud": "api://AzureADTokenExchange", "exp": exp}));
+        let env = move |k: &str| (k == "GITLAB_OIDC_TOKEN").then(|| token.clone());
+        let at = |secs: u64| {
+            Arc::new(crate::clock::FakeClock::at(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            ))
+        };
+        let before = GitlabIdTokenSource::from_env(&env)
+            .unwrap()
+            .with_clock(at(exp - 1));
+        assert!(before.token().await.is_ok());
+        let after = GitlabIdTokenSource::from_env(&env)
+            .unwrap()
+            .with_clock(at(exp));
+        let err = after.token().await.unwrap_err().to_string();
+        assert!(err.contains("expired"), "{err}");
     }
 }

@@ -7,32 +7,18 @@
 //! every request, however short-lived (a fixed five-minute margin made gatelake fetch a new
 //! four-minute token for each request).
 //!
-//! The clock is injected ([`Clock`]): callers pass `now`, so refresh is tested with a fake
+//! The clock is injected ([`Clock`], from [`crate::clock`]): callers pass `now`, so refresh is tested with a fake
 //! clock. Concurrent callers for a stale key share one fetch. When a renewal fails while the
 //! cached value is still valid, the cached value is used (and the failure returned once it
 //! has expired).
 
+pub use crate::clock::{Clock, SystemClock};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::time::{Duration, SystemTime};
 
 /// The largest refresh margin.
 pub const MAX_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
-
-/// Where "now" comes from (a fake in tests).
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> SystemTime;
-}
-
-/// The system's clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
 
 /// How long before its expiry a value that lives `lifetime` is renewed.
 pub fn refresh_margin(lifetime: Duration) -> Duration {

@@ -91,6 +91,7 @@ pub struct GithubOidcSource {
     request_token: Secret,
     audience: String,
     http: reqwest::Client,
+    retry: crate::retry::Retrier,
 }
 
 impl GithubOidcSource {
@@ -116,6 +117,7 @@ impl GithubOidcSource {
             request_token: Secret::new(token),
             audience: audience.into(),
             http,
+            retry: crate::identity::token_endpoint_retry(),
         })
     }
 }
@@ -134,24 +136,24 @@ impl WebIdentityTokenSource for GithubOidcSource {
         url.query_pairs_mut()
             .append_pair("audience", &self.audience);
         let shown = crate::secret::redact_url(&url);
-        let resp = self
-            .http
-            .get(url)
-            .bearer_auth(self.request_token.expose())
-            .header("accept", "application/json; api-version=2.0")
-            .send()
-            .await
-            .map_err(|e| {
+        let answer = crate::retry::send(&self.retry, "the Actions OIDC endpoint", || {
+            self.http
+                .get(url.clone())
+                .bearer_auth(self.request_token.expose())
+                .header("accept", "application/json; api-version=2.0")
+        })
+        .await
+        .map_err(|e| {
+            if e.is_body() || e.is_decode() {
+                err(format!("reading the Actions OIDC response: {e}"))
+            } else {
                 err(format!(
                     "cannot reach the Actions OIDC endpoint {shown}: {}",
                     crate::report::error_chain(&e)
                 ))
-            })?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| err(format!("reading the Actions OIDC response: {e}")))?;
+            }
+        })?;
+        let (status, body) = (answer.status, answer.body);
         if status != 200 {
             let hint = match status {
                 401 | 403 => "the request token was refused: the job needs `permissions: id-token: write`, and ACTIONS_ID_TOKEN_REQUEST_TOKEN is only valid during its job",

@@ -1,6 +1,6 @@
 //! Fetching one page: authentication (API key, bearer, SigV4 re-signed on every attempt),
-//! a bounded body read, and retries decided by [`retry::classify`] from data
-//! ([`RetryPolicy`]). Nothing here knows about pagination; the caller passes the URL.
+//! a bounded body read, and retries decided by [`retry::classify`] (API Gateway's rules)
+//! and paced by the one retry module ([`RetryPolicy::next_step`]). Nothing here knows about pagination; the caller passes the URL.
 //!
 //! Credentials kept in files (`--api-key-file`, `--bearer-token-file`) are looked at on every
 //! request and re-read when the file changed, and once more when the API refuses them (401 or
@@ -11,14 +11,15 @@
 //! [`retry::classify`]: crate::source::retry::classify
 //! [`upstream::api_message`]: crate::upstream::api_message
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
+use crate::retry::Step;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
-use crate::source::retry::{wait_before_retry, Wait};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
 use bytes::{Bytes, BytesMut};
@@ -142,6 +143,9 @@ pub struct ApiClient {
     headers: HeaderMap,
     retry: RetryPolicy,
     max_page_bytes: u64,
+    /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
+    /// tests). Waits and the retry deadline run on the monotonic clock.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -198,7 +202,14 @@ impl ApiClient {
             headers,
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same client on another clock (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The Entra credential that supplies bearer tokens for [`ApiAuth::BearerFromAzure`].
@@ -272,7 +283,7 @@ impl ApiClient {
                 region,
                 credentials,
             } => {
-                let now = SystemTime::now();
+                let now = self.clock.now();
                 let creds = credentials.get(now).await?;
                 // The secret key and session token are live secrets from here on, wherever
                 // they came from (env, profile, STS): an upstream message may quote them.
@@ -391,38 +402,45 @@ impl ApiClient {
         reporter: &dyn Reporter,
     ) -> Result<(), SourceError> {
         let elapsed = started.elapsed();
-        let delay = match wait_before_retry(&self.retry, attempt, after) {
-            Wait::Sleep(d) => d,
-            Wait::TooLong(after) => {
+        // An API that cannot be reached three times running will not be reached by the
+        // fourth: a wrong URL, DNS or proxy fails fast, with the fix named.
+        let connect = reason.starts_with("connect");
+        let policy = RetryPolicy {
+            max_attempts: if connect {
+                self.retry.max_attempts.min(3)
+            } else {
+                self.retry.max_attempts
+            },
+            ..self.retry.clone()
+        };
+        let delay = match policy.next_step(attempt, elapsed, after) {
+            Step::Sleep(d) => d,
+            Step::TooLong(after) => {
                 return Err(retry_after_too_long(
                     page,
                     shown.to_string(),
                     after,
                     &self.retry,
+                    self.clock.now(),
                 ))
             }
-        };
-        let connect_limit = if reason.starts_with("connect") {
-            3
-        } else {
-            u32::MAX
-        };
-        if attempt >= self.retry.max_attempts.min(connect_limit) || elapsed >= self.retry.deadline {
-            if reason.starts_with("connect") {
+            Step::Exhausted if connect => {
                 return Err(SourceError::Connect {
                     page,
                     url: shown.to_string(),
                     message: reason,
-                });
+                })
             }
-            return Err(SourceError::RetriesExhausted {
-                page,
-                url: shown.to_string(),
-                attempts: attempt,
-                elapsed_s: elapsed.as_secs_f64(),
-                last: reason,
-            });
-        }
+            Step::Exhausted => {
+                return Err(SourceError::RetriesExhausted {
+                    page,
+                    url: shown.to_string(),
+                    attempts: attempt,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    last: reason,
+                })
+            }
+        };
         tracing::debug!(page, attempt, ?delay, %reason, "retrying");
         reporter.report(Event::Retrying {
             page,
@@ -497,7 +515,7 @@ impl ApiClient {
                 body,
             }));
         }
-        match classify(status, &headers, &body, SystemTime::now()) {
+        match classify(status, &headers, &body, self.clock.now()) {
             Decision::Retry { after, reason } => Ok(Err((after, reason))),
             Decision::Quota => Err(SourceError::QuotaExceeded {
                 page,
@@ -533,8 +551,9 @@ fn retry_after_too_long(
     url: String,
     after: Duration,
     policy: &RetryPolicy,
+    now: SystemTime,
 ) -> SourceError {
-    let at = time::OffsetDateTime::now_utc() + after;
+    let at = time::OffsetDateTime::from(now) + after;
     // Whole seconds, rounded up: "at or after" must not name a moment before the API's.
     let at = at.replace_nanosecond(0).unwrap_or(at) + time::Duration::seconds(1);
     SourceError::RetryAfterTooLong {
@@ -600,5 +619,30 @@ fn transport_reason(e: &reqwest::Error) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {detail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_to_run_again_counts_from_the_client_clock_rounded_up() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
+        let policy = RetryPolicy::default();
+        let err = retry_after_too_long(3, "u".into(), Duration::from_secs(3600), &policy, now);
+        match err {
+            SourceError::RetryAfterTooLong {
+                after_s,
+                max_s,
+                rerun_at,
+                ..
+            } => {
+                assert_eq!((after_s, max_s), (3600, 300));
+                // 2027-01-15T08:00:00.25Z + 1 h, rounded up to the next whole second.
+                assert_eq!(rerun_at, "2027-01-15T09:00:01Z");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

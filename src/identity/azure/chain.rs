@@ -318,7 +318,11 @@ impl AzureIdentity {
                         "could not set up the Azure CLI credential: {e}"
                     ))
                 })?;
-                return Ok(make(AzureSource::Cli, cli));
+                // `az` runs on every call of its own credential: cache its tokens.
+                return Ok(make(
+                    AzureSource::Cli,
+                    Arc::new(super::CachedTokenCredential::new(cli)),
+                ));
             }
             tried.push("Azure CLI (az is not on PATH)".into());
         }

@@ -2,10 +2,11 @@
 //! assertion) and service principals (a secret or a certificate).
 
 use super::{cached_token, cred_error, ScopeCache};
+use crate::clock::{Clock, SystemClock};
 use crate::identity::certificate::{AssertionAlgorithm, ClientCertificate, JWT_BEARER};
 use crate::identity::claims::TokenClaims;
-use crate::identity::token_cache::{Clock, SystemClock};
 use crate::identity::web_identity::WebIdentityTokenSource;
+use crate::retry::Retrier;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
@@ -37,6 +38,7 @@ pub struct EntraClientCredential {
     http: reqwest::Client,
     cache: ScopeCache,
     clock: Arc<dyn Clock>,
+    retry: Retrier,
 }
 
 impl EntraClientCredential {
@@ -61,6 +63,7 @@ impl EntraClientCredential {
             http,
             cache: ScopeCache::default(),
             clock: Arc::new(SystemClock),
+            retry: crate::identity::token_endpoint_retry(),
         }
     }
 
@@ -87,7 +90,7 @@ impl EntraClientCredential {
                         path.display()
                     ))
                 })?;
-                check_assertion_file(path, assertion.trim())?;
+                check_assertion_file(path, assertion.trim(), self.clock.now().into())?;
                 form.push((
                     "client_assertion_type",
                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
@@ -110,7 +113,7 @@ impl EntraClientCredential {
                         AssertionAlgorithm::Rs256,
                         &self.token_url(),
                         &self.client_id,
-                        OffsetDateTime::now_utc().unix_timestamp(),
+                        OffsetDateTime::from(self.clock.now()).unix_timestamp(),
                     )
                     .map_err(|e| cred_error(e.to_string()))?;
                 form.push(("client_assertion_type", JWT_BEARER.into()));
@@ -121,28 +124,28 @@ impl EntraClientCredential {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
-        let resp = self
-            .http
-            .post(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
+        let answer = crate::retry::send(&self.retry, "the Entra token endpoint", || {
+            self.http
+                .post(&url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+        })
+        .await
+        .map_err(|e| {
+            if e.is_body() || e.is_decode() {
+                cred_error(format!("reading the Entra token response from {url}: {e}"))
+            } else {
                 cred_error(format!(
                     "cannot reach the Entra token endpoint {url}: {}. Check --azure-authority / AZURE_AUTHORITY_HOST, proxies and the CA bundle",
                     crate::report::error_chain(&e)
                 ))
-            })?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| cred_error(format!("reading the Entra token response from {url}: {e}")))?;
+            }
+        })?;
+        let (status, bytes) = (answer.status, answer.body);
         if status != 200 {
             return Err(cred_error(entra_error_message(status, &bytes, &self.proof)));
         }
-        parse_token_response(&bytes, &url)
+        parse_token_response(&bytes, &url, self.clock.now())
     }
 }
 
@@ -216,7 +219,11 @@ fn expired_assertion_hint(proof: &ClientProof) -> String {
 }
 
 /// Refuse a federated token that has already expired before sending it, naming the file.
-fn check_assertion_file(path: &std::path::Path, assertion: &str) -> azure_core::Result<()> {
+fn check_assertion_file(
+    path: &std::path::Path,
+    assertion: &str,
+    now: OffsetDateTime,
+) -> azure_core::Result<()> {
     if assertion.is_empty() {
         return Err(cred_error(format!(
             "AZURE_FEDERATED_TOKEN_FILE ({}) is empty: the workload identity webhook (or your CI step) has not written the token yet",
@@ -225,7 +232,7 @@ fn check_assertion_file(path: &std::path::Path, assertion: &str) -> azure_core::
     }
     let expired_at = TokenClaims::of(assertion)
         .and_then(|c| c.expires_on())
-        .filter(|exp| *exp <= OffsetDateTime::now_utc());
+        .filter(|exp| *exp <= now);
     match expired_at {
         Some(exp) => Err(cred_error(format!(
             "the federated token in AZURE_FEDERATED_TOKEN_FILE ({}) expired at {exp}; {}",
@@ -236,7 +243,13 @@ fn check_assertion_file(path: &std::path::Path, assertion: &str) -> azure_core::
     }
 }
 
-pub(super) fn parse_token_response(bytes: &[u8], url: &str) -> azure_core::Result<AccessToken> {
+/// The token in a token endpoint's answer, with its expiry: `expires_on`, else `expires_in`
+/// counted from `now` (the credential's clock), else the token's own `exp`, else ten minutes.
+pub(super) fn parse_token_response(
+    bytes: &[u8],
+    url: &str,
+    now: std::time::SystemTime,
+) -> azure_core::Result<AccessToken> {
     #[derive(serde::Deserialize)]
     struct TokenResponse {
         access_token: String,
@@ -252,7 +265,7 @@ pub(super) fn parse_token_response(bytes: &[u8], url: &str) -> azure_core::Resul
             _ => None,
         }
     };
-    let now = OffsetDateTime::now_utc();
+    let now = OffsetDateTime::from(now);
     let expires_on = num(&r.expires_on)
         .and_then(|e| OffsetDateTime::from_unix_timestamp(e).ok())
         .or_else(|| num(&r.expires_in).map(|s| now + time::Duration::seconds(s)))

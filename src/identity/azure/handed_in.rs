@@ -2,11 +2,13 @@
 //! variable, standard input).
 
 use super::{cred_error, resource_of};
+use crate::clock::{Clock, SystemClock};
 use crate::identity::claims::TokenClaims;
 use crate::secret::Secret;
 use async_trait::async_trait;
 use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
 use std::path::PathBuf;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Where a handed-in token comes from.
@@ -22,11 +24,22 @@ pub enum HandedIn {
 #[derive(Debug)]
 pub struct HandedInTokenCredential {
     from: HandedIn,
+    /// Judges the token's expiry (a fake in tests).
+    clock: Arc<dyn Clock>,
 }
 
 impl HandedInTokenCredential {
     pub fn new(from: HandedIn) -> Self {
-        Self { from }
+        Self {
+            from,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same credential on another clock (tests of expiry).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     async fn read(&self) -> azure_core::Result<String> {
@@ -70,7 +83,7 @@ impl TokenCredential for HandedInTokenCredential {
     ) -> azure_core::Result<AccessToken> {
         let token = self.read().await?;
         let claims = TokenClaims::of(&token);
-        let now = OffsetDateTime::now_utc();
+        let now = OffsetDateTime::from(self.clock.now());
         let expires_on = claims
             .as_ref()
             .and_then(TokenClaims::expires_on)
@@ -128,6 +141,26 @@ mod tests {
         let expired = jwt(serde_json::json!({"aud": "https://storage.azure.com", "exp": 1000}));
         std::fs::write(&p, expired).unwrap();
         let err = c.get_token(&[scope], None).await.unwrap_err();
+        assert!(err.to_string().contains("expired"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_handed_in_token_expires_by_the_credential_clock() {
+        let exp = 1_800_000_000;
+        let token = jwt(serde_json::json!({"aud": "https://storage.azure.com", "exp": exp}));
+        let at = |secs: u64| {
+            Arc::new(crate::clock::FakeClock::at(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
+            ))
+        };
+        let scope = "https://storage.azure.com/.default";
+        let before = HandedInTokenCredential::new(HandedIn::Value(Secret::new(token.clone())))
+            .with_clock(at(exp as u64 - 60));
+        let got = before.get_token(&[scope], None).await.unwrap();
+        assert_eq!(got.expires_on.unix_timestamp(), exp);
+        let after = HandedInTokenCredential::new(HandedIn::Value(Secret::new(token)))
+            .with_clock(at(exp as u64));
+        let err = after.get_token(&[scope], None).await.unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
     }
 }

@@ -198,7 +198,7 @@ pub(super) type ScopeCache = crate::identity::token_cache::TokenCache<String, Ac
 /// [`crate::secret::redact`].
 pub(super) async fn cached_token<F, Fut>(
     cache: &ScopeCache,
-    clock: &dyn crate::identity::token_cache::Clock,
+    clock: &dyn crate::clock::Clock,
     scope: &str,
     fetch: F,
 ) -> azure_core::Result<AccessToken>
@@ -214,6 +214,47 @@ where
             Ok((token, Some(expires)))
         })
         .await
+}
+
+/// A credential of someone else's making (the Azure CLI's, which runs `az` on every call and
+/// caches nothing) behind the one token cache: a token is asked for once per scope and
+/// renewal, not once per request.
+#[derive(Debug)]
+pub struct CachedTokenCredential {
+    inner: Arc<dyn TokenCredential>,
+    cache: ScopeCache,
+    clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl CachedTokenCredential {
+    pub fn new(inner: Arc<dyn TokenCredential>) -> Self {
+        Self {
+            inner,
+            cache: ScopeCache::default(),
+            clock: Arc::new(crate::clock::SystemClock),
+        }
+    }
+
+    /// The same credential on another clock (tests of refresh).
+    pub fn with_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for CachedTokenCredential {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<AccessToken> {
+        let scope = scopes.first().copied().unwrap_or_default();
+        cached_token(&self.cache, self.clock.as_ref(), scope, || {
+            self.inner.get_token(scopes, options)
+        })
+        .await
+    }
 }
 
 // The chosen identity
@@ -361,6 +402,58 @@ mod tests {
         let masked = crate::secret::redact(&quoted);
         assert!(!masked.contains(value), "{masked}");
         assert!(masked.contains("***"), "{masked}");
+    }
+
+    /// Counts its calls, as `az account get-access-token` would be run; tokens live an hour
+    /// from the clock's now.
+    #[derive(Debug)]
+    struct CountingCli {
+        calls: std::sync::atomic::AtomicU32,
+        clock: Arc<crate::clock::FakeClock>,
+    }
+
+    #[async_trait::async_trait]
+    impl TokenCredential for CountingCli {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            use crate::clock::Clock as _;
+            let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let now = time::OffsetDateTime::from(self.clock.now());
+            Ok(AccessToken::new(
+                format!("cli-token-{n}"),
+                now + time::Duration::hours(1),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_credential_that_caches_nothing_is_asked_once_per_scope_and_renewal() {
+        let clock = Arc::new(crate::clock::FakeClock::at(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        ));
+        let cli = Arc::new(CountingCli {
+            calls: std::sync::atomic::AtomicU32::new(0),
+            clock: clock.clone(),
+        });
+        let cached = CachedTokenCredential::new(cli.clone()).with_clock(clock.clone());
+        let storage = "https://storage.azure.com/.default";
+        for _ in 0..50 {
+            let t = cached.get_token(&[storage], None).await.unwrap();
+            assert_eq!(t.token.secret(), "cli-token-0");
+            clock.advance(std::time::Duration::from_secs(60));
+        }
+        // 56 minutes on, inside the five-minute margin: renewed once.
+        clock.advance(std::time::Duration::from_secs(360));
+        let t = cached.get_token(&[storage], None).await.unwrap();
+        assert_eq!(t.token.secret(), "cli-token-1");
+        cached
+            .get_token(&["api://AzureADTokenExchange/.default"], None)
+            .await
+            .unwrap();
+        assert_eq!(cli.calls.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[test]

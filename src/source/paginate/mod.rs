@@ -47,6 +47,7 @@ pub use pointer::MissingPointer;
 pub use style::{Pages, Setting, SettingKind, Style, StyleSettings, PAGE_SIZE};
 
 use super::extract::{ExtractError, JsonDoc};
+pub use crate::http::same_origin;
 use crate::secret::redact_url;
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -276,13 +277,6 @@ pub fn next_request(
         return Err(PaginateError::NoProgress(redact_url(&next)));
     }
     Ok(Step::to(Some(next)))
-}
-
-/// Same scheme, host and port (default ports made explicit).
-pub fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme()
-        && a.host_str().map(str::to_ascii_lowercase) == b.host_str().map(str::to_ascii_lowercase)
-        && a.port_or_known_default() == b.port_or_known_default()
 }
 
 fn origin_of(u: &Url) -> String {
