@@ -118,6 +118,17 @@ fn sigint(pid: u32) {
     assert!(status.success());
 }
 
+/// The `next_seq` of the checkpoint under `sink` (0 when there is none yet).
+async fn next_seq(sink: &dyn Sink) -> u64 {
+    match sink.get("_state/checkpoint.json").await {
+        Ok(Some(obj)) => serde_json::from_slice::<Value>(&obj.data)
+            .ok()
+            .and_then(|v| v["next_seq"].as_u64())
+            .unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// SIGKILLs in one pull, each at a random moment; the README quotes this number
 /// (`readme_states_the_kill_test_s_figures` checks that it does).
 const KILLS: u32 = 24;
@@ -194,7 +205,8 @@ async fn sigkill_at_random_moments(
     lease: Option<(&str, &str)>,
 ) {
     // 1000 pages of at least 8 ms each: longer than the KILLS attempts can get through (at
-    // most 260 ms each), so the pull is killed exactly KILLS times before it can finish.
+    // most 260 ms each after their first request, bar the last two, which also wait for a
+    // chunk of 10 pages), so the pull is killed exactly KILLS times before it can finish.
     let api = ApiGateway::start(ApiConfig {
         records: KILL_TEST_RECORDS,
         page_size: 50,
@@ -214,6 +226,26 @@ async fn sigkill_at_random_moments(
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
+        // The random moment counts from the attempt's first request: on a loaded machine a
+        // debug binary's start-up alone can outlast the whole window, and no attempt would
+        // ever be killed mid-pull. The last two attempts are killed only after they committed
+        // a chunk of their own, so the final run always has a checkpoint to resume and one
+        // killed attempt has resumed one (the test's two claims), however slow the machine.
+        let requests_before = api.requests().len();
+        let checkpoint_before = next_seq(sink).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let started = api.requests().len() > requests_before;
+            let committed = kills + 2 < KILLS || next_seq(sink).await > checkpoint_before;
+            if (started && committed) || child.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "attempt {attempts} made no request or committed no chunk within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let delay = Duration::from_millis(rng.gen_range(40..260));
         tokio::time::sleep(delay).await;
         if let Some(status) = child.try_wait().unwrap() {
