@@ -200,7 +200,7 @@ fi
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 records, runs, cores = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-print(f"\n{sys.argv[5]} (release) against {sys.argv[6]}", end="")
+print(f"\n{sys.argv[5]} against {sys.argv[6]}", end="")
 # MB/s of JSON: the record JSON gatelake reports receiving (the same pages for both tools).
 json_bytes = statistics.median(float(r[9]) for r in rows if r[0] == "gatelake")
 print(f"\nmedians of {runs} run(s) per tool and format, {records:,} records "

@@ -132,7 +132,7 @@ import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 latency, page_size, comp, cores, version = sys.argv[2:]
 latency = int(latency)
-print(f"\n{version} (release), +{latency} ms per page, pages of {page_size} records, "
+print(f"\n{version}, +{latency} ms per page, pages of {page_size} records, "
       f"jsonl/{comp} into a local folder, {cores} cores")
 head = f"{'style':8} {'concurrency':>11} {'pages':>6} {'seconds':>8} {'pages/s':>8} {'target':>7} {'reached':>8}"
 print(head)
