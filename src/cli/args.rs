@@ -625,15 +625,18 @@ impl ApiAuthKind {
     }
 }
 
-impl WebIdentityKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebIdentityKind::Azure => "azure",
-            WebIdentityKind::Github => "github",
-            WebIdentityKind::Gitlab => "gitlab",
-            WebIdentityKind::AzureDevops => "azure-devops",
-            WebIdentityKind::File => "file",
-            WebIdentityKind::Env => "env",
+// The flag's values are the library's kinds (which name themselves); this enum only carries
+// clap's help for each.
+impl From<WebIdentityKind> for gatelake::engine::settings::WebIdentityKind {
+    fn from(kind: WebIdentityKind) -> Self {
+        use gatelake::engine::settings::WebIdentityKind as Kind;
+        match kind {
+            WebIdentityKind::Azure => Kind::Azure,
+            WebIdentityKind::Github => Kind::Github,
+            WebIdentityKind::Gitlab => Kind::Gitlab,
+            WebIdentityKind::AzureDevops => Kind::AzureDevops,
+            WebIdentityKind::File => Kind::File,
+            WebIdentityKind::Env => Kind::Env,
         }
     }
 }

@@ -37,6 +37,12 @@ impl WebIdentityKind {
     }
 }
 
+impl std::fmt::Display for WebIdentityKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The AWS side: assume a role with a web identity (or, when `None`, the standard chain).
 #[derive(Debug, Clone)]
 pub struct AwsRoleSettings {

@@ -42,19 +42,14 @@ pub fn resolve_identity(
                     "--aws-role-arn {role_arn}: expected a role ARN like arn:aws:iam::123456789012:role/gatelake-reader"
                 ));
             }
-            let web_identity = match r.pick(
-                "web_identity",
-                args.web_identity.map(|w| w.as_str()),
-                aws.web_identity.map(|w| w.as_str()),
-                Some("azure"),
-            ) {
-                Some("github") => WebIdentityKind::Github,
-                Some("gitlab") => WebIdentityKind::Gitlab,
-                Some("azure-devops") => WebIdentityKind::AzureDevops,
-                Some("file") => WebIdentityKind::File,
-                Some("env") => WebIdentityKind::Env,
-                _ => WebIdentityKind::Azure,
-            };
+            let web_identity = r
+                .pick(
+                    "web_identity",
+                    args.web_identity.map(WebIdentityKind::from),
+                    aws.web_identity.map(WebIdentityKind::from),
+                    Some(WebIdentityKind::Azure),
+                )
+                .unwrap_or(WebIdentityKind::Azure);
             let default_audience = match web_identity {
                 WebIdentityKind::Azure => {
                     Some(gatelake::identity::web_identity::DEFAULT_AZURE_AUDIENCE.to_string())
