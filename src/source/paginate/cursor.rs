@@ -108,10 +108,6 @@ impl CursorPaginator {
 }
 
 impl Paginator for CursorPaginator {
-    fn name(&self) -> &'static str {
-        "cursor"
-    }
-
     fn first(&self, base: &Url) -> Url {
         base.clone()
     }

@@ -39,10 +39,6 @@ impl Style for LinkHeaderStyle {
 pub struct LinkHeaderPaginator;
 
 impl Paginator for LinkHeaderPaginator {
-    fn name(&self) -> &'static str {
-        "link-header"
-    }
-
     fn first(&self, base: &Url) -> Url {
         base.clone()
     }

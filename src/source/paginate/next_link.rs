@@ -63,10 +63,6 @@ impl NextLinkPaginator {
 }
 
 impl Paginator for NextLinkPaginator {
-    fn name(&self) -> &'static str {
-        "next-link"
-    }
-
     fn first(&self, base: &Url) -> Url {
         base.clone()
     }

@@ -96,10 +96,6 @@ impl OffsetPaginator {
 }
 
 impl Paginator for OffsetPaginator {
-    fn name(&self) -> &'static str {
-        "offset"
-    }
-
     fn first(&self, base: &Url) -> Url {
         let u = with_query_param(base, &self.offset_param, &self.start.to_string());
         with_query_param(&u, &self.limit_param, &self.limit.to_string())

@@ -108,10 +108,6 @@ impl PageNumberPaginator {
 }
 
 impl Paginator for PageNumberPaginator {
-    fn name(&self) -> &'static str {
-        "page"
-    }
-
     fn first(&self, base: &Url) -> Url {
         let u = with_query_param(base, &self.page_param, &self.start.to_string());
         match &self.size {

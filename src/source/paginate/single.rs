@@ -30,9 +30,6 @@ impl Style for SingleStyle {
 struct SinglePage;
 
 impl Paginator for SinglePage {
-    fn name(&self) -> &'static str {
-        "none"
-    }
     fn next_blind(&self, _url: &Url, _headers: &HeaderMap, _doc: Option<&JsonDoc<'_>>) -> Blind {
         Blind::End
     }
