@@ -26,6 +26,7 @@ pub mod engine;
 pub mod http;
 pub mod identity;
 pub mod load;
+pub mod objects;
 pub mod pipeline;
 pub mod report;
 pub mod retry;
