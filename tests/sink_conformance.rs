@@ -1042,3 +1042,168 @@ async fn azure_create_container_if_missing_is_idempotent() {
     sink.check().await.unwrap();
     assert!(sink.root_url().contains(&container));
 }
+
+// --- server-side copy (Put Block From URL) -------------------------------------------------
+// Azurite implements Put Block From URL from 3.37 on, for sources on the same Azurite
+// instance only: it compares the copy source's host with the request's Host header and reads
+// the source from its own socket's address, never over the network. So the service reads a
+// blob of the emulator itself here; a presigned moto URL is refused (next test) without
+// moto ever being contacted. Against a real account, the service reads S3 the same way.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_server_side_copy_stages_the_ranges_the_service_reads() {
+    let az = azurite();
+    let (src_container, src) = az.new_public_container("copy-src").await;
+    let data = pattern(3 * 1024 * 1024 + 17, 77);
+    src.put("in/object.bin", data.clone(), PutMode::Create)
+        .await
+        .unwrap();
+    // A presigned-style URL: the source needs no Azure credential; the query string stands
+    // for an S3 signature and must never be shown.
+    let secret_sig = "5ec12e7516a7ed0000feedfacecafe0123456789";
+    let source = format!(
+        "{}/{src_container}/in/object.bin?X-Amz-Expires=600&X-Amz-Signature={secret_sig}",
+        az.blob_endpoint
+    );
+    let (_dst_container, dst) = az.new_container("copy-dst").await;
+    let dst: Arc<dyn Sink> = Arc::new(dst);
+    let mib = 1024 * 1024u64;
+    let ranges = [0..mib, mib..2 * mib + 5, 2 * mib + 5..data.len() as u64];
+    // Out of order and concurrently, one part again.
+    let mut tasks = Vec::new();
+    for part in [2usize, 0, 1, 0] {
+        let (dst, source, range) = (dst.clone(), source.clone(), ranges[part].clone());
+        tasks.push(tokio::spawn(async move {
+            dst.stage_part_from_url("out/object.bin", "copy-1", part as u32, &source, range)
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        dst.staged_parts("out/object.bin", "copy-1").await.unwrap(),
+        vec![0, 1, 2]
+    );
+    assert!(dst.get("out/object.bin").await.unwrap().is_none());
+    let put = dst
+        .commit_parts("out/object.bin", "copy-1", 3, PutMode::Create)
+        .await
+        .unwrap();
+    let got = dst.get("out/object.bin").await.unwrap().unwrap();
+    assert_eq!(got.data.len(), data.len());
+    assert!(
+        got.data == data,
+        "the service staged exactly the ranges asked for"
+    );
+    assert_eq!(got.etag, put.etag);
+
+    // A source that is not there: the service says so, and the error shows the source
+    // without its query string.
+    let gone = source.replace("object.bin", "missing.bin");
+    let err = dst
+        .stage_part_from_url("out/other.bin", "copy-2", 0, &gone, 0..10)
+        .await
+        .unwrap_err();
+    match &err {
+        SinkError::CopySource {
+            source_url, status, ..
+        } => {
+            assert_eq!(*status, 404);
+            assert!(source_url.ends_with("/in/missing.bin"), "{source_url}");
+        }
+        other => panic!("expected CopySource, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        !text.contains(secret_sig) && !text.contains("X-Amz"),
+        "{text}"
+    );
+    assert!(text.contains("--copy-mode client"), "{text}");
+
+    // An empty range is refused before any request.
+    let err = dst
+        .stage_part_from_url("out/other.bin", "copy-2", 0, &source, 5..5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::InvalidDestination { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(secret_sig), "{err}");
+}
+
+/// An object in moto's S3 and a presigned GET URL for it.
+async fn moto_presigned_object(data: Bytes) -> String {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(support::identity::moto_url())
+        .force_path_style(true)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let bucket = format!("copy-src-{:08x}", rand::random::<u32>());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("exports/part-0.jsonl.gz")
+        .body(data.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let presigned = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("exports/part-0.jsonl.gz")
+        .presigned(PresigningConfig::expires_in(std::time::Duration::from_secs(600)).unwrap())
+        .await
+        .unwrap();
+    presigned.uri().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_cannot_read_a_presigned_moto_url_and_the_error_says_so_without_the_signature() {
+    let data = pattern(100_000, 5);
+    let url = moto_presigned_object(data.clone()).await;
+    // The URL itself is good: a plain ranged GET reads the bytes from moto.
+    let got = reqwest::Client::new()
+        .get(&url)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 206);
+    assert_eq!(&got.bytes().await.unwrap()[..], &data[..100]);
+
+    let az = azurite();
+    let (_c, dst) = az.new_container("copy-moto").await;
+    let err = dst
+        .stage_part_from_url("o.jsonl.gz", "moto-1", 0, &url, 0..100)
+        .await
+        .unwrap_err();
+    // Azurite refuses a source on another host (moto's port) before reading it.
+    match &err {
+        SinkError::CopySource {
+            status, source_url, ..
+        } => {
+            assert_eq!(*status, 404, "{err}");
+            assert!(
+                source_url.ends_with("/exports/part-0.jsonl.gz"),
+                "{source_url}"
+            );
+        }
+        other => panic!("expected CopySource, got {other:?}"),
+    }
+    let text = err.to_string();
+    let signature = url.split("X-Amz-Signature=").nth(1).unwrap();
+    assert!(!text.contains(signature), "{text}");
+    assert!(!text.contains("X-Amz-Credential"), "{text}");
+    assert!(dst
+        .staged_parts("o.jsonl.gz", "moto-1")
+        .await
+        .unwrap()
+        .is_empty());
+}
