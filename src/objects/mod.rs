@@ -13,9 +13,11 @@
 //!   checksum verified) or [`Land::Records`].
 
 pub mod error;
+pub mod land;
 pub mod prefix;
 pub mod read;
 pub mod s3;
+pub mod source;
 pub mod url;
 pub mod verify;
 
