@@ -12,6 +12,8 @@
 //! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
 //!   checksum verified) or [`Land::Records`].
 
+pub mod decode;
+
 use serde::{Deserialize, Serialize};
 
 /// Where an object is.
