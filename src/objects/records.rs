@@ -44,11 +44,11 @@ use crate::pipeline::StopSignal;
 use crate::report::{Event, Reporter};
 use crate::sink::{join_path, PutMode, Sink, SinkError};
 use crate::state::entries::ManifestFile;
+pub use crate::state::records::RecordsProgress;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read};
@@ -67,35 +67,6 @@ pub type ByteStream = BoxStream<'static, Result<Bytes, ReadFailure>>;
 const PAGE_RECORDS: u64 = 1000;
 /// Record bytes per page.
 const PAGE_BYTES: u64 = 1 << 20;
-
-/// Where one object's records stand, as its unit's checkpoint keeps it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct RecordsProgress {
-    /// The object's ETag and version id when it was first read: a resumed unit reads the
-    /// same bytes or fails.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version_id: Option<String>,
-    /// The object's records in committed chunks: a resumed unit skips this many.
-    pub records: u64,
-    /// The number of the object's next chunk.
-    pub next_seq: u64,
-    /// The object's committed chunks, in order.
-    pub files: Vec<ManifestFile>,
-    /// The columns its chunks are written with (csv/parquet).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<Schema>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub schema_changes: Vec<SchemaChange>,
-    /// What the object's content was found to be (`gzip`, `jsonl`), for the manifest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compression: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layout: Option<String>,
-    /// Every record is in a committed chunk (and the count matched the source's).
-    pub done: bool,
-}
 
 /// Saves a unit's progress in the run's checkpoint. Called after each contiguous prefix of
 /// committed chunks, and once when the object is done.
