@@ -13,6 +13,7 @@
 //!   checksum verified) or [`Land::Records`].
 
 pub mod decode;
+pub mod ranged;
 pub mod records;
 
 use serde::{Deserialize, Serialize};
