@@ -12,10 +12,13 @@
 //! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
 //!   checksum verified) or [`Land::Records`].
 
+pub mod decode;
 pub mod error;
 pub mod land;
 pub mod prefix;
+pub mod ranged;
 pub mod read;
+pub mod records;
 pub mod s3;
 pub mod source;
 pub mod url;
