@@ -5,8 +5,9 @@
 //! its own progress (a record offset within it) in the checkpoint, so a kill and a rerun
 //! land every record exactly once.
 
+use super::object_job::{ObjectRunConfig, ObjectRunError};
+use super::object_plan::{reference_of, Live};
 use super::object_progress::SharedCheckpoint;
-use super::objects::{reference_of, Live, ObjectRunConfig, ObjectRunError};
 use crate::encode::schema::Schema;
 use crate::objects::ranged::{ranged_stream, ByteCheck};
 use crate::objects::records::{
