@@ -79,6 +79,14 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
         )
         .unwrap_or(DEFAULT_CONCURRENCY);
     let objects = args.objects.resolve(&mut r, &job, concurrency)?;
+    if objects.copy_mode == gatelake::objects::CopyMode::Server
+        && !gatelake::sink::azure::is_azure_destination(&out.dest)
+    {
+        return usage(format!(
+            "--copy-mode server has the storage account read the objects itself, which a local folder ({}) cannot: use --copy-mode client (the default), or an Azure destination",
+            out.dest
+        ));
+    }
     let since = match &args.modified_since {
         Some(text) => Some(modified_since(text)?),
         None => None,
@@ -267,6 +275,10 @@ fn exit_code_of(e: &ObjectRunError) -> ExitCode {
         ObjectRunError::Source(_) => ExitCode::Source,
         ObjectRunError::Land(l) => match l {
             gatelake::objects::land::LandError::Object(o) => of_object(o),
+            gatelake::objects::land::LandError::Sink {
+                source: gatelake::sink::SinkError::Unsupported { .. },
+                ..
+            } => ExitCode::Usage,
             gatelake::objects::land::LandError::Sink { source, .. } => {
                 ExitCode::of_sink_error(source)
             }
