@@ -403,11 +403,7 @@ async fn a_prefix_is_listed_over_several_pages_with_filters() {
     assert!(all.iter().any(|o| o.name == "sub/deep.json"));
     let json = PrefixFilter::new(&["*.json".into()], &["part-1*".into()], None).unwrap();
     let some = list_prefix(&reader, &uri, &json).await.unwrap();
-    assert_eq!(
-        some.len(),
-        1001,
-        "part-0000..0999 and sub/deep.json"
-    );
+    assert_eq!(some.len(), 1001, "part-0000..0999 and sub/deep.json");
     // A prefix that is not a folder: names are below its last '/'.
     let partial = S3Uri::parse(&format!("s3://{b}/exports/run1")).unwrap();
     let names: Vec<String> = list_prefix(
@@ -783,4 +779,90 @@ async fn an_empty_object_reads_as_zero_bytes_through_s3_and_its_url() {
         .unwrap();
     let head = reader.head(&url_ref(&url)).await.unwrap();
     assert_eq!(head.size, 0);
+}
+
+/// An HTTPS front (the test CA) that forwards every request to moto as sent.
+async fn tls_front_to_moto() -> support::identity::Server {
+    async fn forward(req: axum::extract::Request) -> axum::response::Response {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let http = reqwest::Client::builder().no_gzip().build().unwrap();
+        let mut fwd = http
+            .request(parts.method.clone(), format!("{}{path}", moto_url()))
+            .body(body.to_vec());
+        for (k, v) in &parts.headers {
+            if k != "host" && k != "content-length" {
+                fwd = fwd.header(k, v);
+            }
+        }
+        let resp = fwd.send().await.unwrap();
+        let mut out = axum::response::Response::builder().status(resp.status().as_u16());
+        let head = parts.method == axum::http::Method::HEAD;
+        for (k, v) in resp.headers() {
+            let hop = k == "transfer-encoding" || k == "connection";
+            if !hop && (head || k != "content-length") {
+                out = out.header(k, v);
+            }
+        }
+        let bytes = resp.bytes().await.unwrap();
+        out.body(axum::body::Body::from(bytes)).unwrap()
+    }
+    support::identity::serve_tls(axum::Router::new().fallback(forward)).await
+}
+
+#[tokio::test]
+async fn s3_and_its_presigned_urls_over_https_trust_the_ca_bundle() {
+    let front = tls_front_to_moto().await;
+    let endpoint = format!("https://127.0.0.1:{}", front.addr.port());
+    let b = bucket("tls", false).await;
+    let data = pattern(200_000, 5);
+    put(&b, "secure/a.bin", &data).await;
+    let obj = s3_ref(&b, "secure/a.bin");
+    let settings = S3Settings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(endpoint.clone()),
+    };
+    let config = ObjectsConfig::default();
+    // Without the CA bundle the test CA is not trusted.
+    let untrusting = ObjectReader::new(
+        Some(s3_client(&settings, static_credentials(), None).unwrap()),
+        gatelake::http::storage_client(&Default::default()).unwrap(),
+        &config,
+    )
+    .unwrap()
+    .with_retrier(fast_retrier());
+    assert!(untrusting.head(&obj).await.is_err());
+    // With it (what the engine passes for --ca-bundle / SSL_CERT_FILE): S3 and URLs work.
+    let ca = vec![support::identity::ca_file()];
+    let sdk = gatelake::identity::aws::sdk_http_client(&ca).unwrap();
+    let http = gatelake::http::storage_client(&gatelake::http::HttpOptions {
+        ca_bundles: ca,
+        ..Default::default()
+    })
+    .unwrap();
+    let reader = ObjectReader::new(
+        Some(s3_client(&settings, static_credentials(), sdk).unwrap()),
+        http,
+        &config,
+    )
+    .unwrap()
+    .with_retrier(fast_retrier());
+    let head = reader.head(&obj).await.unwrap();
+    let (bytes, verified) = read_verified(&reader, &obj, &head, 64 << 10).await.unwrap();
+    assert!(bytes == data);
+    assert_eq!(verified.checksums.len(), 1);
+    let url = reader
+        .presigned_url(&obj, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(url.starts_with(&endpoint), "presigned on the endpoint");
+    let via = url_ref(&url);
+    let head = reader.head(&via).await.unwrap();
+    let (bytes, _) = read_verified(&reader, &via, &head, 100_000).await.unwrap();
+    assert!(bytes == data);
 }
