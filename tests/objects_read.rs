@@ -836,7 +836,19 @@ async fn s3_and_its_presigned_urls_over_https_trust_the_ca_bundle() {
     )
     .unwrap()
     .with_retrier(fast_retrier());
-    assert!(untrusting.head(&obj).await.is_err());
+    let e = untrusting.head(&obj).await.unwrap_err();
+    assert!(matches!(e, ObjectError::Failed { .. }), "not retried: {e}");
+    assert!(e.to_string().contains("--ca-bundle"), "{e}");
+    let url = untrusting
+        .presigned_url(&obj, Duration::from_secs(60))
+        .await
+        .unwrap();
+    let e = untrusting.head(&url_ref(&url)).await.unwrap_err();
+    assert!(matches!(e, ObjectError::Failed { .. }), "not retried: {e}");
+    assert!(
+        e.to_string().contains("--ca-bundle") && !e.to_string().contains("X-Amz-Signature"),
+        "{e}"
+    );
     // With it (what the engine passes for --ca-bundle / SSL_CERT_FILE): S3 and URLs work.
     let ca = vec![support::identity::ca_file()];
     let sdk = gatelake::identity::aws::sdk_http_client(&ca).unwrap();

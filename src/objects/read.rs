@@ -574,9 +574,12 @@ pub fn register_url_secrets(url: &str) {
 }
 
 fn transport_failure(e: reqwest::Error) -> Failure {
-    let transient = e.is_timeout() || crate::retry::is_transient_transport(&e);
+    let transient = (e.is_timeout() || crate::retry::is_transient_transport(&e))
+        && !super::s3::is_tls_failure(&e);
     // Without the URL: a presigned URL's query string is a secret.
-    let cause = crate::secret::redact(&crate::report::error_chain(&e.without_url()));
+    let e = e.without_url();
+    let cause =
+        super::s3::with_tls_hint(&e, crate::secret::redact(&crate::report::error_chain(&e)));
     if transient {
         Failure::Transient { cause, after: None }
     } else {
