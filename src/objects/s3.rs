@@ -180,6 +180,12 @@ pub fn classify(status: u16, code: Option<&str>, message: Option<&str>) -> Failu
             code: code.map(str::to_string),
         },
         (412, _) => Failure::Changed,
+        (301, _) | (_, Some("PermanentRedirect" | "AuthorizationHeaderMalformed")) => Failure::Fatal {
+            cause: format!(
+                "{status} {}: the bucket is in another region than the client's: set AWS_REGION to the bucket's region",
+                code_or("PermanentRedirect")
+            ),
+        },
         (403, _) if message.to_ascii_lowercase().contains("request has expired") => {
             Failure::Expired
         }
@@ -291,6 +297,9 @@ mod tests {
             Failure::Denied { .. }
         ));
         assert_eq!(classify(412, None, None), Failure::Changed);
+        assert!(
+            matches!(classify(301, None, None), Failure::Fatal { cause } if cause.contains("AWS_REGION"))
+        );
         for (status, code) in [
             (503, Some("SlowDown")),
             (500, Some("InternalError")),
