@@ -136,7 +136,7 @@ install_s3s_fs() {
     [[ -x "$S3S_FS" ]] && return 0
     log "building s3s-fs $S3S_FS_VERSION into .testbed/s3s-fs (a few minutes, once)"
     CARGO_TARGET_DIR="$TESTBED/s3s-fs/target" cargo install --quiet --locked \
-        "s3s-fs@$S3S_FS_VERSION" --root "$TESTBED/s3s-fs" </dev/null >"$LOGS/cargo-s3s-fs.log" 2>&1 ||
+        "s3s-fs@$S3S_FS_VERSION" --features binary --root "$TESTBED/s3s-fs" </dev/null >"$LOGS/cargo-s3s-fs.log" 2>&1 ||
         { tail -30 "$LOGS/cargo-s3s-fs.log" >&2; die "cargo install s3s-fs failed"; }
     rm -rf "$TESTBED/s3s-fs/target"
 }
