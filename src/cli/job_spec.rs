@@ -81,6 +81,7 @@ pub struct JobSpec {
     pub part_size: Option<String>,
     pub allow_object_host: Option<Vec<String>>,
     pub allow_bucket: Option<Vec<String>>,
+    pub object_records_path: Option<String>,
 }
 
 impl JobSpec {
