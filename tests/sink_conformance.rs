@@ -510,6 +510,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
         since: None,
         watermark: None,
         listing: Default::default(),
+        objects: None,
         started_at: "2026-11-24T23:00:00Z".into(),
         updated_at: "2026-11-24T23:00:00Z".into(),
     }

@@ -14,11 +14,13 @@
 
 pub mod decode;
 pub mod error;
+pub mod land;
 pub mod prefix;
 pub mod ranged;
 pub mod read;
 pub mod records;
 pub mod s3;
+pub mod source;
 pub mod url;
 pub mod verify;
 
