@@ -8,13 +8,14 @@
 use super::args::{IdentityArgs, OutputArgs, OutputMode};
 use super::exit_code::ExitCode;
 use super::job_spec::JobSpec;
-use super::object_args::{LandArg, ObjectArgs};
+use super::object_args::ObjectArgs;
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
 use super::settings::{resolve_identity, resolve_output};
 use super::{check_destination, print_settings, report_failure, reporter_for, usage_error};
 use clap::{ArgMatches, Args};
 use gatelake::engine::{Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
+use gatelake::objects::records::RecordsError;
 use gatelake::objects::source::{ObjectSourceError, PrefixSource};
 use gatelake::objects::{ObjectError, PrefixFilter, S3Uri};
 use gatelake::run::objects::{
@@ -126,11 +127,6 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
         )
         .unwrap_or(DEFAULT_CONCURRENCY);
     let objects = args.objects.resolve(&mut r, &job, concurrency)?;
-    if args.objects.land == Some(LandArg::Records) {
-        return usage(
-            "--land records is not available for copy in this version: use --land as-is (the default), which lands each object byte for byte with its size and checksum verified",
-        );
-    }
     let since = match &args.modified_since {
         Some(text) => Some(modified_since(text)?),
         None => None,
@@ -298,6 +294,25 @@ pub async fn run(args: &CopyArgs, matches: &ArgMatches) -> ExitCode {
     }
 }
 
+/// The exit code of an object whose records did not land: its bytes' reader decides for a
+/// failed read; content that cannot be read as records, drifts from the schema or holds
+/// another count than stated is the source's fault.
+fn of_records(e: &RecordsError, of_object: impl Fn(&ObjectError) -> ExitCode) -> ExitCode {
+    match e {
+        RecordsError::Read { source, .. } => source
+            .downcast_ref::<ObjectError>()
+            .map_or(ExitCode::Source, of_object),
+        RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
+        RecordsError::Checkpoint { .. } => ExitCode::Sink,
+        RecordsError::Interrupted { .. } => ExitCode::Interrupted,
+        RecordsError::Internal { .. } => ExitCode::Failure,
+        RecordsError::Decode(_)
+        | RecordsError::Encode { .. }
+        | RecordsError::CountMismatch { .. }
+        | RecordsError::Changed { .. } => ExitCode::Source,
+    }
+}
+
 /// The exit code of a failed object run (see the README's table).
 fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     let of_object = |e: &ObjectError| match e {
@@ -328,6 +343,7 @@ fn exit_code_of(e: &ObjectRunError) -> ExitCode {
         | ObjectRunError::Records(_) => ExitCode::Usage,
         ObjectRunError::Vanished { .. } => ExitCode::Source,
         ObjectRunError::Interrupted { .. } => ExitCode::Interrupted,
+        ObjectRunError::RecordsLanding(r) => of_records(r, of_object),
         ObjectRunError::Internal(_) => ExitCode::Failure,
     }
 }
@@ -351,6 +367,9 @@ fn print_summary(s: &ObjectSummary, mode: OutputMode) {
                     String::new()
                 }
             );
+            if s.land == "records" {
+                println!("Records:  {}", s.rows);
+            }
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);
             println!("Manifest: {}", s.manifest_url);

@@ -89,6 +89,8 @@ pub enum ObjectRunError {
     },
     #[error("--land records: {0}")]
     Records(String),
+    #[error(transparent)]
+    RecordsLanding(#[from] crate::objects::records::RecordsError),
     #[error("interrupted: run {run_id} stopped with {landed} of {planned} objects landed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
     Interrupted {
         run_id: String,
@@ -118,6 +120,8 @@ pub struct ObjectSummary {
     pub skipped: u64,
     /// Bytes of the objects landed.
     pub bytes: u64,
+    /// `--land records`: the records landed (0 for as-is).
+    pub rows: u64,
     pub warnings: Vec<String>,
     /// Seconds this invocation took.
     pub seconds: f64,
@@ -221,9 +225,18 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             .await?;
         }
         Land::Records => {
-            return Err(ObjectRunError::Records(
-                "this build lands objects as-is only; use --land as-is".into(),
-            ))
+            super::object_records::land_records_objects(super::object_records::RecordsRun {
+                config,
+                reader,
+                source,
+                shared: &shared,
+                live,
+                sink: sink.clone(),
+                run_id: &run_id,
+                reporter: reporter.clone(),
+                stop,
+            })
+            .await?;
         }
     }
 
@@ -253,6 +266,7 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
         objects: manifest.objects.len() as u64,
         skipped: manifest.objects_skipped,
         bytes,
+        rows: manifest.totals.rows,
         warnings: manifest.outcome.warnings.clone(),
         seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     })
@@ -295,7 +309,7 @@ async fn discard(sink: &dyn Sink, run_id: &str) -> Result<(), SinkError> {
 }
 
 /// The objects behind presigned URLs, by name, as the source last listed them.
-type Live = HashMap<String, ObjectRef>;
+pub(super) type Live = HashMap<String, ObjectRef>;
 
 /// The run's plan: listed, filtered by the ledger and saved, unless the checkpoint has it.
 /// Returns the live references of URL objects (their signatures are never saved).
@@ -357,7 +371,7 @@ async fn plan(
 
 /// Ask the source again for the live references of URL objects (after a resume or an
 /// expired URL).
-async fn relist(
+pub(super) async fn relist(
     source: &dyn ObjectSource,
     shared: &SharedCheckpoint,
     reporter: &dyn Reporter,
@@ -408,7 +422,11 @@ fn planned_of(o: &ObjectRef) -> PlannedObject {
 
 /// The reference to read a planned object through: its `s3://` URI as planned, or the
 /// source's live URL for it.
-fn reference_of(p: &PlannedObject, live: &Live, run_id: &str) -> Result<ObjectRef, ObjectRunError> {
+pub(super) fn reference_of(
+    p: &PlannedObject,
+    live: &Live,
+    run_id: &str,
+) -> Result<ObjectRef, ObjectRunError> {
     let location = match p.source.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));

@@ -91,7 +91,7 @@ pub struct ManifestObject {
 }
 
 /// The objects part of a run's checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectsProgress {
     /// What the objects' source saved before or while listing (e.g. an export's status URL,
     /// so a resumed run polls the same export); never a secret.
@@ -109,6 +109,9 @@ pub struct ObjectsProgress {
     /// Large objects with parts staged and not yet committed.
     #[serde(default)]
     pub staging: Vec<StagingObject>,
+    /// `--land records`: objects partly landed, by name (their record offset, chunks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: BTreeMap<String, crate::state::records::RecordsProgress>,
 }
 
 impl ObjectsProgress {
