@@ -104,8 +104,6 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
             job: job_name,
             objects,
             output: out.config,
-            decode: Default::default(),
-            upload_concurrency: out.upload_concurrency,
             auth: "iam".into(),
         },
         uri,
@@ -256,6 +254,25 @@ pub async fn run(args: &CopyArgs, matches: &ArgMatches) -> ExitCode {
     }
 }
 
+/// The exit code of an object whose records did not land: its bytes' reader decides for a
+/// failed read; content that cannot be read as records, drifts from the schema or holds
+/// another count than stated is the source's fault.
+fn of_records(e: &RecordsError, of_object: impl Fn(&ObjectError) -> ExitCode) -> ExitCode {
+    match e {
+        RecordsError::Read { source, .. } => source
+            .downcast_ref::<ObjectError>()
+            .map_or(ExitCode::Source, of_object),
+        RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
+        RecordsError::Checkpoint { .. } => ExitCode::Sink,
+        RecordsError::Interrupted { .. } => ExitCode::Interrupted,
+        RecordsError::Internal { .. } => ExitCode::Failure,
+        RecordsError::Decode(_)
+        | RecordsError::Encode { .. }
+        | RecordsError::CountMismatch { .. }
+        | RecordsError::Changed { .. } => ExitCode::Source,
+    }
+}
+
 /// The exit code of a failed object run (see the README's table).
 fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     let of_object = |e: &ObjectError| match e {
@@ -285,14 +302,7 @@ fn exit_code_of(e: &ObjectRunError) -> ExitCode {
             gatelake::objects::land::LandError::TooManyParts { .. } => ExitCode::Usage,
             _ => ExitCode::Sink,
         },
-        ObjectRunError::Records(r) => match r {
-            RecordsError::Interrupted { .. } => ExitCode::Interrupted,
-            RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
-            RecordsError::Checkpoint { .. } => ExitCode::Sink,
-            RecordsError::Changed { .. } => ExitCode::Usage,
-            RecordsError::Internal { .. } => ExitCode::Failure,
-            _ => ExitCode::Source,
-        },
+        ObjectRunError::Records(r) => of_records(r, of_object),
         ObjectRunError::PreviousRun(_) => ExitCode::Sink,
         ObjectRunError::SourceChanged { .. } | ObjectRunError::BadName { .. } => ExitCode::Usage,
         ObjectRunError::Vanished { .. } => ExitCode::Source,

@@ -81,6 +81,7 @@ pub struct JobSpec {
     pub part_size: Option<String>,
     pub allow_object_host: Option<Vec<String>>,
     pub allow_bucket: Option<Vec<String>>,
+    pub object_records_path: Option<String>,
 }
 
 impl super::object_args::ObjectJobKeys for JobSpec {
@@ -91,6 +92,7 @@ impl super::object_args::ObjectJobKeys for JobSpec {
             part_size: self.part_size.clone(),
             allow_object_host: self.allow_object_host.clone(),
             allow_bucket: self.allow_bucket.clone(),
+            object_records_path: self.object_records_path.clone(),
         }
     }
 }

@@ -88,6 +88,7 @@ pub struct ObjectJob {
     pub part_size: Option<String>,
     pub allow_object_host: Option<Vec<String>>,
     pub allow_bucket: Option<Vec<String>>,
+    pub object_records_path: Option<String>,
 }
 
 /// Where the job file's object keys come from (the job file's table, `JobSpec`), so this
@@ -143,6 +144,12 @@ pub struct ObjectArgs {
         value_delimiter = ','
     )]
     pub allow_bucket: Vec<String>,
+
+    /// --land records, when each object is one JSON document: the dot-separated path of the
+    /// member holding its array of records (e.g. data.rows). Unset: the content's layout is
+    /// detected (JSON lines, a top-level JSON array, or csv with a header row).
+    #[arg(long, env = "GATELAKE_OBJECT_RECORDS_PATH", value_name = "PATH")]
+    pub object_records_path: Option<String>,
 }
 
 impl ObjectArgs {
@@ -217,6 +224,20 @@ impl ObjectArgs {
             &job.allow_object_host,
         )?;
         let allow_buckets = list(r, "allow_bucket", &self.allow_bucket, &job.allow_bucket)?;
+        let records_path = r.pick(
+            "object_records_path",
+            self.object_records_path.clone(),
+            job.object_records_path.clone(),
+            None,
+        );
+        if records_path
+            .as_deref()
+            .is_some_and(|p| p.split('.').any(str::is_empty))
+        {
+            return usage(
+                "--object-records-path: name the member holding each object's records, with dots between levels (e.g. data.rows)",
+            );
+        }
         Ok(ObjectsConfig {
             land: land.into(),
             copy_mode: copy_mode.into(),
@@ -224,6 +245,7 @@ impl ObjectArgs {
             concurrency,
             allow_hosts,
             allow_buckets,
+            records_path,
         })
     }
 }
@@ -309,6 +331,15 @@ mod tests {
         assert_eq!(c.concurrency, 3);
         assert_eq!(c.allow_hosts, ["a.example", "b.example", "c.example"]);
         assert_eq!(c.allow_buckets, ["from-job"]);
+        assert_eq!(c.records_path, None);
+        let job = ObjectJob {
+            object_records_path: Some("data.rows".into()),
+            ..Default::default()
+        };
+        let c = resolve(&[], &job, 8).unwrap();
+        assert_eq!(c.records_path.as_deref(), Some("data.rows"));
+        let c = resolve(&["--object-records-path", "items"], &job, 8).unwrap();
+        assert_eq!(c.records_path.as_deref(), Some("items"));
     }
 
     #[test]
@@ -326,6 +357,7 @@ mod tests {
                 "--copy-mode client",
             ),
             (&["--allow-bucket", "a,,b"][..], "--allow-bucket"),
+            (&["--object-records-path", "data..rows"][..], "data.rows"),
         ] {
             let e = resolve(argv, &job, 8).unwrap_err().to_string();
             assert!(e.contains(want), "{argv:?}: {e}");

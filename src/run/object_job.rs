@@ -4,11 +4,10 @@
 
 use super::RunOptions;
 use crate::config::OutputConfig;
-use crate::objects::decode::DecodeOptions;
 use crate::objects::land::LandError;
 use crate::objects::records::RecordsError;
 use crate::objects::source::{ObjectSource, ObjectSourceError};
-use crate::objects::{ObjectError, ObjectReader, ObjectsConfig};
+use crate::objects::{ObjectReader, ObjectsConfig};
 use crate::pipeline::StopSignal;
 use crate::report::Reporter;
 use crate::sink::{Sink, SinkError};
@@ -22,11 +21,8 @@ use std::sync::Arc;
 pub struct ObjectRunConfig {
     pub job: String,
     pub objects: ObjectsConfig,
-    /// The chunks of `--land records` (format, chunk size, schema policy), how objects'
-    /// content is read into records, and how many chunks upload at once.
+    /// The chunks of `--land records` (format, chunk size, schema policy).
     pub output: OutputConfig,
-    pub decode: DecodeOptions,
-    pub upload_concurrency: usize,
     /// How the objects are read, for the manifest: `iam` (the run's AWS credentials), or the
     /// API's auth kind.
     pub auth: String,
@@ -75,13 +71,6 @@ pub enum ObjectRunError {
     },
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl ObjectRunError {
-    /// An object's read failing outside the as-is lander.
-    pub(super) fn from_object(e: ObjectError) -> Self {
-        ObjectRunError::Land(LandError::Object(e))
-    }
 }
 
 /// What an object run produced; printed as the JSON summary.

@@ -37,20 +37,6 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The columns of the last completed run, for `--land records` in csv or parquet to compare
-/// its first object with (drift across runs).
-async fn previous_schema(
-    config: &ObjectRunConfig,
-    sink: &dyn Sink,
-) -> Result<Option<crate::encode::schema::Schema>, ObjectRunError> {
-    if !config.output.encode.format.columnar() || config.output.schema.pinned.is_some() {
-        return Ok(None);
-    }
-    Ok(crate::load::previous::latest_manifest_before(sink, None)
-        .await?
-        .and_then(|m| m.schema))
-}
-
 /// Run `input.source`'s objects into the sink: take the job's lock, resume or start a run,
 /// land every planned object, and commit it with its manifest and `_SUCCESS`.
 pub async fn run_objects(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRunError> {
@@ -138,15 +124,14 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             .await?;
         }
         Land::Records => {
-            let previous_schema = previous_schema(config, sink.as_ref()).await?;
-            super::object_records::land_all_records(super::object_records::RecordsRun {
+            super::object_records::land_records_objects(super::object_records::RecordsRun {
                 config,
                 reader,
-                sink: sink.clone(),
+                source,
                 shared: &shared,
-                live: &live,
+                live,
+                sink: sink.clone(),
                 run_id: &run_id,
-                previous_schema,
                 reporter: reporter.clone(),
                 stop,
             })
@@ -158,17 +143,19 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
         .map_err(|_| ObjectRunError::Internal("the checkpoint is still shared".into()))?;
     let (mut cp, mut store) = shared.into_parts();
     let manifest = commit(config, source, sink.as_ref(), options, &mut cp, &mut store).await?;
-    // As-is: the objects' bytes; records: the chunks' (and the objects read into them).
-    let records_done = cp
+    // As-is: the objects' bytes; records: the chunks'.
+    let objects = manifest.objects.len() as u64;
+    let bytes = manifest
         .objects
-        .as_ref()
-        .map_or(0, |p| p.records.values().filter(|r| r.done).count() as u64);
-    let objects = manifest.objects.len() as u64 + records_done;
-    let bytes = manifest.objects.iter().map(|o| o.size).sum::<u64>() + manifest.totals.bytes;
+        .iter()
+        .filter(|o| o.land == "as-is")
+        .map(|o| o.size)
+        .sum::<u64>()
+        + manifest.totals.bytes;
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
         rows: manifest.totals.rows,
-        files: manifest.objects.len() as u64 + manifest.totals.files,
+        files: objects + manifest.totals.files,
         bytes,
     });
     Ok(ObjectSummary {
@@ -239,22 +226,6 @@ async fn commit(
     cp: &mut Checkpoint,
     store: &mut CheckpointStore,
 ) -> Result<Manifest, ObjectRunError> {
-    let progress = cp.objects.clone().unwrap_or_default();
-    let planned = progress.planned.clone().unwrap_or_default();
-    // --land records: the run's chunks are its objects' chunks, in plan order.
-    if !progress.records.is_empty() {
-        cp.files.clear();
-        cp.schema_changes.clear();
-        for p in &planned {
-            if let Some(r) = progress.records.get(&p.name) {
-                cp.files.extend(r.files.iter().cloned());
-                cp.schema_changes.extend(r.schema_changes.iter().cloned());
-                if r.schema.is_some() {
-                    cp.schema = r.schema.clone();
-                }
-            }
-        }
-    }
     let manifest = Manifest::assemble_objects(ObjectManifestInput {
         job: &config.job,
         checkpoint: cp,
@@ -294,19 +265,15 @@ async fn commit(
     )
     .await?;
     let mut ledger = CopiedLedger::load(sink).await?;
-    let as_is = manifest
-        .objects
-        .iter()
-        .map(|o| (o.source.clone(), o.version_id.clone(), o.etag.clone()));
-    let as_records = planned.iter().filter_map(|p| {
-        let r = progress.records.get(&p.name).filter(|r| r.done)?;
-        Some((
-            p.source.clone(),
-            r.version_id.clone().or(p.version_id.clone()),
-            r.etag.clone().or(p.etag.clone()),
-        ))
-    });
-    ledger.add(&cp.run_id, as_is.chain(as_records).collect::<Vec<_>>());
+    // Every landed object (as-is or as records) with the version it was read at.
+    ledger.add(
+        &cp.run_id,
+        manifest
+            .objects
+            .iter()
+            .map(|o| (o.source.clone(), o.version_id.clone(), o.etag.clone()))
+            .collect::<Vec<_>>(),
+    );
     ledger.save(sink).await?;
     cp.status = RunStatus::Complete;
     cp.updated_at = now_rfc3339();
