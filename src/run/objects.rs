@@ -225,17 +225,17 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             .await?;
         }
         Land::Records => {
-            super::object_records::land_records_objects(super::object_records::RecordsRun {
+            land_records(
                 config,
                 reader,
                 source,
-                shared: &shared,
+                &shared,
                 live,
-                sink: sink.clone(),
-                run_id: &run_id,
-                reporter: reporter.clone(),
+                sink.clone(),
+                &run_id,
+                reporter.clone(),
                 stop,
-            })
+            )
             .await?;
         }
     }
@@ -309,7 +309,7 @@ async fn discard(sink: &dyn Sink, run_id: &str) -> Result<(), SinkError> {
 }
 
 /// The objects behind presigned URLs, by name, as the source last listed them.
-pub(super) type Live = HashMap<String, ObjectRef>;
+type Live = HashMap<String, ObjectRef>;
 
 /// The run's plan: listed, filtered by the ledger and saved, unless the checkpoint has it.
 /// Returns the live references of URL objects (their signatures are never saved).
@@ -371,7 +371,7 @@ async fn plan(
 
 /// Ask the source again for the live references of URL objects (after a resume or an
 /// expired URL).
-pub(super) async fn relist(
+async fn relist(
     source: &dyn ObjectSource,
     shared: &SharedCheckpoint,
     reporter: &dyn Reporter,
@@ -422,11 +422,7 @@ fn planned_of(o: &ObjectRef) -> PlannedObject {
 
 /// The reference to read a planned object through: its `s3://` URI as planned, or the
 /// source's live URL for it.
-pub(super) fn reference_of(
-    p: &PlannedObject,
-    live: &Live,
-    run_id: &str,
-) -> Result<ObjectRef, ObjectRunError> {
+fn reference_of(p: &PlannedObject, live: &Live, run_id: &str) -> Result<ObjectRef, ObjectRunError> {
     let location = match p.source.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
@@ -513,6 +509,64 @@ async fn land_as_is(
         });
     }
     Ok(())
+}
+
+/// `--land records`: the planned objects not landed yet, in the plan's order, through
+/// `super::object_records`; an expired presigned URL has the source list its objects once
+/// more, and the objects resume from their progress.
+#[allow(clippy::too_many_arguments)]
+async fn land_records(
+    config: &ObjectRunConfig,
+    reader: ObjectReader,
+    source: &dyn ObjectSource,
+    shared: &Arc<SharedCheckpoint>,
+    mut live: Live,
+    sink: Arc<dyn Sink>,
+    run_id: &str,
+    reporter: Arc<dyn Reporter>,
+    stop: StopSignal,
+) -> Result<(), ObjectRunError> {
+    use super::object_records::{land_records_objects, RecordsRun, RecordsRunError};
+    let mut relisted = false;
+    loop {
+        let progress = shared.progress();
+        let todo = progress
+            .planned
+            .iter()
+            .flatten()
+            .filter(|p| !progress.is_landed(&p.name))
+            .map(|p| reference_of(p, &live, run_id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcome = land_records_objects(RecordsRun {
+            objects: &config.objects,
+            output: &config.output,
+            reader: reader.clone(),
+            shared,
+            todo,
+            sink: sink.clone(),
+            run_id,
+            reporter: reporter.clone(),
+            stop: stop.clone(),
+        })
+        .await;
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if e.expired() && !relisted => {
+                relisted = true;
+                live = relist(source, shared, &crate::report::SilentReporter).await?;
+            }
+            Err(RecordsRunError::Records(e)) => return Err(e.into()),
+            Err(RecordsRunError::Object(e)) => return Err(LandError::Object(e).into()),
+            Err(RecordsRunError::Interrupted) => {
+                let p = shared.progress();
+                return Err(ObjectRunError::Interrupted {
+                    run_id: run_id.to_string(),
+                    landed: p.landed.len() as u64,
+                    planned: p.planned.map_or(0, |v| v.len() as u64),
+                });
+            }
+        }
+    }
 }
 
 /// Land one object; an expired presigned URL has the source list its objects once more.
