@@ -7,8 +7,9 @@
 #   small   10,000 objects of 64 KiB (625 MiB)    --quick: 300 objects of 64 KiB
 #   huge    1 object of 1 GiB (peak RSS check)    --quick: 1 object of 96 MiB
 #
-# For each S3 server (moto; s3s-fs, a Rust S3 server on a folder, built from crates.io into
-# .testbed/s3s-fs) and dataset, RUNS runs per tool, alternating which tool goes first:
+# For each S3 server (moto; with --s3 "moto s3s-fs" also s3s-fs, a Rust S3 server on a folder,
+# built from crates.io into .testbed/s3s-fs: see bench/README.md for why it is not a default)
+# and dataset, RUNS runs per tool, alternating which tool goes first:
 #   gatelake  gatelake copy s3://bench/<dataset>/ <Azurite>/bench/<run folder>
 #             --copy-mode client --concurrency C --create-container --output json
 #   rclone    rclone copy s3src:bench/<dataset> az:bench/<run folder> --transfers C
@@ -27,7 +28,7 @@
 #
 # The full measurement (the lead runs it on a quiet machine; about 30-60 minutes):
 #   bench/copy.sh
-# The quick check (a few minutes; dev build, moto only, 1 run):
+# The quick check (a few minutes; dev build, 1 run, small datasets):
 #   bench/copy.sh --quick
 # --gatelake PATH uses that binary instead of building one (e.g. a scratch checkout's).
 set -euo pipefail
@@ -37,7 +38,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
 QUICK=0
 RUNS=3
 DATASETS="large small huge"
-S3_SERVERS="moto s3s-fs"
+S3_SERVERS="moto"
 TOOLS="gatelake rclone"
 CONCURRENCY=8
 GATELAKE=""

@@ -87,8 +87,10 @@ def cmd_put(a):
     s3 = s3_client(a.endpoint, a.threads)
     try:
         s3.create_bucket(Bucket=a.bucket)
-    except s3.exceptions.BucketAlreadyOwnedByYou:
-        pass
+    except s3.exceptions.ClientError as e:
+        # moto says BucketAlreadyOwnedByYou, s3s-fs BucketAlreadyExists: both mean "there".
+        if e.response["Error"]["Code"] not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+            raise
     prefix = a.prefix.strip("/")
     names = [f"obj-{i:05d}.bin" for i in range(a.count)]
     with concurrent.futures.ThreadPoolExecutor(a.threads) as pool:
