@@ -28,7 +28,7 @@
 //! a chunk with part of a page would break the whole-pages rule.
 
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
-use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
+use super::schema::{observe, observe_valid, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
 use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder};
 use base64::Engine as _;
 use md5::Md5;
@@ -258,11 +258,13 @@ impl ChunkWriter {
                     .collect();
             }
         }
-        match observe(records.iter().copied(), 0) {
+        // The records were cut from validated pages (see `scan`): members are found without
+        // a second full parse.
+        match observe_valid(records.iter().copied()) {
             Ok((seen, _)) => merge_seen(&mut self.jsonl_seen, seen),
             Err(_) => {
                 for record in records {
-                    if let Ok((seen, _)) = observe(std::iter::once(*record), 0) {
+                    if let Ok((seen, _)) = observe_valid(std::iter::once(*record)) {
                         merge_seen(&mut self.jsonl_seen, seen);
                     }
                 }
