@@ -182,6 +182,10 @@ impl ChunkWriter {
 
     /// Append one whole page of records. Chunks hold whole pages only: the limits are checked
     /// AFTER the page, and when reached the chunk is closed and returned.
+    ///
+    /// Each record must be valid JSON text, as every source hands it over (the extractor and
+    /// the object decoder validate what they cut out): jsonl copies records as they are, and
+    /// the readers only re-check the top level of each (see the `scan` module).
     pub fn write_page(&mut self, records: &[&str]) -> Result<Option<FinishedChunk>, EncodeError> {
         self.check_usable()?;
         let page = self.pages;

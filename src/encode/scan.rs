@@ -20,12 +20,31 @@
 /// past it serde fails the record, so the scanner leaves such records to serde).
 pub(crate) const MAX_DEPTH: usize = 100;
 
-/// The top-level members of the JSON object `record`, in the order written, as
-/// `(key, raw value text)` pairs into `out` (cleared first; a buffer reused across records so
-/// that nothing is allocated per record). The key is the text between its quotes; the value
-/// text has no surrounding whitespace, exactly as serde's `RawValue` has it. Returns `false`
-/// when the scanner declines the record (see the module docs); `out` is then meaningless.
-pub(crate) fn top_level_members<'a>(record: &'a str, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+/// Where one top-level member is in its record: byte ranges of the key (between its quotes)
+/// and of the raw value text (no surrounding whitespace, exactly as serde's `RawValue` has
+/// it). Both ranges start and end next to ASCII bytes, so slicing the record with them is
+/// always on character boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Member {
+    pub(crate) fn key<'a>(&self, record: &'a str) -> &'a str {
+        record.get(self.key.0..self.key.1).unwrap_or_default()
+    }
+
+    pub(crate) fn value<'a>(&self, record: &'a str) -> &'a str {
+        record.get(self.value.0..self.value.1).unwrap_or_default()
+    }
+}
+
+/// The top-level members of the JSON object `record`, in the order written, into `out`
+/// (cleared first; a buffer reused across records so that nothing is allocated per record).
+/// Returns `false` when the scanner declines the record (see the module docs); `out` is then
+/// meaningless.
+pub(crate) fn top_level_members(record: &str, out: &mut Vec<Member>) -> bool {
     out.clear();
     let b = record.as_bytes();
     let mut i = skip_ws(b, 0);
@@ -43,14 +62,15 @@ pub(crate) fn top_level_members<'a>(record: &'a str, out: &mut Vec<(&'a str, &'a
         let Some(key_end) = string_end(b, i) else {
             return false;
         };
-        let key = &b[i + 1..key_end - 1];
         // An escaped key must be unescaped (serde does it), and a raw control character is
         // invalid JSON: both are left to serde.
-        if key.iter().any(|&c| c == b'\\' || c < 0x20) {
+        if b[i + 1..key_end - 1]
+            .iter()
+            .any(|&c| c == b'\\' || c < 0x20)
+        {
             return false;
         }
-        // Both ends are ASCII quotes, so the slice is on character boundaries.
-        let key = &record[i + 1..key_end - 1];
+        let key = (i + 1, key_end - 1);
         i = skip_ws(b, key_end);
         if b.get(i) != Some(&b':') {
             return false;
@@ -59,7 +79,10 @@ pub(crate) fn top_level_members<'a>(record: &'a str, out: &mut Vec<(&'a str, &'a
         let Some(value_end) = value_end(b, i) else {
             return false;
         };
-        out.push((key, &record[i..value_end]));
+        out.push(Member {
+            key,
+            value: (i, value_end),
+        });
         i = skip_ws(b, value_end);
         match b.get(i) {
             Some(b',') => i = skip_ws(b, i + 1),
@@ -190,7 +213,7 @@ mod tests {
         let mut out = Vec::new();
         top_level_members(record, &mut out).then(|| {
             out.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .map(|m| (m.key(record).to_owned(), m.value(record).to_owned()))
                 .collect()
         })
     }

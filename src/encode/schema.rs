@@ -309,8 +309,8 @@ pub(crate) fn observe_valid<'a>(
         count += 1;
         seen.start_record();
         if scan::top_level_members(record, &mut members) {
-            for (name, text) in &members {
-                seen.see(name, text);
+            for m in &members {
+                seen.see(m.key(record), m.value(record));
             }
         } else {
             for_each_field(record_no, record, |name, raw| {
@@ -525,6 +525,8 @@ pub(crate) struct RowReader {
     extra: Option<usize>,
     extra_buf: String,
     stats: ColumnStats,
+    /// The scanner's buffer, reused across records.
+    members: Vec<scan::Member>,
 }
 
 /// How a [`RowReader`] reads: flattening depth, and whether misfits go to `_extra`.
@@ -556,6 +558,7 @@ impl RowReader {
             extra,
             extra_buf: String::new(),
             stats: ColumnStats::new(schema.fields.len()),
+            members: Vec::new(),
         }
     }
 
@@ -586,8 +589,7 @@ impl RowReader {
         );
         // Records of one API usually list fields in one order: try the next column first.
         let mut next = 0usize;
-        let mut on_field = |name: &str, raw: &serde_json::value::RawValue| {
-            let text = raw.get();
+        let mut on_field = |name: &str, text: &str| {
             let t = JsonType::of(text);
             let found = match fields.get(next) {
                 Some(f) if f.name == name => Some(next),
@@ -645,7 +647,7 @@ impl RowReader {
                 slots[at] = Slot::Null;
                 return Ok(());
             }
-            // A RawValue borrowed from `record` points into it.
+            // The value text is borrowed from `record` (a RawValue or a scanned member).
             let start = text.as_ptr() as usize - base;
             slots[at] = Slot::Value(start, start + text.len());
             stats.filled[at] = true;
@@ -661,7 +663,21 @@ impl RowReader {
             }
             Ok(())
         };
-        for_each_leaf(record_no, record, self.depth, &mut self.name, &mut on_field)?;
+        // The pull's records are valid JSON: unflattened, their members are found by the
+        // scanner (see `scan`), and a record it declines is read by serde as before.
+        if self.depth == 0 && scan::top_level_members(record, &mut self.members) {
+            for m in &self.members {
+                on_field(m.key(record), m.value(record))?;
+            }
+        } else {
+            for_each_leaf(
+                record_no,
+                record,
+                self.depth,
+                &mut self.name,
+                &mut |k, v| on_field(k, v.get()),
+            )?;
+        }
         if !self.extra_buf.is_empty() {
             self.extra_buf.push('}');
             if let Some(at) = self.extra {
