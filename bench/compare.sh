@@ -21,9 +21,13 @@
 # (user+system of the tool's process), steadier than wall time on a shared machine.
 #
 #   bench/compare.sh [--records N] [--runs R] [--formats "jsonl jsonl.zst parquet"]
-#                    [--shapes "orders wide"] [--gzip-level L]
+#                    [--shapes "orders wide"] [--gzip-level L] [--baseline BIN]
 #                    [--latency-ms MS] [--tools "gatelake dlt"] [--results FILE] [--no-stages]
 #                    [--keep]
+#
+# --baseline BIN adds a third tool, "before": another gatelake binary (an earlier build, copied
+# out of target/ before rebuilding) run with the same flags right after this build's run, so a
+# change is measured before/after in one invocation (a "gatelake/before" row per format).
 #
 # --tools gatelake runs gatelake alone and --no-stages skips the stage limits (the memory
 # scenario, bench/memory.sh, uses both);
@@ -49,6 +53,7 @@ RESULTS_COPY=""
 STAGES_RUN=1
 SHAPES="orders wide"
 GZIP_LEVEL=6
+BASELINE=""
 while (($#)); do
     case "$1" in
         --records) RECORDS="$2"; shift 2 ;;
@@ -56,6 +61,7 @@ while (($#)); do
         --formats) FORMATS="$2"; shift 2 ;;
         --shapes) SHAPES="$2"; shift 2 ;;
         --gzip-level) GZIP_LEVEL="$2"; shift 2 ;;
+        --baseline) BASELINE="$2"; shift 2 ;;
         --latency-ms) LATENCY_MS="$2"; shift 2 ;;
         --tools) TOOLS="$2"; shift 2 ;;
         --results) RESULTS_COPY="$2"; shift 2 ;;
@@ -75,8 +81,12 @@ for shape in $SHAPES; do
     [[ "$shape" == orders || "$shape" == wide ]] || die "unknown shape $shape (orders, wide)"
 done
 [[ "$GZIP_LEVEL" =~ ^[0-9]$ ]] || die "--gzip-level must be 0-9"
+if [[ -n "$BASELINE" ]]; then
+    [[ -x "$BASELINE" ]] || die "--baseline $BASELINE is not an executable"
+    TOOLS="$TOOLS before"
+fi
 for tool in $TOOLS; do
-    [[ "$tool" == gatelake || "$tool" == dlt ]] || die "unknown tool $tool (gatelake, dlt)"
+    [[ "$tool" == gatelake || "$tool" == dlt || ("$tool" == before && -n "$BASELINE") ]] || die "unknown tool $tool (gatelake, dlt)"
 done
 [[ -x /usr/bin/time ]] || die "/usr/bin/time is needed for CPU time and peak memory (apt-get install time)"
 
@@ -129,9 +139,11 @@ run_one() {
     local prefix="$tool/$shape-$format-$run" count_prefix
     local -a cmd codec=()
     case "$tool" in
-        gatelake)
+        gatelake | before)
             [[ "$format" == jsonl.zst ]] && codec=(--compression zstd)
-            cmd=("$BIN" pull --url "$URL/cursor" --paginate cursor
+            local bin="$BIN"
+            [[ "$tool" == before ]] && bin="$BASELINE"
+            cmd=("$bin" pull --url "$URL/cursor" --paginate cursor
                 --cursor-path next_cursor --records items --format "${format%.zst}" "${codec[@]}"
                 --output json
                 --progress none --create-container
@@ -190,7 +202,7 @@ for shape in $SHAPES; do
     for run in $(seq 1 "$RUNS"); do
         for format in $FORMATS; do
             # Alternate which tool goes first, so neither always runs on a warmer machine.
-            if ((run % 2)); then order="gatelake dlt"; else order="dlt gatelake"; fi
+            if ((run % 2)); then order="gatelake before dlt"; else order="dlt before gatelake"; fi
             for tool in $order; do
                 [[ " $TOOLS " == *" $tool "* ]] || continue
                 [[ "$tool" == dlt && "$format" == jsonl.zst ]] && continue
@@ -238,7 +250,7 @@ for shape in dict.fromkeys(r[12] for r in all_rows):
     # jsonl first, so that jsonl.zst can be compared with dlt's jsonl.
     for fmt in sorted(dict.fromkeys(r[1] for r in rows), key=lambda f: (f != "jsonl", f)):
         med = {}
-        for tool in ("gatelake", "dlt"):
+        for tool in ("gatelake", "before", "dlt"):
             rs = [r for r in rows if r[0] == tool and r[1] == fmt]
             if not rs:
                 continue
@@ -249,6 +261,12 @@ for shape in dict.fromkeys(r[12] for r in all_rows):
             v = med[tool]
             print(f"{fmt:9} {tool:14} {v[0]:>11.2f} {v[1]:>10.0f} {v[2]:>10.1f} {v[3]:>8.2f} "
                   f"{v[4]:>8.2f} {v[5]:>13.1f} {v[6]:>10.2f}")
+        if "before" in med and "gatelake" in med:
+            g, b = med.pop("gatelake"), med.pop("before")
+            r = [a / c if c else float("nan") for a, c in zip(g, b)]
+            print(f"{fmt:9} {'gatelake/before':14} {r[0]:>10.3f}x {r[1]:>9.2f}x {r[2]:>9.2f}x "
+                  f"{r[3]:>7.2f}x {r[4]:>7.2f}x {r[5]:>12.2f}x {r[6]:>9.2f}x")
+            med["gatelake"] = g
         if fmt == "jsonl.zst" and "gatelake" in med and "jsonl" in dlt_of:
             # dlt has no zstd: against its jsonl (gzip), the nearest thing it writes.
             med["dlt"] = dlt_of["jsonl"]
