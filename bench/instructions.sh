@@ -17,7 +17,8 @@
 #                         [--formats "jsonl jsonl.zst parquet"] [--baseline BIN] [--bin BIN]
 #
 # Defaults: 20,000 records (callgrind runs the pull about 50 times slower), both shapes,
-# gzip 6, the three formats, target/release/gatelake (built here) and no baseline. The
+# gzip 6, the three formats, target/release/gatelake (built here; with --bin nothing is built
+# unless the bench API is missing) and no baseline. The
 # callgrind profiles are kept in .testbed/instructions/ (callgrind_annotate reads them).
 set -euo pipefail
 # shellcheck source=scripts/testbed.sh
@@ -51,7 +52,7 @@ if [[ -z "$BIN" ]]; then
     log "building gatelake and examples/bench_api (release)"
     cargo build --release --quiet --bin gatelake --example bench_api </dev/null
     BIN="$ROOT/target/release/gatelake"
-else
+elif [[ ! -x "$ROOT/target/release/examples/bench_api" ]]; then
     cargo build --release --quiet --example bench_api </dev/null
 fi
 [[ -x "$BIN" ]] || die "--bin $BIN is not an executable"
@@ -74,7 +75,9 @@ count_one() {
         { tail -20 "$WORK/$name.err" >&2; die "$name: the pull failed (log: $WORK/$name.err)"; }
     local ir rows
     ir="$(sed -n 's/^==[0-9]*== Collected : \([0-9]*\).*/\1/p' "$WORK/$name.err" | tail -1)"
-    rows="$(grep '^{' "$WORK/$name.out" | tail -1 | sed -n 's/.*"rows":\([0-9]*\).*/\1/p')"
+    # The summary's own "rows" (each file in it has one too).
+    rows="$(grep '^{' "$WORK/$name.out" | tail -1 |
+        "${PYTHON:-python3}" -c 'import json, sys; print(json.load(sys.stdin)["rows"])')"
     [[ -n "$ir" ]] || die "$name: no instruction count in $WORK/$name.err"
     [[ "$rows" == "$RECORDS" ]] || die "$name: $rows records landed, expected $RECORDS"
     printf '%s\t%s\t%s\t%s\t%s\n' "$shape" "$format" "$which" "$ir" "$rows" >>"$RESULTS"
