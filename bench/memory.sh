@@ -33,7 +33,7 @@ mkdir -p "$OUT"
 for n in "${sizes[@]}"; do
     log "memory scenario: $n records"
     "$ROOT/bench/compare.sh" --tools gatelake --no-stages --records "$n" --runs "$RUNS" \
-        --formats "$FORMATS" --results "$OUT/$n.tsv" </dev/null
+        --formats "$FORMATS" --shapes orders --results "$OUT/$n.tsv" </dev/null
 done
 
 "${PYTHON:-python3}" - "$OUT/${sizes[0]}.tsv" "$OUT/${sizes[1]}.tsv" "${sizes[0]}" "${sizes[1]}" <<'PY'

@@ -1,5 +1,6 @@
 //! Micro-benchmarks (issue 7): record extraction, each encoder and each compressor, on the
-//! benchmark dataset (`bench/data.rs`, ≈390-byte order records, as the bench API serves).
+//! benchmark dataset (`bench/data.rs`, ≈390-byte order records, as the bench API serves; the
+//! encoders also on its ≈1.6 KB `wide` records, group `encode wide`).
 //!
 //! ```text
 //! cargo bench --bench micro                 # everything
@@ -28,8 +29,13 @@ const PAGE: u64 = 500;
 
 /// `pages` pages of 500 records, as bodies.
 fn bodies(pages: u64) -> Vec<bytes::Bytes> {
+    bodies_of(data::Shape::Orders, pages)
+}
+
+/// `pages` pages of 500 records of `shape`, as bodies.
+fn bodies_of(shape: data::Shape, pages: u64) -> Vec<bytes::Bytes> {
     (0..pages)
-        .map(|p| bytes::Bytes::from(data::page_body(p * PAGE, (p + 1) * PAGE)))
+        .map(|p| bytes::Bytes::from(data::page_body_of(shape, p * PAGE, (p + 1) * PAGE)))
         .collect()
 }
 
@@ -61,10 +67,15 @@ fn extract(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    // 20 pages (10,000 records, ≈3.9 MB): one chunk, every page through the ChunkWriter as
-    // the pull does (schema inference, stats and hashes included), no compression for the
-    // text formats so that the encoder alone is measured.
-    let pages: Vec<ExtractedPage> = bodies(20)
+    encode_shape(c, "encode", data::Shape::Orders, 20);
+    encode_shape(c, "encode wide", data::Shape::Wide, 5);
+}
+
+fn encode_shape(c: &mut Criterion, group: &str, shape: data::Shape, pages: u64) {
+    // 20 pages of orders (10,000 records, ≈3.9 MB) or 5 of wide records (≈4 MB): one chunk,
+    // every page through the ChunkWriter as the pull does (schema inference, stats and hashes
+    // included), no compression for the text formats so that the encoder alone is measured.
+    let pages: Vec<ExtractedPage> = bodies_of(shape, pages)
         .into_iter()
         .map(|b| ExtractedPage::new(b, "items").unwrap_or_else(|e| panic!("{e}")))
         .collect();
@@ -73,7 +84,7 @@ fn encode(c: &mut Criterion) {
         .flat_map(|p| p.records())
         .map(|r| r.len() as u64)
         .sum();
-    let mut g = c.benchmark_group("encode");
+    let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Bytes(json));
     let cases = [
         ("jsonl", Format::JSONL, Compression::None),

@@ -1,10 +1,13 @@
-//! A fast loopback API for benchmarks (bench/compare.sh): N deterministic records of about
-//! 390 bytes each, every page rendered and gzipped once at start-up, then served from memory,
+//! A fast loopback API for benchmarks (bench/compare.sh): N deterministic records (of the
+//! `orders` shape, about 390 bytes each, or the `wide` shape, about 1.6 KB with long escaped
+//! text and nested arrays; see `bench/data.rs`), every page rendered and gzipped once at
+//! start-up at `--gzip-level` (6 by default, what most servers use), then served from memory,
 //! so the server costs almost nothing per request and the client's work is what gets measured.
 //!
 //! ```text
 //! cargo run --release --example bench_api -- [--records 1000000] [--page-size 500]
 //!     [--latency-ms 0] [--port 0] [--styles cursor,next-link,offset,page] [--threads 2]
+//!     [--gzip-level 6] [--shape orders|wide]
 //! ```
 //!
 //! It binds 127.0.0.1 (a free port unless `--port`), renders the pages, prints its base URL
@@ -28,11 +31,10 @@
 //! so concurrent requests overlap: a client with N requests in flight can get N pages per
 //! round trip (bench/latency.sh).
 //!
-//! Memory: each style holds every page gzipped (level 1, ≈4.7:1 on these records).
-//! 1,000,000 records × ≈390 B is ≈390 MB of JSON, ≈84 MB gzipped per style, so ≈300 MB
-//! resident for the three default styles; `--styles cursor` keeps only one (≈100 MB). Start-up
-//! renders and gzips ≈390 MB of JSON per style on `--threads` threads (≈0.6 s per style on
-//! two cores).
+//! Memory: each style holds every page gzipped (≈4.7:1 at level 1, ≈6:1 at level 6 on the
+//! orders shape). 1,000,000 orders × ≈390 B is ≈390 MB of JSON, 65–84 MB gzipped per style;
+//! `--styles cursor` keeps only one. Start-up renders and gzips the JSON of every style on
+//! `--threads` threads (≈0.6 s per style on two cores at level 1, a few seconds at level 6).
 
 use anyhow::{bail, Context, Result};
 use axum::extract::{Query, State};
@@ -69,11 +71,23 @@ struct Args {
     /// Threads used to render and gzip the pages at start-up (and to serve).
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// gzip level of the served pages, 0-9 (6: what most servers use).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
+    /// Record shape: orders (≈390 B) or wide (≈1.6 KB, long escaped text, nested arrays).
+    #[arg(long, default_value = "orders", value_parser = ["orders", "wide"])]
+    shape: String,
+}
+
+impl Args {
+    fn shape(&self) -> Shape {
+        Shape::parse(&self.shape).unwrap_or(Shape::Orders)
+    }
 }
 
 #[path = "../bench/data.rs"]
 mod data;
-use data::write_record;
+use data::Shape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -110,7 +124,9 @@ fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
     let start = page * args.page_size;
     let end = (start + args.page_size).min(args.records);
     let last = end >= args.records;
-    let mut body = String::with_capacity(((end.saturating_sub(start)) * 400 + 200) as usize);
+    let shape = args.shape();
+    let per_record = if shape == Shape::Wide { 1700 } else { 400 };
+    let mut body = String::with_capacity(((end.saturating_sub(start)) * per_record + 200) as usize);
     body.push_str(match style {
         Style::NextLink => r#"{"data":["#,
         Style::Cursor | Style::Offset | Style::Page => r#"{"items":["#,
@@ -119,7 +135,7 @@ fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
         if i > start {
             body.push(',');
         }
-        write_record(&mut body, i);
+        shape.write(&mut body, i);
     }
     body.push(']');
     let _ = match style {
@@ -133,10 +149,10 @@ fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
     body
 }
 
-fn gzip(body: &[u8]) -> Result<Bytes> {
+fn gzip(body: &[u8], level: u32) -> Result<Bytes> {
     let mut enc = flate2::write::GzEncoder::new(
         Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
+        flate2::Compression::new(level),
     );
     enc.write_all(body)?;
     Ok(Bytes::from(enc.finish()?))
@@ -156,7 +172,7 @@ fn render_all(style: Style, args: &Args, base: &str) -> Result<(Vec<Bytes>, u64)
                     for page in (t * per)..((t + 1) * per).min(pages) {
                         let body = render_page(style, page, args, base);
                         json += body.len() as u64;
-                        out.push(gzip(body.as_bytes())?);
+                        out.push(gzip(body.as_bytes(), args.gzip_level)?);
                     }
                     Ok((out, json))
                 })
@@ -354,8 +370,11 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
     let mut pages = Pages {
         page_size: args.page_size,
         latency: Duration::from_millis(args.latency_ms),
-        offset_empty: gzip(format!(r#"{{"items":[],"total":{}}}"#, args.records).as_bytes())?,
-        page_empty: gzip(br#"{"items":[],"has_more":false}"#)?,
+        offset_empty: gzip(
+            format!(r#"{{"items":[],"total":{}}}"#, args.records).as_bytes(),
+            args.gzip_level,
+        )?,
+        page_empty: gzip(br#"{"items":[],"has_more":false}"#, args.gzip_level)?,
         ..Pages::default()
     };
     let args = Arc::new(args);
@@ -365,12 +384,14 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
             tokio::task::spawn_blocking(move || render_all(style, &a, &b)).await??;
         let gz: u64 = rendered.iter().map(|p| p.len() as u64).sum();
         eprintln!(
-            "bench_api: {style:?}: {} pages, {:.1} MB JSON ({:.0} B/record with the envelope), \
-             {:.1} MB gzipped",
+            "bench_api: {style:?}: {} pages of {} records, {:.1} MB JSON ({:.0} B/record with the \
+             envelope), {:.1} MB gzipped at level {}",
             rendered.len(),
+            args.shape,
             json as f64 / 1e6,
             json as f64 / args.records.max(1) as f64,
             gz as f64 / 1e6,
+            args.gzip_level,
         );
         match style {
             Style::Cursor => pages.cursor = Some(rendered),
@@ -430,12 +451,51 @@ mod tests {
         let mut total = 0;
         for i in 0..1000 {
             let mut s = String::new();
-            write_record(&mut s, i);
+            data::write_record(&mut s, i);
             let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
             assert_eq!(v["id"].as_u64(), Some(i), "{s}");
             total += s.len();
         }
         let avg = total / 1000;
         assert!((360..=420).contains(&avg), "average record {avg} bytes");
+    }
+
+    #[test]
+    fn wide_records_are_json_with_escapes_and_nested_arrays() {
+        let mut total = 0;
+        for i in 0..1000 {
+            let mut s = String::new();
+            Shape::Wide.write(&mut s, i);
+            let v: serde_json::Value = serde_json::from_str(&s).unwrap_or_default();
+            assert_eq!(v["id"].as_u64(), Some(i), "{s}");
+            assert!(v["lines"].as_array().is_some_and(|l| !l.is_empty()), "{s}");
+            assert!(v["scores"][1].is_array(), "{s}");
+            total += s.len();
+        }
+        let avg = total / 1000;
+        assert!(
+            (1200..=2200).contains(&avg),
+            "average wide record {avg} bytes"
+        );
+        let mut escaped = String::new();
+        for i in 0..20 {
+            Shape::Wide.write(&mut escaped, i);
+        }
+        for escape in [r#"\""#, r"\\", r"\n", r"\u00e9"] {
+            assert!(escaped.contains(escape), "no {escape} in 20 wide records");
+        }
+    }
+
+    #[test]
+    fn pages_are_gzipped_at_the_level_asked() {
+        let body = render_page(
+            Style::Cursor,
+            0,
+            &Args::parse_from(["bench_api", "--records", "500"]),
+            "",
+        );
+        let fast = gzip(body.as_bytes(), 1).map(|b| b.len()).unwrap_or(0);
+        let six = gzip(body.as_bytes(), 6).map(|b| b.len()).unwrap_or(0);
+        assert!(six > 0 && six < fast, "level 6 {six} B, level 1 {fast} B");
     }
 }

@@ -28,7 +28,7 @@
 //! a chunk with part of a page would break the whole-pages rule.
 
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
-use super::schema::{observe, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
+use super::schema::{observe, observe_valid, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
 use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder};
 use base64::Engine as _;
 use md5::Md5;
@@ -182,6 +182,10 @@ impl ChunkWriter {
 
     /// Append one whole page of records. Chunks hold whole pages only: the limits are checked
     /// AFTER the page, and when reached the chunk is closed and returned.
+    ///
+    /// Each record must be valid JSON text, as every source hands it over (the extractor and
+    /// the object decoder validate what they cut out): jsonl copies records as they are, and
+    /// the readers only re-check the top level of each (see the `scan` module).
     pub fn write_page(&mut self, records: &[&str]) -> Result<Option<FinishedChunk>, EncodeError> {
         self.check_usable()?;
         let page = self.pages;
@@ -258,11 +262,13 @@ impl ChunkWriter {
                     .collect();
             }
         }
-        match observe(records.iter().copied(), 0) {
+        // The records were cut from validated pages (see `scan`): members are found without
+        // a second full parse.
+        match observe_valid(records.iter().copied()) {
             Ok((seen, _)) => merge_seen(&mut self.jsonl_seen, seen),
             Err(_) => {
                 for record in records {
-                    if let Ok((seen, _)) = observe(std::iter::once(*record), 0) {
+                    if let Ok((seen, _)) = observe_valid(std::iter::once(*record)) {
                         merge_seen(&mut self.jsonl_seen, seen);
                     }
                 }

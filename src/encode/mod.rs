@@ -13,6 +13,7 @@ pub mod compress;
 pub mod drift;
 pub mod format;
 mod record;
+mod scan;
 pub mod schema;
 mod timestamp;
 

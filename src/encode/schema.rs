@@ -36,7 +36,8 @@
 //! value's UTF-8 byte length, never less than its UTF-16 length) and whether any value was
 //! non-null. They size `NVARCHAR(n)` in the load SQL and detect columns missing in a run.
 
-use super::record::{for_each_leaf, unescape, JsonType};
+use super::record::{for_each_field, for_each_leaf, unescape, JsonType};
+use super::scan;
 use super::timestamp;
 use super::EncodeError;
 use serde::{Deserialize, Serialize};
@@ -205,46 +206,75 @@ pub(crate) fn timestamp_of(raw: &str) -> Option<i64> {
 /// nulls were seen.
 pub(crate) type Seen = Vec<(String, Option<FieldKind>)>;
 
+/// Field kinds in first-seen order as records are walked: the state of [`observe`] and of
+/// jsonl's descriptive schema ([`observe_valid`]).
+#[derive(Default)]
+struct Observer {
+    fields: Seen,
+    index: HashMap<String, usize>,
+    /// The field after the last one seen in this record (see [`Observer::see`]).
+    next: usize,
+}
+
+impl Observer {
+    fn start_record(&mut self) {
+        self.next = 0;
+    }
+
+    /// Note field `name` with value `text` (raw JSON).
+    #[inline]
+    fn see(&mut self, name: &str, text: &str) {
+        // Records of one API nearly always list their fields in the same order, so the
+        // field after the last one found is tried before the hash lookup.
+        let at = if self.fields.get(self.next).is_some_and(|(n, _)| n == name) {
+            self.next
+        } else {
+            match self.index.get(name) {
+                Some(&at) => at,
+                None => {
+                    self.index.insert(name.to_owned(), self.fields.len());
+                    self.fields.push((name.to_owned(), None));
+                    self.fields.len() - 1
+                }
+            }
+        };
+        self.next = at + 1;
+        let field = &mut self.fields[at].1;
+        // Shortcuts that cannot change the outcome, so that a settled column costs no
+        // classification: a string column absorbs every kind (`widen` gives utf8), and a
+        // float column absorbs every number.
+        match (*field, text.as_bytes().first()) {
+            (Some(FieldKind::Utf8), _) => return,
+            (Some(FieldKind::Float64), Some(b'-' | b'0'..=b'9')) => return,
+            _ => {}
+        }
+        let kind = FieldKind::of(JsonType::of(text), text);
+        match (*field, kind) {
+            (_, None) => {}
+            (None, Some(k)) => *field = Some(k),
+            (Some(have), Some(k)) => *field = Some(have.widen(k)),
+        }
+    }
+}
+
 /// Walk records and note each field's kind (flattened to `depth` levels).
 pub(crate) fn observe<'a>(
     records: impl IntoIterator<Item = &'a str>,
     depth: usize,
 ) -> Result<(Seen, u64), EncodeError> {
-    let mut fields: Seen = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut seen = Observer::default();
     let mut count: u64 = 0;
     let mut name = String::new();
     for record in records {
         let record_no = count;
         count += 1;
-        // Records of one API nearly always list their fields in the same order, so the
-        // field after the last one found is tried before the hash lookup.
-        let mut next = 0;
+        seen.start_record();
         for_each_leaf(record_no, record, depth, &mut name, &mut |name, raw| {
-            let text = raw.get();
-            let kind = FieldKind::of(JsonType::of(text), text);
-            let at = if fields.get(next).is_some_and(|(n, _)| n == name) {
-                next
-            } else {
-                match index.get(name) {
-                    Some(&at) => at,
-                    None => {
-                        index.insert(name.to_owned(), fields.len());
-                        fields.push((name.to_owned(), None));
-                        fields.len() - 1
-                    }
-                }
-            };
-            next = at + 1;
-            let field = &mut fields[at].1;
-            match (*field, kind) {
-                (_, None) => {}
-                (None, Some(k)) => *field = Some(k),
-                (Some(have), Some(k)) => *field = Some(have.widen(k)),
-            }
+            seen.see(name, raw.get());
             Ok(())
         })?;
     }
+    let mut fields = seen.fields;
     if depth > 0 {
         // `"c": null` beside `"c": {"id": 1}` is an empty parent, not a column of its own.
         let parents: Vec<String> = fields
@@ -262,6 +292,34 @@ pub(crate) fn observe<'a>(
         fields.retain(|(name, _)| !parents.contains(name));
     }
     Ok((fields, count))
+}
+
+/// [`observe`] at depth 0 for records that are valid JSON (the pull's records, cut from
+/// pages the extractor validated): the same result, with each record's members found by
+/// [`scan::top_level_members`] instead of a full parse; a record the scanner declines is read
+/// with serde as [`observe`] reads it (and fails the same way).
+pub(crate) fn observe_valid<'a>(
+    records: impl IntoIterator<Item = &'a str>,
+) -> Result<(Seen, u64), EncodeError> {
+    let mut seen = Observer::default();
+    let mut count: u64 = 0;
+    let mut members = Vec::new();
+    for record in records {
+        let record_no = count;
+        count += 1;
+        seen.start_record();
+        if scan::top_level_members(record, &mut members) {
+            for m in &members {
+                seen.see(m.key(record), m.value(record));
+            }
+        } else {
+            for_each_field(record_no, record, |name, raw| {
+                seen.see(name, raw.get());
+                Ok(())
+            })?;
+        }
+    }
+    Ok((seen.fields, count))
 }
 
 impl Schema {
@@ -467,6 +525,8 @@ pub(crate) struct RowReader {
     extra: Option<usize>,
     extra_buf: String,
     stats: ColumnStats,
+    /// The scanner's buffer, reused across records.
+    members: Vec<scan::Member>,
 }
 
 /// How a [`RowReader`] reads: flattening depth, and whether misfits go to `_extra`.
@@ -498,6 +558,7 @@ impl RowReader {
             extra,
             extra_buf: String::new(),
             stats: ColumnStats::new(schema.fields.len()),
+            members: Vec::new(),
         }
     }
 
@@ -528,8 +589,7 @@ impl RowReader {
         );
         // Records of one API usually list fields in one order: try the next column first.
         let mut next = 0usize;
-        let mut on_field = |name: &str, raw: &serde_json::value::RawValue| {
-            let text = raw.get();
+        let mut on_field = |name: &str, text: &str| {
             let t = JsonType::of(text);
             let found = match fields.get(next) {
                 Some(f) if f.name == name => Some(next),
@@ -587,7 +647,7 @@ impl RowReader {
                 slots[at] = Slot::Null;
                 return Ok(());
             }
-            // A RawValue borrowed from `record` points into it.
+            // The value text is borrowed from `record` (a RawValue or a scanned member).
             let start = text.as_ptr() as usize - base;
             slots[at] = Slot::Value(start, start + text.len());
             stats.filled[at] = true;
@@ -603,7 +663,21 @@ impl RowReader {
             }
             Ok(())
         };
-        for_each_leaf(record_no, record, self.depth, &mut self.name, &mut on_field)?;
+        // The pull's records are valid JSON: unflattened, their members are found by the
+        // scanner (see `scan`), and a record it declines is read by serde as before.
+        if self.depth == 0 && scan::top_level_members(record, &mut self.members) {
+            for m in &self.members {
+                on_field(m.key(record), m.value(record))?;
+            }
+        } else {
+            for_each_leaf(
+                record_no,
+                record,
+                self.depth,
+                &mut self.name,
+                &mut |k, v| on_field(k, v.get()),
+            )?;
+        }
         if !self.extra_buf.is_empty() {
             self.extra_buf.push('}');
             if let Some(at) = self.extra {
@@ -656,6 +730,44 @@ impl RowReader {
 mod tests {
     use super::*;
     use FieldKind::*;
+
+    #[test]
+    fn observe_valid_agrees_with_observe() {
+        // Pages mixing kinds, widening, nulls, escaped keys (declined by the scanner, read by
+        // serde), nested values with brackets in strings, timestamps and near-timestamps.
+        let pages: &[&[&str]] = &[
+            &[
+                r#"{"id":1,"s":"a","t":"2026-12-01T10:00:00Z","n":null,"o":{"x":"}"}}"#,
+                r#"{"id":2.5,"s":3,"t":"2026-12-01T10:00:00+01:00","n":null,"a":[1,"]"]}"#,
+                r#"{"s":"b","id":-7,"t":"not a time","k\"ey":true,"caf\u00e9":"x"}"#,
+                r#"{ "id" : 1e3 , "n" : false , "o" : [ ] }"#,
+            ],
+            &[
+                r#"{"f":1.5}"#,
+                r#"{"f":2}"#,
+                r#"{"f":"x"}"#,
+                r#"{"f":null}"#,
+            ],
+            &[
+                r#"{"t":"2026-12-01T10:00:00Z"}"#,
+                r#"{"t":"2026-12-01 10:00"}"#,
+            ],
+            &["{}", r#"{"a":{"b":{"c":[[{}]]}}}"#, "{\n \"p\": [\n1\n]\n}"],
+            // Invalid or non-object records fail both, the same way.
+            &[r#"{"a":1}"#, r#"{"a":tru}"#],
+            &[r#"{"a":1}"#, "[1]"],
+            &[r#"{"a":1,}"#],
+        ];
+        for page in pages {
+            let full = observe(page.iter().copied(), 0);
+            let fast = observe_valid(page.iter().copied());
+            match (full, fast) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{page:?}"),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{page:?}"),
+                (a, b) => panic!("{page:?}: observe {a:?}, observe_valid {b:?}"),
+            }
+        }
+    }
 
     fn f(name: &str, kind: FieldKind, nullable: bool) -> Field {
         Field {

@@ -1,0 +1,350 @@
+//! A scanner that finds the top-level members of a record already known to be valid JSON,
+//! for jsonl's descriptive schema, which only needs each member's name and the kind of its
+//! value. Parsing every record a second time with serde (validating every byte and walking
+//! every nested value through a visitor) was about a fifth of a jsonl pull's CPU; this finds
+//! the same `(key, raw value)` pairs by jumping from quote to quote (`memchr`) and counting
+//! brackets.
+//!
+//! It trusts what the pull guarantees: a record handed to the chunk writer was cut out of a
+//! page that the extractor parsed and validated (`source::extract`). The top level is still
+//! checked against the JSON grammar (object braces, string keys, `:` and `,`, literals
+//! spelled out, numbers as JSON writes them, nothing after the object), and anything the
+//! scanner does not accept — a key with an escape or a control character, a value it cannot
+//! place, nesting deeper than [`MAX_DEPTH`] — is *declined*, never guessed: the caller then
+//! reads the record with serde, as before. What it does not re-validate is the inside of
+//! nested objects and arrays and the characters of string values; on text that is not JSON
+//! there (which a pull never hands over), the member is described as `json`/`utf8` where
+//! serde would have left the record out of the description.
+
+/// Nesting deeper than this inside a member is declined (serde's own limit is 128 levels;
+/// past it serde fails the record, so the scanner leaves such records to serde).
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// Where one top-level member is in its record: byte ranges of the key (between its quotes)
+/// and of the raw value text (no surrounding whitespace, exactly as serde's `RawValue` has
+/// it). Both ranges start and end next to ASCII bytes, so slicing the record with them is
+/// always on character boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    key: (usize, usize),
+    value: (usize, usize),
+}
+
+impl Member {
+    pub(crate) fn key<'a>(&self, record: &'a str) -> &'a str {
+        record.get(self.key.0..self.key.1).unwrap_or_default()
+    }
+
+    pub(crate) fn value<'a>(&self, record: &'a str) -> &'a str {
+        record.get(self.value.0..self.value.1).unwrap_or_default()
+    }
+}
+
+/// The top-level members of the JSON object `record`, in the order written, into `out`
+/// (cleared first; a buffer reused across records so that nothing is allocated per record).
+/// Returns `false` when the scanner declines the record (see the module docs); `out` is then
+/// meaningless.
+pub(crate) fn top_level_members(record: &str, out: &mut Vec<Member>) -> bool {
+    out.clear();
+    let b = record.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return false;
+    }
+    i = skip_ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return skip_ws(b, i + 1) == b.len();
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return false;
+        }
+        let Some(key_end) = string_end(b, i) else {
+            return false;
+        };
+        // An escaped key must be unescaped (serde does it), and a raw control character is
+        // invalid JSON: both are left to serde.
+        if b[i + 1..key_end - 1]
+            .iter()
+            .any(|&c| c == b'\\' || c < 0x20)
+        {
+            return false;
+        }
+        let key = (i + 1, key_end - 1);
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return false;
+        }
+        i = skip_ws(b, i + 1);
+        let Some(value_end) = value_end(b, i) else {
+            return false;
+        };
+        out.push(Member {
+            key,
+            value: (i, value_end),
+        });
+        i = skip_ws(b, value_end);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => return skip_ws(b, i + 1) == b.len(),
+            _ => return false,
+        }
+    }
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the closing quote of the string whose opening quote is at `start`.
+#[inline]
+fn string_end(b: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    loop {
+        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        if b[at] == b'"' {
+            return Some(at + 1);
+        }
+        // A backslash escapes the next byte (`\"`, `\\`, `\u…`: the hex digits need no care).
+        i = at + 2;
+    }
+}
+
+/// The index just past the value starting at `i`, or `None` to decline.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => container_end(b, i),
+        b't' => literal_end(b, i, b"true"),
+        b'f' => literal_end(b, i, b"false"),
+        b'n' => literal_end(b, i, b"null"),
+        b'-' | b'0'..=b'9' => number_end(b, i),
+        _ => None,
+    }
+}
+
+#[inline]
+fn literal_end(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    b.get(i..i + word.len())
+        .filter(|w| *w == word)
+        .map(|_| i + word.len())
+}
+
+/// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |b: &[u8], mut i: usize| -> Option<usize> {
+        let from = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i > from).then_some(i)
+    };
+    if b.get(i) == Some(&b'-') {
+        i += 1;
+    }
+    i = match b.get(i)? {
+        b'0' => i + 1,
+        b'1'..=b'9' => digits(b, i)?,
+        _ => return None,
+    };
+    if b.get(i) == Some(&b'.') {
+        i = digits(b, i + 1)?;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        i = digits(b, i)?;
+    }
+    Some(i)
+}
+
+/// The index just past the object or array opening at `i`: brackets counted outside
+/// strings, strings jumped over. The inside is trusted (see the module docs).
+fn container_end(b: &[u8], mut i: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    loop {
+        match *b.get(i)? {
+            b'"' => {
+                i = string_end(b, i)?;
+                continue;
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return None;
+                }
+            }
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::encode::record::for_each_field;
+
+    /// What serde's walk (`for_each_field`) finds, or `None` when it fails the record.
+    fn serde_members(record: &str) -> Option<Vec<(String, String)>> {
+        let mut found = Vec::new();
+        for_each_field(0, record, |k, v| {
+            found.push((k.to_owned(), v.get().to_owned()));
+            Ok(())
+        })
+        .ok()
+        .map(|()| found)
+    }
+
+    fn scan(record: &str) -> Option<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        top_level_members(record, &mut out).then(|| {
+            out.iter()
+                .map(|m| (m.key(record).to_owned(), m.value(record).to_owned()))
+                .collect()
+        })
+    }
+
+    /// Valid records: the scanner either agrees with serde member by member or declines.
+    const VALID: &[&str] = &[
+        "{}",
+        " { } ",
+        "\t{\n}\r\n",
+        r#"{"a":1}"#,
+        r#"{ "a" : 1 , "b" : "x" }"#,
+        r#"{"n":-0,"m":0.5,"e":1e10,"E":-2.5E-3,"p":1e+2,"big":123456789012345678901234567890}"#,
+        r#"{"t":true,"f":false,"z":null}"#,
+        r#"{"s":"tab\tquote\" back\\ slash\\","u":"\u00e9\ud83d\ude00 😀 Zürich"}"#,
+        r#"{"s":"ends with backslash \\"}"#,
+        r#"{"s":"\\\"","after":1}"#,
+        r#"{"o":{"x":{"y":[1,{"z":"]}"}]}},"a":[[],[[]],{}],"next":"}"}"#,
+        r#"{"brackets in strings":"{[","v":["]","}",{"k":"{"}]}"#,
+        r#"{"dup":1,"dup":"two"}"#,
+        r#"{"":0}"#,
+        r#"{"ts":"2026-12-01T10:00:00Z","when":"2026-12-01T10:00:00+01:00"}"#,
+        r#"{"k\"ey":1}"#,
+        r#"{"caf\u00e9":1}"#,
+        r#"{"deep":[[[[[[[[[[1]]]]]]]]]]}"#,
+        "{\"pretty\": [\n  1,\n  2\n],\n \"x\": {\n \"y\" : null\n}\n}",
+    ];
+
+    /// Not valid JSON at the top level, or not an object: the scanner declines, and serde
+    /// fails or (for non-objects) reports no members.
+    const DECLINED: &[&str] = &[
+        "",
+        "   ",
+        "[1,2]",
+        "\"text\"",
+        "42",
+        "null",
+        "{",
+        "}",
+        r#"{"a"}"#,
+        r#"{"a":}"#,
+        r#"{"a":1,}"#,
+        r#"{,"a":1}"#,
+        r#"{"a":1 "b":2}"#,
+        r#"{"a":1}}"#,
+        r#"{"a":1} x"#,
+        r#"{"a":tru}"#,
+        r#"{"a":truex}"#,
+        r#"{"a":nul}"#,
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":.5}"#,
+        r#"{"a":-}"#,
+        r#"{"a":1e}"#,
+        r#"{"a":+1}"#,
+        r#"{"a":"unterminated}"#,
+        r#"{"a":[1,2}"#,
+        r#"{a:1}"#,
+        r#"{"a":'x'}"#,
+        "{\"new\nline\":1}",
+        r#"{"a":1}{"b":2}"#,
+    ];
+
+    #[test]
+    fn agrees_with_serde_on_valid_records() {
+        for record in VALID {
+            let want = serde_members(record).unwrap_or_else(|| panic!("not valid: {record}"));
+            match scan(record) {
+                Some(got) => assert_eq!(got, want, "{record}"),
+                // Only escaped keys are declined among valid records.
+                None => assert!(
+                    record.contains(r#"\"ey"#) || record.contains(r"caf\u"),
+                    "{record}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn declines_what_is_not_a_valid_object() {
+        for record in DECLINED {
+            assert!(scan(record).is_none(), "accepted {record:?}");
+            let serde = serde_members(record);
+            assert!(serde.is_none(), "serde accepted {record:?}: {serde:?}");
+        }
+    }
+
+    #[test]
+    fn declines_nesting_past_the_limit() {
+        let deep = format!(
+            r#"{{"a":{}1{}}}"#,
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        assert!(scan(&deep).is_none());
+        let ok = format!(
+            r#"{{"a":{}1{}}}"#,
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
+        assert_eq!(scan(&ok).map(|m| m.len()), Some(1));
+    }
+
+    #[test]
+    fn agrees_with_serde_on_generated_records() {
+        // Members of every kind, with escapes and brackets inside strings, at varied spacing.
+        let values = [
+            "0",
+            "-12",
+            "3.25e-7",
+            "true",
+            "null",
+            r#""plain""#,
+            r#""esc \" \\ \n \u0041 ] } ""#,
+            r#"{"in":[1,"]",{"x":"}"}],"s":"\\"}"#,
+            "[]",
+            r#"[{"a":[[]]},"{"]"#,
+        ];
+        let spaces = ["", " ", "\n  ", "\t"];
+        for n in 0..200usize {
+            let mut record = String::from("{");
+            for m in 0..(n % 7) {
+                let v = values[(n * 7 + m * 3) % values.len()];
+                let s = spaces[(n + m) % spaces.len()];
+                if m > 0 {
+                    record.push(',');
+                }
+                record.push_str(&format!("{s}\"k{m}\"{s}:{s}{v}{s}"));
+            }
+            record.push('}');
+            let want = serde_members(&record).unwrap_or_else(|| panic!("not valid: {record}"));
+            assert_eq!(scan(&record), Some(want), "{record}");
+        }
+    }
+}
