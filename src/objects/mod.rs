@@ -12,6 +12,9 @@
 //! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
 //!   checksum verified) or [`Land::Records`].
 
+pub mod export;
+pub mod refs;
+
 use serde::{Deserialize, Serialize};
 
 /// Where an object is.
