@@ -12,6 +12,7 @@
 //! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
 //!   checksum verified) or [`Land::Records`].
 
+pub mod api_listing;
 pub mod export;
 pub mod refs;
 
