@@ -75,6 +75,12 @@ pub struct JobSpec {
     pub schema: Option<PathBuf>,
     pub synapse_optimized: Option<bool>,
     pub expected_size: Option<String>,
+    // S3 objects (`cli::object_args`).
+    pub land: Option<super::object_args::LandArg>,
+    pub copy_mode: Option<super::object_args::CopyModeArg>,
+    pub part_size: Option<String>,
+    pub allow_object_host: Option<Vec<String>>,
+    pub allow_bucket: Option<Vec<String>>,
 }
 
 impl JobSpec {
