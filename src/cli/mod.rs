@@ -3,6 +3,7 @@
 //! any of this.
 
 pub mod api_auth;
+pub mod api_object_args;
 pub mod arg_errors;
 pub mod args;
 pub mod auth_check;
