@@ -11,6 +11,7 @@
 //! caller can choose an exit code.
 
 pub mod identity;
+pub mod objects;
 pub mod prove;
 pub mod settings;
 pub mod sink;
@@ -199,6 +200,17 @@ impl Engine {
             Some(a) => client.with_bearer_credential(a.credential()),
             None => client,
         })
+    }
+
+    /// The reader of a run's S3 objects and object URLs (see [`objects`]): S3 signed with
+    /// `aws` (the run's credentials, e.g. [`RunIdentities::aws`] or the role's), else with
+    /// the standard AWS chain; the same endpoint override, region and `--ca-bundle` as STS.
+    pub async fn object_reader(
+        &self,
+        config: &crate::objects::ObjectsConfig,
+        aws: Option<Arc<AwsCredentials>>,
+    ) -> Result<crate::objects::ObjectReader, objects::ReaderError> {
+        objects::object_reader(&self.settings, config, aws).await
     }
 
     /// The store of the job's checkpoint on `sink`.

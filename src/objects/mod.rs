@@ -13,8 +13,21 @@
 //!   checksum verified) or [`Land::Records`].
 
 pub mod api_listing;
+pub mod error;
 pub mod export;
+pub mod prefix;
+pub mod read;
 pub mod refs;
+pub mod s3;
+pub mod url;
+pub mod verify;
+
+pub use error::ObjectError;
+pub use prefix::{list_prefix, PrefixFilter};
+pub use read::{ObjectHead, ObjectReader};
+pub use s3::{S3Access, S3Settings};
+pub use url::{object_name, HostPolicy, S3Uri};
+pub use verify::{ObjectVerifier, Verified};
 
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +50,9 @@ pub enum Checksum {
     Crc32(String),
     /// Base64 CRC32C (`x-amz-checksum-crc32c`).
     Crc32c(String),
+    /// Base64 CRC64NVME (`x-amz-checksum-crc64nvme`: what S3 computes for objects uploaded
+    /// without a checksum).
+    Crc64nvme(String),
     /// Base64 SHA-1 (`x-amz-checksum-sha1`).
     Sha1(String),
     /// Base64 SHA-256 (`x-amz-checksum-sha256`), or hex from a reference's own field.

@@ -9,6 +9,7 @@
 //! URL is a secret while it carries a signature, so no message here quotes one: records are
 //! named by page and index, never by URL.
 
+use super::url::S3Uri;
 use super::{Checksum, ObjectLocation, ObjectRef};
 use crate::config::Pagination;
 use crate::report::{Event, Reporter};
@@ -266,19 +267,15 @@ fn missing(doc: &JsonDoc<'_>, path: &str, flag: &str) -> String {
     )
 }
 
-/// `s3://bucket/key` → (bucket, key).
-pub fn parse_s3_uri(value: &str) -> Result<(String, String), String> {
-    let rest = value
-        .strip_prefix("s3://")
-        .ok_or_else(|| format!("{value:?} is not an s3://bucket/key URI"))?;
-    match rest.split_once('/') {
-        Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() && !key.ends_with('/') => {
-            Ok((bucket.to_string(), key.to_string()))
-        }
-        _ => Err(format!(
+/// `s3://bucket/key` → (bucket, key), with [`S3Uri`]'s rules and a key that names an object.
+fn parse_s3_uri(value: &str) -> Result<(String, String), String> {
+    let uri = S3Uri::parse(value).map_err(|e| e.to_string())?;
+    if uri.key.is_empty() || uri.key.ends_with('/') {
+        return Err(format!(
             "{value:?} names no object: an s3:// reference is s3://bucket/key"
-        )),
+        ));
     }
+    Ok((uri.bucket, uri.key))
 }
 
 /// A URL's path, decoded, without its leading `/`: the object's key (virtual-hosted style) or
@@ -501,7 +498,7 @@ mod tests {
             (
                 r#"{"files":[{"u":"https://bucket/key"}]}"#,
                 RefFields::uris("files", "u"),
-                "is not an s3://bucket/key URI",
+                "an S3 URI starts with s3://",
             ),
             (
                 r#"{"files":[{"u":"s3://b/../../etc/passwd"}]}"#,
