@@ -8,7 +8,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mkdir -p "$ROOT/.testbed/logs"
 TESTBED="$ROOT/.testbed"
 LOGS="$TESTBED/logs"
-AZURITE_VERSION_RANGE="3"
+# Azurite 3.37 is the first release with Put Block From URL (server-side copy, issue 16). It
+# is installed in a folder of its own, so an older Azurite in .testbed/node_modules (shared by
+# worktrees) is never replaced while another test run is using it.
+AZURITE_MIN_VERSION="3.37.0"
+AZURITE_HOME="$TESTBED/azurite-${AZURITE_MIN_VERSION%.*}"
 STARTUP_TIMEOUT_SECS="${GATELAKE_TESTBED_TIMEOUT:-60}"
 
 # PIDs of everything started here, stopped on exit.
@@ -80,17 +84,20 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' "$port
 # --- Azurite (Azure Storage emulator, npm package `azurite`) --------------------------------
 
 install_azurite() {
-    local pkg="$TESTBED/node_modules/azurite/package.json"
+    local pkg="$AZURITE_HOME/node_modules/azurite/package.json"
     if [[ -f "$pkg" ]] && node -e '
-        const v = require(process.argv[1]).version;
-        process.exit(v.split(".")[0] === process.argv[2] ? 0 : 1);' "$pkg" "$AZURITE_VERSION_RANGE"; then
+        const have = require(process.argv[1]).version.split(".").map(Number);
+        const want = process.argv[2].split(".").map(Number);
+        const newer = have[0] === want[0] &&
+            (have[1] > want[1] || (have[1] === want[1] && have[2] >= want[2]));
+        process.exit(newer ? 0 : 1);' "$pkg" "$AZURITE_MIN_VERSION"; then
         return 0
     fi
     require npm
-    log "installing azurite@$AZURITE_VERSION_RANGE into .testbed/"
-    mkdir -p "$TESTBED"
-    CI=true npm install --prefix "$TESTBED" --no-audit --no-fund --loglevel=error \
-        "azurite@$AZURITE_VERSION_RANGE" </dev/null >"$LOGS/npm-azurite.log" 2>&1 || {
+    log "installing azurite@^$AZURITE_MIN_VERSION into ${AZURITE_HOME#"$ROOT/"}/"
+    mkdir -p "$AZURITE_HOME"
+    CI=true npm install --prefix "$AZURITE_HOME" --no-audit --no-fund --loglevel=error \
+        "azurite@^$AZURITE_MIN_VERSION" </dev/null >"$LOGS/npm-azurite.log" 2>&1 || {
         cat "$LOGS/npm-azurite.log" >&2
         die "npm install azurite failed"
     }
@@ -120,7 +127,7 @@ start_azurite() {
     port="$(free_port)"
     logfile="$LOGS/azurite.log"
     # Run from .testbed/ so nothing Azurite might write lands in the work tree.
-    (cd "$TESTBED" && exec "$TESTBED/node_modules/.bin/azurite-blob" \
+    (cd "$TESTBED" && exec "$AZURITE_HOME/node_modules/.bin/azurite-blob" \
         --blobHost 127.0.0.1 --blobPort "$port" \
         --inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose \
         </dev/null >"$logfile" 2>&1) &
@@ -154,7 +161,7 @@ start_azurite_oauth() {
     make_test_ca
     port="$(free_port)"
     logfile="$LOGS/azurite-oauth.log"
-    (cd "$TESTBED" && exec "$TESTBED/node_modules/.bin/azurite-blob" \
+    (cd "$TESTBED" && exec "$AZURITE_HOME/node_modules/.bin/azurite-blob" \
         --blobHost 127.0.0.1 --blobPort "$port" \
         --inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose \
         --oauth basic --cert "$TESTBED/tls/server.pem" --key "$TESTBED/tls/server-key.pem" \

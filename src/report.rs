@@ -42,6 +42,12 @@ pub enum Event {
         rows: u64,
         bytes: u64,
     },
+    /// An object landed as-is under its name (`url`, redacted), verified.
+    ObjectLanded {
+        name: String,
+        url: String,
+        bytes: u64,
+    },
     /// Something the user should know that does not stop the run.
     Warning { message: String },
     /// The manifest and `_SUCCESS` marker are written; the run is complete.

@@ -601,3 +601,108 @@ async fn readme_notebook_manifest_snippet() {
     assert_ok(&out, "the README's notebook lines");
     assert_eq!(text(&out.stdout).trim(), "rows 130");
 }
+
+/// `## Copy an existing bucket prefix`: the command as written, from a bucket in moto's S3
+/// into Azurite; only the objects the filters select land.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_copy_a_bucket_prefix() {
+    use support::s3_bucket::{moto_env, TestBucket};
+    let bucket = TestBucket::new("readme-copy", false).await;
+    bucket
+        .put_many(vec![
+            ("orders/2026/12/01/part-1.csv.gz".into(), b"a".to_vec()),
+            ("orders/2026/12/02/part-1.csv.gz".into(), b"bb".to_vec()),
+            ("orders/2026/tmp/part-9.csv.gz".into(), b"skip".to_vec()),
+            ("orders/2026/12/01/notes.txt".into(), b"skip".to_vec()),
+        ])
+        .await;
+    let (container, sink) = azurite().new_container("readme-copy").await;
+    let [block] = blocks_for("readme_copy_a_bucket_prefix")
+        .try_into()
+        .unwrap();
+    let script = localize(
+        &block,
+        &[
+            ("s3://acme-exports/", format!("s3://{}/", bucket.name)),
+            (
+                "abfss://raw@myaccount.dfs.core.windows.net/orders-exports",
+                azurite().dest_url(&container, "orders-exports"),
+            ),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&'static str, String)> = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        azurite().connection_string(),
+    )];
+    for (k, v) in moto_env() {
+        let key: &'static str = match k.as_str() {
+            "AWS_ENDPOINT_URL_S3" => "AWS_ENDPOINT_URL_S3",
+            "AWS_ACCESS_KEY_ID" => "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY" => "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION" => "AWS_REGION",
+            other => panic!("moto_env has a new variable {other}: name it here"),
+        };
+        env.push((key, v));
+    }
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || run_script(&dir, &script, &env)
+    })
+    .await
+    .unwrap();
+    assert_ok(&out, "the README's copy");
+    let mut landed: Vec<String> = Vec::new();
+    for o in sink.list("orders-exports/").await.unwrap() {
+        let rest = &o.path["orders-exports/".len()..];
+        if rest.starts_with('_') {
+            continue;
+        }
+        if let Some((_, name)) = rest.split_once('/') {
+            landed.push(name.to_string());
+        }
+    }
+    landed.sort();
+    assert_eq!(
+        landed,
+        [
+            "12/01/part-1.csv.gz",
+            "12/02/part-1.csv.gz",
+            "_SUCCESS",
+            "_manifest.json",
+            "load.sql"
+        ]
+    );
+}
+
+/// The IAM policy `## Copy an existing bucket prefix` shows grants exactly what a copy of the
+/// README's prefix asks for: ListBucket on the bucket limited to the prefix, GetObject below it.
+#[test]
+fn readme_copy_iam_policy() {
+    let [block] = blocks_for("readme_copy_iam_policy").try_into().unwrap();
+    let policy: Value = serde_json::from_str(&block).expect("the policy is JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let list = statements
+        .iter()
+        .find(|s| s["Action"] == "s3:ListBucket")
+        .expect("a ListBucket statement");
+    assert_eq!(list["Resource"], "arn:aws:s3:::acme-exports");
+    assert_eq!(
+        list["Condition"]["StringLike"]["s3:prefix"][0],
+        "orders/2026/*"
+    );
+    let get = statements
+        .iter()
+        .find(|s| {
+            s["Action"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "s3:GetObject"))
+        })
+        .expect("a GetObject statement");
+    assert_eq!(get["Resource"], "arn:aws:s3:::acme-exports/orders/2026/*");
+    // The copy command above names the same bucket and prefix.
+    let [copy] = blocks_for("readme_copy_a_bucket_prefix")
+        .try_into()
+        .unwrap();
+    assert!(copy.contains("s3://acme-exports/orders/2026/"), "{copy}");
+}

@@ -24,15 +24,19 @@ use support::azurite::azurite;
 /// and errors must never show.
 struct Backend {
     sink: Arc<dyn Sink>,
+    /// A new sink on the same destination, as a rerun (another process) would build.
+    reopen: Box<dyn Fn() -> Arc<dyn Sink> + Send + Sync>,
     secrets: Vec<String>,
     _keep: Box<dyn Any + Send>,
 }
 
 async fn local_backend() -> Backend {
     let dir = tempfile::tempdir().unwrap();
-    let sink = LocalSink::new(dir.path().join("lake"));
+    let root = dir.path().join("lake");
+    let sink = LocalSink::new(root.clone());
     Backend {
         sink: Arc::new(sink),
+        reopen: Box::new(move || Arc::new(LocalSink::new(root.clone()))),
         secrets: vec![],
         _keep: Box::new(dir),
     }
@@ -40,10 +44,12 @@ async fn local_backend() -> Backend {
 
 async fn azurite_backend() -> Backend {
     let az = azurite();
-    let (_name, sink) = az.new_container("conformance").await;
+    let (name, sink) = az.new_container("conformance").await;
+    let key = az.key.to_string();
     Backend {
         sink: Arc::new(sink),
-        secrets: vec![az.key.to_string()],
+        reopen: Box::new(move || Arc::new(az.sink(&name, "", az.credential()))),
+        secrets: vec![key],
         _keep: Box::new(()),
     }
 }
@@ -504,6 +510,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
         since: None,
         watermark: None,
         listing: Default::default(),
+        objects: None,
         started_at: "2026-11-24T23:00:00Z".into(),
         updated_at: "2026-11-24T23:00:00Z".into(),
     }
@@ -567,6 +574,267 @@ async fn checkpoint_of_unknown_version_is_refused(b: Backend) {
     assert!(err.to_string().contains("Move it aside"), "{err}");
 }
 
+// --- multi-part writes -----------------------------------------------------------------------
+
+/// Parts 0..n of `sizes`, each with its own pattern, and their concatenation.
+fn parts_of(sizes: &[usize], seed: u64) -> (Vec<Bytes>, Bytes) {
+    let parts: Vec<Bytes> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| pattern(n, seed + i as u64))
+        .collect();
+    let whole: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+    (parts, Bytes::from(whole))
+}
+
+async fn parts_staged_in_any_order_commit_in_order(b: Backend) {
+    let s = &b.sink;
+    let path = "run1/objects/data.bin";
+    let (parts, whole) = parts_of(&[1000, 2000, 1500, 7], 100);
+    // Concurrently, out of order, one part twice.
+    let mut tasks = Vec::new();
+    for i in [3usize, 1, 0, 2, 1] {
+        let sink = s.clone();
+        let data = parts[i].clone();
+        tasks.push(tokio::spawn(async move {
+            sink.stage_part(path, "run1-data", i as u32, data).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        s.staged_parts(path, "run1-data").await.unwrap(),
+        vec![0, 1, 2, 3]
+    );
+    // Nothing is visible before the commit: not the object, not the parts.
+    assert!(s.get(path).await.unwrap().is_none());
+    assert!(
+        s.list("").await.unwrap().is_empty(),
+        "{:?}",
+        s.list("").await
+    );
+
+    let put = s
+        .commit_parts(path, "run1-data", 4, PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(put.url, s.url_of(path));
+    let got = s.get(path).await.unwrap().expect("committed");
+    assert!(got.data == whole, "the parts, in part order");
+    assert_eq!(
+        got.etag, put.etag,
+        "get returns the ETag the commit returned"
+    );
+    let listed = s.list("").await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].path.as_str(), listed[0].size),
+        (path, whole.len() as u64)
+    );
+    assert!(
+        s.staged_parts(path, "run1-data").await.unwrap().is_empty(),
+        "a commit consumes its parts"
+    );
+}
+
+async fn staged_parts_survive_a_rerun_and_cleanup(b: Backend) {
+    let path = "run2/big.parquet";
+    let (parts, whole) = parts_of(&[9 * 1024 * 1024, 9 * 1024 * 1024, 12_345], 200);
+    b.sink
+        .stage_part(path, "run2-big", 0, parts[0].clone())
+        .await
+        .unwrap();
+    b.sink
+        .stage_part(path, "run2-big", 2, parts[2].clone())
+        .await
+        .unwrap();
+    drop(b.sink.clone());
+
+    // Another process, after the first one died: it finds the staged parts, and the
+    // clean-up of killed writes (run under the job's lock on resume) keeps them.
+    let rerun = (b.reopen)();
+    rerun.remove_incomplete("run2/").await.unwrap();
+    rerun.remove_incomplete("").await.unwrap();
+    assert_eq!(
+        rerun.staged_parts(path, "run2-big").await.unwrap(),
+        vec![0, 2]
+    );
+    assert!(rerun
+        .staged_parts(path, "run2-other")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(rerun
+        .staged_parts("run2/never.bin", "run2-big")
+        .await
+        .unwrap()
+        .is_empty());
+    rerun
+        .stage_part(path, "run2-big", 1, parts[1].clone())
+        .await
+        .unwrap();
+    // Staging a part again with the same content changes nothing.
+    rerun
+        .stage_part(path, "run2-big", 2, parts[2].clone())
+        .await
+        .unwrap();
+    rerun
+        .commit_parts(path, "run2-big", 3, PutMode::Overwrite)
+        .await
+        .unwrap();
+    let got = b.sink.get(path).await.unwrap().unwrap();
+    assert_eq!(got.data.len(), whole.len());
+    assert!(got.data == whole, "large parts changed in transit");
+}
+
+async fn commit_with_a_missing_part_names_the_object_and_part(b: Backend) {
+    let s = &b.sink;
+    let path = "run3/gap.bin";
+    s.stage_part(path, "run3-gap", 0, Bytes::from_static(b"zero"))
+        .await
+        .unwrap();
+    s.stage_part(path, "run3-gap", 2, Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    let err = s
+        .commit_parts(path, "run3-gap", 3, PutMode::Create)
+        .await
+        .unwrap_err();
+    match &err {
+        SinkError::PartsMissing {
+            url,
+            missing,
+            parts,
+            ..
+        } => {
+            assert_eq!(url, &s.url_of(path));
+            assert_eq!((missing.as_str(), *parts), ("1", 3));
+        }
+        other => panic!("expected PartsMissing, got {other:?}"),
+    }
+    assert!(err.to_string().contains("gap.bin"), "{err}");
+    assert!(
+        s.get(path).await.unwrap().is_none(),
+        "a failed commit leaves nothing"
+    );
+    // The parts stay staged: stage the missing one and commit.
+    assert_eq!(s.staged_parts(path, "run3-gap").await.unwrap(), vec![0, 2]);
+    s.stage_part(path, "run3-gap", 1, Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    s.commit_parts(path, "run3-gap", 3, PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(&s.get(path).await.unwrap().unwrap().data[..], b"zeroonetwo");
+}
+
+async fn commit_parts_honours_put_modes(b: Backend) {
+    let s = &b.sink;
+    let path = "modes.bin";
+    let v1 = s
+        .put(path, Bytes::from_static(b"v1"), PutMode::Create)
+        .await
+        .unwrap();
+
+    s.stage_part(path, "m-a", 0, Bytes::from_static(b"a"))
+        .await
+        .unwrap();
+    let err = s
+        .commit_parts(path, "m-a", 1, PutMode::Create)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(&s.get(path).await.unwrap().unwrap().data[..], b"v1");
+
+    let err = s
+        .commit_parts(path, "m-a", 1, PutMode::Update(ETag("\"stale\"".into())))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::PreconditionFailed { .. }),
+        "{err:?}"
+    );
+
+    let v2 = s
+        .commit_parts(path, "m-a", 1, PutMode::Update(v1.etag.clone()))
+        .await
+        .unwrap();
+    assert_ne!(v2.etag, v1.etag);
+    let got = s.get(path).await.unwrap().unwrap();
+    assert_eq!((&got.data[..], &got.etag), (&b"a"[..], &v2.etag));
+
+    // Zero parts make an empty object.
+    let empty = s
+        .commit_parts("empty.bin", "m-e", 0, PutMode::Create)
+        .await
+        .unwrap();
+    let got = s.get("empty.bin").await.unwrap().unwrap();
+    assert!(got.data.is_empty());
+    assert_eq!(got.etag, empty.etag);
+}
+
+async fn a_commit_discards_other_uploads_of_the_path(b: Backend) {
+    let s = &b.sink;
+    let path = "twice/obj.json";
+    s.stage_part(path, "old-upload", 0, Bytes::from_static(b"old"))
+        .await
+        .unwrap();
+    s.stage_part(path, "new-upload", 0, Bytes::from_static(b"new"))
+        .await
+        .unwrap();
+    // Another object's parts are not touched.
+    s.stage_part("twice/obj.json2", "old-upload", 0, Bytes::from_static(b"x"))
+        .await
+        .unwrap();
+    s.commit_parts(path, "new-upload", 1, PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(&s.get(path).await.unwrap().unwrap().data[..], b"new");
+    assert!(s.staged_parts(path, "old-upload").await.unwrap().is_empty());
+    assert_eq!(
+        s.staged_parts("twice/obj.json2", "old-upload")
+            .await
+            .unwrap(),
+        vec![0]
+    );
+}
+
+async fn bad_upload_ids_and_parts_are_refused(b: Backend) {
+    let s = &b.sink;
+    for bad in ["", "a/b", "a.b", "with space", &"x".repeat(41)] {
+        let err = s
+            .stage_part("p.bin", bad, 0, Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SinkError::InvalidDestination { .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+    let err = s
+        .stage_part(
+            "p.bin",
+            "ok",
+            gatelake::sink::MAX_PARTS,
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::InvalidDestination { .. }),
+        "{err:?}"
+    );
+    let err = s
+        .stage_part("../p.bin", "ok", 0, Bytes::from_static(b"x"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::InvalidDestination { .. }),
+        "{err:?}"
+    );
+}
+
 /// Instantiate every check for one backend.
 macro_rules! conformance {
     ($backend:ident, $make:ident) => {
@@ -588,7 +856,13 @@ macro_rules! conformance {
                 dot_segments_are_rejected,
                 lock_is_exclusive_names_the_holder_and_releases,
                 checkpoint_store_detects_a_lost_race,
-                checkpoint_of_unknown_version_is_refused
+                checkpoint_of_unknown_version_is_refused,
+                parts_staged_in_any_order_commit_in_order,
+                staged_parts_survive_a_rerun_and_cleanup,
+                commit_with_a_missing_part_names_the_object_and_part,
+                commit_parts_honours_put_modes,
+                a_commit_discards_other_uploads_of_the_path,
+                bad_upload_ids_and_parts_are_refused
             );
         }
     };
@@ -743,10 +1017,194 @@ async fn azure_connection_string_redirects_an_abfss_destination_to_the_emulator(
 }
 
 #[tokio::test]
+async fn local_server_side_copy_is_unsupported_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalSink::new(dir.path());
+    let src = "http://127.0.0.1:9/bucket/key.bin?X-Amz-Signature=deadbeefcafe0123&X-Amz-Expires=60";
+    let err = sink
+        .stage_part_from_url("key.bin", "u", 0, src, 0..10)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Unsupported { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("--copy-mode client"), "{text}");
+    assert!(text.contains("http://127.0.0.1:9/bucket/key.bin"), "{text}");
+    assert!(
+        !text.contains("deadbeefcafe0123") && !text.contains('?'),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn azure_create_container_if_missing_is_idempotent() {
     let az = azurite();
     let (container, sink) = az.new_container("idem").await;
     sink.create_container_if_missing().await.unwrap();
     sink.check().await.unwrap();
     assert!(sink.root_url().contains(&container));
+}
+
+// --- server-side copy (Put Block From URL) -------------------------------------------------
+// Azurite implements Put Block From URL from 3.37 on, for sources on the same Azurite
+// instance only: it compares the copy source's host with the request's Host header and reads
+// the source from its own socket's address, never over the network. So the service reads a
+// blob of the emulator itself here; a presigned moto URL is refused (next test) without
+// moto ever being contacted. Against a real account, the service reads S3 the same way.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_server_side_copy_stages_the_ranges_the_service_reads() {
+    let az = azurite();
+    let (src_container, src) = az.new_public_container("copy-src").await;
+    let data = pattern(3 * 1024 * 1024 + 17, 77);
+    src.put("in/object.bin", data.clone(), PutMode::Create)
+        .await
+        .unwrap();
+    // A presigned-style URL: the source needs no Azure credential; the query string stands
+    // for an S3 signature and must never be shown.
+    let secret_sig = "5ec12e7516a7ed0000feedfacecafe0123456789";
+    let source = format!(
+        "{}/{src_container}/in/object.bin?X-Amz-Expires=600&X-Amz-Signature={secret_sig}",
+        az.blob_endpoint
+    );
+    let (_dst_container, dst) = az.new_container("copy-dst").await;
+    let dst: Arc<dyn Sink> = Arc::new(dst);
+    let mib = 1024 * 1024u64;
+    let ranges = [0..mib, mib..2 * mib + 5, 2 * mib + 5..data.len() as u64];
+    // Out of order and concurrently, one part again.
+    let mut tasks = Vec::new();
+    for part in [2usize, 0, 1, 0] {
+        let (dst, source, range) = (dst.clone(), source.clone(), ranges[part].clone());
+        tasks.push(tokio::spawn(async move {
+            dst.stage_part_from_url("out/object.bin", "copy-1", part as u32, &source, range)
+                .await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        dst.staged_parts("out/object.bin", "copy-1").await.unwrap(),
+        vec![0, 1, 2]
+    );
+    assert!(dst.get("out/object.bin").await.unwrap().is_none());
+    let put = dst
+        .commit_parts("out/object.bin", "copy-1", 3, PutMode::Create)
+        .await
+        .unwrap();
+    let got = dst.get("out/object.bin").await.unwrap().unwrap();
+    assert_eq!(got.data.len(), data.len());
+    assert!(
+        got.data == data,
+        "the service staged exactly the ranges asked for"
+    );
+    assert_eq!(got.etag, put.etag);
+
+    // A source that is not there: the service says so, and the error shows the source
+    // without its query string.
+    let gone = source.replace("object.bin", "missing.bin");
+    let err = dst
+        .stage_part_from_url("out/other.bin", "copy-2", 0, &gone, 0..10)
+        .await
+        .unwrap_err();
+    match &err {
+        SinkError::CopySource {
+            source_url, status, ..
+        } => {
+            assert_eq!(*status, 404);
+            assert!(source_url.ends_with("/in/missing.bin"), "{source_url}");
+        }
+        other => panic!("expected CopySource, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        !text.contains(secret_sig) && !text.contains("X-Amz"),
+        "{text}"
+    );
+    assert!(text.contains("--copy-mode client"), "{text}");
+
+    // An empty range is refused before any request.
+    let err = dst
+        .stage_part_from_url("out/other.bin", "copy-2", 0, &source, 5..5)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SinkError::InvalidDestination { .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains(secret_sig), "{err}");
+}
+
+/// An object in moto's S3 and a presigned GET URL for it.
+async fn moto_presigned_object(data: Bytes) -> String {
+    use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_s3::presigning::PresigningConfig;
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(support::identity::moto_url())
+        .force_path_style(true)
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .build();
+    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let bucket = format!("copy-src-{:08x}", rand::random::<u32>());
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3.put_object()
+        .bucket(&bucket)
+        .key("exports/part-0.jsonl.gz")
+        .body(data.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let presigned = s3
+        .get_object()
+        .bucket(&bucket)
+        .key("exports/part-0.jsonl.gz")
+        .presigned(PresigningConfig::expires_in(std::time::Duration::from_secs(600)).unwrap())
+        .await
+        .unwrap();
+    presigned.uri().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azurite_cannot_read_a_presigned_moto_url_and_the_error_says_so_without_the_signature() {
+    let data = pattern(100_000, 5);
+    let url = moto_presigned_object(data.clone()).await;
+    // The URL itself is good: a plain ranged GET reads the bytes from moto.
+    let got = reqwest::Client::new()
+        .get(&url)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status().as_u16(), 206);
+    assert_eq!(&got.bytes().await.unwrap()[..], &data[..100]);
+
+    let az = azurite();
+    let (_c, dst) = az.new_container("copy-moto").await;
+    let err = dst
+        .stage_part_from_url("o.jsonl.gz", "moto-1", 0, &url, 0..100)
+        .await
+        .unwrap_err();
+    // Azurite refuses a source on another host (moto's port) before reading it.
+    match &err {
+        SinkError::CopySource {
+            status, source_url, ..
+        } => {
+            assert_eq!(*status, 404, "{err}");
+            assert!(
+                source_url.ends_with("/exports/part-0.jsonl.gz"),
+                "{source_url}"
+            );
+        }
+        other => panic!("expected CopySource, got {other:?}"),
+    }
+    let text = err.to_string();
+    let signature = url.split("X-Amz-Signature=").nth(1).unwrap();
+    assert!(!text.contains(signature), "{text}");
+    assert!(!text.contains("X-Amz-Credential"), "{text}");
+    assert!(dst
+        .staged_parts("o.jsonl.gz", "moto-1")
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -28,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Pull every page of an endpoint into the destination.
     Pull(Box<PullArgs>),
+    /// Copy an existing S3 prefix into the destination (incremental, resumable, verified).
+    Copy(Box<super::copy::CopyArgs>),
     /// Run the whole path against a built-in demo API, into a local folder (./lake/demo).
     Demo(DemoArgs),
     /// Identity: `gatelake auth check` walks every hop and shows who the tool is at each.

@@ -106,6 +106,9 @@ impl Reporter for Logged {
                 "chunk {seq} committed: {}, {bytes} bytes → {url}",
                 count(*rows, "record")
             ),
+            Event::ObjectLanded { name, url, bytes } => {
+                tracing::info!("object {name} landed: {bytes} bytes → {url}")
+            }
             // A warning is something the user must see even with `--progress none`; the
             // other displays show it themselves.
             Event::Warning { message } if !self.inner_shows_warnings => {

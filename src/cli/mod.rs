@@ -9,6 +9,7 @@ pub mod args;
 pub mod auth_check;
 pub mod azure_settings;
 pub mod completions;
+pub mod copy;
 pub mod demo;
 pub mod exit_code;
 pub mod footprint;
@@ -78,6 +79,7 @@ pub fn main() -> ExitCode {
                 Ok(resolved) => run_pull(resolved).await,
                 Err(e) => usage_error(&e, args.out.output),
             },
+            Command::Copy(args) => copy::run(&args, &sub).await,
             Command::Demo(args) => run_demo(args, &sub).await,
             Command::Auth(a) => match a.command {
                 args::AuthCommand::Check(args) => {

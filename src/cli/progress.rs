@@ -85,7 +85,7 @@ impl Reporter for BarReporter {
                 self.counts.records.fetch_add(records, Ordering::Relaxed);
                 self.counts.bytes_in.fetch_add(bytes, Ordering::Relaxed);
             }
-            Event::ChunkCommitted { bytes, .. } => {
+            Event::ChunkCommitted { bytes, .. } | Event::ObjectLanded { bytes, .. } => {
                 self.counts.chunks.fetch_add(1, Ordering::Relaxed);
                 self.counts.bytes_out.fetch_add(bytes, Ordering::Relaxed);
             }
@@ -189,6 +189,9 @@ impl Reporter for PlainReporter {
                     count(rows, "record"),
                     human_bytes(bytes)
                 );
+            }
+            Event::ObjectLanded { name, url, bytes } => {
+                eprintln!("gatelake: object {name}: {} → {url}", human_bytes(bytes));
             }
             Event::Retrying {
                 page,

@@ -156,6 +156,29 @@ impl Engine {
         Ok(RunIdentities { azure, aws, proven })
     }
 
+    /// Resolve and prove the identities of a run that reads S3 objects into `dest` with no
+    /// API in between (`gatelake copy`): the storage hop's, and the AWS role's from the
+    /// web-identity exchange when one is configured (`aws: None`: the standard chain reads).
+    pub async fn object_identities(
+        &self,
+        dest: &str,
+        job: &str,
+    ) -> Result<RunIdentities, IdentityFailure> {
+        let wanted = self.azure_hops(dest, &ApiAuth::None);
+        let azure = self.azure_identities(&wanted).await?;
+        if let Some(e) = azure.first_error() {
+            return Err(IdentityFailure(e.to_string()));
+        }
+        let role = self.role_credentials(azure.get(AzureHop::Aws), job)?;
+        let aws = role.as_ref().map(|r| r.credentials.clone());
+        let to_prove = aws.as_ref().map(|credentials| AwsToProve {
+            credentials,
+            assumed: role.as_ref().map(|r| &r.assumed),
+        });
+        let proven = prove::prove(&self.settings, &wanted, &azure, to_prove).await?;
+        Ok(RunIdentities { azure, aws, proven })
+    }
+
     /// Open `dest`: a local folder, or Azure storage with the storage hop's credential
     /// (`storage` is that hop's Entra identity, when it uses one).
     pub fn sink(

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 // A run's entries are recorded in its checkpoint as chunks commit, then listed in the manifest.
 pub use crate::state::entries::{ManifestFile, RejectedPage};
+// A run whose units are S3 objects lists each object it landed (see `load::object_manifest`).
+pub use crate::state::objects::{ManifestObject, ObjectChecksum};
 
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -158,9 +160,23 @@ pub struct Manifest {
     /// Pages set aside by `--on-bad-page skip`, with where their bodies were kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected: Vec<RejectedPage>,
+    /// How a run whose units are S3 objects landed them (`as-is` or `records`); absent
+    /// for a run of pages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub land: Option<String>,
+    /// The objects landed as-is, each with its source, version, size, checksum and path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ManifestObject>,
+    /// Objects the listing held that an earlier run of the job already copied.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub objects_skipped: u64,
     /// `status`, `warnings` and `page_size_shrinks`, at the top level.
     #[serde(flatten)]
     pub outcome: ManifestOutcome,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a run's manifest is assembled from: the job's definition, the run's checkpoint once
@@ -220,6 +236,9 @@ impl Manifest {
             watermark: watermark.map(|w| serde_json::json!({"field": w.field, "max": w.max})),
             load_sql: Some(join_path(&[&cp.run_id, LOAD_SQL])),
             rejected: cp.rejected.clone(),
+            land: None,
+            objects: Vec::new(),
+            objects_skipped: 0,
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp
@@ -258,7 +277,7 @@ fn identities(
     storage_identity: Option<&str>,
     proven: &[ManifestIdentity],
 ) -> Vec<ManifestIdentity> {
-    let mut out = vec![ManifestIdentity {
+    let api = ManifestIdentity {
         role: "api".into(),
         kind: config.source.auth.kind().into(),
         name: match &config.source.auth {
@@ -266,7 +285,17 @@ fn identities(
             _ => None,
         },
         ..Default::default()
-    }];
+    };
+    merge_identities(vec![api], storage_identity, proven)
+}
+
+/// `out` (what the run knows), with the storage hop's kind, refined by what the caller
+/// `proven` (an entry for the same role adds to it; another role is added).
+pub(crate) fn merge_identities(
+    mut out: Vec<ManifestIdentity>,
+    storage_identity: Option<&str>,
+    proven: &[ManifestIdentity],
+) -> Vec<ManifestIdentity> {
     if let Some(kind) = storage_identity {
         out.push(ManifestIdentity {
             role: "storage".into(),
@@ -343,6 +372,9 @@ mod tests {
             watermark: None,
             load_sql: None,
             rejected: vec![],
+            land: None,
+            objects: vec![],
+            objects_skipped: 0,
             outcome: ManifestOutcome {
                 status: ManifestStatus::Partial,
                 warnings: vec!["stopped at --max-pages 4".into()],

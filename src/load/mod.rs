@@ -7,6 +7,7 @@
 //! `_SUCCESS` exists sees exactly the run's chunks.
 
 pub mod manifest;
+pub mod object_manifest;
 pub mod previous;
 pub mod sql;
 

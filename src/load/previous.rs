@@ -213,6 +213,31 @@ mod tests {
         async fn delete(&self, path: &str) -> Result<(), SinkError> {
             self.inner.delete(path).await
         }
+        async fn stage_part(&self, p: &str, u: &str, n: u32, d: Bytes) -> Result<(), SinkError> {
+            self.inner.stage_part(p, u, n, d).await
+        }
+        async fn staged_parts(&self, p: &str, u: &str) -> Result<Vec<u32>, SinkError> {
+            self.inner.staged_parts(p, u).await
+        }
+        async fn commit_parts(
+            &self,
+            p: &str,
+            u: &str,
+            n: u32,
+            mode: PutMode,
+        ) -> Result<crate::sink::PutResult, SinkError> {
+            self.inner.commit_parts(p, u, n, mode).await
+        }
+        async fn stage_part_from_url(
+            &self,
+            p: &str,
+            u: &str,
+            n: u32,
+            src: &str,
+            r: std::ops::Range<u64>,
+        ) -> Result<(), SinkError> {
+            self.inner.stage_part_from_url(p, u, n, src, r).await
+        }
         async fn lock(
             &self,
             path: &str,

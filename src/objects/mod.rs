@@ -15,10 +15,12 @@
 pub mod api_listing;
 pub mod error;
 pub mod export;
+pub mod land;
 pub mod prefix;
 pub mod read;
 pub mod refs;
 pub mod s3;
+pub mod source;
 pub mod url;
 pub mod verify;
 

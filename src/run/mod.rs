@@ -11,6 +11,8 @@
 //!    `load::manifest`), `_SUCCESS`, checkpoint complete.
 
 mod commit;
+mod object_progress;
+pub mod objects;
 mod resume;
 pub mod unit;
 

@@ -89,6 +89,7 @@ pub(super) async fn open(
                 since,
                 watermark: None,
                 listing: ListingNotes::default(),
+                objects: None,
                 started_at: rfc3339(now),
                 updated_at: rfc3339(now),
             };

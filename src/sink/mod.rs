@@ -16,6 +16,12 @@
 //! with which credential, is decided once, by the engine (`engine::sink`).
 //!
 //! Paths are `/`-separated and relative to the destination's root (its prefix).
+//!
+//! Multi-part writes (`stage_part` … `commit_parts`) are how an object too large for one
+//! buffer is landed: its parts are staged, in any order and from several tasks, under an
+//! upload id the caller chooses and can find again after a crash (`staged_parts`), and become
+//! the object in one atomic commit. Staged parts are invisible to `get` and `list`; a commit
+//! (of any upload) to a path discards every other staged part of that path, as Azure does.
 
 pub mod azure;
 pub mod destination;
@@ -122,6 +128,123 @@ pub enum SinkError {
         holder: String,
         hint: String,
     },
+
+    /// The destination cannot do what was asked (e.g. a server-side copy into a local
+    /// folder); `fix` says what to do instead.
+    #[error("{url}: {what} is not supported by this destination; {fix}")]
+    Unsupported {
+        url: String,
+        what: String,
+        fix: String,
+    },
+
+    /// A multi-part commit named parts that were never staged (or were discarded: Azure
+    /// drops uncommitted blocks after a week, or when another write to the path commits).
+    #[error(
+        "{url}: cannot commit upload {upload}: part(s) {missing} of {parts} are not staged; stage them again, then commit"
+    )]
+    PartsMissing {
+        url: String,
+        upload: String,
+        parts: u32,
+        /// The missing part numbers, e.g. `1, 4, 7` (the first few, then a count).
+        missing: String,
+    },
+
+    /// The storage service could not read the source of a server-side copy (expired or
+    /// refused presigned URL, unreachable host). The URL's query string is never shown.
+    #[error(
+        "{url}: the storage service could not read the copy source {source_url} ({status}): {message}. A presigned URL may have expired, or the storage account cannot reach the source; copy through this process instead (--copy-mode client)"
+    )]
+    CopySource {
+        url: String,
+        /// The source URL without its query string.
+        source_url: String,
+        status: u16,
+        message: String,
+    },
+}
+
+/// The most parts one multi-part write may have (Azure's limit of committed blocks per blob;
+/// the local folder keeps the same limit so both backends behave alike).
+pub const MAX_PARTS: u32 = 50_000;
+
+/// The longest upload id `stage_part` accepts.
+pub const MAX_UPLOAD_ID_LEN: usize = 40;
+
+/// Check an upload id and part number of a multi-part write: `[A-Za-z0-9-]`, 1 to
+/// [`MAX_UPLOAD_ID_LEN`] characters; part below [`MAX_PARTS`]. `url` names the object.
+pub fn check_part(url: &str, upload: &str, part: u32) -> Result<(), SinkError> {
+    let valid_id = !upload.is_empty()
+        && upload.len() <= MAX_UPLOAD_ID_LEN
+        && upload
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !valid_id {
+        return Err(SinkError::InvalidDestination {
+            dest: url.to_string(),
+            reason: format!(
+                "upload id {upload:?} must be 1 to {MAX_UPLOAD_ID_LEN} characters of A-Z, a-z, 0-9 and '-'"
+            ),
+        });
+    }
+    if part >= MAX_PARTS {
+        return Err(SinkError::InvalidDestination {
+            dest: url.to_string(),
+            reason: format!(
+                "part {part} is beyond the last allowed part ({}); use a larger part size",
+                MAX_PARTS - 1
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The parts of `0..parts` not in `staged` (sorted), as the error a commit returns, or
+/// `None` when every part is staged.
+pub fn missing_parts_error(
+    url: &str,
+    upload: &str,
+    parts: u32,
+    staged: &[u32],
+) -> Option<SinkError> {
+    let missing: Vec<u32> = (0..parts)
+        .filter(|p| staged.binary_search(p).is_err())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 10;
+    let mut listed = missing
+        .iter()
+        .take(SHOWN)
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if missing.len() > SHOWN {
+        listed.push_str(&format!(" and {} more", missing.len() - SHOWN));
+    }
+    Some(SinkError::PartsMissing {
+        url: url.to_string(),
+        upload: upload.to_string(),
+        parts,
+        missing: listed,
+    })
+}
+
+/// A URL as it may be printed: scheme, host, port and path, never the query string (a
+/// presigned URL's signature) or user info.
+pub fn url_without_query(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".to_string(),
+    }
 }
 
 /// A held job lock. Dropping it without `release` leaves the lock to expire on its own (a
@@ -168,10 +291,56 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
     /// Remove the object at `path`; removing a missing object is not an error.
     async fn delete(&self, path: &str) -> Result<(), SinkError>;
 
+    /// Stage part `part` (0-based) of a multi-part write of `path`, identified by `upload` (a
+    /// short id unique to this write, e.g. derived from the run id and the object's name;
+    /// `[A-Za-z0-9-]`, at most [`MAX_UPLOAD_ID_LEN`] characters). Parts may be staged in any
+    /// order, concurrently, and again (with the same content); nothing is visible at `path`
+    /// until [`Sink::commit_parts`]. Staged parts survive the process: a rerun finds them with
+    /// [`Sink::staged_parts`].
+    async fn stage_part(
+        &self,
+        path: &str,
+        upload: &str,
+        part: u32,
+        data: Bytes,
+    ) -> Result<(), SinkError>;
+
+    /// Which parts of `upload` are staged, sorted. After a crash the caller compares this with
+    /// its checkpoint: a part the checkpoint calls staged but that is missing here is staged
+    /// again. After a commit to `path` it is empty.
+    async fn staged_parts(&self, path: &str, upload: &str) -> Result<Vec<u32>, SinkError>;
+
+    /// Make parts `0..parts` of `upload`, in order, the object at `path`, atomically and
+    /// honouring `mode`; `parts == 0` makes an empty object. Fails with
+    /// [`SinkError::PartsMissing`] (naming the object and the parts) if a part is not staged.
+    /// The commit discards every staged part of `path`, of this upload and any other.
+    async fn commit_parts(
+        &self,
+        path: &str,
+        upload: &str,
+        parts: u32,
+        mode: PutMode,
+    ) -> Result<PutResult, SinkError>;
+
+    /// Server-side copy: stage part `part` of `upload` from bytes `range` of `source_url`,
+    /// which the storage service reads itself (Azure's `Put Block From URL`), so the bytes
+    /// never pass through this process. `source_url` is a presigned URL, a secret: it never
+    /// appears in errors or logs (only its scheme, host and path). Backends that cannot do
+    /// this return [`SinkError::Unsupported`].
+    async fn stage_part_from_url(
+        &self,
+        path: &str,
+        upload: &str,
+        part: u32,
+        source_url: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<(), SinkError>;
+
     /// Remove the debris of writes that were killed before they completed, under `prefix`.
     /// Only called while holding the job's lock, when no other writer can be mid-write.
-    /// Backends whose incomplete writes are invisible and expire by themselves (Azure's
-    /// uncommitted blocks) have nothing to do.
+    /// Staged parts of multi-part writes are kept (a rerun resumes them); only the debris of
+    /// killed single writes goes. Backends whose incomplete writes are invisible and expire
+    /// by themselves (Azure's uncommitted blocks) have nothing to do.
     async fn remove_incomplete(&self, _prefix: &str) -> Result<(), SinkError> {
         Ok(())
     }
@@ -213,5 +382,54 @@ mod tests {
         );
         assert_eq!(join_path(&["a/", "/b/", "c"]), "a/b/c");
         assert_eq!(join_path(&[]), "");
+    }
+
+    #[test]
+    fn upload_ids_and_parts_are_checked() {
+        check_part("u", "run-20260101-obj-1", 0).unwrap();
+        check_part("u", &"a".repeat(MAX_UPLOAD_ID_LEN), MAX_PARTS - 1).unwrap();
+        for bad in [
+            "",
+            "has space",
+            "slash/es",
+            "dot.s",
+            &"a".repeat(MAX_UPLOAD_ID_LEN + 1),
+        ] {
+            let err = check_part("file:///x", bad, 0).unwrap_err();
+            assert!(
+                matches!(err, SinkError::InvalidDestination { .. }),
+                "{bad:?}: {err:?}"
+            );
+            assert!(err.to_string().contains("upload id"), "{err}");
+        }
+        let err = check_part("file:///x", "u", MAX_PARTS).unwrap_err();
+        assert!(err.to_string().contains("larger part size"), "{err}");
+    }
+
+    #[test]
+    fn missing_parts_are_listed_briefly() {
+        assert!(missing_parts_error("u", "up", 3, &[0, 1, 2]).is_none());
+        assert!(missing_parts_error("u", "up", 0, &[]).is_none());
+        let err = missing_parts_error("file:///o", "up", 4, &[0, 2]).unwrap();
+        let text = err.to_string();
+        assert!(
+            text.contains("file:///o") && text.contains("part(s) 1, 3 of 4"),
+            "{text}"
+        );
+        let err = missing_parts_error("u", "up", 30, &[]).unwrap();
+        assert!(
+            err.to_string()
+                .contains("0, 1, 2, 3, 4, 5, 6, 7, 8, 9 and 20 more"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn printable_source_urls_lose_their_query() {
+        assert_eq!(
+            url_without_query("http://127.0.0.1:9/b/k%20y?X-Amz-Signature=abc&X-Amz-Credential=d"),
+            "http://127.0.0.1:9/b/k%20y"
+        );
+        assert_eq!(url_without_query("not a url ?sig=1"), "<unparseable URL>");
     }
 }

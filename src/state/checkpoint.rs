@@ -77,6 +77,9 @@ pub struct Checkpoint {
     /// shrinks, warnings), so that a resumed run reports the whole run's.
     #[serde(default)]
     pub listing: ListingNotes,
+    /// A run whose units are S3 objects: its plan, the objects landed and the parts staged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects: Option<crate::state::objects::ObjectsProgress>,
     pub started_at: String,
     pub updated_at: String,
 }

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod entries;
 pub mod fresh;
 pub mod lock;
+pub mod objects;
 pub mod run_id;
 pub mod store;
 pub mod watermark;

@@ -166,6 +166,46 @@ impl Azurite {
         );
     }
 
+    /// A fresh container whose blobs anyone may read without credentials (public access
+    /// `blob`), and a sink rooted at it: the source of a server-side copy whose URL carries
+    /// no Azure signature.
+    pub async fn new_public_container(&self, prefix: &str) -> (String, AzureSink) {
+        use gatelake::sink::azure::shared_key::{string_to_sign, SharedKeyPolicy};
+        let name = unique_container_name(prefix);
+        let url =
+            url::Url::parse(&format!("{}/{name}?restype=container", self.blob_endpoint)).unwrap();
+        let headers: Vec<(String, String)> = [
+            ("x-ms-blob-public-access", "blob".to_string()),
+            (
+                "x-ms-date",
+                httpdate::fmt_http_date(std::time::SystemTime::now()),
+            ),
+            (
+                "x-ms-version",
+                gatelake::sink::azure::STORAGE_API_VERSION.to_string(),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let policy = SharedKeyPolicy::new(self.account, &Secret::new(self.key)).unwrap();
+        let signature = policy.signature(&string_to_sign("PUT", &url, &headers, 0, self.account));
+        let mut request = reqwest::Client::new()
+            .put(url)
+            .header("content-length", "0")
+            .header(
+                "authorization",
+                format!("SharedKey {}:{signature}", self.account),
+            );
+        for (k, v) in &headers {
+            request = request.header(k, v);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        assert_eq!(status, 201, "creating the public container {name}");
+        let sink = self.sink(&name, "", self.credential());
+        (name, sink)
+    }
+
     /// A fresh, empty container (unique name per call) and a sink rooted at it.
     pub async fn new_container(&self, prefix: &str) -> (String, AzureSink) {
         let name = unique_container_name(prefix);

@@ -24,3 +24,4 @@ pub mod identity;
 pub mod manifest;
 pub mod recipe;
 pub mod run;
+pub mod s3_bucket;

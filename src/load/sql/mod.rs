@@ -36,6 +36,7 @@
 
 mod dedicated;
 mod names;
+mod objects;
 mod serverless;
 
 use super::manifest::Manifest;
@@ -47,6 +48,7 @@ use std::fmt::Write as _;
 
 pub use crate::encode::schema::{column_name, MAX_IDENTIFIER};
 pub use names::{quote_ident, quote_literal, quote_string, TableName};
+pub use objects::render_for_objects;
 
 /// Which Synapse SQL pool runs the script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,6 +315,9 @@ fn column_defs(schema: &Schema, strings: StringSizing, indent: &str) -> String {
 /// the explicit file list, into `[dbo].[<job>]`. When Synapse cannot read the run at all
 /// (zstd), the script is a comment saying why, so nobody runs a script that must fail.
 pub fn render_for_run(manifest: &Manifest) -> String {
+    if manifest.land.as_deref() == Some("as-is") {
+        return render_for_objects(manifest);
+    }
     let target = TableName {
         schema: "dbo".to_owned(),
         table: column_name(&manifest.job),

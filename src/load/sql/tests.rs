@@ -70,6 +70,9 @@ fn manifest(format: Format, compression: Compression, schema: Option<Schema>) ->
         watermark: None,
         load_sql: None,
         rejected: vec![],
+        land: None,
+        objects: vec![],
+        objects_skipped: 0,
         outcome: Default::default(),
     }
 }

@@ -21,6 +21,7 @@ pub mod auth;
 mod builder;
 mod lease;
 pub mod location;
+mod parts;
 pub mod shared_key;
 
 pub use lease::LEASE_SECONDS;
@@ -654,6 +655,42 @@ impl Sink for AzureSink {
             }
         })
         .await
+    }
+
+    async fn stage_part(
+        &self,
+        path: &str,
+        upload: &str,
+        part: u32,
+        data: Bytes,
+    ) -> Result<(), SinkError> {
+        self.stage_part_blob(path, upload, part, data).await
+    }
+
+    async fn staged_parts(&self, path: &str, upload: &str) -> Result<Vec<u32>, SinkError> {
+        self.staged_parts_blob(path, upload).await
+    }
+
+    async fn commit_parts(
+        &self,
+        path: &str,
+        upload: &str,
+        parts: u32,
+        mode: PutMode,
+    ) -> Result<PutResult, SinkError> {
+        self.commit_parts_blob(path, upload, parts, mode).await
+    }
+
+    async fn stage_part_from_url(
+        &self,
+        path: &str,
+        upload: &str,
+        part: u32,
+        source_url: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<(), SinkError> {
+        self.stage_part_from_url_blob(path, upload, part, source_url, range)
+            .await
     }
 
     async fn lock(&self, path: &str, holder: &LockHolder) -> Result<Box<dyn LockGuard>, SinkError> {

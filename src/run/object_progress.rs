@@ -1,0 +1,185 @@
+//! The checkpoint of an object run while its objects land: one shared copy in memory, saved
+//! by whoever asks after changing it, with the saves coalesced. Many objects (and parts)
+//! finish at once; each change waits for a save that includes it, but one save carries every
+//! change made before it started, so a thousand small objects cost a few dozen writes, not a
+//! thousand. A save that loses the race to another writer stops the run
+//! ([`StateError::LostRace`]).
+
+use crate::objects::land::PartLedger;
+use crate::objects::source::SourceNotes;
+use crate::state::objects::{ManifestObject, ObjectsProgress, StagingObject};
+use crate::state::run_id::now_rfc3339;
+use crate::state::{Checkpoint, CheckpointStore, StateError};
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The run's checkpoint, shared by the tasks landing its objects.
+#[derive(Debug)]
+pub(super) struct SharedCheckpoint {
+    cp: Mutex<Checkpoint>,
+    store: tokio::sync::Mutex<CheckpointStore>,
+    /// Changes made (a counter), and the last change a completed save included.
+    changed: AtomicU64,
+    saved: AtomicU64,
+}
+
+impl SharedCheckpoint {
+    pub(super) fn new(cp: Checkpoint, store: CheckpointStore) -> Self {
+        Self {
+            cp: Mutex::new(cp),
+            store: tokio::sync::Mutex::new(store),
+            changed: AtomicU64::new(0),
+            saved: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Checkpoint> {
+        // A panic while holding the lock leaves a checkpoint that is still whole (every
+        // change is one assignment): keep using it.
+        self.cp.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Change the objects' progress, then save (coalesced with concurrent changes).
+    pub(super) async fn update(
+        &self,
+        change: impl FnOnce(&mut ObjectsProgress),
+    ) -> Result<(), StateError> {
+        let mine = {
+            let mut cp = self.lock();
+            change(cp.objects.get_or_insert_with(Default::default));
+            self.changed.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        self.save_including(mine).await
+    }
+
+    /// Change the whole checkpoint, then save.
+    pub(super) async fn update_checkpoint(
+        &self,
+        change: impl FnOnce(&mut Checkpoint),
+    ) -> Result<(), StateError> {
+        let mine = {
+            let mut cp = self.lock();
+            change(&mut cp);
+            self.changed.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        self.save_including(mine).await
+    }
+
+    async fn save_including(&self, change: u64) -> Result<(), StateError> {
+        let mut store = self.store.lock().await;
+        if self.saved.load(Ordering::SeqCst) >= change {
+            // A save that started after this change carried it.
+            return Ok(());
+        }
+        let (snapshot, upto) = {
+            let mut cp = self.lock();
+            cp.updated_at = now_rfc3339();
+            (cp.clone(), self.changed.load(Ordering::SeqCst))
+        };
+        store.save(&snapshot).await?;
+        self.saved.fetch_max(upto, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The store, once every task is done (for the run's commit).
+    pub(super) fn into_parts(self) -> (Checkpoint, CheckpointStore) {
+        let cp = self.cp.into_inner().unwrap_or_else(|e| e.into_inner());
+        (cp, self.store.into_inner())
+    }
+
+    pub(super) fn progress(&self) -> ObjectsProgress {
+        self.lock().objects.clone().unwrap_or_default()
+    }
+
+    pub(super) async fn landed(&self, object: ManifestObject) -> Result<(), StateError> {
+        self.update(|p| p.record_landed(object)).await
+    }
+}
+
+#[async_trait]
+impl PartLedger for SharedCheckpoint {
+    async fn staged(&self, staging: &StagingObject, part: u32) -> Result<(), String> {
+        self.update(|p| p.record_staged(staging, part))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[async_trait]
+impl SourceNotes for SharedCheckpoint {
+    async fn get(&self, key: &str) -> Option<String> {
+        self.lock()
+            .objects
+            .as_ref()
+            .and_then(|p| p.source_notes.get(key).cloned())
+    }
+
+    async fn set(&self, key: &str, value: &str) -> Result<(), String> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.update(|p| {
+            p.source_notes.insert(key, value);
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::sink::local::LocalSink;
+    use crate::sink::Sink;
+    use crate::state::{RunStatus, CHECKPOINT_VERSION};
+    use std::sync::Arc;
+
+    fn checkpoint() -> Checkpoint {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            job: "j".into(),
+            run_id: "r".into(),
+            status: RunStatus::Running,
+            source_url: "s3://b/p/".into(),
+            next_seq: 0,
+            next_request: None,
+            last_request: None,
+            pages: 0,
+            files: vec![],
+            schema: None,
+            schema_changes: vec![],
+            compared_with_run: None,
+            rejected: vec![],
+            first_request: None,
+            since: None,
+            watermark: None,
+            listing: Default::default(),
+            objects: Some(Default::default()),
+            started_at: "t".into(),
+            updated_at: "t".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_changes_are_all_saved_in_fewer_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let shared = Arc::new(SharedCheckpoint::new(
+            checkpoint(),
+            CheckpointStore::new(sink.clone()),
+        ));
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let s = shared.clone();
+            tasks.push(tokio::spawn(async move {
+                s.set(&format!("k{i}"), "v").await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let saved = CheckpointStore::new(sink).load().await.unwrap().unwrap();
+        assert_eq!(saved.objects.unwrap().source_notes.len(), 200);
+        assert_eq!(shared.get("k7").await.as_deref(), Some("v"));
+    }
+}
