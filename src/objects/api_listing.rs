@@ -1,23 +1,21 @@
-//! The objects an API hands back, as one source for the object run: references in its pages
-//! ([`super::refs`]) or the object list of an asynchronous export ([`super::export`]), and the
-//! expired-URL rule both share.
-//!
-//! Presigned URLs expire (often after minutes), and a large run may reach an object after its
-//! URL has. The rule: the first time an object's URL is refused as expired (403 "Request has
-//! expired"), the API is asked for a fresh list once — the same listing walked again, or the
-//! same export's status document read again, never a second export — and the object is
-//! matched by name in it; every later expiry is taken from that fresh list. An object missing
-//! from it, or a fresh URL refused again, fails the run clearly (its checkpoint kept).
+//! The objects an API hands back, as a source of an object run ([`ObjectSource`]): references
+//! in its pages ([`super::refs`]), or the object list of an asynchronous export
+//! ([`super::export`]) whose record is kept in the run's checkpoint (the source's notes), so a
+//! resumed run — or the driver's one fresh listing after an expired presigned URL — follows
+//! the same export and never starts a second one.
 
-use super::export::{await_export, ExportError, ExportLedger, ExportSpec};
-use super::refs::{list_refs, RefFields, RefListing, RefsError};
-use super::ObjectRef;
-use crate::clock::{Clock, Sleeper};
+use super::export::{await_export, ExportError, ExportLedger, ExportSpec, StartedExport};
+use super::refs::{list_refs, RefFields, RefListing};
+use super::source::{ObjectSource, ObjectSourceError, SourceListing, SourceNotes};
+use crate::clock::{Clock, Sleeper, SystemClock, TokioSleeper};
 use crate::config::SourceConfig;
 use crate::report::Reporter;
+use crate::secret::redact_url;
 use crate::source::client::ApiClient;
-use std::collections::{HashMap, HashSet};
-use url::Url;
+use std::sync::Arc;
+
+/// The note under which an export's record is kept in the checkpoint.
+const EXPORT_NOTE: &str = "export";
 
 /// How a pull finds its objects in the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,169 +26,134 @@ pub struct ApiObjectsConfig {
     pub export: Option<ExportSpec>,
 }
 
-/// Why an API did not tell which objects to land.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiObjectsError {
-    #[error(transparent)]
-    Refs(#[from] RefsError),
-    #[error(transparent)]
-    Export(#[from] ExportError),
-    #[error("the presigned URL of {name:?} has expired{again}, and the API's fresh object list {problem}. Run the same command again to resume (already landed objects are kept); if URLs expire before they can be read, ask the API for longer-lived URLs")]
-    Expired {
-        name: String,
-        /// Empty, or " again" when the fresh URL was refused too.
-        again: &'static str,
-        problem: String,
-    },
-    #[error("the expired-URL rule needs the object list first (internal)")]
-    NotListed,
+/// The objects an API hands back.
+pub struct ApiSource {
+    client: ApiClient,
+    source: SourceConfig,
+    config: ApiObjectsConfig,
+    clock: Arc<dyn Clock>,
+    sleeper: Arc<dyn Sleeper>,
 }
 
-impl ApiObjectsError {
-    /// Whether a rerun picks the work up where it stopped (see [`ExportError::is_resumable`]).
-    pub fn is_resumable(&self) -> bool {
-        match self {
-            ApiObjectsError::Export(e) => e.is_resumable(),
-            ApiObjectsError::Expired { .. } => true,
-            _ => false,
-        }
-    }
-}
-
-/// The objects an API hands back, listed once and re-listed at most once.
-pub struct ApiObjects<'a> {
-    client: &'a ApiClient,
-    source: &'a SourceConfig,
-    config: &'a ApiObjectsConfig,
-    /// Where the object list starts: `source.url`, or the export's status URL once known.
-    listing_url: Option<Url>,
-    /// The fresh list, by name, once the expired-URL rule asked for it.
-    fresh: Option<HashMap<String, ObjectRef>>,
-    /// Objects whose fresh URL was handed out: a second expiry of one of them is final.
-    renewed: HashSet<String>,
-}
-
-impl<'a> ApiObjects<'a> {
-    pub fn new(
-        client: &'a ApiClient,
-        source: &'a SourceConfig,
-        config: &'a ApiObjectsConfig,
-    ) -> Self {
+impl ApiSource {
+    pub fn new(client: ApiClient, source: SourceConfig, config: ApiObjectsConfig) -> Self {
         Self {
             client,
             source,
             config,
-            listing_url: None,
-            fresh: None,
-            renewed: HashSet::new(),
+            clock: Arc::new(SystemClock),
+            sleeper: Arc::new(TokioSleeper),
         }
     }
 
-    /// The objects to land: the listing walked to its end, or the export started (or picked
-    /// up from `ledger`), waited for, and its object list read.
-    pub async fn list(
-        &mut self,
-        ledger: &dyn ExportLedger,
-        clock: &dyn Clock,
-        sleeper: &dyn Sleeper,
+    /// The same source on another clock and sleeper (tests).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>, sleeper: Arc<dyn Sleeper>) -> Self {
+        self.clock = clock;
+        self.sleeper = sleeper;
+        self
+    }
+
+    async fn listing(
+        &self,
+        notes: &dyn SourceNotes,
         reporter: &dyn Reporter,
-    ) -> Result<RefListing, ApiObjectsError> {
+    ) -> Result<RefListing, ObjectSourceError> {
         let pagination = &self.source.pagination;
-        match &self.config.export {
-            None => {
-                let url = self.source.url.clone();
-                let listing = list_refs(
-                    self.client,
-                    &url,
-                    pagination,
-                    &self.config.fields,
-                    None,
-                    reporter,
-                )
-                .await?;
-                self.listing_url = Some(url);
-                Ok(listing)
-            }
-            Some(spec) => {
-                let done =
-                    await_export(self.client, spec, ledger, clock, sleeper, reporter).await?;
-                let url = done.status_url.clone();
-                let listing = list_refs(
-                    self.client,
-                    &url,
-                    pagination,
-                    &self.config.fields,
-                    Some(done.final_page),
-                    reporter,
-                )
-                .await?;
-                self.listing_url = Some(url);
-                Ok(listing)
-            }
-        }
-    }
-
-    /// The expired-URL rule for `object`, whose presigned URL was refused as expired: the
-    /// same object from a fresh list (asked for the first time only), or a clear error when
-    /// the object's fresh URL has expired too.
-    pub async fn renew(
-        &mut self,
-        object: &ObjectRef,
-        reporter: &dyn Reporter,
-    ) -> Result<ObjectRef, ApiObjectsError> {
-        let name = object.name.clone();
-        if self.renewed.contains(&name) {
-            return Err(ApiObjectsError::Expired {
-                name,
-                again: " again",
-                problem: "was already asked for once in this run".into(),
-            });
-        }
-        if self.fresh.is_none() {
-            let url = self.listing_url.clone().ok_or(ApiObjectsError::NotListed)?;
-            reporter.report(crate::report::Event::Warning {
-                message: format!(
-                    "the presigned URL of {name:?} has expired: asking the API for a fresh object list (once per run)"
-                ),
-            });
-            let listing = list_refs(
-                self.client,
-                &url,
-                &self.source.pagination,
-                &self.config.fields,
+        let fields = &self.config.fields;
+        let Some(spec) = &self.config.export else {
+            return list_refs(
+                &self.client,
+                &self.source.url,
+                pagination,
+                fields,
                 None,
                 reporter,
             )
-            .await?;
-            self.fresh = Some(
-                listing
-                    .objects
-                    .into_iter()
-                    .map(|o| (o.name.clone(), o))
-                    .collect(),
-            );
+            .await
+            .map_err(|e| ObjectSourceError::Listing(Box::new(e)));
+        };
+        let ledger = NotesLedger(notes);
+        let done = await_export(
+            &self.client,
+            spec,
+            &ledger,
+            self.clock.as_ref(),
+            self.sleeper.as_ref(),
+            reporter,
+        )
+        .await
+        .map_err(export_error)?;
+        let url = done.status_url.clone();
+        list_refs(
+            &self.client,
+            &url,
+            pagination,
+            fields,
+            Some(done.final_page),
+            reporter,
+        )
+        .await
+        .map_err(|e| ObjectSourceError::Listing(Box::new(e)))
+    }
+}
+
+/// An export that may still finish keeps the run (a rerun waits for the same export).
+fn export_error(e: ExportError) -> ObjectSourceError {
+    if e.is_resumable() {
+        ObjectSourceError::Resumable(Box::new(e))
+    } else {
+        ObjectSourceError::Listing(Box::new(e))
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectSource for ApiSource {
+    fn describe(&self) -> String {
+        redact_url(&self.source.url)
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.config.export {
+            Some(_) => "export",
+            None => "api-references",
         }
-        let found = self.fresh.as_ref().and_then(|fresh| fresh.get(&name));
-        match found {
-            Some(fresh) if fresh.location != object.location => {
-                self.renewed.insert(name);
-                Ok(fresh.clone())
-            }
-            Some(_) => Err(ApiObjectsError::Expired {
-                name,
-                again: "",
-                problem: "gives the same URL again".into(),
-            }),
-            None => Err(ApiObjectsError::Expired {
-                name,
-                again: "",
-                problem: "no longer lists it".into(),
+    }
+
+    async fn list(
+        &self,
+        notes: &dyn SourceNotes,
+        reporter: &dyn Reporter,
+    ) -> Result<SourceListing, ObjectSourceError> {
+        let listing = self.listing(notes, reporter).await?;
+        Ok(SourceListing {
+            objects: listing.objects,
+            pages: listing.pages,
+            warnings: listing.warnings,
+        })
+    }
+}
+
+/// The export's record in the run's checkpoint, through the source's notes.
+struct NotesLedger<'a>(&'a dyn SourceNotes);
+
+#[async_trait::async_trait]
+impl ExportLedger for NotesLedger<'_> {
+    async fn started(&self) -> Result<Option<StartedExport>, ExportError> {
+        match self.0.get(EXPORT_NOTE).await {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                ExportError::Ledger(format!(
+                    "cannot be read ({e}); run with --restart to start a new export"
+                ))
             }),
         }
     }
 
-    /// Whether the fresh list was asked for (the rule's "once").
-    pub fn relisted(&self) -> bool {
-        self.fresh.is_some()
+    async fn record(&self, export: &StartedExport) -> Result<(), ExportError> {
+        let text = serde_json::to_string(export).map_err(|e| ExportError::Ledger(e.to_string()))?;
+        self.0
+            .set(EXPORT_NOTE, &text)
+            .await
+            .map_err(ExportError::Ledger)
     }
 }

@@ -1,0 +1,327 @@
+//! End to end: the real `gatelake pull` lands the S3 objects an API hands back — references
+//! in cursor-paged pages, and an asynchronous export's file list — from moto's S3 (behind
+//! the export emulator's S3 front, `support/exports.rs`) into Azurite, and every object is
+//! read back and compared. Also: an export started exactly once across a SIGKILL, expired
+//! presigned URLs re-listed once (then a clear failure), and a URL on a foreign loopback port
+//! refused with no request sent to it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use gatelake::sink::Sink;
+use serde_json::Value;
+use std::process::Stdio;
+use std::time::Duration;
+use support::azurite::azurite;
+use support::exports::{
+    put_objects, ExportApi, ExportConfig, ExportObject, RefForm, S3Front, Tripwire, ACCESS_KEY,
+    SECRET_KEY,
+};
+use support::run::{command, gatelake, s, summary, text};
+
+/// Objects of 0 bytes, 1 byte, a few KiB and 3 MiB (several parts at the 1 MiB part size the
+/// tests use), with names in folders.
+fn contents(tag: &str) -> Vec<(String, Vec<u8>)> {
+    let big: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+    vec![
+        (format!("{tag}/empty.bin"), Vec::new()),
+        (format!("{tag}/one.bin"), b"x".to_vec()),
+        (
+            format!("{tag}/2026/12/part-0.jsonl"),
+            (0..100)
+                .map(|i| format!("{{\"id\":{i}}}\n"))
+                .collect::<String>()
+                .into_bytes(),
+        ),
+        (format!("{tag}/2026/12/part-1.bin"), big),
+        (format!("{tag}/last.txt"), b"the end\n".to_vec()),
+    ]
+}
+
+/// Storage (Azurite) and S3 (the front, static keys moto accepts) for the binary.
+fn env(front: &S3Front) -> Vec<(String, String)> {
+    vec![
+        (
+            "AZURE_STORAGE_CONNECTION_STRING".into(),
+            azurite().connection_string(),
+        ),
+        ("AWS_ENDPOINT_URL_S3".into(), front.url()),
+        ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ]
+}
+
+/// The reference flags of the emulator's listings.
+fn ref_flags(form: RefForm) -> Vec<String> {
+    let location = match form {
+        RefForm::Presigned => ["--object-url-field", "url"],
+        RefForm::S3Uri => ["--object-uri-field", "s3_uri"],
+    };
+    let mut flags = s(&[
+        "--paginate",
+        "cursor",
+        "--cursor-path",
+        "next_cursor",
+        "--cursor-param",
+        "cursor",
+        "--objects-path",
+        "files",
+        "--object-size-field",
+        "size",
+        "--object-checksum-field",
+        "md5",
+        "--object-name-field",
+        "name",
+        "--part-size",
+        "1MiB",
+        "--output",
+        "json",
+    ]);
+    flags.extend(s(&location));
+    flags
+}
+
+/// Every object landed under the run's folder exactly as it is in S3, and nothing else.
+async fn assert_landed(sink: &dyn Sink, run_id: &str, expected: &[(String, Vec<u8>)]) {
+    for (name, bytes) in expected {
+        let got = sink
+            .get(&format!("{run_id}/{name}"))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{name} did not land"));
+        assert_eq!(got.data.len(), bytes.len(), "{name}");
+        assert!(got.data.as_ref() == bytes.as_slice(), "{name}: other bytes");
+    }
+    let files: Vec<String> = sink
+        .list(&format!("{run_id}/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.path)
+        .filter(|p| {
+            !p.rsplit('/').next().unwrap_or("").starts_with('_') && !p.ends_with("load.sql")
+        })
+        .collect();
+    assert_eq!(files.len(), expected.len(), "{files:?}");
+}
+
+async fn manifest(sink: &dyn Sink, run_id: &str) -> Value {
+    let m = sink
+        .get(&format!("{run_id}/_manifest.json"))
+        .await
+        .unwrap()
+        .expect("manifest");
+    serde_json::from_slice(&m.data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn references_in_cursor_paged_pages_land_in_azurite() {
+    let content = contents("refs");
+    let objects = put_objects("refs-e2e", &content).await;
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.page_size = 2;
+    let api = ExportApi::start(config).await;
+    let (container, sink) = azurite().new_container("refs").await;
+    let dest = azurite().dest_url(&container, "");
+
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/files"),
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::Presigned));
+    let out = gatelake(args, env(&front)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["status"], "succeeded", "{sum}");
+    assert_eq!(sum["objects"], 5, "{sum}");
+    let run_id = sum["run_id"].as_str().unwrap();
+    let expected: Vec<(String, Vec<u8>)> = content;
+    assert_landed(&sink, run_id, &expected).await;
+    // Three pages of references, one listing; no signature anywhere in the manifest.
+    assert_eq!(api.listings(), 1);
+    assert_eq!(api.requests().len(), 3);
+    let m = manifest(&sink, run_id).await;
+    let text_of_manifest = m.to_string();
+    assert!(
+        !text_of_manifest.contains("X-Amz-Signature"),
+        "{text_of_manifest}"
+    );
+    assert!(
+        !text_of_manifest.contains("X-Amz-Credential"),
+        "{text_of_manifest}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_is_started_exactly_once_across_a_sigkill() {
+    let content = contents("export");
+    let objects = put_objects("export-e2e", &content).await;
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.form = RefForm::S3Uri;
+    config.page_size = 3;
+    config.polls_before_done = 6;
+    let api = ExportApi::start(config).await;
+    let (container, sink) = azurite().new_container("export").await;
+    let dest = azurite().dest_url(&container, "job");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/exports"),
+        "--export",
+        "--export-body",
+        r#"{"table":"orders"}"#,
+        "--export-poll-interval",
+        "200ms",
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::S3Uri));
+
+    // Killed while it waits for the export it started.
+    let mut child = command()
+        .args(&args)
+        .envs(env(&front))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while api.polls() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "the first attempt never polled its export"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let killed = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(!killed.status.success());
+    azurite().break_lease(&container, "job/_state/lock").await;
+    assert_eq!(api.exports_started(), 1);
+
+    let out = gatelake(args.clone(), env(&front)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["objects"], 5, "{sum}");
+    assert_eq!(sum["resumed"], true, "{sum}");
+    assert_eq!(
+        api.exports_started(),
+        1,
+        "the rerun started a second export"
+    );
+    let polled: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        polled.iter().all(|p| p == "/prod/exports/exp-1"),
+        "{polled:?}"
+    );
+    let run_sink = azurite().sink(&container, "job", azurite().credential());
+    let run_id = sum["run_id"].as_str().unwrap();
+    assert_landed(&run_sink, run_id, &content).await;
+    let start = &api.requests()[0];
+    assert_eq!(start.method, "POST");
+    assert_eq!(start.body.as_ref(), br#"{"table":"orders"}"#);
+    drop(sink);
+
+    // The next run of the job is a new run: a new export, and nothing copied twice.
+    let again = gatelake(args, env(&front)).await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(api.exports_started(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_urls_are_relisted_once_then_fail_clearly() {
+    let content = contents("expired");
+    let objects = put_objects("expired-e2e", &content).await;
+
+    // The first listing's URLs have expired: one fresh listing, and the run succeeds.
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects.clone(), &front.url());
+    config.expired_listings = 1;
+    let api = ExportApi::start(config).await;
+    let (container, sink) = azurite().new_container("expired").await;
+    let dest = azurite().dest_url(&container, "");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/files"),
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::Presigned));
+    let out = gatelake(args, env(&front)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(api.listings(), 2, "one listing, one fresh listing");
+    assert!(front.expired() >= 1);
+    let sum = summary(&out);
+    assert_landed(&sink, sum["run_id"].as_str().unwrap(), &content).await;
+
+    // Every listing's URLs have expired: one fresh listing, then a clear failure.
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.expired_listings = u64::MAX;
+    let api = ExportApi::start(config).await;
+    let (container, _sink) = azurite().new_container("expired-again").await;
+    let dest = azurite().dest_url(&container, "");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/files"),
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::Presigned));
+    let out = gatelake(args, env(&front)).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("has expired"), "{err}");
+    assert!(!err.contains("X-Amz-Signature"), "{err}");
+    assert_eq!(api.listings(), 2, "re-listed exactly once: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_on_a_foreign_loopback_port_is_refused_with_no_request_sent() {
+    let objects: Vec<ExportObject> = put_objects("foreign-e2e", &contents("foreign")).await;
+    let front = S3Front::start().await;
+    let tripwire = Tripwire::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.url_base = Some(tripwire.url());
+    let api = ExportApi::start(config).await;
+    let (container, _sink) = azurite().new_container("foreign").await;
+    let dest = azurite().dest_url(&container, "");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/files"),
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::Presigned));
+    let out = gatelake(args, env(&front)).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("refused to read") && err.contains("--allow-object-host"),
+        "{err}"
+    );
+    assert!(!err.contains("X-Amz-Signature"), "{err}");
+    assert_eq!(
+        tripwire.connections(),
+        0,
+        "a request reached the foreign host"
+    );
+    assert!(front.requests().is_empty(), "{:?}", front.requests());
+}
