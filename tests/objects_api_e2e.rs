@@ -127,13 +127,7 @@ async fn references_in_cursor_paged_pages_land_in_azurite() {
     let (container, sink) = azurite().new_container("refs").await;
     let dest = azurite().dest_url(&container, "");
 
-    let mut args = s(&[
-        "pull",
-        "--url",
-        &api.url("/prod/files"),
-        "--dest",
-        &dest,
-    ]);
+    let mut args = s(&["pull", "--url", &api.url("/prod/files"), "--dest", &dest]);
     args.extend(ref_flags(RefForm::Presigned));
     let out = gatelake(args, env(&front)).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -254,13 +248,7 @@ async fn expired_urls_are_relisted_once_then_fail_clearly() {
     let api = ExportApi::start(config).await;
     let (container, sink) = azurite().new_container("expired").await;
     let dest = azurite().dest_url(&container, "");
-    let mut args = s(&[
-        "pull",
-        "--url",
-        &api.url("/prod/files"),
-        "--dest",
-        &dest,
-    ]);
+    let mut args = s(&["pull", "--url", &api.url("/prod/files"), "--dest", &dest]);
     args.extend(ref_flags(RefForm::Presigned));
     let out = gatelake(args, env(&front)).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -276,13 +264,7 @@ async fn expired_urls_are_relisted_once_then_fail_clearly() {
     let api = ExportApi::start(config).await;
     let (container, _sink) = azurite().new_container("expired-again").await;
     let dest = azurite().dest_url(&container, "");
-    let mut args = s(&[
-        "pull",
-        "--url",
-        &api.url("/prod/files"),
-        "--dest",
-        &dest,
-    ]);
+    let mut args = s(&["pull", "--url", &api.url("/prod/files"), "--dest", &dest]);
     args.extend(ref_flags(RefForm::Presigned));
     let out = gatelake(args, env(&front)).await;
     assert!(!out.status.success());
@@ -302,13 +284,7 @@ async fn a_url_on_a_foreign_loopback_port_is_refused_with_no_request_sent() {
     let api = ExportApi::start(config).await;
     let (container, _sink) = azurite().new_container("foreign").await;
     let dest = azurite().dest_url(&container, "");
-    let mut args = s(&[
-        "pull",
-        "--url",
-        &api.url("/prod/files"),
-        "--dest",
-        &dest,
-    ]);
+    let mut args = s(&["pull", "--url", &api.url("/prod/files"), "--dest", &dest]);
     args.extend(ref_flags(RefForm::Presigned));
     let out = gatelake(args, env(&front)).await;
     assert!(!out.status.success());
@@ -324,4 +300,163 @@ async fn a_url_on_a_foreign_loopback_port_is_refused_with_no_request_sent() {
         "a request reached the foreign host"
     );
     assert!(front.requests().is_empty(), "{:?}", front.requests());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The README's section "An export API that hands back S3 objects", run as written
+// ---------------------------------------------------------------------------------------------
+
+/// The README block after `<!-- readme-test: NAME -->`, shell continuations kept.
+fn readme_block(name: &str) -> String {
+    let readme = support::recipe::read_repo_file("README.md");
+    let marker = format!("<!-- readme-test: {name} -->");
+    let after = readme
+        .split_once(&marker)
+        .unwrap_or_else(|| panic!("no README block is marked {marker}"))
+        .1;
+    let fence = after.split_once("```").unwrap().1;
+    let body = fence.split_once('\n').unwrap().1;
+    body.split_once("```").unwrap().0.to_string()
+}
+
+/// Run a README shell block with `gatelake` on `PATH`, the substitutions made (each must be
+/// found exactly once), in the environment of these tests.
+async fn run_readme_block(
+    name: &str,
+    pairs: &[(&str, &str)],
+    front: &S3Front,
+) -> std::process::Output {
+    let script = support::recipe::substitute(&readme_block(name), pairs);
+    for host in ["amazonaws.com", "windows.net"] {
+        assert!(
+            !script.contains(host),
+            "the block still names {host}:\n{script}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("block.sh");
+    std::fs::write(&file, &script).unwrap();
+    let mut bash = support::recipe::hermetic("bash");
+    bash.current_dir(dir.path())
+        .args(["-euo", "pipefail"])
+        .arg(&file)
+        .env(
+            "PATH",
+            support::recipe::path_with(&[&support::recipe::bin_dir(dir.path())]),
+        )
+        .envs(env(front));
+    let out = support::recipe::run(bash).await;
+    drop(dir);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_object_references_in_pages() {
+    let content = contents("readme-refs");
+    let objects = put_objects("readme-refs", &content).await;
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.page_size = 2;
+    let api = ExportApi::start(config).await;
+    let (container, sink) = azurite().new_container("readme-refs").await;
+    let dest = azurite().dest_url(&container, "files");
+    let url = api.url("/prod/files");
+    let out = run_readme_block(
+        "readme_object_references_in_pages",
+        &[
+            (
+                "https://abc123.execute-api.us-east-1.amazonaws.com/prod/files",
+                &url,
+            ),
+            ("abfss://raw@myaccount.dfs.core.windows.net/files", &dest),
+        ],
+        &front,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run_sink = azurite().sink(&container, "files", azurite().credential());
+    let runs: Vec<String> = run_sink
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| o.path.strip_suffix("/_SUCCESS").map(str::to_string))
+        .collect();
+    let [run_id] = runs.try_into().unwrap();
+    assert_landed(&run_sink, &run_id, &content).await;
+    assert_eq!(api.listings(), 1);
+    drop(sink);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_an_export_api() {
+    let content = contents("readme-export");
+    let objects = put_objects("readme-export", &content).await;
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.form = RefForm::S3Uri;
+    config.page_size = 2;
+    config.polls_before_done = 1;
+    let api = ExportApi::start(config).await;
+    let (container, _sink) = azurite().new_container("readme-export").await;
+    let dest = azurite().dest_url(&container, "orders");
+    let url = api.url("/prod/exports");
+    let out = run_readme_block(
+        "readme_an_export_api",
+        &[
+            (
+                "https://abc123.execute-api.us-east-1.amazonaws.com/prod/exports",
+                &url,
+            ),
+            ("abfss://raw@myaccount.dfs.core.windows.net/orders", &dest),
+        ],
+        &front,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(api.exports_started(), 1);
+    let start = &api.requests()[0];
+    let body: Value = serde_json::from_slice(&start.body).unwrap();
+    assert_eq!(body["table"], "orders");
+    let run_sink = azurite().sink(&container, "orders", azurite().credential());
+    let runs: Vec<String> = run_sink
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|o| o.path.strip_suffix("/_SUCCESS").map(str::to_string))
+        .collect();
+    let [run_id] = runs.try_into().unwrap();
+    assert_landed(&run_sink, &run_id, &content).await;
+}
+
+#[test]
+fn readme_export_iam_policy() {
+    let policy: Value = serde_json::from_str(&readme_block("readme_export_iam_policy"))
+        .expect("the policy is JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let get = statements
+        .iter()
+        .find(|s| {
+            s["Action"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "s3:GetObject"))
+        })
+        .expect("a GetObject statement");
+    assert_eq!(get["Resource"], "arn:aws:s3:::acme-exports/orders/*");
+    let list = statements
+        .iter()
+        .find(|s| s["Action"] == "s3:ListBucket")
+        .expect("a ListBucket statement");
+    assert_eq!(list["Resource"], "arn:aws:s3:::acme-exports");
+    assert_eq!(list["Condition"]["StringLike"]["s3:prefix"][0], "orders/*");
+    // Nothing beyond reading: no write, delete or wildcard action.
+    for s in statements {
+        assert_eq!(s["Effect"], "Allow");
+        let actions = s["Action"].to_string();
+        assert!(
+            !actions.contains('*') && !actions.contains("Put") && !actions.contains("Delete"),
+            "{actions}"
+        );
+    }
 }
