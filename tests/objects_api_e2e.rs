@@ -150,6 +150,14 @@ async fn references_in_cursor_paged_pages_land_in_azurite() {
         !text_of_manifest.contains("X-Amz-Credential"),
         "{text_of_manifest}"
     );
+    // Nor in the job's state, nor in what the run printed.
+    for state in sink.list("_state/").await.unwrap() {
+        if let Some(o) = sink.get(&state.path).await.unwrap() {
+            assert!(!text(&o.data).contains("X-Amz-Signature"), "{}", state.path);
+        }
+    }
+    assert!(!text(&out.stdout).contains("X-Amz-Signature"));
+    assert!(!text(&out.stderr).contains("X-Amz-Signature"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -459,4 +467,62 @@ fn readme_export_iam_policy() {
             "{actions}"
         );
     }
+}
+
+/// Settings that would be silently ignored are refused before anything runs (exit 2).
+#[tokio::test]
+async fn settings_that_cannot_apply_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake").display().to_string();
+    let base = [
+        "pull",
+        "--url",
+        "http://127.0.0.1:9/prod/files",
+        "--dest",
+        &dest,
+    ];
+    let refs = ["--objects-path", "files", "--object-url-field", "url"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--records", "items"], "say where with --objects-path"),
+        (
+            vec!["--max-pages", "3"],
+            "--max-pages applies to a pull of records",
+        ),
+        (
+            vec!["--land", "records"],
+            "--land records is not available for pull",
+        ),
+        (vec!["--export-timeout", "1h"], "add --export"),
+    ];
+    for (extra, want) in cases {
+        let mut args: Vec<String> = s(&base);
+        args.extend(s(&refs));
+        args.extend(s(&extra));
+        let out = gatelake(args, Vec::new()).await;
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            text(&out.stderr).contains(want),
+            "{extra:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Object flags on a pull of records.
+    let mut args: Vec<String> = s(&base);
+    args.extend(s(&["--part-size", "16MiB"]));
+    let out = gatelake(args, Vec::new()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--part-size says how S3 objects land"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !std::path::Path::new(&dest).exists(),
+        "something was written"
+    );
 }
