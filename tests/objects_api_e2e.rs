@@ -526,3 +526,44 @@ async fn settings_that_cannot_apply_are_refused_before_anything_runs() {
         "something was written"
     );
 }
+
+/// Starting an export is retried only when it cannot have reached the backend (429), never
+/// after a 5xx that may have started one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_an_export_is_retried_only_when_it_cannot_have_started_one() {
+    let content = contents("start");
+    let objects = put_objects("start-e2e", &content).await;
+    let front = S3Front::start().await;
+    let posts = |api: &ExportApi| api.requests().iter().filter(|r| r.method == "POST").count();
+    for (failures, succeeds, expected_posts) in [(vec![429, 429], true, 3), (vec![503], false, 1)] {
+        let mut config = ExportConfig::new(objects.clone(), &front.url());
+        config.form = RefForm::S3Uri;
+        config.polls_before_done = 0;
+        config.start_failures = failures.clone();
+        let api = ExportApi::start(config).await;
+        let (container, _sink) = azurite().new_container("start").await;
+        let dest = azurite().dest_url(&container, "");
+        let mut args = s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/exports"),
+            "--export",
+            "--dest",
+            &dest,
+        ]);
+        args.extend(ref_flags(RefForm::S3Uri));
+        let out = gatelake(args, env(&front)).await;
+        assert_eq!(
+            out.status.success(),
+            succeeds,
+            "{failures:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(posts(&api), expected_posts, "{failures:?}");
+        if !succeeds {
+            let err = text(&out.stderr);
+            assert!(err.contains("is not sent again"), "{err}");
+            assert_eq!(out.status.code(), Some(4), "{err}");
+        }
+    }
+}

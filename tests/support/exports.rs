@@ -300,6 +300,10 @@ pub struct ExportConfig {
     pub fail_with: Option<String>,
     /// Delay before every answer (to give a kill somewhere to land). Default zero.
     pub latency: Duration,
+    /// The first start requests are answered with these statuses, in order (429 as API
+    /// Gateway throttles, with `Retry-After: 0`; others as a gateway error), and start
+    /// nothing. Default none.
+    pub start_failures: Vec<u16>,
 }
 
 impl ExportConfig {
@@ -315,6 +319,7 @@ impl ExportConfig {
             polls_before_done: 2,
             fail_with: None,
             latency: Duration::ZERO,
+            start_failures: Vec::new(),
         }
     }
 }
@@ -333,6 +338,7 @@ struct ApiShared {
     exports_started: AtomicU64,
     polls: AtomicU64,
     listings: AtomicU64,
+    start_attempts: AtomicU64,
 }
 
 impl ExportApi {
@@ -345,6 +351,7 @@ impl ExportApi {
             exports_started: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             listings: AtomicU64::new(0),
+            start_attempts: AtomicU64::new(0),
         });
         let app = Router::new().fallback(api).with_state(Arc::clone(&shared));
         let server = serve_plain(app).await;
@@ -414,6 +421,22 @@ async fn api(State(shared): State<Arc<ApiShared>>, request: Request) -> Response
     let path = parts.uri.path();
     match (&parts.method, path) {
         (&Method::POST, "/prod/exports") => {
+            let attempt = shared.start_attempts.fetch_add(1, Ordering::SeqCst) as usize;
+            if let Some(status) = shared.config.start_failures.get(attempt) {
+                let status = StatusCode::from_u16(*status).unwrap();
+                return if status == StatusCode::TOO_MANY_REQUESTS {
+                    answer(
+                        status,
+                        json!({"message": "Too Many Requests"}),
+                        &[
+                            ("x-amzn-errortype", "TooManyRequestsException"),
+                            ("retry-after", "0"),
+                        ],
+                    )
+                } else {
+                    answer(status, json!({"message": "Internal server error"}), &[])
+                };
+            }
             if !body.is_empty() && serde_json::from_slice::<Value>(&body).is_err() {
                 return answer(
                     StatusCode::BAD_REQUEST,
