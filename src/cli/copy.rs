@@ -8,13 +8,14 @@
 use super::args::{IdentityArgs, OutputArgs, OutputMode};
 use super::exit_code::ExitCode;
 use super::job_spec::JobSpec;
-use super::object_args::{LandArg, ObjectArgs};
+use super::object_args::ObjectArgs;
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
 use super::settings::{resolve_identity, resolve_output};
 use super::{check_destination, print_settings, report_failure, reporter_for, usage_error};
 use clap::{ArgMatches, Args};
 use gatelake::engine::{Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
+use gatelake::objects::records::RecordsError;
 use gatelake::objects::source::{ObjectSourceError, PrefixSource};
 use gatelake::objects::{ObjectError, PrefixFilter, S3Uri};
 use gatelake::run::objects::{
@@ -126,11 +127,6 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
         )
         .unwrap_or(DEFAULT_CONCURRENCY);
     let objects = args.objects.resolve(&mut r, &job, concurrency)?;
-    if args.objects.land == Some(LandArg::Records) {
-        return usage(
-            "--land records is not available for copy in this version: use --land as-is (the default), which lands each object byte for byte with its size and checksum verified",
-        );
-    }
     let since = match &args.modified_since {
         Some(text) => Some(modified_since(text)?),
         None => None,
@@ -148,6 +144,8 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
             job: job_name,
             objects,
             output: out.config,
+            decode: Default::default(),
+            upload_concurrency: out.upload_concurrency,
             auth: "iam".into(),
         },
         uri,
@@ -323,9 +321,16 @@ pub(super) fn exit_code_of(e: &ObjectRunError) -> ExitCode {
             gatelake::objects::land::LandError::TooManyParts { .. } => ExitCode::Usage,
             _ => ExitCode::Sink,
         },
-        ObjectRunError::SourceChanged { .. }
-        | ObjectRunError::BadName { .. }
-        | ObjectRunError::Records(_) => ExitCode::Usage,
+        ObjectRunError::Records(r) => match r {
+            RecordsError::Interrupted { .. } => ExitCode::Interrupted,
+            RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
+            RecordsError::Checkpoint { .. } => ExitCode::Sink,
+            RecordsError::Changed { .. } => ExitCode::Usage,
+            RecordsError::Internal { .. } => ExitCode::Failure,
+            _ => ExitCode::Source,
+        },
+        ObjectRunError::PreviousRun(_) => ExitCode::Sink,
+        ObjectRunError::SourceChanged { .. } | ObjectRunError::BadName { .. } => ExitCode::Usage,
         ObjectRunError::Vanished { .. } => ExitCode::Source,
         ObjectRunError::Interrupted { .. } => ExitCode::Interrupted,
         ObjectRunError::Internal(_) => ExitCode::Failure,
@@ -351,6 +356,13 @@ pub(super) fn print_summary(s: &ObjectSummary, mode: OutputMode) {
                     String::new()
                 }
             );
+            if s.land == "records" {
+                println!(
+                    "Records:  {} in {}",
+                    super::progress::count(s.rows, "record"),
+                    super::progress::count(s.files, "chunk")
+                );
+            }
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);
             println!("Manifest: {}", s.manifest_url);

@@ -12,6 +12,7 @@
 
 mod commit;
 mod object_progress;
+mod object_records;
 pub mod objects;
 mod resume;
 pub mod unit;

@@ -22,9 +22,11 @@ use crate::config::OutputConfig;
 use crate::load::manifest::{Manifest, ManifestStatus};
 use crate::load::object_manifest::ObjectManifestInput;
 use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
+use crate::objects::decode::DecodeOptions;
 use crate::objects::land::{
     checksum_entry, checksum_of, source_of, AsIsLander, LandError, LandJob,
 };
+use crate::objects::records::RecordsError;
 use crate::objects::source::{ObjectSource, ObjectSourceError};
 use crate::objects::{Land, ObjectError, ObjectLocation, ObjectReader, ObjectRef, ObjectsConfig};
 use crate::pipeline::StopSignal;
@@ -41,6 +43,20 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::Mutex;
 
+/// The columns of the last completed run, for `--land records` in csv or parquet to compare
+/// its first object with (drift across runs).
+async fn previous_schema(
+    config: &ObjectRunConfig,
+    sink: &dyn Sink,
+) -> Result<Option<crate::encode::schema::Schema>, ObjectRunError> {
+    if !config.output.encode.format.columnar() || config.output.schema.pinned.is_some() {
+        return Ok(None);
+    }
+    Ok(crate::load::previous::latest_manifest_before(sink, None)
+        .await?
+        .and_then(|m| m.schema))
+}
+
 /// Names a run writes beside its objects: an object may not take them.
 const RUN_FILES: [&str; 3] = [MANIFEST, SUCCESS_MARKER, LOAD_SQL];
 
@@ -49,8 +65,11 @@ const RUN_FILES: [&str; 3] = [MANIFEST, SUCCESS_MARKER, LOAD_SQL];
 pub struct ObjectRunConfig {
     pub job: String,
     pub objects: ObjectsConfig,
-    /// The chunks of `--land records` (format, chunk size, schema policy).
+    /// The chunks of `--land records` (format, chunk size, schema policy), how objects'
+    /// content is read into records, and how many chunks upload at once.
     pub output: OutputConfig,
+    pub decode: DecodeOptions,
+    pub upload_concurrency: usize,
     /// How the objects are read, for the manifest: `iam` (the run's AWS credentials), or the
     /// API's auth kind.
     pub auth: String,
@@ -87,8 +106,10 @@ pub enum ObjectRunError {
         source_uri: String,
         run_id: String,
     },
-    #[error("--land records: {0}")]
-    Records(String),
+    #[error(transparent)]
+    Records(#[from] RecordsError),
+    #[error("reading the previous run to compare schemas: {0}")]
+    PreviousRun(#[from] crate::load::previous::PreviousRunError),
     #[error("interrupted: run {run_id} stopped with {landed} of {planned} objects landed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
     Interrupted {
         run_id: String,
@@ -97,6 +118,13 @@ pub enum ObjectRunError {
     },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ObjectRunError {
+    /// An object's read failing outside the as-is lander.
+    pub(super) fn from_object(e: ObjectError) -> Self {
+        ObjectRunError::Land(LandError::Object(e))
+    }
 }
 
 /// What an object run produced; printed as the JSON summary.
@@ -114,9 +142,12 @@ pub struct ObjectSummary {
     pub land: &'static str,
     /// Objects the run landed (over every attempt).
     pub objects: u64,
+    /// `--land records`: records in the run's chunks, and the chunks.
+    pub rows: u64,
+    pub files: u64,
     /// Objects the listing held that an earlier run already copied.
     pub skipped: u64,
-    /// Bytes of the objects landed.
+    /// Bytes landed: the objects' (as-is), the chunks' (records).
     pub bytes: u64,
     pub warnings: Vec<String>,
     /// Seconds this invocation took.
@@ -221,9 +252,19 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             .await?;
         }
         Land::Records => {
-            return Err(ObjectRunError::Records(
-                "this build lands objects as-is only; use --land as-is".into(),
-            ))
+            let previous_schema = previous_schema(config, sink.as_ref()).await?;
+            super::object_records::land_all_records(super::object_records::RecordsRun {
+                config,
+                reader,
+                sink: sink.clone(),
+                shared: &shared,
+                live: &live,
+                run_id: &run_id,
+                previous_schema,
+                reporter: reporter.clone(),
+                stop,
+            })
+            .await?;
         }
     }
 
@@ -231,11 +272,17 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
         .map_err(|_| ObjectRunError::Internal("the checkpoint is still shared".into()))?;
     let (mut cp, mut store) = shared.into_parts();
     let manifest = commit(config, source, sink.as_ref(), options, &mut cp, &mut store).await?;
-    let bytes = manifest.objects.iter().map(|o| o.size).sum();
+    // As-is: the objects' bytes; records: the chunks' (and the objects read into them).
+    let records_done = cp
+        .objects
+        .as_ref()
+        .map_or(0, |p| p.records.values().filter(|r| r.done).count() as u64);
+    let objects = manifest.objects.len() as u64 + records_done;
+    let bytes = manifest.objects.iter().map(|o| o.size).sum::<u64>() + manifest.totals.bytes;
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
         rows: manifest.totals.rows,
-        files: manifest.objects.len() as u64,
+        files: manifest.objects.len() as u64 + manifest.totals.files,
         bytes,
     });
     Ok(ObjectSummary {
@@ -250,7 +297,9 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             Land::AsIs => "as-is",
             Land::Records => "records",
         },
-        objects: manifest.objects.len() as u64,
+        objects,
+        rows: manifest.totals.rows,
+        files: manifest.totals.files,
         skipped: manifest.objects_skipped,
         bytes,
         warnings: manifest.outcome.warnings.clone(),
@@ -295,7 +344,7 @@ async fn discard(sink: &dyn Sink, run_id: &str) -> Result<(), SinkError> {
 }
 
 /// The objects behind presigned URLs, by name, as the source last listed them.
-type Live = HashMap<String, ObjectRef>;
+pub(super) type Live = HashMap<String, ObjectRef>;
 
 /// The run's plan: listed, filtered by the ledger and saved, unless the checkpoint has it.
 /// Returns the live references of URL objects (their signatures are never saved).
@@ -408,7 +457,11 @@ fn planned_of(o: &ObjectRef) -> PlannedObject {
 
 /// The reference to read a planned object through: its `s3://` URI as planned, or the
 /// source's live URL for it.
-fn reference_of(p: &PlannedObject, live: &Live, run_id: &str) -> Result<ObjectRef, ObjectRunError> {
+pub(super) fn reference_of(
+    p: &PlannedObject,
+    live: &Live,
+    run_id: &str,
+) -> Result<ObjectRef, ObjectRunError> {
     let location = match p.source.strip_prefix("s3://") {
         Some(rest) => {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
@@ -482,10 +535,13 @@ async fn land_as_is(
         .buffer_unordered(concurrency.max(1))
         .collect::<Vec<_>>()
         .await;
+    // What landed is saved whatever happened next, so a rerun lands less again.
+    let flushed = shared.flush().await;
     let mut stopped = false;
     for r in results {
         stopped |= !r?;
     }
+    flushed?;
     if stopped {
         let p = shared.progress();
         return Err(ObjectRunError::Interrupted {
@@ -547,6 +603,22 @@ async fn commit(
     cp: &mut Checkpoint,
     store: &mut CheckpointStore,
 ) -> Result<Manifest, ObjectRunError> {
+    let progress = cp.objects.clone().unwrap_or_default();
+    let planned = progress.planned.clone().unwrap_or_default();
+    // --land records: the run's chunks are its objects' chunks, in plan order.
+    if !progress.records.is_empty() {
+        cp.files.clear();
+        cp.schema_changes.clear();
+        for p in &planned {
+            if let Some(r) = progress.records.get(&p.name) {
+                cp.files.extend(r.files.iter().cloned());
+                cp.schema_changes.extend(r.schema_changes.iter().cloned());
+                if r.schema.is_some() {
+                    cp.schema = r.schema.clone();
+                }
+            }
+        }
+    }
     let manifest = Manifest::assemble_objects(ObjectManifestInput {
         job: &config.job,
         checkpoint: cp,
@@ -586,7 +658,19 @@ async fn commit(
     )
     .await?;
     let mut ledger = CopiedLedger::load(sink).await?;
-    ledger.add(&cp.run_id, &manifest.objects);
+    let as_is = manifest
+        .objects
+        .iter()
+        .map(|o| (o.source.clone(), o.version_id.clone(), o.etag.clone()));
+    let as_records = planned.iter().filter_map(|p| {
+        let r = progress.records.get(&p.name).filter(|r| r.done)?;
+        Some((
+            p.source.clone(),
+            r.version_id.clone().or(p.version_id.clone()),
+            r.etag.clone().or(p.etag.clone()),
+        ))
+    });
+    ledger.add(&cp.run_id, as_is.chain(as_records).collect::<Vec<_>>());
     ledger.save(sink).await?;
     cp.status = RunStatus::Complete;
     cp.updated_at = now_rfc3339();

@@ -91,7 +91,7 @@ pub struct ManifestObject {
 }
 
 /// The objects part of a run's checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectsProgress {
     /// What the objects' source saved before or while listing (e.g. an export's status URL,
     /// so a resumed run polls the same export); never a secret.
@@ -109,6 +109,9 @@ pub struct ObjectsProgress {
     /// Large objects with parts staged and not yet committed.
     #[serde(default)]
     pub staging: Vec<StagingObject>,
+    /// `--land records`: each object's progress (a record offset within it), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub records: BTreeMap<String, crate::state::records::RecordsProgress>,
 }
 
 impl ObjectsProgress {
@@ -208,15 +211,20 @@ impl CopiedLedger {
             .is_some_and(|c| c.is(version_id, etag))
     }
 
-    /// Add a run's landed objects. Written by the run's commit, under the job's lock, before
-    /// the checkpoint is marked complete: a commit killed midway writes it again on resume.
-    pub fn add(&mut self, run_id: &str, landed: &[ManifestObject]) {
-        for o in landed {
+    /// Add a run's landed objects: (source, version id, ETag) each. Written by the run's
+    /// commit, under the job's lock, before the checkpoint is marked complete: a commit
+    /// killed midway writes it again on resume.
+    pub fn add(
+        &mut self,
+        run_id: &str,
+        landed: impl IntoIterator<Item = (String, Option<String>, Option<String>)>,
+    ) {
+        for (source, version_id, etag) in landed {
             self.objects.insert(
-                o.source.clone(),
+                source,
                 CopiedVersion {
-                    version_id: o.version_id.clone(),
-                    etag: o.etag.clone(),
+                    version_id,
+                    etag,
                     run_id: run_id.to_string(),
                 },
             );
@@ -290,11 +298,13 @@ mod tests {
         let mut l = CopiedLedger::default();
         l.add(
             "r1",
-            &[
+            [
                 landed("a", Some("v1"), Some("e1")),
                 landed("b", None, Some("e2")),
                 landed("c", None, None),
-            ],
+            ]
+            .into_iter()
+            .map(|o| (o.source, o.version_id, o.etag)),
         );
         assert!(l.copied("s3://b/p/a", Some("v1"), Some("other")));
         assert!(!l.copied("s3://b/p/a", Some("v2"), Some("e1")));
