@@ -489,8 +489,8 @@ async fn settings_that_cannot_apply_are_refused_before_anything_runs() {
             "--max-pages applies to a pull of records",
         ),
         (
-            vec!["--land", "records"],
-            "--land records is not available for pull",
+            vec!["--object-uri-field", "s3_uri"],
+            "either a URL or an s3:// URI",
         ),
         (vec!["--export-timeout", "1h"], "add --export"),
     ];
@@ -566,4 +566,90 @@ async fn starting_an_export_is_retried_only_when_it_cannot_have_started_one() {
             assert_eq!(out.status.code(), Some(4), "{err}");
         }
     }
+}
+
+/// `--land records`: the content of the export's objects (jsonl, gzip jsonl, csv) goes through
+/// the encode path into chunks, each record once, the reference's record count checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exports_objects_land_as_records() {
+    let jsonl: String = (0..50)
+        .map(|i| format!("{{\"id\":{i},\"kind\":\"a\"}}\n"))
+        .collect();
+    let gz = {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let more: String = (50..120)
+            .map(|i| format!("{{\"id\":{i},\"kind\":\"b\"}}\n"))
+            .collect();
+        e.write_all(more.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let csv: String = std::iter::once("id,kind\n".to_string())
+        .chain((120..150).map(|i| format!("{i},c\n")))
+        .collect();
+    let content = vec![
+        ("records/a.jsonl".to_string(), jsonl.into_bytes()),
+        ("records/b.jsonl.gz".to_string(), gz),
+        ("records/c.csv".to_string(), csv.into_bytes()),
+    ];
+    let mut objects = put_objects("records-e2e", &content).await;
+    for (o, n) in objects.iter_mut().zip([50, 70, 30]) {
+        o.records = Some(n);
+    }
+    let front = S3Front::start().await;
+    let mut config = ExportConfig::new(objects, &front.url());
+    config.form = RefForm::S3Uri;
+    config.polls_before_done = 1;
+    let api = ExportApi::start(config).await;
+    let (container, sink) = azurite().new_container("records").await;
+    let dest = azurite().dest_url(&container, "");
+    let mut args = s(&[
+        "pull",
+        "--url",
+        &api.url("/prod/exports"),
+        "--export",
+        "--export-poll-interval",
+        "100ms",
+        "--land",
+        "records",
+        "--object-records-field",
+        "records",
+        "--format",
+        "jsonl",
+        "--dest",
+        &dest,
+    ]);
+    args.extend(ref_flags(RefForm::S3Uri));
+    let out = gatelake(args, env(&front)).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(sum["land"], "records", "{sum}");
+    assert_eq!(sum["rows"], 150, "{sum}");
+    let run_id = sum["run_id"].as_str().unwrap();
+    let mut ids = Vec::new();
+    for o in sink.list(&format!("{run_id}/")).await.unwrap() {
+        if !o.path.ends_with(".jsonl.gz") {
+            continue;
+        }
+        let data = sink.get(&o.path).await.unwrap().unwrap().data;
+        let mut raw = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::MultiGzDecoder::new(data.as_ref()),
+            &mut raw,
+        )
+        .unwrap();
+        for line in raw.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            ids.push(
+                v["id"]
+                    .to_string()
+                    .trim_matches('"')
+                    .parse::<u64>()
+                    .unwrap(),
+            );
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..150).collect::<Vec<u64>>());
+    assert_eq!(api.exports_started(), 1);
 }

@@ -90,13 +90,6 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
                 )
                 .unwrap_or(OBJECT_CONCURRENCY);
             let objects = args.objects.resolve(&mut r, &job, parts)?;
-            // Refused here, before an export is started for nothing (as `copy` does).
-            if objects.land == gatelake::objects::Land::Records {
-                return Err(UsageError(
-                    "--land records is not available for pull in this version: use --land as-is (the default), which lands each object byte for byte with its size and checksum verified".into(),
-                )
-                .into());
-            }
             (1, Some(PullObjects { api, objects }))
         }
         None => {
