@@ -9,6 +9,9 @@
 //! export when it resumes and never starts a second one. The timeout counts from the moment
 //! the export was started, not from the resume. Starting is the one request that is never
 //! retried once it may have reached the API (see `ApiClient::post_json`).
+//! One window stays open: a kill after the API answered the start but before the record is
+//! written looks to the rerun like a start that never happened (only an API that accepts an
+//! idempotency key could tell); it is the time of one checkpoint write.
 //!
 //! The clock and the pauses are injected ([`Clock`], [`Sleeper`]): the state machine is tested
 //! with a fake clock, without waiting.
