@@ -419,3 +419,40 @@ async fn land_records_reads_jsonl_json_and_csv_objects_into_chunks_then_only_new
     assert_eq!(m["totals"]["rows"].as_u64(), Some(0));
     assert_eq!(m["objects_skipped"].as_u64(), Some(3));
 }
+
+/// `--copy-mode server` where the storage cannot read the source itself: a local folder says
+/// so and how to fix it; Azurite cannot reach moto's presigned URL, and the failure names the
+/// object without the URL's signature. Neither exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_mode_fails_clearly_where_the_storage_cannot_read_the_source() {
+    let bucket = TestBucket::new("copy-server", false).await;
+    bucket.put("s/big.bin", bytes_of(3, 3 << 20)).await;
+    bucket.put("s/empty", Vec::new()).await;
+    let lake = tempfile::tempdir().unwrap();
+    let args = |dest: &str| {
+        copy_args(
+            &bucket.uri("s/"),
+            dest,
+            &["--copy-mode", "server", "--part-size", "1MiB"],
+        )
+    };
+    let out = gatelake(args(lake.path().join("j").to_str().unwrap()), moto_env()).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("--copy-mode client"), "{err}");
+
+    let (container, _) = azurite().new_container("copy-server").await;
+    let mut env = moto_env();
+    env.push((
+        "AZURE_STORAGE_CONNECTION_STRING".into(),
+        azurite().connection_string(),
+    ));
+    let out = gatelake(args(&azurite().dest_url(&container, "job")), env).await;
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("big.bin"), "{err}");
+    for secret in ["X-Amz-Signature", "X-Amz-Credential"] {
+        assert!(!err.contains(secret), "{secret} leaked: {err}");
+        assert!(!text(&out.stdout).contains(secret), "{secret} leaked");
+    }
+}

@@ -306,17 +306,21 @@ fn hex_sha256(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
-#[tokio::test]
-async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
-    let b = bucket("multipart", false).await;
+/// Upload `data` to `key` in parts of `part` bytes, with S3 checksums of `algorithm`
+/// (COMPOSITE: a checksum of the parts' checksums) when given.
+async fn multipart(
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    part: usize,
+    algorithm: Option<ChecksumAlgorithm>,
+) {
     let s3 = admin();
-    let key = "big/object.bin";
-    let part = 8 << 20;
-    let data = pattern(2 * part + (1 << 20) + 17, 3);
     let upload = s3
         .create_multipart_upload()
-        .bucket(&b)
+        .bucket(bucket)
         .key(key)
+        .set_checksum_algorithm(algorithm.clone())
         .send()
         .await
         .unwrap();
@@ -326,10 +330,11 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         let n = i as i32 + 1;
         let out = s3
             .upload_part()
-            .bucket(&b)
+            .bucket(bucket)
             .key(key)
             .upload_id(id)
             .part_number(n)
+            .set_checksum_algorithm(algorithm.clone())
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
@@ -338,11 +343,13 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
             CompletedPart::builder()
                 .part_number(n)
                 .e_tag(out.e_tag().unwrap())
+                .set_checksum_sha256(out.checksum_sha256().map(str::to_string))
+                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
                 .build(),
         );
     }
     s3.complete_multipart_upload()
-        .bucket(&b)
+        .bucket(bucket)
         .key(key)
         .upload_id(id)
         .multipart_upload(
@@ -353,6 +360,15 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
+    let b = bucket("multipart", false).await;
+    let key = "big/object.bin";
+    let part = 8 << 20;
+    let data = pattern(2 * part + (1 << 20) + 17, 3);
+    multipart(&b, key, &data, part, None).await;
     let reader = reader();
     let obj = s3_ref(&b, key);
     let head = reader.head(&obj).await.unwrap();
@@ -367,6 +383,31 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         verified.checksums,
         vec![Checksum::Md5(head.etag.clone().unwrap())]
     );
+}
+
+#[tokio::test]
+async fn composite_checksums_of_multipart_objects_are_verified() {
+    let b = bucket("composite", false).await;
+    let part = 5 << 20;
+    let data = pattern(2 * part + 4099, 13);
+    for (algorithm, key) in [
+        (ChecksumAlgorithm::Sha256, "sha256.bin"),
+        (ChecksumAlgorithm::Crc32C, "crc32c.bin"),
+    ] {
+        multipart(&b, key, &data, part, Some(algorithm)).await;
+        let reader = reader();
+        let obj = s3_ref(&b, key);
+        let head = reader.head(&obj).await.unwrap();
+        let stated = head
+            .checksum
+            .clone()
+            .unwrap_or_else(|| panic!("{key}: {head:?}"));
+        assert!(stated.value().ends_with("-3"), "composite: {stated:?}");
+        assert_eq!(head.part_size, Some(part as u64));
+        let (bytes, verified) = read_verified(&reader, &obj, &head, 3 << 20).await.unwrap();
+        assert!(bytes == data);
+        assert_eq!(verified.checksums, vec![stated], "{key}");
+    }
 }
 
 #[tokio::test]
@@ -877,4 +918,182 @@ async fn s3_and_its_presigned_urls_over_https_trust_the_ca_bundle() {
     let head = reader.head(&via).await.unwrap();
     let (bytes, _) = read_verified(&reader, &via, &head, 100_000).await.unwrap();
     assert!(bytes == data);
+}
+
+/// What a [`FaultyFront`] does to the next ranged GET.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    SlowDown,
+    /// Moto's answer with its body cut in half (the connection closes early).
+    Truncate,
+}
+
+/// A plain-HTTP front to moto (one request per connection) that answers ranged GETs with
+/// the queued faults first, counting them.
+struct FaultyFront {
+    addr: SocketAddr,
+    faults: Arc<Mutex<std::collections::VecDeque<Fault>>>,
+    ranged_gets: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FaultyFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl FaultyFront {
+    async fn start() -> FaultyFront {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let faults: Arc<Mutex<std::collections::VecDeque<Fault>>> = Arc::default();
+        let ranged_gets = Arc::new(AtomicU32::new(0));
+        let (f, n) = (faults.clone(), ranged_gets.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (f, n) = (f.clone(), n.clone());
+                tokio::spawn(async move { Self::serve(sock, f, n).await });
+            }
+        });
+        FaultyFront {
+            addr,
+            faults,
+            ranged_gets,
+            task,
+        }
+    }
+
+    async fn serve(
+        mut sock: tokio::net::TcpStream,
+        faults: Arc<Mutex<std::collections::VecDeque<Fault>>>,
+        ranged_gets: Arc<AtomicU32>,
+    ) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            match sock.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            }
+        }
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let mut lines = text.split("\r\n");
+        let mut first = lines.next().unwrap().split(' ');
+        let (method, target) = (
+            first.next().unwrap().to_string(),
+            first.next().unwrap().to_string(),
+        );
+        let headers: Vec<(String, String)> = lines
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+        let ranged =
+            method == "GET" && headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range"));
+        let fault = if ranged {
+            ranged_gets.fetch_add(1, Ordering::SeqCst);
+            faults.lock().unwrap().pop_front()
+        } else {
+            None
+        };
+        if let Some(Fault::SlowDown) = fault {
+            let _ = sock
+                .write_all(&s3_error(
+                    "503 Slow Down",
+                    "SlowDown",
+                    "Please reduce your request rate.",
+                ))
+                .await;
+            return;
+        }
+        let http = reqwest::Client::builder().no_gzip().build().unwrap();
+        let mut fwd = http.request(method.parse().unwrap(), format!("{}{target}", moto_url()));
+        for (k, v) in &headers {
+            if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length") {
+                fwd = fwd.header(k.as_str(), v.as_str());
+            }
+        }
+        let resp = fwd.send().await.unwrap();
+        let status = resp.status();
+        let mut head = format!(
+            "HTTP/1.1 {} {}\r\nConnection: close\r\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        );
+        // The header (reqwest's content_length() is the body's, none for HEAD).
+        let moto_length: Option<u64> = resp
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
+        for (k, v) in resp.headers() {
+            if !["content-length", "transfer-encoding", "connection"].contains(&k.as_str()) {
+                head.push_str(&format!("{k}: {}\r\n", v.to_str().unwrap()));
+            }
+        }
+        let body = resp.bytes().await.unwrap();
+        let length = if method == "HEAD" {
+            moto_length.unwrap_or(0)
+        } else {
+            body.len() as u64
+        };
+        head.push_str(&format!("Content-Length: {length}\r\n\r\n"));
+        let _ = sock.write_all(head.as_bytes()).await;
+        let send = match fault {
+            Some(Fault::Truncate) => &body[..body.len() / 2],
+            _ => &body[..],
+        };
+        let _ = sock.write_all(send).await;
+        let _ = sock.shutdown().await;
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    fn fail_next(&self, faults: &[Fault]) {
+        self.faults.lock().unwrap().extend(faults.iter().copied());
+    }
+}
+
+#[tokio::test]
+async fn s3_reads_retry_slowdown_and_truncated_bodies() {
+    let front = FaultyFront::start().await;
+    let b = bucket("faults", false).await;
+    let data = pattern(3 << 20, 11);
+    put(&b, "f/data.bin", &data).await;
+    let settings = S3Settings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(front.endpoint()),
+    };
+    let reader = ObjectReader::new(
+        Some(s3_client(&settings, static_credentials(), None).unwrap()),
+        gatelake::http::storage_client(&Default::default()).unwrap(),
+        &ObjectsConfig::default(),
+    )
+    .unwrap()
+    .with_retrier(fast_retrier());
+    let obj = s3_ref(&b, "f/data.bin");
+    let head = reader.head(&obj).await.unwrap();
+    assert_eq!(head.size, data.len() as u64);
+    front.fail_next(&[Fault::SlowDown, Fault::Truncate, Fault::SlowDown]);
+    let (bytes, verified) = read_verified(&reader, &obj, &head, 2 << 20).await.unwrap();
+    assert!(bytes == data);
+    assert_eq!(verified.checksums.len(), 1);
+    assert_eq!(
+        front.ranged_gets.load(Ordering::SeqCst),
+        5,
+        "two ranges, three faults retried"
+    );
+    // A SlowDown that does not end: the reader gives up, naming the object.
+    front.fail_next(&[Fault::SlowDown; 10]);
+    let e = reader.get_range(&obj, &head, 0..10).await.unwrap_err();
+    assert!(matches!(e, ObjectError::GaveUp { attempts: 4, .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("s3://{b}/f/data.bin")),
+        "{e}"
+    );
 }

@@ -675,6 +675,75 @@ async fn readme_copy_a_bucket_prefix() {
     );
 }
 
+/// `### Land the objects' records instead`: the command as written, from JSON lines (gzip)
+/// and a JSON array (zstd) in moto's S3 into parquet chunks in Azurite.
+#[tokio::test(flavor = "multi_thread")]
+async fn readme_copy_records() {
+    use support::s3_bucket::{moto_env, TestBucket};
+    let bucket = TestBucket::new("readme-records", false).await;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut gz,
+        b"{\"id\":1,\"kind\":\"a\"}\n{\"id\":2,\"kind\":\"b\"}\n",
+    )
+    .unwrap();
+    let array = zstd::bulk::compress(br#"[{"id":3,"kind":"c"}]"#, 3).unwrap();
+    bucket
+        .put_many(vec![
+            ("events/2026-12-01.jsonl.gz".into(), gz.finish().unwrap()),
+            ("events/2026-12-02.json.zst".into(), array),
+        ])
+        .await;
+    let (container, sink) = azurite().new_container("readme-records").await;
+    let [block] = blocks_for("readme_copy_records").try_into().unwrap();
+    let script = localize(
+        &block,
+        &[
+            ("s3://acme-exports/", format!("s3://{}/", bucket.name)),
+            (
+                "abfss://raw@myaccount.dfs.core.windows.net/events",
+                azurite().dest_url(&container, "events"),
+            ),
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut env: Vec<(&'static str, String)> = vec![(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        azurite().connection_string(),
+    )];
+    for (k, v) in moto_env() {
+        let key: &'static str = match k.as_str() {
+            "AWS_ENDPOINT_URL_S3" => "AWS_ENDPOINT_URL_S3",
+            "AWS_ACCESS_KEY_ID" => "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY" => "AWS_SECRET_ACCESS_KEY",
+            "AWS_REGION" => "AWS_REGION",
+            other => panic!("moto_env has a new variable {other}: name it here"),
+        };
+        env.push((key, v));
+    }
+    let out = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || run_script(&dir, &script, &env)
+    })
+    .await
+    .unwrap();
+    assert_ok(&out, "the README's copy --land records");
+    let mut chunks = Vec::new();
+    let mut manifest = None;
+    for o in sink.list("events/").await.unwrap() {
+        if o.path.ends_with(".parquet") {
+            chunks.push(o.path.clone());
+        } else if o.path.ends_with("/_manifest.json") {
+            manifest = Some(o.path.clone());
+        }
+    }
+    assert_eq!(chunks.len(), 2, "one chunk per object: {chunks:?}");
+    let m: Value =
+        serde_json::from_slice(&sink.get(&manifest.unwrap()).await.unwrap().unwrap().data).unwrap();
+    assert_eq!(m["land"], "records");
+    assert_eq!(m["totals"]["rows"].as_u64(), Some(3));
+}
+
 /// The IAM policy `## Copy an existing bucket prefix` shows grants exactly what a copy of the
 /// README's prefix asks for: ListBucket on the bucket limited to the prefix, GetObject below it.
 #[test]

@@ -5,14 +5,13 @@
 //! id or ETag). The flags shared with `pull` are `object_args`, the identity flags are
 //! `pull`'s, the output flags `pull`'s too (they shape `--land records` chunks).
 
-use super::args::{IdentityArgs, OutputArgs, OutputMode};
+use super::args::{CopyArgs, OutputMode};
 use super::exit_code::ExitCode;
 use super::job_spec::JobSpec;
-use super::object_args::ObjectArgs;
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
 use super::settings::{resolve_identity, resolve_output};
 use super::{check_destination, print_settings, report_failure, reporter_for, usage_error};
-use clap::{ArgMatches, Args};
+use clap::ArgMatches;
 use gatelake::engine::{Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
 use gatelake::objects::records::RecordsError;
@@ -26,53 +25,6 @@ use std::time::Duration;
 
 /// The default parts in flight (`--concurrency`).
 const DEFAULT_CONCURRENCY: usize = 8;
-
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// The prefix to copy, s3://bucket/prefix (every object below it; s3://bucket for the
-    /// whole bucket). Each object lands under its key below the prefix's last '/'.
-    #[arg(value_name = "S3_URI")]
-    pub source: String,
-
-    /// Where runs are written (the forms --dest accepts); GATELAKE_DEST or --dest work too.
-    /// [default: ./lake/<job>]
-    #[arg(value_name = "DEST")]
-    pub destination: Option<String>,
-
-    /// Job name: names the run in the manifest, and keeps the record of what was copied, so
-    /// a later run copies only new or changed objects. [default: the prefix's last segment]
-    #[arg(long, env = "GATELAKE_JOB", value_name = "NAME")]
-    pub job: Option<String>,
-
-    /// Copy only objects whose key below the prefix matches this glob (repeatable): a pattern
-    /// without '/' matches the file name (*.csv.gz), one with '/' the whole key (2026/*/*.gz).
-    #[arg(long, value_name = "GLOB")]
-    pub include: Vec<String>,
-
-    /// Leave out objects whose key below the prefix matches this glob (repeatable; wins over
-    /// --include).
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-
-    /// Copy only objects modified at or after this time: RFC 3339 (2026-12-01T00:00:00Z), a
-    /// date (2026-12-01, midnight UTC), or a duration back from now (24h, 7d).
-    #[arg(long, env = "GATELAKE_MODIFIED_SINCE", value_name = "WHEN")]
-    pub modified_since: Option<String>,
-
-    /// Parts (ranged GETs and staged blocks, of one or several objects) in flight at once;
-    /// memory stays near this × --part-size. [default: 8]
-    #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    #[command(flatten)]
-    pub objects: ObjectArgs,
-
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-
-    #[command(flatten)]
-    pub out: OutputArgs,
-}
 
 /// Everything `copy` needs to run.
 struct ResolvedCopy {
@@ -127,6 +79,14 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
         )
         .unwrap_or(DEFAULT_CONCURRENCY);
     let objects = args.objects.resolve(&mut r, &job, concurrency)?;
+    if objects.copy_mode == gatelake::objects::CopyMode::Server
+        && !gatelake::sink::azure::is_azure_destination(&out.dest)
+    {
+        return usage(format!(
+            "--copy-mode server has the storage account read the objects itself, which a local folder ({}) cannot: use --copy-mode client (the default), or an Azure destination",
+            out.dest
+        ));
+    }
     let since = match &args.modified_since {
         Some(text) => Some(modified_since(text)?),
         None => None,
@@ -144,8 +104,6 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
             job: job_name,
             objects,
             output: out.config,
-            decode: Default::default(),
-            upload_concurrency: out.upload_concurrency,
             auth: "iam".into(),
         },
         uri,
@@ -296,6 +254,25 @@ pub async fn run(args: &CopyArgs, matches: &ArgMatches) -> ExitCode {
     }
 }
 
+/// The exit code of an object whose records did not land: its bytes' reader decides for a
+/// failed read; content that cannot be read as records, drifts from the schema or holds
+/// another count than stated is the source's fault.
+fn of_records(e: &RecordsError, of_object: impl Fn(&ObjectError) -> ExitCode) -> ExitCode {
+    match e {
+        RecordsError::Read { source, .. } => source
+            .downcast_ref::<ObjectError>()
+            .map_or(ExitCode::Source, of_object),
+        RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
+        RecordsError::Checkpoint { .. } => ExitCode::Sink,
+        RecordsError::Interrupted { .. } => ExitCode::Interrupted,
+        RecordsError::Internal { .. } => ExitCode::Failure,
+        RecordsError::Decode(_)
+        | RecordsError::Encode { .. }
+        | RecordsError::CountMismatch { .. }
+        | RecordsError::Changed { .. } => ExitCode::Source,
+    }
+}
+
 /// The exit code of a failed object run (see the README's table).
 pub(super) fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     let of_object = |e: &ObjectError| match e {
@@ -315,20 +292,17 @@ pub(super) fn exit_code_of(e: &ObjectRunError) -> ExitCode {
         ObjectRunError::Source(_) => ExitCode::Source,
         ObjectRunError::Land(l) => match l {
             gatelake::objects::land::LandError::Object(o) => of_object(o),
+            gatelake::objects::land::LandError::Sink {
+                source: gatelake::sink::SinkError::Unsupported { .. },
+                ..
+            } => ExitCode::Usage,
             gatelake::objects::land::LandError::Sink { source, .. } => {
                 ExitCode::of_sink_error(source)
             }
             gatelake::objects::land::LandError::TooManyParts { .. } => ExitCode::Usage,
             _ => ExitCode::Sink,
         },
-        ObjectRunError::Records(r) => match r {
-            RecordsError::Interrupted { .. } => ExitCode::Interrupted,
-            RecordsError::Sink { source, .. } => ExitCode::of_sink_error(source),
-            RecordsError::Checkpoint { .. } => ExitCode::Sink,
-            RecordsError::Changed { .. } => ExitCode::Usage,
-            RecordsError::Internal { .. } => ExitCode::Failure,
-            _ => ExitCode::Source,
-        },
+        ObjectRunError::Records(r) => of_records(r, of_object),
         ObjectRunError::PreviousRun(_) => ExitCode::Sink,
         ObjectRunError::SourceChanged { .. } | ObjectRunError::BadName { .. } => ExitCode::Usage,
         ObjectRunError::Vanished { .. } => ExitCode::Source,

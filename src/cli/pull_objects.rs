@@ -97,8 +97,6 @@ pub async fn execute(p: ObjectPull<'_>) -> ExitCode {
         job: p.pull.job.clone(),
         objects: p.objects.objects.clone(),
         output: p.pull.output.clone(),
-        decode: Default::default(),
-        upload_concurrency: p.pull.upload_concurrency,
         auth,
     };
     let source = ApiSource::new(client, p.pull.source.clone(), p.objects.api.clone());

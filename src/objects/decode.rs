@@ -425,11 +425,18 @@ impl RecordReader {
                     fault: csv_fault(&e, compression),
                 })?;
                 if more {
-                    let mut map = serde_json::Map::with_capacity(headers.len());
-                    for (name, value) in headers.iter().zip(row.iter()) {
-                        map.insert(name.clone(), serde_json::Value::String(value.to_owned()));
+                    // Written by hand, not through a map: the columns keep the header's order.
+                    self.current.clear();
+                    self.current.push('{');
+                    for (i, (name, value)) in headers.iter().zip(row.iter()).enumerate() {
+                        if i > 0 {
+                            self.current.push(',');
+                        }
+                        push_json_string(&mut self.current, name);
+                        self.current.push(':');
+                        push_json_string(&mut self.current, value);
                     }
-                    self.current = serde_json::Value::Object(map).to_string();
+                    self.current.push('}');
                     if self.current.len() > max {
                         let line = row.position().map_or(0, |p| p.line());
                         return Err(self.fail(DecodeFault::TooLarge {
@@ -447,6 +454,23 @@ impl RecordReader {
         self.records = number;
         Ok(Some(&self.current))
     }
+}
+
+/// Append `text` as a JSON string.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 fn first_duplicate(names: &[String]) -> Option<&str> {

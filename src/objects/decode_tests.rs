@@ -108,6 +108,19 @@ fn every_layout_and_compression_gives_the_same_records_whatever_the_read_sizes()
 }
 
 #[test]
+fn csv_columns_keep_the_header_order_and_values_are_escaped() {
+    let data = "zeta,alpha,\"m \"\"q\"\"\"\n1,\"a\\b\ttab\",\"line\nbreak\u{1}\"\n";
+    let (_, recs) = read_all(data.as_bytes()).unwrap();
+    assert_eq!(
+        recs,
+        [r#"{"zeta":"1","alpha":"a\\b\ttab","m \"q\"":"line\nbreak\u0001"}"#]
+    );
+    let v: serde_json::Value = serde_json::from_str(&recs[0]).unwrap();
+    assert_eq!(v["alpha"], "a\\b\ttab");
+    assert_eq!(v["m \"q\""], "line\nbreak\u{1}");
+}
+
+#[test]
 fn concatenated_gzip_members_and_zstd_frames_are_read_whole() {
     let mut two = gzip(b"{\"a\":1}\n");
     two.extend(gzip(b"{\"a\":2}\n"));

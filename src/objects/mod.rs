@@ -181,6 +181,10 @@ pub struct ObjectsConfig {
     pub allow_hosts: Vec<String>,
     /// When not empty, the only buckets an `s3://` reference may name (`--allow-bucket`).
     pub allow_buckets: Vec<String>,
+    /// `--land records`: the dot-separated member path of the records array when each
+    /// object is one JSON document (`--object-records-path data.rows`); `None`: the layout
+    /// (jsonl, a top-level JSON array, csv) is detected from the content.
+    pub records_path: Option<String>,
 }
 
 impl Default for ObjectsConfig {
@@ -192,6 +196,7 @@ impl Default for ObjectsConfig {
             concurrency: 8,
             allow_hosts: Vec::new(),
             allow_buckets: Vec::new(),
+            records_path: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! done. The seam is a trait so the stream is tested on local bytes without S3.
 
 use super::records::{ByteStream, ReadFailure};
+use super::{ObjectError, ObjectHead, ObjectReader, ObjectRef, ObjectVerifier};
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
 use std::future::Future;
@@ -29,6 +30,46 @@ impl ByteCheck for NoCheck {
     fn finish(self: Box<Self>) -> Result<(), ReadFailure> {
         Ok(())
     }
+}
+
+impl ByteCheck for ObjectVerifier {
+    fn update(&mut self, data: &[u8]) {
+        ObjectVerifier::update(self, data);
+    }
+    fn finish(self: Box<Self>) -> Result<(), ReadFailure> {
+        ObjectVerifier::finish(*self)
+            .map(|_| ())
+            .map_err(ReadFailure::from)
+    }
+}
+
+/// `obj`'s bytes as pinned by `head` (its ETag or version: an object that changes while it
+/// is read is an error), read with `reader` in ranges of `part_size`, `readahead` at once,
+/// and verified (size, the reference's and S3's checksums) as they are handed on.
+pub fn object_stream(
+    reader: ObjectReader,
+    obj: &ObjectRef,
+    head: &ObjectHead,
+    part_size: u64,
+    readahead: usize,
+) -> Result<ByteStream, ObjectError> {
+    let verifier = ObjectVerifier::new(obj, head)?;
+    let (obj, pinned) = (obj.clone(), head.clone());
+    Ok(ranged_stream(
+        head.size,
+        part_size,
+        readahead,
+        move |range| {
+            let (reader, obj, pinned) = (reader.clone(), obj.clone(), pinned.clone());
+            async move {
+                reader
+                    .get_range(&obj, &pinned, range)
+                    .await
+                    .map_err(ReadFailure::from)
+            }
+        },
+        Box::new(verifier),
+    ))
 }
 
 /// The ranges `[0, size)` is read in, `part_size` bytes each.

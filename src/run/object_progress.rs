@@ -13,9 +13,11 @@
 //!   staged parts is what a resume trusts. So a thousand small objects cost a few writes of
 //!   the checkpoint, not a thousand. [`SharedCheckpoint::flush`] saves what is left.
 
+use crate::encode::schema::Schema;
 use crate::objects::land::PartLedger;
 use crate::objects::source::SourceNotes;
 use crate::state::objects::{ManifestObject, ObjectsProgress, StagingObject};
+use crate::state::records::RecordsProgress;
 use crate::state::run_id::now_rfc3339;
 use crate::state::{Checkpoint, CheckpointStore, StateError};
 use async_trait::async_trait;
@@ -135,6 +137,19 @@ impl SharedCheckpoint {
 
     pub(super) fn progress(&self) -> ObjectsProgress {
         self.lock().objects.clone().unwrap_or_default()
+    }
+
+    /// The progress of an object landing as records, when it has some.
+    pub(super) fn records_progress(&self, name: &str) -> Option<RecordsProgress> {
+        self.lock()
+            .objects
+            .as_ref()
+            .and_then(|p| p.records.get(name).cloned())
+    }
+
+    /// The columns of the run's committed chunks (`--land records`).
+    pub(super) fn schema(&self) -> Option<Schema> {
+        self.lock().schema.clone()
     }
 
     pub(super) async fn landed(&self, object: ManifestObject) -> Result<(), StateError> {
