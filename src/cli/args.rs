@@ -451,6 +451,14 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_LAG", value_name = "DURATION")]
     pub lag: Option<String>,
 
+    /// Object references in pages, asynchronous exports (`api_object_args`).
+    #[command(flatten)]
+    pub api_objects: super::api_object_args::ApiObjectArgs,
+
+    /// How the objects land (`object_args`, shared with `copy`).
+    #[command(flatten)]
+    pub objects: super::object_args::ObjectArgs,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

@@ -274,7 +274,7 @@ fn of_records(e: &RecordsError, of_object: impl Fn(&ObjectError) -> ExitCode) ->
 }
 
 /// The exit code of a failed object run (see the README's table).
-fn exit_code_of(e: &ObjectRunError) -> ExitCode {
+pub(super) fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     let of_object = |e: &ObjectError| match e {
         ObjectError::Denied { .. } | ObjectError::NoS3Client { .. } => ExitCode::Auth,
         ObjectError::HostRefused { .. }
@@ -311,7 +311,7 @@ fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     }
 }
 
-fn print_summary(s: &ObjectSummary, mode: OutputMode) {
+pub(super) fn print_summary(s: &ObjectSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => match serde_json::to_string(s) {
             Ok(json) => println!("{json}"),

@@ -81,6 +81,23 @@ pub struct JobSpec {
     pub part_size: Option<String>,
     pub allow_object_host: Option<Vec<String>>,
     pub allow_bucket: Option<Vec<String>>,
+    // S3 objects an API hands back (`cli::api_object_args`).
+    pub objects_path: Option<String>,
+    pub object_url_field: Option<String>,
+    pub object_uri_field: Option<String>,
+    pub object_size_field: Option<String>,
+    pub object_checksum_field: Option<String>,
+    pub object_checksum_algorithm: Option<String>,
+    pub object_records_field: Option<String>,
+    pub object_name_field: Option<String>,
+    pub export: Option<bool>,
+    pub export_body: Option<String>,
+    pub export_status_field: Option<String>,
+    pub export_status_url: Option<String>,
+    pub export_id_field: Option<String>,
+    pub export_state_field: Option<String>,
+    pub export_poll_interval: Option<String>,
+    pub export_timeout: Option<String>,
     pub object_records_path: Option<String>,
 }
 

@@ -3,6 +3,7 @@
 //! any of this.
 
 pub mod api_auth;
+pub mod api_object_args;
 pub mod arg_errors;
 pub mod args;
 pub mod auth_check;
@@ -21,6 +22,7 @@ pub mod man;
 pub mod object_args;
 pub mod pagination_args;
 pub mod progress;
+pub mod pull_objects;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
@@ -216,15 +218,29 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
     {
         eprintln!("warning: {w}");
     }
+    let options = RunOptions {
+        restart: resolved.restart,
+        wait_for_lock: resolved.wait_for_lock,
+        identities: Vec::new(),
+    };
+    if let Some(objects) = resolved.objects {
+        return pull_objects::execute(pull_objects::ObjectPull {
+            pull: resolved.pull,
+            objects,
+            dest: &resolved.dest,
+            create_container: resolved.create_container,
+            options,
+            mode: resolved.output,
+            progress: resolved.progress,
+            identity: &resolved.identity,
+        })
+        .await;
+    }
     execute(
         resolved.pull,
         &resolved.dest,
         resolved.create_container,
-        RunOptions {
-            restart: resolved.restart,
-            wait_for_lock: resolved.wait_for_lock,
-            identities: Vec::new(),
-        },
+        options,
         resolved.output,
         resolved.progress,
         Some(&resolved.identity),

@@ -28,10 +28,14 @@ pub use output::{resolve_demo, resolve_output};
 use super::args::{OutputMode, ProgressMode, PullArgs};
 // `identity.rs` reaches the Azure settings as `super::azure_settings` (moved there whole).
 use super::azure_settings;
+use super::job_spec::JobSpec;
+use super::resolver::UsageError;
 use super::resolver::{Resolver, SettingsError, Shown};
 use clap::ArgMatches;
 use gatelake::config::{ApiAuth, PullConfig, SourceConfig};
 use gatelake::engine::settings::IdentitySettings;
+use gatelake::objects::api_listing::ApiObjectsConfig;
+use gatelake::objects::ObjectsConfig;
 use std::time::Duration;
 
 /// Everything the binary needs to run a pull.
@@ -48,7 +52,19 @@ pub struct Resolved {
     /// Things to tell the user before starting (e.g. a secret given as a flag).
     pub warnings: Vec<String>,
     pub identity: IdentitySettings,
+    /// The pull lands the S3 objects its pages or its export hand back (`None`: records).
+    pub objects: Option<PullObjects>,
 }
+
+/// How a pull of objects finds and lands them.
+pub struct PullObjects {
+    pub api: ApiObjectsConfig,
+    pub objects: ObjectsConfig,
+}
+
+/// Parts in flight at once when a pull lands objects and `--concurrency` is not given (as
+/// `copy`).
+const OBJECT_CONCURRENCY: usize = 8;
 
 /// Resolve `gatelake pull`.
 pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, SettingsError> {
@@ -57,9 +73,37 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
     let mut warnings = Vec::new();
     let (url, job_name) = endpoint::resolve_endpoint(&mut r, args, &job, &mut warnings)?;
     let pagination = pagination::resolve_pagination(&mut r, args, &job)?;
+    let api_objects = args.api_objects.resolve(&mut r, &job, &url)?;
     let listing = listing::resolve_listing(&mut r, args, &job)?;
-    let concurrency =
-        pagination::resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
+    // A pull of objects has one listing walked in order; --concurrency counts object parts.
+    let (concurrency, objects) = match api_objects {
+        Some(api) => {
+            if let Some(why) = records_only(&listing, args, &job) {
+                return Err(UsageError(why).into());
+            }
+            let parts = r
+                .pick(
+                    "concurrency",
+                    args.concurrency,
+                    job.concurrency,
+                    Some(OBJECT_CONCURRENCY),
+                )
+                .unwrap_or(OBJECT_CONCURRENCY);
+            let objects = args.objects.resolve(&mut r, &job, parts)?;
+            (1, Some(PullObjects { api, objects }))
+        }
+        None => {
+            if let Some(flag) = object_flag_given(args, &job) {
+                return Err(UsageError(format!(
+                    "--{flag} says how S3 objects land: this pull's pages hold records. For objects named in the API's pages or an export, add --object-url-field or --object-uri-field (and --objects-path); for a bucket prefix, use gatelake copy"
+                ))
+                .into());
+            }
+            let n =
+                pagination::resolve_concurrency(&mut r, args, &job, &pagination, &mut warnings)?;
+            (n, None)
+        }
+    };
 
     // API authentication (inferred from the credentials given when --api-auth is unset).
     let (auth, usage_plan_key) =
@@ -106,5 +150,57 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         shown: r.shown,
         warnings,
         identity,
+        objects,
     })
+}
+
+/// Why a setting that shapes a pull of records cannot apply to a pull of objects, if one was
+/// given: a run that ignored it would not do what was asked.
+fn records_only(listing: &listing::Listing, args: &PullArgs, job: &JobSpec) -> Option<String> {
+    let objects = "the pages of this pull list objects";
+    if !listing.records_path.is_empty() {
+        return Some(format!(
+            "--records is where a page's records are; {objects}: say where with --objects-path"
+        ));
+    }
+    let given = [
+        ("max-pages", listing.max_pages.is_some()),
+        ("expect-rows", listing.checks.expect_rows.is_some()),
+        (
+            "since-field",
+            args.since_field.is_some() || job.since_field.is_some(),
+        ),
+    ];
+    given.iter().find(|(_, g)| *g).map(|(flag, _)| {
+        format!(
+            "--{flag} applies to a pull of records; {objects}, and every object listed is landed (a later run lands only objects no earlier run landed). Drop --{flag}"
+        )
+    })
+}
+
+/// The first object-landing flag (or job-file key) given to a pull of records.
+fn object_flag_given(args: &PullArgs, job: &JobSpec) -> Option<&'static str> {
+    let o = &args.objects;
+    [
+        ("land", o.land.is_some() || job.land.is_some()),
+        (
+            "copy-mode",
+            o.copy_mode.is_some() || job.copy_mode.is_some(),
+        ),
+        (
+            "part-size",
+            o.part_size.is_some() || job.part_size.is_some(),
+        ),
+        (
+            "allow-object-host",
+            !o.allow_object_host.is_empty() || job.allow_object_host.is_some(),
+        ),
+        (
+            "allow-bucket",
+            !o.allow_bucket.is_empty() || job.allow_bucket.is_some(),
+        ),
+    ]
+    .into_iter()
+    .find(|(_, given)| *given)
+    .map(|(flag, _)| flag)
 }

@@ -12,13 +12,16 @@
 //! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
 //!   checksum verified) or [`Land::Records`].
 
+pub mod api_listing;
 pub mod decode;
 pub mod error;
+pub mod export;
 pub mod land;
 pub mod prefix;
 pub mod ranged;
 pub mod read;
 pub mod records;
+pub mod refs;
 pub mod s3;
 pub mod source;
 pub mod url;

@@ -39,6 +39,10 @@ pub enum ObjectSourceError {
     /// The source's own failure (an API's page, an export), as its error says it.
     #[error("{0}")]
     Listing(Box<dyn std::error::Error + Send + Sync>),
+    /// The source's failure that a rerun picks up where it stopped (an export still running
+    /// at `--export-timeout`): the run keeps its checkpoint, even a first run's.
+    #[error("{0}")]
+    Resumable(Box<dyn std::error::Error + Send + Sync>),
     #[error("saving the source's progress in the checkpoint: {0}")]
     Notes(String),
 }

@@ -52,7 +52,7 @@ pub async fn run_objects(input: ObjectRunInput<'_>) -> Result<ObjectSummary, Obj
     .await?;
     let outcome = run_locked(input).await;
     let failed_fresh = never_ran
-        && matches!(&outcome, Err(e) if !matches!(e, ObjectRunError::Interrupted { .. } | ObjectRunError::State(StateError::LostRace { .. })));
+        && matches!(&outcome, Err(e) if !matches!(e, ObjectRunError::Interrupted { .. } | ObjectRunError::State(StateError::LostRace { .. }) | ObjectRunError::Source(crate::objects::source::ObjectSourceError::Resumable(_))));
     crate::state::fresh::release(sink.as_ref(), lock, failed_fresh).await;
     outcome
 }

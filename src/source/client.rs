@@ -95,6 +95,15 @@ pub enum SourceError {
         url: String,
         message: String,
     },
+    #[error("POST {url} failed: {reason}. The request may have reached the API, so it is not sent again (it could start a second export); run the same command again once the API answers")]
+    PostFailed { url: String, reason: String },
+    #[error("POST {url} was refused ({status}): {message}{hint}")]
+    PostRefused {
+        url: String,
+        status: u16,
+        message: String,
+        hint: String,
+    },
     #[error(transparent)]
     Credentials(#[from] AwsCredentialsError),
     #[error(transparent)]
@@ -111,6 +120,10 @@ impl SourceError {
         matches!(
             self,
             SourceError::Auth { .. }
+                | SourceError::PostRefused {
+                    status: 401 | 403,
+                    ..
+                }
                 | SourceError::Credentials(_)
                 | SourceError::Sign(_)
                 | SourceError::BearerToken(_)
@@ -223,15 +236,29 @@ impl ApiClient {
         self
     }
 
-    /// Build and authenticate one attempt of GET `url`.
-    async fn request(&self, url: &Url) -> Result<reqwest::Request, SourceError> {
-        let mut req = reqwest::Request::new(reqwest::Method::GET, url.clone());
+    /// Build and authenticate one attempt of `method` `url` (a JSON `body` for a POST).
+    async fn request(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Option<&Bytes>,
+    ) -> Result<reqwest::Request, SourceError> {
+        let mut req = reqwest::Request::new(method.clone(), url.clone());
         let h = req.headers_mut();
         h.extend(self.headers.clone());
         h.insert(
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
+        if let Some(body) = body {
+            h.insert(
+                reqwest::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            // Set before signing: SigV4 covers the body's hash.
+            *req.body_mut() = Some(reqwest::Body::from(body.clone()));
+        }
+        let h = req.headers_mut();
         let api_key = match &self.auth {
             Auth::ApiKey(k) => Some(k),
             _ => self.usage_plan_key.as_ref(),
@@ -330,7 +357,10 @@ impl ApiClient {
         let mut reloaded = false;
         loop {
             attempt += 1;
-            let outcome = match self.attempt(&url, page, &shown).await {
+            let outcome = match self
+                .attempt(&reqwest::Method::GET, &url, None, page, &shown)
+                .await
+            {
                 // A refused credential read from a file that has changed since (rotated
                 // mid-run): one more try with the new value.
                 Err(SourceError::Auth { status, .. }) if !reloaded && self.reload_credentials() => {
@@ -455,13 +485,15 @@ impl ApiClient {
     /// One attempt: `Ok(Ok(page))`, `Ok(Err((retry_after, reason)))` to retry, or a final error.
     async fn attempt(
         &self,
+        method: &reqwest::Method,
         url: &Url,
+        body: Option<&Bytes>,
         page: u64,
         shown: &str,
     ) -> Result<Result<FetchedPage, (Option<Duration>, String)>, SourceError> {
-        let req = self.request(url).await?;
+        let req = self.request(method, url, body).await?;
         // `shown` is redacted; headers (which carry the credentials) are never logged.
-        tracing::debug!("page {page}: GET {shown}");
+        tracing::debug!("page {page}: {method} {shown}");
         let mut resp = match self.http.execute(req).await {
             Ok(r) => r,
             Err(e) => return Ok(Err((None, transport_reason(&e)))),
@@ -568,6 +600,65 @@ fn retry_after_too_long(
 }
 
 impl ApiClient {
+    /// POST `body` (JSON) to `url` — an action with a side effect, such as starting an
+    /// export. Retried only when the request cannot have reached the API's backend: a
+    /// connection that failed, or 429 throttling (API Gateway throttles before the
+    /// integration runs). Any other failure (a 5xx, a timeout) may have started the action,
+    /// so it is not repeated: [`SourceError::PostFailed`] says so.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: Bytes,
+        reporter: &dyn Reporter,
+    ) -> Result<FetchedPage, SourceError> {
+        let started = Instant::now();
+        let shown = redact_url(url);
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            match self
+                .attempt(&reqwest::Method::POST, url, Some(&body), 0, &shown)
+                .await
+            {
+                Ok(Ok(page)) => return Ok(page),
+                Ok(Err((after, reason))) => {
+                    if !(reason.starts_with("429") || reason.starts_with("connect")) {
+                        return Err(SourceError::PostFailed { url: shown, reason });
+                    }
+                    self.pause(0, attempt, after, reason, started, &shown, reporter)
+                        .await?;
+                }
+                Err(SourceError::Auth {
+                    status,
+                    message,
+                    hint,
+                    ..
+                }) => {
+                    return Err(SourceError::PostRefused {
+                        url: shown,
+                        status,
+                        message,
+                        hint: format!(". {hint}"),
+                    })
+                }
+                Err(SourceError::Status {
+                    status,
+                    message,
+                    hint,
+                    ..
+                }) => {
+                    return Err(SourceError::PostRefused {
+                        url: shown,
+                        status,
+                        message,
+                        hint,
+                    })
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
     /// Re-read the API credential's file (when it is one); whether its value changed.
     fn reload_credentials(&self) -> bool {
         let main = match &self.auth {

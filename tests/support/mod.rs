@@ -1,6 +1,8 @@
 //! Shared test support: the real components the integration tests run against.
 //! - `azurite`: the Azurite emulator started by `scripts/test.sh` (address in the environment).
 //! - `apigw`: a local server that behaves like an AWS API Gateway endpoint (see `apigw.rs`).
+//! - `exports`: its export side: object references, asynchronous exports, an S3 front over
+//!   moto whose presigned URLs expire (see `EXPORTS.md`).
 //! - `identity`: local Entra, managed identity, GitHub OIDC and STS-front servers (HTTPS with a
 //!   throwaway CA) for the federated identity tests.
 //! - `ci_oidc`: GitLab CI ID tokens and the Azure DevOps OIDC token endpoint.
@@ -17,6 +19,7 @@
 pub mod apigw;
 pub mod azurite;
 pub mod ci_oidc;
+pub mod exports;
 pub mod identity;
 pub mod manifest;
 pub mod recipe;
