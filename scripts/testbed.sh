@@ -190,11 +190,12 @@ ensure_venv() {
 
 install_moto() {
     ensure_venv
-    if [[ -x "$TESTBED/venv/bin/moto_server" ]] && "$TESTBED/venv/bin/python" -c 'import moto, cryptography' 2>/dev/null; then
+    # crc32c: without it moto answers x-amz-checksum-crc32c with a CRC32 (its fallback).
+    if [[ -x "$TESTBED/venv/bin/moto_server" ]] && "$TESTBED/venv/bin/python" -c 'import moto, cryptography, crc32c' 2>/dev/null; then
         return 0
     fi
-    log "installing moto[server] into .testbed/venv"
-    "$TESTBED/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' \
+    log "installing moto[server] and crc32c into .testbed/venv"
+    "$TESTBED/venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5,<6' crc32c \
         </dev/null >"$LOGS/pip-moto.log" 2>&1 || {
         cat "$LOGS/pip-moto.log" >&2
         die "pip install moto[server] failed"

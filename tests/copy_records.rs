@@ -336,6 +336,7 @@ async fn records_under_a_path_land_into_azurite_and_a_bad_object_fails_naming_it
         err.contains("zz-doc.json") && err.contains("--records-path"),
         "{err}"
     );
+    assert!(sink.get("bad/_SUCCESS").await.unwrap().is_none());
     let listing = sink.list("bad/").await.unwrap();
     assert!(
         !listing.iter().any(|o| o.path.ends_with("_SUCCESS")),

@@ -29,7 +29,7 @@ pub enum Command {
     /// Pull every page of an endpoint into the destination.
     Pull(Box<PullArgs>),
     /// Copy an existing S3 prefix into the destination (incremental, resumable, verified).
-    Copy(Box<super::copy::CopyArgs>),
+    Copy(Box<CopyArgs>),
     /// Run the whole path against a built-in demo API, into a local folder (./lake/demo).
     Demo(DemoArgs),
     /// Identity: `gatelake auth check` walks every hop and shows who the tool is at each.
@@ -450,6 +450,54 @@ pub struct PullArgs {
     /// appear late with older values, e.g. 5m. Already delivered ones are dropped. [default: 0s]
     #[arg(long, env = "GATELAKE_LAG", value_name = "DURATION")]
     pub lag: Option<String>,
+
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+/// `gatelake copy s3://bucket/prefix DEST` (run by `copy.rs`).
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The prefix to copy, s3://bucket/prefix (every object below it; s3://bucket for the
+    /// whole bucket). Each object lands under its key below the prefix's last '/'.
+    #[arg(value_name = "S3_URI")]
+    pub source: String,
+
+    /// Where runs are written (the forms --dest accepts); GATELAKE_DEST or --dest work too.
+    /// [default: ./lake/<job>]
+    #[arg(value_name = "DEST")]
+    pub destination: Option<String>,
+
+    /// Job name: names the run in the manifest, and keeps the record of what was copied, so
+    /// a later run copies only new or changed objects. [default: the prefix's last segment]
+    #[arg(long, env = "GATELAKE_JOB", value_name = "NAME")]
+    pub job: Option<String>,
+
+    /// Copy only objects whose key below the prefix matches this glob (repeatable): a pattern
+    /// without '/' matches the file name (*.csv.gz), one with '/' the whole key (2026/*/*.gz).
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+
+    /// Leave out objects whose key below the prefix matches this glob (repeatable; wins over
+    /// --include).
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
+    /// Copy only objects modified at or after this time: RFC 3339 (2026-12-01T00:00:00Z), a
+    /// date (2026-12-01, midnight UTC), or a duration back from now (24h, 7d).
+    #[arg(long, env = "GATELAKE_MODIFIED_SINCE", value_name = "WHEN")]
+    pub modified_since: Option<String>,
+
+    /// Parts (ranged GETs and staged blocks, of one or several objects) in flight at once;
+    /// memory stays near this × --part-size. [default: 8]
+    #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
+    pub concurrency: Option<usize>,
+
+    #[command(flatten)]
+    pub objects: super::object_args::ObjectArgs,
 
     #[command(flatten)]
     pub identity: IdentityArgs,

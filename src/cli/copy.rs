@@ -5,14 +5,13 @@
 //! id or ETag). The flags shared with `pull` are `object_args`, the identity flags are
 //! `pull`'s, the output flags `pull`'s too (they shape `--land records` chunks).
 
-use super::args::{IdentityArgs, OutputArgs, OutputMode};
+use super::args::{CopyArgs, OutputMode};
 use super::exit_code::ExitCode;
 use super::job_spec::JobSpec;
-use super::object_args::ObjectArgs;
 use super::resolver::{usage, Resolver, SettingsError, Shown, UsageError};
 use super::settings::{resolve_identity, resolve_output};
 use super::{check_destination, print_settings, report_failure, reporter_for, usage_error};
-use clap::{ArgMatches, Args};
+use clap::ArgMatches;
 use gatelake::engine::{Engine, IdentitySettings};
 use gatelake::identity::azure::AzureHop;
 use gatelake::objects::records::RecordsError;
@@ -26,53 +25,6 @@ use std::time::Duration;
 
 /// The default parts in flight (`--concurrency`).
 const DEFAULT_CONCURRENCY: usize = 8;
-
-#[derive(Debug, Args)]
-pub struct CopyArgs {
-    /// The prefix to copy, s3://bucket/prefix (every object below it; s3://bucket for the
-    /// whole bucket). Each object lands under its key below the prefix's last '/'.
-    #[arg(value_name = "S3_URI")]
-    pub source: String,
-
-    /// Where runs are written (the forms --dest accepts); GATELAKE_DEST or --dest work too.
-    /// [default: ./lake/<job>]
-    #[arg(value_name = "DEST")]
-    pub destination: Option<String>,
-
-    /// Job name: names the run in the manifest, and keeps the record of what was copied, so
-    /// a later run copies only new or changed objects. [default: the prefix's last segment]
-    #[arg(long, env = "GATELAKE_JOB", value_name = "NAME")]
-    pub job: Option<String>,
-
-    /// Copy only objects whose key below the prefix matches this glob (repeatable): a pattern
-    /// without '/' matches the file name (*.csv.gz), one with '/' the whole key (2026/*/*.gz).
-    #[arg(long, value_name = "GLOB")]
-    pub include: Vec<String>,
-
-    /// Leave out objects whose key below the prefix matches this glob (repeatable; wins over
-    /// --include).
-    #[arg(long, value_name = "GLOB")]
-    pub exclude: Vec<String>,
-
-    /// Copy only objects modified at or after this time: RFC 3339 (2026-12-01T00:00:00Z), a
-    /// date (2026-12-01, midnight UTC), or a duration back from now (24h, 7d).
-    #[arg(long, env = "GATELAKE_MODIFIED_SINCE", value_name = "WHEN")]
-    pub modified_since: Option<String>,
-
-    /// Parts (ranged GETs and staged blocks, of one or several objects) in flight at once;
-    /// memory stays near this × --part-size. [default: 8]
-    #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
-    pub concurrency: Option<usize>,
-
-    #[command(flatten)]
-    pub objects: ObjectArgs,
-
-    #[command(flatten)]
-    pub identity: IdentityArgs,
-
-    #[command(flatten)]
-    pub out: OutputArgs,
-}
 
 /// Everything `copy` needs to run.
 struct ResolvedCopy {
@@ -127,6 +79,14 @@ fn resolve(args: &CopyArgs, matches: &ArgMatches) -> Result<ResolvedCopy, Settin
         )
         .unwrap_or(DEFAULT_CONCURRENCY);
     let objects = args.objects.resolve(&mut r, &job, concurrency)?;
+    if objects.copy_mode == gatelake::objects::CopyMode::Server
+        && !gatelake::sink::azure::is_azure_destination(&out.dest)
+    {
+        return usage(format!(
+            "--copy-mode server has the storage account read the objects itself, which a local folder ({}) cannot: use --copy-mode client (the default), or an Azure destination",
+            out.dest
+        ));
+    }
     let since = match &args.modified_since {
         Some(text) => Some(modified_since(text)?),
         None => None,
@@ -332,18 +292,21 @@ fn exit_code_of(e: &ObjectRunError) -> ExitCode {
         ObjectRunError::Source(_) => ExitCode::Source,
         ObjectRunError::Land(l) => match l {
             gatelake::objects::land::LandError::Object(o) => of_object(o),
+            gatelake::objects::land::LandError::Sink {
+                source: gatelake::sink::SinkError::Unsupported { .. },
+                ..
+            } => ExitCode::Usage,
             gatelake::objects::land::LandError::Sink { source, .. } => {
                 ExitCode::of_sink_error(source)
             }
             gatelake::objects::land::LandError::TooManyParts { .. } => ExitCode::Usage,
             _ => ExitCode::Sink,
         },
-        ObjectRunError::SourceChanged { .. }
-        | ObjectRunError::BadName { .. }
-        | ObjectRunError::Records(_) => ExitCode::Usage,
+        ObjectRunError::Records(r) => of_records(r, of_object),
+        ObjectRunError::PreviousRun(_) => ExitCode::Sink,
+        ObjectRunError::SourceChanged { .. } | ObjectRunError::BadName { .. } => ExitCode::Usage,
         ObjectRunError::Vanished { .. } => ExitCode::Source,
         ObjectRunError::Interrupted { .. } => ExitCode::Interrupted,
-        ObjectRunError::RecordsLanding(r) => of_records(r, of_object),
         ObjectRunError::Internal(_) => ExitCode::Failure,
     }
 }
@@ -368,7 +331,11 @@ fn print_summary(s: &ObjectSummary, mode: OutputMode) {
                 }
             );
             if s.land == "records" {
-                println!("Records:  {}", s.rows);
+                println!(
+                    "Records:  {} in {}",
+                    super::progress::count(s.rows, "record"),
+                    super::progress::count(s.files, "chunk")
+                );
             }
             println!("Run:      {}", s.run_id);
             println!("Folder:   {}", s.destination);

@@ -76,12 +76,25 @@ pub struct JobSpec {
     pub synapse_optimized: Option<bool>,
     pub expected_size: Option<String>,
     // S3 objects (`cli::object_args`).
-    pub land: Option<super::object_args::LandArg>,
-    pub copy_mode: Option<super::object_args::CopyModeArg>,
+    pub land: Option<String>,
+    pub copy_mode: Option<String>,
     pub part_size: Option<String>,
     pub allow_object_host: Option<Vec<String>>,
     pub allow_bucket: Option<Vec<String>>,
     pub object_records_path: Option<String>,
+}
+
+impl super::object_args::ObjectJobKeys for JobSpec {
+    fn object_keys(&self) -> super::object_args::ObjectJob {
+        super::object_args::ObjectJob {
+            land: self.land.clone(),
+            copy_mode: self.copy_mode.clone(),
+            part_size: self.part_size.clone(),
+            allow_object_host: self.allow_object_host.clone(),
+            allow_bucket: self.allow_bucket.clone(),
+            object_records_path: self.object_records_path.clone(),
+        }
+    }
 }
 
 impl JobSpec {

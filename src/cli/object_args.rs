@@ -8,7 +8,6 @@
 //! How many parts are in flight at once is each command's own flag (`copy --concurrency`;
 //! `pull` has `--concurrency` for page requests already), handed to [`ObjectArgs::resolve`].
 
-use super::job_spec::JobSpec;
 use super::resolver::{size, usage, Resolver, UsageError};
 use clap::{Args, ValueEnum};
 use gatelake::objects::{CopyMode, Land, ObjectsConfig};
@@ -80,6 +79,30 @@ impl CopyModeArg {
     }
 }
 
+/// The job-file keys of these flags (`land`, `copy_mode`, `part_size`, `allow_object_host`,
+/// `allow_bucket` in `[jobs.NAME]`), as read.
+#[derive(Debug, Default, Clone)]
+pub struct ObjectJob {
+    pub land: Option<String>,
+    pub copy_mode: Option<String>,
+    pub part_size: Option<String>,
+    pub allow_object_host: Option<Vec<String>>,
+    pub allow_bucket: Option<Vec<String>>,
+    pub object_records_path: Option<String>,
+}
+
+/// Where the job file's object keys come from (the job file's table, `JobSpec`), so this
+/// file needs nothing of the job file's shape.
+pub trait ObjectJobKeys {
+    fn object_keys(&self) -> ObjectJob;
+}
+
+impl ObjectJobKeys for ObjectJob {
+    fn object_keys(&self) -> ObjectJob {
+        self.clone()
+    }
+}
+
 /// How S3 objects are landed. Flattened into `copy` and `pull`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct ObjectArgs {
@@ -135,27 +158,36 @@ impl ObjectArgs {
     pub fn resolve(
         &self,
         r: &mut Resolver<'_>,
-        job: &JobSpec,
+        job: &dyn ObjectJobKeys,
         concurrency: usize,
     ) -> Result<ObjectsConfig, UsageError> {
+        let job = job.object_keys();
         let land = r
             .pick(
                 "land",
-                self.land.map(|l| l.as_str()),
-                job.land.map(|l| l.as_str()),
-                Some(LandArg::AsIs.as_str()),
+                self.land.map(|l| l.as_str().to_string()),
+                job.land.clone(),
+                Some(LandArg::AsIs.as_str().to_string()),
             )
-            .and_then(|s| LandArg::from_str(s, false).ok())
-            .unwrap_or(LandArg::AsIs);
+            .unwrap_or_default();
+        let land = LandArg::from_str(&land, false).map_err(|_| {
+            UsageError(format!(
+                "land = {land:?} in the job file: use \"as-is\" or \"records\""
+            ))
+        })?;
         let copy_mode = r
             .pick(
                 "copy_mode",
-                self.copy_mode.map(|m| m.as_str()),
-                job.copy_mode.map(|m| m.as_str()),
-                Some(CopyModeArg::Client.as_str()),
+                self.copy_mode.map(|m| m.as_str().to_string()),
+                job.copy_mode.clone(),
+                Some(CopyModeArg::Client.as_str().to_string()),
             )
-            .and_then(|s| CopyModeArg::from_str(s, false).ok())
-            .unwrap_or(CopyModeArg::Client);
+            .unwrap_or_default();
+        let copy_mode = CopyModeArg::from_str(&copy_mode, false).map_err(|_| {
+            UsageError(format!(
+                "copy_mode = {copy_mode:?} in the job file: use \"client\" or \"server\""
+            ))
+        })?;
         let part_size = size(
             "part-size",
             r.pick(
@@ -262,7 +294,7 @@ mod tests {
         objects: ObjectArgs,
     }
 
-    fn resolve(argv: &[&str], job: &JobSpec, n: usize) -> Result<ObjectsConfig, UsageError> {
+    fn resolve(argv: &[&str], job: &ObjectJob, n: usize) -> Result<ObjectsConfig, UsageError> {
         let matches = Cmd::command()
             .try_get_matches_from(std::iter::once("t").chain(argv.iter().copied()))
             .unwrap();
@@ -273,10 +305,10 @@ mod tests {
 
     #[test]
     fn defaults_flags_and_job_file_resolve_into_the_library_config() {
-        let c = resolve(&[], &JobSpec::default(), 8).unwrap();
+        let c = resolve(&[], &ObjectJob::default(), 8).unwrap();
         assert_eq!(c, ObjectsConfig::default());
 
-        let job = JobSpec {
+        let job = ObjectJob {
             part_size: Some("1MiB".into()),
             allow_bucket: Some(vec!["from-job".into()]),
             ..Default::default()
@@ -300,7 +332,7 @@ mod tests {
         assert_eq!(c.allow_hosts, ["a.example", "b.example", "c.example"]);
         assert_eq!(c.allow_buckets, ["from-job"]);
         assert_eq!(c.records_path, None);
-        let job = JobSpec {
+        let job = ObjectJob {
             object_records_path: Some("data.rows".into()),
             ..Default::default()
         };
@@ -312,7 +344,7 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_flag_and_the_fix() {
-        let job = JobSpec::default();
+        let job = ObjectJob::default();
         for (argv, want) in [
             (&["--part-size", "1KiB"][..], "--part-size"),
             (&["--part-size", "lots"][..], "--part-size"),
@@ -332,5 +364,11 @@ mod tests {
         }
         let e = resolve(&[], &job, 0).unwrap_err().to_string();
         assert!(e.contains("--concurrency"), "{e}");
+        let job = ObjectJob {
+            land: Some("sideways".into()),
+            ..Default::default()
+        };
+        let e = resolve(&[], &job, 8).unwrap_err().to_string();
+        assert!(e.contains("land = \"sideways\""), "{e}");
     }
 }

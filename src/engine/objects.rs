@@ -39,6 +39,12 @@ pub async fn object_reader(
         Some(c) => c,
         None => Arc::new(default_chain(settings, &where_.region).await?),
     };
+    // -v: where S3 is (never a credential).
+    tracing::info!(
+        "S3: region {}, endpoint {}",
+        where_.region,
+        where_.endpoint_url.as_deref().unwrap_or("AWS's")
+    );
     let access = s3::s3_client(&where_, credentials, sdk_http_client(settings)?)?;
     let http = crate::http::storage_client(&http_options(settings))?;
     Ok(ObjectReader::new(Some(access), http, config)?)

@@ -140,7 +140,9 @@ impl AsIsLander {
             object: shown.clone(),
             source,
         };
-        let (verified, checksum) = if parts == 1 && self.mode == CopyMode::Client {
+        // An empty object has no range for the service to copy: both modes put it.
+        let one_put = (parts == 1 && self.mode == CopyMode::Client) || head.size == 0;
+        let (verified, checksum) = if one_put {
             // One part: one GET, one atomic put.
             let permit = self.permit(&shown).await?;
             let data = self.read(object, &head, 0..head.size).await?;

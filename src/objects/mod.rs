@@ -63,6 +63,55 @@ pub enum Checksum {
     Md5(String),
 }
 
+impl Checksum {
+    /// Every algorithm's name, as the manifest and `x-amz-checksum-<name>` spell it.
+    pub const ALGORITHMS: [&'static str; 6] =
+        ["crc32", "crc32c", "crc64nvme", "sha1", "sha256", "md5"];
+
+    /// The algorithm's name (`crc32c`, `sha256`, …).
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Crc32(_) => "crc32",
+            Checksum::Crc32c(_) => "crc32c",
+            Checksum::Crc64nvme(_) => "crc64nvme",
+            Checksum::Sha1(_) => "sha1",
+            Checksum::Sha256(_) => "sha256",
+            Checksum::Md5(_) => "md5",
+        }
+    }
+
+    /// The value as its source stated it (base64, or hex).
+    pub fn value(&self) -> &str {
+        match self {
+            Checksum::Crc32(v)
+            | Checksum::Crc32c(v)
+            | Checksum::Crc64nvme(v)
+            | Checksum::Sha1(v)
+            | Checksum::Sha256(v)
+            | Checksum::Md5(v) => v,
+        }
+    }
+
+    /// The checksum named by [`Checksum::algorithm`] (case-insensitive; `crc-32c`,
+    /// `sha-256` accepted), `None` for an algorithm it does not know.
+    pub fn from_parts(algorithm: &str, value: String) -> Option<Checksum> {
+        let name: String = algorithm
+            .chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        Some(match name.as_str() {
+            "crc32" => Checksum::Crc32(value),
+            "crc32c" => Checksum::Crc32c(value),
+            "crc64nvme" => Checksum::Crc64nvme(value),
+            "sha1" => Checksum::Sha1(value),
+            "sha256" => Checksum::Sha256(value),
+            "md5" => Checksum::Md5(value),
+            _ => return None,
+        })
+    }
+}
+
 /// One object to land: where it is and what its source says about it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
@@ -146,5 +195,26 @@ impl Default for ObjectsConfig {
             allow_buckets: Vec::new(),
             records_path: None,
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksum_names_its_algorithm_and_round_trips() {
+        for name in Checksum::ALGORITHMS {
+            let c = Checksum::from_parts(name, "v".into()).unwrap();
+            assert_eq!((c.algorithm(), c.value()), (name, "v"));
+            let json = serde_json::to_value(&c).unwrap();
+            assert_eq!(json["algorithm"], name);
+        }
+        assert_eq!(
+            Checksum::from_parts("SHA-256", "x".into()),
+            Some(Checksum::Sha256("x".into()))
+        );
+        assert_eq!(Checksum::from_parts("blake3", "x".into()), None);
     }
 }

@@ -316,8 +316,21 @@ impl ObjectReader {
                     )
                 }
             };
-            let first = if n == 1 { size } else { part_len(1).await? };
-            let last = if n == 1 { size } else { part_len(n).await? };
+            // An endpoint that cannot head a part only loses this check (the size and any
+            // x-amz-checksum still apply); an object changed meanwhile fails its reads.
+            let (first, last) = if n == 1 {
+                (size, size)
+            } else {
+                match (part_len(1).await, part_len(n).await) {
+                    (Ok(f), Ok(l)) => (f, l),
+                    (Err(e), _) | (_, Err(e)) => {
+                        tracing::debug!(
+                            "{name}: part sizes unknown ({e}); its md5-{n} ETag is not checked"
+                        );
+                        (0, 0)
+                    }
+                }
+            };
             let uniform = first > 0
                 && last <= first
                 && first
@@ -334,6 +347,7 @@ impl ObjectReader {
     /// A URL's head: a one-byte ranged GET (a presigned GET URL is not signed for HEAD).
     async fn head_url(&self, obj: &ObjectRef, url: &str) -> Result<ObjectHead, ObjectError> {
         let parsed = self.inner.hosts.check(url)?;
+        register_url_secrets(url);
         let name = object_name(obj);
         let s3_host = parsed.host_str().is_some_and(is_aws_s3_host)
             || self
@@ -573,9 +587,12 @@ pub fn register_url_secrets(url: &str) {
 }
 
 fn transport_failure(e: reqwest::Error) -> Failure {
-    let transient = e.is_timeout() || crate::retry::is_transient_transport(&e);
+    let transient = (e.is_timeout() || crate::retry::is_transient_transport(&e))
+        && !super::s3::is_tls_failure(&e);
     // Without the URL: a presigned URL's query string is a secret.
-    let cause = crate::secret::redact(&crate::report::error_chain(&e.without_url()));
+    let e = e.without_url();
+    let cause =
+        super::s3::with_tls_hint(&e, crate::secret::redact(&crate::report::error_chain(&e)));
     if transient {
         Failure::Transient { cause, after: None }
     } else {
@@ -660,6 +677,56 @@ mod tests {
         assert_eq!((total_size(&h), range_start(&h)), (Some(1234), Some(100)));
         assert_eq!(real_version(Some("null")), None);
         assert_eq!(real_version(Some("v1")).as_deref(), Some("v1"));
+    }
+
+    #[tokio::test]
+    async fn a_reader_is_shared_between_tasks_and_refuses_before_sending() {
+        let reader =
+            ObjectReader::new(None, reqwest::Client::new(), &ObjectsConfig::default()).unwrap();
+        let obj = ObjectRef {
+            location: ObjectLocation::Url {
+                url: "https://elsewhere.example/o?X-Amz-Signature=abcdef123456".into(),
+            },
+            name: "o".into(),
+            size: None,
+            checksum: None,
+            records: None,
+            etag: None,
+            version_id: None,
+            last_modified: None,
+        };
+        let (r, o) = (reader.clone(), obj.clone());
+        let head = tokio::spawn(async move { r.head(&o).await }).await.unwrap();
+        assert!(matches!(head, Err(ObjectError::HostRefused { .. })));
+        let (r, o) = (reader.clone(), obj.clone());
+        let range = tokio::spawn(async move {
+            r.get_range(
+                &o,
+                &ObjectHead {
+                    size: 1,
+                    ..Default::default()
+                },
+                0..1,
+            )
+            .await
+        });
+        assert!(matches!(
+            range.await.unwrap(),
+            Err(ObjectError::HostRefused { .. })
+        ));
+        let s3 = ObjectRef {
+            location: ObjectLocation::S3 {
+                bucket: "b".into(),
+                key: "k".into(),
+            },
+            ..obj
+        };
+        let e =
+            tokio::spawn(async move { reader.presigned_url(&s3, Duration::from_secs(60)).await });
+        assert!(matches!(
+            e.await.unwrap(),
+            Err(ObjectError::NoS3Client { .. })
+        ));
     }
 
     #[test]

@@ -180,6 +180,12 @@ pub fn classify(status: u16, code: Option<&str>, message: Option<&str>) -> Failu
             code: code.map(str::to_string),
         },
         (412, _) => Failure::Changed,
+        (301, _) | (_, Some("PermanentRedirect" | "AuthorizationHeaderMalformed")) => Failure::Fatal {
+            cause: format!(
+                "{status} {}: the bucket is in another region than the client's: set AWS_REGION to the bucket's region",
+                code_or("PermanentRedirect")
+            ),
+        },
         (403, _) if message.to_ascii_lowercase().contains("request has expired") => {
             Failure::Expired
         }
@@ -219,13 +225,41 @@ where
         SdkError::ConstructionFailure(_) => Failure::Fatal {
             cause: crate::secret::redact(&crate::report::error_chain(err)),
         },
-        SdkError::DispatchFailure(d) if d.is_user() => Failure::Fatal {
-            cause: crate::secret::redact(&crate::report::error_chain(err)),
-        },
+        // A connection that broke or timed out may work next time; a request the client
+        // refused to send, or a TLS handshake that failed (an untrusted certificate: see
+        // --ca-bundle), will not.
+        SdkError::DispatchFailure(d) if !(d.is_io() || d.is_timeout()) || is_tls_failure(err) => {
+            Failure::Fatal {
+                cause: with_tls_hint(err, crate::secret::redact(&crate::report::error_chain(err))),
+            }
+        }
         _ => Failure::Transient {
             cause: crate::secret::redact(&crate::report::error_chain(err)),
             after: None,
         },
+    }
+}
+
+/// Whether a transport error is a failed TLS handshake (an untrusted or invalid
+/// certificate): retrying cannot help, `--ca-bundle` can. Told by the error chain's text:
+/// the TLS error sits inside an I/O error of the connector, with no type to ask for.
+pub fn is_tls_failure(err: &(dyn std::error::Error + 'static)) -> bool {
+    let text = crate::report::error_chain(err).to_ascii_lowercase();
+    [
+        "invalid peer certificate",
+        "tls handshake",
+        "certificate verify failed",
+    ]
+    .iter()
+    .any(|t| text.contains(t))
+}
+
+/// `cause`, and for a failed TLS handshake what to do about it.
+pub fn with_tls_hint(err: &(dyn std::error::Error + 'static), cause: String) -> String {
+    if is_tls_failure(err) {
+        format!("{cause} (if the endpoint or a proxy uses a private CA, give its certificate with --ca-bundle or SSL_CERT_FILE)")
+    } else {
+        cause
     }
 }
 
@@ -263,6 +297,9 @@ mod tests {
             Failure::Denied { .. }
         ));
         assert_eq!(classify(412, None, None), Failure::Changed);
+        assert!(
+            matches!(classify(301, None, None), Failure::Fatal { cause } if cause.contains("AWS_REGION"))
+        );
         for (status, code) in [
             (503, Some("SlowDown")),
             (500, Some("InternalError")),

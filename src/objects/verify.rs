@@ -26,14 +26,7 @@ enum Algorithm {
 
 impl Algorithm {
     fn name(self) -> &'static str {
-        match self {
-            Algorithm::Crc32 => "crc32",
-            Algorithm::Crc32c => "crc32c",
-            Algorithm::Crc64nvme => "crc64nvme",
-            Algorithm::Sha1 => "sha1",
-            Algorithm::Sha256 => "sha256",
-            Algorithm::Md5 => "md5",
-        }
+        self.checksum(String::new()).algorithm()
     }
 
     fn digest_len(self) -> usize {

@@ -11,6 +11,9 @@
 //!    `load::manifest`), `_SUCCESS`, checkpoint complete.
 
 mod commit;
+mod object_as_is;
+mod object_job;
+mod object_plan;
 mod object_progress;
 mod object_records;
 pub mod objects;

@@ -1,9 +1,17 @@
 //! The checkpoint of an object run while its objects land: one shared copy in memory, saved
-//! by whoever asks after changing it, with the saves coalesced. Many objects (and parts)
-//! finish at once; each change waits for a save that includes it, but one save carries every
-//! change made before it started, so a thousand small objects cost a few dozen writes, not a
-//! thousand. A save that loses the race to another writer stops the run
+//! by whoever asks after changing it, with the saves coalesced: one save carries every change
+//! made before it started. A save that loses the race to another writer stops the run
 //! ([`StateError::LostRace`]).
+//!
+//! Two kinds of change:
+//! - [`SharedCheckpoint::update`] returns once a save holds the change: the plan, a source's
+//!   notes, a `--land records` object's progress (whose record offset must be durable before
+//!   the next chunk lands);
+//! - [`SharedCheckpoint::note`] (an as-is object landed, a part staged) saves at most every
+//!   [`NOTE_INTERVAL`]: a note lost in a kill only means that object is landed again, at the
+//!   same path with the same bytes, or that part staged again — the storage's own list of
+//!   staged parts is what a resume trusts. So a thousand small objects cost a few writes of
+//!   the checkpoint, not a thousand. [`SharedCheckpoint::flush`] saves what is left.
 
 use crate::encode::schema::Schema;
 use crate::objects::land::PartLedger;
@@ -15,6 +23,10 @@ use crate::state::{Checkpoint, CheckpointStore, StateError};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The longest an as-is object's landing stays unsaved while others land.
+pub(super) const NOTE_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The run's checkpoint, shared by the tasks landing its objects.
 #[derive(Debug)]
@@ -24,6 +36,8 @@ pub(super) struct SharedCheckpoint {
     /// Changes made (a counter), and the last change a completed save included.
     changed: AtomicU64,
     saved: AtomicU64,
+    /// When the last save started.
+    last_save: Mutex<Instant>,
 }
 
 impl SharedCheckpoint {
@@ -33,6 +47,7 @@ impl SharedCheckpoint {
             store: tokio::sync::Mutex::new(store),
             changed: AtomicU64::new(0),
             saved: AtomicU64::new(0),
+            last_save: Mutex::new(Instant::now()),
         }
     }
 
@@ -55,6 +70,33 @@ impl SharedCheckpoint {
         self.save_including(mine).await
     }
 
+    /// Change the objects' progress; save when the last save is [`NOTE_INTERVAL`] old.
+    pub(super) async fn note(
+        &self,
+        change: impl FnOnce(&mut ObjectsProgress),
+    ) -> Result<(), StateError> {
+        let mine = {
+            let mut cp = self.lock();
+            change(cp.objects.get_or_insert_with(Default::default));
+            self.changed.fetch_add(1, Ordering::SeqCst) + 1
+        };
+        let due = self
+            .last_save
+            .lock()
+            .map(|t| t.elapsed() >= NOTE_INTERVAL)
+            .unwrap_or(true);
+        if due {
+            self.save_including(mine).await?;
+        }
+        Ok(())
+    }
+
+    /// Save every change made so far.
+    pub(super) async fn flush(&self) -> Result<(), StateError> {
+        let now = self.changed.load(Ordering::SeqCst);
+        self.save_including(now).await
+    }
+
     /// Change the whole checkpoint, then save.
     pub(super) async fn update_checkpoint(
         &self,
@@ -73,6 +115,9 @@ impl SharedCheckpoint {
         if self.saved.load(Ordering::SeqCst) >= change {
             // A save that started after this change carried it.
             return Ok(());
+        }
+        if let Ok(mut t) = self.last_save.lock() {
+            *t = Instant::now();
         }
         let (snapshot, upto) = {
             let mut cp = self.lock();
@@ -108,14 +153,14 @@ impl SharedCheckpoint {
     }
 
     pub(super) async fn landed(&self, object: ManifestObject) -> Result<(), StateError> {
-        self.update(|p| p.record_landed(object)).await
+        self.note(|p| p.record_landed(object)).await
     }
 }
 
 #[async_trait]
 impl PartLedger for SharedCheckpoint {
     async fn staged(&self, staging: &StagingObject, part: u32) -> Result<(), String> {
-        self.update(|p| p.record_staged(staging, part))
+        self.note(|p| p.record_staged(staging, part))
             .await
             .map_err(|e| e.to_string())
     }

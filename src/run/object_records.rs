@@ -14,94 +14,139 @@
 //! incremental ledger), so a kill at any moment leaves either an object in progress (resumed
 //! from its offset) or a landed one, never both.
 
+use super::object_job::{ObjectRunConfig, ObjectRunError};
+use super::object_plan::{reference_of, relist, Live};
 use super::object_progress::SharedCheckpoint;
-use crate::config::OutputConfig;
 use crate::objects::decode::DecodeOptions;
-use crate::objects::land::{checksum_entry, source_of};
+use crate::objects::land::{checksum_entry, source_of, LandError};
 use crate::objects::ranged::object_stream;
 use crate::objects::records::{
     chunk_prefix, land_records, ProgressSaver, RecordsError, RecordsInput, RecordsProgress,
 };
-use crate::objects::{ObjectError, ObjectHead, ObjectReader, ObjectRef, ObjectsConfig};
+use crate::objects::source::ObjectSource;
+use crate::objects::{ObjectError, ObjectHead, ObjectReader, ObjectRef};
 use crate::pipeline::StopSignal;
 use crate::report::{Event, Reporter};
 use crate::sink::Sink;
-use crate::state::objects::ManifestObject;
+use crate::state::objects::{ManifestObject, PlannedObject};
 use async_trait::async_trait;
 use std::sync::Arc;
 
 /// What the records objects of a run work with.
 pub(super) struct RecordsRun<'a> {
-    pub(super) objects: &'a ObjectsConfig,
-    pub(super) output: &'a OutputConfig,
+    pub(super) config: &'a ObjectRunConfig,
     pub(super) reader: ObjectReader,
+    pub(super) source: &'a dyn ObjectSource,
     pub(super) shared: &'a Arc<SharedCheckpoint>,
-    /// The planned objects not landed yet, in the plan's order, each with the reference to
-    /// read it through (an `s3://` URI, or the source's live URL).
-    pub(super) todo: Vec<ObjectRef>,
+    pub(super) live: Live,
     pub(super) sink: Arc<dyn Sink>,
     pub(super) run_id: &'a str,
     pub(super) reporter: Arc<dyn Reporter>,
     pub(super) stop: StopSignal,
 }
 
-/// Why the records objects of a run stopped; the driver turns it into its own error.
-#[derive(Debug, thiserror::Error)]
-pub(super) enum RecordsRunError {
-    #[error(transparent)]
-    Records(#[from] RecordsError),
-    #[error(transparent)]
-    Object(#[from] ObjectError),
-    /// A stop was asked for; every committed record is in the checkpoint.
-    #[error("interrupted")]
-    Interrupted,
-}
-
-impl RecordsRunError {
-    /// A presigned URL expired (at HEAD, or while reading): the driver lists the objects once
-    /// more and calls again; each object resumes from its progress.
-    pub(super) fn expired(&self) -> bool {
-        match self {
-            RecordsRunError::Object(ObjectError::Expired { .. }) => true,
-            RecordsRunError::Records(RecordsError::Read { source, .. }) => matches!(
-                source.downcast_ref::<ObjectError>(),
-                Some(ObjectError::Expired { .. })
-            ),
-            _ => false,
+/// Land every planned object not landed yet as records, in the plan's order.
+pub(super) async fn land_records_objects(run: RecordsRun<'_>) -> Result<(), ObjectRunError> {
+    let RecordsRun {
+        config,
+        reader,
+        source,
+        shared,
+        mut live,
+        sink,
+        run_id,
+        reporter,
+        stop,
+    } = run;
+    let progress = shared.progress();
+    let todo: Vec<PlannedObject> = progress
+        .planned
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !progress.landed.iter().any(|l| l.name == p.name))
+        .collect();
+    let mut relisted = false;
+    for planned in todo {
+        if stop.is_stopped() {
+            return Err(interrupted(shared, run_id));
         }
-    }
-}
-
-/// Land the objects of `run.todo` as records, one after another.
-pub(super) async fn land_records_objects(run: RecordsRun<'_>) -> Result<(), RecordsRunError> {
-    for object in &run.todo {
-        if run.stop.is_stopped() {
-            return Err(RecordsRunError::Interrupted);
-        }
-        match land_one(&run, object).await {
-            Err(RecordsRunError::Records(RecordsError::Interrupted { .. })) => {
-                return Err(RecordsRunError::Interrupted)
+        // An expired presigned URL (at HEAD, or while reading) has the source list its
+        // objects once more per run; the object is then landed again from its progress.
+        loop {
+            let reference = reference_of(&planned, &live, run_id)?;
+            let outcome = land_one(
+                config,
+                &reader,
+                shared,
+                &planned,
+                &reference,
+                sink.clone(),
+                run_id,
+                reporter.clone(),
+                stop.clone(),
+            )
+            .await;
+            match outcome {
+                Ok(()) => break,
+                Err(e) if !relisted && expired(&e) => {
+                    relisted = true;
+                    live = relist(source, shared, &crate::report::SilentReporter).await?;
+                }
+                Err(RecordsLandError::Records(RecordsError::Interrupted { .. })) => {
+                    return Err(interrupted(shared, run_id))
+                }
+                Err(RecordsLandError::Records(e)) => return Err(e.into()),
+                Err(RecordsLandError::Object(e)) => return Err(LandError::Object(e).into()),
             }
-            other => other?,
         }
     }
     Ok(())
 }
 
+fn interrupted(shared: &SharedCheckpoint, run_id: &str) -> ObjectRunError {
+    let p = shared.progress();
+    ObjectRunError::Interrupted {
+        run_id: run_id.to_string(),
+        landed: p.landed.len() as u64,
+        planned: p.planned.map_or(0, |v| v.len() as u64),
+    }
+}
+
+enum RecordsLandError {
+    Object(ObjectError),
+    Records(RecordsError),
+}
+
+fn expired(e: &RecordsLandError) -> bool {
+    match e {
+        RecordsLandError::Object(ObjectError::Expired { .. }) => true,
+        RecordsLandError::Records(RecordsError::Read { source, .. }) => {
+            matches!(
+                source.downcast_ref::<ObjectError>(),
+                Some(ObjectError::Expired { .. })
+            )
+        }
+        _ => false,
+    }
+}
+
 /// Land one object's records from its progress in the checkpoint.
-async fn land_one(run: &RecordsRun<'_>, reference: &ObjectRef) -> Result<(), RecordsRunError> {
-    let RecordsRun {
-        objects,
-        output,
-        reader,
-        shared,
-        sink,
-        run_id,
-        reporter,
-        stop,
-        ..
-    } = run;
-    let head = reader.head(reference).await?;
+#[allow(clippy::too_many_arguments)]
+async fn land_one(
+    config: &ObjectRunConfig,
+    reader: &ObjectReader,
+    shared: &Arc<SharedCheckpoint>,
+    planned: &PlannedObject,
+    reference: &ObjectRef,
+    sink: Arc<dyn Sink>,
+    run_id: &str,
+    reporter: Arc<dyn Reporter>,
+    stop: StopSignal,
+) -> Result<(), RecordsLandError> {
+    let head = reader
+        .head(reference)
+        .await
+        .map_err(RecordsLandError::Object)?;
     // The bytes read are pinned to what HEAD saw; the progress pins the same.
     let mut object = reference.clone();
     if object.etag.is_none() {
@@ -110,18 +155,20 @@ async fn land_one(run: &RecordsRun<'_>, reference: &ObjectRef) -> Result<(), Rec
     if object.version_id.is_none() {
         object.version_id = head.version_id.clone();
     }
+    let objects = &config.objects;
     let bytes = object_stream(
         reader.clone(),
         &object,
         &head,
         objects.part_size,
         objects.concurrency,
-    )?;
-    let progress = shared.records_progress(&object.name).unwrap_or_default();
+    )
+    .map_err(RecordsLandError::Object)?;
+    let progress = shared.records_progress(&planned.name).unwrap_or_default();
     let schema = shared.schema();
     let mut saver = CheckpointSaver {
-        shared: Arc::clone(shared),
-        landed: landed_entry(&object, &head, run_id, sink.as_ref()),
+        shared: shared.clone(),
+        landed: landed_entry(planned, &object, &head, run_id, sink.as_ref()),
     };
     let end = land_records(RecordsInput {
         object: &object,
@@ -130,8 +177,8 @@ async fn land_one(run: &RecordsRun<'_>, reference: &ObjectRef) -> Result<(), Rec
             records_path: objects.records_path.clone(),
             ..Default::default()
         },
-        output,
-        sink: sink.clone(),
+        output: &config.output,
+        sink,
         run_id,
         upload_concurrency: objects.concurrency,
         progress,
@@ -139,16 +186,17 @@ async fn land_one(run: &RecordsRun<'_>, reference: &ObjectRef) -> Result<(), Rec
         previous_schema: None,
         saver: &mut saver,
         reporter: reporter.clone(),
-        stop: stop.clone(),
+        stop,
     })
-    .await?;
+    .await
+    .map_err(RecordsLandError::Records)?;
     reporter.report(Event::ObjectLanded {
-        name: object.name.clone(),
+        name: planned.name.clone(),
         url: saver.landed.url.clone(),
         bytes: head.size,
     });
     tracing::info!(
-        object = %object.name,
+        object = %planned.name,
         records = end.progress.records,
         chunks = end.progress.files.len(),
         "object landed as records"
@@ -159,6 +207,7 @@ async fn land_one(run: &RecordsRun<'_>, reference: &ObjectRef) -> Result<(), Rec
 /// The manifest's entry for an object landed as records: `path` is the start of its chunks'
 /// names (the chunks themselves are the run's `files`).
 fn landed_entry(
+    planned: &PlannedObject,
     object: &ObjectRef,
     head: &ObjectHead,
     run_id: &str,
@@ -170,7 +219,7 @@ fn landed_entry(
         verified.extend(v.checks());
     }
     ManifestObject {
-        name: object.name.clone(),
+        name: planned.name.clone(),
         source: source_of(object),
         version_id: object.version_id.clone(),
         etag: object.etag.clone(),

@@ -16,127 +16,26 @@
 //! 4. The commit adds the run's objects to the job's ledger before marking the checkpoint
 //!    complete, so a commit killed midway is simply done again by the rerun.
 
+pub use super::object_job::{ObjectRunConfig, ObjectRunError, ObjectRunInput, ObjectSummary};
+
+use super::object_as_is::land_as_is;
+use super::object_plan::plan;
 use super::object_progress::SharedCheckpoint;
 use super::RunOptions;
-use crate::config::OutputConfig;
 use crate::load::manifest::{Manifest, ManifestStatus};
 use crate::load::object_manifest::ObjectManifestInput;
 use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
-use crate::objects::land::{
-    checksum_entry, checksum_of, source_of, AsIsLander, LandError, LandJob,
-};
-use crate::objects::source::{ObjectSource, ObjectSourceError};
-use crate::objects::{Land, ObjectError, ObjectLocation, ObjectReader, ObjectRef, ObjectsConfig};
-use crate::pipeline::StopSignal;
-use crate::report::{Event, Reporter};
+use crate::objects::land::AsIsLander;
+use crate::objects::source::ObjectSource;
+use crate::objects::Land;
+use crate::report::Event;
 use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
-use crate::state::objects::{CopiedLedger, LedgerError, ObjectsProgress, PlannedObject};
+use crate::state::objects::{CopiedLedger, ObjectsProgress};
 use crate::state::run_id::{new_run_id, now_rfc3339, rfc3339};
 use crate::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
 use bytes::Bytes;
-use futures::stream::{self, StreamExt};
-use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::Mutex;
-
-/// Names a run writes beside its objects: an object may not take them.
-const RUN_FILES: [&str; 3] = [MANIFEST, SUCCESS_MARKER, LOAD_SQL];
-
-/// The job's side of an object run.
-#[derive(Debug, Clone)]
-pub struct ObjectRunConfig {
-    pub job: String,
-    pub objects: ObjectsConfig,
-    /// The chunks of `--land records` (format, chunk size, schema policy).
-    pub output: OutputConfig,
-    /// How the objects are read, for the manifest: `iam` (the run's AWS credentials), or the
-    /// API's auth kind.
-    pub auth: String,
-}
-
-/// Why an object run stopped. Every variant names the object or run involved.
-#[derive(Debug, thiserror::Error)]
-pub enum ObjectRunError {
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    State(#[from] StateError),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error("listing the objects: {0}")]
-    Source(#[from] ObjectSourceError),
-    #[error(transparent)]
-    Land(#[from] LandError),
-    #[error("the unfinished run {run_id} of this job copied from {saved}, but this run is configured for {configured}. Run with the original source to finish it, or pass --restart to discard it")]
-    SourceChanged {
-        run_id: String,
-        saved: String,
-        configured: String,
-    },
-    #[error("object {source_uri} cannot land under its name {name:?}: {reason}. Leave it out with --exclude")]
-    BadName {
-        source_uri: String,
-        name: String,
-        reason: String,
-    },
-    #[error("object {name} ({source_uri}) is no longer in the source's list of objects, which run {run_id} planned to land; rerun with --restart to land the source's current objects")]
-    Vanished {
-        name: String,
-        source_uri: String,
-        run_id: String,
-    },
-    #[error("--land records: {0}")]
-    Records(String),
-    #[error(transparent)]
-    RecordsLanding(#[from] crate::objects::records::RecordsError),
-    #[error("interrupted: run {run_id} stopped with {landed} of {planned} objects landed and its checkpoint saved. Run the same command again to resume it (or pass --restart to discard it)")]
-    Interrupted {
-        run_id: String,
-        landed: u64,
-        planned: u64,
-    },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
-
-/// What an object run produced; printed as the JSON summary.
-#[derive(Debug, Clone, Serialize)]
-pub struct ObjectSummary {
-    pub status: &'static str,
-    pub job: String,
-    pub run_id: String,
-    pub resumed: bool,
-    /// The listing (e.g. `s3://bucket/prefix/`).
-    pub source: String,
-    /// The run's folder (redacted URL).
-    pub destination: String,
-    pub manifest_url: String,
-    pub land: &'static str,
-    /// Objects the run landed (over every attempt).
-    pub objects: u64,
-    /// Objects the listing held that an earlier run already copied.
-    pub skipped: u64,
-    /// Bytes of the objects landed.
-    pub bytes: u64,
-    /// `--land records`: the records landed (0 for as-is).
-    pub rows: u64,
-    pub warnings: Vec<String>,
-    /// Seconds this invocation took.
-    pub seconds: f64,
-}
-
-/// What one object run works with.
-pub struct ObjectRunInput<'a> {
-    pub config: &'a ObjectRunConfig,
-    pub source: &'a dyn ObjectSource,
-    pub reader: ObjectReader,
-    pub sink: Arc<dyn Sink>,
-    pub reporter: Arc<dyn Reporter>,
-    pub options: &'a RunOptions,
-    pub stop: StopSignal,
-}
 
 /// Run `input.source`'s objects into the sink: take the job's lock, resume or start a run,
 /// land every planned object, and commit it with its manifest and `_SUCCESS`.
@@ -225,17 +124,17 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             .await?;
         }
         Land::Records => {
-            land_records(
+            super::object_records::land_records_objects(super::object_records::RecordsRun {
                 config,
                 reader,
                 source,
-                &shared,
+                shared: &shared,
                 live,
-                sink.clone(),
-                &run_id,
-                reporter.clone(),
+                sink: sink.clone(),
+                run_id: &run_id,
+                reporter: reporter.clone(),
                 stop,
-            )
+            })
             .await?;
         }
     }
@@ -244,11 +143,19 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
         .map_err(|_| ObjectRunError::Internal("the checkpoint is still shared".into()))?;
     let (mut cp, mut store) = shared.into_parts();
     let manifest = commit(config, source, sink.as_ref(), options, &mut cp, &mut store).await?;
-    let bytes = manifest.objects.iter().map(|o| o.size).sum();
+    // As-is: the objects' bytes; records: the chunks'.
+    let objects = manifest.objects.len() as u64;
+    let bytes = manifest
+        .objects
+        .iter()
+        .filter(|o| o.land == "as-is")
+        .map(|o| o.size)
+        .sum::<u64>()
+        + manifest.totals.bytes;
     reporter.report(Event::RunFinished {
         run_id: run_id.clone(),
         rows: manifest.totals.rows,
-        files: manifest.objects.len() as u64,
+        files: objects + manifest.totals.files,
         bytes,
     });
     Ok(ObjectSummary {
@@ -263,10 +170,11 @@ async fn run_locked(input: ObjectRunInput<'_>) -> Result<ObjectSummary, ObjectRu
             Land::AsIs => "as-is",
             Land::Records => "records",
         },
-        objects: manifest.objects.len() as u64,
+        objects,
+        rows: manifest.totals.rows,
+        files: manifest.totals.files,
         skipped: manifest.objects_skipped,
         bytes,
-        rows: manifest.totals.rows,
         warnings: manifest.outcome.warnings.clone(),
         seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
     })
@@ -306,307 +214,6 @@ async fn discard(sink: &dyn Sink, run_id: &str) -> Result<(), SinkError> {
         sink.delete(&object.path).await?;
     }
     Ok(())
-}
-
-/// The objects behind presigned URLs, by name, as the source last listed them.
-type Live = HashMap<String, ObjectRef>;
-
-/// The run's plan: listed, filtered by the ledger and saved, unless the checkpoint has it.
-/// Returns the live references of URL objects (their signatures are never saved).
-async fn plan(
-    source: &dyn ObjectSource,
-    shared: &SharedCheckpoint,
-    sink: &dyn Sink,
-    reporter: &dyn Reporter,
-) -> Result<Live, ObjectRunError> {
-    let progress = shared.progress();
-    if let Some(planned) = &progress.planned {
-        let unlanded_urls = planned
-            .iter()
-            .any(|p| !progress.is_landed(&p.name) && !p.source.starts_with("s3://"));
-        return if unlanded_urls {
-            relist(source, shared, reporter).await
-        } else {
-            Ok(Live::new())
-        };
-    }
-    let listing = source.list(shared, reporter).await?;
-    let ledger = CopiedLedger::load(sink).await?;
-    let mut planned = Vec::new();
-    let mut live = Live::new();
-    let mut skipped = 0;
-    let mut names = std::collections::HashSet::new();
-    for object in listing.objects {
-        let src = source_of(&object);
-        check_name(&object.name, &src)?;
-        if !names.insert(object.name.clone()) {
-            return Err(ObjectRunError::BadName {
-                source_uri: src,
-                name: object.name,
-                reason: "another object of the listing has the same name".into(),
-            });
-        }
-        if ledger.copied(&src, object.version_id.as_deref(), object.etag.as_deref()) {
-            skipped += 1;
-            continue;
-        }
-        planned.push(planned_of(&object));
-        if matches!(object.location, ObjectLocation::Url { .. }) {
-            live.insert(object.name.clone(), object);
-        }
-    }
-    let warnings = listing.warnings;
-    let pages = listing.pages;
-    shared
-        .update_checkpoint(|cp| {
-            cp.pages = pages;
-            cp.listing.warnings.extend(warnings);
-            let p = cp.objects.get_or_insert_with(Default::default);
-            p.planned = Some(planned);
-            p.skipped = skipped;
-        })
-        .await?;
-    Ok(live)
-}
-
-/// Ask the source again for the live references of URL objects (after a resume or an
-/// expired URL).
-async fn relist(
-    source: &dyn ObjectSource,
-    shared: &SharedCheckpoint,
-    reporter: &dyn Reporter,
-) -> Result<Live, ObjectRunError> {
-    let listing = source.list(shared, reporter).await?;
-    Ok(listing
-        .objects
-        .into_iter()
-        .filter(|o| matches!(o.location, ObjectLocation::Url { .. }))
-        .map(|o| (o.name.clone(), o))
-        .collect())
-}
-
-/// An object's name must be a relative path the run's folder can hold beside its own files.
-fn check_name(name: &str, source: &str) -> Result<(), ObjectRunError> {
-    let bad = |reason: &str| ObjectRunError::BadName {
-        source_uri: source.to_string(),
-        name: name.to_string(),
-        reason: reason.to_string(),
-    };
-    if name.is_empty() || name.starts_with('/') || name.ends_with('/') {
-        return Err(bad("it is empty, absolute or a folder marker"));
-    }
-    if name
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return Err(bad("it has an empty, '.' or '..' segment"));
-    }
-    if RUN_FILES.contains(&name) {
-        return Err(bad("the run writes a file of that name itself"));
-    }
-    Ok(())
-}
-
-fn planned_of(o: &ObjectRef) -> PlannedObject {
-    PlannedObject {
-        name: o.name.clone(),
-        source: source_of(o),
-        size: o.size,
-        checksum: o.checksum.as_ref().map(checksum_entry),
-        records: o.records,
-        etag: o.etag.clone(),
-        version_id: o.version_id.clone(),
-        last_modified: o.last_modified.clone(),
-    }
-}
-
-/// The reference to read a planned object through: its `s3://` URI as planned, or the
-/// source's live URL for it.
-fn reference_of(p: &PlannedObject, live: &Live, run_id: &str) -> Result<ObjectRef, ObjectRunError> {
-    let location = match p.source.strip_prefix("s3://") {
-        Some(rest) => {
-            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-            ObjectLocation::S3 {
-                bucket: bucket.to_string(),
-                key: key.to_string(),
-            }
-        }
-        None => match live.get(&p.name) {
-            Some(o) => o.location.clone(),
-            None => {
-                return Err(ObjectRunError::Vanished {
-                    name: p.name.clone(),
-                    source_uri: p.source.clone(),
-                    run_id: run_id.to_string(),
-                })
-            }
-        },
-    };
-    Ok(ObjectRef {
-        location,
-        name: p.name.clone(),
-        size: p.size,
-        checksum: p.checksum.as_ref().and_then(checksum_of),
-        records: p.records,
-        etag: p.etag.clone(),
-        version_id: p.version_id.clone(),
-        last_modified: p.last_modified.clone(),
-    })
-}
-
-/// Land every planned object not landed yet, `concurrency` objects at once (their parts
-/// share the lander's permits). A stop lets the objects in flight finish.
-#[allow(clippy::too_many_arguments)]
-async fn land_as_is(
-    lander: &AsIsLander,
-    source: &dyn ObjectSource,
-    shared: &Arc<SharedCheckpoint>,
-    live: Live,
-    run_id: &str,
-    concurrency: usize,
-    reporter: Arc<dyn Reporter>,
-    stop: StopSignal,
-) -> Result<(), ObjectRunError> {
-    let progress = shared.progress();
-    let todo: Vec<PlannedObject> = progress
-        .planned
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| !progress.landed.iter().any(|l| l.name == p.name))
-        .collect();
-    // The URLs may be re-listed once (an expiry): every object then reads the new ones.
-    let live = Arc::new(Mutex::new((live, false)));
-    let results = stream::iter(todo)
-        .map(|planned| {
-            let (live, reporter, stop) = (live.clone(), reporter.clone(), stop.clone());
-            async move {
-                if stop.is_stopped() {
-                    return Ok(false);
-                }
-                let entry = land_one(lander, source, shared, &live, &planned, run_id).await?;
-                reporter.report(Event::ObjectLanded {
-                    name: entry.name.clone(),
-                    url: entry.url.clone(),
-                    bytes: entry.size,
-                });
-                shared.landed(entry).await?;
-                Ok::<_, ObjectRunError>(true)
-            }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let mut stopped = false;
-    for r in results {
-        stopped |= !r?;
-    }
-    if stopped {
-        let p = shared.progress();
-        return Err(ObjectRunError::Interrupted {
-            run_id: run_id.to_string(),
-            landed: p.landed.len() as u64,
-            planned: p.planned.map_or(0, |v| v.len() as u64),
-        });
-    }
-    Ok(())
-}
-
-/// `--land records`: the planned objects not landed yet, in the plan's order, through
-/// `super::object_records`; an expired presigned URL has the source list its objects once
-/// more, and the objects resume from their progress.
-#[allow(clippy::too_many_arguments)]
-async fn land_records(
-    config: &ObjectRunConfig,
-    reader: ObjectReader,
-    source: &dyn ObjectSource,
-    shared: &Arc<SharedCheckpoint>,
-    mut live: Live,
-    sink: Arc<dyn Sink>,
-    run_id: &str,
-    reporter: Arc<dyn Reporter>,
-    stop: StopSignal,
-) -> Result<(), ObjectRunError> {
-    use super::object_records::{land_records_objects, RecordsRun, RecordsRunError};
-    let mut relisted = false;
-    loop {
-        let progress = shared.progress();
-        let todo = progress
-            .planned
-            .iter()
-            .flatten()
-            .filter(|p| !progress.is_landed(&p.name))
-            .map(|p| reference_of(p, &live, run_id))
-            .collect::<Result<Vec<_>, _>>()?;
-        let outcome = land_records_objects(RecordsRun {
-            objects: &config.objects,
-            output: &config.output,
-            reader: reader.clone(),
-            shared,
-            todo,
-            sink: sink.clone(),
-            run_id,
-            reporter: reporter.clone(),
-            stop: stop.clone(),
-        })
-        .await;
-        match outcome {
-            Ok(()) => return Ok(()),
-            Err(e) if e.expired() && !relisted => {
-                relisted = true;
-                live = relist(source, shared, &crate::report::SilentReporter).await?;
-            }
-            Err(RecordsRunError::Records(e)) => return Err(e.into()),
-            Err(RecordsRunError::Object(e)) => return Err(LandError::Object(e).into()),
-            Err(RecordsRunError::Interrupted) => {
-                let p = shared.progress();
-                return Err(ObjectRunError::Interrupted {
-                    run_id: run_id.to_string(),
-                    landed: p.landed.len() as u64,
-                    planned: p.planned.map_or(0, |v| v.len() as u64),
-                });
-            }
-        }
-    }
-}
-
-/// Land one object; an expired presigned URL has the source list its objects once more.
-async fn land_one(
-    lander: &AsIsLander,
-    source: &dyn ObjectSource,
-    shared: &Arc<SharedCheckpoint>,
-    live: &Mutex<(Live, bool)>,
-    planned: &PlannedObject,
-    run_id: &str,
-) -> Result<crate::state::objects::ManifestObject, ObjectRunError> {
-    let path = join_path(&[run_id, &planned.name]);
-    let mut retried = false;
-    loop {
-        let reference = {
-            let guard = live.lock().await;
-            reference_of(planned, &guard.0, run_id)?
-        };
-        let resume = shared.progress().staging_of(&planned.name).cloned();
-        let job = LandJob {
-            object: &reference,
-            path: path.clone(),
-            run_id,
-            resume: resume.as_ref(),
-            ledger: shared.clone(),
-        };
-        match lander.land(job).await {
-            Ok(entry) => return Ok(entry),
-            Err(LandError::Object(ObjectError::Expired { .. })) if !retried => {
-                retried = true;
-                let mut guard = live.lock().await;
-                if !guard.1 {
-                    // Once per run: a second expiry is the source's problem to fix.
-                    guard.1 = true;
-                    guard.0 = relist(source, shared, &crate::report::SilentReporter).await?;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// The run-level commit: load script, manifest, `_SUCCESS`, the job's ledger of copied
@@ -658,41 +265,18 @@ async fn commit(
     )
     .await?;
     let mut ledger = CopiedLedger::load(sink).await?;
-    ledger.add(&cp.run_id, &manifest.objects);
+    // Every landed object (as-is or as records) with the version it was read at.
+    ledger.add(
+        &cp.run_id,
+        manifest
+            .objects
+            .iter()
+            .map(|o| (o.source.clone(), o.version_id.clone(), o.etag.clone()))
+            .collect::<Vec<_>>(),
+    );
     ledger.save(sink).await?;
     cp.status = RunStatus::Complete;
     cp.updated_at = now_rfc3339();
     store.save(cp).await?;
     Ok(manifest)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_that_cannot_sit_in_a_run_folder_are_refused() {
-        for bad in [
-            "",
-            "/a",
-            "a/",
-            "a//b",
-            "./a",
-            "a/../b",
-            "_manifest.json",
-            "load.sql",
-            "_SUCCESS",
-        ] {
-            assert!(check_name(bad, "s3://b/p/x").is_err(), "{bad:?}");
-        }
-        for good in [
-            "a",
-            "dir/a.csv",
-            "_other",
-            "x/_SUCCESS",
-            "part-00001.jsonl.gz",
-        ] {
-            assert!(check_name(good, "s3://b/p/x").is_ok(), "{good:?}");
-        }
-    }
 }

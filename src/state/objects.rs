@@ -109,7 +109,7 @@ pub struct ObjectsProgress {
     /// Large objects with parts staged and not yet committed.
     #[serde(default)]
     pub staging: Vec<StagingObject>,
-    /// `--land records`: objects partly landed, by name (their record offset, chunks).
+    /// `--land records`: each object's progress (a record offset within it), by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub records: BTreeMap<String, crate::state::records::RecordsProgress>,
 }
@@ -211,15 +211,20 @@ impl CopiedLedger {
             .is_some_and(|c| c.is(version_id, etag))
     }
 
-    /// Add a run's landed objects. Written by the run's commit, under the job's lock, before
-    /// the checkpoint is marked complete: a commit killed midway writes it again on resume.
-    pub fn add(&mut self, run_id: &str, landed: &[ManifestObject]) {
-        for o in landed {
+    /// Add a run's landed objects: (source, version id, ETag) each. Written by the run's
+    /// commit, under the job's lock, before the checkpoint is marked complete: a commit
+    /// killed midway writes it again on resume.
+    pub fn add(
+        &mut self,
+        run_id: &str,
+        landed: impl IntoIterator<Item = (String, Option<String>, Option<String>)>,
+    ) {
+        for (source, version_id, etag) in landed {
             self.objects.insert(
-                o.source.clone(),
+                source,
                 CopiedVersion {
-                    version_id: o.version_id.clone(),
-                    etag: o.etag.clone(),
+                    version_id,
+                    etag,
                     run_id: run_id.to_string(),
                 },
             );
@@ -293,11 +298,13 @@ mod tests {
         let mut l = CopiedLedger::default();
         l.add(
             "r1",
-            &[
+            [
                 landed("a", Some("v1"), Some("e1")),
                 landed("b", None, Some("e2")),
                 landed("c", None, None),
-            ],
+            ]
+            .into_iter()
+            .map(|o| (o.source, o.version_id, o.etag)),
         );
         assert!(l.copied("s3://b/p/a", Some("v1"), Some("other")));
         assert!(!l.copied("s3://b/p/a", Some("v2"), Some("e1")));

@@ -294,6 +294,7 @@ fn mask_source(text: &str, source_url: &str) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use crate::sink::Sink;
 
     #[test]
     fn block_ids_have_one_length_and_round_trip() {
@@ -322,6 +323,100 @@ mod tests {
             b"0000000000000000-00000007".to_vec(),
         ];
         assert_eq!(parts_among(&upload_tag("a"), ids), vec![0, 3]);
+    }
+
+    /// A stand-in Blob endpoint answering every request with `status`, error code `code` and
+    /// a `<Message>` quoting `message`; returns the sink on it.
+    async fn answering(status: u16, code: &'static str, message: String) -> AzureSink {
+        use axum::response::IntoResponse;
+        let app = axum::Router::new().fallback(move || {
+            let message = message.clone();
+            async move {
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{message}\nRequestId:1</Message></Error>"
+                );
+                (
+                    axum::http::StatusCode::from_u16(status).unwrap(),
+                    [("x-ms-error-code", code), ("content-type", "application/xml")],
+                    body,
+                )
+                    .into_response()
+            }
+        });
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(tcp, app).await;
+        });
+        let loc =
+            super::super::AzureLocation::parse(&format!("http://{addr}/devstoreaccount1/c/p"))
+                .unwrap();
+        super::super::AzureSinkBuilder::new(loc)
+            .with_credential(super::super::StorageCredential::SharedKey {
+                account: "devstoreaccount1".into(),
+                key: crate::secret::Secret::new(super::super::auth::DEV_ACCOUNT_KEY),
+            })
+            .build()
+            .unwrap()
+    }
+
+    const SOURCE: &str = "https://b.s3.amazonaws.com/k.gz?X-Amz-Credential=ASIAQUOTED%2F20261207&X-Amz-Signature=9f86d081884c7d659a2feaa0c55ad015";
+
+    #[tokio::test]
+    async fn a_service_without_put_block_from_url_is_unsupported() {
+        let sink = answering(
+            501,
+            "APINotImplemented",
+            "Current API is not implemented yet.".into(),
+        )
+        .await;
+        let err = sink
+            .stage_part_from_url("o.gz", "u", 0, SOURCE, 0..10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::Unsupported { .. }), "{err:?}");
+        assert!(err.to_string().contains("--copy-mode client"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_source_the_service_cannot_read_is_named_without_its_signature() {
+        // The real service quotes the source's answer; make it quote the URL too.
+        let sink = answering(
+            403,
+            "CannotVerifyCopySource",
+            format!("Server failed to authenticate the request. Source: {SOURCE}"),
+        )
+        .await;
+        let err = sink
+            .stage_part_from_url("o.gz", "u", 0, SOURCE, 0..10)
+            .await
+            .unwrap_err();
+        match &err {
+            SinkError::CopySource {
+                source_url, status, ..
+            } => {
+                assert_eq!(
+                    (source_url.as_str(), *status),
+                    ("https://b.s3.amazonaws.com/k.gz", 403)
+                );
+            }
+            other => panic!("expected CopySource, got {other:?}"),
+        }
+        let text = err.to_string();
+        assert!(!text.contains("9f86d081884c7d659a2feaa0c55ad015"), "{text}");
+        assert!(!text.contains("ASIAQUOTED"), "{text}");
+        assert!(text.contains("Server failed to authenticate"), "{text}");
+        // A refusal of the destination itself stays an Auth error, also masked.
+        let sink = answering(403, "AuthorizationFailure", format!("denied {SOURCE}")).await;
+        let err = sink
+            .stage_part_from_url("o.gz", "u", 0, SOURCE, 0..10)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::Auth { .. }), "{err:?}");
+        assert!(
+            !err.to_string().contains("9f86d081884c7d659a2feaa0c55ad015"),
+            "{err}"
+        );
     }
 
     #[test]
