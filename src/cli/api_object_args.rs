@@ -5,7 +5,6 @@
 //! long to wait). One clap struct flattened into `pull`, resolved into the library's
 //! [`ApiObjectsConfig`] in one place; how objects land is `object_args`' business.
 
-use super::job_spec::JobSpec;
 use super::resolver::{duration, usage, Resolver, UsageError};
 use clap::Args;
 use gatelake::objects::api_listing::ApiObjectsConfig;
@@ -102,13 +101,35 @@ pub struct ApiObjectArgs {
     pub export_timeout: Option<String>,
 }
 
+/// The job file's keys for these flags (its table's fields of the same names), so this file
+/// needs nothing of the job file's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiObjectJob {
+    pub objects_path: Option<String>,
+    pub object_url_field: Option<String>,
+    pub object_uri_field: Option<String>,
+    pub object_size_field: Option<String>,
+    pub object_checksum_field: Option<String>,
+    pub object_checksum_algorithm: Option<String>,
+    pub object_records_field: Option<String>,
+    pub object_name_field: Option<String>,
+    pub export: Option<bool>,
+    pub export_body: Option<String>,
+    pub export_status_field: Option<String>,
+    pub export_status_url: Option<String>,
+    pub export_id_field: Option<String>,
+    pub export_state_field: Option<String>,
+    pub export_poll_interval: Option<String>,
+    pub export_timeout: Option<String>,
+}
+
 impl ApiObjectArgs {
     /// How the pull finds its objects, or `None` for a pull of records. `url` is the pull's
     /// `--url` (the export's start URL with --export).
     pub fn resolve(
         &self,
         r: &mut Resolver<'_>,
-        job: &JobSpec,
+        job: &ApiObjectJob,
         url: &Url,
     ) -> Result<Option<ApiObjectsConfig>, UsageError> {
         let mut text = |id: &str, cli: &Option<String>, job: &Option<String>| {
@@ -197,7 +218,7 @@ impl ApiObjectArgs {
     fn resolve_export(
         &self,
         r: &mut Resolver<'_>,
-        job: &JobSpec,
+        job: &ApiObjectJob,
         url: &Url,
     ) -> Result<Option<ExportSpec>, UsageError> {
         let on = r
@@ -339,7 +360,7 @@ mod tests {
         objects: ApiObjectArgs,
     }
 
-    fn resolve(argv: &[&str], job: &JobSpec) -> Result<Option<ApiObjectsConfig>, UsageError> {
+    fn resolve(argv: &[&str], job: &ApiObjectJob) -> Result<Option<ApiObjectsConfig>, UsageError> {
         let matches = Cmd::command()
             .try_get_matches_from(std::iter::once("t").chain(argv.iter().copied()))
             .unwrap();
@@ -351,12 +372,12 @@ mod tests {
 
     #[test]
     fn a_pull_of_records_has_no_object_settings() {
-        assert_eq!(resolve(&[], &JobSpec::default()).unwrap(), None);
+        assert_eq!(resolve(&[], &ApiObjectJob::default()).unwrap(), None);
     }
 
     #[test]
     fn references_in_pages_from_flags_and_the_job_file() {
-        let job = JobSpec {
+        let job = ApiObjectJob {
             objects_path: Some("files".into()),
             object_size_field: Some("size".into()),
             ..Default::default()
@@ -397,7 +418,7 @@ mod tests {
     fn an_export_with_its_defaults_and_with_every_setting() {
         let c = resolve(
             &["--object-uri-field", "s3_uri", "--export"],
-            &JobSpec::default(),
+            &ApiObjectJob::default(),
         )
         .unwrap()
         .unwrap();
@@ -410,7 +431,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let body = dir.path().join("body.json");
         std::fs::write(&body, r#"{"table":"orders"}"#).unwrap();
-        let job = JobSpec {
+        let job = ApiObjectJob {
             export: Some(true),
             export_timeout: Some("2h".into()),
             ..Default::default()
@@ -457,7 +478,7 @@ mod tests {
 
     #[test]
     fn bad_combinations_name_the_flag_and_the_fix() {
-        let job = JobSpec::default();
+        let job = ApiObjectJob::default();
         for (argv, want) in [
             (
                 &["--object-url-field", "u", "--object-uri-field", "s"][..],

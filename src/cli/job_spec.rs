@@ -101,6 +101,30 @@ pub struct JobSpec {
     pub object_records_path: Option<String>,
 }
 
+impl JobSpec {
+    /// The keys of a pull whose API hands back S3 objects (`api_object_args`).
+    pub fn api_object_keys(&self) -> super::api_object_args::ApiObjectJob {
+        super::api_object_args::ApiObjectJob {
+            objects_path: self.objects_path.clone(),
+            object_url_field: self.object_url_field.clone(),
+            object_uri_field: self.object_uri_field.clone(),
+            object_size_field: self.object_size_field.clone(),
+            object_checksum_field: self.object_checksum_field.clone(),
+            object_checksum_algorithm: self.object_checksum_algorithm.clone(),
+            object_records_field: self.object_records_field.clone(),
+            object_name_field: self.object_name_field.clone(),
+            export: self.export.clone(),
+            export_body: self.export_body.clone(),
+            export_status_field: self.export_status_field.clone(),
+            export_status_url: self.export_status_url.clone(),
+            export_id_field: self.export_id_field.clone(),
+            export_state_field: self.export_state_field.clone(),
+            export_poll_interval: self.export_poll_interval.clone(),
+            export_timeout: self.export_timeout.clone(),
+        }
+    }
+}
+
 impl super::object_args::ObjectJobKeys for JobSpec {
     fn object_keys(&self) -> super::object_args::ObjectJob {
         super::object_args::ObjectJob {

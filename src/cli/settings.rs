@@ -73,7 +73,9 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
     let mut warnings = Vec::new();
     let (url, job_name) = endpoint::resolve_endpoint(&mut r, args, &job, &mut warnings)?;
     let pagination = pagination::resolve_pagination(&mut r, args, &job)?;
-    let api_objects = args.api_objects.resolve(&mut r, &job, &url)?;
+    let api_objects = args
+        .api_objects
+        .resolve(&mut r, &job.api_object_keys(), &url)?;
     let listing = listing::resolve_listing(&mut r, args, &job)?;
     // A pull of objects has one listing walked in order; --concurrency counts object parts.
     let (concurrency, objects) = match api_objects {
