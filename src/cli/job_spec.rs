@@ -113,7 +113,7 @@ impl JobSpec {
             object_checksum_algorithm: self.object_checksum_algorithm.clone(),
             object_records_field: self.object_records_field.clone(),
             object_name_field: self.object_name_field.clone(),
-            export: self.export.clone(),
+            export: self.export,
             export_body: self.export_body.clone(),
             export_status_field: self.export_status_field.clone(),
             export_status_url: self.export_status_url.clone(),
