@@ -13,7 +13,9 @@
 //!   checksum verified) or [`Land::Records`].
 
 pub mod decode;
+mod decode_fault;
 pub mod error;
+mod json_scan;
 pub mod land;
 pub mod prefix;
 pub mod ranged;
