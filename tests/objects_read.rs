@@ -306,17 +306,21 @@ fn hex_sha256(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
-#[tokio::test]
-async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
-    let b = bucket("multipart", false).await;
+/// Upload `data` to `key` in parts of `part` bytes, with S3 checksums of `algorithm`
+/// (COMPOSITE: a checksum of the parts' checksums) when given.
+async fn multipart(
+    bucket: &str,
+    key: &str,
+    data: &[u8],
+    part: usize,
+    algorithm: Option<ChecksumAlgorithm>,
+) {
     let s3 = admin();
-    let key = "big/object.bin";
-    let part = 8 << 20;
-    let data = pattern(2 * part + (1 << 20) + 17, 3);
     let upload = s3
         .create_multipart_upload()
-        .bucket(&b)
+        .bucket(bucket)
         .key(key)
+        .set_checksum_algorithm(algorithm.clone())
         .send()
         .await
         .unwrap();
@@ -326,10 +330,11 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         let n = i as i32 + 1;
         let out = s3
             .upload_part()
-            .bucket(&b)
+            .bucket(bucket)
             .key(key)
             .upload_id(id)
             .part_number(n)
+            .set_checksum_algorithm(algorithm.clone())
             .body(ByteStream::from(chunk.to_vec()))
             .send()
             .await
@@ -338,11 +343,13 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
             CompletedPart::builder()
                 .part_number(n)
                 .e_tag(out.e_tag().unwrap())
+                .set_checksum_sha256(out.checksum_sha256().map(str::to_string))
+                .set_checksum_crc32_c(out.checksum_crc32_c().map(str::to_string))
                 .build(),
         );
     }
     s3.complete_multipart_upload()
-        .bucket(&b)
+        .bucket(bucket)
         .key(key)
         .upload_id(id)
         .multipart_upload(
@@ -353,6 +360,15 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         .send()
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
+    let b = bucket("multipart", false).await;
+    let key = "big/object.bin";
+    let part = 8 << 20;
+    let data = pattern(2 * part + (1 << 20) + 17, 3);
+    multipart(&b, key, &data, part, None).await;
     let reader = reader();
     let obj = s3_ref(&b, key);
     let head = reader.head(&obj).await.unwrap();
@@ -367,6 +383,31 @@ async fn a_multipart_object_over_16_mib_is_verified_by_its_md5_n_etag() {
         verified.checksums,
         vec![Checksum::Md5(head.etag.clone().unwrap())]
     );
+}
+
+#[tokio::test]
+async fn composite_checksums_of_multipart_objects_are_verified() {
+    let b = bucket("composite", false).await;
+    let part = 5 << 20;
+    let data = pattern(2 * part + 4099, 13);
+    for (algorithm, key) in [
+        (ChecksumAlgorithm::Sha256, "sha256.bin"),
+        (ChecksumAlgorithm::Crc32C, "crc32c.bin"),
+    ] {
+        multipart(&b, key, &data, part, Some(algorithm)).await;
+        let reader = reader();
+        let obj = s3_ref(&b, key);
+        let head = reader.head(&obj).await.unwrap();
+        let stated = head
+            .checksum
+            .clone()
+            .unwrap_or_else(|| panic!("{key}: {head:?}"));
+        assert!(stated.value().ends_with("-3"), "composite: {stated:?}");
+        assert_eq!(head.part_size, Some(part as u64));
+        let (bytes, verified) = read_verified(&reader, &obj, &head, 3 << 20).await.unwrap();
+        assert!(bytes == data);
+        assert_eq!(verified.checksums, vec![stated], "{key}");
+    }
 }
 
 #[tokio::test]

@@ -114,6 +114,25 @@ fn md5_etag_parts(etag: &str) -> Option<Option<u32>> {
     (hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(parts)
 }
 
+/// A multipart object's checksum as a composite (`value-N`) unless S3 says it covers the
+/// whole object: S3 qualifies composite values with `-N`, but emulators may state the
+/// composite bare and leave out `x-amz-checksum-type`. CRC64NVME is whole-object only.
+fn composite_of_parts(
+    checksum: Checksum,
+    parts: Option<u32>,
+    kind: Option<&aws_sdk_s3::types::ChecksumType>,
+) -> Checksum {
+    let whole = matches!(kind, Some(aws_sdk_s3::types::ChecksumType::FullObject))
+        || matches!(checksum, Checksum::Crc64nvme(_));
+    match parts {
+        Some(n) if n > 1 && !whole && !checksum.value().contains('-') => {
+            let value = format!("{}-{n}", checksum.value());
+            Checksum::from_parts(checksum.algorithm(), value).unwrap_or(checksum)
+        }
+        _ => checksum,
+    }
+}
+
 fn rfc3339(t: &aws_sdk_s3::primitives::DateTime) -> Option<String> {
     t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()
 }
@@ -284,13 +303,15 @@ impl ObjectReader {
         .into_iter()
         .flatten()
         .next();
+        let parts = md5_parts.flatten();
+        let checksum = checksum.map(|c| composite_of_parts(c, parts, out.checksum_type()));
         let mut head = ObjectHead {
             size,
             etag: etag.clone(),
             version_id: version_id.clone(),
             checksum,
             part_size: None,
-            parts: md5_parts.flatten(),
+            parts,
             etag_is_md5: md5_parts.is_some() && !encrypted,
             last_modified: out.last_modified().and_then(rfc3339),
             content_type: out.content_type().map(str::to_string),
@@ -727,6 +748,27 @@ mod tests {
             e.await.unwrap(),
             Err(ObjectError::NoS3Client { .. })
         ));
+    }
+
+    #[test]
+    fn multipart_checksums_are_composite_unless_s3_says_whole() {
+        use aws_sdk_s3::types::ChecksumType;
+        let c = || Checksum::Sha256("abc=".into());
+        assert_eq!(composite_of_parts(c(), Some(3), None).value(), "abc=-3");
+        assert_eq!(
+            composite_of_parts(c(), Some(3), Some(&ChecksumType::Composite)).value(),
+            "abc=-3"
+        );
+        assert_eq!(
+            composite_of_parts(c(), Some(3), Some(&ChecksumType::FullObject)).value(),
+            "abc="
+        );
+        assert_eq!(composite_of_parts(c(), None, None).value(), "abc=");
+        assert_eq!(composite_of_parts(c(), Some(1), None).value(), "abc=");
+        let q = Checksum::Crc32("abc=-3".into());
+        assert_eq!(composite_of_parts(q, Some(3), None).value(), "abc=-3");
+        let n = Checksum::Crc64nvme("abc=".into());
+        assert_eq!(composite_of_parts(n, Some(3), None).value(), "abc=");
     }
 
     #[test]
