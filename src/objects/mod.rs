@@ -14,8 +14,10 @@
 
 pub mod api_listing;
 pub mod decode;
+mod decode_fault;
 pub mod error;
 pub mod export;
+mod json_scan;
 pub mod land;
 pub mod prefix;
 pub mod ranged;
