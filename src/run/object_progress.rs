@@ -262,6 +262,54 @@ mod tests {
         }
     }
 
+    fn planned(name: &str) -> crate::state::objects::PlannedObject {
+        crate::state::objects::PlannedObject {
+            name: name.into(),
+            source: format!("s3://b/p/{name}"),
+            size: Some(1),
+            checksum: None,
+            records: None,
+            etag: None,
+            version_id: None,
+            last_modified: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unlanded_objects_keep_plan_order_and_staging_is_found_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let mut cp = checkpoint();
+        let p = cp.objects.as_mut().unwrap();
+        p.planned = Some(["c", "a", "b", "d"].map(planned).to_vec());
+        p.record_landed(ManifestObject {
+            name: "a".into(),
+            source: "s3://b/p/a".into(),
+            version_id: None,
+            etag: None,
+            size: 1,
+            checksum: None,
+            verified: vec!["size".into()],
+            path: "r/a".into(),
+            url: "u".into(),
+            land: "as-is".into(),
+            mode: "client".into(),
+        });
+        let staging = StagingObject {
+            name: "d".into(),
+            upload: "up".into(),
+            part_size: 8,
+            parts: 3,
+            staged: vec![],
+        };
+        p.record_staged(&staging, 1);
+        let shared = SharedCheckpoint::new(cp, CheckpointStore::new(sink));
+        let names: Vec<String> = shared.unlanded().into_iter().map(|o| o.name).collect();
+        assert_eq!(names, ["c", "b", "d"]);
+        assert_eq!(shared.staging_of("d").unwrap().staged, vec![1]);
+        assert!(shared.staging_of("c").is_none());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_changes_are_all_saved_in_fewer_writes() {
         let dir = tempfile::tempdir().unwrap();
