@@ -230,6 +230,37 @@ async fn an_object_replaced_mid_copy_is_an_error_naming_it() {
 }
 
 #[tokio::test]
+async fn a_listed_small_object_is_read_whole_in_one_get_pinned_to_its_listed_etag() {
+    let b = bucket("whole", false).await;
+    let data = pattern(70_000, 3);
+    put(&b, "w.bin", &data).await;
+    let reader = reader();
+    let unlisted = s3_ref(&b, "w.bin");
+    // No listed ETag: nothing to pin one GET to, so the caller heads the object first.
+    assert!(reader.get_whole(&unlisted).await.unwrap().is_none());
+    let head = reader.head(&unlisted).await.unwrap();
+    let listed = ObjectRef {
+        etag: head.etag.clone(),
+        size: Some(head.size),
+        ..unlisted.clone()
+    };
+    let (got, bytes) = reader.get_whole(&listed).await.unwrap().unwrap();
+    assert_eq!(bytes, &data[..]);
+    assert_eq!(got.size, head.size);
+    assert_eq!(got.etag, head.etag);
+    assert_eq!(got.etag_is_md5, head.etag_is_md5);
+    let mut verifier = ObjectVerifier::new(&listed, &got).unwrap();
+    verifier.update(&bytes);
+    let verified = verifier.finish().unwrap();
+    assert_eq!(verified.size, 70_000);
+    // Replaced since it was listed: an error naming it, never the new bytes.
+    put(&b, "w.bin", &pattern(70_000, 4)).await;
+    let e = reader.get_whole(&listed).await.unwrap_err();
+    assert!(matches!(e, ObjectError::Changed { .. }), "{e}");
+    assert!(e.to_string().contains(&format!("s3://{b}/w.bin")), "{e}");
+}
+
+#[tokio::test]
 async fn missing_objects_are_not_found() {
     let b = bucket("missing", false).await;
     let reader = reader();

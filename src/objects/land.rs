@@ -119,6 +119,18 @@ impl AsIsLander {
     pub async fn land(&self, job: LandJob<'_>) -> Result<ManifestObject, LandError> {
         let object = job.object;
         let shown = source_of(object);
+        // A listed object no larger than a part: one GET pinned to the listed ETag, no HEAD.
+        if self.mode == CopyMode::Client
+            && job.resume.is_none()
+            && object.size.is_some_and(|s| s <= self.part_size)
+        {
+            let permit = self.permit(&shown).await?;
+            if let Some((head, data)) = self.reader.get_whole(object).await? {
+                let checks = self.put_one(&job, &head, data).await?;
+                drop(permit);
+                return Ok(self.entry_of(&job, shown, &head, checks));
+            }
+        }
         let head = self.reader.head(object).await?;
         // A resumed object keeps the part size it was cut with, so its staged parts fit.
         let part_size = job
@@ -146,18 +158,9 @@ impl AsIsLander {
             // One part: one GET, one atomic put.
             let permit = self.permit(&shown).await?;
             let data = self.read(object, &head, 0..head.size).await?;
-            let mut verifier = ObjectVerifier::new(object, &head)?;
-            verifier.update(&data);
-            let verified = verifier.finish()?;
-            self.sink
-                .put(&job.path, data, PutMode::Overwrite)
-                .await
-                .map_err(sink_err)?;
+            let checks = self.put_one(&job, &head, data).await?;
             drop(permit);
-            (
-                names_of(&verified.checksums),
-                verified.checksums.first().cloned(),
-            )
+            checks
         } else {
             let staging = StagingObject {
                 name: object.name.clone(),
@@ -188,9 +191,44 @@ impl AsIsLander {
                 .map_err(sink_err)?;
             checks
         };
+        Ok(self.entry_of(&job, shown, &head, (verified, checksum)))
+    }
+
+    /// Verify an object read whole, then put it in one atomic write.
+    async fn put_one(
+        &self,
+        job: &LandJob<'_>,
+        head: &ObjectHead,
+        data: Bytes,
+    ) -> Result<(Vec<String>, Option<Checksum>), LandError> {
+        let mut verifier = ObjectVerifier::new(job.object, head)?;
+        verifier.update(&data);
+        let verified = verifier.finish()?;
+        self.sink
+            .put(&job.path, data, PutMode::Overwrite)
+            .await
+            .map_err(|source| LandError::Sink {
+                object: source_of(job.object),
+                source,
+            })?;
+        Ok((
+            names_of(&verified.checksums),
+            verified.checksums.first().cloned(),
+        ))
+    }
+
+    /// The manifest's entry for an object landed at `job.path`.
+    fn entry_of(
+        &self,
+        job: &LandJob<'_>,
+        shown: String,
+        head: &ObjectHead,
+        (verified, checksum): (Vec<String>, Option<Checksum>),
+    ) -> ManifestObject {
+        let object = job.object;
         let mut checked = vec!["size".to_string()];
         checked.extend(verified);
-        Ok(ManifestObject {
+        ManifestObject {
             name: object.name.clone(),
             source: shown,
             version_id: head.version_id.clone().or(object.version_id.clone()),
@@ -205,7 +243,7 @@ impl AsIsLander {
                 CopyMode::Client => "client".into(),
                 CopyMode::Server => "server".into(),
             },
-        })
+        }
     }
 
     async fn permit(&self, object: &str) -> Result<OwnedSemaphorePermit, LandError> {

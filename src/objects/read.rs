@@ -27,6 +27,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod whole;
+
 /// What `head` learned of an object; ranged reads are pinned to it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ObjectHead {

@@ -30,13 +30,7 @@ pub(super) async fn land_as_is(
     reporter: Arc<dyn Reporter>,
     stop: StopSignal,
 ) -> Result<(), ObjectRunError> {
-    let progress = shared.progress();
-    let todo: Vec<PlannedObject> = progress
-        .planned
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| !progress.landed.iter().any(|l| l.name == p.name))
-        .collect();
+    let todo: Vec<PlannedObject> = shared.unlanded();
     // The URLs may be re-listed once (an expiry): every object then reads the new ones.
     let live = Arc::new(Mutex::new((live, false)));
     let results = stream::iter(todo)
@@ -93,7 +87,7 @@ async fn land_one(
             let guard = live.lock().await;
             reference_of(planned, &guard.0, run_id)?
         };
-        let resume = shared.progress().staging_of(&planned.name).cloned();
+        let resume = shared.staging_of(&planned.name);
         let job = LandJob {
             object: &reference,
             path: path.clone(),

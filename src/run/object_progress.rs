@@ -25,8 +25,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The longest an as-is object's landing stays unsaved while others land.
+/// The longest an as-is object's landing stays unsaved while others land (at least: see
+/// [`SAVE_SHARE`]).
 pub(super) const NOTE_INTERVAL: Duration = Duration::from_millis(500);
+/// A note waits at least this many times as long as the last save took: the checkpoint grows
+/// with the run's objects (a 10,000-object run's is megabytes), and saving it every
+/// [`NOTE_INTERVAL`] whatever its size would make the saves' cost grow with the square of
+/// the objects. This way saving takes at most about a tenth of the run's time.
+pub(super) const SAVE_SHARE: u32 = 9;
 
 /// The run's checkpoint, shared by the tasks landing its objects.
 #[derive(Debug)]
@@ -36,8 +42,9 @@ pub(super) struct SharedCheckpoint {
     /// Changes made (a counter), and the last change a completed save included.
     changed: AtomicU64,
     saved: AtomicU64,
-    /// When the last save started.
+    /// When the last save started, and how long the last completed save took.
     last_save: Mutex<Instant>,
+    save_took: Mutex<Duration>,
 }
 
 impl SharedCheckpoint {
@@ -48,6 +55,7 @@ impl SharedCheckpoint {
             changed: AtomicU64::new(0),
             saved: AtomicU64::new(0),
             last_save: Mutex::new(Instant::now()),
+            save_took: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -80,10 +88,15 @@ impl SharedCheckpoint {
             change(cp.objects.get_or_insert_with(Default::default));
             self.changed.fetch_add(1, Ordering::SeqCst) + 1
         };
+        let wait = self
+            .save_took
+            .lock()
+            .map(|d| NOTE_INTERVAL.max(*d * SAVE_SHARE))
+            .unwrap_or(NOTE_INTERVAL);
         let due = self
             .last_save
             .lock()
-            .map(|t| t.elapsed() >= NOTE_INTERVAL)
+            .map(|t| t.elapsed() >= wait)
             .unwrap_or(true);
         if due {
             self.save_including(mine).await?;
@@ -116,8 +129,9 @@ impl SharedCheckpoint {
             // A save that started after this change carried it.
             return Ok(());
         }
+        let started = Instant::now();
         if let Ok(mut t) = self.last_save.lock() {
-            *t = Instant::now();
+            *t = started;
         }
         let (snapshot, upto) = {
             let mut cp = self.lock();
@@ -126,6 +140,9 @@ impl SharedCheckpoint {
         };
         store.save(&snapshot).await?;
         self.saved.fetch_max(upto, Ordering::SeqCst);
+        if let Ok(mut d) = self.save_took.lock() {
+            *d = started.elapsed();
+        }
         Ok(())
     }
 
@@ -137,6 +154,31 @@ impl SharedCheckpoint {
 
     pub(super) fn progress(&self) -> ObjectsProgress {
         self.lock().objects.clone().unwrap_or_default()
+    }
+
+    /// The staged parts the checkpoint records for `name` (without copying the whole
+    /// progress: a run asks once per object).
+    pub(super) fn staging_of(&self, name: &str) -> Option<StagingObject> {
+        self.lock()
+            .objects
+            .as_ref()
+            .and_then(|p| p.staging_of(name).cloned())
+    }
+
+    /// The planned objects not landed yet, in plan order.
+    pub(super) fn unlanded(&self) -> Vec<crate::state::objects::PlannedObject> {
+        let cp = self.lock();
+        let Some(p) = cp.objects.as_ref() else {
+            return Vec::new();
+        };
+        let landed: std::collections::HashSet<&str> =
+            p.landed.iter().map(|l| l.name.as_str()).collect();
+        p.planned
+            .iter()
+            .flatten()
+            .filter(|o| !landed.contains(o.name.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// The progress of an object landing as records, when it has some.
@@ -218,6 +260,54 @@ mod tests {
             started_at: "t".into(),
             updated_at: "t".into(),
         }
+    }
+
+    fn planned(name: &str) -> crate::state::objects::PlannedObject {
+        crate::state::objects::PlannedObject {
+            name: name.into(),
+            source: format!("s3://b/p/{name}"),
+            size: Some(1),
+            checksum: None,
+            records: None,
+            etag: None,
+            version_id: None,
+            last_modified: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn unlanded_objects_keep_plan_order_and_staging_is_found_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let mut cp = checkpoint();
+        let p = cp.objects.as_mut().unwrap();
+        p.planned = Some(["c", "a", "b", "d"].map(planned).to_vec());
+        p.record_landed(ManifestObject {
+            name: "a".into(),
+            source: "s3://b/p/a".into(),
+            version_id: None,
+            etag: None,
+            size: 1,
+            checksum: None,
+            verified: vec!["size".into()],
+            path: "r/a".into(),
+            url: "u".into(),
+            land: "as-is".into(),
+            mode: "client".into(),
+        });
+        let staging = StagingObject {
+            name: "d".into(),
+            upload: "up".into(),
+            part_size: 8,
+            parts: 3,
+            staged: vec![],
+        };
+        p.record_staged(&staging, 1);
+        let shared = SharedCheckpoint::new(cp, CheckpointStore::new(sink));
+        let names: Vec<String> = shared.unlanded().into_iter().map(|o| o.name).collect();
+        assert_eq!(names, ["c", "b", "d"]);
+        assert_eq!(shared.staging_of("d").unwrap().staged, vec![1]);
+        assert!(shared.staging_of("c").is_none());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
