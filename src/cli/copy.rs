@@ -17,10 +17,12 @@ use gatelake::identity::azure::AzureHop;
 use gatelake::objects::records::RecordsError;
 use gatelake::objects::source::{ObjectSourceError, PrefixSource};
 use gatelake::objects::{ObjectError, PrefixFilter, S3Uri};
+use gatelake::report::Reporter;
 use gatelake::run::objects::{
     run_objects, ObjectRunConfig, ObjectRunError, ObjectRunInput, ObjectSummary,
 };
-use gatelake::run::{RunOptions, StopSignal};
+use gatelake::run::{RunOptions, StopHandle, StopSignal};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The default parts in flight (`--concurrency`).
@@ -221,6 +223,19 @@ pub async fn run(args: &CopyArgs, matches: &ArgMatches) -> ExitCode {
         options: &options,
         stop,
     });
+    finish(run, stop_handle, reporter, mode, exit_code_of).await
+}
+
+/// Drive an object run to its end, print its summary (or its failure) and give the exit code:
+/// a first interrupt stops it after the objects in flight with the checkpoint saved, a second
+/// quits at once. `exit_code_of` maps a failure (`pull`'s objects add the API's refusals).
+pub(super) async fn finish(
+    run: impl std::future::Future<Output = Result<ObjectSummary, ObjectRunError>>,
+    stop_handle: StopHandle,
+    reporter: Arc<dyn Reporter>,
+    mode: OutputMode,
+    exit_code_of: fn(&ObjectRunError) -> ExitCode,
+) -> ExitCode {
     tokio::pin!(run);
     let outcome = tokio::select! {
         r = &mut run => r,
@@ -311,7 +326,7 @@ pub(super) fn exit_code_of(e: &ObjectRunError) -> ExitCode {
     }
 }
 
-pub(super) fn print_summary(s: &ObjectSummary, mode: OutputMode) {
+fn print_summary(s: &ObjectSummary, mode: OutputMode) {
     match mode {
         OutputMode::Json => match serde_json::to_string(s) {
             Ok(json) => println!("{json}"),

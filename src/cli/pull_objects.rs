@@ -115,37 +115,7 @@ pub async fn execute(p: ObjectPull<'_>) -> ExitCode {
         options: &options,
         stop,
     });
-    tokio::pin!(run);
-    let outcome = tokio::select! {
-        r = &mut run => r,
-        _ = super::interrupted() => {
-            eprintln!("gatelake: stopping: finishing the objects in flight and saving the checkpoint (interrupt again to quit at once)");
-            stop_handle.stop();
-            tokio::select! {
-                r = &mut run => r,
-                _ = super::interrupted() => {
-                    report_failure(
-                        "interrupted twice: quit at once. The checkpoint of the objects landed stands: run the same command again to resume",
-                        ExitCode::Interrupted,
-                        mode,
-                    );
-                    return ExitCode::Interrupted;
-                }
-            }
-        }
-    };
-    drop(reporter);
-    match outcome {
-        Ok(summary) => {
-            super::copy::print_summary(&summary, mode);
-            ExitCode::Success
-        }
-        Err(e) => {
-            let code = exit_code_of(&e);
-            report_failure(&gatelake::report::error_chain(&e), code, mode);
-            code
-        }
-    }
+    super::copy::finish(run, stop_handle, reporter, mode, exit_code_of).await
 }
 
 /// `copy`'s exit codes, and the API's own refusals as authentication failures (3): a
