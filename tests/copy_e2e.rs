@@ -456,3 +456,81 @@ async fn server_mode_fails_clearly_where_the_storage_cannot_read_the_source() {
         assert!(!text(&out.stdout).contains(secret), "{secret} leaked");
     }
 }
+
+/// The copy's S3 requests are signed with credentials from the web-identity exchange
+/// (`--aws-role-arn` + a token file, through a trust-policy front to moto's STS): no static
+/// key is in the binary's environment, and the exchanged keys never reach its output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_reads_s3_with_credentials_from_the_web_identity_exchange_not_static_keys() {
+    use support::identity::{jwt, moto_url, now, StsFront, TrustPolicy};
+    let issuer = "https://token.actions.githubusercontent.example";
+    let subject = "repo:org/lake:ref:refs/heads/main";
+    let sts = StsFront::start(
+        TrustPolicy {
+            issuer: issuer.into(),
+            audience: "sts.amazonaws.com".into(),
+            subject: subject.into(),
+        },
+        Default::default(),
+    )
+    .await;
+    let bucket = TestBucket::new("copy-federated", false).await;
+    let data = bytes_of(5, 3 << 20);
+    bucket.put("in/a.bin", data.clone()).await;
+    bucket.put("in/b.txt", b"hello".to_vec()).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(
+        &token_file,
+        jwt(&serde_json::json!({
+            "iss": issuer, "aud": "sts.amazonaws.com", "sub": subject, "exp": now() + 600,
+        })),
+    )
+    .unwrap();
+    let lake = dir.path().join("lake");
+    let env: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL_S3".into(), moto_url()),
+        ("AWS_ENDPOINT_URL_STS".into(), sts.url()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ];
+    assert!(env.iter().all(|(k, _)| !k.starts_with("AWS_ACCESS_KEY")));
+    let token_path = token_file.display().to_string();
+    let out = gatelake(
+        copy_args(
+            &bucket.uri("in/"),
+            &lake.display().to_string(),
+            &[
+                "--aws-role-arn",
+                "arn:aws:iam::123456789012:role/lake-copier",
+                "--web-identity",
+                "file",
+                "--web-identity-token-file",
+                &token_path,
+                "--part-size",
+                "1MiB",
+            ],
+        ),
+        env,
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(sts.exchanges() >= 1, "no web-identity exchange was made");
+    let sum = summary(&out);
+    assert_eq!(sum["objects"].as_u64(), Some(2));
+    let run = sum["run_id"].as_str().unwrap();
+    let job = lake.clone();
+    assert_eq!(std::fs::read(job.join(run).join("a.bin")).unwrap(), data);
+    assert_eq!(
+        std::fs::read(job.join(run).join("b.txt")).unwrap(),
+        b"hello"
+    );
+    let m = local_manifest(&job, run);
+    check_manifest(&m);
+    assert_eq!(manifest_objects(&m).len(), 2);
+    // The exchanged credentials are secrets: not in stdout, stderr or the manifest.
+    let shown = format!("{}{}{m}", text(&out.stdout), text(&out.stderr));
+    for secret in sts.issued_secrets() {
+        assert!(!shown.contains(&secret), "an exchanged secret was shown");
+    }
+}
