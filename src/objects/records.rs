@@ -42,7 +42,7 @@ use crate::encode::schema::Schema;
 use crate::encode::EncodeError;
 use crate::pipeline::StopSignal;
 use crate::report::{Event, Reporter};
-use crate::sink::{join_path, PutMode, Sink, SinkError};
+use crate::sink::{join_path, Sink, SinkError};
 use crate::state::entries::ManifestFile;
 pub use crate::state::records::RecordsProgress;
 use async_trait::async_trait;
@@ -633,21 +633,7 @@ async fn upload_chunks(up: Upload<'_>) -> Result<RecordsProgress, RecordsError> 
                     let sink = sink.clone();
                     let path = chunk_path(prefix, chunk.seq, extension);
                     in_flight.spawn(async move {
-                        let bytes = chunk.data.len() as u64;
-                        // Overwrite: the name is deterministic, and a leftover of a killed
-                        // attempt at the same chunk is replaced.
-                        let put = sink.put(&path, chunk.data, PutMode::Overwrite).await?;
-                        let file = ManifestFile {
-                            path,
-                            url: put.url,
-                            seq: chunk.seq,
-                            rows: chunk.rows,
-                            bytes,
-                            raw_bytes: chunk.raw_bytes,
-                            sha256: chunk.sha256,
-                            content_md5: chunk.content_md5,
-                            columns: chunk.columns,
-                        };
+                        let file = ManifestFile::put_chunk(sink.as_ref(), path, chunk).await?;
                         Ok(Committed { file, records_after, schema, changes })
                     });
                 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::encode::{EncodeOptions, Format};
 use crate::objects::ObjectLocation;
 use crate::sink::local::LocalSink;
+use crate::sink::PutMode;
 use std::io::Write;
 
 #[derive(Default)]

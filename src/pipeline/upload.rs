@@ -156,21 +156,7 @@ pub(super) async fn upload_stage(
                     let sink = sink.clone();
                     let path = join_path(&[&cp.run_id, &crate::load::part_name(chunk.seq, &extension)]);
                     in_flight.spawn(async move {
-                        let bytes = chunk.data.len() as u64;
-                        // Overwrite: a chunk's name is deterministic, and a leftover of an
-                        // interrupted attempt at the same chunk must be replaced, not kept.
-                        let put = sink.put(&path, chunk.data, PutMode::Overwrite).await?;
-                        let file = ManifestFile {
-                            path,
-                            url: put.url,
-                            seq: chunk.seq,
-                            rows: chunk.rows,
-                            bytes,
-                            raw_bytes: chunk.raw_bytes,
-                            sha256: chunk.sha256,
-                            content_md5: chunk.content_md5,
-                            columns: chunk.columns,
-                        };
+                        let file = ManifestFile::put_chunk(sink.as_ref(), path, chunk).await?;
                         Ok(CommittedChunk { file, resume, schema, changes, watermark })
                     });
                 }

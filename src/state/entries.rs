@@ -44,3 +44,30 @@ pub struct ManifestFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<u64>,
 }
+
+impl ManifestFile {
+    /// Store a finished chunk at `path` and describe it. Overwrites: a chunk's name is
+    /// deterministic, and a leftover of an interrupted attempt at the same chunk must be
+    /// replaced, not kept. Shared by a pull's upload stage and an object's records.
+    pub async fn put_chunk(
+        sink: &dyn crate::sink::Sink,
+        path: String,
+        chunk: crate::encode::chunk::FinishedChunk,
+    ) -> Result<ManifestFile, crate::sink::SinkError> {
+        let bytes = chunk.data.len() as u64;
+        let put = sink
+            .put(&path, chunk.data, crate::sink::PutMode::Overwrite)
+            .await?;
+        Ok(ManifestFile {
+            path,
+            url: put.url,
+            seq: chunk.seq,
+            rows: chunk.rows,
+            bytes,
+            raw_bytes: chunk.raw_bytes,
+            sha256: chunk.sha256,
+            content_md5: chunk.content_md5,
+            columns: chunk.columns,
+        })
+    }
+}
