@@ -41,33 +41,60 @@ pub(super) async fn commit(
         partial_reasons: unit.partial.iter().cloned().collect(),
         finished_at: now_rfc3339(),
     });
-    // The load script, then the manifest, then `_SUCCESS`: a reader that waits for the
-    // marker finds all three.
-    sink.put(
-        &join_path(&[&cp.run_id, LOAD_SQL]),
-        Bytes::from(crate::load::sql::render_for_run(&manifest)),
-        PutMode::Overwrite,
-    )
-    .await?;
-    let json = manifest
-        .to_json()
-        .map_err(|e| PullError::Internal(format!("manifest: {e}")))?;
-    sink.put(
-        &join_path(&[&cp.run_id, MANIFEST]),
-        Bytes::from(json),
-        PutMode::Overwrite,
-    )
-    .await?;
+    put_run_files(sink, &cp.run_id, &manifest, succeeded)
+        .await
+        .map_err(|e| match e {
+            RunFilesError::Sink(e) => PullError::from(e),
+            RunFilesError::Manifest(m) => PullError::Internal(m),
+        })?;
     if succeeded {
-        sink.put(
-            &join_path(&[&cp.run_id, SUCCESS_MARKER]),
-            Bytes::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
         cp.status = RunStatus::Complete;
     }
     cp.updated_at = now_rfc3339();
     unit.store.save(cp).await?;
     Ok(manifest)
+}
+
+/// Why a run's own files could not be written.
+pub(super) enum RunFilesError {
+    Sink(crate::sink::SinkError),
+    Manifest(String),
+}
+
+/// Write a run's own files: the load script, then the manifest, then (when it succeeded)
+/// `_SUCCESS`, so a reader that waits for the marker finds all three. Shared by every kind
+/// of run (a pull's listing, objects).
+pub(super) async fn put_run_files(
+    sink: &dyn Sink,
+    run_id: &str,
+    manifest: &Manifest,
+    succeeded: bool,
+) -> Result<(), RunFilesError> {
+    sink.put(
+        &join_path(&[run_id, LOAD_SQL]),
+        Bytes::from(crate::load::sql::render_for_run(manifest)),
+        PutMode::Overwrite,
+    )
+    .await
+    .map_err(RunFilesError::Sink)?;
+    let json = manifest
+        .to_json()
+        .map_err(|e| RunFilesError::Manifest(format!("manifest: {e}")))?;
+    sink.put(
+        &join_path(&[run_id, MANIFEST]),
+        Bytes::from(json),
+        PutMode::Overwrite,
+    )
+    .await
+    .map_err(RunFilesError::Sink)?;
+    if succeeded {
+        sink.put(
+            &join_path(&[run_id, SUCCESS_MARKER]),
+            Bytes::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .map_err(RunFilesError::Sink)?;
+    }
+    Ok(())
 }

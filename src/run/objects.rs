@@ -24,16 +24,15 @@ use super::object_progress::SharedCheckpoint;
 use super::RunOptions;
 use crate::load::manifest::{Manifest, ManifestStatus};
 use crate::load::object_manifest::ObjectManifestInput;
-use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
+use crate::load::MANIFEST;
 use crate::objects::land::AsIsLander;
 use crate::objects::source::ObjectSource;
 use crate::objects::Land;
 use crate::report::Event;
-use crate::sink::{join_path, LockHolder, PutMode, Sink, SinkError};
+use crate::sink::{join_path, LockHolder, Sink, SinkError};
 use crate::state::objects::{CopiedLedger, ObjectsProgress};
 use crate::state::run_id::{new_run_id, now_rfc3339, rfc3339};
 use crate::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -243,27 +242,12 @@ async fn commit(
         partial_reasons: Vec::new(),
         finished_at: now_rfc3339(),
     });
-    sink.put(
-        &join_path(&[&cp.run_id, LOAD_SQL]),
-        Bytes::from(crate::load::sql::render_for_run(&manifest)),
-        PutMode::Overwrite,
-    )
-    .await?;
-    let json = manifest
-        .to_json()
-        .map_err(|e| ObjectRunError::Internal(format!("manifest: {e}")))?;
-    sink.put(
-        &join_path(&[&cp.run_id, MANIFEST]),
-        Bytes::from(json),
-        PutMode::Overwrite,
-    )
-    .await?;
-    sink.put(
-        &join_path(&[&cp.run_id, SUCCESS_MARKER]),
-        Bytes::new(),
-        PutMode::Overwrite,
-    )
-    .await?;
+    super::commit::put_run_files(sink, &cp.run_id, &manifest, true)
+        .await
+        .map_err(|e| match e {
+            super::commit::RunFilesError::Sink(e) => ObjectRunError::from(e),
+            super::commit::RunFilesError::Manifest(m) => ObjectRunError::Internal(m),
+        })?;
     let mut ledger = CopiedLedger::load(sink).await?;
     // Every landed object (as-is or as records) with the version it was read at.
     ledger.add(
