@@ -296,7 +296,8 @@ fn readme_usage_blocks_are_the_tested_recipes() {
 }
 
 /// Every file in the recipe folders of `examples/` is run by a test in this file,
-/// tests/recipes_notebook.rs or tests/recipes_setup.rs (a new example needs a test first).
+/// tests/recipes_notebook.rs, tests/recipes_setup.rs, tests/scale_out_recipes.rs or
+/// tests/spark_scale_out.rs (a new example needs a test first).
 #[test]
 fn every_recipe_file_has_a_test() {
     let tested = [
@@ -317,6 +318,10 @@ fn every_recipe_file_has_a_test() {
         "examples/azure/federated-credential-github.json",
         "examples/azure/federated-credential-gitlab.json",
         "examples/kubernetes/gatelake-cronjob.yaml",
+        // tests/scale_out_recipes.rs and tests/spark_scale_out.rs:
+        "examples/kubernetes/indexed-job.yaml",
+        "examples/github/scale-out.yml",
+        "examples/synapse/scale_out_notebook.py",
     ];
     for folder in [
         "github",
