@@ -459,6 +459,10 @@ pub struct PullArgs {
     #[command(flatten)]
     pub objects: super::object_args::ObjectArgs,
 
+    /// How the pull splits into partitions (`partition_args`).
+    #[command(flatten)]
+    pub partitions: super::partition_args::PartitionArgs,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod man;
 pub mod object_args;
 pub mod pagination_args;
+pub mod partition_args;
 pub mod progress;
 pub mod pull_objects;
 pub mod resolver;
@@ -320,6 +321,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         output: out.config,
         upload_concurrency: out.upload_concurrency,
         incremental: None,
+        partitions: None,
     };
     let local = !gatelake::sink::azure::is_azure_destination(&out.dest);
     let code = execute(

@@ -134,6 +134,18 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         on_bad_page: requests.on_bad_page,
         concurrency,
     };
+    let partitions = super::partition_args::resolve_partitions(
+        &mut r,
+        &args.partitions,
+        job.partitions.as_ref(),
+        &source,
+    )?;
+    if partitions.is_some() && objects.is_some() {
+        return Err(UsageError(
+            "a pull of objects does not split into partitions: drop --window-start/--keys/--ranges, or pull records".into(),
+        )
+        .into());
+    }
     Ok(Resolved {
         pull: PullConfig {
             job: job_name,
@@ -141,6 +153,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
             output: out.config,
             upload_concurrency: out.upload_concurrency,
             incremental,
+            partitions,
         },
         dest: out.dest,
         create_container: out.create_container,

@@ -256,6 +256,7 @@ mod tests {
             },
             upload_concurrency: 4,
             incremental: None,
+            partitions: None,
         };
         let http = crate::http::client(&Default::default()).unwrap();
         let client = ApiClient::new(&config.source, http, None).await.unwrap();

@@ -227,6 +227,26 @@ pub fn paginator(pagination: &Pagination) -> Result<Box<dyn Paginator>, Paginate
     style.paginator(&StyleSettings::new(&pagination.settings, declared))
 }
 
+/// The settings (only those that change) that begin `pagination`'s listing at its `page`-th
+/// page (0-based) in pages of `size` records, as its style says; `None` when the style's
+/// pages cannot be addressed. A range of a split listing (`partition`) is pulled this way.
+pub fn start_at(
+    pagination: &Pagination,
+    page: u64,
+    size: u64,
+) -> Result<Option<std::collections::BTreeMap<String, String>>, PaginateError> {
+    let Some(style) = style(&pagination.style) else {
+        return Ok(None);
+    };
+    let settings = StyleSettings::new(&pagination.settings, style.settings());
+    Ok(style.start_at(&settings, page, size)?.map(|changed| {
+        changed
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect()
+    }))
+}
+
 /// The next request after `page`: the shared stop rules first, then the style, then the
 /// pointer rule, then host pinning against `origin` (the configured URL) and a no-progress
 /// check.
@@ -243,6 +263,12 @@ pub fn next_request(
         if page.doc.get_bool(path)? == Some(false) {
             return Ok(Step::to(None));
         }
+    }
+    if stop
+        .max_records
+        .is_some_and(|limit| page.records_so_far >= limit)
+    {
+        return Ok(Step::to(None));
     }
     if let Some(path) = &stop.total_path {
         if let Some(total) = page.doc.get_u64(path)? {
