@@ -463,6 +463,10 @@ pub struct PullArgs {
     #[command(flatten)]
     pub partitions: super::partition_args::PartitionArgs,
 
+    /// How this process takes part in a partitioned run (`worker_args`).
+    #[command(flatten)]
+    pub worker: super::worker_args::WorkerArgs,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

@@ -24,10 +24,12 @@ pub mod pagination_args;
 pub mod partition_args;
 pub mod progress;
 pub mod pull_objects;
+pub mod pull_partitioned;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
 pub mod version;
+pub mod worker_args;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
@@ -245,6 +247,7 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
         resolved.output,
         resolved.progress,
         Some(&resolved.identity),
+        &resolved.worker,
     )
     .await
 }
@@ -337,6 +340,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.mode,
         out.progress,
         None,
+        &Default::default(),
     )
     .await;
     if code == ExitCode::Success && local && out.mode == OutputMode::Text {
@@ -345,7 +349,9 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
     code
 }
 
-/// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
+/// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it. A
+/// partitioned job runs as one worker (`worker`: how it takes part).
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     pull: PullConfig,
     dest: &str,
@@ -354,6 +360,7 @@ async fn execute(
     mode: OutputMode,
     progress: ProgressMode,
     identity: Option<&IdentitySettings>,
+    worker: &gatelake::run::worker::WorkerOptions,
 ) -> ExitCode {
     let engine = Engine::new(identity.cloned().unwrap_or_default());
     let ids = match engine.identities(dest, &pull.source, &pull.job).await {
@@ -406,6 +413,19 @@ async fn execute(
         identities: ids.proven,
         ..options
     };
+    if pull.partitions.is_some() {
+        let run = pull_partitioned::WorkerRun {
+            engine: &engine,
+            pull: &pull,
+            sink,
+            client,
+            reporter,
+            options,
+            worker,
+            mode,
+        };
+        return pull_partitioned::drive(run, stop_handle, stop).await;
+    }
     let run = engine.run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
@@ -477,7 +497,7 @@ fn print_partial(s: &RunSummary, reason: &str, code: ExitCode, mode: OutputMode)
     }
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

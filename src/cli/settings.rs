@@ -54,6 +54,8 @@ pub struct Resolved {
     pub identity: IdentitySettings,
     /// The pull lands the S3 objects its pages or its export hand back (`None`: records).
     pub objects: Option<PullObjects>,
+    /// How this process takes part in a partitioned run (`--worker`, `--shard`, …).
+    pub worker: gatelake::run::worker::WorkerOptions,
 }
 
 /// How a pull of objects finds and lands them.
@@ -140,6 +142,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         job.partitions.as_ref(),
         &source,
     )?;
+    let worker = args.worker.resolve(&mut r, partitions.is_some())?;
     if partitions.is_some() && objects.is_some() {
         return Err(UsageError(
             "a pull of objects does not split into partitions: drop --window-start/--keys/--ranges, or pull records".into(),
@@ -166,6 +169,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         warnings,
         identity,
         objects,
+        worker,
     })
 }
 
