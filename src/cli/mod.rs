@@ -28,6 +28,7 @@ pub mod pull_partitioned;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
+pub mod status;
 pub mod version;
 pub mod worker_args;
 
@@ -92,6 +93,7 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Sql(args) => sql::run(args, &sub).await,
+            Command::Status(args) => status::run(&args, &sub).await,
             Command::Completions(args) => completions::run(&args, Cli::command()),
             Command::Man(args) => man::run(&args, Cli::command()),
         }
