@@ -20,9 +20,11 @@
 #
 #   bench/scale.sh [--latency-ms 50] [--windows 32] [--pages-per-window 20] [--page-size 100]
 #                  [--workers "1 2 4 8 16"] [--profile release|dev] [--lease 30s]
+#                  [--compression gzip|none]
 #
 # --profile dev uses the debug build (no release build on a shared machine; the work is
-# latency-bound, so the figures barely differ).
+# latency-bound, so the figures barely differ as long as the CPU keeps up; a debug build's
+# compression does not on two busy cores: add --compression none to see the fetching alone).
 set -euo pipefail
 # shellcheck source=scripts/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
@@ -34,6 +36,7 @@ PAGE_SIZE=100
 WORKERS="1 2 4 8 16"
 PROFILE=release
 LEASE=30s
+COMPRESSION=gzip
 while (($#)); do
     case "$1" in
         --latency-ms) LATENCY_MS="$2"; shift 2 ;;
@@ -43,6 +46,7 @@ while (($#)); do
         --workers) WORKERS="$2"; shift 2 ;;
         --profile) PROFILE="$2"; shift 2 ;;
         --lease) LEASE="$2"; shift 2 ;;
+        --compression) COMPRESSION="$2"; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument $1 (see --help)" ;;
     esac
@@ -54,6 +58,7 @@ for w in $WORKERS; do
     [[ "$w" =~ ^[1-9][0-9]*$ ]] && ((w <= 64)) || die "--workers values must be 1-64 (got $w)"
 done
 [[ " $WORKERS " == *" 1 "* ]] || die "--workers must include 1 (the single-worker rate is the baseline)"
+[[ "$COMPRESSION" == gzip || "$COMPRESSION" == none ]] || die "--compression must be gzip or none"
 case "$PROFILE" in
     release) PROFILE_DIR=release; PROFILE_FLAG=(--release) ;;
     dev) PROFILE_DIR=debug; PROFILE_FLAG=() ;;
@@ -97,7 +102,7 @@ run_workers() {
     local w="$1" dest="$WORK/lake-$w" i started pids=() rc=0
     mkdir -p "$dest"
     local -a cmd=("$BIN" pull --url "$URL/cursor" --paginate cursor --cursor-path next_cursor
-        --records items --format jsonl --window-start "$START" --window-end "$END" --window 1h
+        --records items --format jsonl --compression "$COMPRESSION" --window-start "$START" --window-end "$END" --window 1h
         --window-params from,to --worker --run-key "scale-$w" --lease "$LEASE"
         --dest "$dest" --output json --progress none)
     started="$(date +%s.%N)"
@@ -148,14 +153,14 @@ for w in $WORKERS; do
 done
 
 python3 - "$RESULTS" "$PAGES" "$LATENCY_MS" "$WINDOWS" "$PAGE_SIZE" "$(nproc)" "$PROFILE" \
-    "$("$BIN" --version)" <<'PY'
+    "$("$BIN" --version)" "$COMPRESSION" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
-pages, latency, windows, page_size, cores, profile, version = sys.argv[2:]
+pages, latency, windows, page_size, cores, profile, version, compression, load = sys.argv[2:]
 pages = int(pages)
 single = next(pages / float(s) for w, s in rows if w == "1")
 print(f"\n{version} ({profile}), {windows} window partitions, {pages} pages of {page_size} records, "
-      f"+{latency} ms per page, local folder, {cores} cores")
+      f"+{latency} ms per page, jsonl/{compression} into a local folder, {cores} cores, load average {load} at the end")
 head = f"{'workers':>7} {'seconds':>8} {'pages/s':>8} {'ideal':>7} {'reached':>8}"
 print(head)
 print("-" * len(head))

@@ -11,7 +11,9 @@
 mod support;
 
 use serde_json::Value;
+use support::apigw::{ApiConfig, ApiGateway};
 use support::recipe::{self, text};
+use support::run::{gatelake, s};
 
 /// The YAML documents of an example, as JSON (PyYAML from the test bed's venv).
 fn yaml_docs(example: &str) -> Vec<Value> {
@@ -118,4 +120,78 @@ fn github_scale_out_legs_are_workers_of_one_run_with_oidc() {
     assert!(!pull.contains("${{"), "{pull}");
     assert_eq!(job["env"]["GATELAKE_AZURE_AUTH"], "ci-oidc");
     assert_eq!(job["env"]["GATELAKE_WEB_IDENTITY"], "github");
+}
+
+/// `gatelake status` on a real run: a partitioned pull whose third range hits a page that
+/// cannot be read (`--on-bad-page fail`) ends without `_SUCCESS` and exit 4; status, with the
+/// pull's own flags, then shows 4 partitions done with their rows, the failed one with its
+/// error, in JSON and in text, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_done_and_failed_partitions_of_a_real_run() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 100,
+        page_size: 10,
+        malformed_page: Some(4),
+        ..ApiConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake/orders");
+    let flags = s(&[
+        "--url",
+        &api.url("/prod/offset"),
+        "--paginate",
+        "offset",
+        "--page-size",
+        "10",
+        "--records",
+        "items",
+        "--total-path",
+        "total",
+        "--ranges",
+        "5",
+        "--dest",
+        dest.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let pull = gatelake([s(&["pull"]), flags.clone()].concat(), vec![]).await;
+    assert_eq!(pull.status.code(), Some(4), "{}", text(&pull.stderr));
+    let status = gatelake([s(&["status"]), flags.clone()].concat(), vec![]).await;
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v["partitions_total"], 5, "{v}");
+    assert_eq!(v["counts"]["done"], 4, "{v}");
+    assert_eq!(v["counts"]["failed"], 1, "{v}");
+    assert_eq!(v["rows_done"], 80, "{v}");
+    let failed = v["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["state"] == "failed")
+        .unwrap();
+    assert_eq!(failed["index"], 2, "{v}");
+    assert!(!failed["error"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["run"]["status"], "running", "{v}");
+    // Text: the counts, the failed partition with its error, and what to do about it.
+    let mut text_flags = flags.clone();
+    text_flags.truncate(flags.len() - 2);
+    let out = gatelake([s(&["status"]), text_flags].concat(), vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("4 done, 0 working, 0 waiting, 1 failed"),
+        "{shown}"
+    );
+    assert!(shown.contains(failed["id"].as_str().unwrap()), "{shown}");
+    assert!(shown.contains("error: "), "{shown}");
+    assert!(shown.contains("retries the failed partitions"), "{shown}");
+    // No partitioned run at another destination: said, and still exit 0.
+    let mut elsewhere = flags.clone();
+    let at = elsewhere.iter().position(|a| a == "--dest").unwrap();
+    elsewhere[at + 1] = dir.path().join("lake/none").display().to_string();
+    let out = gatelake([s(&["status"]), elsewhere].concat(), vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["run"].is_null(), "{v}");
 }
