@@ -22,13 +22,14 @@ from notebookutils import mssparkutils
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders"
 LAKE = "abfss://raw@myaccount.dfs.core.windows.net/orders_backfill"
 ROLE = "arn:aws:iam::123456789012:role/gatelake-notebook"
+START, END, WINDOW = "2025-01-01", "2026-01-01", "1d"   # a year, one partition per day
 
 token = mssparkutils.credentials.getToken("Storage")
 result = run_on_spark(
     spark, workers=16,
     url=API_URL, dest=LAKE,
     paginate="cursor", cursor_path="next_cursor", records="items",
-    window_start="2025-01-01", window_end="2026-01-01", window="1d", window_params="from,to",
+    window_start=START, window_end=END, window=WINDOW, window_params="from,to",
     api_auth="iam", aws_role_arn=ROLE, aws_session_duration="1h",
     web_identity="azure", web_identity_audience="https://storage.azure.com",
     azure_token_stdin=True, stdin=token,
