@@ -18,6 +18,9 @@
 //!
 //! - `GET /cursor[?cursor=C]` — `{"items":[...],"next_cursor":"C"}`; `next_cursor` is `null`
 //!   on the last page.
+//!   With `--windows W` (bench/scale.sh) the records are W time windows of `--window-secs`
+//!   from `--window-start`: `GET /cursor?from=T` (`--window-param`) starts at window T's first
+//!   page, and `next_cursor` is `null` on each window's last page (bench/windows.rs).
 //! - `GET /next[?page=K]` — `{"data":[...],"next":"http://127.0.0.1:PORT/next?page=K+1"}`;
 //!   `next` is `null` on the last page.
 //! - `GET /offset[?offset=O&limit=L]` — `{"items":[...],"total":N}`; `O` must be a multiple
@@ -77,17 +80,47 @@ struct Args {
     /// Record shape: orders (≈390 B) or wide (≈1.6 KB, long escaped text, nested arrays).
     #[arg(long, default_value = "orders", value_parser = ["orders", "wide"])]
     shape: String,
+    /// Split the cursor style's records into this many time windows (0: none; bench/scale.sh).
+    #[arg(long, default_value_t = 0)]
+    windows: u64,
+    /// Start of the first window (RFC 3339, date or epoch).
+    #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+    window_start: String,
+    /// Length of a window, in seconds.
+    #[arg(long, default_value_t = 86_400)]
+    window_secs: i64,
+    /// Query parameter carrying a window's start.
+    #[arg(long, default_value = "from")]
+    window_param: String,
 }
 
 impl Args {
     fn shape(&self) -> Shape {
         Shape::parse(&self.shape).unwrap_or(Shape::Orders)
     }
+
+    /// The windows of `--windows` (checked in `main`), or `None`.
+    fn window_plan(&self) -> Option<Windows> {
+        (self.windows > 0).then(|| {
+            Windows::new(
+                &self.window_param,
+                &self.window_start,
+                self.window_secs,
+                self.windows,
+                self.records,
+                self.page_size,
+            )
+            .ok()
+        })?
+    }
 }
 
 #[path = "../bench/data.rs"]
 mod data;
 use data::Shape;
+#[path = "../bench/windows.rs"]
+mod windows;
+use windows::Windows;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Style {
@@ -123,7 +156,9 @@ fn page_from_cursor(cursor: &str) -> Option<u64> {
 fn render_page(style: Style, page: u64, args: &Args, base: &str) -> String {
     let start = page * args.page_size;
     let end = (start + args.page_size).min(args.records);
-    let last = end >= args.records;
+    let window_end =
+        style == Style::Cursor && args.window_plan().is_some_and(|w| w.is_last_page(page));
+    let last = end >= args.records || window_end;
     let shape = args.shape();
     let per_record = if shape == Shape::Wide { 1700 } else { 400 };
     let mut body = String::with_capacity(((end.saturating_sub(start)) * per_record + 200) as usize);
@@ -206,11 +241,14 @@ struct Pages {
     page_empty: Bytes,
     page_size: u64,
     latency: Duration,
+    windows: Option<Windows>,
 }
 
 #[derive(Debug, Deserialize)]
 struct CursorQuery {
     cursor: Option<String>,
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,7 +311,11 @@ async fn cursor_page(
         return error(StatusCode::NOT_FOUND, "style not rendered (--styles)");
     };
     let page = match q.cursor.as_deref() {
-        None => 0,
+        None => match p.windows.as_ref().and_then(|w| w.first_page(&q.rest)) {
+            None => 0,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return error(StatusCode::BAD_REQUEST, &e),
+        },
         Some(c) => match page_from_cursor(c) {
             Some(n) => n,
             None => return error(StatusCode::BAD_REQUEST, "invalid cursor"),
@@ -348,6 +390,17 @@ fn main() -> Result<()> {
     if args.page_size == 0 {
         bail!("--page-size must be at least 1");
     }
+    if args.windows > 0 {
+        Windows::new(
+            &args.window_param,
+            &args.window_start,
+            args.window_secs,
+            args.windows,
+            args.records,
+            args.page_size,
+        )
+        .map_err(anyhow::Error::msg)?;
+    }
     let styles: Vec<Style> = args
         .styles
         .iter()
@@ -375,6 +428,7 @@ async fn serve(args: Args, styles: Vec<Style>) -> Result<()> {
             args.gzip_level,
         )?,
         page_empty: gzip(br#"{"items":[],"has_more":false}"#, args.gzip_level)?,
+        windows: args.window_plan(),
         ..Pages::default()
     };
     let args = Arc::new(args);

@@ -46,6 +46,7 @@ main() {
     start_azurite_oauth
     start_moto
     install_pyarrow
+    install_pyspark
 
     local rc=0
     if (($#)); then

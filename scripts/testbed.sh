@@ -244,6 +244,44 @@ install_pyarrow() {
     log "pyarrow $("$GATELAKE_TEST_PYTHON" -c 'import pyarrow; print(pyarrow.__version__)') at $GATELAKE_TEST_PYTHON"
 }
 
+# --- pyspark (the Spark engine of issue 17: python/gatelake/spark.py in local mode) -----------
+# pyspark from PyPI runs Spark in local mode inside the test bed's venv; it needs a Java runtime
+# (17 or newer for pyspark 4). Installed into the shared venv only when missing.
+
+PYSPARK_REQUIREMENT='pyspark>=3.5,<5'
+
+# The Java major version on PATH (or JAVA_HOME), or nothing when there is no java.
+java_major() {
+    local java="java"
+    [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] && java="$JAVA_HOME/bin/java"
+    command -v "$java" >/dev/null 2>&1 || return 0
+    "$java" -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -1
+}
+
+require_java17() {
+    local major
+    major="$(java_major)"
+    [[ -n "$major" ]] ||
+        die "Spark needs Java 17 or newer and there is no java on PATH: install it (Debian/Ubuntu: apt-get install openjdk-17-jre-headless; elsewhere any JDK/JRE 17+), or set JAVA_HOME"
+    ((major >= 17)) ||
+        die "Spark needs Java 17 or newer, java on PATH is $major: install openjdk-17-jre-headless (Debian/Ubuntu) and put it first on PATH, or set JAVA_HOME"
+}
+
+install_pyspark() {
+    ensure_venv
+    require_java17
+    if ! "$VENV/bin/python" -c 'import pyspark' >/dev/null 2>&1; then
+        log "installing $PYSPARK_REQUIREMENT into .testbed/venv (a few hundred MB, once)"
+        "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$PYSPARK_REQUIREMENT" \
+            </dev/null >"$LOGS/pip-pyspark.log" 2>&1 || {
+            cat "$LOGS/pip-pyspark.log" >&2
+            die "pip install $PYSPARK_REQUIREMENT failed"
+        }
+    fi
+    export GATELAKE_TEST_PYSPARK_PYTHON="$VENV/bin/python"
+    log "pyspark $("$VENV/bin/python" -c 'import pyspark; print(pyspark.__version__)') on Java $(java_major)"
+}
+
 # --- the release artefacts (scripts/dist.sh), built and proved beside the test suite ----------
 # A dev-profile wheel (the release workflow builds --profile release): the same packaging and
 # the same checks at a third of the build time. GATELAKE_TEST_DIST=skip leaves it out.

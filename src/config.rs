@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use url::Url;
 
+pub mod partitions;
+pub use partitions::PartitionSpec;
+
 /// How requests to the API are authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiAuth {
@@ -92,6 +95,9 @@ pub struct StopRules {
     pub has_more_path: Option<String>,
     /// Body path of the total record count: stop once that many records were fetched.
     pub total_path: Option<String>,
+    /// Stop once this many records were fetched: the end of a range of a split listing
+    /// (`partition`; no flag sets it).
+    pub max_records: Option<u64>,
 }
 
 /// Everything the source needs to fetch pages.
@@ -193,6 +199,9 @@ pub struct PullConfig {
     pub upload_concurrency: usize,
     /// Incremental runs (`--since-field`), or every run pulls everything.
     pub incremental: Option<Incremental>,
+    /// How the job splits into partitions (`--window*`, `--keys*`, `--ranges`), or one
+    /// listing.
+    pub partitions: Option<PartitionSpec>,
 }
 
 /// The chunk size (record JSON, uncompressed) of `--synapse-optimized`. Synapse wants files

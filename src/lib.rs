@@ -27,6 +27,7 @@ pub mod http;
 pub mod identity;
 pub mod load;
 pub mod objects;
+pub mod partition;
 pub mod pipeline;
 pub mod report;
 pub mod retry;

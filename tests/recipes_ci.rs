@@ -296,7 +296,8 @@ fn readme_usage_blocks_are_the_tested_recipes() {
 }
 
 /// Every file in the recipe folders of `examples/` is run by a test in this file,
-/// tests/recipes_notebook.rs or tests/recipes_setup.rs (a new example needs a test first).
+/// tests/recipes_notebook.rs, tests/recipes_setup.rs, tests/scale_out_recipes.rs or
+/// tests/spark_scale_out.rs (a new example needs a test first).
 #[test]
 fn every_recipe_file_has_a_test() {
     let tested = [
@@ -317,6 +318,10 @@ fn every_recipe_file_has_a_test() {
         "examples/azure/federated-credential-github.json",
         "examples/azure/federated-credential-gitlab.json",
         "examples/kubernetes/gatelake-cronjob.yaml",
+        // tests/scale_out_recipes.rs and tests/spark_scale_out.rs:
+        "examples/kubernetes/indexed-job.yaml",
+        "examples/github/scale-out.yml",
+        "examples/synapse/scale_out_notebook.py",
     ];
     for folder in [
         "github",
@@ -430,4 +435,107 @@ async fn ci_oidc_failures_name_the_fix_and_leak_nothing() {
         ],
         &[("output", err.as_bytes())],
     );
+}
+
+/// `examples/github/scale-out.yml` runs as written: its 8 matrix legs at once, each a worker
+/// of one partitioned run with the job's OIDC token for both exchanges. The repository's job
+/// file (the user's, here the example's plus a partitioned `orders_backfill`) splits the
+/// listing into ranges. Exactly one leg commits; every record lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn github_scale_out_matrix_runs_as_written() {
+    let c = ci(GITHUB_ISSUER, GITHUB_SUB, "sts.amazonaws.com").await;
+    let gh = GithubOidc::start().await;
+    let lake = format!("{}/{}/orders_backfill", recipe::oauth_blob(), c.container);
+    let mut job_file = std::fs::read_to_string(c.workspace().join("gatelake.toml")).unwrap();
+    job_file.push_str(&format!(
+        r#"
+[jobs.orders_backfill]
+url = {url:?}
+paginate = "offset"
+page_size = 20
+total_path = "total"
+records = "items"
+format = "jsonl"
+dest = {lake:?}
+
+[jobs.orders_backfill.partitions]
+ranges = 7
+"#,
+        url = c.api.url("/prod/offset")
+    ));
+    std::fs::write(c.workspace().join("gatelake.toml"), job_file).unwrap();
+    let out = c
+        .run(
+            "github",
+            "examples/github/scale-out.yml",
+            &[
+                ("GATELAKE_TEST_CI_GITHUB_OIDC_URL", gh.request_url()),
+                (
+                    "GATELAKE_TEST_CI_GITHUB_OIDC_TOKEN",
+                    gh.request_token.clone(),
+                ),
+            ],
+        )
+        .await;
+    assert!(
+        out.status.success(),
+        "the matrix failed\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // Every leg's worker summary (each leg in its own workspace copy, ../leg-N).
+    let legs: Vec<Value> = (1..=8)
+        .map(|n| {
+            let path = c.dir.path().join(format!("leg-{n}/worker.json"));
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        legs.iter().filter(|l| l["committed"] == true).count(),
+        1,
+        "{legs:?}"
+    );
+    // The status step ran in every leg and showed the run.
+    assert!(
+        text(&out.stdout).contains("partitions"),
+        "{}",
+        text(&out.stdout)
+    );
+    let stored = recipe::stored_objects(&c.container).await;
+    let successes = stored
+        .iter()
+        .filter(|(p, _)| p.ends_with("/_SUCCESS"))
+        .count();
+    assert_eq!(successes, 1);
+    let manifest = recipe::committed_manifest(&stored);
+    assert_eq!(manifest["totals"]["rows"], RECORDS);
+    assert_eq!(manifest["partitions"].as_array().unwrap().len(), 7);
+    let mut ids: Vec<u64> = Vec::new();
+    for (path, data) in stored.iter().filter(|(p, _)| p.contains("/part-")) {
+        let mut body = Vec::new();
+        if path.ends_with(".gz") {
+            std::io::Read::read_to_end(
+                &mut flate2::read::MultiGzDecoder::new(&data[..]),
+                &mut body,
+            )
+            .unwrap();
+        } else {
+            body = data.clone();
+        }
+        for line in String::from_utf8(body).unwrap().lines() {
+            let record: Value = serde_json::from_str(line).unwrap();
+            ids.push(record["id"].as_u64().unwrap());
+        }
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (0..RECORDS).collect::<Vec<_>>());
+    let mut secrets = gh.issued();
+    secrets.push(gh.request_token.clone());
+    secrets.extend(c.entra.issued());
+    secrets.extend(c.sts.issued_secrets());
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    recipe::assert_no_secret(&secrets, &hay);
 }

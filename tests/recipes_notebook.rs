@@ -75,7 +75,8 @@ async fn workspace() -> Workspace {
 }
 
 /// Run `example` (a path in the repository) with Python in notebook `flavor`, after the
-/// placeholder substitution `subst`.
+/// placeholder substitution `subst`. `synapse+pyspark`: Synapse's utilities with a real local
+/// Spark session as `spark` (tests/support/notebook/run_cell.py).
 async fn run_notebook(
     ws: &Workspace,
     example: &str,
@@ -104,7 +105,14 @@ async fn run_notebook(
         .env("GATELAKE_TEST_BINARY", env!("CARGO_BIN_EXE_gatelake"))
         .env("GATELAKE_TEST_PIP_SITE", &site)
         .env("GATELAKE_TEST_PIP_SCRIPTS", site.join("bin"))
-        .env("GATELAKE_TEST_NOTEBOOK_FLAVOR", flavor)
+        .env(
+            "GATELAKE_TEST_NOTEBOOK_FLAVOR",
+            flavor.split('+').next().unwrap_or(flavor),
+        )
+        .env(
+            "GATELAKE_TEST_NOTEBOOK_SPARK",
+            flavor.split_once('+').map_or("standin", |(_, s)| s),
+        )
         .env(
             "GATELAKE_TEST_NOTEBOOK_IDENTITY_ENDPOINT",
             ws.entra.identity_endpoint(),
@@ -370,4 +378,78 @@ async fn synapse_loader_cell_loads_exactly_the_newest_run() {
     );
     let loaded: Value = serde_json::from_slice(&std::fs::read(&tables).unwrap()).unwrap();
     assert_eq!(loaded, serde_json::json!({"raw.orders": [70]}));
+}
+
+/// `examples/synapse/scale_out_notebook.py` runs as written with a real Spark session (pyspark
+/// in local mode, 4 threads): 16 Spark tasks, each a gatelake worker, with the notebook's one
+/// storage token on every worker's stdin (the lake, and the web identity for STS). The window
+/// placeholders cover the emulator's records in 15-minute windows of its windowed route;
+/// every record lands once and one worker commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn synapse_scale_out_notebook_runs_as_written_on_spark() {
+    assert!(
+        std::env::var_os("GATELAKE_TEST_PYSPARK_PYTHON").is_some(),
+        "GATELAKE_TEST_PYSPARK_PYTHON is not set: run with `bash scripts/test.sh`, which installs pyspark (and checks for Java 17)"
+    );
+    let ws = workspace().await;
+    let container = recipe::new_container("scale").await;
+    let lake = format!("{}/{container}/orders_backfill", recipe::oauth_blob());
+    let api = ws.api.url("/prod/windowed");
+    let out = run_notebook(
+        &ws,
+        "examples/synapse/scale_out_notebook.py",
+        "synapse+pyspark",
+        &[
+            (
+                "API_URL = \"https://abc123.execute-api.us-east-1.amazonaws.com/prod/orders\"",
+                &format!("API_URL = {api:?}"),
+            ),
+            (
+                "LAKE = \"abfss://raw@myaccount.dfs.core.windows.net/orders_backfill\"",
+                &format!("LAKE = {lake:?}"),
+            ),
+            (
+                "START, END, WINDOW = \"2025-01-01\", \"2026-01-01\", \"1d\"",
+                "START, END, WINDOW = \"2026-01-02T03:00:00Z\", \"2026-01-02T05:15:00Z\", \"15m\"",
+            ),
+        ],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "the cell failed\nstdout: {}\nstderr: {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let printed = printed_summary(&out);
+    assert_eq!(printed["committed"], true, "{printed}");
+    assert_eq!(printed["rows"], RECORDS, "{printed}");
+    let stored = recipe::stored_objects(&container).await;
+    assert_eq!(
+        stored
+            .iter()
+            .filter(|(p, _)| p.ends_with("/_SUCCESS"))
+            .count(),
+        1
+    );
+    let manifest = recipe::committed_manifest(&stored);
+    assert_eq!(manifest["totals"]["rows"], RECORDS, "{manifest}");
+    assert_eq!(
+        manifest["partitions"].as_array().unwrap().len(),
+        9,
+        "{manifest}"
+    );
+    assert!(ws.sts.exchanges() >= 1, "no STS exchange happened");
+    assert!(ws
+        .api
+        .requests()
+        .iter()
+        .all(|r| r.headers.contains_key("x-amz-security-token")));
+    let mut secrets = ws.entra.issued();
+    secrets.extend(ws.sts.issued_secrets());
+    let mut hay: Vec<(&str, &[u8])> = vec![("stdout", &out.stdout), ("stderr", &out.stderr)];
+    for (p, d) in &stored {
+        hay.push((p.as_str(), d.as_slice()));
+    }
+    recipe::assert_no_secret(&secrets, &hay);
 }

@@ -36,6 +36,9 @@ pub enum Command {
     Auth(AuthArgs),
     /// Print the Synapse SQL that loads a run (COPY INTO, or a serverless view and external table).
     Sql(SqlArgs),
+    /// Show where a partitioned job's run stands: partitions done, working (by whom, until
+    /// when), waiting and failed (with the error). Takes pull's flags (usually just --job).
+    Status(Box<PullArgs>),
     /// Print the shell completion script, e.g. `source <(gatelake completions bash)`.
     Completions(super::completions::CompletionsArgs),
     /// Print a manual page (`gatelake man pull | man -l -`), or write them all with --dir.
@@ -458,6 +461,14 @@ pub struct PullArgs {
     /// How the objects land (`object_args`, shared with `copy`).
     #[command(flatten)]
     pub objects: super::object_args::ObjectArgs,
+
+    /// How the pull splits into partitions (`partition_args`).
+    #[command(flatten)]
+    pub partitions: super::partition_args::PartitionArgs,
+
+    /// How this process takes part in a partitioned run (`worker_args`).
+    #[command(flatten)]
+    pub worker: super::worker_args::WorkerArgs,
 
     #[command(flatten)]
     pub identity: IdentityArgs,

@@ -30,6 +30,8 @@ pub struct JobSpec {
     pub page_param: Option<String>,
     pub start_page: Option<u64>,
     pub page_size_param: Option<String>,
+    pub start_offset: Option<u64>,
+    pub from_page: Option<u64>,
     pub has_more_path: Option<String>,
     pub total_path: Option<String>,
     pub records: Option<String>,
@@ -99,6 +101,8 @@ pub struct JobSpec {
     pub export_poll_interval: Option<String>,
     pub export_timeout: Option<String>,
     pub object_records_path: Option<String>,
+    /// `[jobs.NAME.partitions]`: how the job splits (`cli::partition_args`).
+    pub partitions: Option<super::partition_args::PartitionJob>,
 }
 
 impl JobSpec {
@@ -156,6 +160,8 @@ impl JobSpec {
             "page_param" => text(&self.page_param),
             "start_page" => count(self.start_page),
             "page_size_param" => text(&self.page_size_param),
+            "start_offset" => count(self.start_offset),
+            "from_page" => count(self.from_page),
             _ => None,
         }
     }

@@ -21,13 +21,17 @@ pub mod logging;
 pub mod man;
 pub mod object_args;
 pub mod pagination_args;
+pub mod partition_args;
 pub mod progress;
 pub mod pull_objects;
+pub mod pull_partitioned;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
 pub mod stdout;
+pub mod status;
 pub mod version;
+pub mod worker_args;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
 use clap::{CommandFactory, FromArgMatches};
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
                 }
             },
             Command::Sql(args) => sql::run(args, &sub).await,
+            Command::Status(args) => status::run(&args, &sub).await,
             Command::Completions(args) => completions::run(&args, Cli::command()),
             Command::Man(args) => man::run(&args, Cli::command()),
         }
@@ -249,6 +254,7 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
         resolved.output,
         resolved.progress,
         Some(&resolved.identity),
+        &resolved.worker,
     )
     .await
 }
@@ -324,6 +330,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         output: out.config,
         upload_concurrency: out.upload_concurrency,
         incremental: None,
+        partitions: None,
     };
     let local = !gatelake::sink::azure::is_azure_destination(&out.dest);
     let code = execute(
@@ -339,6 +346,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         out.mode,
         out.progress,
         None,
+        &Default::default(),
     )
     .await;
     if code == ExitCode::Success && local && out.mode == OutputMode::Text {
@@ -347,7 +355,9 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
     code
 }
 
-/// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it.
+/// Open the destination, run the pull, print the summary; Ctrl-C/SIGTERM stop it. A
+/// partitioned job runs as one worker (`worker`: how it takes part).
+#[allow(clippy::too_many_arguments)]
 async fn execute(
     pull: PullConfig,
     dest: &str,
@@ -356,6 +366,7 @@ async fn execute(
     mode: OutputMode,
     progress: ProgressMode,
     identity: Option<&IdentitySettings>,
+    worker: &gatelake::run::worker::WorkerOptions,
 ) -> ExitCode {
     let engine = Engine::new(identity.cloned().unwrap_or_default());
     let ids = match engine.identities(dest, &pull.source, &pull.job).await {
@@ -408,6 +419,19 @@ async fn execute(
         identities: ids.proven,
         ..options
     };
+    if pull.partitions.is_some() {
+        let run = pull_partitioned::WorkerRun {
+            engine: &engine,
+            pull: &pull,
+            sink,
+            client,
+            reporter,
+            options,
+            worker,
+            mode,
+        };
+        return pull_partitioned::drive(run, stop_handle, stop).await;
+    }
     let run = engine.run(&pull, sink, client, reporter.clone(), &options, stop);
     tokio::pin!(run);
     // The first Ctrl-C/SIGTERM asks the pull to stop cleanly (uploads in flight finish and the
@@ -479,7 +503,7 @@ fn print_partial(s: &RunSummary, reason: &str, code: ExitCode, mode: OutputMode)
     }
 }
 
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -54,6 +54,8 @@ pub struct Resolved {
     pub identity: IdentitySettings,
     /// The pull lands the S3 objects its pages or its export hand back (`None`: records).
     pub objects: Option<PullObjects>,
+    /// How this process takes part in a partitioned run (`--worker`, `--shard`, …).
+    pub worker: gatelake::run::worker::WorkerOptions,
 }
 
 /// How a pull of objects finds and lands them.
@@ -134,6 +136,19 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         on_bad_page: requests.on_bad_page,
         concurrency,
     };
+    let partitions = super::partition_args::resolve_partitions(
+        &mut r,
+        &args.partitions,
+        job.partitions.as_ref(),
+        &source,
+    )?;
+    let worker = args.worker.resolve(&mut r, partitions.is_some())?;
+    if partitions.is_some() && objects.is_some() {
+        return Err(UsageError(
+            "a pull of objects does not split into partitions: drop --window-start/--keys/--ranges, or pull records".into(),
+        )
+        .into());
+    }
     Ok(Resolved {
         pull: PullConfig {
             job: job_name,
@@ -141,6 +156,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
             output: out.config,
             upload_concurrency: out.upload_concurrency,
             incremental,
+            partitions,
         },
         dest: out.dest,
         create_container: out.create_container,
@@ -153,6 +169,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         warnings,
         identity,
         objects,
+        worker,
     })
 }
 

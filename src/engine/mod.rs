@@ -254,4 +254,21 @@ impl Engine {
     ) -> Result<RunSummary, PullError> {
         crate::run::run(pull, sink, client, reporter, options, stop).await
     }
+
+    /// Take part in the partitioned run of `pull` (it has a partition spec) as one worker:
+    /// join or create the run, pull partitions by lease, and commit the run if this worker
+    /// finishes its last partition.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn run_partitioned(
+        &self,
+        pull: &PullConfig,
+        sink: Arc<dyn Sink>,
+        client: ApiClient,
+        reporter: Arc<dyn Reporter>,
+        options: &RunOptions,
+        worker: &crate::run::worker::WorkerOptions,
+        stop: StopSignal,
+    ) -> Result<crate::run::worker::WorkerReport, crate::run::partitioned::WorkerError> {
+        crate::run::partitioned::run(pull, sink, client, reporter, options, worker, stop).await
+    }
 }

@@ -170,9 +170,25 @@ pub struct Manifest {
     /// Objects the listing held that an earlier run of the job already copied.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub objects_skipped: u64,
+    /// A partitioned run's partitions, in order: what each covers (its window, keys or
+    /// range), its files and records. Absent for a run that is not partitioned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partitions: Vec<ManifestPartition>,
     /// `status`, `warnings` and `page_size_shrinks`, at the top level.
     #[serde(flatten)]
     pub outcome: ManifestOutcome,
+}
+
+/// One partition of a partitioned run, in its manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestPartition {
+    pub id: String,
+    /// `{"window": {"from", "to"}}`, `{"keys": […]}` or `{"range": {"first", "last"}}`.
+    pub covers: serde_json::Value,
+    /// Its data files (paths relative to the job's destination, as in `files`).
+    pub files: Vec<String>,
+    pub rows: u64,
+    pub pages: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -239,6 +255,7 @@ impl Manifest {
             land: None,
             objects: Vec::new(),
             objects_skipped: 0,
+            partitions: Vec::new(),
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp
@@ -375,6 +392,7 @@ mod tests {
             land: None,
             objects: vec![],
             objects_skipped: 0,
+            partitions: Vec::new(),
             outcome: ManifestOutcome {
                 status: ManifestStatus::Partial,
                 warnings: vec!["stopped at --max-pages 4".into()],

@@ -20,7 +20,16 @@ pub const LOAD_SQL: &str = "load.sql";
 
 /// The data-file name of chunk `seq`.
 pub fn part_name(seq: u64, extension: &str) -> String {
-    format!("part-{seq:05}.{extension}")
+    part_name_with(PART_STEM, seq, extension)
+}
+
+/// The name every data file of a single pull starts with.
+pub const PART_STEM: &str = "part";
+
+/// The data-file name of chunk `seq` under `stem` (`part`, or a partition's
+/// `part-<partition>-<epoch>`): still matched by `part-*` wildcards.
+pub fn part_name_with(stem: &str, seq: u64, extension: &str) -> String {
+    format!("{stem}-{seq:05}.{extension}")
 }
 
 /// The sequence number of a data-file name (`part-00012.jsonl.gz` → 12).

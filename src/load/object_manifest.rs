@@ -90,6 +90,7 @@ impl Manifest {
             land: Some(input.land.to_string()),
             objects: progress.landed,
             objects_skipped: progress.skipped,
+            partitions: Vec::new(),
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp

@@ -72,6 +72,9 @@ pub struct UnitInput<'a> {
     pub start: Option<Url>,
     /// The columns of the last completed run, to compare this run's with (csv/parquet).
     pub previous_schema: Option<Schema>,
+    /// How the unit's data files are named: `part` for a single pull (`part-00000.<ext>`),
+    /// `part-<partition>-<epoch>` for a partition of a partitioned run.
+    pub chunk_stem: String,
 }
 
 /// A unit whose listing ended (or was capped), with every page in a committed chunk.
@@ -98,6 +101,7 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         checkpoint: cp,
         start,
         previous_schema,
+        chunk_stem,
     } = input;
     let run_id = cp.run_id.clone();
     let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
@@ -148,6 +152,7 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         store,
         checkpoint: cp,
         extension: config.output.encode.extension(),
+        chunk_stem,
         concurrency: config.upload_concurrency.max(1),
         reporter: reporter.clone(),
         chunks: chunk_rx,

@@ -25,6 +25,8 @@ pub(super) struct UploadInput {
     pub(super) checkpoint: Checkpoint,
     /// The data files' extension (`jsonl.gz`, `parquet`, …).
     pub(super) extension: String,
+    /// The data files' name before the sequence number (`part`, `part-<partition>-<epoch>`).
+    pub(super) chunk_stem: String,
     /// Uploads at once (at least 1).
     pub(super) concurrency: usize,
     pub(super) reporter: Arc<dyn Reporter>,
@@ -76,6 +78,7 @@ pub(super) async fn upload_stage(
         mut store,
         checkpoint: mut cp,
         extension,
+        chunk_stem,
         concurrency,
         reporter,
         mut chunks,
@@ -154,7 +157,7 @@ pub(super) async fn upload_stage(
                 }
                 Some(UploadMsg::Chunk(ReadyChunk { chunk, resume, schema, changes, watermark })) => {
                     let sink = sink.clone();
-                    let path = join_path(&[&cp.run_id, &crate::load::part_name(chunk.seq, &extension)]);
+                    let path = join_path(&[&cp.run_id, &crate::load::part_name_with(&chunk_stem, chunk.seq, &extension)]);
                     in_flight.spawn(async move {
                         let file = ManifestFile::put_chunk(sink.as_ref(), path, chunk).await?;
                         Ok(CommittedChunk { file, resume, schema, changes, watermark })

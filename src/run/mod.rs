@@ -11,14 +11,19 @@
 //!    `load::manifest`), `_SUCCESS`, checkpoint complete.
 
 mod commit;
+mod lease;
 mod object_as_is;
 mod object_job;
 mod object_plan;
 mod object_progress;
 mod object_records;
 pub mod objects;
+mod partition_commit;
+mod partition_unit;
+pub mod partitioned;
 mod resume;
 pub mod unit;
+pub mod worker;
 
 pub use crate::pipeline::{PullError, RunSummary, StopHandle, StopSignal};
 pub use crate::state::run_id::new_run_id;
@@ -140,6 +145,7 @@ async fn run_locked(
         checkpoint: cp,
         start,
         previous_schema: previous_schema.map(|(_, s)| s),
+        chunk_stem: crate::load::PART_STEM.to_string(),
     });
     let mut done = unit.work().await?;
     let manifest = commit::commit(config, sink.as_ref(), &options.identities, &mut done).await?;
@@ -256,6 +262,7 @@ mod tests {
             },
             upload_concurrency: 4,
             incremental: None,
+            partitions: None,
         };
         let http = crate::http::client(&Default::default()).unwrap();
         let client = ApiClient::new(&config.source, http, None).await.unwrap();

@@ -60,39 +60,7 @@ pub(super) async fn open(
                 RunStatus::Complete => p.watermark.clone(),
                 RunStatus::Running => p.since.clone(),
             });
-            let paginator = crate::pipeline::paginator_for(&config.source)?;
-            let mut first = paginator.first(&config.source.url);
-            if let (Some(inc), Some(since)) = (&config.incremental, &since) {
-                first = crate::source::paginate::with_query_param(
-                    &first,
-                    &inc.param,
-                    &since_value(since, inc.lag)?,
-                );
-            }
-            let now = time::OffsetDateTime::now_utc();
-            let cp = Checkpoint {
-                version: CHECKPOINT_VERSION,
-                job: config.job.clone(),
-                run_id: new_run_id(now),
-                status: RunStatus::Running,
-                source_url: source_url.clone(),
-                next_seq: 0,
-                next_request: Some(save_url(&first)),
-                last_request: None,
-                pages: 0,
-                files: Vec::new(),
-                schema: None,
-                schema_changes: Vec::new(),
-                compared_with_run: None,
-                rejected: Vec::new(),
-                first_request: Some(save_url(&first)),
-                since,
-                watermark: None,
-                listing: ListingNotes::default(),
-                objects: None,
-                started_at: rfc3339(now),
-                updated_at: rfc3339(now),
-            };
+            let cp = new_checkpoint(config, new_run_id(time::OffsetDateTime::now_utc()), since)?;
             // Saved before the first request: a run killed at any point after this resumes
             // under the same id instead of leaving an orphan folder.
             store.save(&cp).await?;
@@ -102,6 +70,49 @@ pub(super) async fn open(
     Ok(Opened {
         checkpoint: cp,
         resumed,
+    })
+}
+
+/// A new run's checkpoint (not yet saved): its first request (from `since`, the previous
+/// run's watermark, when the job is incremental), nothing committed. A partition's first
+/// checkpoint is one too, under the partitioned run's id.
+pub(super) fn new_checkpoint(
+    config: &PullConfig,
+    run_id: String,
+    since: Option<crate::state::Watermark>,
+) -> Result<Checkpoint, PullError> {
+    let paginator = crate::pipeline::paginator_for(&config.source)?;
+    let mut first = paginator.first(&config.source.url);
+    if let (Some(inc), Some(since)) = (&config.incremental, &since) {
+        first = crate::source::paginate::with_query_param(
+            &first,
+            &inc.param,
+            &since_value(since, inc.lag)?,
+        );
+    }
+    let now = rfc3339(time::OffsetDateTime::now_utc());
+    Ok(Checkpoint {
+        version: CHECKPOINT_VERSION,
+        job: config.job.clone(),
+        run_id,
+        status: RunStatus::Running,
+        source_url: redact_url(&config.source.url),
+        next_seq: 0,
+        next_request: Some(save_url(&first)),
+        last_request: None,
+        pages: 0,
+        files: Vec::new(),
+        schema: None,
+        schema_changes: Vec::new(),
+        compared_with_run: None,
+        rejected: Vec::new(),
+        first_request: Some(save_url(&first)),
+        since,
+        watermark: None,
+        listing: ListingNotes::default(),
+        objects: None,
+        started_at: now.clone(),
+        updated_at: now,
     })
 }
 

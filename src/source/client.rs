@@ -131,6 +131,7 @@ impl SourceError {
     }
 }
 
+#[derive(Clone)]
 enum Auth {
     None,
     ApiKey(SecretSource),
@@ -146,7 +147,8 @@ enum Auth {
     },
 }
 
-/// Fetches pages of one API.
+/// Fetches pages of one API. Cheap to clone (a partitioned run gives each partition one).
+#[derive(Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
     auth: Auth,

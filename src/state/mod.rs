@@ -17,6 +17,7 @@ pub mod entries;
 pub mod fresh;
 pub mod lock;
 pub mod objects;
+pub mod partitions;
 pub mod records;
 pub mod run_id;
 pub mod store;

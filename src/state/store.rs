@@ -29,21 +29,32 @@ pub enum StateError {
 #[derive(Debug)]
 pub struct CheckpointStore {
     sink: Arc<dyn Sink>,
+    /// `_state/checkpoint.json`, or a partition's own.
+    path: String,
     etag: Option<ETag>,
 }
 
 impl CheckpointStore {
     pub fn new(sink: Arc<dyn Sink>) -> Self {
-        Self { sink, etag: None }
+        Self::at(sink, CHECKPOINT_PATH)
+    }
+
+    /// The checkpoint at `path` (a partition's, `_state/partitions/<id>/checkpoint.json`).
+    pub fn at(sink: Arc<dyn Sink>, path: &str) -> Self {
+        Self {
+            sink,
+            path: path.to_string(),
+            etag: None,
+        }
     }
 
     pub fn url(&self) -> String {
-        self.sink.url_of(CHECKPOINT_PATH)
+        self.sink.url_of(&self.path)
     }
 
     /// Read the checkpoint (and remember its ETag for the next write).
     pub async fn load(&mut self) -> Result<Option<Checkpoint>, StateError> {
-        let Some(got) = self.sink.get(CHECKPOINT_PATH).await? else {
+        let Some(got) = self.sink.get(&self.path).await? else {
             self.etag = None;
             return Ok(None);
         };
@@ -85,7 +96,7 @@ impl CheckpointStore {
             None => PutMode::Create,
             Some(etag) => PutMode::Update(etag.clone()),
         };
-        match self.sink.put(CHECKPOINT_PATH, data.clone(), mode).await {
+        match self.sink.put(&self.path, data.clone(), mode).await {
             Ok(put) => {
                 self.etag = Some(put.etag);
                 Ok(())
@@ -93,7 +104,7 @@ impl CheckpointStore {
             Err(SinkError::AlreadyExists { .. } | SinkError::PreconditionFailed { .. }) => {
                 // Our own write may have landed on an earlier attempt: believe the conflict
                 // only if the stored bytes are not ours.
-                match self.sink.get(CHECKPOINT_PATH).await? {
+                match self.sink.get(&self.path).await? {
                     Some(current) if current.data == data => {
                         self.etag = Some(current.etag);
                         Ok(())

@@ -8,7 +8,9 @@ real runner injects comes from GATELAKE_TEST_CI_* variables the Rust test sets (
 stand-ins of tests/support/identity.rs and tests/support/ci_oidc.rs):
 
 - GitHub: `run:` steps in `bash --noprofile --norc -eo pipefail`, with the workflow, job and
-  step `env:` merged; ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are given only when the workflow or
+  step `env:` merged; a job with a `strategy.matrix` of plain lists runs every leg at once, each
+  in its own copy of the workspace (`../leg-N`), GITHUB_RUN_ID the same for all
+  (GATELAKE_TEST_CI_GITHUB_RUN_ID); ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN are given only when the workflow or
   job grants `permissions: id-token: write` (as GitHub does); GITHUB_ENV / GITHUB_PATH files
   are honoured. `uses: actions/checkout@…` is a no-op (the workspace is prepared); any other
   `uses:` fails.
@@ -24,9 +26,11 @@ stand-ins of tests/support/identity.rs and tests/support/ci_oidc.rs):
 `${{ … }}` expressions are not evaluated: a recipe using one fails here, so the test says so.
 """
 
+import concurrent.futures
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,13 +65,13 @@ def stringify(env):
     return out
 
 
-def run_bash(script, env, label, shell=("bash", "--noprofile", "--norc", "-eo", "pipefail")):
+def run_bash(script, env, label, shell=("bash", "--noprofile", "--norc", "-eo", "pipefail"), cwd=None):
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
         f.write(script)
         path = f.name
     try:
         print(f"ci_runner: --- {label}", file=sys.stderr, flush=True)
-        done = subprocess.run([*shell, path], env=env)
+        done = subprocess.run([*shell, path], env=env, cwd=cwd)
     finally:
         os.remove(path)
     if done.returncode != 0:
@@ -83,17 +87,23 @@ def grants_id_token(permissions):
     return isinstance(permissions, dict) and permissions.get("id-token") == "write"
 
 
-def github(doc):
-    jobs = doc.get("jobs") or {}
-    if len(jobs) != 1:
-        fail(f"expected one job, found {list(jobs)}")
-    (name, job), = jobs.items()
-    base = runner_env()
-    base.update({"CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": os.getcwd(),
-                 "GITHUB_REPOSITORY": "acme/data-jobs", "GITHUB_REF": "refs/heads/main"})
-    if grants_id_token(job.get("permissions", doc.get("permissions"))):
-        base["ACTIONS_ID_TOKEN_REQUEST_URL"] = os.environ["GATELAKE_TEST_CI_GITHUB_OIDC_URL"]
-        base["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = os.environ["GATELAKE_TEST_CI_GITHUB_OIDC_TOKEN"]
+def matrix_legs(strategy):
+    """The legs of `strategy.matrix` (every combination of its lists, in order), or one leg
+    with no values when there is no matrix. `include`/`exclude` are not stood in for."""
+    matrix = (strategy or {}).get("matrix")
+    if not matrix:
+        return [{}]
+    if not isinstance(matrix, dict) or "include" in matrix or "exclude" in matrix:
+        fail(f"only a matrix of plain lists is stood in for: {json.dumps(matrix)}")
+    legs = [{}]
+    for key, values in matrix.items():
+        if not isinstance(values, list):
+            fail(f"matrix.{key} is not a list")
+        legs = [dict(leg, **{key: v}) for leg in legs for v in values]
+    return legs
+
+
+def github_steps(doc, job, base, workspace, leg_label):
     state = tempfile.mkdtemp(prefix="gh-runner-")
     github_env = os.path.join(state, "env")
     github_path = os.path.join(state, "path")
@@ -103,11 +113,13 @@ def github(doc):
     job_env = stringify(job.get("env"))
     for i, step in enumerate(job.get("steps") or []):
         label = step.get("name") or step.get("run") or step.get("uses") or f"step {i}"
+        label = f"{leg_label}{label}"
         if "uses" in step:
             if str(step["uses"]).startswith("actions/checkout@"):
                 continue
             fail(f"step '{label}' uses {step['uses']}, which this stand-in cannot run")
         env = dict(base)
+        env["GITHUB_WORKSPACE"] = workspace
         env.update(workflow_env)
         env.update(job_env)
         env.update(stringify(step.get("env")))
@@ -124,7 +136,47 @@ def github(doc):
         script = step["run"]
         if "${{" in script:
             fail(f"expression in step '{label}' (not evaluated by this stand-in)")
-        run_bash(script, env, label)
+        run_bash(script, env, label, cwd=workspace)
+
+
+def github(doc):
+    jobs = doc.get("jobs") or {}
+    if len(jobs) != 1:
+        fail(f"expected one job, found {list(jobs)}")
+    (name, job), = jobs.items()
+    base = runner_env()
+    base.update({"CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": os.getcwd(),
+                 "GITHUB_REPOSITORY": "acme/data-jobs", "GITHUB_REF": "refs/heads/main",
+                 "GITHUB_RUN_ID": os.environ.get("GATELAKE_TEST_CI_GITHUB_RUN_ID", "7000000001"),
+                 "GITHUB_RUN_ATTEMPT": os.environ.get("GATELAKE_TEST_CI_GITHUB_RUN_ATTEMPT", "1")})
+    if grants_id_token(job.get("permissions", doc.get("permissions"))):
+        base["ACTIONS_ID_TOKEN_REQUEST_URL"] = os.environ["GATELAKE_TEST_CI_GITHUB_OIDC_URL"]
+        base["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = os.environ["GATELAKE_TEST_CI_GITHUB_OIDC_TOKEN"]
+    legs = matrix_legs(job.get("strategy"))
+    if legs == [{}]:
+        github_steps(doc, job, base, os.getcwd(), "")
+        return
+    # A matrix: every leg at once, each on its own runner, i.e. in its own copy of the
+    # workspace (the checkout), ../leg-N beside it.
+    workspaces = []
+    for n in range(1, len(legs) + 1):
+        copy = os.path.join(os.path.dirname(os.getcwd()), f"leg-{n}")
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(os.getcwd(), copy)
+        workspaces.append(copy)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(legs)) as pool:
+        futures = [
+            pool.submit(github_steps, doc, job, base, ws, f"leg {n} {json.dumps(leg)}: ")
+            for n, (leg, ws) in enumerate(zip(legs, workspaces), 1)
+        ]
+        failed = []
+        for future in futures:
+            try:
+                future.result()
+            except SystemExit as e:
+                failed.append(e.code)
+    if failed:
+        fail(f"{len(failed)} of {len(legs)} matrix legs failed")
 
 
 # --------------------------------------------------------------------------------------------

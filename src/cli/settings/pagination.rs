@@ -62,6 +62,7 @@ pub(super) fn resolve_pagination(
             job.total_path.clone(),
             None,
         ),
+        ..StopRules::default()
     };
     Ok(pagination)
 }

@@ -30,8 +30,18 @@ const LIMIT_PARAM: Setting = Setting::text(
 )
 .or("limit");
 
+const START_OFFSET: Setting = Setting::text(
+    "start_offset",
+    "start-offset",
+    "GATELAKE_START_OFFSET",
+    "N",
+    "offset: the first request's offset (a range of a split listing, --ranges, sets it). [default: 0]",
+)
+.count()
+.or("0");
+
 /// What the style reads, in the order it is resolved and shown.
-const SETTINGS: &[Setting] = &[OFFSET_PARAM, LIMIT_PARAM, PAGE_SIZE];
+const SETTINGS: &[Setting] = &[OFFSET_PARAM, LIMIT_PARAM, PAGE_SIZE, START_OFFSET];
 
 /// `--paginate offset`.
 pub(super) struct OffsetStyle;
@@ -59,8 +69,26 @@ impl Style for OffsetStyle {
             s.text(OFFSET_PARAM.key).unwrap_or_default(),
             s.text(LIMIT_PARAM.key).unwrap_or_default(),
             s.positive(PAGE_SIZE.key)?,
-            0,
+            s.count(START_OFFSET.key)?.unwrap_or(0),
         )))
+    }
+
+    /// Offsets are absolute: page `page` of `size` records begins at `start + page * size`.
+    fn start_at(
+        &self,
+        s: &StyleSettings<'_>,
+        page: u64,
+        size: u64,
+    ) -> Result<Option<Vec<(&'static str, String)>>, PaginateError> {
+        let start = s.count(START_OFFSET.key)?.unwrap_or(0);
+        let offset = page
+            .checked_mul(size)
+            .and_then(|o| o.checked_add(start))
+            .ok_or_else(|| PaginateError::Settings(format!("page {page} of {size} records is past any offset")))?;
+        Ok(Some(vec![
+            (START_OFFSET.key, offset.to_string()),
+            (PAGE_SIZE.key, size.to_string()),
+        ]))
     }
 }
 
@@ -222,6 +250,23 @@ mod tests {
         assert_eq!(
             p.resize(&Url::parse("https://h/p?offset=3").unwrap(), 50),
             None
+        );
+    }
+
+    #[test]
+    fn begins_at_its_start_offset() {
+        let p = super::super::paginator(
+            &crate::config::Pagination::new("offset")
+                .with("start_offset", 300)
+                .with("page_size", 50),
+        )
+        .unwrap();
+        let first = p.first(&Url::parse("https://h/p").unwrap());
+        assert_eq!(first.as_str(), "https://h/p?offset=300&limit=50");
+        // Shrinking keeps the same first record: offsets are absolute.
+        assert_eq!(
+            p.resize(&first, 25).unwrap().as_str(),
+            "https://h/p?offset=300&limit=25"
         );
     }
 }

@@ -36,12 +36,22 @@ const PAGE_SIZE_PARAM: Setting = Setting::text(
     "page: the page-size query parameter, e.g. per_page (sent with --page-size)",
 );
 
+const FROM_PAGE: Setting = Setting::text(
+    "from_page",
+    "from-page",
+    "GATELAKE_FROM_PAGE",
+    "N",
+    "page: the page to begin at, when only part of the listing is pulled (a range of a split listing, --ranges, sets it). [default: --start-page]",
+)
+.count();
+
 /// What the style reads, in the order it is resolved and shown.
 const SETTINGS: &[Setting] = &[
     PAGE_PARAM,
     START_PAGE,
     PAGE_SIZE_PARAM,
     PAGE_SIZE.only_with(PAGE_SIZE_PARAM.key),
+    FROM_PAGE,
 ];
 
 /// `--paginate page`.
@@ -70,18 +80,41 @@ impl Style for PageNumberStyle {
             Some(param) => Some((param, s.positive(PAGE_SIZE.key)?)),
             None => None,
         };
-        Ok(Box::new(PageNumberPaginator::new(
+        let paginator = PageNumberPaginator::new(
             s.text(PAGE_PARAM.key).unwrap_or_default(),
             s.count(START_PAGE.key)?.unwrap_or(1),
             size,
-        )))
+        );
+        Ok(Box::new(match s.count(FROM_PAGE.key)? {
+            Some(page) => paginator.beginning_at(page),
+            None => paginator,
+        }))
+    }
+
+    /// Page `page` (0-based) is number `start + page`; its size is the API's unless a
+    /// page-size parameter asks for one.
+    fn start_at(
+        &self,
+        s: &StyleSettings<'_>,
+        page: u64,
+        size: u64,
+    ) -> Result<Option<Vec<(&'static str, String)>>, PaginateError> {
+        let start = s.count(START_PAGE.key)?.unwrap_or(1);
+        let mut changed = vec![(FROM_PAGE.key, start.saturating_add(page).to_string())];
+        if s.text(PAGE_SIZE_PARAM.key).is_some() {
+            changed.push((PAGE_SIZE.key, size.to_string()));
+        }
+        Ok(Some(changed))
     }
 }
 
 #[derive(Debug)]
 pub struct PageNumberPaginator {
     page_param: String,
+    /// The API's first page number: page sizes are worked out from it (`resize`).
     start: u64,
+    /// The page the listing begins at, when only part of it is pulled; else `start`.
+    begin: Option<u64>,
     size: Option<(String, u64)>,
 }
 
@@ -90,8 +123,15 @@ impl PageNumberPaginator {
         Self {
             page_param,
             start,
+            begin: None,
             size,
         }
+    }
+
+    /// The same paginator, beginning its listing at page `page` (numbered as the API does).
+    pub fn beginning_at(mut self, page: u64) -> Self {
+        self.begin = Some(page);
+        self
     }
 
     /// `url` with the page number after its own.
@@ -109,7 +149,8 @@ impl PageNumberPaginator {
 
 impl Paginator for PageNumberPaginator {
     fn first(&self, base: &Url) -> Url {
-        let u = with_query_param(base, &self.page_param, &self.start.to_string());
+        let begin = self.begin.unwrap_or(self.start);
+        let u = with_query_param(base, &self.page_param, &begin.to_string());
         match &self.size {
             Some((param, size)) => with_query_param(&u, param, &size.to_string()),
             None => u,
@@ -256,6 +297,19 @@ mod tests {
         assert_eq!(
             PageNumberPaginator::new("page".into(), 1, None).resize(&u, 50),
             None
+        );
+    }
+
+    #[test]
+    fn begins_part_way_and_still_resizes_from_the_apis_first_page() {
+        let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)))
+            .beginning_at(5);
+        let first = p.first(&Url::parse("https://h/p").unwrap());
+        assert_eq!(first.as_str(), "https://h/p?page=5&per_page=100");
+        // Page 5 of 100 holds records 400..500; in pages of 50 that is page 9.
+        assert_eq!(
+            p.resize(&first, 50).unwrap().as_str(),
+            "https://h/p?per_page=50&page=9"
         );
     }
 }

@@ -137,6 +137,18 @@ pub trait Style: Sync {
     /// The paginator for these settings; a setting it cannot use is an error that names the
     /// flag (the CLI shows it as a usage error, exit 2).
     fn paginator(&self, settings: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError>;
+
+    /// The settings that begin the listing at its `page`-th page (0-based) in pages of
+    /// `size` records, so that a listing can be split into ranges (`--ranges`); `None` for
+    /// styles whose pages cannot be addressed (cursors, links).
+    fn start_at(
+        &self,
+        _settings: &StyleSettings<'_>,
+        _page: u64,
+        _size: u64,
+    ) -> Result<Option<Vec<(&'static str, String)>>, PaginateError> {
+        Ok(None)
+    }
 }
 
 /// A style's settings as given, read with the style's own defaults.

@@ -40,13 +40,37 @@ def without_magics(source):
     return "\n".join(out) + "\n"
 
 
+def session():
+    """The notebook's ``spark``: the stand-in, or with GATELAKE_TEST_NOTEBOOK_SPARK=pyspark a
+    real Spark session in local mode (pyspark from the test bed's venv; 4 threads, 3 attempts
+    per task, bound to loopback) for cells that run Spark tasks (scale_out_notebook.py)."""
+    import os
+
+    if os.environ.get("GATELAKE_TEST_NOTEBOOK_SPARK") != "pyspark":
+        return SparkSession()
+    from pyspark.sql import SparkSession as RealSession
+
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    real = (
+        RealSession.builder.master("local[4,3]")
+        .appName("gatelake-notebook-test")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    real.sparkContext.setLogLevel("ERROR")
+    return real
+
+
 with open(sys.argv[1]) as f:
     cell = without_magics(f.read())
 with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(cell)
 try:
     runpy.run_path(f.name, init_globals={
-        "spark": SparkSession(),
+        "spark": session(),
         "mssparkutils": mssparkutils,
         "notebookutils": notebookutils,
         "__pip_magic__": pip_magic,
