@@ -110,6 +110,8 @@ pub enum SourceError {
     Sign(#[from] SignError),
     #[error("no bearer token for the API from the Azure identity: {0}")]
     BearerToken(String),
+    #[error(transparent)]
+    OAuth2(#[from] crate::identity::oauth2::OAuth2Error),
     #[error("invalid request header {name:?}: {reason}")]
     Header { name: String, reason: String },
 }
@@ -127,6 +129,7 @@ impl SourceError {
                 | SourceError::Credentials(_)
                 | SourceError::Sign(_)
                 | SourceError::BearerToken(_)
+                | SourceError::OAuth2(_)
         )
     }
 }
@@ -144,6 +147,8 @@ enum Auth {
         scope: String,
         credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
     },
+    /// An access token from an OAuth2 provider (`--api-auth oauth2`), renewed by it.
+    OAuth2(Option<Arc<crate::identity::oauth2::OAuth2Provider>>),
 }
 
 /// Fetches pages of one API.
@@ -193,6 +198,7 @@ impl ApiClient {
                 scope: crate::identity::azure::scope_for(audience),
                 credential: None,
             },
+            ApiAuth::OAuth2(_) => Auth::OAuth2(None),
         };
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
@@ -232,6 +238,14 @@ impl ApiClient {
     ) -> Self {
         if let Auth::BearerFrom { credential: c, .. } = &mut self.auth {
             *c = Some(credential);
+        }
+        self
+    }
+
+    /// The OAuth2 provider that supplies bearer tokens for [`ApiAuth::OAuth2`].
+    pub fn with_oauth2(mut self, provider: Arc<crate::identity::oauth2::OAuth2Provider>) -> Self {
+        if let Auth::OAuth2(p) = &mut self.auth {
+            *p = Some(provider);
         }
         self
     }
@@ -295,6 +309,17 @@ impl ApiClient {
                     })?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
+            }
+            Auth::OAuth2(provider) => {
+                let Some(provider) = provider else {
+                    return Err(SourceError::BearerToken(
+                        "internal: --api-auth oauth2 without a provider".into(),
+                    ));
+                };
+                h.insert(
+                    reqwest::header::AUTHORIZATION,
+                    provider.authorization().await?,
+                );
             }
             Auth::Bearer(t) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", t.current().expose()))
@@ -361,6 +386,16 @@ impl ApiClient {
                 .attempt(&reqwest::Method::GET, &url, None, page, &shown)
                 .await
             {
+                // An OAuth2 token the API says is no longer valid: once more with a new one.
+                Err(SourceError::Auth { status: 401, .. })
+                    if !reloaded && self.oauth2_refused() =>
+                {
+                    reloaded = true;
+                    reporter.report(Event::Warning {
+                        message: format!("page {page}: the API refused the OAuth2 access token (401 invalid_token) before its expiry; the request is retried once with a new token")
+                    });
+                    continue;
+                }
                 // A refused credential read from a file that has changed since (rotated
                 // mid-run): one more try with the new value.
                 Err(SourceError::Auth { status, .. }) if !reloaded && self.reload_credentials() => {
@@ -555,6 +590,9 @@ impl ApiClient {
             }),
             Decision::Fail => {
                 let message = api_message(&body);
+                if let (401, Auth::OAuth2(Some(p))) = (status, &self.auth) {
+                    p.note_refusal(&headers);
+                }
                 if status == 401 || status == 403 {
                     Err(SourceError::Auth {
                         page,
@@ -657,6 +695,11 @@ impl ApiClient {
                 Err(other) => return Err(other),
             }
         }
+    }
+
+    /// Whether the API refused the OAuth2 token as invalid (the provider then drops it).
+    fn oauth2_refused(&self) -> bool {
+        matches!(&self.auth, Auth::OAuth2(Some(p)) if p.take_refused())
     }
 
     /// Re-read the API credential's file (when it is one); whether its value changed.
