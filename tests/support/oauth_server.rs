@@ -211,6 +211,9 @@ pub struct OAuthConfig {
     /// The `aud` of the Okta-like server's tokens. Default `api://orders`.
     pub okta_audience: String,
     pub trusted: Vec<TrustedIssuer>,
+    /// `expires_in` claimed in the answer when it should differ from `lifetime` (a provider
+    /// whose tokens die before it says: the API refuses them as expired). Default none.
+    pub claimed_expires_in: Option<u64>,
 }
 
 impl Default for OAuthConfig {
@@ -220,6 +223,7 @@ impl Default for OAuthConfig {
             lifetime: Duration::from_secs(3600),
             okta_audience: "api://orders".into(),
             trusted: Vec::new(),
+            claimed_expires_in: None,
         }
     }
 }
@@ -244,6 +248,7 @@ struct Shared {
     key: RsaKeyPair,
     kid: String,
     requests: Mutex<Vec<TokenRequest>>,
+    tokens: Mutex<Vec<String>>,
     seen_jti: Mutex<HashSet<String>>,
 }
 
@@ -272,6 +277,7 @@ impl OAuthServer {
             key: RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap(),
             kid: format!("test-key-{}", addr.port()),
             requests: Mutex::new(Vec::new()),
+            tokens: Mutex::new(Vec::new()),
             seen_jti: Mutex::new(HashSet::new()),
         });
         let app = Router::new()
@@ -324,7 +330,12 @@ impl OAuthServer {
         self.shared.requests.lock().unwrap().clone()
     }
 
-    /// The tokens issued so far.
+    /// The access tokens issued so far (to prove none is printed or stored).
+    pub fn tokens(&self) -> Vec<String> {
+        self.shared.tokens.lock().unwrap().clone()
+    }
+
+    /// How many tokens were issued so far.
     pub fn issued(&self) -> usize {
         self.requests().iter().filter(|r| r.error.is_none()).count()
     }
@@ -398,6 +409,15 @@ impl Shared {
         });
     }
 
+    /// `exp` of a token issued now: rounded up, so a token is never refused before the
+    /// `expires_in` its answer announced has passed.
+    fn expiry(&self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap();
+        (now + self.config.lifetime).as_secs_f64().ceil() as i64
+    }
+
     fn client(&self, id: &str) -> Option<&Client> {
         self.config.clients.iter().find(|c| c.id == id)
     }
@@ -420,10 +440,11 @@ impl Shared {
     fn token(&self, claims: Value, scopes: &[String]) -> Response {
         let header = json!({"alg": "RS256", "kid": self.kid, "typ": "JWT"});
         let token = sign(&self.key, &header, &claims);
+        self.tokens.lock().unwrap().push(token.clone());
         let body = json!({
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": self.config.lifetime.as_secs(),
+            "expires_in": self.config.claimed_expires_in.unwrap_or(self.config.lifetime.as_secs()),
             "scope": scopes.join(" "),
         });
         (
@@ -484,7 +505,7 @@ async fn cognito_token(State(s): State<Arc<Shared>>, headers: HeaderMap, body: B
         "iss": format!("{}/{POOL_ID}", s.base_url),
         "iat": now,
         "auth_time": now,
-        "exp": now + s.config.lifetime.as_secs() as i64,
+        "exp": s.expiry(),
         "version": 2,
         "jti": b64url(&rand::random::<[u8; 12]>()),
     });
@@ -676,7 +697,7 @@ async fn okta_token(
         "iss": format!("{}/oauth2/{server}", s.base_url),
         "aud": s.config.okta_audience,
         "iat": now,
-        "exp": now + s.config.lifetime.as_secs() as i64,
+        "exp": s.expiry(),
         "cid": client.id,
         "sub": sub,
         "scp": scopes,
