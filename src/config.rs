@@ -29,7 +29,8 @@ pub enum ApiAuth {
     },
     /// `Authorization: Bearer …` with an access token from an OAuth2 provider's token
     /// endpoint (Cognito, Okta), cached and renewed (`identity::oauth2`).
-    OAuth2(crate::identity::oauth2::OAuth2Config),
+    /// Boxed: its settings are larger than every other variant's.
+    OAuth2(Box<crate::identity::oauth2::OAuth2Config>),
 }
 
 impl ApiAuth {

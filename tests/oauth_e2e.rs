@@ -605,3 +605,97 @@ async fn readme_oauth2_cognito() {
     secrets.push(SECRET.into());
     assert_no_secret(&format!("{stdout}{}", text(&out.stderr)), &secrets);
 }
+
+/// The subject token from the identities gatelake already has: the GitHub Actions OIDC token
+/// (asked for the provider's audience), and an Entra token for `api://AzureADTokenExchange`
+/// from the API hop's Azure identity (here a token handed in, as a notebook would).
+#[tokio::test(flavor = "multi_thread")]
+async fn token_exchange_takes_the_github_or_azure_token_gatelake_has() {
+    use support::identity::{jwt, now, GithubOidc, GITHUB_ISSUER, GITHUB_SUB};
+    let entra_issuer = "https://sts.windows.net/72f988bf-0000-0000-0000-000000000000/";
+    let idp = OAuthServer::start(OAuthConfig {
+        clients: vec![Client {
+            id: "0oa-exchange".into(),
+            secret: None,
+            public_key: None,
+            grants: vec![TOKEN_EXCHANGE.into()],
+            scopes: vec!["orders.read".into()],
+        }],
+        trusted: vec![
+            TrustedIssuer {
+                issuer: GITHUB_ISSUER.into(),
+                audience: "okta-exchange".into(),
+            },
+            TrustedIssuer {
+                issuer: entra_issuer.into(),
+                audience: "api://AzureADTokenExchange".into(),
+            },
+        ],
+        ..OAuthConfig::default()
+    })
+    .await;
+    let authorizer =
+        JwtAuthorizer::from_issuer(&idp.okta_issuer(), &["api://orders"], &["orders.read"]).await;
+    let api = api(authorizer, 10, Duration::ZERO).await;
+    let github = GithubOidc::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let common = s(&[
+        "--api-auth",
+        "oauth2",
+        "--token-url",
+        &idp.okta_token_url(),
+        "--client-id",
+        "0oa-exchange",
+        "--scope",
+        "orders.read",
+    ]);
+
+    let mut args = pull_args(&api, &dir.path().join("gh"), &[]);
+    args.extend(common.clone());
+    args.extend(s(&[
+        "--subject-token",
+        "github",
+        "--subject-token-audience",
+        "okta-exchange",
+    ]));
+    let env = vec![
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL".to_string(),
+            github.request_url(),
+        ),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN".to_string(),
+            github.request_token.clone(),
+        ),
+    ];
+    let out = gatelake(args, env).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 10);
+    let first = &idp.requests()[0];
+    assert_eq!(first.form["subject_token"], github.issued()[0]);
+    assert_eq!(decode_sub(&github.issued()[0]), GITHUB_SUB);
+
+    let entra = jwt(&serde_json::json!({
+        "iss": entra_issuer, "aud": "api://AzureADTokenExchange",
+        "sub": "5d1c-object-id", "oid": "5d1c-object-id", "tid": "72f988bf-0000-0000-0000-000000000000",
+        "iat": now(), "nbf": now() - 5, "exp": now() + 600,
+    }));
+    let mut args = pull_args(&api, &dir.path().join("az"), &[]);
+    args.extend(common);
+    args.extend(s(&["--subject-token", "azure", "--azure-auth", "token"]));
+    let out = gatelake(args, vec![("GATELAKE_AZURE_TOKEN".into(), entra.clone())]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(summary(&out)["rows"], 10);
+    let last = idp.requests().last().cloned().unwrap();
+    assert_eq!(last.form["subject_token"], entra);
+    assert!(last.error.is_none());
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert_no_secret(&all, &[entra]);
+}
+
+fn decode_sub(token: &str) -> String {
+    support::identity::claims(token)["sub"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}

@@ -269,11 +269,11 @@ pub fn resolve_api_auth(
                     warnings,
                 )?);
             }
-            ApiAuth::OAuth2(super::oauth_args::resolve(
+            ApiAuth::OAuth2(Box::new(super::oauth_args::resolve(
                 r,
                 &args.oauth,
                 job.oauth2.as_ref(),
-            )?)
+            )?))
         }
         "none" => {
             if let Some(g) = [&key, &static_bearer, &bearer_from_azure]

@@ -32,7 +32,7 @@ pub fn provider(
         Ok(g) => g,
         Err(poisoned) => poisoned.into_inner(),
     };
-    if let Some(p) = guard.as_ref().filter(|p| p.config() == config) {
+    if let Some(p) = guard.as_ref().filter(|p| p.config() == config.as_ref()) {
         return Ok(Some(p.clone()));
     }
     let http = crate::http::client(&HttpOptions {
@@ -61,7 +61,7 @@ pub fn provider(
             SubjectToken::File(path) => Arc::new(FileTokenSource::new(path.clone())),
         }),
     };
-    let built = Arc::new(OAuth2Provider::new(config.clone(), http, subject)?);
+    let built = Arc::new(OAuth2Provider::new(config.as_ref().clone(), http, subject)?);
     *guard = Some(built.clone());
     Ok(Some(built))
 }

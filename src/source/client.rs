@@ -110,10 +110,17 @@ pub enum SourceError {
     Sign(#[from] SignError),
     #[error("no bearer token for the API from the Azure identity: {0}")]
     BearerToken(String),
+    /// Boxed: the provider's refusal carries several strings.
     #[error(transparent)]
-    OAuth2(#[from] crate::identity::oauth2::OAuth2Error),
+    OAuth2(Box<crate::identity::oauth2::OAuth2Error>),
     #[error("invalid request header {name:?}: {reason}")]
     Header { name: String, reason: String },
+}
+
+impl From<crate::identity::oauth2::OAuth2Error> for SourceError {
+    fn from(e: crate::identity::oauth2::OAuth2Error) -> Self {
+        SourceError::OAuth2(Box::new(e))
+    }
 }
 
 impl SourceError {

@@ -591,7 +591,7 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
     };
     if let ApiAuthCheck::Jwt(authorizer) = &config.auth {
         if let Err(refused) = authorizer.check(&parts.headers) {
-            return refused;
+            return *refused;
         }
     }
     if let Err(rejection) = check_auth(config, parts, body) {

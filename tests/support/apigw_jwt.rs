@@ -56,8 +56,8 @@ impl JwtAuthorizer {
         }
     }
 
-    /// `Ok` for an authorized request, else API Gateway's answer.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Response> {
+    /// `Ok` for an authorized request, else API Gateway's answer (boxed: it is large).
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Box<Response>> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -129,7 +129,7 @@ impl JwtAuthorizer {
 }
 
 /// API Gateway's 401/403 with its `WWW-Authenticate` (`error`, `description`, `scope`).
-fn refusal(status: StatusCode, error: Option<(&str, &str, &str)>) -> Response {
+fn refusal(status: StatusCode, error: Option<(&str, &str, &str)>) -> Box<Response> {
     let message = if status == StatusCode::FORBIDDEN {
         "Forbidden"
     } else {
@@ -144,6 +144,8 @@ fn refusal(status: StatusCode, error: Option<(&str, &str, &str)>) -> Response {
             format!(r#"Bearer scope="{scope}" error="{code}" error_description="{description}""#),
         );
     }
-    b.body(Body::from(json!({ "message": message }).to_string()))
-        .unwrap()
+    Box::new(
+        b.body(Body::from(json!({ "message": message }).to_string()))
+            .unwrap(),
+    )
 }

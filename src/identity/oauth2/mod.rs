@@ -29,7 +29,7 @@ use crate::identity::token_cache::TokenCache;
 use crate::identity::web_identity::WebIdentityTokenSource;
 use crate::secret::{Secret, SecretSource};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use url::Url;
@@ -178,8 +178,9 @@ pub struct OAuth2Provider {
     subject: Option<Arc<dyn WebIdentityTokenSource>>,
     /// The `private_key_jwt` key, loaded once.
     key: Option<assertion::AssertionKey>,
-    /// Set when the API refused the token as invalid; taken by the client.
-    refused: AtomicBool,
+    /// Requests the API refused as holding an invalid token, not yet retried: each such
+    /// request takes one (requests in flight at once are each retried once).
+    refused: AtomicU32,
 }
 
 impl std::fmt::Debug for OAuth2Provider {
@@ -222,7 +223,7 @@ impl OAuth2Provider {
             clock: Arc::new(SystemClock),
             subject,
             key,
-            refused: AtomicBool::new(false),
+            refused: AtomicU32::new(0),
         })
     }
 
@@ -269,13 +270,16 @@ impl OAuth2Provider {
     pub fn note_refusal(&self, headers: &reqwest::header::HeaderMap) {
         if is_invalid_token(headers) {
             self.cache.forget(&());
-            self.refused.store(true, Ordering::SeqCst);
+            self.refused.fetch_add(1, Ordering::SeqCst);
         }
     }
 
-    /// Whether the API refused the token since the last call (the client retries once).
+    /// Whether a request was refused for an invalid token since and not yet retried (the
+    /// client retries that request once, with a new token).
     pub fn take_refused(&self) -> bool {
-        self.refused.swap(false, Ordering::SeqCst)
+        self.refused
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// What to show of `token` (`auth check`, the manifest).

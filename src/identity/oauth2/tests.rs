@@ -102,9 +102,12 @@ async fn tokens_are_cached_renewed_before_expiry_and_dropped_when_the_api_refuse
         !p.take_refused(),
         "a 401 without invalid_token keeps the token"
     );
+    // Two requests in flight refused at once: each is retried once.
+    p.note_refusal(&refused);
     p.note_refusal(&refused);
     assert!(p.take_refused());
-    assert!(!p.take_refused(), "taken once");
+    assert!(p.take_refused());
+    assert!(!p.take_refused(), "each refusal is taken once");
     assert_eq!(p.token().await.unwrap().access_token.expose(), "tok-3");
     let s = seen.lock().unwrap();
     assert_eq!(s.forms[0], "grant_type=client_credentials&scope=api%2Fread");
