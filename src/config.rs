@@ -30,6 +30,10 @@ pub enum ApiAuth {
     BearerFromAzure {
         audience: String,
     },
+    /// `Authorization: Bearer …` with an access token from an OAuth2 provider's token
+    /// endpoint (Cognito, Okta), cached and renewed (`identity::oauth2`).
+    /// Boxed: its settings are larger than every other variant's.
+    OAuth2(Box<crate::identity::oauth2::OAuth2Config>),
 }
 
 impl ApiAuth {
@@ -39,6 +43,7 @@ impl ApiAuth {
             ApiAuth::ApiKey(_) => "api-key",
             ApiAuth::Bearer(_) | ApiAuth::BearerFromAzure { .. } => "bearer",
             ApiAuth::Iam { .. } => "iam",
+            ApiAuth::OAuth2(_) => "oauth2",
         }
     }
 }

@@ -209,6 +209,21 @@ pub fn resolve_api_auth(
             r.pick("api_auth", None, Some(k.as_str()), None);
             k.as_str()
         }
+        // Only OAuth2 settings given: oauth2.
+        (None, None)
+            if key.is_none()
+                && static_bearer.is_none()
+                && bearer_from_azure.is_none()
+                && (args.oauth.token_url.is_some()
+                    || job.oauth2.as_ref().is_some_and(|o| o.token_url.is_some())) =>
+        {
+            r.shown.push(Shown {
+                key: "api-auth".into(),
+                value: "oauth2".into(),
+                origin: "inferred from --token-url".into(),
+            });
+            "oauth2"
+        }
         (None, None) => infer_kind(
             r,
             key.as_ref(),
@@ -230,8 +245,45 @@ pub fn resolve_api_auth(
         .into())
     };
 
+    if kind != "oauth2" {
+        if let Some(name) = super::oauth_args::first_given(&args.oauth, job.oauth2.as_ref()) {
+            let g = Given {
+                name,
+                rank: Rank::Flag,
+                value: GivenValue::FromAzure,
+            };
+            return refuse(
+                &g,
+                "it is an --api-auth oauth2 setting; choose --api-auth oauth2, or drop it",
+            );
+        }
+    }
     let mut usage_plan_key = None;
     let auth = match kind {
+        "oauth2" => {
+            if let Some(g) = [&static_bearer, &bearer_from_azure]
+                .into_iter()
+                .flatten()
+                .next()
+            {
+                return refuse(g, "oauth2 sends the provider's access token as the bearer token; drop the static token or --bearer-from azure (use --subject-token azure to exchange an Entra token)");
+            }
+            if let Some(k) = &key {
+                usage_plan_key = Some(load(
+                    r,
+                    "api-key",
+                    "API key",
+                    k,
+                    " (sent as x-api-key alongside the OAuth2 token: the usage plan's key)",
+                    warnings,
+                )?);
+            }
+            ApiAuth::OAuth2(Box::new(super::oauth_args::resolve(
+                r,
+                &args.oauth,
+                job.oauth2.as_ref(),
+            )?))
+        }
         "none" => {
             if let Some(g) = [&key, &static_bearer, &bearer_from_azure]
                 .into_iter()

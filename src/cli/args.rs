@@ -176,6 +176,10 @@ pub enum ApiAuthKind {
     Bearer,
     /// SigV4 (`execute-api`) with role credentials from --aws-role-arn + --web-identity, or the AWS chain.
     Iam,
+    /// `Authorization: Bearer` with a token from an OAuth2 provider (Cognito, Okta): --token-url, --client-id and a client credential or --subject-token.
+    #[value(name = "oauth2")]
+    #[serde(rename = "oauth2")]
+    OAuth2,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -397,6 +401,10 @@ pub struct PullArgs {
     /// bearer: a file holding the token, re-read when it changes (a rotated token is picked up).
     #[arg(long, env = "GATELAKE_BEARER_TOKEN_FILE", value_name = "PATH")]
     pub bearer_token_file: Option<PathBuf>,
+
+    /// `--api-auth oauth2`'s flags (`oauth_args`).
+    #[command(flatten)]
+    pub oauth: super::oauth_args::OAuthArgs,
 
     /// iam: the API's AWS region. [default: from the URL, then AWS_REGION]
     #[arg(long, env = "GATELAKE_REGION", value_name = "REGION")]
@@ -690,6 +698,7 @@ impl ApiAuthKind {
             ApiAuthKind::ApiKey => "api-key",
             ApiAuthKind::Bearer => "bearer",
             ApiAuthKind::Iam => "iam",
+            ApiAuthKind::OAuth2 => "oauth2",
         }
     }
 }

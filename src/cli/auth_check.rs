@@ -2,8 +2,10 @@
 //! identity used at each — without secrets:
 //! 1. Azure: which source, tenant, object/app id, audience and expiry, from the token's claims;
 //! 2. AWS: STS `GetCallerIdentity` of the assumed role (or of the standard chain);
-//! 3. the API: one signed request for the first page, with the smallest page size;
-//! 4. the lake: write, read back and delete a probe object under the destination.
+//! 3. OAuth2 (`--api-auth oauth2`): a token from the provider, with its provider, client,
+//!    scopes, audience and expiry;
+//! 4. the API: one signed request for the first page, with the smallest page size;
+//! 5. the lake: write, read back and delete a probe object under the destination.
 //!
 //! A hop that cannot run because an earlier one failed is `skipped`; a failing hop ends with
 //! the most likely fix. `--output json` prints one object for CI.
@@ -342,9 +344,22 @@ async fn walk(source: Option<&SourceConfig>, dest: &str, job: &str, engine: &Eng
         hops.push(Hop::skipped("aws", "--api-auth is not iam"));
     }
 
-    // 3. The API.
+    // 3. The OAuth2 provider (--api-auth oauth2): a token, and what it was issued for.
+    let mut oauth_failed = false;
+    if let ApiAuth::OAuth2(_) = &api_auth {
+        let hop = if azure_failed_for(AzureHop::Api) {
+            Hop::skipped("oauth", "the Azure identity for the subject token failed")
+        } else {
+            check_oauth(engine, &api_auth, azure.get(AzureHop::Api)).await
+        };
+        oauth_failed = hop.status != "ok";
+        hops.push(hop);
+    }
+
+    // 4. The API.
     match source {
         None => hops.push(Hop::skipped("api", "no --url")),
+        Some(_) if oauth_failed => hops.push(Hop::skipped("api", "the OAuth2 token hop failed")),
         Some(_) if aws_failed && matches!(api_auth, ApiAuth::Iam { .. }) => {
             hops.push(Hop::skipped("api", "the AWS hop failed"))
         }
@@ -360,7 +375,7 @@ async fn walk(source: Option<&SourceConfig>, dest: &str, job: &str, engine: &Eng
         Some(src) => hops.push(check_api(src, engine, aws_creds, azure.get(AzureHop::Api)).await),
     }
 
-    // 4. The lake: skipped only when its own identity failed.
+    // 5. The lake: skipped only when its own identity failed.
     if azure_failed_for(AzureHop::Storage) {
         hops.push(Hop::skipped(
             "lake",
@@ -370,6 +385,24 @@ async fn walk(source: Option<&SourceConfig>, dest: &str, job: &str, engine: &Eng
         hops.push(check_lake(dest, engine, azure.get(AzureHop::Storage)).await);
     }
     hops
+}
+
+/// A token from the OAuth2 provider, shown without the token: provider, client, grant,
+/// scopes, audience, expiry.
+async fn check_oauth(engine: &Engine, auth: &ApiAuth, azure: Option<&Arc<AzureIdentity>>) -> Hop {
+    let fix = "the message names the provider's error and the setting to fix";
+    let provider = match engine.oauth2_provider(auth, azure) {
+        Ok(Some(p)) => p,
+        Ok(None) => return Hop::skipped("oauth", "--api-auth is not oauth2"),
+        Err(e) => return Hop::failed("oauth", e.to_string(), fix, ExitCode::Auth),
+    };
+    match provider.token().await {
+        Ok(t) => Hop::ok(
+            "oauth",
+            serde_json::to_value(provider.summary(&t)).unwrap_or_default(),
+        ),
+        Err(e) => Hop::failed("oauth", e.to_string(), fix, ExitCode::Auth),
+    }
 }
 
 async fn check_api(

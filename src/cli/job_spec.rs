@@ -66,6 +66,8 @@ pub struct JobSpec {
     pub wait_for_lock: Option<String>,
     pub bearer_from: Option<BearerFrom>,
     pub bearer_audience: Option<String>,
+    /// `[jobs.NAME.oauth2]`: `--api-auth oauth2`'s settings (`oauth_args`).
+    pub oauth2: Option<super::oauth_args::OAuthJob>,
     pub ca_bundle: Option<PathBuf>,
     /// `[jobs.NAME.azure]`: the Azure identity.
     pub azure: Option<AzureJob>,

@@ -19,6 +19,7 @@ pub mod job_file;
 pub mod job_spec;
 pub mod logging;
 pub mod man;
+pub mod oauth_args;
 pub mod object_args;
 pub mod pagination_args;
 pub mod partition_args;

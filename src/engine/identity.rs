@@ -93,6 +93,16 @@ pub fn azure_hops(
     if let ApiAuth::BearerFromAzure { audience } = auth {
         hops.push((AzureHop::Api, audience.clone()));
     }
+    // An OAuth2 token exchange whose subject token is an Entra token.
+    if let ApiAuth::OAuth2(c) = auth {
+        if let crate::identity::oauth2::Grant::TokenExchange {
+            subject: crate::identity::oauth2::SubjectToken::Azure { audience },
+            ..
+        } = &c.grant
+        {
+            hops.push((AzureHop::Api, audience.clone()));
+        }
+    }
     hops
 }
 

@@ -11,6 +11,7 @@
 //! caller can choose an exit code.
 
 pub mod identity;
+pub mod oauth2;
 pub mod objects;
 pub mod prove;
 pub mod settings;
@@ -35,6 +36,8 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     settings: IdentitySettings,
+    /// `--api-auth oauth2`'s provider, shared by the proof, `auth check` and the client.
+    oauth2: oauth2::ProviderSlot,
 }
 
 /// Who a run is on every hop, proved: the Azure identity of each hop that needs one, the AWS
@@ -68,7 +71,23 @@ pub enum DestinationError {
 
 impl Engine {
     pub fn new(settings: IdentitySettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            oauth2: Default::default(),
+        }
+    }
+
+    /// The OAuth2 provider of `--api-auth oauth2` (`None` for another auth); `api` is the
+    /// API hop's Azure identity, for `--subject-token azure`.
+    pub fn oauth2_provider(
+        &self,
+        auth: &ApiAuth,
+        api: Option<&Arc<AzureIdentity>>,
+    ) -> Result<
+        Option<Arc<crate::identity::oauth2::OAuth2Provider>>,
+        crate::identity::oauth2::OAuth2Error,
+    > {
+        oauth2::provider(&self.oauth2, &self.settings, auth, api)
     }
 
     pub fn settings(&self) -> &IdentitySettings {
@@ -152,7 +171,31 @@ impl Engine {
             credentials,
             assumed: role.as_ref().map(|r| &r.assumed),
         });
-        let proven = prove::prove(&self.settings, &wanted, &azure, to_prove).await?;
+        let mut proven = prove::prove(&self.settings, &wanted, &azure, to_prove).await?;
+        // --api-auth oauth2: a token now, before anything is written (exit 3 if refused).
+        let oauth = self
+            .oauth2_provider(&source.auth, azure.get(AzureHop::Api))
+            .map_err(|e| IdentityFailure(e.to_string()))?;
+        if let Some(provider) = oauth {
+            let token = provider
+                .token()
+                .await
+                .map_err(|e| IdentityFailure(e.to_string()))?;
+            let s = provider.summary(&token);
+            tracing::info!(
+                "API: OAuth2 {} token from {} for client {}",
+                s.grant,
+                s.token_url,
+                s.client_id
+            );
+            proven.push(ManifestIdentity {
+                role: "api".into(),
+                kind: "oauth2".into(),
+                name: Some(s.client_id),
+                source: Some(format!("{} {} at {}", s.provider, s.grant, s.token_url)),
+                ..Default::default()
+            });
+        }
         Ok(RunIdentities { azure, aws, proven })
     }
 
@@ -218,7 +261,13 @@ impl Engine {
             ..self.http_options()
         })?;
         tracing::info!("API: --api-auth {}", source.auth.kind());
-        let client = ApiClient::new(source, http, aws).await?;
+        let mut client = ApiClient::new(source, http, aws).await?;
+        if let Some(p) = self
+            .oauth2_provider(&source.auth, bearer)
+            .map_err(SourceError::from)?
+        {
+            client = client.with_oauth2(p);
+        }
         Ok(match bearer {
             Some(a) => client.with_bearer_credential(a.credential()),
             None => client,

@@ -174,35 +174,61 @@ impl ClientCertificate {
                 serde_json::json!({"alg": "PS256", "typ": "JWT", "x5t#S256": self.x5t_s256})
             }
         };
-        let claims = serde_json::json!({
-            "aud": audience,
-            "iss": client_id,
-            "sub": client_id,
-            "jti": hex::encode(rand::random::<[u8; 16]>()),
-            "iat": now,
-            "nbf": now,
-            "exp": now + ASSERTION_LIFETIME_SECS,
-        });
-        let signing_input = format!(
-            "{}.{}",
-            b64url(header.to_string().as_bytes()),
-            b64url(claims.to_string().as_bytes())
-        );
-        let padding: &'static dyn signature::RsaEncoding = match algorithm {
-            AssertionAlgorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
-            AssertionAlgorithm::Ps256 => &signature::RSA_PSS_SHA256,
-        };
-        let mut sig = vec![0u8; self.key.public_modulus_len()];
-        self.key
-            .sign(
-                padding,
-                &SystemRandom::new(),
-                signing_input.as_bytes(),
-                &mut sig,
-            )
-            .map_err(|_| CertificateError::Sign)?;
-        Ok(Secret::new(format!("{signing_input}.{}", b64url(&sig))))
+        sign_jwt(
+            &self.key,
+            algorithm,
+            &header,
+            &assertion_claims(audience, client_id, now),
+        )
     }
+
+    /// The certificate's RSA key, for a client assertion with another header (an OAuth2
+    /// `private_key_jwt` with a `kid`, `identity::oauth2::assertion`).
+    pub(crate) fn signing_key(&self) -> &signature::RsaKeyPair {
+        &self.key
+    }
+}
+
+/// The claims of an RFC 7523 client assertion: issued by and about `client_id`, for the token
+/// endpoint `audience`, valid from `now` (unix seconds) for [`ASSERTION_LIFETIME_SECS`], with
+/// a fresh `jti` (providers refuse a replayed one).
+pub(crate) fn assertion_claims(audience: &str, client_id: &str, now: i64) -> serde_json::Value {
+    serde_json::json!({
+        "aud": audience,
+        "iss": client_id,
+        "sub": client_id,
+        "jti": hex::encode(rand::random::<[u8; 16]>()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + ASSERTION_LIFETIME_SECS,
+    })
+}
+
+/// `header` and `claims` as a compact JWS signed with `key` (RS256 or PS256).
+pub(crate) fn sign_jwt(
+    key: &signature::RsaKeyPair,
+    algorithm: AssertionAlgorithm,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> Result<Secret, CertificateError> {
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let padding: &'static dyn signature::RsaEncoding = match algorithm {
+        AssertionAlgorithm::Rs256 => &signature::RSA_PKCS1_SHA256,
+        AssertionAlgorithm::Ps256 => &signature::RSA_PSS_SHA256,
+    };
+    let mut sig = vec![0u8; key.public_modulus_len()];
+    key.sign(
+        padding,
+        &SystemRandom::new(),
+        signing_input.as_bytes(),
+        &mut sig,
+    )
+    .map_err(|_| CertificateError::Sign)?;
+    Ok(Secret::new(format!("{signing_input}.{}", b64url(&sig))))
 }
 
 #[cfg(test)]

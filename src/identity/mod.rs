@@ -10,6 +10,8 @@
 //! - [`aws`]: AWS credentials for SigV4 — the STS web-identity exchange, cached and
 //!   re-exchanged before expiry, or the standard AWS chain.
 //! - [`sigv4`]: signing one API Gateway (`execute-api`) request with those credentials.
+//! - [`oauth2`]: `--api-auth oauth2` — access tokens from an OAuth2 provider (Cognito, Okta):
+//!   client credentials with a secret or `private_key_jwt`, or an RFC 8693 token exchange.
 //! - [`token_cache`]: the one cache every credential above keeps its tokens in, renewed
 //!   ahead of their actual expiry (injected clock, [`crate::clock`]).
 //!
@@ -23,6 +25,7 @@ pub mod azure;
 pub mod certificate;
 pub mod ci_oidc;
 pub mod claims;
+pub mod oauth2;
 pub mod sigv4;
 pub mod token_cache;
 

@@ -119,6 +119,13 @@ impl<K: Eq + Hash + Clone, T: Clone> TokenCache<K, T> {
         });
     }
 
+    /// Drop the value for `key`: its issuer's audience refused it (an API's 401
+    /// `invalid_token`), so the next caller fetches a new one — and a failed fetch does not
+    /// fall back to it.
+    pub fn forget(&self, key: &K) {
+        self.with_entries(|m| m.remove(key));
+    }
+
     /// The value for `key`: the cached one unless it is due for renewal, else one fetch
     /// shared by every concurrent caller. `fetch` returns the value and its expiry.
     pub async fn get_or_fetch<F, Fut, E>(&self, key: &K, now: SystemTime, fetch: F) -> Result<T, E>

@@ -299,6 +299,8 @@ fn identities(
         kind: config.source.auth.kind().into(),
         name: match &config.source.auth {
             crate::config::ApiAuth::Iam { region } => Some(format!("execute-api in {region}")),
+            // The OAuth client id: which app the API's logs name as the caller.
+            crate::config::ApiAuth::OAuth2(c) => Some(c.client_id.clone()),
             _ => None,
         },
         ..Default::default()

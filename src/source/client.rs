@@ -110,8 +110,17 @@ pub enum SourceError {
     Sign(#[from] SignError),
     #[error("no bearer token for the API from the Azure identity: {0}")]
     BearerToken(String),
+    /// Boxed: the provider's refusal carries several strings.
+    #[error(transparent)]
+    OAuth2(Box<crate::identity::oauth2::OAuth2Error>),
     #[error("invalid request header {name:?}: {reason}")]
     Header { name: String, reason: String },
+}
+
+impl From<crate::identity::oauth2::OAuth2Error> for SourceError {
+    fn from(e: crate::identity::oauth2::OAuth2Error) -> Self {
+        SourceError::OAuth2(Box::new(e))
+    }
 }
 
 impl SourceError {
@@ -127,6 +136,7 @@ impl SourceError {
                 | SourceError::Credentials(_)
                 | SourceError::Sign(_)
                 | SourceError::BearerToken(_)
+                | SourceError::OAuth2(_)
         )
     }
 }
@@ -145,6 +155,8 @@ enum Auth {
         scope: String,
         credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
     },
+    /// An access token from an OAuth2 provider (`--api-auth oauth2`), renewed by it.
+    OAuth2(Option<Arc<crate::identity::oauth2::OAuth2Provider>>),
 }
 
 /// Fetches pages of one API. Cheap to clone (a partitioned run gives each partition one).
@@ -195,6 +207,7 @@ impl ApiClient {
                 scope: crate::identity::azure::scope_for(audience),
                 credential: None,
             },
+            ApiAuth::OAuth2(_) => Auth::OAuth2(None),
         };
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
@@ -234,6 +247,14 @@ impl ApiClient {
     ) -> Self {
         if let Auth::BearerFrom { credential: c, .. } = &mut self.auth {
             *c = Some(credential);
+        }
+        self
+    }
+
+    /// The OAuth2 provider that supplies bearer tokens for [`ApiAuth::OAuth2`].
+    pub fn with_oauth2(mut self, provider: Arc<crate::identity::oauth2::OAuth2Provider>) -> Self {
+        if let Auth::OAuth2(p) = &mut self.auth {
+            *p = Some(provider);
         }
         self
     }
@@ -297,6 +318,17 @@ impl ApiClient {
                     })?;
                 v.set_sensitive(true);
                 h.insert(reqwest::header::AUTHORIZATION, v);
+            }
+            Auth::OAuth2(provider) => {
+                let Some(provider) = provider else {
+                    return Err(SourceError::BearerToken(
+                        "internal: --api-auth oauth2 without a provider".into(),
+                    ));
+                };
+                h.insert(
+                    reqwest::header::AUTHORIZATION,
+                    provider.authorization().await?,
+                );
             }
             Auth::Bearer(t) => {
                 let mut v = HeaderValue::from_str(&format!("Bearer {}", t.current().expose()))
@@ -363,6 +395,16 @@ impl ApiClient {
                 .attempt(&reqwest::Method::GET, &url, None, page, &shown)
                 .await
             {
+                // An OAuth2 token the API says is no longer valid: once more with a new one.
+                Err(SourceError::Auth { status: 401, .. })
+                    if !reloaded && self.oauth2_refused() =>
+                {
+                    reloaded = true;
+                    reporter.report(Event::Warning {
+                        message: format!("page {page}: the API refused the OAuth2 access token (401 invalid_token) before its expiry; the request is retried once with a new token")
+                    });
+                    continue;
+                }
                 // A refused credential read from a file that has changed since (rotated
                 // mid-run): one more try with the new value.
                 Err(SourceError::Auth { status, .. }) if !reloaded && self.reload_credentials() => {
@@ -557,6 +599,9 @@ impl ApiClient {
             }),
             Decision::Fail => {
                 let message = api_message(&body);
+                if let (401, Auth::OAuth2(Some(p))) = (status, &self.auth) {
+                    p.note_refusal(&headers);
+                }
                 if status == 401 || status == 403 {
                     Err(SourceError::Auth {
                         page,
@@ -659,6 +704,11 @@ impl ApiClient {
                 Err(other) => return Err(other),
             }
         }
+    }
+
+    /// Whether the API refused the OAuth2 token as invalid (the provider then drops it).
+    fn oauth2_refused(&self) -> bool {
+        matches!(&self.auth, Auth::OAuth2(Some(p)) if p.take_refused())
     }
 
     /// Re-read the API credential's file (when it is one); whether its value changed.

@@ -24,6 +24,7 @@ pub fn auth_hint(status: u16, message: &str, auth: &ApiAuth) -> String {
             ApiAuth::None => "The API requires authentication: choose --api-auth iam, bearer or api-key".into(),
             ApiAuth::Bearer(_) | ApiAuth::BearerFromAzure { .. } => "The token is valid but not allowed here: check the authorizer's scopes or policy".into(),
             ApiAuth::Iam { .. } => "The signed identity is not allowed to call this API: check its IAM policy and the API's resource policy".into(),
+            ApiAuth::OAuth2(_) => "The OAuth2 token is valid but lacks what the route requires: ask for the route's authorization scopes with --scope (the app client must be allowed them)".into(),
         }
     }
 }

@@ -83,6 +83,8 @@ pub enum ApiAuthCheck {
     /// moto behind `sts_front.rs`): the request's access key must be one of `issued`
     /// (access key → secret key, session token), and it must carry that session token.
     SigV4Issued { issued: IssuedKeys, region: String },
+    /// A JWT authorizer trusting an OAuth2 issuer (Cognito, Okta): see `apigw_jwt.rs`.
+    Jwt(super::apigw_jwt::JwtAuthorizer),
 }
 
 /// The credentials a rotating auth check accepts right now; the test changes them.
@@ -594,6 +596,11 @@ async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8
         Some(route) if parts.method == Method::GET => route,
         _ => return missing_authentication_token(),
     };
+    if let ApiAuthCheck::Jwt(authorizer) = &config.auth {
+        if let Err(refused) = authorizer.check(&parts.headers) {
+            return *refused;
+        }
+    }
     if let Err(rejection) = check_auth(config, parts, body) {
         return rejection.into_response();
     }
@@ -1031,7 +1038,8 @@ fn check_auth(
     body: &[u8],
 ) -> Result<(), AuthRejection> {
     match &config.auth {
-        ApiAuthCheck::None => Ok(()),
+        // Checked in `respond`: its refusals carry WWW-Authenticate.
+        ApiAuthCheck::None | ApiAuthCheck::Jwt(_) => Ok(()),
         ApiAuthCheck::ApiKey(expected) => {
             let given = parts.headers.get("x-api-key").map(HeaderValue::as_bytes);
             if given == Some(expected.as_bytes()) {

@@ -3,6 +3,8 @@
 //! - `apigw`: a local server that behaves like an AWS API Gateway endpoint (see `apigw.rs`).
 //! - `exports`: its export side: object references, asynchronous exports, an S3 front over
 //!   moto whose presigned URLs expire (see `EXPORTS.md`).
+//! - `oauth_server`: a local OAuth2 provider (Cognito-like and Okta-like token endpoints, JWKS;
+//!   see `OAUTH.md`); `apigw_jwt`: the API emulator's JWT authorizer trusting it.
 //! - `identity`: local Entra, managed identity, GitHub OIDC and STS-front servers (HTTPS with a
 //!   throwaway CA) for the federated identity tests.
 //! - `ci_oidc`: GitLab CI ID tokens and the Azure DevOps OIDC token endpoint.
@@ -17,11 +19,13 @@
 #![allow(dead_code)]
 
 pub mod apigw;
+pub mod apigw_jwt;
 pub mod azurite;
 pub mod ci_oidc;
 pub mod exports;
 pub mod identity;
 pub mod manifest;
+pub mod oauth_server;
 pub mod recipe;
 pub mod run;
 pub mod s3_bucket;
