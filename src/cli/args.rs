@@ -53,6 +53,10 @@ pub enum AuthCommand {
     /// Walk every hop (Azure, AWS, the API, the lake) with the same flags as `pull` and print
     /// the identity used at each, without secrets; each failing hop ends with the likely fix.
     Check(Box<PullArgs>),
+    /// Print what must exist on AWS and Azure for this job to run with no standing secret (the
+    /// OIDC provider and trust policy, execute-api and storage permissions, the federated
+    /// credential), as a Markdown document, JSON documents or aws/az commands.
+    Plan(Box<super::auth_plan::AuthPlanArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -458,6 +462,10 @@ pub struct PullArgs {
     /// How the objects land (`object_args`, shared with `copy`).
     #[command(flatten)]
     pub objects: super::object_args::ObjectArgs,
+
+    /// `--sample N`, `--preview-dir` (`sample_args`).
+    #[command(flatten)]
+    pub sample: super::sample_args::SampleArgs,
 
     #[command(flatten)]
     pub identity: IdentityArgs,
