@@ -202,6 +202,8 @@ async fn without_a_total_there_is_no_estimate_unless_the_listing_ended() {
             "pull",
             "--url",
             &server.url("/prod/cursor"),
+            "--paginate",
+            "cursor",
             "--cursor-path",
             "next_cursor",
             "--records",
@@ -260,6 +262,8 @@ async fn a_format_that_cannot_take_the_records_says_why_and_bad_input_is_refused
         "1",
         "--output",
         "json",
+        "--format",
+        "parquet",
         "--schema",
         schema.to_str().unwrap(),
     ]));

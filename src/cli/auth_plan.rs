@@ -62,7 +62,7 @@ pub struct PlanArgs {
 
     /// The API as arn:aws:execute-api:REGION:ACCOUNT:API_ID/STAGE, for an API behind a custom
     /// domain. [default: from an execute-api --url and the role's account]
-    #[arg(long, value_name = "ARN")]
+    #[arg(long, env = "GATELAKE_API_ARN", value_name = "ARN")]
     pub api_arn: Option<String>,
 
     /// The storage account's resource id (/subscriptions/…/storageAccounts/NAME). [default:

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 /// Every document of the plan, by name, with the plan's facts.
 pub fn documents(plan: &TrustPlan) -> Value {
     let mut docs = serde_json::Map::new();
-    if let Some(role) = &plan.role {
+    if let Some(role) = complete_role(plan) {
         docs.insert(
             "aws_oidc_provider".into(),
             aws::oidc_provider(&role.trusted),
@@ -41,6 +41,14 @@ pub fn documents(plan: &TrustPlan) -> Value {
     })
 }
 
+/// The role, when its trust is known: a policy with an empty issuer or subject is never
+/// printed as something to approve (the plan lists what is missing instead).
+fn complete_role(plan: &TrustPlan) -> Option<&super::RolePlan> {
+    plan.role
+        .as_ref()
+        .filter(|r| !r.trusted.issuer.is_empty() && !r.trusted.subject.is_empty())
+}
+
 fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
@@ -59,7 +67,7 @@ fn write_file(file: &str, v: &Value) -> String {
 pub fn commands(plan: &TrustPlan) -> Vec<String> {
     let mut out = Vec::new();
     let job = &plan.job;
-    if let Some(role) = &plan.role {
+    if let Some(role) = complete_role(plan) {
         let t = &role.trusted;
         out.push(format!(
             "aws iam create-open-id-connect-provider --url {} --client-id-list {}",
@@ -129,7 +137,7 @@ pub fn markdown(plan: &TrustPlan) -> String {
          one identity, and each permission is scoped to what this job touches.\n\n",
     );
     md.push_str("| hop | who | trusts / may | scope |\n|---|---|---|---|\n");
-    if let Some(r) = &plan.role {
+    if let Some(r) = complete_role(plan) {
         md.push_str(&format!(
             "| CI/Azure → AWS STS | tokens from `{}` (`{}`) | AssumeRoleWithWebIdentity when `aud` = `{}` and `sub` {} `{}` | role `{}` |\n",
             r.trusted.issuer,
@@ -173,7 +181,7 @@ pub fn markdown(plan: &TrustPlan) -> String {
             pretty(v)
         ));
     };
-    if let Some(r) = &plan.role {
+    if let Some(r) = complete_role(plan) {
         section(
             &mut md,
             "AWS: OIDC identity provider",
