@@ -56,7 +56,16 @@ pub enum AuthCommand {
     /// Print what must exist on AWS and Azure for this job to run with no standing secret (the
     /// OIDC provider and trust policy, execute-api and storage permissions, the federated
     /// credential), as a Markdown document, JSON documents or aws/az commands.
-    Plan(Box<super::auth_plan::AuthPlanArgs>),
+    Plan(Box<AuthPlanArgs>),
+}
+
+/// `auth plan`: every `pull` flag, plus the plan's own (`plan_args`).
+#[derive(Debug, Args)]
+pub struct AuthPlanArgs {
+    #[command(flatten)]
+    pub pull: PullArgs,
+    #[command(flatten)]
+    pub plan: super::plan_args::PlanArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]

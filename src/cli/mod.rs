@@ -22,6 +22,7 @@ pub mod logging;
 pub mod man;
 pub mod object_args;
 pub mod pagination_args;
+pub mod plan_args;
 pub mod progress;
 pub mod pull_objects;
 pub mod resolver;
