@@ -241,6 +241,19 @@ async fn without_a_total_there_is_no_estimate_unless_the_listing_ended() {
     assert_eq!(r["listing_ended"], true);
     assert_eq!(r["estimate"]["basis"], "listing-ended");
     assert_eq!(r["estimate"]["records"], 250);
+
+    // A pull capped at one page previews one page, however many the sample asks for.
+    let mut capped = cursor("9");
+    capped.extend(s(&["--max-pages", "1"]));
+    let before = server.requests().len();
+    let out = gatelake(capped, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let r = summary(&out);
+    assert_eq!(
+        (r["pages"].as_u64(), r["listing_ended"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(server.requests().len() - before, 1);
     assert!(!dest.exists());
 }
 

@@ -171,8 +171,8 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
     }
     println!();
     println!(
-        "{:<8} {:<7} {:>10} {:>7} {:>9}  {:<7}",
-        "format", "codec", "size", "ratio", "MB/s", "Synapse"
+        "{:<8} {:<7} {:>10} {:>7} {:>9}  Synapse",
+        "format", "codec", "size", "ratio", "MB/s"
     );
     for e in &r.encodings {
         let tail = if e.configured { "  <- this pull" } else { "" };
@@ -183,17 +183,21 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
                 e.compression.to_string()
             ),
             (None, bytes) => println!(
-                "{:<8} {:<7} {:>10} {:>7} {:>9}  {:<7}{tail}",
-                e.format,
-                e.compression.to_string(),
-                human_bytes(bytes.unwrap_or(0)),
-                e.ratio
-                    .map(|x| format!("{x:.3}"))
-                    .unwrap_or_else(|| "-".into()),
-                e.mb_per_s
-                    .map(|x| format!("{x:.1}"))
-                    .unwrap_or_else(|| "-".into()),
-                if e.synapse_reads { "yes" } else { "no" }
+                "{}",
+                format!(
+                    "{:<8} {:<7} {:>10} {:>7} {:>9}  {:<7}{tail}",
+                    e.format,
+                    e.compression.to_string(),
+                    human_bytes(bytes.unwrap_or(0)),
+                    e.ratio
+                        .map(|x| format!("{x:.3}"))
+                        .unwrap_or_else(|| "-".into()),
+                    e.mb_per_s
+                        .map(|x| format!("{x:.1}"))
+                        .unwrap_or_else(|| "-".into()),
+                    if e.synapse_reads { "yes" } else { "no" }
+                )
+                .trim_end()
             ),
         }
     }

@@ -44,7 +44,7 @@ pub struct SampledListing {
     pub elapsed: Duration,
 }
 
-/// Fetch the first `pages` pages of `source` (at least one).
+/// Fetch the first `pages` pages of `source` (at least one, at most its `--max-pages`).
 pub async fn sample_pages(
     source: &SourceConfig,
     client: ApiClient,
@@ -52,7 +52,8 @@ pub async fn sample_pages(
     reporter: Arc<dyn Reporter>,
 ) -> Result<SampledListing, PullError> {
     let mut source = source.clone();
-    source.max_pages = Some(pages.max(1));
+    // The pull's first N pages: a pull capped below N (`--max-pages`) stops where it would.
+    source.max_pages = Some(source.max_pages.map_or(pages, |m| m.min(pages)).max(1));
     let start = Some(source.url.clone());
     let (page_tx, mut page_rx) = mpsc::channel::<PageMsg>(4);
     // Never stopped: the sample ends at its page count.
