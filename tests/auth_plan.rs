@@ -561,6 +561,53 @@ async fn an_azure_destination_gets_a_container_scoped_role_assignment() {
     );
 }
 
+/// Without --principal-id the writer's object id is read from its own storage token (here
+/// one handed in by file, as a notebook cell would), and that token is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writers_object_id_comes_from_its_storage_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = now();
+    let token = jwt(&json!({
+        "aud": "https://storage.azure.com", "iss": "https://sts.windows.net/tenant-1/",
+        "tid": "tenant-1", "oid": "9f0e5d1c-0000-4000-8000-00000000abcd",
+        "iat": t, "nbf": t - 5, "exp": t + 3600,
+    }));
+    let file = dir.path().join("storage.jwt");
+    std::fs::write(&file, &token).unwrap();
+    let out = gatelake(
+        s(&[
+            "auth",
+            "plan",
+            "--url",
+            API,
+            "--dest",
+            "abfss://raw@lakeacct.dfs.core.windows.net/landing",
+            "--azure-token-file",
+            file.to_str().unwrap(),
+            "--output",
+            "json",
+        ]),
+        vec![],
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        plan["documents"]["azure_role_assignment"]["principalId"],
+        "9f0e5d1c-0000-4000-8000-00000000abcd"
+    );
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !all.contains(token.split('.').nth(1).unwrap()),
+        "the token was printed"
+    );
+}
+
 /// The README's trust-plan block, run as written: the example API and lake URLs are swapped
 /// for loopback ones (the plan reads them and sends nothing to either), with the API's ARN in
 /// `GATELAKE_API_ARN` as an API behind a custom domain would need, so no amazonaws.com or
