@@ -56,6 +56,19 @@ pub enum AuthCommand {
     /// Walk every hop (Azure, AWS, the API, the lake) with the same flags as `pull` and print
     /// the identity used at each, without secrets; each failing hop ends with the likely fix.
     Check(Box<PullArgs>),
+    /// Print what must exist on AWS and Azure for this job to run with no standing secret (the
+    /// OIDC provider and trust policy, execute-api and storage permissions, the federated
+    /// credential), as a Markdown document, JSON documents or aws/az commands.
+    Plan(Box<AuthPlanArgs>),
+}
+
+/// `auth plan`: every `pull` flag, plus the plan's own (`plan_args`).
+#[derive(Debug, Args)]
+pub struct AuthPlanArgs {
+    #[command(flatten)]
+    pub pull: PullArgs,
+    #[command(flatten)]
+    pub plan: super::plan_args::PlanArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -477,6 +490,9 @@ pub struct PullArgs {
     /// How this process takes part in a partitioned run (`worker_args`).
     #[command(flatten)]
     pub worker: super::worker_args::WorkerArgs,
+    /// `--sample N`, `--preview-dir` (`sample_args`).
+    #[command(flatten)]
+    pub sample: super::sample_args::SampleArgs,
 
     #[command(flatten)]
     pub identity: IdentityArgs,

@@ -96,6 +96,12 @@ fn claims_json(source: &str, audience: &str, token: &str, expires: time::OffsetD
 /// Run the check; returns the exit code (0 when every hop that ran passed).
 pub async fn run(args: &PullArgs, matches: &ArgMatches) -> ExitCode {
     let mode = args.out.output.unwrap_or_default();
+    if args.sample.sample.is_some() {
+        let e = super::resolver::UsageError(
+            "--sample belongs to `pull`: `auth check` fetches no page".into(),
+        );
+        return super::usage_error_pub(&e, Some(mode));
+    }
     let has_url = args.url.is_some()
         || job_spec::load_job(args.config.as_deref(), args.job.as_deref())
             .map(|(j, _)| j.url.is_some())

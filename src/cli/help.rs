@@ -39,5 +39,6 @@ pub fn with_help_text(cmd: Command) -> Command {
         .mut_subcommand("pull", |c| c.help_template(sub.clone()))
         .mut_subcommand("auth", |c| {
             c.mut_subcommand("check", |c| c.help_template(sub.clone()))
+                .mut_subcommand("plan", |c| c.help_template(sub.clone()))
         })
 }

@@ -7,6 +7,7 @@ pub mod api_object_args;
 pub mod arg_errors;
 pub mod args;
 pub mod auth_check;
+pub mod auth_plan;
 pub mod azure_settings;
 pub mod completions;
 pub mod copy;
@@ -23,10 +24,13 @@ pub mod oauth_args;
 pub mod object_args;
 pub mod pagination_args;
 pub mod partition_args;
+pub mod plan_args;
 pub mod progress;
 pub mod pull_objects;
 pub mod pull_partitioned;
 pub mod resolver;
+pub mod sample;
+pub mod sample_args;
 pub mod settings;
 pub mod sql;
 pub mod stdout;
@@ -83,7 +87,11 @@ pub fn main() -> ExitCode {
     runtime.block_on(async move {
         match cli.command {
             Command::Pull(args) => match settings::resolve_pull(&args, &sub) {
-                Ok(resolved) => run_pull(resolved).await,
+                // --sample N: the first N pages, measured; nothing written to --dest.
+                Ok(r) => match args.sample.sample.filter(|_| !r.show_settings) {
+                    Some(n) => sample::run(r, n, args.sample.preview_dir.clone()).await,
+                    None => run_pull(r).await,
+                },
                 Err(e) => usage_error(&e, args.out.output),
             },
             Command::Copy(args) => copy::run(&args, &sub).await,
@@ -92,6 +100,10 @@ pub fn main() -> ExitCode {
                 args::AuthCommand::Check(args) => {
                     let sub = sub.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
                     auth_check::run(&args, &sub).await
+                }
+                args::AuthCommand::Plan(args) => {
+                    let sub = sub.subcommand().map(|(_, m)| m.clone()).unwrap_or_default();
+                    auth_plan::run(&args, &sub).await
                 }
             },
             Command::Sql(args) => sql::run(args, &sub).await,

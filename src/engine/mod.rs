@@ -199,6 +199,16 @@ impl Engine {
         Ok(RunIdentities { azure, aws, proven })
     }
 
+    /// Resolve and prove the identities of a look at `source` that writes nowhere (a sample):
+    /// the hops of the API (the AWS role, the bearer), none of the destination's.
+    pub async fn source_identities(
+        &self,
+        source: &SourceConfig,
+        job: &str,
+    ) -> Result<RunIdentities, IdentityFailure> {
+        self.identities("", source, job).await
+    }
+
     /// Resolve and prove the identities of a run that reads S3 objects into `dest` with no
     /// API in between (`gatelake copy`): the storage hop's, and the AWS role's from the
     /// web-identity exchange when one is configured (`aws: None`: the standard chain reads).

@@ -31,6 +31,7 @@ mod error;
 mod fetch;
 mod listing;
 mod messages;
+pub mod sample;
 mod stop;
 mod summary;
 mod upload;
