@@ -31,6 +31,7 @@ pub mod pipeline;
 pub mod report;
 pub mod retry;
 pub mod run;
+pub mod run_tag;
 pub mod secret;
 pub mod sink;
 pub mod source;

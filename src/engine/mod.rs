@@ -25,6 +25,7 @@ use crate::identity::aws::AwsCredentials;
 use crate::identity::azure::{AzureHop, AzureIdentity, HopIdentities};
 use crate::load::manifest::ManifestIdentity;
 use crate::report::Reporter;
+use crate::run_tag::RunTag;
 use crate::run::{PullError, RunOptions, RunSummary, StopSignal};
 use crate::sink::{Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
@@ -35,6 +36,9 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct Engine {
     settings: IdentitySettings,
+    /// The run the parts' requests name (`User-Agent`, AWS role session name); no id unless
+    /// one is minted for a run ([`Engine::with_new_run_id`]).
+    run: RunTag,
 }
 
 /// Who a run is on every hop, proved: the Azure identity of each hop that needs one, the AWS
@@ -68,7 +72,25 @@ pub enum DestinationError {
 
 impl Engine {
     pub fn new(settings: IdentitySettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            run: RunTag::new(),
+        }
+    }
+
+    /// The same engine for a run: a run id is minted now, before any identity is proved, so
+    /// that the AWS role session and the `User-Agent` name it from the first request. A new
+    /// run takes this id; a resumed run replaces it with its own.
+    pub fn with_new_run_id(mut self) -> Self {
+        self.run = RunTag::with_id(&crate::state::run_id::new_run_id(
+            time::OffsetDateTime::now_utc(),
+        ));
+        self
+    }
+
+    /// The run the parts' requests name.
+    pub fn run_tag(&self) -> &RunTag {
+        &self.run
     }
 
     pub fn settings(&self) -> &IdentitySettings {
@@ -104,7 +126,7 @@ impl Engine {
         azure: Option<&Arc<AzureIdentity>>,
         job: &str,
     ) -> Result<Option<identity::RoleCredentials>, IdentityFailure> {
-        identity::role_credentials(&self.settings, azure, job)
+        identity::role_credentials(&self.settings, azure, job, &self.run)
     }
 
     /// The AWS SDK's HTTP client with the shared trusted roots (`None`: the SDK's default).
@@ -218,7 +240,9 @@ impl Engine {
             ..self.http_options()
         })?;
         tracing::info!("API: --api-auth {}", source.auth.kind());
-        let client = ApiClient::new(source, http, aws).await?;
+        let client = ApiClient::new(source, http, aws)
+            .await?
+            .with_run_tag(self.run.clone());
         Ok(match bearer {
             Some(a) => client.with_bearer_credential(a.credential()),
             None => client,

@@ -46,6 +46,9 @@ pub struct ManifestIdentity {
     /// The role session's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_name: Option<String>,
+    /// The OAuth client id the API's tokens were issued to (`--api-auth oauth2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 /// How the run's columns were found and held.
@@ -170,6 +173,10 @@ pub struct Manifest {
     /// Objects the listing held that an earlier run of the job already copied.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub objects_skipped: u64,
+    /// The run's lineage file (`<run>/_lineage.jsonl.gz`: every request, attempt and API
+    /// request id, and the chunk each page landed in); see `load::lineage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<crate::load::lineage::ManifestLineage>,
     /// `status`, `warnings` and `page_size_shrinks`, at the top level.
     #[serde(flatten)]
     pub outcome: ManifestOutcome,
@@ -239,6 +246,7 @@ impl Manifest {
             land: None,
             objects: Vec::new(),
             objects_skipped: 0,
+            lineage: None,
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp
@@ -312,6 +320,7 @@ pub(crate) fn merge_identities(
                 o.tenant = p.tenant.clone();
                 o.role_arn = p.role_arn.clone();
                 o.session_name = p.session_name.clone();
+                o.client_id = p.client_id.clone().or(o.client_id.take());
             }
             None => out.push(p.clone()),
         }
@@ -375,6 +384,7 @@ mod tests {
             land: None,
             objects: vec![],
             objects_skipped: 0,
+            lineage: None,
             outcome: ManifestOutcome {
                 status: ManifestStatus::Partial,
                 warnings: vec!["stopped at --max-pages 4".into()],

@@ -90,6 +90,7 @@ impl Manifest {
             land: Some(input.land.to_string()),
             objects: progress.landed,
             objects_skipped: progress.skipped,
+            lineage: None,
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp

@@ -25,13 +25,15 @@ pub(super) struct Opened {
 }
 
 /// Resume the unfinished run `previous` describes, or discard it (`restart`) and start a new
-/// one, or start a new one after a complete run (or none).
+/// one, or start a new one after a complete run (or none). A new run takes the id `minted`
+/// for it before the run started (the one its requests already name), if any.
 pub(super) async fn open(
     config: &PullConfig,
     sink: &dyn Sink,
     store: &mut CheckpointStore,
     previous: Option<&Checkpoint>,
     restart: bool,
+    minted: Option<String>,
     reporter: &dyn Reporter,
 ) -> Result<Opened, PullError> {
     let source_url = redact_url(&config.source.url);
@@ -73,7 +75,9 @@ pub(super) async fn open(
             let cp = Checkpoint {
                 version: CHECKPOINT_VERSION,
                 job: config.job.clone(),
-                run_id: new_run_id(now),
+                run_id: minted
+                    .filter(|id| previous.is_none_or(|p| p.run_id != *id))
+                    .unwrap_or_else(|| new_run_id(now)),
                 status: RunStatus::Running,
                 source_url: source_url.clone(),
                 next_seq: 0,
@@ -134,6 +138,8 @@ async fn remove_leftovers(
     let mut removed = 0;
     for object in sink.list(&format!("{run_id}/")).await? {
         let name = object.path.rsplit('/').next().unwrap_or(&object.path);
+        // A chunk's lineage piece goes with the chunk.
+        let name = crate::load::lineage::chunk_name_of_piece(name).unwrap_or(name);
         let leftover = match part_seq(name) {
             Some(seq) => seq >= from_seq,
             // Manifest, marker and anything else: only when the whole run is discarded.

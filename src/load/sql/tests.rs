@@ -73,6 +73,7 @@ fn manifest(format: Format, compression: Compression, schema: Option<Schema>) ->
         land: None,
         objects: vec![],
         objects_skipped: 0,
+        lineage: None,
         outcome: Default::default(),
     }
 }
