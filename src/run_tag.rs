@@ -99,7 +99,10 @@ mod tests {
         shared.set("20261207T031600Z-1a2b");
         assert_eq!(
             tag.user_agent(),
-            format!("gatelake/{} run/20261207T031600Z-1a2b", env!("CARGO_PKG_VERSION"))
+            format!(
+                "gatelake/{} run/20261207T031600Z-1a2b",
+                env!("CARGO_PKG_VERSION")
+            )
         );
         let minted = RunTag::with_id("20261207T031601Z-0000");
         assert!(minted.user_agent().ends_with(" run/20261207T031601Z-0000"));

@@ -336,17 +336,7 @@ pub fn sts_endpoint_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Str
 /// A role session name that names the caller: `gatelake-<job>-<who>`, restricted to STS's
 /// characters (`[A-Za-z0-9+=,.@_-]`) and length (2–64).
 pub fn session_name(job: &str, who: Option<&str>) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
+    let clean = sts_name_chars;
     let mut name = format!("gatelake-{}", clean(job));
     if let Some(w) = who.filter(|w| !w.is_empty()) {
         name.push('-');
@@ -363,14 +353,23 @@ pub fn session_name(job: &str, who: Option<&str>) -> String {
 /// STS's 64 characters: CloudTrail's `AssumeRoleWithWebIdentity` event and every call signed
 /// with the session then name the run.
 pub fn with_run_id(base: &str, run_id: &str) -> String {
-    let run: String = session_name("", Some(run_id))
-        .trim_start_matches("gatelake--")
-        .chars()
-        .take(40)
-        .collect();
+    let run: String = sts_name_chars(run_id).chars().take(40).collect();
     let room = 64 - run.len() - 1;
     let head: String = base.chars().take(room).collect();
     format!("{}-{run}", head.trim_end_matches('-'))
+}
+
+/// `s` with every character STS refuses in a session name replaced by `-`.
+fn sts_name_chars(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Who a token names, for the session name: GitHub's `repository`-like `sub`, Entra's `oid`
@@ -478,6 +477,14 @@ impl WebIdentityProvider {
     /// The same provider naming `run` in its default session names, and noting there the
     /// session each exchange got.
     pub fn with_run_tag(mut self, run: RunTag) -> Self {
+        // The exchange's `User-Agent` names the run too (CloudTrail's `userAgent`).
+        let conf = self
+            .sts
+            .config()
+            .to_builder()
+            .interceptor(crate::identity::sdk_user_agent::RunUserAgent(run.clone()))
+            .build();
+        self.sts = aws_sdk_sts::Client::from_conf(conf);
         self.run = Some(run);
         self
     }
@@ -499,17 +506,13 @@ impl WebIdentityProvider {
             .await
             .map_err(|e| CredentialsError::provider_error(e.to_string()))?;
         let claims = claims_of(&token);
-        let name = self
-            .config
-            .session_name
-            .clone()
-            .unwrap_or_else(|| {
-                let base = session_name(&self.config.job, who_of(&claims).as_deref());
-                match self.run.as_ref().and_then(RunTag::run_id) {
-                    Some(run) => with_run_id(&base, &run),
-                    None => base,
-                }
-            });
+        let name = self.config.session_name.clone().unwrap_or_else(|| {
+            let base = session_name(&self.config.job, who_of(&claims).as_deref());
+            match self.run.as_ref().and_then(RunTag::run_id) {
+                Some(run) => with_run_id(&base, &run),
+                None => base,
+            }
+        });
         let duration = i32::try_from(self.config.duration.as_secs()).unwrap_or(3600);
         let (sts, role_arn) = (&self.sts, self.config.role_arn.as_str());
         let (name_ref, token_ref) = (name.as_str(), token.expose());

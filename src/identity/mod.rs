@@ -23,6 +23,7 @@ pub mod azure;
 pub mod certificate;
 pub mod ci_oidc;
 pub mod claims;
+pub mod sdk_user_agent;
 pub mod sigv4;
 pub mod token_cache;
 

@@ -17,6 +17,7 @@
 //! Holds no secret: requests are redacted URLs, identities are names and ids.
 
 use crate::load::manifest::ManifestIdentity;
+pub use crate::load::manifest::ManifestLineage;
 use crate::sink::{join_path, PutMode, Sink, SinkError};
 use crate::source::trace::AttemptTrace;
 use base64::Engine as _;
@@ -116,19 +117,6 @@ pub struct PageLine {
     pub rejected: Option<String>,
     /// When the page's answer arrived (RFC 3339).
     pub fetched_at: String,
-}
-
-/// The manifest's reference to the lineage file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ManifestLineage {
-    /// Relative to the destination: `<run>/_lineage.jsonl.gz`.
-    pub path: String,
-    /// JSON lines in it (the run line included).
-    pub lines: u64,
-    /// Size as stored (gzip).
-    pub bytes: u64,
-    /// Base64 MD5 of the stored bytes, as Azure reports it in `Content-MD5`.
-    pub md5: String,
 }
 
 /// Why the lineage could not be written.
@@ -298,10 +286,7 @@ mod tests {
             bytes: 10,
             records: 2,
             chunk: chunk.map(str::to_string),
-            rows: Some(RowSpan {
-                first: 0,
-                count: 2,
-            }),
+            rows: Some(RowSpan { first: 0, count: 2 }),
             rejected: None,
             fetched_at: "2026-12-07T03:00:00Z".into(),
         }
@@ -332,7 +317,10 @@ mod tests {
     async fn pieces_concatenate_in_file_order_after_the_run_line() {
         let dir = tempfile::tempdir().unwrap();
         let sink = LocalSink::new(dir.path());
-        let chunks = ["r/part-00000.jsonl.gz".to_string(), "r/part-00001.jsonl.gz".to_string()];
+        let chunks = [
+            "r/part-00000.jsonl.gz".to_string(),
+            "r/part-00001.jsonl.gz".to_string(),
+        ];
         // Stored out of order, as parallel uploads finish.
         put_piece(&sink, &chunks[1], vec![page(3, Some(&chunks[1]))])
             .await

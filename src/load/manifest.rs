@@ -51,6 +51,19 @@ pub struct ManifestIdentity {
     pub client_id: Option<String>,
 }
 
+/// The manifest's reference to the run's lineage file (written by `load::lineage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestLineage {
+    /// Relative to the destination: `<run>/_lineage.jsonl.gz`.
+    pub path: String,
+    /// JSON lines in it (the run line included).
+    pub lines: u64,
+    /// Size as stored (gzip).
+    pub bytes: u64,
+    /// Base64 MD5 of the stored bytes, as Azure reports it in `Content-MD5`.
+    pub md5: String,
+}
+
 /// How the run's columns were found and held.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct ManifestSchemaPolicy {
@@ -176,7 +189,7 @@ pub struct Manifest {
     /// The run's lineage file (`<run>/_lineage.jsonl.gz`: every request, attempt and API
     /// request id, and the chunk each page landed in); see `load::lineage`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub lineage: Option<crate::load::lineage::ManifestLineage>,
+    pub lineage: Option<ManifestLineage>,
     /// `status`, `warnings` and `page_size_shrinks`, at the top level.
     #[serde(flatten)]
     pub outcome: ManifestOutcome,

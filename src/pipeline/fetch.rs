@@ -12,10 +12,10 @@ use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
 use crate::source::client::{ApiClient, FetchedPage, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
-use crate::source::trace::AttemptTrace;
 use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
+use crate::source::trace::AttemptTrace;
 use crate::state::checkpoint::ListingNotes;
 use crate::state::entries::RejectedPage;
 use bytes::Bytes;

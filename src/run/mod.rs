@@ -149,14 +149,8 @@ async fn run_locked(
     });
     let mut done = unit.work().await?;
     let proven = with_session(&options.identities, &tag);
-    let manifest = commit::commit(
-        config,
-        sink.as_ref(),
-        &proven,
-        &tag.user_agent(),
-        &mut done,
-    )
-    .await?;
+    let manifest =
+        commit::commit(config, sink.as_ref(), &proven, &tag.user_agent(), &mut done).await?;
     let status = match done.partial {
         Some(_) => ManifestStatus::Partial,
         None => ManifestStatus::Succeeded,

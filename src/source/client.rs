@@ -17,10 +17,10 @@ use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
 use crate::retry::Step;
+use crate::run_tag::RunTag;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
-use crate::run_tag::RunTag;
 use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
@@ -544,13 +544,14 @@ impl ApiClient {
         let status = resp.status().as_u16();
         tracing::debug!("page {page}: {status} from {shown}");
         let headers = resp.headers().clone();
+        let ids = request_ids(&headers);
         let result = self
-            .read_answer(&mut resp, url, page, shown, status, headers.clone())
+            .read_answer(&mut resp, url, page, shown, status, headers)
             .await;
         trace.push(AttemptTrace {
             status: Some(status),
             ms: ms(sent),
-            request_ids: request_ids(&headers),
+            request_ids: ids,
             error: match &result {
                 Ok(Ok(_)) => None,
                 Ok(Err((_, reason))) => Some(reason.clone()),
