@@ -34,6 +34,7 @@ pub mod report;
 pub mod retry;
 pub mod run;
 pub mod sample;
+pub mod run_tag;
 pub mod secret;
 pub mod sink;
 pub mod source;

@@ -425,6 +425,36 @@ async fn requests_are_recorded() {
     assert_eq!(requests[0].headers["x-test"], "1");
 }
 
+#[tokio::test]
+async fn every_response_carries_the_request_id_the_log_records() {
+    let mut cfg = config(10, 5);
+    cfg.fail_first_n = HashMap::from([(0, 1)]);
+    let server = ApiGateway::start(cfg).await;
+    let client = client();
+    let mut answered = Vec::new();
+    for url in ["/prod/offset?limit=5", "/prod/offset?limit=5", "/prod/nope"] {
+        let resp = client.get(server.url(url)).send().await.expect("send");
+        let id = resp.headers()["x-amzn-requestid"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(resp.headers()["apigw-requestid"], id.as_str());
+        answered.push((resp.status().as_u16(), id));
+    }
+    // A 503, its retry, and a rejection: each its own id, as the log has it.
+    let statuses: Vec<u16> = answered.iter().map(|(s, _)| *s).collect();
+    assert_eq!(statuses, vec![503, 200, 403]);
+    let logged: Vec<String> = server
+        .requests()
+        .into_iter()
+        .map(|r| r.request_id)
+        .collect();
+    let ids: Vec<String> = answered.into_iter().map(|(_, id)| id).collect();
+    assert_eq!(logged, ids);
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 3);
+}
+
 // ---------------------------------------------------------------------------------------------
 // gzip
 // ---------------------------------------------------------------------------------------------

@@ -228,11 +228,12 @@ async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &
         }
     }
     assert_eq!(next, count, "records read back");
-    // Nothing but the run's files, its manifest, load script and marker under the run folder.
+    // Nothing but the run's files, its manifest, load script, lineage and marker under the
+    // run folder.
     let listed = sink.list(&format!("{run_dir}/")).await.unwrap();
     assert_eq!(
         listed.len(),
-        manifest["files"].as_array().unwrap().len() + 3,
+        manifest["files"].as_array().unwrap().len() + 4,
         "{listed:?}"
     );
 }

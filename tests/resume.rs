@@ -77,9 +77,12 @@ fn landed_ids(lake: &Path, summary: &Value) -> (Vec<u64>, Vec<String>) {
         );
         listed.push(path.file_name().unwrap().to_string_lossy().into_owned());
     }
-    // The load script is named by the manifest too.
+    // The load script and the lineage are named by the manifest too.
     if let Some(sql) = manifest["load_sql"].as_str() {
         listed.push(sql.rsplit('/').next().unwrap_or(sql).to_string());
+    }
+    if let Some(lineage) = manifest["lineage"]["path"].as_str() {
+        listed.push(lineage.rsplit('/').next().unwrap_or(lineage).to_string());
     }
     let strays = std::fs::read_dir(&run_dir)
         .unwrap()
@@ -181,6 +184,9 @@ async fn landed_ids_in(sink: &dyn Sink, summary: &Value) -> (Vec<u64>, Vec<Strin
     }
     if let Some(sql) = manifest["load_sql"].as_str() {
         listed.push(sql.to_string());
+    }
+    if let Some(lineage) = manifest["lineage"]["path"].as_str() {
+        listed.push(lineage.to_string());
     }
     let strays = sink
         .list(&format!("{run_id}/"))

@@ -381,7 +381,9 @@ async fn execute(
     identity: Option<&IdentitySettings>,
     worker: &gatelake::run::worker::WorkerOptions,
 ) -> ExitCode {
-    let engine = Engine::new(identity.cloned().unwrap_or_default());
+    // The run id is minted before any identity is proved: the AWS role session and every
+    // API request name it (a resumed run names its own from when it resumes).
+    let engine = Engine::new(identity.cloned().unwrap_or_default()).with_new_run_id();
     let ids = match engine.identities(dest, &pull.source, &pull.job).await {
         Ok(ids) => ids,
         Err(e) => {

@@ -200,6 +200,7 @@ pub fn role_credentials(
     settings: &IdentitySettings,
     azure: Option<&Arc<AzureIdentity>>,
     job: &str,
+    run: &crate::run_tag::RunTag,
 ) -> Result<Option<RoleCredentials>, IdentityFailure> {
     let Some(role) = &settings.aws_role else {
         return Ok(None);
@@ -215,11 +216,13 @@ pub fn role_credentials(
         max_attempts: 4,
         http_client: sdk_http_client(settings)?,
     };
-    let provider = WebIdentityProvider::new(config.clone(), source);
+    let provider = WebIdentityProvider::new(config.clone(), source).with_run_tag(run.clone());
     let assumed = provider.assumed_role();
-    // Re-exchanged ahead of the expiry STS returns (see identity::token_cache).
-    let credentials = Arc::new(AwsCredentials::new(
+    // Re-exchanged ahead of the expiry STS returns (see identity::token_cache), and when the
+    // run's id changes (the session names it).
+    let credentials = Arc::new(AwsCredentials::for_run(
         aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+        run.clone(),
     ));
     Ok(Some(RoleCredentials {
         credentials,

@@ -27,6 +27,7 @@ use crate::identity::azure::{AzureHop, AzureIdentity, HopIdentities};
 use crate::load::manifest::ManifestIdentity;
 use crate::report::Reporter;
 use crate::run::{PullError, RunOptions, RunSummary, StopSignal};
+use crate::run_tag::RunTag;
 use crate::sink::{Sink, SinkError};
 use crate::source::client::{ApiClient, SourceError};
 use crate::state::store::CheckpointStore;
@@ -38,6 +39,9 @@ pub struct Engine {
     settings: IdentitySettings,
     /// `--api-auth oauth2`'s provider, shared by the proof, `auth check` and the client.
     oauth2: oauth2::ProviderSlot,
+    /// The run the parts' requests name (`User-Agent`, AWS role session name); no id unless
+    /// one is minted for a run ([`Engine::with_new_run_id`]).
+    run: RunTag,
 }
 
 /// Who a run is on every hop, proved: the Azure identity of each hop that needs one, the AWS
@@ -74,6 +78,7 @@ impl Engine {
         Self {
             settings,
             oauth2: Default::default(),
+            run: RunTag::new(),
         }
     }
 
@@ -88,6 +93,21 @@ impl Engine {
         crate::identity::oauth2::OAuth2Error,
     > {
         oauth2::provider(&self.oauth2, &self.settings, auth, api)
+    }
+
+    /// The same engine for a run: a run id is minted now, before any identity is proved, so
+    /// that the AWS role session and the `User-Agent` name it from the first request. A new
+    /// run takes this id; a resumed run replaces it with its own.
+    pub fn with_new_run_id(mut self) -> Self {
+        self.run = RunTag::with_id(&crate::state::run_id::new_run_id(
+            time::OffsetDateTime::now_utc(),
+        ));
+        self
+    }
+
+    /// The run the parts' requests name.
+    pub fn run_tag(&self) -> &RunTag {
+        &self.run
     }
 
     pub fn settings(&self) -> &IdentitySettings {
@@ -123,7 +143,7 @@ impl Engine {
         azure: Option<&Arc<AzureIdentity>>,
         job: &str,
     ) -> Result<Option<identity::RoleCredentials>, IdentityFailure> {
-        identity::role_credentials(&self.settings, azure, job)
+        identity::role_credentials(&self.settings, azure, job, &self.run)
     }
 
     /// The AWS SDK's HTTP client with the shared trusted roots (`None`: the SDK's default).
@@ -271,7 +291,9 @@ impl Engine {
             ..self.http_options()
         })?;
         tracing::info!("API: --api-auth {}", source.auth.kind());
-        let mut client = ApiClient::new(source, http, aws).await?;
+        let mut client = ApiClient::new(source, http, aws)
+            .await?
+            .with_run_tag(self.run.clone());
         if let Some(p) = self
             .oauth2_provider(&source.auth, bearer)
             .map_err(SourceError::from)?

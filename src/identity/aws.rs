@@ -23,6 +23,7 @@ use crate::identity::claims::TokenClaims;
 use crate::identity::token_cache::{Freshness, TokenCache};
 use crate::identity::web_identity::{claims_of, WebIdentityTokenSource};
 use crate::retry::{Attempt, GaveUp, Retrier, RetryPolicy};
+use crate::run_tag::RunTag;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
@@ -45,7 +46,10 @@ pub enum AwsCredentialsError {
 #[derive(Debug)]
 struct Inner {
     provider: SharedCredentialsProvider,
-    cache: TokenCache<(), Credentials>,
+    /// Keyed by the run id the credentials' session names (`""`: none): when a run sets
+    /// another id, the next request exchanges again under the run's name.
+    cache: TokenCache<String, Credentials>,
+    run: Option<RunTag>,
     background: AtomicBool,
     timeout: Duration,
 }
@@ -58,10 +62,21 @@ pub struct AwsCredentials {
 
 impl AwsCredentials {
     pub fn new(provider: SharedCredentialsProvider) -> Self {
+        Self::with_run(provider, None)
+    }
+
+    /// Credentials whose session names the run `run` names (see [`WebIdentityProvider`]):
+    /// exchanged again when the run's id changes.
+    pub fn for_run(provider: SharedCredentialsProvider, run: RunTag) -> Self {
+        Self::with_run(provider, Some(run))
+    }
+
+    fn with_run(provider: SharedCredentialsProvider, run: Option<RunTag>) -> Self {
         Self {
             inner: Arc::new(Inner {
                 provider,
                 cache: TokenCache::default(),
+                run,
                 background: AtomicBool::new(false),
                 timeout: Duration::from_secs(60),
             }),
@@ -95,7 +110,7 @@ impl AwsCredentials {
 
     /// Credentials that are usable at `now`; see the module docs for when they are refreshed.
     pub async fn get(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
-        match self.inner.cache.lookup(&(), now) {
+        match self.inner.cache.lookup(&self.key(), now) {
             Freshness::Fresh(c) => Ok(c),
             Freshness::Renew(c) => {
                 self.refresh_in_background(now);
@@ -123,10 +138,19 @@ impl AwsCredentials {
             })
     }
 
+    /// The cache key: the run id the session names.
+    fn key(&self) -> String {
+        self.inner
+            .run
+            .as_ref()
+            .and_then(RunTag::run_id)
+            .unwrap_or_default()
+    }
+
     async fn refresh_now(&self, now: SystemTime) -> Result<Credentials, AwsCredentialsError> {
         self.inner
             .cache
-            .get_or_fetch(&(), now, || async {
+            .get_or_fetch(&self.key(), now, || async {
                 let c = self.fetch().await?;
                 let expiry = c.expiry();
                 Ok((c, expiry))
@@ -236,6 +260,8 @@ pub struct WebIdentityProvider {
     config: WebIdentityConfig,
     source: Arc<dyn WebIdentityTokenSource>,
     assumed: AssumedRoleHandle,
+    /// The run the session names (none: no run, as for `auth check`).
+    run: Option<RunTag>,
 }
 
 /// Who the last exchange made us: STS's `AssumedRoleUser` and the session name (for the
@@ -310,17 +336,7 @@ pub fn sts_endpoint_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Str
 /// A role session name that names the caller: `gatelake-<job>-<who>`, restricted to STS's
 /// characters (`[A-Za-z0-9+=,.@_-]`) and length (2–64).
 pub fn session_name(job: &str, who: Option<&str>) -> String {
-    let clean = |s: &str| -> String {
-        s.chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
+    let clean = sts_name_chars;
     let mut name = format!("gatelake-{}", clean(job));
     if let Some(w) = who.filter(|w| !w.is_empty()) {
         name.push('-');
@@ -331,6 +347,29 @@ pub fn session_name(job: &str, who: Option<&str>) -> String {
         name.push('-');
     }
     name
+}
+
+/// `base` (a [`session_name`]) ending in `-<run id>`, cut so that the run id always survives
+/// STS's 64 characters: CloudTrail's `AssumeRoleWithWebIdentity` event and every call signed
+/// with the session then name the run.
+pub fn with_run_id(base: &str, run_id: &str) -> String {
+    let run: String = sts_name_chars(run_id).chars().take(40).collect();
+    let room = 64 - run.len() - 1;
+    let head: String = base.chars().take(room).collect();
+    format!("{}-{run}", head.trim_end_matches('-'))
+}
+
+/// `s` with every character STS refuses in a session name replaced by `-`.
+fn sts_name_chars(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+=,.@_-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// Who a token names, for the session name: GitHub's `repository`-like `sub`, Entra's `oid`
@@ -431,7 +470,23 @@ impl WebIdentityProvider {
             config,
             source,
             assumed: AssumedRoleHandle::default(),
+            run: None,
         }
+    }
+
+    /// The same provider naming `run` in its default session names, and noting there the
+    /// session each exchange got.
+    pub fn with_run_tag(mut self, run: RunTag) -> Self {
+        // The exchange's `User-Agent` names the run too (CloudTrail's `userAgent`).
+        let conf = self
+            .sts
+            .config()
+            .to_builder()
+            .interceptor(crate::identity::sdk_user_agent::RunUserAgent(run.clone()))
+            .build();
+        self.sts = aws_sdk_sts::Client::from_conf(conf);
+        self.run = Some(run);
+        self
     }
 
     /// Who each exchange made us (shared: it stays valid after the provider is moved).
@@ -451,11 +506,13 @@ impl WebIdentityProvider {
             .await
             .map_err(|e| CredentialsError::provider_error(e.to_string()))?;
         let claims = claims_of(&token);
-        let name = self
-            .config
-            .session_name
-            .clone()
-            .unwrap_or_else(|| session_name(&self.config.job, who_of(&claims).as_deref()));
+        let name = self.config.session_name.clone().unwrap_or_else(|| {
+            let base = session_name(&self.config.job, who_of(&claims).as_deref());
+            match self.run.as_ref().and_then(RunTag::run_id) {
+                Some(run) => with_run_id(&base, &run),
+                None => base,
+            }
+        });
         let duration = i32::try_from(self.config.duration.as_secs()).unwrap_or(3600);
         let (sts, role_arn) = (&self.sts, self.config.role_arn.as_str());
         let (name_ref, token_ref) = (name.as_str(), token.expose());
@@ -525,8 +582,12 @@ impl WebIdentityProvider {
             ));
         };
         let expiry = SystemTime::try_from(*c.expiration()).ok();
+        let arn = out.assumed_role_user().map(|u| u.arn().to_string());
+        if let Some(run) = &self.run {
+            run.set_session(arn.clone(), name.clone());
+        }
         self.assumed.set(AssumedRole {
-            arn: out.assumed_role_user().map(|u| u.arn().to_string()),
+            arn,
             session_name: name.clone(),
         });
         Ok(Credentials::new(
@@ -702,6 +763,21 @@ mod tests {
         let many = futures::future::join_all((0..16).map(|_| creds.get(base()))).await;
         assert!(many.iter().all(|c| c.is_ok()));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn session_names_keep_the_run_id_whole() {
+        let run = "20261207T031600Z-1a2b";
+        assert_eq!(
+            with_run_id(&session_name("orders", Some("org/repo")), run),
+            format!("gatelake-orders-org-repo-{run}")
+        );
+        let long = with_run_id(&session_name(&"x".repeat(100), Some("y")), run);
+        assert_eq!(long.len(), 64, "{long}");
+        assert!(long.ends_with(&format!("-{run}")), "{long}");
+        assert!(long
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c)));
     }
 
     #[test]

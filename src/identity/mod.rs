@@ -26,6 +26,7 @@ pub mod certificate;
 pub mod ci_oidc;
 pub mod claims;
 pub mod oauth2;
+pub mod sdk_user_agent;
 pub mod sigv4;
 pub mod token_cache;
 

@@ -46,6 +46,22 @@ pub struct ManifestIdentity {
     /// The role session's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_name: Option<String>,
+    /// The OAuth client id the API's tokens were issued to (`--api-auth oauth2`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// The manifest's reference to the run's lineage file (written by `load::lineage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestLineage {
+    /// Relative to the destination: `<run>/_lineage.jsonl.gz`.
+    pub path: String,
+    /// JSON lines in it (the run line included).
+    pub lines: u64,
+    /// Size as stored (gzip).
+    pub bytes: u64,
+    /// Base64 MD5 of the stored bytes, as Azure reports it in `Content-MD5`.
+    pub md5: String,
 }
 
 /// How the run's columns were found and held.
@@ -174,6 +190,10 @@ pub struct Manifest {
     /// range), its files and records. Absent for a run that is not partitioned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partitions: Vec<ManifestPartition>,
+    /// The run's lineage file (`<run>/_lineage.jsonl.gz`: every request, attempt and API
+    /// request id, and the chunk each page landed in); see `load::lineage`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<ManifestLineage>,
     /// `status`, `warnings` and `page_size_shrinks`, at the top level.
     #[serde(flatten)]
     pub outcome: ManifestOutcome,
@@ -256,6 +276,7 @@ impl Manifest {
             objects: Vec::new(),
             objects_skipped: 0,
             partitions: Vec::new(),
+            lineage: None,
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp
@@ -331,6 +352,7 @@ pub(crate) fn merge_identities(
                 o.tenant = p.tenant.clone();
                 o.role_arn = p.role_arn.clone();
                 o.session_name = p.session_name.clone();
+                o.client_id = p.client_id.clone().or(o.client_id.take());
             }
             None => out.push(p.clone()),
         }
@@ -395,6 +417,7 @@ mod tests {
             objects: vec![],
             objects_skipped: 0,
             partitions: Vec::new(),
+            lineage: None,
             outcome: ManifestOutcome {
                 status: ManifestStatus::Partial,
                 warnings: vec!["stopped at --max-pages 4".into()],

@@ -6,6 +6,7 @@
 //! Files starting with `_` are skipped by Synapse wildcards, so `<run>/*.parquet` read after
 //! `_SUCCESS` exists sees exactly the run's chunks.
 
+pub mod lineage;
 pub mod manifest;
 pub mod object_manifest;
 pub mod previous;

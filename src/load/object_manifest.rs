@@ -91,6 +91,7 @@ impl Manifest {
             objects: progress.landed,
             objects_skipped: progress.skipped,
             partitions: Vec::new(),
+            lineage: None,
             outcome: ManifestOutcome {
                 status: input.status,
                 warnings: cp

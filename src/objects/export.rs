@@ -505,6 +505,7 @@ mod tests {
             url: url.clone(),
             headers,
             body: Bytes::from(body),
+            attempts: Vec::new(),
         }
     }
 

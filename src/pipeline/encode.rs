@@ -3,11 +3,13 @@
 //! the resume point of its last page.
 
 use super::error::PullError;
+use super::lineage::PendingLines;
 use super::messages::{PageMsg, ReadyChunk, Resume, UploadMsg};
 use crate::encode::chunk::{ChunkLimits, ChunkWriter};
 use crate::encode::drift::SchemaOptions;
 use crate::encode::schema::Schema;
 use crate::encode::EncodeOptions;
+use crate::load::lineage::PageLine;
 use crate::state::watermark::WatermarkTracker;
 use std::collections::VecDeque;
 use tokio::sync::mpsc;
@@ -29,9 +31,10 @@ pub(super) struct EncodeInput {
     pub(super) chunks: mpsc::Sender<UploadMsg>,
 }
 
-/// Feed pages into the chunk writer; hand finished chunks on with their resume points. Runs
-/// on a blocking thread.
-pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
+/// Feed pages into the chunk writer; hand finished chunks on with their resume points and
+/// the lineage of their pages. Runs on a blocking thread. Returns the lineage of the pages
+/// no chunk holds (after the last one).
+pub(super) fn encode_stage(input: EncodeInput) -> Result<Vec<PageLine>, PullError> {
     let EncodeInput {
         options,
         limits,
@@ -55,6 +58,8 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
     // page's; pages up to it are then dropped, so this holds a chunk's worth of pages, not
     // the run's.
     let mut resumes: VecDeque<Resume> = VecDeque::new();
+    // The lineage of the same pages, drained alongside.
+    let mut lines = PendingLines::default();
     let mut first_page: u64 = 0;
     while let Some(msg) = pages.blocking_recv() {
         let finished = match msg {
@@ -64,6 +69,7 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
                 url,
                 next,
                 notes,
+                lineage,
             } => {
                 let mut records = page.records();
                 if let Some(t) = tracker.as_mut() {
@@ -75,6 +81,7 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
                     }
                     records = kept;
                 }
+                lines.push(lineage, records.len() as u64);
                 resumes.push_back(Resume {
                     last_request: url,
                     next_request: next,
@@ -95,13 +102,15 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
                 rejected,
                 body,
                 notes,
+                lineage,
             } => {
                 if chunks
                     .blocking_send(UploadMsg::Rejected(rejected, body))
                     .is_err()
                 {
-                    return Ok(());
+                    return Ok(Vec::new());
                 }
+                lines.push(lineage, 0);
                 resumes.push_back(Resume {
                     last_request: url,
                     next_request: next,
@@ -141,7 +150,9 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
             )));
         };
         first_page = chunk.pages.end;
+        let lineage = lines.take_chunk(covered, chunk.rows);
         let ready = ReadyChunk {
+            lineage,
             chunk,
             resume,
             schema: writer.schema_with_stats(),
@@ -150,8 +161,8 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<(), PullError> {
         };
         if chunks.blocking_send(UploadMsg::Chunk(ready)).is_err() {
             // The uploader stopped and reports why.
-            return Ok(());
+            return Ok(Vec::new());
         }
     }
-    Ok(())
+    Ok(lines.rest())
 }

@@ -3,6 +3,7 @@
 //! request; set bad pages aside under `--on-bad-page skip`; hand pages on in order.
 
 use super::error::PullError;
+use super::lineage::page_line;
 use super::listing::FetchEnd;
 use super::messages::PageMsg;
 use super::stop::StopSignal;
@@ -14,6 +15,7 @@ use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
+use crate::source::trace::AttemptTrace;
 use crate::state::checkpoint::ListingNotes;
 use crate::state::entries::RejectedPage;
 use bytes::Bytes;
@@ -187,7 +189,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             _ = stop.stopped() => return Ok(stopped(notes)),
         };
         drop(current);
-        let fetched = match fetched {
+        let mut fetched = match fetched {
             Ok(f) => f,
             Err(SourceError::TooLarge { limit, .. }) if skip => {
                 // Not read whole: set aside without a body, if the next page can be found.
@@ -203,7 +205,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
                     page_no,
                     &url,
                     blind,
-                    reason,
+                    (reason, Vec::new()),
                     None,
                     "next request",
                     notes.clone(),
@@ -220,6 +222,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
         let url = fetched.url.clone();
         let shown = redact_url(&url);
         let body_len = fetched.body.len() as u64;
+        let attempts = std::mem::take(&mut fetched.attempts);
         // A skipped page needs its body and headers after the parser has consumed the page.
         let kept = skip.then(|| (fetched.body.clone(), fetched.headers.clone()));
         // Parsing a page is CPU work that must not hold up other tasks. On the pull's
@@ -277,7 +280,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
                         page_no,
                         &url,
                         blind,
-                        reason,
+                        (reason, attempts),
                         Some(body),
                         what,
                         notes.clone(),
@@ -331,12 +334,14 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             });
             notes.warnings.push(message);
         }
+        let lineage = page_line(page_no, &url, attempts, body_len, records, None);
         let msg = PageMsg::Page {
             page,
             number: page_no,
             url,
             next: page_next.clone(),
             notes: notes.clone(),
+            lineage,
         };
         if pages.send(msg).await.is_err() {
             // The encoder stopped; its error is the one to report.
@@ -355,12 +360,13 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
     })
 }
 
-/// The message for a page set aside, and the request after it.
+/// The message for a page set aside (why, and the attempts that fetched it), and the
+/// request after it.
 fn rejected_msg(
     number: u64,
     url: &Url,
     blind: Blind,
-    reason: String,
+    (reason, attempts): (String, Vec<AttemptTrace>),
     body: Option<Bytes>,
     what: &'static str,
     notes: ListingNotes,
@@ -377,12 +383,14 @@ fn rejected_msg(
             })
         }
     };
+    let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
+    let lineage = page_line(number, url, attempts, bytes, 0, Some(reason.clone()));
     let rejected = RejectedPage {
         page: number,
         request: redact_url(url),
         reason,
         body_path: None,
-        bytes: body.as_ref().map_or(0, |b| b.len() as u64),
+        bytes,
     };
     let msg = PageMsg::Rejected {
         number,
@@ -391,6 +399,7 @@ fn rejected_msg(
         rejected,
         body,
         notes,
+        lineage,
     };
     Ok((msg, next))
 }

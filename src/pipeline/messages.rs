@@ -5,6 +5,7 @@
 use crate::encode::chunk::FinishedChunk;
 use crate::encode::drift::SchemaChange;
 use crate::encode::schema::Schema;
+use crate::load::lineage::PageLine;
 use crate::source::extract::ExtractedPage;
 use crate::state::checkpoint::{ListingNotes, Watermark};
 use crate::state::entries::RejectedPage;
@@ -34,6 +35,8 @@ pub(super) enum PageMsg {
         url: Url,
         next: Option<Url>,
         notes: ListingNotes,
+        /// How the page was fetched, for the run's lineage.
+        lineage: PageLine,
     },
     /// A page set aside by `--on-bad-page skip`: an empty page for the chunk writer (so
     /// resume points stay aligned), and its body for `_rejected/`.
@@ -44,6 +47,7 @@ pub(super) enum PageMsg {
         rejected: RejectedPage,
         body: Option<Bytes>,
         notes: ListingNotes,
+        lineage: PageLine,
     },
     /// The listing ended normally: flush the last chunk.
     End,
@@ -67,4 +71,7 @@ pub(super) struct ReadyChunk {
     pub(super) changes: Vec<SchemaChange>,
     /// The incremental watermark after the chunk's last record.
     pub(super) watermark: Option<Watermark>,
+    /// The lines of the pages the chunk covers, stored beside it before the checkpoint
+    /// moves past it.
+    pub(super) lineage: Vec<PageLine>,
 }

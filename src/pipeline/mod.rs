@@ -29,6 +29,7 @@
 mod encode;
 mod error;
 mod fetch;
+mod lineage;
 mod listing;
 mod messages;
 pub mod sample;
@@ -86,6 +87,10 @@ pub struct UnitEnd {
     /// Why the unit is partial (`--max-pages`, a record count that differs from the API's
     /// total), as the message the user sees; `None`: it got its whole listing.
     pub partial: Option<String>,
+    /// The lineage of the pages after the unit's last chunk (in no chunk: an empty last
+    /// page), for the run's `_lineage.jsonl.gz`; the other pages' are stored beside their
+    /// chunks.
+    pub lineage_tail: Vec<crate::load::lineage::PageLine>,
 }
 
 /// Pull one unit: run the fetch, encode and upload stages until the listing ends, then judge
@@ -164,7 +169,7 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         |stage: &str, e: tokio::task::JoinError| PullError::Internal(format!("{stage} task: {e}"));
     // The stage that failed is the cause; the others only saw a closed channel.
     let end = fetched.map_err(|e| joined("fetch", e))??;
-    encoded.map_err(|e| joined("encoder", e))??;
+    let lineage_tail = encoded.map_err(|e| joined("encoder", e))??;
     let (store, mut cp) = uploaded.map_err(|e| joined("upload", e))??;
     if !end.ended {
         return Err(PullError::Interrupted {
@@ -187,5 +192,6 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         store,
         checkpoint: cp,
         partial: verdict.partial,
+        lineage_tail,
     })
 }

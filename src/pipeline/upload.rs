@@ -6,8 +6,9 @@ use super::error::PullError;
 use super::messages::{ReadyChunk, Resume, UploadMsg};
 use crate::encode::drift::SchemaChange;
 use crate::encode::schema::Schema;
+use crate::load::lineage::put_piece;
 use crate::report::{Event, Reporter};
-use crate::sink::{join_path, PutMode, Sink, SinkError};
+use crate::sink::{join_path, PutMode, Sink};
 use crate::state::checkpoint::{save_url, Watermark};
 use crate::state::entries::ManifestFile;
 use crate::state::run_id::now_rfc3339;
@@ -84,7 +85,7 @@ pub(super) async fn upload_stage(
         mut chunks,
     } = input;
     let base_changes = cp.schema_changes.clone();
-    let mut in_flight: JoinSet<Result<CommittedChunk, SinkError>> = JoinSet::new();
+    let mut in_flight: JoinSet<Result<CommittedChunk, PullError>> = JoinSet::new();
     // Committed, but waiting for an earlier chunk before the checkpoint may include them.
     let mut waiting: BTreeMap<u64, CommittedChunk> = BTreeMap::new();
     let mut more = true;
@@ -155,11 +156,20 @@ pub(super) async fn upload_stage(
                     cp.rejected.push(rejected);
                     cp.rejected.sort_by_key(|r| r.page);
                 }
-                Some(UploadMsg::Chunk(ReadyChunk { chunk, resume, schema, changes, watermark })) => {
+                Some(UploadMsg::Chunk(ReadyChunk { chunk, resume, schema, changes, watermark, lineage })) => {
                     let sink = sink.clone();
                     let path = join_path(&[&cp.run_id, &crate::load::part_name_with(&chunk_stem, chunk.seq, &extension)]);
                     in_flight.spawn(async move {
                         let file = ManifestFile::put_chunk(sink.as_ref(), path, chunk).await?;
+                        // The chunk's lineage beside it, before the checkpoint moves past it.
+                        let lineage = lineage
+                            .into_iter()
+                            .map(|mut line| {
+                                line.chunk = Some(file.path.clone());
+                                line
+                            })
+                            .collect();
+                        put_piece(sink.as_ref(), &file.path, lineage).await?;
                         Ok(CommittedChunk { file, resume, schema, changes, watermark })
                     });
                 }

@@ -1,8 +1,10 @@
-//! The run-level commit, once every unit is done: the load script, then the manifest, then
-//! `_SUCCESS`, then the checkpoint marked complete, so a reader that waits for the marker finds
-//! all three. Written by the one process that holds the job's lock.
+//! The run-level commit, once every unit is done: the lineage (`_lineage.jsonl.gz`, from the
+//! pieces stored beside the chunks), the load script, then the manifest, then `_SUCCESS`, then
+//! the checkpoint marked complete, so a reader that waits for the marker finds all of them.
+//! Written by the one process that holds the job's lock.
 
 use crate::config::PullConfig;
+use crate::load::lineage::{self, RunLine};
 use crate::load::manifest::{Manifest, ManifestIdentity, ManifestInput, ManifestStatus};
 use crate::load::{LOAD_SQL, MANIFEST, SUCCESS_MARKER};
 use crate::pipeline::{PullError, UnitEnd};
@@ -14,11 +16,13 @@ use bytes::Bytes;
 /// Write the load script and the manifest; for a run that succeeded, then `_SUCCESS`, and
 /// mark the checkpoint complete. A partial run's checkpoint stays running (with its notes
 /// saved), so a rerun resumes it; why it is partial goes into its manifest's warnings only.
-/// `proven`: who the caller proved the run is at each hop.
+/// `proven`: who the caller proved the run is at each hop; `user_agent`: what its requests
+/// sent.
 pub(super) async fn commit(
     config: &PullConfig,
     sink: &dyn Sink,
     proven: &[ManifestIdentity],
+    user_agent: &str,
     unit: &mut UnitEnd,
 ) -> Result<Manifest, PullError> {
     let status = match unit.partial {
@@ -31,7 +35,7 @@ pub(super) async fn commit(
     if succeeded && cp.watermark.is_none() {
         cp.watermark = cp.since.clone();
     }
-    let manifest = Manifest::assemble(ManifestInput {
+    let mut manifest = Manifest::assemble(ManifestInput {
         config,
         checkpoint: cp,
         destination: sink.url_of(&cp.run_id),
@@ -41,6 +45,29 @@ pub(super) async fn commit(
         partial_reasons: unit.partial.iter().cloned().collect(),
         finished_at: now_rfc3339(),
     });
+    let chunks: Vec<String> = cp.files.iter().map(|f| f.path.clone()).collect();
+    let run_line = RunLine {
+        run_id: cp.run_id.clone(),
+        job: config.job.clone(),
+        tool: manifest.tool.clone(),
+        user_agent: user_agent.to_string(),
+        source: manifest.source.url.clone(),
+        identities: manifest.identities.clone(),
+        started_at: manifest.started_at.clone(),
+        finished_at: manifest.finished_at.clone(),
+    };
+    let tail = std::mem::take(&mut unit.lineage_tail);
+    let lineage = lineage::assemble(sink, &cp.run_id, run_line, &chunks, tail).await?;
+    if !lineage.missing.is_empty() {
+        manifest.outcome.warnings.push(format!(
+            "{} of {} lineage: no lineage was kept for {} chunk(s) written before this version of gatelake (first: {})",
+            cp.run_id,
+            lineage::LINEAGE,
+            lineage.missing.len(),
+            lineage.missing[0]
+        ));
+    }
+    manifest.lineage = Some(lineage.reference);
     put_run_files(sink, &cp.run_id, &manifest, succeeded)
         .await
         .map_err(|e| match e {
@@ -52,6 +79,11 @@ pub(super) async fn commit(
     }
     cp.updated_at = now_rfc3339();
     unit.store.save(cp).await?;
+    // The pieces are in `_lineage.jsonl.gz` now; a partial run keeps them for its rerun's
+    // commit.
+    if succeeded {
+        lineage::remove_pieces(sink, &chunks).await;
+    }
     Ok(manifest)
 }
 

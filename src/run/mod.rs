@@ -33,6 +33,7 @@ use crate::load::manifest::{ManifestIdentity, ManifestStatus};
 use crate::load::MANIFEST;
 use crate::pipeline::UnitInput;
 use crate::report::{Event, Reporter};
+use crate::run_tag::RunTag;
 use crate::secret::redact_url;
 use crate::sink::{join_path, LockHolder, Sink};
 use crate::source::client::ApiClient;
@@ -106,11 +107,16 @@ async fn run_locked(
         &mut store,
         previous.as_ref(),
         options.restart,
+        client.run_tag().run_id(),
         reporter.as_ref(),
     )
     .await?;
     let (mut cp, resumed) = (opened.checkpoint, opened.resumed);
     let run_id = cp.run_id.clone();
+    // From here on every request names the run (a resumed run's id replaces the one minted
+    // for a new run; the AWS credentials are then exchanged again under the run's name).
+    let tag = client.run_tag().clone();
+    tag.set(&run_id);
     reporter.report(Event::RunStarted {
         run_id: run_id.clone(),
         source: source_url.clone(),
@@ -148,7 +154,9 @@ async fn run_locked(
         chunk_stem: crate::load::PART_STEM.to_string(),
     });
     let mut done = unit.work().await?;
-    let manifest = commit::commit(config, sink.as_ref(), &options.identities, &mut done).await?;
+    let proven = with_session(&options.identities, &tag);
+    let manifest =
+        commit::commit(config, sink.as_ref(), &proven, &tag.user_agent(), &mut done).await?;
     let status = match done.partial {
         Some(_) => ManifestStatus::Partial,
         None => ManifestStatus::Succeeded,
@@ -185,6 +193,28 @@ async fn run_locked(
         bytes: summary.bytes,
     });
     Ok(summary)
+}
+
+/// `proven` with the role session the run's requests were signed with: the last exchange's,
+/// which names the run (the proof before the run started may have named another id).
+fn with_session(proven: &[ManifestIdentity], tag: &RunTag) -> Vec<ManifestIdentity> {
+    let mut out = proven.to_vec();
+    let Some((arn, session)) = tag.session() else {
+        return out;
+    };
+    for id in &mut out {
+        let assumed = id
+            .name
+            .as_deref()
+            .is_some_and(|n| n.contains(":assumed-role/"));
+        if id.session_name.is_some() {
+            id.session_name = Some(session.clone());
+        }
+        if assumed && arn.is_some() {
+            id.name = arn.clone();
+        }
+    }
+    out
 }
 
 #[cfg(all(test, feature = "demo"))]

@@ -25,13 +25,15 @@ pub(super) struct Opened {
 }
 
 /// Resume the unfinished run `previous` describes, or discard it (`restart`) and start a new
-/// one, or start a new one after a complete run (or none).
+/// one, or start a new one after a complete run (or none). A new run takes the id `minted`
+/// for it before the run started (the one its requests already name), if any.
 pub(super) async fn open(
     config: &PullConfig,
     sink: &dyn Sink,
     store: &mut CheckpointStore,
     previous: Option<&Checkpoint>,
     restart: bool,
+    minted: Option<String>,
     reporter: &dyn Reporter,
 ) -> Result<Opened, PullError> {
     let source_url = redact_url(&config.source.url);
@@ -60,7 +62,10 @@ pub(super) async fn open(
                 RunStatus::Complete => p.watermark.clone(),
                 RunStatus::Running => p.since.clone(),
             });
-            let cp = new_checkpoint(config, new_run_id(time::OffsetDateTime::now_utc()), since)?;
+            let run_id = minted
+                .filter(|id| previous.is_none_or(|p| p.run_id != *id))
+                .unwrap_or_else(|| new_run_id(time::OffsetDateTime::now_utc()));
+            let cp = new_checkpoint(config, run_id, since)?;
             // Saved before the first request: a run killed at any point after this resumes
             // under the same id instead of leaving an orphan folder.
             store.save(&cp).await?;
@@ -145,6 +150,8 @@ async fn remove_leftovers(
     let mut removed = 0;
     for object in sink.list(&format!("{run_id}/")).await? {
         let name = object.path.rsplit('/').next().unwrap_or(&object.path);
+        // A chunk's lineage piece goes with the chunk.
+        let name = crate::load::lineage::chunk_name_of_piece(name).unwrap_or(name);
         let leftover = match part_seq(name) {
             Some(seq) => seq >= from_seq,
             // Manifest, marker and anything else: only when the whole run is discarded.

@@ -17,9 +17,11 @@ use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
 use crate::identity::sigv4::{sign_request, SignError};
 use crate::report::{Event, Reporter};
 use crate::retry::Step;
+use crate::run_tag::RunTag;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
+use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
 use bytes::{Bytes, BytesMut};
@@ -35,6 +37,8 @@ pub struct FetchedPage {
     pub headers: HeaderMap,
     /// The body, decompressed.
     pub body: Bytes,
+    /// Every attempt it took, the last the one that gave this page (for the run's lineage).
+    pub attempts: Vec<AttemptTrace>,
 }
 
 /// Why a page could not be fetched. URLs are redacted; page numbers start at 1.
@@ -173,6 +177,8 @@ pub struct ApiClient {
     /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
     /// tests). Waits and the retry deadline run on the monotonic clock.
     clock: Arc<dyn Clock>,
+    /// The run the requests belong to: its id goes into the `User-Agent`.
+    run: RunTag,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -231,7 +237,19 @@ impl ApiClient {
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
             clock: Arc::new(SystemClock),
+            run: RunTag::new(),
         })
+    }
+
+    /// The same client naming `run` in its `User-Agent` (`gatelake/<version> run/<id>`).
+    pub fn with_run_tag(mut self, run: RunTag) -> Self {
+        self.run = run;
+        self
+    }
+
+    /// The run the requests name; a run sets its id here once it knows it.
+    pub fn run_tag(&self) -> &RunTag {
+        &self.run
     }
 
     /// The same client on another clock (tests).
@@ -273,6 +291,11 @@ impl ApiClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
+        // The run id joins API Gateway's access logs (`$context.identity.userAgent`) to the
+        // run's lineage.
+        if let Ok(ua) = HeaderValue::from_str(&self.run.user_agent()) {
+            h.insert(reqwest::header::USER_AGENT, ua);
+        }
         if let Some(body) = body {
             h.insert(
                 reqwest::header::CONTENT_TYPE,
@@ -389,10 +412,11 @@ impl ApiClient {
         let mut shown = redact_url(&url);
         let mut attempt: u32 = 0;
         let mut reloaded = false;
+        let mut trace = Vec::new();
         loop {
             attempt += 1;
             let outcome = match self
-                .attempt(&reqwest::Method::GET, &url, None, page, &shown)
+                .attempt(&reqwest::Method::GET, &url, None, page, &shown, &mut trace)
                 .await
             {
                 // An OAuth2 token the API says is no longer valid: once more with a new one.
@@ -419,10 +443,15 @@ impl ApiClient {
                 other => other?,
             };
             let (after, mut reason) = match outcome {
-                Ok(fetched) => {
+                Ok(mut fetched) => {
                     if let Some(sizing) = sizing {
                         sizing.after_success(&url);
                     }
+                    // Each attempt names its request only where it differs from the page's.
+                    for a in &mut trace {
+                        a.request = a.request.take().filter(|r| *r != shown);
+                    }
+                    fetched.attempts = trace;
                     return Ok(fetched);
                 }
                 Err(retry) => retry,
@@ -526,7 +555,8 @@ impl ApiClient {
         Ok(())
     }
 
-    /// One attempt: `Ok(Ok(page))`, `Ok(Err((retry_after, reason)))` to retry, or a final error.
+    /// One attempt: `Ok(Ok(page))`, `Ok(Err((retry_after, reason)))` to retry, or a final
+    /// error. Each attempt that was sent is added to `trace` (status, duration, request ids).
     async fn attempt(
         &self,
         method: &reqwest::Method,
@@ -534,17 +564,59 @@ impl ApiClient {
         body: Option<&Bytes>,
         page: u64,
         shown: &str,
+        trace: &mut Vec<AttemptTrace>,
     ) -> Result<Result<FetchedPage, (Option<Duration>, String)>, SourceError> {
         let req = self.request(method, url, body).await?;
         // `shown` is redacted; headers (which carry the credentials) are never logged.
         tracing::debug!("page {page}: {method} {shown}");
+        let sent = Instant::now();
+        let ms = |sent: Instant| u64::try_from(sent.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut resp = match self.http.execute(req).await {
             Ok(r) => r,
-            Err(e) => return Ok(Err((None, transport_reason(&e)))),
+            Err(e) => {
+                let reason = transport_reason(&e);
+                trace.push(AttemptTrace {
+                    status: None,
+                    ms: ms(sent),
+                    error: Some(reason.clone()),
+                    request: Some(shown.to_string()),
+                    ..AttemptTrace::default()
+                });
+                return Ok(Err((None, reason)));
+            }
         };
         let status = resp.status().as_u16();
         tracing::debug!("page {page}: {status} from {shown}");
         let headers = resp.headers().clone();
+        let ids = request_ids(&headers);
+        let result = self
+            .read_answer(&mut resp, url, page, shown, status, headers)
+            .await;
+        trace.push(AttemptTrace {
+            status: Some(status),
+            ms: ms(sent),
+            request_ids: ids,
+            error: match &result {
+                Ok(Ok(_)) => None,
+                Ok(Err((_, reason))) => Some(reason.clone()),
+                Err(e) => Some(e.to_string()),
+            },
+            request: Some(shown.to_string()),
+        });
+        result
+    }
+
+    /// The rest of an attempt once the response's head is in: the body, within the size
+    /// limit, and what the status means.
+    async fn read_answer(
+        &self,
+        resp: &mut reqwest::Response,
+        url: &Url,
+        page: u64,
+        shown: &str,
+        status: u16,
+        headers: HeaderMap,
+    ) -> Result<Result<FetchedPage, (Option<Duration>, String)>, SourceError> {
         if resp.status().is_redirection() {
             let to = headers
                 .get(reqwest::header::LOCATION)
@@ -589,6 +661,7 @@ impl ApiClient {
                 url: url.clone(),
                 headers,
                 body,
+                attempts: Vec::new(),
             }));
         }
         match classify(status, &headers, &body, self.clock.now()) {
@@ -661,10 +734,18 @@ impl ApiClient {
         let started = Instant::now();
         let shown = redact_url(url);
         let mut attempt: u32 = 0;
+        let mut trace = Vec::new();
         loop {
             attempt += 1;
             match self
-                .attempt(&reqwest::Method::POST, url, Some(&body), 0, &shown)
+                .attempt(
+                    &reqwest::Method::POST,
+                    url,
+                    Some(&body),
+                    0,
+                    &shown,
+                    &mut trace,
+                )
                 .await
             {
                 Ok(Ok(page)) => return Ok(page),

@@ -7,4 +7,5 @@ pub mod extract;
 pub mod page_size;
 pub mod paginate;
 pub mod retry;
+pub mod trace;
 pub mod upstream;

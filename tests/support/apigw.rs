@@ -350,6 +350,9 @@ pub struct RecordedRequest {
     pub at: Instant,
     /// When the request arrived (wall clock).
     pub received_at: SystemTime,
+    /// The request id its response carried (`x-amzn-RequestId` and `apigw-requestid`);
+    /// empty for servers that give none.
+    pub request_id: String,
 }
 
 impl RecordedRequest {
@@ -531,7 +534,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
     let _counted = InFlightGuard::new(&shared);
     let mut response = respond(&shared, &parts, &body).await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-amzn-requestid", value);
+        // REST APIs answer x-amzn-RequestId, HTTP APIs apigw-requestid: both, one id.
+        response
+            .headers_mut()
+            .insert("x-amzn-requestid", value.clone());
+        response.headers_mut().insert("apigw-requestid", value);
     }
     response
 }
@@ -539,6 +546,11 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 impl Shared {
     fn record(&self, parts: &axum::http::request::Parts, body: &Bytes) -> String {
         let mut log = self.requests.lock().expect("request log lock");
+        let request_id = format!(
+            "{:08x}-0000-4000-8000-{:012x}",
+            self.config.seed as u32,
+            log.len() + 1
+        );
         log.push(RecordedRequest {
             method: parts.method.clone(),
             path: parts.uri.path().to_string(),
@@ -547,12 +559,9 @@ impl Shared {
             body: body.clone(),
             at: Instant::now(),
             received_at: SystemTime::now(),
+            request_id: request_id.clone(),
         });
-        format!(
-            "{:08x}-0000-4000-8000-{:012x}",
-            self.config.seed as u32,
-            log.len()
-        )
+        request_id
     }
 
     fn next_link(&self, path_and_query: &str) -> String {

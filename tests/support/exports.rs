@@ -398,6 +398,7 @@ async fn api(State(shared): State<Arc<ApiShared>>, request: Request) -> Response
         body: body.clone(),
         at: std::time::Instant::now(),
         received_at: SystemTime::now(),
+        request_id: String::new(),
     });
     if !shared.config.latency.is_zero() {
         tokio::time::sleep(shared.config.latency).await;

@@ -715,6 +715,8 @@ struct FrontState {
     policy: TrustPolicy,
     issued: IssuedKeys,
     exchanges: AtomicU32,
+    /// (RoleSessionName, User-Agent) of each successful exchange, in order.
+    sessions: std::sync::Mutex<Vec<(String, String)>>,
     /// Answer this many exchanges with IDPCommunicationError first.
     idp_failures: AtomicU32,
     http: reqwest::Client,
@@ -769,6 +771,7 @@ impl StsFront {
             policy,
             issued,
             exchanges: AtomicU32::new(0),
+            sessions: Default::default(),
             idp_failures: AtomicU32::new(0),
             http: reqwest::Client::new(),
         });
@@ -789,6 +792,11 @@ impl StsFront {
     /// Successful exchanges so far.
     pub fn exchanges(&self) -> u32 {
         self.state.exchanges.load(Ordering::SeqCst)
+    }
+
+    /// The role session name and `User-Agent` of each successful exchange, in order.
+    pub fn sessions(&self) -> Vec<(String, String)> {
+        self.state.sessions.lock().unwrap().clone()
     }
 
     pub fn fail_next_with_idp_error(&self, n: u32) {
@@ -879,6 +887,15 @@ async fn sts_handle(State(state): State<Arc<FrontState>>, req: axum::extract::Re
         };
         state.issued.lock().unwrap().insert(ak, (sk, st));
         state.exchanges.fetch_add(1, Ordering::SeqCst);
+        let agent = parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        state.sessions.lock().unwrap().push((
+            form.get("RoleSessionName").cloned().unwrap_or_default(),
+            agent.to_string(),
+        ));
     }
     (
         StatusCode::from_u16(status).unwrap(),

@@ -74,6 +74,7 @@ fn manifest(format: Format, compression: Compression, schema: Option<Schema>) ->
         objects: vec![],
         objects_skipped: 0,
         partitions: Vec::new(),
+        lineage: None,
         outcome: Default::default(),
     }
 }
