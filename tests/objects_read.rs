@@ -965,6 +965,8 @@ struct FaultyFront {
     addr: SocketAddr,
     faults: Arc<Mutex<std::collections::VecDeque<Fault>>>,
     ranged_gets: Arc<AtomicU32>,
+    /// The `Range` header of every ranged GET, in order.
+    ranges: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -980,20 +982,22 @@ impl FaultyFront {
         let addr = listener.local_addr().unwrap();
         let faults: Arc<Mutex<std::collections::VecDeque<Fault>>> = Arc::default();
         let ranged_gets = Arc::new(AtomicU32::new(0));
-        let (f, n) = (faults.clone(), ranged_gets.clone());
+        let ranges: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (f, n, r) = (faults.clone(), ranged_gets.clone(), ranges.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     return;
                 };
-                let (f, n) = (f.clone(), n.clone());
-                tokio::spawn(async move { Self::serve(sock, f, n).await });
+                let (f, n, r) = (f.clone(), n.clone(), r.clone());
+                tokio::spawn(async move { Self::serve(sock, f, n, r).await });
             }
         });
         FaultyFront {
             addr,
             faults,
             ranged_gets,
+            ranges,
             task,
         }
     }
@@ -1002,6 +1006,7 @@ impl FaultyFront {
         mut sock: tokio::net::TcpStream,
         faults: Arc<Mutex<std::collections::VecDeque<Fault>>>,
         ranged_gets: Arc<AtomicU32>,
+        ranges: Arc<Mutex<Vec<String>>>,
     ) {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
@@ -1027,6 +1032,10 @@ impl FaultyFront {
             method == "GET" && headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("range"));
         let fault = if ranged {
             ranged_gets.fetch_add(1, Ordering::SeqCst);
+            let range = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("range"));
+            ranges.lock().unwrap().extend(range.map(|(_, v)| v.clone()));
             faults.lock().unwrap().pop_front()
         } else {
             None
@@ -1125,6 +1134,62 @@ async fn s3_reads_retry_slowdown_and_truncated_bodies() {
     assert!(matches!(e, ObjectError::GaveUp { attempts: 4, .. }), "{e}");
     assert!(
         e.to_string().contains(&format!("s3://{b}/f/data.bin")),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_sequential_read_opens_a_broken_body_again_where_it_broke() {
+    let front = FaultyFront::start().await;
+    let b = bucket("sequential", false).await;
+    let data = pattern(3 << 20, 23);
+    put(&b, "s/data.bin", &data).await;
+    let settings = S3Settings {
+        region: "us-east-1".into(),
+        endpoint_url: Some(front.endpoint()),
+    };
+    let reader = ObjectReader::new(
+        Some(s3_client(&settings, static_credentials(), None).unwrap()),
+        gatelake::http::storage_client(&Default::default()).unwrap(),
+        &ObjectsConfig::default(),
+    )
+    .unwrap()
+    .with_retrier(fast_retrier());
+    let obj = s3_ref(&b, "s/data.bin");
+    let head = reader.head(&obj).await.unwrap();
+    // The first answer stops after half its bytes, the next open is refused once.
+    front.fail_next(&[Fault::Truncate, Fault::SlowDown]);
+    let mut read = reader.sequential(&obj, &head, 0..head.size).unwrap();
+    let mut verifier = ObjectVerifier::new(&obj, &head).unwrap();
+    let mut out = Vec::new();
+    for len in [1 << 20, 1 << 20, 1 << 20] {
+        let part = read.next_part(len).await.unwrap();
+        assert_eq!(part.len() as u64, len);
+        verifier.update(&part);
+        out.extend_from_slice(&part);
+    }
+    assert_eq!(read.remaining(), 0);
+    assert!(out == data);
+    assert_eq!(verifier.finish().unwrap().checksums.len(), 1);
+    // One GET for the whole object; after the break, only the bytes not received.
+    let half = (3u64 << 20) / 2;
+    assert_eq!(
+        *front.ranges.lock().unwrap(),
+        vec![
+            format!("bytes=0-{}", (3 << 20) - 1),
+            format!("bytes={half}-{}", (3 << 20) - 1),
+            format!("bytes={half}-{}", (3 << 20) - 1),
+        ]
+    );
+    // Asking past the end is refused before any request.
+    assert!(read.next_part(1).await.is_err());
+    // A body that keeps breaking: the read gives up, naming the object.
+    front.fail_next(&[Fault::Truncate; 10]);
+    let mut read = reader.sequential(&obj, &head, 0..head.size).unwrap();
+    let e = read.next_part(head.size).await.unwrap_err();
+    assert!(matches!(e, ObjectError::GaveUp { .. }), "{e}");
+    assert!(
+        e.to_string().contains(&format!("s3://{b}/s/data.bin")),
         "{e}"
     );
 }

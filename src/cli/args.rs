@@ -534,7 +534,7 @@ pub struct CopyArgs {
     #[arg(long, env = "GATELAKE_MODIFIED_SINCE", value_name = "WHEN")]
     pub modified_since: Option<String>,
 
-    /// Parts (ranged GETs and staged blocks, of one or several objects) in flight at once;
+    /// Parts (read and staged blocks, of one or several objects) in flight at once;
     /// memory stays near this × --part-size. [default: 8]
     #[arg(long, env = "GATELAKE_CONCURRENCY", value_name = "N")]
     pub concurrency: Option<usize>,

@@ -1,6 +1,6 @@
 //! The flags every command that lands S3 objects shares (`copy`, and `pull` when its pages
 //! or an export hand back objects): how an object lands (`--land`), who moves its bytes
-//! (`--copy-mode`), the size of one ranged GET and staged block (`--part-size`), and the
+//! (`--copy-mode`), the size of one part read and staged as a block (`--part-size`), and the
 //! hosts and buckets an object may come from (`--allow-object-host`, `--allow-bucket`).
 //! One clap struct, flattened into each command, and one resolution into the library's
 //! [`ObjectsConfig`], so the flags mean the same thing everywhere.
@@ -118,7 +118,7 @@ pub struct ObjectArgs {
     #[arg(long, env = "GATELAKE_COPY_MODE", value_enum, value_name = "MODE")]
     pub copy_mode: Option<CopyModeArg>,
 
-    /// Size of one ranged GET and one staged block, e.g. 16MiB; memory stays near the parts
+    /// Size of one part of an object, read and staged as one block, e.g. 16MiB; memory stays near the parts
     /// in flight × this size, whatever the objects' sizes (64KiB to 4000MiB; server mode up
     /// to 100MiB). [default: 8MiB]
     #[arg(long, env = "GATELAKE_PART_SIZE", value_name = "SIZE")]

@@ -2,19 +2,21 @@
 //! verified, through the sink's multi-part writes.
 //!
 //! ```text
-//! head (pins ETag / version) ─► part 0..n: ranged GET ─► stage_part   (up to `concurrency`
-//!                                            │                          parts in flight,
-//!                                            └─► verifier, in order     across every object)
-//!                              ─► verify ─► commit_parts (atomic: nothing visible before)
+//! head (pins ETag / version) ─► one streamed GET ─► part 0..n ─► stage_part  (up to
+//!                                                     │                      `concurrency`
+//!                                                     └─► verifier, in order  parts in flight,
+//!                              ─► verify ─► commit_parts (atomic)            every object)
 //! ```
 //!
-//! - Memory is bounded by the run's part permits: a part holds its permit from before its
-//!   GET until its bytes have been fed to the verifier, so at most `concurrency × part_size`
-//!   bytes are in this process whatever the objects' sizes. Permits are taken in part order
-//!   within an object, so the earliest unverified part of every object always holds one: no
-//!   object can wait forever on a part that cannot start.
-//! - The verifier must see the bytes in order; parts finish out of order, so they are
-//!   collected in order (a finished part waits, with its permit, for the ones before it).
+//! - One GET per object, read a part at a time ([`ObjectReader::sequential`]), rather than a
+//!   ranged GET per part: some endpoints read the whole object for every range (moto), every
+//!   range is a request more, and the verifier wants the bytes in order anyway. Parts are
+//!   staged in parallel with the read of the next ones.
+//! - Memory is bounded by the run's part permits: a part takes its permit before its bytes
+//!   are read and gives it back once staged, so at most `concurrency × part_size` bytes are
+//!   in this process whatever the objects' sizes. While an object waits for a permit its
+//!   GET is not read (TCP holds the sender back). A stage never waits on anything but the
+//!   storage, so every permit comes back.
 //! - A resumed object stages only the parts the storage does not hold (the checkpoint's
 //!   record is checked against [`Sink::staged_parts`]); the parts it holds are read again to
 //!   be hashed, never staged twice.
@@ -29,7 +31,8 @@ use crate::sink::{PutMode, Sink, SinkError};
 use crate::state::objects::{ManifestObject, ObjectChecksum, StagingObject};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::stream::{FuturesOrdered, StreamExt};
+use futures::stream::{FuturesOrdered, FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -297,8 +300,10 @@ impl AsIsLander {
             .collect())
     }
 
-    /// Client mode: every part read (in parallel, in order of permits), staged unless the
-    /// storage holds it, and fed to the verifier in order.
+    /// Client mode: the object read in order through one streamed GET, a part at a time
+    /// (each under a permit taken before its bytes are read), fed to the verifier as it
+    /// comes, and staged (in parallel with the read of the next parts) unless the storage
+    /// holds it already. A part's permit is released once it is staged.
     async fn copy_parts(
         &self,
         job: &LandJob<'_>,
@@ -308,41 +313,37 @@ impl AsIsLander {
         shown: &str,
     ) -> Result<(Vec<String>, Option<Checksum>), LandError> {
         let mut verifier = ObjectVerifier::new(job.object, head)?;
-        let mut in_flight = FuturesOrdered::new();
-        let mut next: u32 = 0;
-        loop {
-            tokio::select! {
-                // Finished parts first: each one fed frees a permit.
-                biased;
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    let (data, permit): (Bytes, OwnedSemaphorePermit) = match done {
-                        Ok(r) => r?,
-                        Err(e) => return Err(LandError::Internal {
-                            object: shown.to_string(),
-                            message: format!("part task: {e}"),
-                        }),
-                    };
-                    verifier.update(&data);
-                    drop((data, permit));
-                }
-                permit = self.permit(shown), if next < staging.parts => {
-                    let permit = permit?;
-                    let part = next;
-                    next += 1;
-                    let range = part_range(part, staging.part_size, head.size);
-                    let already = staged.binary_search(&part).is_ok();
-                    let (lander, object, head) = (self.clone(), job.object.clone(), head.clone());
-                    let (path, rec, ledger) = (job.path.clone(), staging.clone(), job.ledger.clone());
-                    in_flight.push_back(tokio::spawn(async move {
-                        let data = lander.read(&object, &head, range).await?;
-                        if !already {
-                            lander.stage(&object, &path, &rec, part, data.clone(), &*ledger).await?;
-                        }
-                        Ok::<_, LandError>((data, permit))
-                    }));
-                }
-                else => break,
+        let mut stream = self.reader.sequential(job.object, head, 0..head.size)?;
+        let mut in_flight: FuturesUnordered<tokio::task::JoinHandle<Result<(), LandError>>> =
+            FuturesUnordered::new();
+        let task_error = |e: tokio::task::JoinError| LandError::Internal {
+            object: shown.to_string(),
+            message: format!("part task: {e}"),
+        };
+        for part in 0..staging.parts {
+            // A failed stage stops the read at the next part.
+            while let Some(Some(done)) = in_flight.next().now_or_never() {
+                done.map_err(task_error)??;
             }
+            let permit = self.permit(shown).await?;
+            let range = part_range(part, staging.part_size, head.size);
+            let data = stream.next_part(range.end - range.start).await?;
+            verifier.update(&data);
+            if staged.binary_search(&part).is_ok() {
+                continue;
+            }
+            let (lander, object) = (self.clone(), job.object.clone());
+            let (path, rec, ledger) = (job.path.clone(), staging.clone(), job.ledger.clone());
+            in_flight.push(tokio::spawn(async move {
+                lander
+                    .stage(&object, &path, &rec, part, data, &*ledger)
+                    .await?;
+                drop(permit);
+                Ok::<_, LandError>(())
+            }));
+        }
+        while let Some(done) = in_flight.next().await {
+            done.map_err(task_error)??;
         }
         let verified = verifier.finish()?;
         Ok((

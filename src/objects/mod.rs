@@ -9,8 +9,8 @@
 //!   ListObjectsV2 listing of a prefix;
 //! - how an object is read: with the run's AWS credentials (`aws-sdk-s3`) or through its
 //!   presigned URL (which carries its own signature: no other credential is ever attached);
-//! - how it lands: [`Land::AsIs`] (parallel ranged GETs staged as parallel blocks, size and
-//!   checksum verified) or [`Land::Records`].
+//! - how it lands: [`Land::AsIs`] (one streamed GET, its parts staged as parallel blocks,
+//!   size and checksum verified) or [`Land::Records`].
 
 pub mod api_listing;
 pub mod decode;
@@ -173,7 +173,7 @@ pub enum CopyMode {
 pub struct ObjectsConfig {
     pub land: Land,
     pub copy_mode: CopyMode,
-    /// Size of one ranged GET and one staged block of an as-is object.
+    /// Size of one part (one staged block) of an as-is object.
     pub part_size: u64,
     /// Parts (of one or several objects) in flight at once; memory stays bounded by
     /// `concurrency × part_size` whatever the objects' sizes.

@@ -27,7 +27,10 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+mod stream;
 mod whole;
+
+pub use stream::SequentialRead;
 
 /// What `head` learned of an object; ranged reads are pinned to it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
