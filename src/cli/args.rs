@@ -459,6 +459,10 @@ pub struct PullArgs {
     #[command(flatten)]
     pub objects: super::object_args::ObjectArgs,
 
+    /// `--method`, `--body`, `--query` (`request_args`).
+    #[command(flatten)]
+    pub request: super::request_args::RequestArgs,
+
     #[command(flatten)]
     pub identity: IdentityArgs,
 

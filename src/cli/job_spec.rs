@@ -99,6 +99,16 @@ pub struct JobSpec {
     pub export_poll_interval: Option<String>,
     pub export_timeout: Option<String>,
     pub object_records_path: Option<String>,
+    // Requests with a body (`cli::request_args`): the method, the body template, query
+    // templates, and where each style's pointer goes in the body.
+    pub method: Option<String>,
+    pub body: Option<String>,
+    pub query: Option<BTreeMap<String, String>>,
+    pub cursor_body_path: Option<String>,
+    pub offset_body_path: Option<String>,
+    pub limit_body_path: Option<String>,
+    pub page_body_path: Option<String>,
+    pub page_size_body_path: Option<String>,
 }
 
 impl JobSpec {
@@ -156,6 +166,11 @@ impl JobSpec {
             "page_param" => text(&self.page_param),
             "start_page" => count(self.start_page),
             "page_size_param" => text(&self.page_size_param),
+            "cursor_body_path" => text(&self.cursor_body_path),
+            "offset_body_path" => text(&self.offset_body_path),
+            "limit_body_path" => text(&self.limit_body_path),
+            "page_body_path" => text(&self.page_body_path),
+            "page_size_body_path" => text(&self.page_size_body_path),
             _ => None,
         }
     }

@@ -23,6 +23,7 @@ pub mod object_args;
 pub mod pagination_args;
 pub mod progress;
 pub mod pull_objects;
+pub mod request_args;
 pub mod resolver;
 pub mod settings;
 pub mod sql;
@@ -316,6 +317,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             max_page_bytes: 64 << 20,
             on_bad_page: Default::default(),
             concurrency: 1,
+            request: Default::default(),
         },
         output: out.config,
         upload_concurrency: out.upload_concurrency,

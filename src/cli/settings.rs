@@ -112,6 +112,10 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         super::api_auth::resolve_api_auth(&mut r, args, &job, &url, &mut warnings)?;
     let requests = requests::resolve_requests(&mut r, args, &job)?;
     let incremental = incremental::resolve_incremental(&mut r, args, &job)?;
+    let request = super::request_args::resolve_request(&mut r, &args.request, &job, &pagination)?;
+    if request.post && objects.is_some() {
+        return Err(UsageError("--method post pages records: a listing of S3 objects (--object-url-field, --object-uri-field, --export) is walked with GET (an export's start is already a POST of --export-body)".into()).into());
+    }
 
     let out = resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"))?;
     let region_hint = match &auth {
@@ -133,6 +137,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         max_page_bytes: requests.max_page_bytes,
         on_bad_page: requests.on_bad_page,
         concurrency,
+        request,
     };
     Ok(Resolved {
         pull: PullConfig {

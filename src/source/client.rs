@@ -19,6 +19,7 @@ use crate::report::{Event, Reporter};
 use crate::retry::Step;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
+use crate::source::request::BoundRequest;
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
@@ -40,17 +41,19 @@ pub struct FetchedPage {
 /// Why a page could not be fetched. URLs are redacted; page numbers start at 1.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("page {page}: GET {url} was refused ({status}): {message}. {hint}")]
+    #[error("page {page}: {method} {url} was refused ({status}): {message}. {hint}")]
     Auth {
         page: u64,
+        method: Verb,
         url: String,
         status: u16,
         message: String,
         hint: String,
     },
-    #[error("page {page}: GET {url} returned {status}: {message}{hint}")]
+    #[error("page {page}: {method} {url} returned {status}: {message}{hint}")]
     Status {
         page: u64,
+        method: Verb,
         url: String,
         status: u16,
         message: String,
@@ -70,17 +73,19 @@ pub enum SourceError {
         url: String,
         message: String,
     },
-    #[error("page {page}: GET {url} failed {attempts} times over {elapsed_s:.1}s; last error: {last}. Raise --max-retries or --retry-deadline if the API is known to be slow")]
+    #[error("page {page}: {method} {url} failed {attempts} times over {elapsed_s:.1}s; last error: {last}. Raise --max-retries or --retry-deadline if the API is known to be slow")]
     RetriesExhausted {
         page: u64,
+        method: Verb,
         url: String,
         attempts: u32,
         elapsed_s: f64,
         last: String,
     },
-    #[error("page {page}: the API asked to be left alone for {after_s} s (Retry-After) before GET {url}, longer than --max-retry-after ({max_s} s). Stopped; the checkpoint is kept: run the same command again at or after {rerun_at} to resume, or raise --max-retry-after")]
+    #[error("page {page}: the API asked to be left alone for {after_s} s (Retry-After) before {method} {url}, longer than --max-retry-after ({max_s} s). Stopped; the checkpoint is kept: run the same command again at or after {rerun_at} to resume, or raise --max-retry-after")]
     RetryAfterTooLong {
         page: u64,
+        method: Verb,
         url: String,
         after_s: u64,
         max_s: u64,
@@ -156,6 +161,8 @@ pub struct ApiClient {
     headers: HeaderMap,
     retry: RetryPolicy,
     max_page_bytes: u64,
+    /// How a position is turned into the request sent (method, query template, body).
+    request: Arc<BoundRequest>,
     /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
     /// tests). Waits and the retry deadline run on the monotonic clock.
     clock: Arc<dyn Clock>,
@@ -215,8 +222,16 @@ impl ApiClient {
             headers,
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
+            request: Arc::new(BoundRequest::plain()),
             clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same client sending each page's request as `request` renders it (`--method POST`,
+    /// a body template, query templates), bound to the run by `source::request`.
+    pub fn with_request(mut self, request: BoundRequest) -> Self {
+        self.request = Arc::new(request);
+        self
     }
 
     /// The same client on another clock (tests).
@@ -352,13 +367,16 @@ impl ApiClient {
     ) -> Result<FetchedPage, SourceError> {
         let started = Instant::now();
         let mut url = url.clone();
-        let mut shown = redact_url(&url);
+        // What is sent for this position: the method, the URL with the query template, the
+        // body with the pointer placed (see `source::request`); re-rendered if the URL moves.
+        let mut sent = self.request.render(&url);
+        let mut shown = redact_url(&sent.url);
         let mut attempt: u32 = 0;
         let mut reloaded = false;
         loop {
             attempt += 1;
             let outcome = match self
-                .attempt(&reqwest::Method::GET, &url, None, page, &shown)
+                .attempt(&sent.method, &sent.url, sent.body.as_ref(), page, &shown)
                 .await
             {
                 // A refused credential read from a file that has changed since (rotated
@@ -375,10 +393,12 @@ impl ApiClient {
                 other => other?,
             };
             let (after, mut reason) = match outcome {
-                Ok(fetched) => {
+                Ok(mut fetched) => {
                     if let Some(sizing) = sizing {
                         sizing.after_success(&url);
                     }
+                    // Paginators read the position, not the rendered request.
+                    fetched.url = url;
                     return Ok(fetched);
                 }
                 Err(retry) => retry,
@@ -401,7 +421,8 @@ impl ApiClient {
                             ),
                         });
                         url = smaller;
-                        shown = redact_url(&url);
+                        sent = self.request.render(&url);
+                        shown = redact_url(&sent.url);
                         continue;
                     }
                     // At the floor: retried as any transient failure; said if it persists.
@@ -413,8 +434,16 @@ impl ApiClient {
                     }
                 }
             }
-            self.pause(page, attempt, after, reason, started, &shown, reporter)
-                .await?;
+            self.pause(
+                page,
+                attempt,
+                after,
+                reason,
+                started,
+                (verb(&sent.method), &shown),
+                reporter,
+            )
+            .await?;
         }
     }
 
@@ -428,7 +457,7 @@ impl ApiClient {
         after: Option<Duration>,
         reason: String,
         started: Instant,
-        shown: &str,
+        (method, shown): (Verb, &str),
         reporter: &dyn Reporter,
     ) -> Result<(), SourceError> {
         let elapsed = started.elapsed();
@@ -448,6 +477,7 @@ impl ApiClient {
             Step::TooLong(after) => {
                 return Err(retry_after_too_long(
                     page,
+                    method,
                     shown.to_string(),
                     after,
                     &self.retry,
@@ -464,6 +494,7 @@ impl ApiClient {
             Step::Exhausted => {
                 return Err(SourceError::RetriesExhausted {
                     page,
+                    method,
                     url: shown.to_string(),
                     attempts: attempt,
                     elapsed_s: elapsed.as_secs_f64(),
@@ -509,6 +540,7 @@ impl ApiClient {
                 .unwrap_or_default();
             return Err(SourceError::Status {
                 page,
+                method: verb(method),
                 url: shown.to_string(),
                 status,
                 message: format!("redirected to {to}"),
@@ -558,6 +590,7 @@ impl ApiClient {
                 if status == 401 || status == 403 {
                     Err(SourceError::Auth {
                         page,
+                        method: verb(method),
                         url: shown.to_string(),
                         status,
                         hint: auth_hint(status, &message, &self.auth_config),
@@ -566,6 +599,7 @@ impl ApiClient {
                 } else {
                     Err(SourceError::Status {
                         page,
+                        method: verb(method),
                         url: shown.to_string(),
                         status,
                         message,
@@ -580,6 +614,7 @@ impl ApiClient {
 /// The error for a `Retry-After` past `policy.max_retry_after`, with the time to run again.
 fn retry_after_too_long(
     page: u64,
+    method: Verb,
     url: String,
     after: Duration,
     policy: &RetryPolicy,
@@ -590,6 +625,7 @@ fn retry_after_too_long(
     let at = at.replace_nanosecond(0).unwrap_or(at) + time::Duration::seconds(1);
     SourceError::RetryAfterTooLong {
         page,
+        method,
         url,
         after_s: after.as_secs(),
         max_s: policy.max_retry_after.as_secs(),
@@ -625,8 +661,16 @@ impl ApiClient {
                     if !(reason.starts_with("429") || reason.starts_with("connect")) {
                         return Err(SourceError::PostFailed { url: shown, reason });
                     }
-                    self.pause(0, attempt, after, reason, started, &shown, reporter)
-                        .await?;
+                    self.pause(
+                        0,
+                        attempt,
+                        after,
+                        reason,
+                        started,
+                        (Verb::Post, &shown),
+                        reporter,
+                    )
+                    .await?;
                 }
                 Err(SourceError::Auth {
                     status,
@@ -675,6 +719,30 @@ impl ApiClient {
 /// Whether a transport failure's reason (its error chain, as [`transport_reason`] words it)
 /// is a TLS certificate the client does not trust: an unknown issuer, an expired or
 /// self-signed certificate, a name mismatch.
+/// The method of a page request, as messages name it (one byte: errors stay small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        })
+    }
+}
+
+fn verb(method: &reqwest::Method) -> Verb {
+    if *method == reqwest::Method::POST {
+        Verb::Post
+    } else {
+        Verb::Get
+    }
+}
+
 fn is_certificate_problem(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     [
@@ -721,7 +789,14 @@ mod tests {
     fn the_time_to_run_again_counts_from_the_client_clock_rounded_up() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
         let policy = RetryPolicy::default();
-        let err = retry_after_too_long(3, "u".into(), Duration::from_secs(3600), &policy, now);
+        let err = retry_after_too_long(
+            3,
+            Verb::Get,
+            "u".into(),
+            Duration::from_secs(3600),
+            &policy,
+            now,
+        );
         match err {
             SourceError::RetryAfterTooLong {
                 after_s,

@@ -6,5 +6,6 @@ pub mod client;
 pub mod extract;
 pub mod page_size;
 pub mod paginate;
+pub mod request;
 pub mod retry;
 pub mod upstream;

@@ -4,6 +4,7 @@
 
 use crate::encode::schema::Schema;
 use crate::secret::{is_secret_name, redact_url};
+use crate::source::request::BoundRequest;
 use crate::state::entries::{ManifestFile, RejectedPage};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -49,6 +50,10 @@ pub struct Checkpoint {
     /// The request after the last page in a committed chunk (redacted); `None` once the
     /// listing has ended.
     pub next_request: Option<String>,
+    /// The body of the next request, as sent (`--method POST`; redacted, the pagination
+    /// pointer kept): with `next_request`, the whole request a resumed run replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_body: Option<String>,
     /// The URL of the last page in a committed chunk (redacted).
     pub last_request: Option<String>,
     /// Pages whose records are in committed chunks.
@@ -134,6 +139,43 @@ pub fn restore_url(saved: &str, configured: &Url) -> Result<Url, String> {
     }
     url.query_pairs_mut().clear().extend_pairs(pairs);
     Ok(url)
+}
+
+/// The form the request for `position` is saved in: the URL as sent and its body (a POST's),
+/// both redacted.
+pub fn save_request(request: &BoundRequest, position: &Url) -> (String, Option<String>) {
+    let sent = request.render(position);
+    let body = sent.body.map(|b| request.redacted_body(&b));
+    (redact_url(&sent.url), body)
+}
+
+/// The position a saved request (URL and body) was rendered from, with masked query values
+/// restored from the configured URL — checked to render back to exactly the saved request,
+/// so that a resumed run sends what was saved or refuses (a `--body` or `--query` that
+/// changed since would otherwise mix two listings in one run).
+pub fn restore_request(
+    saved_url: &str,
+    saved_body: Option<&str>,
+    configured: &Url,
+    request: &BoundRequest,
+) -> Result<Url, String> {
+    let url = restore_url(saved_url, configured)?;
+    let position = request
+        .position(&url, saved_body)
+        .map_err(|e| e.to_string())?;
+    let again = save_request(request, &position);
+    if (again.0.as_str(), again.1.as_deref()) != (saved_url, saved_body) {
+        let show = |(url, body): (&str, Option<&str>)| match body {
+            Some(b) => format!("{url} with body {b}"),
+            None => url.to_string(),
+        };
+        return Err(format!(
+            "the saved next request is {}, but the configured --method/--body/--query would send {}",
+            show((saved_url, saved_body)),
+            show((again.0.as_str(), again.1.as_deref()))
+        ));
+    }
+    Ok(position)
 }
 
 /// The form a request URL is saved in.

@@ -29,6 +29,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+// The search routes that page through a POST body (`apigw_body.rs`).
+#[path = "apigw_body.rs"]
+mod body;
+
 /// The stage prefix every route lives under.
 pub const STAGE: &str = "/prod";
 
@@ -581,6 +585,9 @@ impl Shared {
 }
 
 async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8]) -> Response {
+    if let Some(searched) = body::respond(shared, parts, body).await {
+        return searched;
+    }
     let config = &shared.config;
     // API Gateway answers an unknown resource or method with 403 before looking at auth.
     let route = match Route::from_path(parts.uri.path()) {

@@ -36,12 +36,29 @@ const PAGE_SIZE_PARAM: Setting = Setting::text(
     "page: the page-size query parameter, e.g. per_page (sent with --page-size)",
 );
 
+const PAGE_BODY_PATH: Setting = Setting::text(
+    "page_body_path",
+    "page-body-path",
+    "GATELAKE_PAGE_BODY_PATH",
+    "PATH",
+    "page: with --method POST, send the page number at this path of the request body (a number, e.g. page or paging.number) instead of the query",
+);
+const PAGE_SIZE_BODY_PATH: Setting = Setting::text(
+    "page_size_body_path",
+    "page-size-body-path",
+    "GATELAKE_PAGE_SIZE_BODY_PATH",
+    "PATH",
+    "page: with --method POST and --page-size-param, send the page size at this path of the request body instead of the query",
+);
+
 /// What the style reads, in the order it is resolved and shown.
 const SETTINGS: &[Setting] = &[
     PAGE_PARAM,
     START_PAGE,
     PAGE_SIZE_PARAM,
     PAGE_SIZE.only_with(PAGE_SIZE_PARAM.key),
+    PAGE_BODY_PATH,
+    PAGE_SIZE_BODY_PATH,
 ];
 
 /// `--paginate page`.
@@ -70,11 +87,21 @@ impl Style for PageNumberStyle {
             Some(param) => Some((param, s.positive(PAGE_SIZE.key)?)),
             None => None,
         };
-        Ok(Box::new(PageNumberPaginator::new(
+        let body_size = match (&size, s.text(PAGE_SIZE_BODY_PATH.key)) {
+            (None, Some(_)) => {
+                return Err(PaginateError::Settings(
+                    "--page-size-body-path needs --page-size-param (the name gatelake keeps the size under) and --page-size".into(),
+                ))
+            }
+            (_, path) => path,
+        };
+        let mut paginator = PageNumberPaginator::new(
             s.text(PAGE_PARAM.key).unwrap_or_default(),
             s.count(START_PAGE.key)?.unwrap_or(1),
             size,
-        )))
+        );
+        paginator.body_paths = (s.text(PAGE_BODY_PATH.key), body_size);
+        Ok(Box::new(paginator))
     }
 }
 
@@ -83,6 +110,9 @@ pub struct PageNumberPaginator {
     page_param: String,
     start: u64,
     size: Option<(String, u64)>,
+    /// Where the page number and the page size go in a POST body (`--page-body-path`,
+    /// `--page-size-body-path`); `None`: the query.
+    body_paths: (Option<String>, Option<String>),
 }
 
 impl PageNumberPaginator {
@@ -91,6 +121,7 @@ impl PageNumberPaginator {
             page_param,
             start,
             size,
+            body_paths: (None, None),
         }
     }
 
@@ -129,6 +160,29 @@ impl Paginator for PageNumberPaginator {
 
     fn configured_page_size(&self) -> Option<u64> {
         self.size.as_ref().map(|(_, n)| *n)
+    }
+
+    fn body_fields(&self) -> Vec<super::BodyField> {
+        let (page, size) = &self.body_paths;
+        let size_param = self.size.as_ref().map(|(p, _)| p);
+        let mut out = Vec::new();
+        if let Some(path) = page {
+            out.push(super::BodyField {
+                param: self.page_param.clone(),
+                path: path.clone(),
+                number: true,
+                flag: "--page-body-path",
+            });
+        }
+        if let (Some(path), Some(param)) = (size, size_param) {
+            out.push(super::BodyField {
+                param: param.clone(),
+                path: path.clone(),
+                number: true,
+                flag: "--page-size-body-path",
+            });
+        }
+        out
     }
 
     fn page_size(&self, url: &Url) -> Option<u64> {
