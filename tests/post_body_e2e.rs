@@ -551,3 +551,64 @@ async fn readme_a_search_api() {
         assert!(r.query.as_deref().unwrap().starts_with("trace=gatelake-"));
     }
 }
+
+/// The job file takes the same settings: `method`, `body`, a `query` table and a style's
+/// `*_body_path` keys.
+#[tokio::test]
+async fn a_job_file_describes_the_same_request() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 95,
+        page_size: 30,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let config = dir.path().join("gatelake.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[jobs.search]
+url = "{url}"
+method = "POST"
+body = '{{"query": {{"text": "job file"}}}}'
+paginate = "page"
+page_body_path = "paging.number"
+page_size_param = "per_page"
+page_size = 30
+page_size_body_path = "paging.size"
+has_more_path = "has_more"
+records = "results"
+dest = "{dest}"
+
+[jobs.search.query]
+index = "orders-{{run_id}}"
+"#,
+            url = api.url("/prod/search/page"),
+            dest = lake.display()
+        ),
+    )
+    .unwrap();
+    let args = s(&[
+        "pull",
+        "--config",
+        config.to_str().unwrap(),
+        "--job",
+        "search",
+        "--output",
+        "json",
+    ]);
+    let out = gatelake(args, vec![]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sum = summary(&out);
+    assert_eq!(landed_ids(&lake, &sum), (0..95).collect::<Vec<_>>());
+    let index = format!("index=orders-{}", sum["run_id"].as_str().unwrap());
+    let requests = api.requests();
+    assert_eq!(requests.len(), 4);
+    for (i, r) in requests.iter().enumerate() {
+        assert_eq!(r.query.as_deref(), Some(index.as_str()));
+        let b = body_of(r);
+        assert_eq!(b["query"]["text"], "job file");
+        assert_eq!(b["paging"], json!({"number": i + 1, "size": 30}));
+    }
+}

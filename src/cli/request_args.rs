@@ -4,7 +4,6 @@
 //! (`--cursor-body-path`, `--offset-body-path`, `--page-body-path`, …), read with the other
 //! style flags; this file checks that the two fit together before anything is sent.
 
-use super::job_spec::JobSpec;
 use super::resolver::{usage, Resolver, UsageError};
 use clap::{Args, ValueEnum};
 use gatelake::config::{Pagination, RequestTemplate};
@@ -37,12 +36,20 @@ pub struct RequestArgs {
     pub query: Vec<String>,
 }
 
+/// The job file's keys for the request (`method`, `body`, a `query` table).
+#[derive(Debug, Clone, Default)]
+pub struct RequestJob {
+    pub method: Option<String>,
+    pub body: Option<String>,
+    pub query: Option<std::collections::BTreeMap<String, String>>,
+}
+
 /// The request template (method, body, query templates), checked against the pagination:
 /// a pointer placed in a body needs a POST, and its path must lead through objects.
 pub(super) fn resolve_request(
     r: &mut Resolver<'_>,
     args: &RequestArgs,
-    job: &JobSpec,
+    job: &RequestJob,
     pagination: &Pagination,
 ) -> Result<RequestTemplate, UsageError> {
     let method = r.pick(

@@ -112,7 +112,13 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         super::api_auth::resolve_api_auth(&mut r, args, &job, &url, &mut warnings)?;
     let requests = requests::resolve_requests(&mut r, args, &job)?;
     let incremental = incremental::resolve_incremental(&mut r, args, &job)?;
-    let request = super::request_args::resolve_request(&mut r, &args.request, &job, &pagination)?;
+    let request_job = super::request_args::RequestJob {
+        method: job.method.clone(),
+        body: job.body.clone(),
+        query: job.query.clone(),
+    };
+    let request =
+        super::request_args::resolve_request(&mut r, &args.request, &request_job, &pagination)?;
     if request.post && objects.is_some() {
         return Err(UsageError("--method post pages records: a listing of S3 objects (--object-url-field, --object-uri-field, --export) is walked with GET (an export's start is already a POST of --export-body)".into()).into());
     }

@@ -99,9 +99,17 @@ impl RequestTemplate {
         let body = if self.post {
             let mut body = self.body.clone().unwrap_or(Value::Object(Map::new()));
             fill_value(&mut body, run, "--body")?;
+            // Placing every pointer once checks the paths before any request: each leads
+            // through objects, and none is overwritten by another's.
+            let mut placed = body.clone();
             for f in &fields {
-                // Placing a value checks the path once, before any request.
-                set_path(&mut body.clone(), f, Value::Null)?;
+                set_path(&mut placed, f, Value::Null)?;
+            }
+            if let Some(f) = fields.iter().find(|f| get_path(&placed, &f.path).is_none()) {
+                return Err(RequestError::PathOverlap {
+                    flag: f.flag,
+                    path: f.path.clone(),
+                });
             }
             Some(body)
         } else {
@@ -518,6 +526,26 @@ mod tests {
             (
                 post("{}", &[]).bind(vec![field("page", "", true)], &RUN),
                 "an empty path",
+            ),
+            (
+                post("{}", &[]).bind(
+                    vec![
+                        field("size", "paging.size", true),
+                        field("page", "paging", true),
+                    ],
+                    &RUN,
+                ),
+                "another pointer's body path replaces",
+            ),
+            (
+                post("{}", &[]).bind(
+                    vec![
+                        field("page", "paging", true),
+                        field("size", "paging.size", true),
+                    ],
+                    &RUN,
+                ),
+                "'paging' in the body template is null",
             ),
         ];
         for (got, want) in cases {
