@@ -57,6 +57,8 @@ pub enum RequestError {
     },
     #[error("{flag} {path}: an empty path; name the body field, e.g. page_token or page.number")]
     EmptyPath { flag: &'static str, path: String },
+    #[error("{flag} {path}: another pointer's body path replaces the object it is in; give each pointer its own path")]
+    PathOverlap { flag: &'static str, path: String },
     #[error(
         "{0} places a pointer in the request body, which only a POST sends: add --method POST"
     )]
