@@ -218,6 +218,52 @@ mod tests {
         assert_eq!(restore_url(&save_url(&plain), &configured).unwrap(), plain);
     }
 
+    /// A POST's next request is saved whole (URL as sent, body with its pointer, secrets
+    /// masked) and restored to the position it came from; a template that would send anything
+    /// else is refused.
+    #[test]
+    fn saved_requests_replay_exactly_or_are_refused() {
+        use crate::config::RequestTemplate;
+        use crate::source::request::{BodyField, RunValues};
+        let run = RunValues {
+            run_id: "r1",
+            started_at: "2026-12-07T00:00:00Z",
+        };
+        let template = |q: &str| RequestTemplate {
+            post: true,
+            body: Some(
+                serde_json::from_str(&format!(
+                    r#"{{"q":"{q}","api_key":"K9","at":"{{run_started}}"}}"#
+                ))
+                .unwrap(),
+            ),
+            query: vec![("trace".into(), "{run_id}".into())],
+        };
+        let field = || BodyField {
+            param: "cursor".into(),
+            path: "paging.token".into(),
+            number: false,
+            flag: "--cursor-body-path",
+        };
+        let bound = template("open").bind(vec![field()], &run).unwrap();
+        let configured = Url::parse("https://h/prod/search?index=a").unwrap();
+        let position = Url::parse("https://h/prod/search?index=a&cursor=c%2B1").unwrap();
+        let (url, body) = save_request(&bound, &position);
+        assert_eq!(url, "https://h/prod/search?index=a&trace=r1");
+        let body = body.unwrap();
+        assert!(
+            !body.contains("K9") && body.contains(r#""token":"c+1""#),
+            "{body}"
+        );
+        let back = restore_request(&url, Some(&body), &configured, &bound).unwrap();
+        assert_eq!(bound.render(&back), bound.render(&position));
+        // Another search, or a run saved without a body, is not replayed.
+        let other = template("closed").bind(vec![field()], &run).unwrap();
+        let err = restore_request(&url, Some(&body), &configured, &other).unwrap_err();
+        assert!(err.contains("would send"), "{err}");
+        assert!(restore_request(&url, None, &configured, &bound).is_err());
+    }
+
     #[test]
     fn watermarks_compare_numbers_and_text() {
         assert!(watermark_greater("10", "9"));
