@@ -405,11 +405,14 @@ async fn templates_that_cannot_work_are_refused_before_any_request() {
     assert!(api.requests().is_empty());
 }
 
+/// A body from `@file`; a page whose POST fails with a 503 is retried with the same body (a
+/// search reads, it starts nothing).
 #[tokio::test]
-async fn a_body_from_a_file() {
+async fn a_body_from_a_file_and_a_retried_page() {
     let api = ApiGateway::start(ApiConfig {
         records: 50,
         page_size: 20,
+        fail_first_n: [(1, 2)].into_iter().collect(),
         ..Default::default()
     })
     .await;
@@ -448,10 +451,21 @@ async fn a_body_from_a_file() {
         landed_ids(&lake, &summary(&out)),
         (0..50).collect::<Vec<_>>()
     );
-    for r in api.requests() {
-        assert_eq!(body_of(&r)["query"]["text"], "from a file");
+    let requests = api.requests();
+    for r in &requests {
+        assert_eq!(body_of(r)["query"]["text"], "from a file");
         assert_eq!(r.query, None, "nothing left in the query");
     }
+    // Offsets 0, 20 (failed twice, then answered), 40 (10 records), 50 (empty: the end).
+    let froms: Vec<u64> = requests
+        .iter()
+        .map(|r| body_of(r)["from"].as_u64().unwrap())
+        .collect();
+    assert_eq!(froms, [0, 20, 20, 20, 40, 50]);
+    assert_eq!(
+        requests[1].body, requests[3].body,
+        "the retry sends the same body"
+    );
 }
 
 /// The README block marked `readme_a_search_api`, as written.
