@@ -134,6 +134,21 @@ pub struct SourceConfig {
     /// ahead (offset, page number; see `source::paginate::Pages`). Pages still reach the
     /// encoder one by one, in order. Other styles fetch one page at a time whatever this is.
     pub concurrency: usize,
+    /// How each request is made: `GET`, or `POST` with a JSON body template into which the
+    /// style places its pointer, and query templates (see `source::request`).
+    pub request: RequestTemplate,
+}
+
+/// How a request is made, as configured (`--method`, `--body`, `--query`); placeholders not
+/// yet filled. The default is a plain `GET` of the position URL.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestTemplate {
+    /// `POST` sends a JSON body (the template, or `{}`); `GET` sends none.
+    pub post: bool,
+    /// The body template: a JSON object.
+    pub body: Option<serde_json::Value>,
+    /// Query parameters set on every request, values possibly with placeholders.
+    pub query: Vec<(String, String)>,
 }
 
 /// How a run checks that it got the whole listing (see `pipeline::listing`).

@@ -500,6 +500,7 @@ fn checkpoint(run: &str, next_seq: u64) -> Checkpoint {
             "https://api.example.com/prod/orders?cursor={next_seq}"
         )),
         last_request: None,
+        next_body: None,
         schema_changes: vec![],
         compared_with_run: None,
         rejected: vec![],

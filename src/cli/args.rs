@@ -493,6 +493,9 @@ pub struct PullArgs {
     /// `--sample N`, `--preview-dir` (`sample_args`).
     #[command(flatten)]
     pub sample: super::sample_args::SampleArgs,
+    /// `--method`, `--body`, `--query` (`request_args`).
+    #[command(flatten)]
+    pub request: super::request_args::RequestArgs,
 
     #[command(flatten)]
     pub identity: IdentityArgs,

@@ -446,6 +446,23 @@ async fn check_api(
             )
         }
     };
+    // The first page's request as a pull would send it (`--method`, `--body`, `--query`).
+    let now = gatelake::state::run_id::now_rfc3339();
+    let run = gatelake::source::request::RunValues {
+        run_id: "auth-check",
+        started_at: &now,
+    };
+    let request = paginate::paginator(&src.pagination)
+        .map_err(|e| e.to_string())
+        .and_then(|p| {
+            (src.request)
+                .bind(p.body_fields(), &run)
+                .map_err(|e| e.to_string())
+        });
+    let client = match request {
+        Ok(request) => client.with_request(request),
+        Err(e) => return Hop::failed("api", e, "fix --method/--body", ExitCode::Usage),
+    };
     let silent = gatelake::report::SilentReporter;
     match client.fetch(&url, 1, &silent).await {
         Ok(page) => Hop::ok(

@@ -110,7 +110,7 @@ impl ExitCode {
             PullError::State(StateError::LostRace { .. }) => ExitCode::Busy,
             PullError::State(StateError::Sink(s)) => Self::of_sink_error(s),
             PullError::State(_) => ExitCode::Sink,
-            PullError::SourceChanged { .. } => ExitCode::Usage,
+            PullError::SourceChanged { .. } | PullError::Request(_) => ExitCode::Usage,
             PullError::Interrupted { .. } => ExitCode::Interrupted,
             PullError::PreviousRun(_) => ExitCode::Sink,
             PullError::Internal(_) => ExitCode::Failure,

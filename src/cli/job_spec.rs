@@ -105,6 +105,16 @@ pub struct JobSpec {
     pub object_records_path: Option<String>,
     /// `[jobs.NAME.partitions]`: how the job splits (`cli::partition_args`).
     pub partitions: Option<super::partition_args::PartitionJob>,
+    // Requests with a body (`cli::request_args`): the method, the body template, query
+    // templates, and where each style's pointer goes in the body.
+    pub method: Option<String>,
+    pub body: Option<String>,
+    pub query: Option<BTreeMap<String, String>>,
+    pub cursor_body_path: Option<String>,
+    pub offset_body_path: Option<String>,
+    pub limit_body_path: Option<String>,
+    pub page_body_path: Option<String>,
+    pub page_size_body_path: Option<String>,
 }
 
 impl JobSpec {
@@ -164,6 +174,11 @@ impl JobSpec {
             "page_size_param" => text(&self.page_size_param),
             "start_offset" => count(self.start_offset),
             "from_page" => count(self.from_page),
+            "cursor_body_path" => text(&self.cursor_body_path),
+            "offset_body_path" => text(&self.offset_body_path),
+            "limit_body_path" => text(&self.limit_body_path),
+            "page_body_path" => text(&self.page_body_path),
+            "page_size_body_path" => text(&self.page_size_body_path),
             _ => None,
         }
     }

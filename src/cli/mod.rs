@@ -28,6 +28,7 @@ pub mod plan_args;
 pub mod progress;
 pub mod pull_objects;
 pub mod pull_partitioned;
+pub mod request_args;
 pub mod resolver;
 pub mod sample;
 pub mod sample_args;
@@ -339,6 +340,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             max_page_bytes: 64 << 20,
             on_bad_page: Default::default(),
             concurrency: 1,
+            request: Default::default(),
         },
         output: out.config,
         upload_concurrency: out.upload_concurrency,

@@ -114,6 +114,16 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         super::api_auth::resolve_api_auth(&mut r, args, &job, &url, &mut warnings)?;
     let requests = requests::resolve_requests(&mut r, args, &job)?;
     let incremental = incremental::resolve_incremental(&mut r, args, &job)?;
+    let request_job = super::request_args::RequestJob {
+        method: job.method.clone(),
+        body: job.body.clone(),
+        query: job.query.clone(),
+    };
+    let request =
+        super::request_args::resolve_request(&mut r, &args.request, &request_job, &pagination)?;
+    if request.post && objects.is_some() {
+        return Err(UsageError("--method post pages records: a listing of S3 objects (--object-url-field, --object-uri-field, --export) is walked with GET (an export's start is already a POST of --export-body)".into()).into());
+    }
 
     let out = resolve_output(&mut r, &args.out, &job, &format!("./lake/{job_name}"))?;
     let region_hint = match &auth {
@@ -135,6 +145,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         max_page_bytes: requests.max_page_bytes,
         on_bad_page: requests.on_bad_page,
         concurrency,
+        request,
     };
     let partitions = super::partition_args::resolve_partitions(
         &mut r,

@@ -17,7 +17,8 @@ pub struct SignError(String);
 
 /// Sign `request` (in place) for `execute-api` in `region` at time `now`.
 ///
-/// The headers present on the request are signed, plus `host`; the body is empty (GET).
+/// The headers present on the request are signed, plus `host`, and the hash of the body (a
+/// POST's JSON; empty for a GET), as API Gateway recomputes it.
 pub fn sign_request(
     request: &mut reqwest::Request,
     credentials: &Credentials,

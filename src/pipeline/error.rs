@@ -71,6 +71,9 @@ pub enum PullError {
         reason: String,
         summary: Box<RunSummary>,
     },
+    /// The request template (`--method`, `--body`, `--query`) cannot be used with the style.
+    #[error("{0}")]
+    Request(#[from] crate::source::request::RequestError),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -459,6 +459,19 @@ fn locate(
     })
 }
 
+/// The run's request template bound to its run (`run_id`, `started_at` fill the
+/// placeholders) with the style's body fields: what every page's request is rendered from,
+/// and what the checkpoint saves each next request as.
+pub(crate) fn request_for(
+    source: &SourceConfig,
+    run_id: &str,
+    started_at: &str,
+) -> Result<crate::source::request::BoundRequest, PullError> {
+    let fields = paginator_for(source)?.body_fields();
+    let run = crate::source::request::RunValues { run_id, started_at };
+    Ok(source.request.bind(fields, &run)?)
+}
+
 /// The configured style's paginator. A pagination its style cannot use (only a library
 /// caller can build one: the CLI checks it while resolving) stops the run before page 1.
 pub(crate) fn paginator_for(source: &SourceConfig) -> Result<Box<dyn Paginator>, PullError> {

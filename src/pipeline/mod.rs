@@ -38,7 +38,7 @@ mod summary;
 mod upload;
 
 pub use error::PullError;
-pub(crate) use fetch::paginator_for;
+pub(crate) use fetch::{paginator_for, request_for};
 pub use stop::{StopHandle, StopSignal};
 pub use summary::RunSummary;
 
@@ -110,6 +110,10 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         chunk_stem,
     } = input;
     let run_id = cp.run_id.clone();
+    // Every page's request, and the checkpoint's copy of the next one, come from the
+    // template bound to this run (its id and start time are the same after a resume).
+    let request = Arc::new(request_for(&config.source, &cp.run_id, &cp.started_at)?);
+    let client = client.with_request((*request).clone());
     let (page_tx, page_rx) = mpsc::channel::<PageMsg>(4);
     let (chunk_tx, chunk_rx) = mpsc::channel::<UploadMsg>(2);
     // Each stage is its own task, so they run on different threads: a slow page parse never
@@ -162,6 +166,7 @@ pub async fn pull_unit(input: UnitInput<'_>) -> Result<UnitEnd, PullError> {
         concurrency: config.upload_concurrency.max(1),
         reporter: reporter.clone(),
         chunks: chunk_rx,
+        request,
     }));
 
     let (fetched, encoded, uploaded) = tokio::join!(fetch, encode, upload);

@@ -9,7 +9,7 @@ use crate::encode::schema::Schema;
 use crate::load::lineage::put_piece;
 use crate::report::{Event, Reporter};
 use crate::sink::{join_path, PutMode, Sink};
-use crate::state::checkpoint::{save_url, Watermark};
+use crate::state::checkpoint::{save_request, save_url, Watermark};
 use crate::state::entries::ManifestFile;
 use crate::state::run_id::now_rfc3339;
 use crate::state::{Checkpoint, CheckpointStore};
@@ -32,6 +32,8 @@ pub(super) struct UploadInput {
     pub(super) concurrency: usize,
     pub(super) reporter: Arc<dyn Reporter>,
     pub(super) chunks: mpsc::Receiver<UploadMsg>,
+    /// How a position is sent: the checkpoint saves the next request as sent (URL and body).
+    pub(super) request: Arc<crate::source::request::BoundRequest>,
 }
 
 /// A chunk stored under its final name, with what the checkpoint takes from it once every
@@ -83,6 +85,7 @@ pub(super) async fn upload_stage(
         concurrency,
         reporter,
         mut chunks,
+        request,
     } = input;
     let base_changes = cp.schema_changes.clone();
     let mut in_flight: JoinSet<Result<CommittedChunk, PullError>> = JoinSet::new();
@@ -109,7 +112,9 @@ pub(super) async fn upload_stage(
                     cp.next_seq += 1;
                     cp.pages = resume.pages;
                     cp.last_request = Some(save_url(&resume.last_request));
-                    cp.next_request = resume.next_request.as_ref().map(save_url);
+                    let next = resume.next_request.as_ref().map(|u| save_request(&request, u));
+                    cp.next_request = next.as_ref().map(|(url, _)| url.clone());
+                    cp.next_body = next.and_then(|(_, body)| body);
                     cp.listing = resume.notes;
                     if let Some(schema) = schema {
                         cp.schema = Some(merge_stats(cp.schema.as_ref(), schema));

@@ -245,6 +245,7 @@ mod tests {
             source_url: "s3://b/p/".into(),
             next_seq: 0,
             next_request: None,
+            next_body: None,
             last_request: None,
             pages: 0,
             files: vec![],

@@ -189,6 +189,7 @@ fn new_checkpoint(job: &str, source: &str) -> Checkpoint {
         source_url: source.to_string(),
         next_seq: 0,
         next_request: None,
+        next_body: None,
         last_request: None,
         pages: 0,
         files: Vec::new(),

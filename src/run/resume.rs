@@ -10,7 +10,7 @@ use crate::pipeline::PullError;
 use crate::report::{Event, Reporter};
 use crate::secret::redact_url;
 use crate::sink::Sink;
-use crate::state::checkpoint::{restore_url, save_url, ListingNotes};
+use crate::state::checkpoint::{restore_request, save_request, ListingNotes};
 use crate::state::run_id::{new_run_id, rfc3339};
 use crate::state::watermark::since_value;
 use crate::state::{Checkpoint, CheckpointStore, RunStatus, CHECKPOINT_VERSION};
@@ -96,6 +96,10 @@ pub(super) fn new_checkpoint(
         );
     }
     let now = rfc3339(time::OffsetDateTime::now_utc());
+    // The request template is filled in for this run (its id and start time) before the
+    // first request is saved, so a resume replays the same request.
+    let request = crate::pipeline::request_for(&config.source, &run_id, &now)?;
+    let (first_url, first_body) = save_request(&request, &first);
     Ok(Checkpoint {
         version: CHECKPOINT_VERSION,
         job: config.job.clone(),
@@ -103,7 +107,8 @@ pub(super) fn new_checkpoint(
         status: RunStatus::Running,
         source_url: redact_url(&config.source.url),
         next_seq: 0,
-        next_request: Some(save_url(&first)),
+        next_request: Some(first_url.clone()),
+        next_body: first_body,
         last_request: None,
         pages: 0,
         files: Vec::new(),
@@ -111,7 +116,7 @@ pub(super) fn new_checkpoint(
         schema_changes: Vec::new(),
         compared_with_run: None,
         rejected: Vec::new(),
-        first_request: Some(save_url(&first)),
+        first_request: Some(first_url),
         since,
         watermark: None,
         listing: ListingNotes::default(),
@@ -125,14 +130,17 @@ pub(super) fn new_checkpoint(
 /// query values restored from the configured URL; `None` when the listing already ended.
 pub(super) fn start_of(cp: &Checkpoint, config: &PullConfig) -> Result<Option<Url>, PullError> {
     let source_url = redact_url(&config.source.url);
+    let request = crate::pipeline::request_for(&config.source, &cp.run_id, &cp.started_at)?;
     let start = match &cp.next_request {
-        Some(saved) => Some(restore_url(saved, &config.source.url).map_err(|reason| {
-            PullError::SourceChanged {
-                run_id: cp.run_id.clone(),
-                saved: saved.clone(),
-                configured: format!("{source_url} ({reason})"),
-            }
-        })?),
+        Some(saved) => Some(
+            restore_request(saved, cp.next_body.as_deref(), &config.source.url, &request).map_err(
+                |reason| PullError::SourceChanged {
+                    run_id: cp.run_id.clone(),
+                    saved: saved.clone(),
+                    configured: format!("{source_url} ({reason})"),
+                },
+            )?,
+        ),
         None => None,
     };
     Ok(start)

@@ -20,6 +20,7 @@ use crate::retry::Step;
 use crate::run_tag::RunTag;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
+use crate::source::request::BoundRequest;
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
 use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
@@ -44,17 +45,19 @@ pub struct FetchedPage {
 /// Why a page could not be fetched. URLs are redacted; page numbers start at 1.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("page {page}: GET {url} was refused ({status}): {message}. {hint}")]
+    #[error("page {page}: {method} {url} was refused ({status}): {message}. {hint}")]
     Auth {
         page: u64,
+        method: Verb,
         url: String,
         status: u16,
         message: String,
         hint: String,
     },
-    #[error("page {page}: GET {url} returned {status}: {message}{hint}")]
+    #[error("page {page}: {method} {url} returned {status}: {message}{hint}")]
     Status {
         page: u64,
+        method: Verb,
         url: String,
         status: u16,
         message: String,
@@ -74,17 +77,19 @@ pub enum SourceError {
         url: String,
         message: String,
     },
-    #[error("page {page}: GET {url} failed {attempts} times over {elapsed_s:.1}s; last error: {last}. Raise --max-retries or --retry-deadline if the API is known to be slow")]
+    #[error("page {page}: {method} {url} failed {attempts} times over {elapsed_s:.1}s; last error: {last}. Raise --max-retries or --retry-deadline if the API is known to be slow")]
     RetriesExhausted {
         page: u64,
+        method: Verb,
         url: String,
         attempts: u32,
         elapsed_s: f64,
         last: String,
     },
-    #[error("page {page}: the API asked to be left alone for {after_s} s (Retry-After) before GET {url}, longer than --max-retry-after ({max_s} s). Stopped; the checkpoint is kept: run the same command again at or after {rerun_at} to resume, or raise --max-retry-after")]
+    #[error("page {page}: the API asked to be left alone for {after_s} s (Retry-After) before {method} {url}, longer than --max-retry-after ({max_s} s). Stopped; the checkpoint is kept: run the same command again at or after {rerun_at} to resume, or raise --max-retry-after")]
     RetryAfterTooLong {
         page: u64,
+        method: Verb,
         url: String,
         after_s: u64,
         max_s: u64,
@@ -174,6 +179,8 @@ pub struct ApiClient {
     headers: HeaderMap,
     retry: RetryPolicy,
     max_page_bytes: u64,
+    /// How a position is turned into the request sent (method, query template, body).
+    request: Arc<BoundRequest>,
     /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
     /// tests). Waits and the retry deadline run on the monotonic clock.
     clock: Arc<dyn Clock>,
@@ -236,6 +243,7 @@ impl ApiClient {
             headers,
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
+            request: Arc::new(BoundRequest::plain()),
             clock: Arc::new(SystemClock),
             run: RunTag::new(),
         })
@@ -250,6 +258,13 @@ impl ApiClient {
     /// The run the requests name; a run sets its id here once it knows it.
     pub fn run_tag(&self) -> &RunTag {
         &self.run
+    }
+
+    /// The same client sending each page's request as `request` renders it (`--method POST`,
+    /// a body template, query templates), bound to the run by `source::request`.
+    pub fn with_request(mut self, request: BoundRequest) -> Self {
+        self.request = Arc::new(request);
+        self
     }
 
     /// The same client on another clock (tests).
@@ -409,14 +424,24 @@ impl ApiClient {
     ) -> Result<FetchedPage, SourceError> {
         let started = Instant::now();
         let mut url = url.clone();
-        let mut shown = redact_url(&url);
+        // What is sent for this position: the method, the URL with the query template, the
+        // body with the pointer placed (see `source::request`); re-rendered if the URL moves.
+        let mut sent = self.request.render(&url);
+        let mut shown = redact_url(&sent.url);
         let mut attempt: u32 = 0;
         let mut reloaded = false;
         let mut trace = Vec::new();
         loop {
             attempt += 1;
             let outcome = match self
-                .attempt(&reqwest::Method::GET, &url, None, page, &shown, &mut trace)
+                .attempt(
+                    &sent.method,
+                    &sent.url,
+                    sent.body.as_ref(),
+                    page,
+                    &shown,
+                    &mut trace,
+                )
                 .await
             {
                 // An OAuth2 token the API says is no longer valid: once more with a new one.
@@ -452,6 +477,8 @@ impl ApiClient {
                         a.request = a.request.take().filter(|r| *r != shown);
                     }
                     fetched.attempts = trace;
+                    // Paginators read the position, not the rendered request.
+                    fetched.url = url;
                     return Ok(fetched);
                 }
                 Err(retry) => retry,
@@ -474,7 +501,8 @@ impl ApiClient {
                             ),
                         });
                         url = smaller;
-                        shown = redact_url(&url);
+                        sent = self.request.render(&url);
+                        shown = redact_url(&sent.url);
                         continue;
                     }
                     // At the floor: retried as any transient failure; said if it persists.
@@ -486,8 +514,16 @@ impl ApiClient {
                     }
                 }
             }
-            self.pause(page, attempt, after, reason, started, &shown, reporter)
-                .await?;
+            self.pause(
+                page,
+                attempt,
+                after,
+                reason,
+                started,
+                (verb(&sent.method), &shown),
+                reporter,
+            )
+            .await?;
         }
     }
 
@@ -501,7 +537,7 @@ impl ApiClient {
         after: Option<Duration>,
         reason: String,
         started: Instant,
-        shown: &str,
+        (method, shown): (Verb, &str),
         reporter: &dyn Reporter,
     ) -> Result<(), SourceError> {
         let elapsed = started.elapsed();
@@ -521,6 +557,7 @@ impl ApiClient {
             Step::TooLong(after) => {
                 return Err(retry_after_too_long(
                     page,
+                    method,
                     shown.to_string(),
                     after,
                     &self.retry,
@@ -537,6 +574,7 @@ impl ApiClient {
             Step::Exhausted => {
                 return Err(SourceError::RetriesExhausted {
                     page,
+                    method,
                     url: shown.to_string(),
                     attempts: attempt,
                     elapsed_s: elapsed.as_secs_f64(),
@@ -625,6 +663,7 @@ impl ApiClient {
                 .unwrap_or_default();
             return Err(SourceError::Status {
                 page,
+                method: verb(method),
                 url: shown.to_string(),
                 status,
                 message: format!("redirected to {to}"),
@@ -678,6 +717,7 @@ impl ApiClient {
                 if status == 401 || status == 403 {
                     Err(SourceError::Auth {
                         page,
+                        method: verb(method),
                         url: shown.to_string(),
                         status,
                         hint: auth_hint(status, &message, &self.auth_config),
@@ -686,6 +726,7 @@ impl ApiClient {
                 } else {
                     Err(SourceError::Status {
                         page,
+                        method: verb(method),
                         url: shown.to_string(),
                         status,
                         message,
@@ -700,6 +741,7 @@ impl ApiClient {
 /// The error for a `Retry-After` past `policy.max_retry_after`, with the time to run again.
 fn retry_after_too_long(
     page: u64,
+    method: Verb,
     url: String,
     after: Duration,
     policy: &RetryPolicy,
@@ -710,6 +752,7 @@ fn retry_after_too_long(
     let at = at.replace_nanosecond(0).unwrap_or(at) + time::Duration::seconds(1);
     SourceError::RetryAfterTooLong {
         page,
+        method,
         url,
         after_s: after.as_secs(),
         max_s: policy.max_retry_after.as_secs(),
@@ -753,8 +796,16 @@ impl ApiClient {
                     if !(reason.starts_with("429") || reason.starts_with("connect")) {
                         return Err(SourceError::PostFailed { url: shown, reason });
                     }
-                    self.pause(0, attempt, after, reason, started, &shown, reporter)
-                        .await?;
+                    self.pause(
+                        0,
+                        attempt,
+                        after,
+                        reason,
+                        started,
+                        (Verb::Post, &shown),
+                        reporter,
+                    )
+                    .await?;
                 }
                 Err(SourceError::Auth {
                     status,
@@ -808,6 +859,30 @@ impl ApiClient {
 /// Whether a transport failure's reason (its error chain, as [`transport_reason`] words it)
 /// is a TLS certificate the client does not trust: an unknown issuer, an expired or
 /// self-signed certificate, a name mismatch.
+/// The method of a page request, as messages name it (one byte: errors stay small).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl std::fmt::Display for Verb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        })
+    }
+}
+
+fn verb(method: &reqwest::Method) -> Verb {
+    if *method == reqwest::Method::POST {
+        Verb::Post
+    } else {
+        Verb::Get
+    }
+}
+
 fn is_certificate_problem(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     [
@@ -854,7 +929,14 @@ mod tests {
     fn the_time_to_run_again_counts_from_the_client_clock_rounded_up() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
         let policy = RetryPolicy::default();
-        let err = retry_after_too_long(3, "u".into(), Duration::from_secs(3600), &policy, now);
+        let err = retry_after_too_long(
+            3,
+            Verb::Get,
+            "u".into(),
+            Duration::from_secs(3600),
+            &policy,
+            now,
+        );
         match err {
             SourceError::RetryAfterTooLong {
                 after_s,

@@ -6,6 +6,7 @@ pub mod client;
 pub mod extract;
 pub mod page_size;
 pub mod paginate;
+pub mod request;
 pub mod retry;
 pub mod trace;
 pub mod upstream;

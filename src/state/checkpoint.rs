@@ -4,6 +4,7 @@
 
 use crate::encode::schema::Schema;
 use crate::secret::{is_secret_name, redact_url};
+use crate::source::request::BoundRequest;
 use crate::state::entries::{ManifestFile, RejectedPage};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -49,6 +50,10 @@ pub struct Checkpoint {
     /// The request after the last page in a committed chunk (redacted); `None` once the
     /// listing has ended.
     pub next_request: Option<String>,
+    /// The body of the next request, as sent (`--method POST`; redacted, the pagination
+    /// pointer kept): with `next_request`, the whole request a resumed run replays.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_body: Option<String>,
     /// The URL of the last page in a committed chunk (redacted).
     pub last_request: Option<String>,
     /// Pages whose records are in committed chunks.
@@ -136,6 +141,43 @@ pub fn restore_url(saved: &str, configured: &Url) -> Result<Url, String> {
     Ok(url)
 }
 
+/// The form the request for `position` is saved in: the URL as sent and its body (a POST's),
+/// both redacted.
+pub fn save_request(request: &BoundRequest, position: &Url) -> (String, Option<String>) {
+    let sent = request.render(position);
+    let body = sent.body.map(|b| request.redacted_body(&b));
+    (redact_url(&sent.url), body)
+}
+
+/// The position a saved request (URL and body) was rendered from, with masked query values
+/// restored from the configured URL — checked to render back to exactly the saved request,
+/// so that a resumed run sends what was saved or refuses (a `--body` or `--query` that
+/// changed since would otherwise mix two listings in one run).
+pub fn restore_request(
+    saved_url: &str,
+    saved_body: Option<&str>,
+    configured: &Url,
+    request: &BoundRequest,
+) -> Result<Url, String> {
+    let url = restore_url(saved_url, configured)?;
+    let position = request
+        .position(&url, saved_body)
+        .map_err(|e| e.to_string())?;
+    let again = save_request(request, &position);
+    if (again.0.as_str(), again.1.as_deref()) != (saved_url, saved_body) {
+        let show = |(url, body): (&str, Option<&str>)| match body {
+            Some(b) => format!("{url} with body {b}"),
+            None => url.to_string(),
+        };
+        return Err(format!(
+            "the saved next request is {}, but the configured --method/--body/--query would send {}",
+            show((saved_url, saved_body)),
+            show((again.0.as_str(), again.1.as_deref()))
+        ));
+    }
+    Ok(position)
+}
+
 /// The form a request URL is saved in.
 pub fn save_url(url: &Url) -> String {
     redact_url(url)
@@ -174,6 +216,52 @@ mod tests {
         // A URL without secrets round-trips untouched.
         let plain = Url::parse("https://api.example.com/prod/orders?offset=500&limit=100").unwrap();
         assert_eq!(restore_url(&save_url(&plain), &configured).unwrap(), plain);
+    }
+
+    /// A POST's next request is saved whole (URL as sent, body with its pointer, secrets
+    /// masked) and restored to the position it came from; a template that would send anything
+    /// else is refused.
+    #[test]
+    fn saved_requests_replay_exactly_or_are_refused() {
+        use crate::config::RequestTemplate;
+        use crate::source::request::{BodyField, RunValues};
+        let run = RunValues {
+            run_id: "r1",
+            started_at: "2026-12-07T00:00:00Z",
+        };
+        let template = |q: &str| RequestTemplate {
+            post: true,
+            body: Some(
+                serde_json::from_str(&format!(
+                    r#"{{"q":"{q}","api_key":"K9","at":"{{run_started}}"}}"#
+                ))
+                .unwrap(),
+            ),
+            query: vec![("trace".into(), "{run_id}".into())],
+        };
+        let field = || BodyField {
+            param: "cursor".into(),
+            path: "paging.token".into(),
+            number: false,
+            flag: "--cursor-body-path",
+        };
+        let bound = template("open").bind(vec![field()], &run).unwrap();
+        let configured = Url::parse("https://h/prod/search?index=a").unwrap();
+        let position = Url::parse("https://h/prod/search?index=a&cursor=c%2B1").unwrap();
+        let (url, body) = save_request(&bound, &position);
+        assert_eq!(url, "https://h/prod/search?index=a&trace=r1");
+        let body = body.unwrap();
+        assert!(
+            !body.contains("K9") && body.contains(r#""token":"c+1""#),
+            "{body}"
+        );
+        let back = restore_request(&url, Some(&body), &configured, &bound).unwrap();
+        assert_eq!(bound.render(&back), bound.render(&position));
+        // Another search, or a run saved without a body, is not replayed.
+        let other = template("closed").bind(vec![field()], &run).unwrap();
+        let err = restore_request(&url, Some(&body), &configured, &other).unwrap_err();
+        assert!(err.contains("would send"), "{err}");
+        assert!(restore_request(&url, None, &configured, &bound).is_err());
     }
 
     #[test]

@@ -32,6 +32,9 @@ use sha2::{Digest, Sha256};
 /// Routes for split jobs (windows, keys): `apigw_partitions.rs`.
 #[path = "apigw_partitions.rs"]
 mod partitions;
+// The search routes that page through a POST body (`apigw_body.rs`).
+#[path = "apigw_body.rs"]
+mod body;
 
 /// The stage prefix every route lives under.
 pub const STAGE: &str = "/prod";
@@ -596,6 +599,9 @@ impl Shared {
 }
 
 async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8]) -> Response {
+    if let Some(searched) = body::respond(shared, parts, body).await {
+        return searched;
+    }
     let config = &shared.config;
     if let Some(response) = partitions::respond(shared, parts, body).await {
         return response;

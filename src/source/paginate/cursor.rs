@@ -54,8 +54,16 @@ const CURSOR_PARAM: Setting = Setting::text(
 )
 .or("cursor");
 
+const CURSOR_BODY_PATH: Setting = Setting::text(
+    "cursor_body_path",
+    "cursor-body-path",
+    "GATELAKE_CURSOR_BODY_PATH",
+    "PATH",
+    "cursor: with --method POST, send the cursor at this path of the request body (e.g. page_token or paging.cursor) instead of the query",
+);
+
 /// What the style reads, in the order it is resolved and shown.
-const SETTINGS: &[Setting] = &[CURSOR_PATH, CURSOR_HEADER, CURSOR_PARAM];
+const SETTINGS: &[Setting] = &[CURSOR_PATH, CURSOR_HEADER, CURSOR_PARAM, CURSOR_BODY_PATH];
 
 /// `--paginate cursor`.
 pub(super) struct CursorStyle;
@@ -91,7 +99,9 @@ impl Style for CursorStyle {
             )),
         };
         let param = s.text(CURSOR_PARAM.key).unwrap_or_default();
-        Ok(Box::new(CursorPaginator::new(source, param)))
+        let mut paginator = CursorPaginator::new(source, param);
+        paginator.body_path = s.text(CURSOR_BODY_PATH.key);
+        Ok(Box::new(paginator))
     }
 }
 
@@ -99,11 +109,17 @@ impl Style for CursorStyle {
 pub struct CursorPaginator {
     source: CursorSource,
     param: String,
+    /// Where the cursor goes in a POST body (`--cursor-body-path`); `None`: the query.
+    body_path: Option<String>,
 }
 
 impl CursorPaginator {
     pub fn new(source: CursorSource, param: String) -> Self {
-        Self { source, param }
+        Self {
+            source,
+            param,
+            body_path: None,
+        }
     }
 }
 
@@ -135,6 +151,18 @@ impl Paginator for CursorPaginator {
             CursorSource::Header(name) => header_cursor(page.headers, name),
         };
         Ok(cursor.map(|c| with_query_param(page.url, &self.param, &c)))
+    }
+
+    fn body_fields(&self) -> Vec<super::BodyField> {
+        self.body_path
+            .iter()
+            .map(|path| super::BodyField {
+                param: self.param.clone(),
+                path: path.clone(),
+                number: false,
+                flag: "--cursor-body-path",
+            })
+            .collect()
     }
 
     fn missing_pointer(

@@ -47,6 +47,7 @@ pub use pointer::MissingPointer;
 pub use style::{Pages, Setting, SettingKind, Style, StyleSettings, PAGE_SIZE};
 
 use super::extract::{ExtractError, JsonDoc};
+pub use super::request::BodyField;
 pub use crate::http::same_origin;
 use crate::secret::redact_url;
 use reqwest::header::HeaderMap;
@@ -158,6 +159,12 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     /// links).
     fn predict(&self, _url: &Url, _page_records: Option<u64>) -> Option<Url> {
         None
+    }
+
+    /// The query parameters this paginator's pointers travel in the request body instead
+    /// (its `*_body_path` settings; see `source::request`). None by default.
+    fn body_fields(&self) -> Vec<BodyField> {
+        Vec::new()
     }
 }
 

@@ -39,9 +39,30 @@ const START_OFFSET: Setting = Setting::text(
 )
 .count()
 .or("0");
+const OFFSET_BODY_PATH: Setting = Setting::text(
+    "offset_body_path",
+    "offset-body-path",
+    "GATELAKE_OFFSET_BODY_PATH",
+    "PATH",
+    "offset: with --method POST, send the offset at this path of the request body (a number, e.g. from or paging.offset) instead of the query",
+);
+const LIMIT_BODY_PATH: Setting = Setting::text(
+    "limit_body_path",
+    "limit-body-path",
+    "GATELAKE_LIMIT_BODY_PATH",
+    "PATH",
+    "offset: with --method POST, send the limit at this path of the request body (a number, e.g. size) instead of the query",
+);
 
 /// What the style reads, in the order it is resolved and shown.
-const SETTINGS: &[Setting] = &[OFFSET_PARAM, LIMIT_PARAM, PAGE_SIZE, START_OFFSET];
+const SETTINGS: &[Setting] = &[
+    OFFSET_PARAM,
+    LIMIT_PARAM,
+    PAGE_SIZE,
+    START_OFFSET,
+    OFFSET_BODY_PATH,
+    LIMIT_BODY_PATH,
+];
 
 /// `--paginate offset`.
 pub(super) struct OffsetStyle;
@@ -65,12 +86,14 @@ impl Style for OffsetStyle {
     }
 
     fn paginator(&self, s: &StyleSettings<'_>) -> Result<Box<dyn Paginator>, PaginateError> {
-        Ok(Box::new(OffsetPaginator::new(
+        let mut paginator = OffsetPaginator::new(
             s.text(OFFSET_PARAM.key).unwrap_or_default(),
             s.text(LIMIT_PARAM.key).unwrap_or_default(),
             s.positive(PAGE_SIZE.key)?,
             s.count(START_OFFSET.key)?.unwrap_or(0),
-        )))
+        );
+        paginator.body_paths = (s.text(OFFSET_BODY_PATH.key), s.text(LIMIT_BODY_PATH.key));
+        Ok(Box::new(paginator))
     }
 
     /// Offsets are absolute: page `page` of `size` records begins at `start + page * size`.
@@ -98,6 +121,9 @@ pub struct OffsetPaginator {
     limit_param: String,
     limit: u64,
     start: u64,
+    /// Where the offset and the limit go in a POST body (`--offset-body-path`,
+    /// `--limit-body-path`); `None`: the query.
+    body_paths: (Option<String>, Option<String>),
 }
 
 impl OffsetPaginator {
@@ -107,6 +133,7 @@ impl OffsetPaginator {
             limit_param,
             limit,
             start,
+            body_paths: (None, None),
         }
     }
 
@@ -145,6 +172,24 @@ impl Paginator for OffsetPaginator {
 
     fn configured_page_size(&self) -> Option<u64> {
         Some(self.limit)
+    }
+
+    fn body_fields(&self) -> Vec<super::BodyField> {
+        let (offset, limit) = &self.body_paths;
+        [
+            (offset, &self.offset_param, "--offset-body-path"),
+            (limit, &self.limit_param, "--limit-body-path"),
+        ]
+        .into_iter()
+        .filter_map(|(path, param, flag)| {
+            path.as_ref().map(|path| super::BodyField {
+                param: param.clone(),
+                path: path.clone(),
+                number: true,
+                flag,
+            })
+        })
+        .collect()
     }
 
     fn page_size(&self, url: &Url) -> Option<u64> {

@@ -44,6 +44,20 @@ const FROM_PAGE: Setting = Setting::text(
     "page: the page to begin at, when only part of the listing is pulled (a range of a split listing, --ranges, sets it). [default: --start-page]",
 )
 .count();
+const PAGE_BODY_PATH: Setting = Setting::text(
+    "page_body_path",
+    "page-body-path",
+    "GATELAKE_PAGE_BODY_PATH",
+    "PATH",
+    "page: with --method POST, send the page number at this path of the request body (a number, e.g. page or paging.number) instead of the query",
+);
+const PAGE_SIZE_BODY_PATH: Setting = Setting::text(
+    "page_size_body_path",
+    "page-size-body-path",
+    "GATELAKE_PAGE_SIZE_BODY_PATH",
+    "PATH",
+    "page: with --method POST and --page-size-param, send the page size at this path of the request body instead of the query",
+);
 
 /// What the style reads, in the order it is resolved and shown.
 const SETTINGS: &[Setting] = &[
@@ -52,6 +66,8 @@ const SETTINGS: &[Setting] = &[
     PAGE_SIZE_PARAM,
     PAGE_SIZE.only_with(PAGE_SIZE_PARAM.key),
     FROM_PAGE,
+    PAGE_BODY_PATH,
+    PAGE_SIZE_BODY_PATH,
 ];
 
 /// `--paginate page`.
@@ -80,15 +96,24 @@ impl Style for PageNumberStyle {
             Some(param) => Some((param, s.positive(PAGE_SIZE.key)?)),
             None => None,
         };
-        let paginator = PageNumberPaginator::new(
+        let body_size = match (&size, s.text(PAGE_SIZE_BODY_PATH.key)) {
+            (None, Some(_)) => {
+                return Err(PaginateError::Settings(
+                    "--page-size-body-path needs --page-size-param (the name gatelake keeps the size under) and --page-size".into(),
+                ))
+            }
+            (_, path) => path,
+        };
+        let mut paginator = PageNumberPaginator::new(
             s.text(PAGE_PARAM.key).unwrap_or_default(),
             s.count(START_PAGE.key)?.unwrap_or(1),
             size,
         );
-        Ok(Box::new(match s.count(FROM_PAGE.key)? {
-            Some(page) => paginator.beginning_at(page),
-            None => paginator,
-        }))
+        if let Some(page) = s.count(FROM_PAGE.key)? {
+            paginator = paginator.beginning_at(page);
+        }
+        paginator.body_paths = (s.text(PAGE_BODY_PATH.key), body_size);
+        Ok(Box::new(paginator))
     }
 
     /// Page `page` (0-based) is number `start + page`; its size is the API's unless a
@@ -116,6 +141,9 @@ pub struct PageNumberPaginator {
     /// The page the listing begins at, when only part of it is pulled; else `start`.
     begin: Option<u64>,
     size: Option<(String, u64)>,
+    /// Where the page number and the page size go in a POST body (`--page-body-path`,
+    /// `--page-size-body-path`); `None`: the query.
+    body_paths: (Option<String>, Option<String>),
 }
 
 impl PageNumberPaginator {
@@ -125,6 +153,7 @@ impl PageNumberPaginator {
             start,
             begin: None,
             size,
+            body_paths: (None, None),
         }
     }
 
@@ -170,6 +199,29 @@ impl Paginator for PageNumberPaginator {
 
     fn configured_page_size(&self) -> Option<u64> {
         self.size.as_ref().map(|(_, n)| *n)
+    }
+
+    fn body_fields(&self) -> Vec<super::BodyField> {
+        let (page, size) = &self.body_paths;
+        let size_param = self.size.as_ref().map(|(p, _)| p);
+        let mut out = Vec::new();
+        if let Some(path) = page {
+            out.push(super::BodyField {
+                param: self.page_param.clone(),
+                path: path.clone(),
+                number: true,
+                flag: "--page-body-path",
+            });
+        }
+        if let (Some(path), Some(param)) = (size, size_param) {
+            out.push(super::BodyField {
+                param: param.clone(),
+                path: path.clone(),
+                number: true,
+                flag: "--page-size-body-path",
+            });
+        }
+        out
     }
 
     fn page_size(&self, url: &Url) -> Option<u64> {
