@@ -104,11 +104,14 @@ impl PartitionSpec {
         source: &SourceConfig,
         client: &ApiClient,
     ) -> Result<Vec<Partition>, PartitionError> {
-        let list = match self {
-            PartitionSpec::Ranges(spec) => range::plan(spec, source, client).await?,
-            _ => self
-                .plan_offline(source, time::OffsetDateTime::now_utc())?
-                .unwrap_or_default(),
+        // Every check that needs no request first, for every kind.
+        let list = match self.plan_offline(source, time::OffsetDateTime::now_utc())? {
+            Some(list) => list,
+            None => match self {
+                PartitionSpec::Ranges(spec) => range::plan(spec, source, client).await?,
+                // Only ranges need the API; an empty list is refused below.
+                _ => Vec::new(),
+            },
         };
         check_count(list.len(), self)?;
         Ok(list)
@@ -395,6 +398,11 @@ pub(crate) mod tests {
         job.checks.expect_rows = Some(1_050);
         let err = windows(86_400)
             .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("drop --expect-rows"), "{err}");
+        let err = PartitionSpec::Ranges(RangeSpec { count: 3 })
+            .check(&job)
             .unwrap_err()
             .to_string();
         assert!(err.contains("drop --expect-rows"), "{err}");
