@@ -423,6 +423,12 @@ pub fn is_secret_name(name: &str) -> bool {
 /// The URL with the values of secret-looking query parameters replaced by `***`, and any
 /// userinfo (`user:password@`) removed. Safe to print, log, checkpoint or put in a manifest.
 pub fn redact_url(url: &url::Url) -> String {
+    redact_url_keeping(url, &[])
+}
+
+/// [`redact_url`], except for the query parameters named in `keep`, whose values are not
+/// secrets whatever their names (a paginator's cursor called `page_token`).
+pub fn redact_url_keeping(url: &url::Url, keep: &[String]) -> String {
     let mut clean = url.clone();
     // Failing to clear userinfo only happens for URLs that cannot have it (no host), in
     // which case there is nothing to clear.
@@ -432,7 +438,7 @@ pub fn redact_url(url: &url::Url) -> String {
         let pairs: Vec<(String, String)> = clean
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_secret_name(&k) {
+                let v = if is_secret_name(&k) && !keep.iter().any(|n| *n == k) {
                     "***".to_string()
                 } else {
                     v.into_owned()

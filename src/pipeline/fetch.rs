@@ -467,9 +467,12 @@ pub(crate) fn request_for(
     run_id: &str,
     started_at: &str,
 ) -> Result<crate::source::request::BoundRequest, PullError> {
-    let fields = paginator_for(source)?.body_fields();
+    let paginator = paginator_for(source)?;
     let run = crate::source::request::RunValues { run_id, started_at };
-    Ok(source.request.bind(fields, &run)?)
+    Ok(source
+        .request
+        .bind(paginator.body_fields(), &run)?
+        .keeping_positions(paginator.position_params()))
 }
 
 /// The configured style's paginator. A pagination its style cannot use (only a library

@@ -276,6 +276,7 @@ fn combine(ctx: &WorkerContext<'_>, record: &RunRecord, cps: &[Checkpoint]) -> C
         source_url: redact_url(&ctx.config.source.url),
         next_seq: 0,
         next_request: None,
+        next_body: None,
         last_request: cps.last().and_then(|c| c.last_request.clone()),
         pages: cps.iter().map(|c| c.pages).sum(),
         files: cps.iter().flat_map(|c| c.files.iter().cloned()).collect(),

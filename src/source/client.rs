@@ -628,7 +628,7 @@ impl ApiClient {
         let headers = resp.headers().clone();
         let ids = request_ids(&headers);
         let result = self
-            .read_answer(&mut resp, url, page, shown, status, headers)
+            .read_answer(&mut resp, method, url, page, shown, status, headers)
             .await;
         trace.push(AttemptTrace {
             status: Some(status),
@@ -646,9 +646,11 @@ impl ApiClient {
 
     /// The rest of an attempt once the response's head is in: the body, within the size
     /// limit, and what the status means.
+    #[allow(clippy::too_many_arguments)]
     async fn read_answer(
         &self,
         resp: &mut reqwest::Response,
+        method: &reqwest::Method,
         url: &Url,
         page: u64,
         shown: &str,

@@ -126,6 +126,7 @@ impl RequestTemplate {
             body,
             query,
             fields,
+            position_params: Vec::new(),
         })
     }
 
@@ -157,6 +158,8 @@ pub struct BoundRequest {
     body: Option<Value>,
     query: Vec<(String, String)>,
     fields: Vec<BodyField>,
+    /// The paginator's position parameters, saved unmasked (`save_url`).
+    position_params: Vec<String>,
 }
 
 /// One request as it is sent.
@@ -176,7 +179,20 @@ impl BoundRequest {
             body: None,
             query: Vec::new(),
             fields: Vec::new(),
+            position_params: Vec::new(),
         }
+    }
+
+    /// The same request, saving the values of `params` (the paginator's position: a cursor,
+    /// an offset, a page number) unmasked whatever their names.
+    pub fn keeping_positions(mut self, params: Vec<String>) -> Self {
+        self.position_params = params;
+        self
+    }
+
+    /// The URL as sent, redacted for a checkpoint: secrets masked, the position kept.
+    pub fn saved_url(&self, url: &Url) -> String {
+        crate::secret::redact_url_keeping(url, &self.position_params)
     }
 
     /// Whether requests carry a body.

@@ -146,7 +146,7 @@ pub fn restore_url(saved: &str, configured: &Url) -> Result<Url, String> {
 pub fn save_request(request: &BoundRequest, position: &Url) -> (String, Option<String>) {
     let sent = request.render(position);
     let body = sent.body.map(|b| request.redacted_body(&b));
-    (redact_url(&sent.url), body)
+    (request.saved_url(&sent.url), body)
 }
 
 /// The position a saved request (URL and body) was rendered from, with masked query values
@@ -273,5 +273,47 @@ mod tests {
             "2026-11-24T09:59:59Z"
         ));
         assert!(!watermark_greater("a", "a"));
+    }
+}
+
+#[cfg(test)]
+mod position_tests {
+    use super::*;
+    use crate::source::paginate::{paginator, Pagination};
+
+    // A cursor parameter named like a secret (`page_token`, common in real APIs) was saved
+    // masked, so a killed run could never resume: its value is the listing's position.
+    #[test]
+    fn a_cursor_named_like_a_token_is_saved_so_a_resume_can_replay_it() {
+        let pagination = Pagination::new("cursor")
+            .with("cursor_path", "next_page_token")
+            .with("cursor_param", "page_token");
+        let p = paginator(&pagination).unwrap();
+        let request = BoundRequest::plain().keeping_positions(p.position_params());
+        let configured =
+            Url::parse("https://api.example.com/prod/orders?api_key=K1&status=open").unwrap();
+        let next = Url::parse(
+            "https://api.example.com/prod/orders?api_key=K1&status=open&page_token=c%2B9",
+        )
+        .unwrap();
+        let (saved, body) = save_request(&request, &next);
+        assert!(saved.contains("page_token=c%2B9"), "{saved}");
+        assert!(!saved.contains("K1"), "{saved}");
+        let restored = restore_request(&saved, body.as_deref(), &configured, &request).unwrap();
+        assert_eq!(restored, next);
+    }
+
+    #[test]
+    fn every_paged_style_names_its_position_parameters() {
+        let offset = paginator(
+            &Pagination::new("offset")
+                .with("offset_param", "skip_token")
+                .with("limit_param", "limit")
+                .with("page_size", "10"),
+        )
+        .unwrap();
+        assert!(offset.position_params().contains(&"skip_token".to_string()));
+        let page = paginator(&Pagination::new("page").with("page_param", "page_token")).unwrap();
+        assert_eq!(page.position_params(), vec!["page_token".to_string()]);
     }
 }

@@ -153,6 +153,10 @@ impl Paginator for CursorPaginator {
         Ok(cursor.map(|c| with_query_param(page.url, &self.param, &c)))
     }
 
+    fn position_params(&self) -> Vec<String> {
+        vec![self.param.clone()]
+    }
+
     fn body_fields(&self) -> Vec<super::BodyField> {
         self.body_path
             .iter()

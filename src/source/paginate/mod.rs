@@ -166,6 +166,14 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     fn body_fields(&self) -> Vec<BodyField> {
         Vec::new()
     }
+
+    /// The query parameters that carry this paginator's position (a cursor, an offset, a
+    /// page number). A saved request keeps their values even where the name looks like a
+    /// secret's (`page_token`, `next_token`): they are where the listing is, not a
+    /// credential, and a masked one could not be restored on resume. None by default.
+    fn position_params(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The next request after a bad page, as far as it can be known.

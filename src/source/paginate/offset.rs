@@ -174,6 +174,10 @@ impl Paginator for OffsetPaginator {
         Some(self.limit)
     }
 
+    fn position_params(&self) -> Vec<String> {
+        vec![self.offset_param.clone(), self.limit_param.clone()]
+    }
+
     fn body_fields(&self) -> Vec<super::BodyField> {
         let (offset, limit) = &self.body_paths;
         [

@@ -201,6 +201,12 @@ impl Paginator for PageNumberPaginator {
         self.size.as_ref().map(|(_, n)| *n)
     }
 
+    fn position_params(&self) -> Vec<String> {
+        let mut out = vec![self.page_param.clone()];
+        out.extend(self.size.as_ref().map(|(p, _)| p.clone()));
+        out
+    }
+
     fn body_fields(&self) -> Vec<super::BodyField> {
         let (page, size) = &self.body_paths;
         let size_param = self.size.as_ref().map(|(p, _)| p);
