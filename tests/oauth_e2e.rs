@@ -517,6 +517,34 @@ async fn oauth2_settings_are_checked_before_any_request() {
             "must be an https:// URL",
         ),
     ];
+    // --show-settings: where each came from, the secret masked, the inferred client auth.
+    let out = gatelake(
+        base(&[
+            "--token-url",
+            "http://127.0.0.1:9/oauth2/token",
+            "--client-id",
+            "app",
+            "--scope",
+            "a/read a/write",
+            "--show-settings",
+        ]),
+        vec![("GATELAKE_CLIENT_SECRET".into(), "s3cret-in-env".into())],
+    )
+    .await;
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    for line in [
+        "api-auth            oauth2  (inferred from --token-url)",
+        "scope               a/read a/write  (flag --scope)",
+        "client-secret       ***  (env GATELAKE_CLIENT_SECRET)",
+        "client-auth         basic  (default)",
+    ] {
+        assert!(
+            shown.lines().any(|l| l == line),
+            "{line:?} not in:\n{shown}"
+        );
+    }
+    assert!(!shown.contains("s3cret-in-env"));
     for (args, code, says) in cases {
         let out = gatelake(args.clone(), vec![]).await;
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));

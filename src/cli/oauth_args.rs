@@ -183,18 +183,23 @@ pub fn resolve(
     ) else {
         return Err(usage("--api-auth oauth2 needs --client-id: the app client's id (Cognito: User pool → App clients; Okta: the application's Client ID)".into()));
     };
-    let scopes: Vec<String> = if args.scope.is_empty() {
-        job.scope.clone().unwrap_or_default()
-    } else {
-        args.scope.clone()
-    }
-    .iter()
-    .flat_map(|s| s.split([' ', ',']).map(str::to_string).collect::<Vec<_>>())
-    .filter(|s| !s.is_empty())
-    .collect();
-    if !scopes.is_empty() {
-        r.pick("scope", Some(scopes.join(" ")), None, None);
-    }
+    let split = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .flat_map(|s| s.split([' ', ',']))
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let joined = |v: Vec<String>| (!v.is_empty()).then(|| v.join(" "));
+    let scopes: Vec<String> = r
+        .pick(
+            "scope",
+            joined(split(&args.scope)),
+            joined(split(job.scope.as_deref().unwrap_or_default())),
+            None,
+        )
+        .map(|s| s.split(' ').map(str::to_string).collect())
+        .unwrap_or_default();
     let audience = r.pick(
         "audience",
         args.audience.clone(),
@@ -202,10 +207,16 @@ pub fn resolve(
         None,
     );
 
+    // Recorded for --show-settings with where it came from.
+    r.pick(
+        "subject_token",
+        args.subject_token.map(SubjectTokenArg::as_str),
+        job.subject_token.map(SubjectTokenArg::as_str),
+        None,
+    );
     let grant = match args.subject_token.or(job.subject_token) {
         None => Grant::ClientCredentials,
         Some(kind) => {
-            r.pick("subject_token", Some(kind.as_str()), None, None);
             let subject = match kind {
                 SubjectTokenArg::File => {
                     match r.pick(
@@ -267,7 +278,11 @@ pub fn resolve(
             Some(SecretSource::Value(Secret::new(s)))
         }
         (None, Some(f)) => {
-            r.pick("client_secret_file", Some(f.display().to_string()), None, None);
+            let shown = f.display().to_string();
+            match args.client_secret_file.is_some() {
+                true => r.pick("client_secret_file", Some(shown), None, None),
+                false => r.pick("client_secret_file", None, Some(shown), None),
+            };
             Some(SecretSource::File(
                 SecretFile::open(&f, "client secret")
                     .map_err(|e| CredentialError(format!("--client-secret-file: {e}")))?,
@@ -294,13 +309,20 @@ pub fn resolve(
     if let (Some(_), Some(k)) = (&secret, &key_file) {
         return Err(usage(format!("both a client secret and --client-key-file {k} were given: private_key_jwt needs no secret; keep the one the app is set up for")));
     }
-    let how = match args.client_auth.or(job.client_auth) {
-        Some(h) => h,
-        None if key_file.is_some() => ClientAuthArg::PrivateKeyJwt,
-        None if secret.is_some() => ClientAuthArg::Basic,
-        None => ClientAuthArg::None,
+    let inferred = if key_file.is_some() {
+        ClientAuthArg::PrivateKeyJwt
+    } else if secret.is_some() {
+        ClientAuthArg::Basic
+    } else {
+        ClientAuthArg::None
     };
-    r.pick("client_auth", Some(how.as_str()), None, None);
+    let how = args.client_auth.or(job.client_auth).unwrap_or(inferred);
+    r.pick(
+        "client_auth",
+        args.client_auth.map(ClientAuthArg::as_str),
+        job.client_auth.map(ClientAuthArg::as_str),
+        Some(inferred.as_str()),
+    );
     let client_auth = match (how, secret, key_file) {
         (ClientAuthArg::Basic, Some(s), _) => ClientAuth::SecretBasic(s),
         (ClientAuthArg::Post, Some(s), _) => ClientAuth::SecretPost(s),
