@@ -197,3 +197,82 @@ pub(super) fn describe(k: &KeySpec) -> String {
 fn invalid(msg: String) -> PartitionError {
     PartitionError::Invalid(msg)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::source;
+    use super::*;
+    use crate::config::Pagination;
+
+    fn spec(keys: &[&str], param: Option<&str>, per: usize) -> KeySpec {
+        KeySpec {
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            param: param.map(str::to_string),
+            per_partition: per,
+        }
+    }
+
+    #[test]
+    fn ids_are_readable_distinct_and_stable() {
+        let job = source("https://h/prod/t/{key}/orders", Pagination::single());
+        let list = plan(&spec(&["Acme Corp", "acme-corp", "Ünïcode"], None, 1), &job).unwrap();
+        let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+        assert!(
+            ids[0].starts_with("k-acme-corp-") && ids[1].starts_with("k-acme-corp-"),
+            "{ids:?}"
+        );
+        assert_ne!(ids[0], ids[1]);
+        assert!(ids[2].starts_with("k-n-code-"), "{ids:?}");
+        for id in &ids {
+            assert!(
+                id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{id}"
+            );
+            assert_eq!(id.rsplit('-').next().unwrap().len(), 8, "{id}");
+        }
+        let again = plan(&spec(&["Acme Corp", "acme-corp", "Ünïcode"], None, 1), &job).unwrap();
+        assert_eq!(again, list);
+        assert_eq!(slug(&"x".repeat(100)).len(), SLUG_MAX);
+        assert_eq!(slug("日本"), "key");
+    }
+
+    #[test]
+    fn where_the_keys_go_must_be_said_once() {
+        let no_placeholder = source("https://h/prod/orders", Pagination::single());
+        let placeholder = source("https://h/prod/t/{key}/orders", Pagination::single());
+        let cases = [
+            (&no_placeholder, spec(&["a"], None, 1), "no {key}"),
+            (&placeholder, spec(&["a"], Some("t"), 1), "keep one"),
+            (
+                &placeholder,
+                spec(&["a", "b"], None, 2),
+                "needs --key-param",
+            ),
+            (
+                &no_placeholder,
+                spec(&["a", "a"], Some("t"), 1),
+                "listed twice",
+            ),
+            (&no_placeholder, spec(&["a", ""], Some("t"), 1), "empty"),
+            (
+                &no_placeholder,
+                spec(&["a,b", "c"], Some("t"), 2),
+                "holds a comma",
+            ),
+            (&no_placeholder, spec(&["a"], Some("t"), 0), "at least 1"),
+        ];
+        for (job, spec, want) in cases {
+            let err = plan(&spec, job).unwrap_err().to_string();
+            assert!(err.contains(want), "{spec:?}: {err}");
+        }
+        // A comma in a key alone in its partition is just part of its value.
+        assert!(plan(&spec(&["a,b"], Some("t"), 1), &no_placeholder).is_ok());
+    }
+
+    #[test]
+    fn a_keys_file_skips_comments_and_blank_lines() {
+        let text = "# tenants\nacme\n\n  globex  \n#old\ninitech\r\n";
+        assert_eq!(parse_key_list(text), ["acme", "globex", "initech"]);
+    }
+}

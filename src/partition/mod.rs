@@ -217,3 +217,218 @@ pub fn apply(source: &SourceConfig, p: &Partition) -> Result<SourceConfig, Parti
     crate::source::paginate::paginator(&s.pagination)?;
     Ok(s)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::config::{ApiAuth, ListingChecks, Pagination, RetryPolicy};
+    use std::time::Duration;
+    use time::macros::datetime;
+    use time::OffsetDateTime;
+
+    /// A job's source at `url`, paged by `pagination`.
+    pub(crate) fn source(url: &str, pagination: Pagination) -> SourceConfig {
+        SourceConfig {
+            url: url::Url::parse(url).unwrap(),
+            pagination,
+            records_path: "items".into(),
+            auth: ApiAuth::None,
+            usage_plan_key: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+            retry: RetryPolicy::default(),
+            max_pages: None,
+            checks: ListingChecks::default(),
+            max_page_bytes: 1 << 20,
+            on_bad_page: Default::default(),
+            concurrency: 1,
+        }
+    }
+
+    fn windows(step_secs: u64) -> PartitionSpec {
+        PartitionSpec::Windows(WindowSpec {
+            start: datetime!(2026-01-01 00:00 UTC),
+            end: WindowEnd::At(datetime!(2026-01-03 00:00 UTC)),
+            step: Duration::from_secs(step_secs),
+            from_param: "from".into(),
+            to_param: "to".into(),
+            format: WindowFormat::Rfc3339,
+        })
+    }
+
+    fn keys(list: &[&str], param: Option<&str>, per: usize) -> PartitionSpec {
+        PartitionSpec::Keys(KeySpec {
+            keys: list.iter().map(|k| k.to_string()).collect(),
+            param: param.map(str::to_string),
+            per_partition: per,
+        })
+    }
+
+    fn first_url(s: &SourceConfig) -> String {
+        crate::source::paginate::paginator(&s.pagination)
+            .unwrap()
+            .first(&s.url)
+            .to_string()
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_spec_and_nothing_else() {
+        assert_eq!(windows(86_400).fingerprint(), windows(86_400).fingerprint());
+        assert_eq!(windows(86_400).fingerprint().len(), 16);
+        let different = [
+            windows(3_600),
+            keys(&["a", "b"], None, 1),
+            keys(&["a", "c"], None, 1),
+            keys(&["a", "b"], Some("tenant"), 1),
+            keys(&["a", "b"], Some("tenant"), 2),
+            PartitionSpec::Ranges(RangeSpec { count: 4 }),
+            PartitionSpec::Ranges(RangeSpec { count: 5 }),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        seen.insert(windows(86_400).fingerprint());
+        for spec in &different {
+            assert!(seen.insert(spec.fingerprint()), "{spec:?}");
+        }
+        // `now` is part of the definition, not the time it stands for.
+        let mut now = windows(86_400);
+        if let PartitionSpec::Windows(w) = &mut now {
+            w.end = WindowEnd::Now;
+        }
+        assert_ne!(now.fingerprint(), windows(86_400).fingerprint());
+    }
+
+    #[test]
+    fn a_window_partition_sends_its_bounds_in_the_query() {
+        let job = source(
+            "https://api.example.com/prod/orders?status=open",
+            Pagination::new("cursor")
+                .with("cursor_path", "next")
+                .with("cursor_param", "cursor"),
+        );
+        let list = windows(86_400)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap()
+            .unwrap();
+        assert_eq!(list.len(), 2);
+        let s = apply(&job, &list[1]).unwrap();
+        assert_eq!(
+            s.url.as_str(),
+            "https://api.example.com/prod/orders?status=open&from=2026-01-02T00%3A00%3A00Z&to=2026-01-03T00%3A00%3A00Z"
+        );
+        assert_eq!(
+            serde_json::to_value(&list[1].covers).unwrap(),
+            serde_json::json!({"window": {"from": "2026-01-02T00:00:00Z", "to": "2026-01-03T00:00:00Z"}})
+        );
+    }
+
+    #[test]
+    fn a_key_goes_in_the_path_percent_encoded_as_one_segment() {
+        let job = source(
+            "https://api.example.com/prod/tenants/{key}/orders",
+            Pagination::single(),
+        );
+        let list = keys(&["acme", "a/b c?"], None, 1)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap()
+            .unwrap();
+        let urls: Vec<String> = list
+            .iter()
+            .map(|p| apply(&job, p).unwrap().url.to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.example.com/prod/tenants/acme/orders",
+                "https://api.example.com/prod/tenants/a%2Fb%20c%3F/orders",
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&list[0].covers).unwrap(),
+            serde_json::json!({"keys": ["acme"]})
+        );
+    }
+
+    #[test]
+    fn keys_in_a_query_parameter_go_in_groups() {
+        let job = source("https://api.example.com/prod/orders", Pagination::single());
+        let list = keys(&["a", "b", "c"], Some("tenant"), 2)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap()
+            .unwrap();
+        let urls: Vec<String> = list
+            .iter()
+            .map(|p| apply(&job, p).unwrap().url.to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://api.example.com/prod/orders?tenant=a%2Cb",
+                "https://api.example.com/prod/orders?tenant=c",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_range_begins_part_way_stops_at_its_end_and_expects_its_own_records() {
+        let mut job = source(
+            "https://api.example.com/prod/offset",
+            Pagination::new("offset").with("page_size", 100),
+        );
+        job.pagination.stop.total_path = Some("total".into());
+        job.checks.expect_rows = Some(1_050);
+        let list = range::cut(&RangeSpec { count: 3 }, &job, 1_050, 100).unwrap();
+        let s = apply(&job, &list[2]).unwrap();
+        assert_eq!(
+            first_url(&s),
+            "https://api.example.com/prod/offset?offset=700&limit=100"
+        );
+        assert_eq!(s.pagination.stop.max_records, Some(350));
+        assert_eq!(s.checks.expect_rows, Some(350));
+        // The whole listing's total is not one range's count.
+        assert_eq!(s.pagination.stop.total_path, None);
+        // The job's own --expect-rows counts the run, not a window or a key.
+        let w = windows(86_400)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap()
+            .unwrap();
+        assert_eq!(apply(&job, &w[0]).unwrap().checks.expect_rows, None);
+    }
+
+    #[test]
+    fn a_partition_survives_the_run_record() {
+        let job = source(
+            "https://api.example.com/prod/offset",
+            Pagination::new("offset"),
+        );
+        let mut all = windows(86_400)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap()
+            .unwrap();
+        all.extend(range::cut(&RangeSpec { count: 2 }, &job, 500, 100).unwrap());
+        let text = serde_json::to_string(&all).unwrap();
+        let back: Vec<Partition> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, all);
+        // A record written with only id and covers still reads.
+        let bare: Partition =
+            serde_json::from_str(r#"{"id":"r-000000","covers":{"range":{"first":0,"last":9}}}"#)
+                .unwrap();
+        assert_eq!(bare.request, PartitionRequest::default());
+    }
+
+    #[test]
+    fn too_many_or_no_partitions_are_refused_with_what_to_change() {
+        let job = source("https://api.example.com/prod/orders", Pagination::single());
+        let err = windows(1)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("172800 partitions"), "{err}");
+        assert!(err.contains("longer windows"), "{err}");
+        let err = keys(&[], Some("k"), 1)
+            .plan_offline(&job, OffsetDateTime::now_utc())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no partitions"), "{err}");
+    }
+}

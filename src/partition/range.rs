@@ -135,3 +135,129 @@ pub(super) fn cut(
     }
     Ok(list)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::tests::source;
+    use super::*;
+    use crate::config::Pagination;
+
+    fn offset_job() -> SourceConfig {
+        let mut job = source(
+            "https://h/prod/offset",
+            Pagination::new("offset").with("page_size", 100),
+        );
+        job.pagination.stop.total_path = Some("total".into());
+        job
+    }
+
+    fn bounds(list: &[Partition]) -> Vec<(u64, u64)> {
+        list.iter()
+            .map(|p| match p.covers {
+                Covers::Range { first, last } => (first, last),
+                _ => panic!("not a range: {p:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranges_are_whole_pages_that_tile_the_total() {
+        let job = offset_job();
+        let list = cut(&RangeSpec { count: 3 }, &job, 1_050, 100).unwrap();
+        assert_eq!(bounds(&list), [(0, 299), (300, 699), (700, 1_049)]);
+        let ids: Vec<&str> = list.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, ["r-000000", "r-000001", "r-000002"]);
+        assert_eq!(
+            list[1]
+                .request
+                .settings
+                .get("start_offset")
+                .map(String::as_str),
+            Some("300")
+        );
+        // More ranges than pages: one range per page.
+        let list = cut(&RangeSpec { count: 10 }, &job, 250, 100).unwrap();
+        assert_eq!(bounds(&list), [(0, 99), (100, 199), (200, 249)]);
+        // Every record in exactly one range, for awkward shapes too.
+        for (total, size, n) in [(1, 100, 4), (999, 7, 13), (100_000, 100, 64)] {
+            let list = cut(&RangeSpec { count: n }, &job, total, size).unwrap();
+            let mut next = 0;
+            for (first, last) in bounds(&list) {
+                assert_eq!(first, next);
+                assert_eq!(first % size, 0, "a range starts on a page boundary");
+                next = last + 1;
+            }
+            assert_eq!(next, total);
+        }
+    }
+
+    #[test]
+    fn page_numbered_ranges_count_from_the_apis_first_page() {
+        let mut job = source(
+            "https://h/prod/page",
+            Pagination::new("page").with("start_page", 1),
+        );
+        job.pagination.stop.total_path = Some("total".into());
+        let list = cut(&RangeSpec { count: 2 }, &job, 400, 50).unwrap();
+        assert_eq!(
+            list[1]
+                .request
+                .settings
+                .get("from_page")
+                .map(String::as_str),
+            Some("5")
+        );
+        // No page-size parameter: the API's own size is not asked for.
+        assert!(!list[1].request.settings.contains_key("page_size"));
+        let s = super::super::apply(&job, &list[1]).unwrap();
+        let first = paginate::paginator(&s.pagination).unwrap().first(&s.url);
+        assert_eq!(first.as_str(), "https://h/prod/page?page=5");
+    }
+
+    #[test]
+    fn what_ranges_need_is_asked_for_by_name() {
+        let mut no_total = offset_job();
+        no_total.pagination.stop.total_path = None;
+        let mut cursor = source(
+            "https://h/prod/cursor",
+            Pagination::new("cursor")
+                .with("cursor_path", "next")
+                .with("cursor_param", "c"),
+        );
+        cursor.pagination.stop.total_path = Some("total".into());
+        let cases = [
+            (RangeSpec { count: 0 }, offset_job(), "at least 1"),
+            (
+                RangeSpec { count: 200_000 },
+                offset_job(),
+                "more than 100000",
+            ),
+            (RangeSpec { count: 4 }, no_total, "--total-path"),
+            (RangeSpec { count: 4 }, cursor, "cannot"),
+        ];
+        for (spec, job, want) in cases {
+            let err = check(&spec, &job).unwrap_err().to_string();
+            assert!(err.contains(want), "{spec:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_page_size_is_what_the_api_serves() {
+        // Asked 100, the API caps at 40: ranges are made of pages of 40.
+        assert_eq!(page_size(Some(100), 40, 1_000).unwrap(), 40);
+        // A first page that is the whole listing: the size asked for.
+        assert_eq!(page_size(Some(100), 40, 40).unwrap(), 100);
+        assert_eq!(page_size(Some(100), 100, 1_000).unwrap(), 100);
+        // No size asked for (page numbers without a size parameter): the first page's.
+        assert_eq!(page_size(None, 25, 1_000).unwrap(), 25);
+        assert!(page_size(None, 0, 1_000)
+            .unwrap_err()
+            .to_string()
+            .contains("--page-size"));
+        assert!(page_size(Some(100), 0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("total of 0"));
+    }
+}

@@ -155,7 +155,9 @@ pub fn parse_step(s: &str) -> Result<Duration, String> {
         }
     };
     if n == 0 {
-        return Err(format!("'{t}': a window must be longer than 0"));
+        return Err(format!(
+            "'{t}': a window must be longer than 0, e.g. 1d or 6h"
+        ));
     }
     n.checked_mul(secs)
         .map(Duration::from_secs)
@@ -221,4 +223,174 @@ fn compact(t: OffsetDateTime) -> String {
 
 fn invalid(msg: String) -> PartitionError {
     PartitionError::Invalid(msg)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn spec(start: &str, end: Option<&str>, step: &str, format: WindowFormat) -> WindowSpec {
+        WindowSpec {
+            start: parse_time(start).unwrap(),
+            end: end.map_or(WindowEnd::Now, |e| WindowEnd::At(parse_time(e).unwrap())),
+            step: parse_step(step).unwrap(),
+            from_param: "from".into(),
+            to_param: "to".into(),
+            format,
+        }
+    }
+
+    fn ids_and_bounds(list: &[Partition]) -> Vec<(String, String, String)> {
+        list.iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.request.query[0].1.clone(),
+                    p.request.query[1].1.clone(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn windows_tile_the_span_and_the_last_is_cut_short() {
+        let now = datetime!(2030-01-01 00:00 UTC);
+        let s = spec(
+            "2026-01-01",
+            Some("2026-01-01T15:00:00Z"),
+            "6h",
+            WindowFormat::Rfc3339,
+        );
+        let list = plan(&s, now).unwrap();
+        assert_eq!(
+            ids_and_bounds(&list),
+            [
+                (
+                    "w-20260101T000000Z",
+                    "2026-01-01T00:00:00Z",
+                    "2026-01-01T06:00:00Z"
+                ),
+                (
+                    "w-20260101T060000Z",
+                    "2026-01-01T06:00:00Z",
+                    "2026-01-01T12:00:00Z"
+                ),
+                (
+                    "w-20260101T120000Z",
+                    "2026-01-01T12:00:00Z",
+                    "2026-01-01T15:00:00Z"
+                ),
+            ]
+            .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        );
+        // The same spec plans the same list, whenever and wherever it is planned.
+        assert_eq!(plan(&s, datetime!(2031-06-01 12:00 UTC)).unwrap(), list);
+    }
+
+    #[test]
+    fn bounds_in_each_format() {
+        let t = datetime!(2026-01-01 00:00 UTC);
+        assert_eq!(
+            format_bound(t, WindowFormat::Rfc3339),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(format_bound(t, WindowFormat::Date), "2026-01-01");
+        assert_eq!(format_bound(t, WindowFormat::Epoch), "1767225600");
+        assert_eq!(format_bound(t, WindowFormat::EpochMs), "1767225600000");
+        // Another offset is the same instant, written in UTC.
+        let there = parse_time("2026-01-01T02:00:00+02:00").unwrap();
+        assert_eq!(
+            format_bound(there, WindowFormat::Rfc3339),
+            "2026-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn date_windows_are_whole_days_and_now_stops_at_today() {
+        let now = datetime!(2026-01-04 13:45:10 UTC);
+        let list = plan(&spec("2026-01-01", None, "1d", WindowFormat::Date), now).unwrap();
+        assert_eq!(
+            ids_and_bounds(&list)
+                .iter()
+                .map(|(_, f, t)| format!("{f}..{t}"))
+                .collect::<Vec<_>>(),
+            [
+                "2026-01-01..2026-01-02",
+                "2026-01-02..2026-01-03",
+                "2026-01-03..2026-01-04"
+            ]
+        );
+        for (start, step) in [("2026-01-01T06:00:00Z", "1d"), ("2026-01-01", "12h")] {
+            let err = plan(
+                &spec(start, Some("2026-02-01"), step, WindowFormat::Date),
+                now,
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("whole days"), "{err}");
+        }
+        // Any other format ends at now itself (whole seconds).
+        let list = plan(
+            &spec("2026-01-04T12:00:00Z", None, "1h", WindowFormat::Epoch),
+            now,
+        )
+        .unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(
+            list[1].request.query[1].1,
+            format_bound(datetime!(2026-01-04 13:45:10 UTC), WindowFormat::Epoch)
+        );
+    }
+
+    #[test]
+    fn an_end_not_after_the_start_is_refused_naming_both() {
+        let now = datetime!(2026-01-01 00:00 UTC);
+        let err = plan(
+            &spec(
+                "2026-02-01",
+                Some("2026-01-01"),
+                "1d",
+                WindowFormat::Rfc3339,
+            ),
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--window-end (2026-01-01T00:00:00Z) is not after --window-start (2026-02-01T00:00:00Z)"), "{err}");
+        let err = plan(&spec("2026-02-01", None, "1d", WindowFormat::Rfc3339), now)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--window-end (now)"), "{err}");
+    }
+
+    #[test]
+    fn lengths_and_times_parse_or_say_what_to_write() {
+        for (text, secs) in [
+            ("1d", 86_400),
+            ("6h", 21_600),
+            ("15m", 900),
+            ("30s", 30),
+            (" 7d ", 604_800),
+        ] {
+            assert_eq!(parse_step(text).unwrap().as_secs(), secs, "{text}");
+        }
+        for bad in ["", "d", "1", "1w", "0h", "1.5h", "-1d"] {
+            let err = parse_step(bad).unwrap_err();
+            assert!(err.contains("1d"), "{bad}: {err}");
+        }
+        assert_eq!(
+            parse_time("2026-03-04").unwrap(),
+            datetime!(2026-03-04 00:00 UTC)
+        );
+        assert_eq!(
+            parse_time("2026-03-04T05:06:07Z").unwrap(),
+            datetime!(2026-03-04 05:06:07 UTC)
+        );
+        for bad in ["2026-03-04T05:06:07", "yesterday", "04/03/2026"] {
+            let err = parse_time(bad).unwrap_err();
+            assert!(err.contains("RFC 3339"), "{bad}: {err}");
+        }
+    }
 }

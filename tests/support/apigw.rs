@@ -29,6 +29,10 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+/// Routes for split jobs (windows, keys): `apigw_partitions.rs`.
+#[path = "apigw_partitions.rs"]
+mod partitions;
+
 /// The stage prefix every route lives under.
 pub const STAGE: &str = "/prod";
 
@@ -582,6 +586,9 @@ impl Shared {
 
 async fn respond(shared: &Shared, parts: &axum::http::request::Parts, body: &[u8]) -> Response {
     let config = &shared.config;
+    if let Some(response) = partitions::respond(shared, parts, body).await {
+        return response;
+    }
     // API Gateway answers an unknown resource or method with 403 before looking at auth.
     let route = match Route::from_path(parts.uri.path()) {
         Some(route) if parts.method == Method::GET => route,

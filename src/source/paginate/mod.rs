@@ -872,4 +872,31 @@ pub(crate) mod tests {
         let err = next_of(&p, &none, url, r#"{"next":"/prod/orders"}"#, &[], 1).unwrap_err();
         assert!(matches!(err, PaginateError::NoProgress(_)));
     }
+
+    #[test]
+    fn a_range_ends_after_its_records() {
+        let p = OffsetPaginator::new("offset".into(), "limit".into(), 100, 0);
+        let stop = StopRules {
+            max_records: Some(200),
+            ..Default::default()
+        };
+        let url = "https://api.example.com/prod/orders?offset=100&limit=100";
+        let page = |n| step_of(&p, &stop, url, "{}", &[], 100, n).unwrap().next;
+        assert!(page(1).is_some(), "100 of 200 records: go on");
+        assert_eq!(page(2), None, "200 of 200 records: the range is done");
+    }
+
+    #[test]
+    fn styles_with_addressable_pages_say_how_to_begin_part_way() {
+        let offset = Pagination::new("offset").with("page_size", 50);
+        let begun = start_at(&offset, 3, 40).unwrap().unwrap();
+        assert_eq!(begun.get("start_offset").map(String::as_str), Some("120"));
+        assert_eq!(begun.get("page_size").map(String::as_str), Some("40"));
+        let page = Pagination::new("page").with("start_page", 0);
+        let begun = start_at(&page, 3, 40).unwrap().unwrap();
+        assert_eq!(begun.get("from_page").map(String::as_str), Some("3"));
+        let cursor = Pagination::new("cursor").with("cursor_path", "next");
+        assert_eq!(start_at(&cursor, 3, 40).unwrap(), None);
+        assert_eq!(start_at(&Pagination::single(), 0, 1).unwrap(), None);
+    }
 }

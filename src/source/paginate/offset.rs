@@ -252,4 +252,21 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn begins_at_its_start_offset() {
+        let p = super::super::paginator(
+            &crate::config::Pagination::new("offset")
+                .with("start_offset", 300)
+                .with("page_size", 50),
+        )
+        .unwrap();
+        let first = p.first(&Url::parse("https://h/p").unwrap());
+        assert_eq!(first.as_str(), "https://h/p?offset=300&limit=50");
+        // Shrinking keeps the same first record: offsets are absolute.
+        assert_eq!(
+            p.resize(&first, 25).unwrap().as_str(),
+            "https://h/p?offset=300&limit=25"
+        );
+    }
 }

@@ -299,4 +299,17 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn begins_part_way_and_still_resizes_from_the_apis_first_page() {
+        let p = PageNumberPaginator::new("page".into(), 1, Some(("per_page".into(), 100)))
+            .beginning_at(5);
+        let first = p.first(&Url::parse("https://h/p").unwrap());
+        assert_eq!(first.as_str(), "https://h/p?page=5&per_page=100");
+        // Page 5 of 100 holds records 400..500; in pages of 50 that is page 9.
+        assert_eq!(
+            p.resize(&first, 50).unwrap().as_str(),
+            "https://h/p?per_page=50&page=9"
+        );
+    }
 }
