@@ -457,3 +457,79 @@ async fn ranges_cover_every_record_once_even_when_the_api_caps_its_pages() {
         .count();
     assert_eq!(past_end, 0);
 }
+
+/// A range's pull through the real pipeline, with page requests in flight ahead
+/// (`--concurrency 4`): it ends at the range's end, lands exactly its records as a complete
+/// run, and asks for no page past it (a page ahead past the end is a wasted request, and an
+/// API that refuses offsets past its data answers it with an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_pulled_with_pages_ahead_asks_for_nothing_past_its_end() {
+    use gatelake::config::{OutputConfig, PullConfig};
+    use gatelake::encode::{EncodeOptions, Format};
+    use gatelake::run::{run, RunOptions, StopSignal};
+    use gatelake::sink::local::LocalSink;
+    use std::sync::Arc;
+
+    let server = ApiGateway::start(ApiConfig {
+        records: 1_000,
+        ..ApiConfig::default()
+    })
+    .await;
+    let mut job = source(
+        &server.url("/prod/offset"),
+        Pagination::new("offset").with("page_size", 50),
+    );
+    job.pagination.stop.total_path = Some("total".into());
+    job.concurrency = 4;
+    let client = client_for(&job).await;
+    let list = PartitionSpec::Ranges(RangeSpec { count: 4 })
+        .plan(&job, &client)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut rows = 0;
+    for p in &list {
+        let before = server.requests().len();
+        let config = PullConfig {
+            job: p.id.clone(),
+            source: apply(&job, p).unwrap(),
+            output: OutputConfig {
+                encode: EncodeOptions::new(Format::JSONL, None),
+                chunk_bytes: 1 << 30,
+                chunk_rows: None,
+                schema: Default::default(),
+            },
+            upload_concurrency: 2,
+            incremental: None,
+            partitions: None,
+        };
+        let client = client_for(&config.source).await;
+        let summary = run(
+            &config,
+            Arc::new(LocalSink::new(dir.path().join(&p.id))),
+            client,
+            Arc::new(SilentReporter),
+            &RunOptions::default(),
+            StopSignal::never(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", p.id));
+        assert_eq!(summary.status, "succeeded", "{}", p.id);
+        assert_eq!(Some(summary.rows), p.request.records, "{}", p.id);
+        rows += summary.rows;
+        let gatelake::partition::Covers::Range { last, .. } = p.covers else {
+            panic!("{p:?}")
+        };
+        let past: Vec<String> = server.requests()[before..]
+            .iter()
+            .filter_map(|r| r.query_param("offset"))
+            .filter(|o| o.parse::<u64>().unwrap() > last)
+            .collect();
+        assert!(
+            past.is_empty(),
+            "{} (ends at {last}) asked for offsets {past:?}",
+            p.id
+        );
+    }
+    assert_eq!(rows, 1_000);
+}

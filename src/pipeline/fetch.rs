@@ -154,9 +154,15 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             if source.max_pages.is_some_and(|m| page_no + ahead > m) {
                 break;
             }
-            // Past the total, a walk one page at a time would not ask (full pages assumed).
-            if let (Some(total), Some(per_page)) = (total, full_page) {
-                if records_so_far.saturating_add(ahead.saturating_mul(per_page)) >= total {
+            // Past the total, or a range's end (`max_records`, known before any page), a walk
+            // one page at a time would not ask (full pages assumed).
+            let end = match (total, source.pagination.stop.max_records) {
+                (Some(t), Some(m)) => Some(t.min(m)),
+                (t, m) => t.or(m),
+            };
+            let per_page = full_page.or_else(|| paginator.configured_page_size());
+            if let (Some(end), Some(per_page)) = (end, per_page) {
+                if records_so_far.saturating_add(ahead.saturating_mul(per_page)) >= end {
                     break;
                 }
             }

@@ -264,3 +264,121 @@ pub(super) fn unit_stop(mut outer: StopSignal) -> (Arc<StopHandle>, StopSignal, 
     };
     (handle, signal, forward)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::sink::local::LocalSink;
+
+    fn me(name: &str) -> WorkerIdentity {
+        WorkerIdentity {
+            name: name.into(),
+            holder: LockHolder::this_process("orders"),
+            started: time::OffsetDateTime::now_utc(),
+        }
+    }
+
+    async fn try_claim(sink: &Arc<dyn Sink>, who: &str, ttl: Duration) -> (Claim, StopSignal) {
+        let (handle, signal) = StopSignal::new();
+        let got = claim(
+            sink,
+            "_state/partitions/p/lease.json",
+            "run1",
+            "p",
+            &me(who),
+            ttl,
+            Arc::new(handle),
+        )
+        .await
+        .unwrap();
+        (got, signal)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_claim_wins_an_expired_lease_is_taken_over_and_the_stale_holder_finds_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let ttl = Duration::from_millis(1200);
+        let (Claim::Claimed(a), a_stop) = try_claim(&sink, "a", ttl).await else {
+            panic!("an unclaimed lease is claimed");
+        };
+        assert_eq!(a.epoch(), 1);
+        // Held and renewed: another worker finds it busy, well past the first expiry.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(matches!(try_claim(&sink, "b", ttl).await.0, Claim::Busy));
+        assert!(!a.is_lost() && !a_stop.is_stopped());
+        // Its holder stops renewing (a process that hangs): once it runs out, b takes it
+        // over with the next epoch.
+        let _ = a.quit.send(true);
+        tokio::time::sleep(Duration::from_millis(1400)).await;
+        let (Claim::Claimed(b), _b_stop) = try_claim(&sink, "b", ttl).await else {
+            panic!("an expired lease is taken over");
+        };
+        assert_eq!(b.epoch(), 2);
+        assert_eq!(b.took_over_from.as_deref(), Some("a"));
+        // The stale holder cannot mark it done.
+        let err = a.finish(LeaseState::Done, |_| {}).await.unwrap_err();
+        assert!(matches!(err, StateError::LostRace { .. }), "{err}");
+        b.finish(LeaseState::Done, |l| l.rows = Some(7))
+            .await
+            .unwrap();
+        assert!(matches!(try_claim(&sink, "c", ttl).await.0, Claim::Done));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_renewal_that_finds_the_lease_taken_fires_the_holder_s_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let ttl = Duration::from_millis(1200);
+        let (Claim::Claimed(a), a_stop) = try_claim(&sink, "a", ttl).await else {
+            panic!("claimed");
+        };
+        // Someone rewrites the lease behind a's back (as a taker after expiry would).
+        let path = "_state/partitions/p/lease.json";
+        let read = read_lease(sink.as_ref(), path, "run1", "p").await.unwrap();
+        let mut stolen = read.lease.clone();
+        stolen.epoch += 1;
+        stolen.worker = Some("thief".into());
+        write_lease(sink.as_ref(), path, &stolen, read.etag.as_ref())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert!(a.is_lost());
+        assert!(a_stop.is_stopped());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_partition_failed_before_a_worker_started_is_retried_by_it_not_by_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink: Arc<dyn Sink> = Arc::new(LocalSink::new(dir.path()));
+        let ttl = Duration::from_secs(5);
+        let old = me("old");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (Claim::Claimed(a), _s) = try_claim(&sink, "a", ttl).await else {
+            panic!("claimed");
+        };
+        a.finish(LeaseState::Failed, |l| l.error = Some("404".into()))
+            .await
+            .unwrap();
+        let (handle, _signal) = StopSignal::new();
+        let path = "_state/partitions/p/lease.json";
+        let got = claim(&sink, path, "run1", "p", &old, ttl, Arc::new(handle))
+            .await
+            .unwrap();
+        assert!(
+            matches!(got, Claim::Failed),
+            "a worker older than the failure leaves it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (got, _s) = try_claim(&sink, "rerun", ttl).await;
+        let Claim::Claimed(again) = got else {
+            panic!("a worker started after the failure retries it");
+        };
+        assert_eq!(again.epoch(), 2);
+        // A lease of another run reads as unclaimed, its epoch kept rising.
+        let read = read_lease(sink.as_ref(), path, "run2", "p").await.unwrap();
+        assert_eq!(read.lease.state, LeaseState::Waiting);
+        assert_eq!(read.lease.epoch, 2);
+    }
+}

@@ -14,7 +14,7 @@ use super::lease::{claim, unit_stop, Claim};
 use super::worker::{FailedPartition, WorkerContext};
 use crate::encode::schema::Schema;
 use crate::load::manifest::{
-    Manifest, ManifestIdentity, ManifestInput, ManifestPartition, ManifestStatus,
+    Manifest, ManifestIdentity, ManifestInput, ManifestPartition, ManifestStatus, ManifestTotals,
 };
 use crate::pipeline::PullError;
 use crate::report::Event;
@@ -36,8 +36,11 @@ const READ_AT_ONCE: usize = 16;
 
 /// How the run stood when this worker was through with it.
 pub(super) enum CommitEnd {
-    /// Committed, by this worker (`by_me`, with the run's records) or another.
-    Committed { by_me: bool, rows: Option<u64> },
+    /// Committed, by this worker (`by_me`, with the run's totals) or another.
+    Committed {
+        by_me: bool,
+        totals: Option<ManifestTotals>,
+    },
     /// Partitions outside this worker's shard are not done yet; the last to finish commits.
     NotYet { done: usize },
     /// A partition was let go (a worker stopped) after this worker's loop ended: back to
@@ -103,7 +106,7 @@ pub(super) async fn commit_when_done(
                 mark_complete(ctx.sink.as_ref(), record).await?;
                 return Ok(CommitEnd::Committed {
                     by_me: false,
-                    rows: None,
+                    totals: None,
                 });
             }
             Claim::Busy | Claim::Failed => {
@@ -124,7 +127,7 @@ pub(super) async fn commit_when_done(
                         mark_complete(ctx.sink.as_ref(), record).await?;
                         return Ok(CommitEnd::Committed {
                             by_me: true,
-                            rows: Some(manifest.totals.rows),
+                            totals: Some(manifest.totals),
                         });
                     }
                     Err(e) => {

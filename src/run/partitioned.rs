@@ -201,17 +201,17 @@ pub async fn run(
     };
     report.seconds = seconds(started);
     match end {
-        CommitEnd::Committed { by_me, rows } => {
+        CommitEnd::Committed { by_me, totals } => {
             report.committed = by_me;
             report.partitions_done = record.partitions.len();
             report.manifest_url = Some(manifest_url(sink.as_ref(), &record.run_id));
-            report.run_rows = rows;
-            if by_me {
+            report.run_rows = totals.as_ref().map(|t| t.rows);
+            if let Some(t) = totals.filter(|_| by_me) {
                 reporter.report(Event::RunFinished {
                     run_id: record.run_id.clone(),
-                    rows: report.run_rows.unwrap_or_default(),
-                    files: 0,
-                    bytes: 0,
+                    rows: t.rows,
+                    files: t.files,
+                    bytes: t.bytes,
                 });
             }
             Ok(report)
