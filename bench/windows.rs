@@ -40,7 +40,10 @@ impl Windows {
             return Err("--windows and --window-secs must be positive".into());
         }
         let per_window = records / count;
-        if records % count != 0 || per_window % page_size != 0 || per_window == 0 {
+        if !records.is_multiple_of(count)
+            || !per_window.is_multiple_of(page_size)
+            || per_window == 0
+        {
             return Err(format!(
                 "--records {records} must split into {count} windows of whole pages of {page_size}"
             ));
@@ -71,7 +74,7 @@ impl Windows {
 
     /// Whether `page` is the last page of its window.
     pub fn is_last_page(&self, page: u64) -> bool {
-        (page + 1) % self.pages_per_window == 0
+        (page + 1).is_multiple_of(self.pages_per_window)
     }
 }
 
