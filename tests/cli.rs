@@ -773,6 +773,23 @@ fn missing_or_unusable_credentials_exit_3_on_every_hop() {
             vec![],
             "is empty",
         ),
+        // An empty (or blank) key or token in the environment is not a credential: it
+        // must not be sent as one.
+        (
+            vec!["pull", "--url", url, "--api-auth", "api-key"],
+            vec![("GATELAKE_API_KEY", "")],
+            "GATELAKE_API_KEY is empty",
+        ),
+        (
+            vec!["pull", "--url", url],
+            vec![("GATELAKE_API_KEY", "  ")],
+            "GATELAKE_API_KEY is empty",
+        ),
+        (
+            vec!["pull", "--url", url, "--api-auth", "bearer"],
+            vec![("GATELAKE_BEARER_TOKEN", "")],
+            "GATELAKE_BEARER_TOKEN is empty",
+        ),
         (
             vec![
                 "pull",
@@ -1144,4 +1161,33 @@ fn sql_prints_one_json_object_with_output_json() {
         v["error"].as_str().unwrap().contains("no completed run"),
         "{v}"
     );
+}
+
+/// `gatelake pull --show-settings | head -1`: a reader that stops early closes the pipe. The
+/// rest of the answer is dropped quietly: no panic, no "Broken pipe" message, exit 0.
+#[test]
+fn a_reader_that_stops_early_is_no_error() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let url = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders";
+    for output in ["text", "json"] {
+        let mut child = support::run::command()
+            .current_dir(dir.path())
+            .args(["pull", "--url", url, "--show-settings", "--output", output])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gatelake");
+        // Close the reading end before the process writes its answer.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{output}: {err}");
+        assert!(!err.contains("panicked"), "{output}: {err}");
+        assert!(
+            !err.to_lowercase().contains("broken pipe"),
+            "{output}: {err}"
+        );
+    }
 }

@@ -110,6 +110,15 @@ fn load(
 ) -> Result<SecretSource, SettingsError> {
     match &given.value {
         GivenValue::Value(v) => {
+            // An empty variable (often a CI secret that was not set) is no credential:
+            // sending it would only earn a 403 far from the cause.
+            if v.trim().is_empty() {
+                return Err(CredentialError(format!(
+                    "{} is empty: give it the {what}, or unset it and use the file flag",
+                    given.name
+                ))
+                .into());
+            }
             if given.rank == Rank::Flag {
                 warnings.push(format!(
                     "{} on the command line lands in shell history and process listings; prefer GATELAKE_{} or the file flag",

@@ -160,8 +160,7 @@ pub async fn run(args: &CopyArgs, matches: &ArgMatches) -> ExitCode {
         return usage_error(&e, Some(resolved.output));
     }
     if args.out.show_settings {
-        print_settings(&resolved.shown, resolved.output);
-        return ExitCode::Success;
+        return print_settings(&resolved.shown, resolved.output);
     }
     let mode = resolved.output;
     let engine = Engine::new(resolved.identity.clone());

@@ -30,6 +30,7 @@ pub mod sample;
 pub mod sample_args;
 pub mod settings;
 pub mod sql;
+pub mod stdout;
 pub mod version;
 
 use args::{Cli, Command, OutputMode, ProgressMode};
@@ -173,17 +174,22 @@ pub(crate) fn report_failure(message: &str, code: ExitCode, mode: OutputMode) {
     }
 }
 
-fn print_settings(shown: &[Shown], mode: OutputMode) {
-    if mode == OutputMode::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(shown).unwrap_or_default()
-        );
-        return;
-    }
-    let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
-    for s in shown {
-        println!("{:width$}  {}  ({})", s.key, s.value, s.origin);
+/// `--show-settings`: what each setting resolved to and where it came from.
+fn print_settings(shown: &[Shown], mode: OutputMode) -> ExitCode {
+    let text = if mode == OutputMode::Json {
+        serde_json::to_string_pretty(shown).unwrap_or_default()
+    } else {
+        let width = shown.iter().map(|s| s.key.len()).max().unwrap_or(0);
+        shown
+            .iter()
+            .map(|s| format!("{:width$}  {}  ({})", s.key, s.value, s.origin))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if stdout::answer(&text) {
+        ExitCode::Success
+    } else {
+        ExitCode::Failure
     }
 }
 
@@ -220,8 +226,7 @@ async fn run_pull(mut resolved: settings::Resolved) -> ExitCode {
             )
             .await,
         );
-        print_settings(&shown, resolved.output);
-        return ExitCode::Success;
+        return print_settings(&shown, resolved.output);
     }
     for w in resolved
         .warnings
@@ -270,8 +275,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
         return usage_error(&e, Some(out.mode));
     }
     if args.out.show_settings {
-        print_settings(&shown, out.mode);
-        return ExitCode::Success;
+        return print_settings(&shown, out.mode);
     }
     let started = if args.serve_only {
         gatelake::demo::DemoApi::start(args.records, args.page_size)

@@ -130,14 +130,18 @@ async fn run_script(
     opts.tenant_id = args.tenant_id;
     match render(&manifest, &opts) {
         Ok(sql) => {
-            match mode {
-                OutputMode::Json => println!(
-                    "{}",
+            let text = match mode {
+                OutputMode::Json => {
                     serde_json::json!({"status": "succeeded", "run": manifest.run_id, "sql": sql})
-                ),
-                OutputMode::Text => print!("{sql}"),
+                        .to_string()
+                }
+                OutputMode::Text => sql.strip_suffix('\n').unwrap_or(&sql).to_string(),
+            };
+            if super::stdout::answer(&text) {
+                Ok(())
+            } else {
+                Err(("cannot write the SQL to stdout".into(), ExitCode::Failure))
             }
-            Ok(())
         }
         Err(e) => Err((format!("{e}"), ExitCode::Usage)),
     }
