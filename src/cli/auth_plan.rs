@@ -45,13 +45,16 @@ pub async fn run(args: &AuthPlanArgs, matches: &ArgMatches) -> ExitCode {
         Ok(p) => p,
         Err(e) => return super::usage_error(&e, Some(mode)),
     };
-    match form {
-        PlanFormat::Json => println!(
-            "{}",
+    let text = match form {
+        PlanFormat::Json => {
             serde_json::to_string_pretty(&plan::render::documents(&plan)).unwrap_or_default()
-        ),
-        PlanFormat::Markdown => print!("{}", plan::render::markdown(&plan)),
-        PlanFormat::Commands => print!("{}", plan::render::script(&plan)),
+        }
+        PlanFormat::Markdown => plan::render::markdown(&plan),
+        PlanFormat::Commands => plan::render::script(&plan),
+    };
+    // `auth plan | head` is the reader's choice; a full disk behind `>` is a failure.
+    if !super::stdout::answer(text.trim_end()) {
+        return ExitCode::Failure;
     }
     if plan.unresolved.is_empty() {
         return ExitCode::Success;

@@ -72,7 +72,9 @@ pub async fn run(resolved: Resolved, pages: u64, preview: Option<PathBuf>) -> Ex
         },
         None => Vec::new(),
     };
-    print(&report, &written, &resolved.dest, mode);
+    if !print(&report, &written, &resolved.dest, mode) {
+        return ExitCode::Failure;
+    }
     ExitCode::Success
 }
 
@@ -103,17 +105,28 @@ fn write_preview(
     Ok(written)
 }
 
-fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode) {
+/// Print the report; `false` when stdout could not take it (a closed pipe is not that).
+fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode) -> bool {
     if mode == OutputMode::Json {
         let mut out = serde_json::to_value(report).unwrap_or_default();
         if let Some(obj) = out.as_object_mut() {
             obj.insert("preview_files".into(), written.into());
         }
-        println!("{out}");
-        return;
+        return super::stdout::answer(&out.to_string());
     }
     let r = report;
-    println!(
+    let mut o = String::new();
+    // One line of the answer.
+    macro_rules! say {
+        () => {
+            o.push('\n')
+        };
+        ($($t:tt)*) => {{
+            o.push_str(&format!($($t)*));
+            o.push('\n');
+        }};
+    }
+    say!(
         "Sampled {} pages: {} records, {} of record JSON in {:.2}s ({}).",
         r.pages,
         r.records,
@@ -125,13 +138,17 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
             "the listing goes on"
         }
     );
-    println!();
-    println!(
+    say!();
+    say!(
         "{:>5} {:>8} {:>10} {:>12} {:>8}",
-        "page", "records", "bytes", "record JSON", "seconds"
+        "page",
+        "records",
+        "bytes",
+        "record JSON",
+        "seconds"
     );
     for p in &r.per_page {
-        println!(
+        say!(
             "{:>5} {:>8} {:>10} {:>12} {:>8.3}{}",
             p.page,
             p.records,
@@ -144,7 +161,7 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
                 .unwrap_or_default()
         );
     }
-    println!();
+    say!();
     let width = r
         .columns
         .iter()
@@ -152,16 +169,19 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
         .max()
         .unwrap_or(4)
         .max(6);
-    println!(
+    say!(
         "{:width$}  {:<9} {:>11} {:>9}",
-        "column", "type", "nulls", "max width"
+        "column",
+        "type",
+        "nulls",
+        "max width"
     );
     for c in &r.columns {
         let kind = serde_json::to_value(c.kind)
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
-        println!(
+        say!(
             "{:width$}  {:<9} {:>11} {:>9}",
             c.name,
             kind,
@@ -169,20 +189,24 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
             c.max_width
         );
     }
-    println!();
-    println!(
+    say!();
+    say!(
         "{:<8} {:<7} {:>10} {:>7} {:>9}  Synapse",
-        "format", "codec", "size", "ratio", "MB/s"
+        "format",
+        "codec",
+        "size",
+        "ratio",
+        "MB/s"
     );
     for e in &r.encodings {
         let tail = if e.configured { "  <- this pull" } else { "" };
         match (&e.error, e.bytes) {
-            (Some(why), _) => println!(
+            (Some(why), _) => say!(
                 "{:<8} {:<7} fails on this sample: {why}{tail}",
                 e.format,
                 e.compression.to_string()
             ),
-            (None, bytes) => println!(
+            (None, bytes) => say!(
                 "{}",
                 format!(
                     "{:<8} {:<7} {:>10} {:>7} {:>9}  {:<7}{tail}",
@@ -201,9 +225,9 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
             ),
         }
     }
-    println!();
+    say!();
     match &r.estimate {
-        Some(e) => println!(
+        Some(e) => say!(
             "Estimate ({} records, {}): {} pages, {} of record JSON{}, {} chunk(s), about {:.0}s of fetching at the sample's pace.",
             e.records,
             if e.basis == "api-total" { "the API's total" } else { "the whole listing was sampled" },
@@ -215,10 +239,10 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
             e.chunks,
             e.seconds
         ),
-        None => println!("Estimate: none (the API reported no total; see below)."),
+        None => say!("Estimate: none (the API reported no total; see below)."),
     }
     let c = &r.chunk_size;
-    println!(
+    say!(
         "Chunk size: --chunk-size {}{}: {}.",
         c.recommended,
         c.recommended_file_bytes
@@ -230,11 +254,12 @@ fn print(report: &SampleReport, written: &[String], dest: &str, mode: OutputMode
         eprintln!("warning: {w}");
     }
     if written.is_empty() {
-        println!("Nothing was written (the destination {dest} was not touched).");
+        say!("Nothing was written (the destination {dest} was not touched).");
     } else {
-        println!("Nothing was written to {dest}; the sample is in:");
+        say!("Nothing was written to {dest}; the sample is in:");
         for w in written {
-            println!("  {w}");
+            say!("  {w}");
         }
     }
+    super::stdout::answer(o.trim_end())
 }
