@@ -181,6 +181,10 @@ pub struct ApiClient {
     max_page_bytes: u64,
     /// How a position is turned into the request sent (method, query template, body).
     request: Arc<BoundRequest>,
+    /// The last page body's length: the next body's buffer starts at about that size
+    /// rather than growing from empty (reallocations and copies were 5-9% of a pull's CPU).
+    /// Shared by clones: the partitions of one listing have pages alike.
+    body_hint: Arc<std::sync::atomic::AtomicUsize>,
     /// The time of day: credentials' freshness, signatures, `Retry-After` dates (a fake in
     /// tests). Waits and the retry deadline run on the monotonic clock.
     clock: Arc<dyn Clock>,
@@ -244,6 +248,7 @@ impl ApiClient {
             retry: config.retry.clone(),
             max_page_bytes: config.max_page_bytes,
             request: Arc::new(BoundRequest::plain()),
+            body_hint: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             clock: Arc::new(SystemClock),
             run: RunTag::new(),
         })
@@ -265,6 +270,15 @@ impl ApiClient {
     pub fn with_request(mut self, request: BoundRequest) -> Self {
         self.request = Arc::new(request);
         self
+    }
+
+    /// The buffer to read a body into: the stated length when the body is not compressed,
+    /// else the last page's length and an eighth more (pages of one listing are alike),
+    /// never above the page size limit.
+    fn body_capacity(&self, stated: Option<u64>) -> usize {
+        let last = self.body_hint.load(std::sync::atomic::Ordering::Relaxed) as u64;
+        let guess = stated.unwrap_or(last + last / 8);
+        guess.min(self.max_page_bytes).min(64 << 20) as usize
     }
 
     /// The same client on another clock (tests).
@@ -674,7 +688,7 @@ impl ApiClient {
         }
         // Read the body within the size limit; a broken stream (truncated body, corrupt gzip)
         // is transient.
-        let mut body = BytesMut::new();
+        let mut body = BytesMut::with_capacity(self.body_capacity(resp.content_length()));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -698,6 +712,8 @@ impl ApiClient {
         }
         let body = body.freeze();
         if (200..300).contains(&status) {
+            self.body_hint
+                .store(body.len(), std::sync::atomic::Ordering::Relaxed);
             return Ok(Ok(FetchedPage {
                 url: url.clone(),
                 headers,
