@@ -26,7 +26,7 @@ use support::run::{command, gatelake, s, summary, text};
 /// ranges (partitions).
 const RECORDS: u64 = 3000;
 const PAGE: u64 = 20;
-const LATENCY: Duration = Duration::from_millis(200);
+const LATENCY: Duration = Duration::from_millis(250);
 const RANGES: u64 = 12;
 /// Workers running at once, and SIGKILLs in one run (the README and the closing
 /// note quote these).
@@ -91,14 +91,6 @@ async fn leases(sink: &dyn Sink) -> BTreeMap<String, Value> {
     out
 }
 
-/// Whether worker `id` holds a partition's lease now.
-async fn holds_a_partition(sink: &dyn Sink, id: &str) -> bool {
-    leases(sink)
-        .await
-        .values()
-        .any(|l| l["state"] == "working" && l["worker"] == id)
-}
-
 /// What one job's workers did: their reports (killed ones have none).
 struct Swarm {
     reports: Vec<Value>,
@@ -121,17 +113,22 @@ async fn swarm(args: Vec<String>, env: Vec<(String, String)>, sink: Arc<dyn Sink
     let mut kills = 0;
     let mut outputs: Vec<Output> = Vec::new();
     while kills < KILLS && started.elapsed() < Duration::from_secs(120) {
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(200..900))).await;
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(100..500))).await;
         // A victim that is holding a partition, so that its lease must be taken over.
-        let mut victim = None;
+        let holders: Vec<String> = leases(sink.as_ref())
+            .await
+            .values()
+            .filter(|l| l["state"] == "working")
+            .filter_map(|l| l["worker"].as_str().map(str::to_string))
+            .collect();
+        let mut candidates = Vec::new();
         for (i, (id, child)) in live.iter_mut().enumerate() {
-            if child.try_wait().unwrap().is_none() && holds_a_partition(sink.as_ref(), id).await {
-                victim = Some(i);
-                if rng.gen_bool(0.5) {
-                    break;
-                }
+            if child.try_wait().unwrap().is_none() && holders.contains(id) {
+                candidates.push(i);
             }
         }
+        let victim =
+            (!candidates.is_empty()).then(|| candidates[rng.gen_range(0..candidates.len())]);
         let Some(i) = victim else {
             if live
                 .iter_mut()
@@ -331,8 +328,8 @@ async fn killed_workers_on_a_local_folder_land_every_record_exactly_once() {
         "no partition was taken over"
     );
 
-    // The next run of the job (another key) is a new run, with its own folder; a worker
-    // without a key is refused, saying how to give one.
+    // A late worker of the same key finds nothing left; a worker without a key is refused,
+    // saying how to give one.
     let out = gatelake([args.clone(), s(&["--worker"])].concat(), Vec::new()).await;
     assert!(out.status.success());
     let no_key: Vec<String> = args
@@ -430,4 +427,52 @@ async fn a_failed_partition_stops_the_run_without_success_and_a_rerun_retries_on
     let record: Value =
         serde_json::from_slice(&sink.get("_state/run.json").await.unwrap().unwrap().data).unwrap();
     assert_eq!(record["joined_keys"], serde_json::json!(["run-c2"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sharded_workers_take_only_their_share_and_one_commits() {
+    let api = ApiGateway::start(ApiConfig {
+        records: RECORDS,
+        page_size: PAGE,
+        ..ApiConfig::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = LocalSink::new(dir.path());
+    let args = job_args(&api, dir.path().to_str().unwrap(), "run-d");
+    let workers: Vec<Child> = (0..3)
+        .map(|k| {
+            let shard = format!("{k}/3");
+            let args = [args.clone(), s(&["--shard", &shard])].concat();
+            spawn_worker(&args, &[], &format!("s{k}"))
+        })
+        .collect();
+    let mut committed = 0;
+    for (k, child) in workers.into_iter().enumerate() {
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+            .await
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let r = summary(&out);
+        assert!(
+            ["succeeded", "shard_done"].contains(&r["status"].as_str().unwrap()),
+            "{r}"
+        );
+        if r["committed"] == true {
+            committed += 1;
+        }
+        let taken: Vec<u64> = r["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap()[2..].parse().unwrap())
+            .collect();
+        assert_eq!(taken.len() as u64, RANGES / 3, "{r}");
+        assert!(
+            taken.iter().all(|i| i % 3 == k as u64),
+            "shard {k}/3 took {taken:?}"
+        );
+    }
+    assert_eq!(committed, 1, "the last worker to finish commits, once");
+    check_lake(&sink).await;
 }

@@ -92,6 +92,7 @@ pub(super) fn exit_code_of(e: &WorkerError) -> ExitCode {
         WorkerError::Partition(_)
         | WorkerError::NeedsRunKey
         | WorkerError::NotPartitioned { .. }
+        | WorkerError::IncrementalPartitioned
         | WorkerError::SpecChanged { .. } => ExitCode::Usage,
         WorkerError::PartitionsFailed { .. } => ExitCode::Source,
         WorkerError::Interrupted { .. } => ExitCode::Interrupted,

@@ -47,6 +47,8 @@ pub enum WorkerError {
     NeedsRunKey,
     #[error("the job {job} is not partitioned: --worker and --shard need a partition spec (--window …, --keys …, --ranges N, or a [partitions] table in the job file)")]
     NotPartitioned { job: String },
+    #[error("--since-field (an incremental job) cannot be split into partitions yet: each partition would keep its own watermark and the run none. Drop --since-field and split by --window-start/--window-end (the window is the increment), or drop the partition spec")]
+    IncrementalPartitioned,
     #[error("the unfinished run {run_id} of this job was split differently (its partition spec fingerprint is {saved}, this invocation's is {configured}). Run its workers with the original partition settings, or pass --restart to discard it")]
     SpecChanged {
         run_id: String,
@@ -116,6 +118,9 @@ pub async fn run(
             job: config.job.clone(),
         });
     };
+    if config.incremental.is_some() {
+        return Err(WorkerError::IncrementalPartitioned);
+    }
     if worker.worker && worker.run_key.is_none() {
         return Err(WorkerError::NeedsRunKey);
     }
