@@ -88,6 +88,30 @@ fn show_settings_shows_the_split_and_its_partition_count() {
     assert!(value.contains("windows of 6h"), "{value}");
     assert!(value.contains("?since=…&until=…"), "{value}");
     assert!(value.ends_with("4 partition(s)"), "{value}");
+
+    // The same in the job file, the parameters as a pair.
+    std::fs::write(
+        dir.path().join("gatelake.toml"),
+        r#"[jobs.daily]
+url = "https://abc.execute-api.eu-west-1.amazonaws.com/prod/orders"
+
+[jobs.daily.partitions]
+window_start = "2026-01-01"
+window_end = "2026-02-01"
+window = "1d"
+window_params = ["day_from", "day_to"]
+window_format = "date"
+"#,
+    )
+    .unwrap();
+    let rows = settings(dir.path(), &["--job", "daily"], &[]);
+    assert_eq!(
+        setting(&rows, "window-params"),
+        ("day_from,day_to".into(), "job file".into())
+    );
+    let (value, _) = setting(&rows, "partitions");
+    assert!(value.contains("(date)"), "{value}");
+    assert!(value.ends_with("31 partition(s)"), "{value}");
 }
 
 #[test]
@@ -231,6 +255,19 @@ fn a_split_that_cannot_work_is_a_usage_error_saying_what_to_change() {
             "rfc3339, date, epoch, epoch-ms",
         ),
         (&["--url", api, "--window-end", "now"], "no --window-start"),
+        (
+            &[
+                "--url",
+                api,
+                "--keys",
+                "a",
+                "--key-param",
+                "t",
+                "--expect-rows",
+                "10",
+            ],
+            "drop --expect-rows",
+        ),
         (
             &["--url", api, "--ranges", "4", "--paginate", "offset"],
             "--total-path",

@@ -104,11 +104,14 @@ impl PartitionSpec {
         source: &SourceConfig,
         client: &ApiClient,
     ) -> Result<Vec<Partition>, PartitionError> {
-        let list = match self {
-            PartitionSpec::Ranges(spec) => range::plan(spec, source, client).await?,
-            _ => self
-                .plan_offline(source, time::OffsetDateTime::now_utc())?
-                .unwrap_or_default(),
+        // Every check that needs no request first, for every kind.
+        let list = match self.plan_offline(source, time::OffsetDateTime::now_utc())? {
+            Some(list) => list,
+            None => match self {
+                PartitionSpec::Ranges(spec) => range::plan(spec, source, client).await?,
+                // Only ranges need the API; an empty list is refused below.
+                _ => Vec::new(),
+            },
         };
         check_count(list.len(), self)?;
         Ok(list)
@@ -121,6 +124,12 @@ impl PartitionSpec {
         source: &SourceConfig,
         now: time::OffsetDateTime,
     ) -> Result<Option<Vec<Partition>>, PartitionError> {
+        if let Some(n) = source.checks.expect_rows {
+            return Err(PartitionError::Invalid(format!(
+                "--expect-rows {n} counts one whole listing, and this job is split into {}: drop --expect-rows (each range of --ranges is checked against its own count)",
+                self.kind()
+            )));
+        }
         let list = match self {
             PartitionSpec::Windows(spec) => window::plan(spec, now)?,
             PartitionSpec::Keys(spec) => keys::plan(spec, source)?,
@@ -193,12 +202,11 @@ fn check_count(n: usize, spec: &PartitionSpec) -> Result<(), PartitionError> {
 /// window bounds / keys as query parameters, a range's start and page size in the
 /// pagination settings with a bound on its records (so the pull stops at the range's end).
 ///
-/// A job's `--expect-rows` counts the whole run, not one partition, so it is not checked per
-/// partition; a range's pull expects exactly its own records instead, and its API total
-/// (`--total-path`, the whole listing's) is not compared with one range's count.
+/// A range's pull expects exactly its own records, and its API total (`--total-path`, the
+/// whole listing's) is not compared with one range's count. (A split job has no
+/// `--expect-rows` of its own: planning refuses it.)
 pub fn apply(source: &SourceConfig, p: &Partition) -> Result<SourceConfig, PartitionError> {
     let mut s = source.clone();
-    s.checks.expect_rows = None;
     if let Some(key) = &p.request.path_key {
         s.url = keys::substitute(&s.url, key)?;
     }
@@ -376,7 +384,6 @@ pub(crate) mod tests {
             Pagination::new("offset").with("page_size", 100),
         );
         job.pagination.stop.total_path = Some("total".into());
-        job.checks.expect_rows = Some(1_050);
         let list = range::cut(&RangeSpec { count: 3 }, &job, 1_050, 100).unwrap();
         let s = apply(&job, &list[2]).unwrap();
         assert_eq!(
@@ -387,12 +394,18 @@ pub(crate) mod tests {
         assert_eq!(s.checks.expect_rows, Some(350));
         // The whole listing's total is not one range's count.
         assert_eq!(s.pagination.stop.total_path, None);
-        // The job's own --expect-rows counts the run, not a window or a key.
-        let w = windows(86_400)
+        // A job's own --expect-rows counts one listing: a split job refuses it.
+        job.checks.expect_rows = Some(1_050);
+        let err = windows(86_400)
             .plan_offline(&job, OffsetDateTime::now_utc())
-            .unwrap()
-            .unwrap();
-        assert_eq!(apply(&job, &w[0]).unwrap().checks.expect_rows, None);
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("drop --expect-rows"), "{err}");
+        let err = PartitionSpec::Ranges(RangeSpec { count: 3 })
+            .check(&job)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("drop --expect-rows"), "{err}");
     }
 
     #[test]
