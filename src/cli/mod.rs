@@ -34,8 +34,8 @@ pub mod sample;
 pub mod sample_args;
 pub mod settings;
 pub mod sql;
-pub mod stdout;
 pub mod status;
+pub mod stdout;
 pub mod version;
 pub mod worker_args;
 
