@@ -23,7 +23,7 @@ use crate::retry::Step;
 use crate::run_tag::RunTag;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
-use crate::source::request::BoundRequest;
+use crate::source::request::{BoundRequest, PageRequest};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
 use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
@@ -235,6 +235,12 @@ impl ApiClient {
     pub fn with_request(mut self, request: BoundRequest) -> Self {
         self.request = Arc::new(request);
         self
+    }
+
+    /// The request sent for `position` (method, URL with the query template, body with the
+    /// pointer placed): what the lineage records of a page.
+    pub fn sent(&self, position: &Url) -> PageRequest {
+        self.request.render(position)
     }
 
     /// The same client on another clock (tests).
