@@ -684,3 +684,140 @@ async fn readme_auth_plan() {
         "{script}"
     );
 }
+
+/// A plan whose trust is given by flags (no token needed) with `extra` flags, in `form`.
+async fn flagged_plan(dest: &str, extra: &[&str], form: &str) -> std::process::Output {
+    let mut args = s(&[
+        "--plan-format",
+        form,
+        "--trust-issuer",
+        GITHUB_ISSUER,
+        "--trust-subject",
+        "repo:acme/data-jobs:ref:refs/heads/main",
+    ]);
+    args.extend(s(extra));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    gatelake(plan_args(dest, &args), vec![]).await
+}
+
+/// The JSON document between `cat > FILE <<'JSON'` and `JSON` in a commands script.
+fn written(script: &str, file: &str) -> Value {
+    let body = script
+        .split_once(&format!("cat > {file} <<'JSON'\n"))
+        .unwrap_or_else(|| panic!("no {file} in:\n{script}"))
+        .1
+        .split_once("\nJSON")
+        .unwrap()
+        .0;
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn a_job_paged_by_post_may_invoke_post_on_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake");
+    let dest = dest.to_str().unwrap();
+    let post = ["--method", "POST", "--body", r#"{"q":"open"}"#];
+    let out = flagged_plan(dest, &post, "json").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["api"]["method"], "POST");
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:abc123/prod/POST/orders";
+    assert_eq!(
+        plan["documents"]["aws_invoke_policy"]["Statement"][0]["Resource"],
+        arn
+    );
+    let md = text(&flagged_plan(dest, &post, "markdown").await.stdout);
+    assert!(md.contains(arn) && md.contains("One method (POST)"), "{md}");
+    assert!(!md.contains("/prod/GET/"), "{md}");
+    // A GET job stays GET.
+    let out = flagged_plan(dest, &[], "json").await;
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["api"]["method"], "GET");
+}
+
+/// A job that reads s3:// objects the API names gets s3:GetObject (and s3:ListBucket) on its
+/// --allow-bucket under --object-prefix, in every form; a job that reads none gets no S3
+/// statement, and neither does one whose objects come as presigned URLs.
+#[tokio::test]
+async fn a_job_reading_objects_may_read_its_bucket_prefix_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("lake");
+    let dest = dest.to_str().unwrap();
+    let objects = [
+        "--objects-path",
+        "files",
+        "--object-uri-field",
+        "s3_uri",
+        "--allow-bucket",
+        "acme-exports",
+        "--object-prefix",
+        "orders/",
+    ];
+    let out = flagged_plan(dest, &objects, "json").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let policy = &plan["documents"]["aws_object_read_policy"];
+    assert_eq!(
+        policy["Statement"],
+        json!([
+            {
+                "Sid": "GatelakeReadObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": ["arn:aws:s3:::acme-exports/orders/*"],
+            },
+            {
+                "Sid": "GatelakeListObjects",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": ["arn:aws:s3:::acme-exports"],
+                "Condition": { "StringLike": { "s3:prefix": "orders/*" } },
+            },
+        ]),
+        "{plan:#}"
+    );
+
+    let out = flagged_plan(dest, &objects, "commands").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let script = text(&out.stdout);
+    assert_eq!(&written(&script, "object-read-policy.json"), policy);
+    assert!(script.contains("aws iam put-role-policy --role-name 'gatelake-orders' --policy-name 'gatelake-orders-read-objects' --policy-document file://object-read-policy.json"), "{script}");
+
+    let out = flagged_plan(dest, &objects, "markdown").await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let md = text(&out.stdout);
+    assert!(
+        md.contains("| AWS → S3 | the role | `s3:GetObject`, `s3:ListBucket` | `s3://acme-exports/orders/*` |"),
+        "{md}"
+    );
+    let blocks: Vec<Value> = md
+        .split("```json\n")
+        .skip(1)
+        .map(|b| serde_json::from_str(b.split_once("```").unwrap().0).unwrap())
+        .collect();
+    assert!(blocks.contains(policy), "{md}");
+
+    // Records, or objects behind presigned URLs: no S3 permission at all.
+    let presigned = ["--objects-path", "files", "--object-url-field", "url"];
+    for extra in [&[][..], &presigned[..]] {
+        let out = flagged_plan(dest, extra, "json").await;
+        assert!(out.status.success(), "{extra:?}: {}", text(&out.stderr));
+        let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(
+            !plan["documents"].to_string().contains("s3:"),
+            "{extra:?}: {plan:#}"
+        );
+        assert_eq!(plan["objects"], Value::Null);
+    }
+
+    // s3:// objects from any bucket cannot be granted: the plan says to bound them.
+    let out = flagged_plan(dest, &objects[..4], "json").await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        plan["unresolved"].to_string().contains("--allow-bucket"),
+        "{plan:#}"
+    );
+    assert!(plan["documents"].get("aws_object_read_policy").is_none());
+}

@@ -468,6 +468,76 @@ async fn a_body_from_a_file_and_a_retried_page() {
     );
 }
 
+/// The lineage records each page's request as it was sent: the method POST, the path, the
+/// query with its template filled in and without the pointer (which travels in the body).
+#[tokio::test]
+async fn the_lineage_records_the_post_as_sent() {
+    let api = ApiGateway::start(ApiConfig {
+        records: 50,
+        page_size: 20,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let out = gatelake(
+        s(&[
+            "pull",
+            "--url",
+            &api.url("/prod/search/offset"),
+            "--method",
+            "POST",
+            "--body",
+            r#"{"query":{"status":"open"}}"#,
+            "--query",
+            "trace=run-{run_id}",
+            "--paginate",
+            "offset",
+            "--offset-body-path",
+            "from",
+            "--limit-body-path",
+            "size",
+            "--page-size",
+            "20",
+            "--records",
+            "items",
+            "--output",
+            "json",
+            "--dest",
+            lake.to_str().unwrap(),
+        ]),
+        vec![],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let run_id = summary(&out)["run_id"].as_str().unwrap().to_string();
+    let stored = std::fs::read(lake.join(&run_id).join("_lineage.jsonl.gz")).unwrap();
+    let mut lineage = String::new();
+    flate2::read::MultiGzDecoder::new(&stored[..])
+        .read_to_string(&mut lineage)
+        .unwrap();
+    let pages: Vec<Value> = lineage
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|l| l["type"] == "page")
+        .collect();
+    // Offsets 0, 20, 40 and 50 (empty: the end).
+    assert_eq!(pages.len(), 4, "{lineage}");
+    let trace = format!("trace=run-{run_id}");
+    for line in &pages {
+        let request = &line["request"];
+        assert_eq!(request["method"], "POST", "{line}");
+        assert_eq!(request["path"], "/prod/search/offset", "{line}");
+        let query = request["query"].as_str().unwrap_or_default();
+        assert!(query.contains(&trace), "the filled-in template: {line}");
+        assert!(
+            !query.contains("from="),
+            "the pointer is in the body: {line}"
+        );
+    }
+    assert_eq!(api.requests().len(), 4);
+}
+
 /// The README block marked `readme_a_search_api`, as written.
 fn readme_block(name: &str) -> String {
     const README: &str = include_str!("../README.md");

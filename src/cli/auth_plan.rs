@@ -16,8 +16,9 @@ use gatelake::config::{ApiAuth, SourceConfig};
 use gatelake::engine::{Engine, IdentitySettings, WebIdentityKind};
 use gatelake::identity::azure::{AzureAuthKind, AzureHop};
 use gatelake::identity::claims::TokenClaims;
+use gatelake::objects::refs::LocationField;
 use gatelake::plan::{
-    self, ApiPlan, FederatedPlan, RolePlan, StoragePlan, TrustPlan, TrustedToken,
+    self, ApiPlan, FederatedPlan, ObjectsPlan, RolePlan, StoragePlan, TrustPlan, TrustedToken,
 };
 use gatelake::sink::Destination;
 
@@ -32,7 +33,7 @@ pub async fn run(args: &AuthPlanArgs, matches: &ArgMatches) -> ExitCode {
         let e = UsageError("--sample belongs to `pull`: `auth plan` fetches no page".into());
         return super::usage_error(&e, Some(mode));
     }
-    let (source, dest, ident, job) = match resolve(&args.pull, matches) {
+    let (source, dest, ident, job, buckets) = match resolve(&args.pull, matches) {
         Ok(r) => r,
         Err(code) => return code,
     };
@@ -41,7 +42,8 @@ pub async fn run(args: &AuthPlanArgs, matches: &ArgMatches) -> ExitCode {
         Err(e) => return super::usage_error(&e, Some(mode)),
     };
     let engine = Engine::new(ident);
-    let plan = match build(&engine, &args.plan, source.as_ref(), &dest, &job).await {
+    let target = (source.as_ref(), buckets.as_deref());
+    let plan = match build(&engine, &args.plan, target, &dest, &job).await {
         Ok(p) => p,
         Err(e) => return super::usage_error(&e, Some(mode)),
     };
@@ -66,7 +68,15 @@ pub async fn run(args: &AuthPlanArgs, matches: &ArgMatches) -> ExitCode {
     ExitCode::Auth
 }
 
-type Resolved = (Option<SourceConfig>, String, IdentitySettings, String);
+/// The source, the destination, the identities, the job's name, and the buckets of the
+/// `s3://` objects the job reads (`None`: it reads none).
+type Resolved = (
+    Option<SourceConfig>,
+    String,
+    IdentitySettings,
+    String,
+    Option<Vec<String>>,
+);
 
 /// As `auth check`: with a URL, exactly as `pull` resolves; without one, only identity and
 /// destination (the plan then has no API section).
@@ -77,7 +87,14 @@ fn resolve(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, ExitCode> 
     if args.url.is_some() || job_file.0.url.is_some() {
         let r = settings::resolve_pull(args, matches).map_err(|e| super::usage_error(&e, mode))?;
         let job = r.pull.job.clone();
-        return Ok((Some(r.pull.source), r.dest, r.identity, job));
+        // Objects named by s3:// URIs are read with the run's AWS credentials; presigned
+        // URLs carry their own authority.
+        let buckets = r
+            .objects
+            .as_ref()
+            .filter(|o| matches!(o.api.fields.location, LocationField::Uri(_)))
+            .map(|o| o.objects.allow_buckets.clone());
+        return Ok((Some(r.pull.source), r.dest, r.identity, job, buckets));
     }
     let (job, _) = job_file;
     let mut r = Resolver::new(matches);
@@ -86,13 +103,13 @@ fn resolve(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, ExitCode> 
         .map_err(|e| super::usage_error(&e, mode))?;
     let ident = settings::resolve_identity(&mut r, &args.identity, &job, args.region.clone())
         .map_err(|e| super::usage_error(&e, mode))?;
-    Ok((None, out.dest, ident, name))
+    Ok((None, out.dest, ident, name, None))
 }
 
 async fn build(
     engine: &Engine,
     flags: &PlanArgs,
-    source: Option<&SourceConfig>,
+    (source, buckets): (Option<&SourceConfig>, Option<&[String]>),
     dest: &Destination,
     job: &str,
 ) -> Result<TrustPlan, UsageError> {
@@ -113,13 +130,39 @@ async fn build(
         Destination::Local(_) => None,
     };
     let federated = federated_plan(settings, dest, role.as_ref(), &mut unresolved);
+    let objects = buckets.and_then(|b| objects_plan(flags, b, &mut unresolved));
     Ok(TrustPlan {
         job: job.to_string(),
         role,
         api,
         storage,
         federated,
+        objects,
         unresolved,
+    })
+}
+
+/// The intermediary bucket(s) the job reads `s3://` objects from: those of `--allow-bucket`
+/// (an unbounded set of buckets cannot be granted), under `--object-prefix` when given.
+fn objects_plan(
+    flags: &PlanArgs,
+    buckets: &[String],
+    unresolved: &mut Vec<String>,
+) -> Option<ObjectsPlan> {
+    if buckets.is_empty() {
+        unresolved.push(
+            "the job reads s3:// objects (--object-uri-field) from buckets the API names: pass --allow-bucket BUCKET (the run then refuses any other bucket) so the role can be granted s3:GetObject on exactly that bucket".into(),
+        );
+        return None;
+    }
+    Some(ObjectsPlan {
+        buckets: buckets.to_vec(),
+        prefix: flags
+            .object_prefix
+            .as_deref()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
     })
 }
 
@@ -261,7 +304,8 @@ fn api_plan(
         account,
         api_id,
         stage,
-        method: "GET".into(),
+        // The method every page is sent with (`--method POST` for an API paged by its body).
+        method: if source.request.post { "POST" } else { "GET" }.into(),
         path,
     }))
 }

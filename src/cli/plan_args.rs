@@ -38,6 +38,12 @@ pub struct PlanArgs {
     #[arg(long, env = "GATELAKE_API_ARN", value_name = "ARN")]
     pub api_arn: Option<String>,
 
+    /// The key prefix of the s3:// objects the job reads (--object-uri-field with
+    /// --allow-bucket), e.g. exports/orders/: s3:GetObject and s3:ListBucket are granted
+    /// under it only. [default: the whole bucket]
+    #[arg(long, value_name = "PREFIX")]
+    pub object_prefix: Option<String>,
+
     /// The storage account's resource id (/subscriptions/…/storageAccounts/NAME). [default:
     /// looked up by the commands with `az storage account show`]
     #[arg(long, value_name = "ID")]

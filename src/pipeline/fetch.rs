@@ -15,6 +15,7 @@ use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{
     next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
+use crate::source::request::PageRequest;
 use crate::source::trace::AttemptTrace;
 use crate::state::checkpoint::ListingNotes;
 use crate::state::entries::RejectedPage;
@@ -203,7 +204,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
                         })?;
                 let msg = rejected_msg(
                     page_no,
-                    &url,
+                    (&url, &client.sent(&url)),
                     blind,
                     (reason, Vec::new()),
                     None,
@@ -278,7 +279,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
                     };
                     let msg = rejected_msg(
                         page_no,
-                        &url,
+                        (&url, &client.sent(&url)),
                         blind,
                         (reason, attempts),
                         Some(body),
@@ -334,7 +335,8 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             });
             notes.warnings.push(message);
         }
-        let lineage = page_line(page_no, &url, attempts, body_len, records, None);
+        let sent = client.sent(&url);
+        let lineage = page_line(page_no, &sent, attempts, body_len, records, None);
         let msg = PageMsg::Page {
             page,
             number: page_no,
@@ -361,10 +363,10 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
 }
 
 /// The message for a page set aside (why, and the attempts that fetched it), and the
-/// request after it.
+/// request after it. `url` is the page's position, `sent` the request rendered from it.
 fn rejected_msg(
     number: u64,
-    url: &Url,
+    (url, sent): (&Url, &PageRequest),
     blind: Blind,
     (reason, attempts): (String, Vec<AttemptTrace>),
     body: Option<Bytes>,
@@ -384,7 +386,7 @@ fn rejected_msg(
         }
     };
     let bytes = body.as_ref().map_or(0, |b| b.len() as u64);
-    let lineage = page_line(number, url, attempts, bytes, 0, Some(reason.clone()));
+    let lineage = page_line(number, sent, attempts, bytes, 0, Some(reason.clone()));
     let rejected = RejectedPage {
         page: number,
         request: redact_url(url),

@@ -8,9 +8,9 @@
 
 use super::error::PullError;
 use crate::load::lineage::{LineageError, PageLine, RequestLine, RowSpan};
+use crate::source::request::PageRequest;
 use crate::source::trace::AttemptTrace;
 use std::collections::VecDeque;
-use url::Url;
 
 /// A storage failure stays one (its exit code is the sink's); a line that cannot be encoded
 /// is a bug.
@@ -23,10 +23,11 @@ impl From<LineageError> for PullError {
     }
 }
 
-/// The line of page `number`, fetched from `url` in `attempts`.
+/// The line of page `number`, fetched with `sent` (the request as sent: its method, path and
+/// redacted query; never its body) in `attempts`.
 pub(super) fn page_line(
     number: u64,
-    url: &Url,
+    sent: &PageRequest,
     attempts: Vec<AttemptTrace>,
     bytes: u64,
     records: u64,
@@ -34,7 +35,7 @@ pub(super) fn page_line(
 ) -> PageLine {
     PageLine {
         page: number,
-        request: RequestLine::of("GET", url),
+        request: RequestLine::of(sent.method.as_str(), &sent.url),
         attempts,
         bytes,
         records,
@@ -89,11 +90,14 @@ impl PendingLines {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::source::request::BoundRequest;
+    use url::Url;
 
     fn line(n: u64) -> PageLine {
         page_line(
             n,
-            &Url::parse("https://api.example/prod/x?page=1").unwrap(),
+            &BoundRequest::plain()
+                .render(&Url::parse("https://api.example/prod/x?page=1").unwrap()),
             vec![],
             1,
             0,

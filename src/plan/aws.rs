@@ -1,8 +1,9 @@
 //! The AWS side of a plan, as IAM's own JSON: the OIDC identity provider for the token's
 //! issuer, the role's trust policy (only that issuer, only that audience, only that subject),
-//! and the role's permission to invoke exactly the job's API method and path.
+//! the role's permission to invoke exactly the job's API method and path, and to read the
+//! objects of the job's intermediary bucket.
 
-use super::{ApiPlan, RolePlan, TrustedToken};
+use super::{ApiPlan, ObjectsPlan, RolePlan, TrustedToken};
 use serde_json::{json, Map, Value};
 
 /// The issuer as IAM names providers and condition keys: the URL without `https://`.
@@ -98,6 +99,44 @@ pub fn invoke_policy(api: &ApiPlan) -> Value {
     })
 }
 
+/// The role's permission to read the job's objects: `s3:GetObject` on the keys under the
+/// prefix of each bucket, and `s3:ListBucket` limited to that prefix (without it S3 answers
+/// a missing key with 403 instead of 404).
+pub fn object_read_policy(objects: &ObjectsPlan) -> Value {
+    let keys: Vec<String> = objects
+        .buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}/{}*", objects.prefix))
+        .collect();
+    let buckets: Vec<String> = objects
+        .buckets
+        .iter()
+        .map(|b| format!("arn:aws:s3:::{b}"))
+        .collect();
+    let mut list = json!({
+        "Sid": "GatelakeListObjects",
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": buckets,
+    });
+    if !objects.prefix.is_empty() {
+        list["Condition"] =
+            json!({ "StringLike": { "s3:prefix": format!("{}*", objects.prefix) } });
+    }
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "GatelakeReadObjects",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": keys,
+            },
+            list,
+        ]
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -152,6 +191,29 @@ mod tests {
             c["StringEquals"]["token.actions.githubusercontent.com:aud"],
             "sts.amazonaws.com"
         );
+    }
+
+    #[test]
+    fn object_reads_are_scoped_to_the_bucket_and_prefix() {
+        let p = object_read_policy(&ObjectsPlan {
+            buckets: vec!["exports".into()],
+            prefix: "orders/".into(),
+        });
+        let s = &p["Statement"];
+        assert_eq!(s[0]["Action"], "s3:GetObject");
+        assert_eq!(s[0]["Resource"], json!(["arn:aws:s3:::exports/orders/*"]));
+        assert_eq!(s[1]["Action"], "s3:ListBucket");
+        assert_eq!(s[1]["Resource"], json!(["arn:aws:s3:::exports"]));
+        assert_eq!(s[1]["Condition"]["StringLike"]["s3:prefix"], "orders/*");
+        let whole = object_read_policy(&ObjectsPlan {
+            buckets: vec!["a".into(), "b".into()],
+            prefix: String::new(),
+        });
+        assert_eq!(
+            whole["Statement"][0]["Resource"],
+            json!(["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"])
+        );
+        assert!(whole["Statement"][1].get("Condition").is_none());
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! provider and the role's trust policy (the audience and subject of the very token gatelake
 //! will send), `execute-api:Invoke` on exactly this API, stage, method and path, the Entra
 //! app's federated credential for a CI job's token, and the Storage Blob Data Contributor
-//! role assignment on exactly the destination's container.
+//! role assignment on exactly the destination's container; and, when the job reads `s3://`
+//! objects the API names, `s3:GetObject` (and `s3:ListBucket`) on the intermediary bucket
+//! and prefix.
 //!
 //! [`TrustPlan`] is plain data that the binary fills in from the resolved settings and the
 //! token's claims; `aws` and `azure` turn it into the providers' own JSON documents, and
@@ -54,6 +56,16 @@ pub struct ApiPlan {
     pub path: String,
 }
 
+/// The intermediary bucket(s) a job reads `s3://` objects from (`--object-uri-field`), with the
+/// role's credentials: the buckets of `--allow-bucket`, and the key prefix when one is known
+/// (`--object-prefix`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectsPlan {
+    pub buckets: Vec<String>,
+    /// The key prefix the objects are under (empty: the whole bucket).
+    pub prefix: String,
+}
+
 /// Where the job writes: the container the identity may write to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoragePlan {
@@ -85,6 +97,8 @@ pub struct TrustPlan {
     pub api: Option<ApiPlan>,
     pub storage: Option<StoragePlan>,
     pub federated: Option<FederatedPlan>,
+    /// The objects the job reads from S3, when it reads any.
+    pub objects: Option<ObjectsPlan>,
     /// What the plan could not resolve, each a sentence naming the flag that supplies it.
     pub unresolved: Vec<String>,
 }

@@ -19,6 +19,9 @@ pub fn documents(plan: &TrustPlan) -> Value {
     if let Some(api) = &plan.api {
         docs.insert("aws_invoke_policy".into(), aws::invoke_policy(api));
     }
+    if let Some(o) = &plan.objects {
+        docs.insert("aws_object_read_policy".into(), aws::object_read_policy(o));
+    }
     if let Some(f) = &plan.federated {
         docs.insert(
             "azure_federated_credential".into(),
@@ -35,6 +38,7 @@ pub fn documents(plan: &TrustPlan) -> Value {
         "api": plan.api,
         "storage": plan.storage,
         "federated": plan.federated,
+        "objects": plan.objects,
         "documents": docs,
         "commands": commands(plan),
         "unresolved": plan.unresolved,
@@ -86,6 +90,17 @@ pub fn commands(plan: &TrustPlan) -> Vec<String> {
                 "aws iam put-role-policy --role-name {} --policy-name {} --policy-document file://invoke-policy.json",
                 quote(&role.role_name),
                 quote(&format!("gatelake-{job}-invoke"))
+            ));
+        }
+        if let Some(o) = &plan.objects {
+            out.push(write_file(
+                "object-read-policy.json",
+                &aws::object_read_policy(o),
+            ));
+            out.push(format!(
+                "aws iam put-role-policy --role-name {} --policy-name {} --policy-document file://object-read-policy.json",
+                quote(&role.role_name),
+                quote(&format!("gatelake-{job}-read-objects"))
             ));
         }
     }
@@ -154,6 +169,12 @@ pub fn markdown(plan: &TrustPlan) -> String {
             aws::invoke_arn(a)
         ));
     }
+    if let Some(o) = &plan.objects {
+        md.push_str(&format!(
+            "| AWS → S3 | the role | `s3:GetObject`, `s3:ListBucket` | {} |\n",
+            objects_scope(o)
+        ));
+    }
     if let Some(f) = &plan.federated {
         md.push_str(&format!(
             "| CI → Entra | app `{}` | federated sign-in when `iss` = `{}` and `sub` = `{}` | the app only |\n",
@@ -206,6 +227,17 @@ pub fn markdown(plan: &TrustPlan) -> String {
             &aws::invoke_policy(a),
         );
     }
+    if let Some(o) = &plan.objects {
+        section(
+            &mut md,
+            "AWS: the role's reads of the intermediary bucket",
+            &format!(
+                "The API names `s3://` objects that the job reads with the role's credentials: {}. Listing is allowed only so that S3 answers a missing key with 404 rather than 403.",
+                objects_scope(o)
+            ),
+            &aws::object_read_policy(o),
+        );
+    }
     if let Some(f) = &plan.federated {
         section(
             &mut md,
@@ -224,6 +256,16 @@ pub fn markdown(plan: &TrustPlan) -> String {
     }
     md.push_str(&format!("\n## Commands\n\n```sh\n{}```\n", script(plan)));
     md
+}
+
+/// The buckets and prefix the role may read, for the reader.
+fn objects_scope(o: &super::ObjectsPlan) -> String {
+    let keys: Vec<String> = o
+        .buckets
+        .iter()
+        .map(|b| format!("`s3://{b}/{}*`", o.prefix))
+        .collect();
+    keys.join(", ")
 }
 
 #[cfg(test)]
@@ -264,6 +306,7 @@ mod tests {
                 account_resource_id: None,
             }),
             federated: None,
+            objects: None,
             unresolved: Vec::new(),
         }
     }

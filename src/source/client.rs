@@ -1,6 +1,7 @@
-//! Fetching one page: authentication (API key, bearer, SigV4 re-signed on every attempt),
-//! a bounded body read, and retries decided by [`retry::classify`] (API Gateway's rules)
-//! and paced by the one retry module ([`RetryPolicy::next_step`]). Nothing here knows about pagination; the caller passes the URL.
+//! Fetching one page: authentication (API key, bearer, SigV4 re-signed on every attempt; in
+//! [`auth`]), a bounded body read, and retries decided by [`retry::classify`] (API Gateway's
+//! rules) and paced by the one retry module ([`RetryPolicy::next_step`]). Nothing here knows
+//! about pagination; the caller passes the URL.
 //!
 //! Credentials kept in files (`--api-key-file`, `--bearer-token-file`) are looked at on every
 //! request and re-read when the file changed, and once more when the API refuses them (401 or
@@ -11,20 +12,23 @@
 //! [`retry::classify`]: crate::source::retry::classify
 //! [`upstream::api_message`]: crate::upstream::api_message
 
+mod auth;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};
-use crate::identity::sigv4::{sign_request, SignError};
+use crate::identity::sigv4::SignError;
 use crate::report::{Event, Reporter};
 use crate::retry::Step;
 use crate::run_tag::RunTag;
 use crate::secret::{redact_url, SecretSource};
 use crate::source::page_size::{is_integration_timeout, PageSizing};
-use crate::source::request::BoundRequest;
+use crate::source::request::{BoundRequest, PageRequest};
 pub use crate::source::retry::{backoff, classify, retry_after, Decision};
 use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
+use auth::Auth;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
@@ -150,24 +154,6 @@ impl SourceError {
     }
 }
 
-#[derive(Clone)]
-enum Auth {
-    None,
-    ApiKey(SecretSource),
-    Bearer(SecretSource),
-    Iam {
-        region: String,
-        credentials: Arc<AwsCredentials>,
-    },
-    /// An Entra token for `scope`, renewed by the credential's cache.
-    BearerFrom {
-        scope: String,
-        credential: Option<Arc<dyn azure_core::credentials::TokenCredential>>,
-    },
-    /// An access token from an OAuth2 provider (`--api-auth oauth2`), renewed by it.
-    OAuth2(Option<Arc<crate::identity::oauth2::OAuth2Provider>>),
-}
-
 /// Fetches pages of one API. Cheap to clone (a partitioned run gives each partition one).
 #[derive(Clone)]
 pub struct ApiClient {
@@ -209,23 +195,7 @@ impl ApiClient {
         http: reqwest::Client,
         credentials: Option<Arc<AwsCredentials>>,
     ) -> Result<Self, SourceError> {
-        let auth = match &config.auth {
-            ApiAuth::None => Auth::None,
-            ApiAuth::ApiKey(k) => Auth::ApiKey(k.clone()),
-            ApiAuth::Bearer(t) => Auth::Bearer(t.clone()),
-            ApiAuth::Iam { region } => Auth::Iam {
-                region: region.clone(),
-                credentials: match credentials {
-                    Some(c) => c,
-                    None => Arc::new(AwsCredentials::from_default_chain(region).await?),
-                },
-            },
-            ApiAuth::BearerFromAzure { audience } => Auth::BearerFrom {
-                scope: crate::identity::azure::scope_for(audience),
-                credential: None,
-            },
-            ApiAuth::OAuth2(_) => Auth::OAuth2(None),
-        };
+        let auth = Auth::new(&config.auth, credentials).await?;
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
             let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| SourceError::Header {
@@ -281,6 +251,12 @@ impl ApiClient {
         guess.min(self.max_page_bytes).min(64 << 20) as usize
     }
 
+    /// The request sent for `position` (method, URL with the query template, body with the
+    /// pointer placed): what the lineage records of a page.
+    pub fn sent(&self, position: &Url) -> PageRequest {
+        self.request.render(position)
+    }
+
     /// The same client on another clock (tests).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -304,115 +280,6 @@ impl ApiClient {
             *p = Some(provider);
         }
         self
-    }
-
-    /// Build and authenticate one attempt of `method` `url` (a JSON `body` for a POST).
-    async fn request(
-        &self,
-        method: &reqwest::Method,
-        url: &Url,
-        body: Option<&Bytes>,
-    ) -> Result<reqwest::Request, SourceError> {
-        let mut req = reqwest::Request::new(method.clone(), url.clone());
-        let h = req.headers_mut();
-        h.extend(self.headers.clone());
-        h.insert(
-            reqwest::header::ACCEPT,
-            HeaderValue::from_static("application/json"),
-        );
-        // The run id joins API Gateway's access logs (`$context.identity.userAgent`) to the
-        // run's lineage.
-        if let Ok(ua) = HeaderValue::from_str(&self.run.user_agent()) {
-            h.insert(reqwest::header::USER_AGENT, ua);
-        }
-        if let Some(body) = body {
-            h.insert(
-                reqwest::header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            // Set before signing: SigV4 covers the body's hash.
-            *req.body_mut() = Some(reqwest::Body::from(body.clone()));
-        }
-        let h = req.headers_mut();
-        let api_key = match &self.auth {
-            Auth::ApiKey(k) => Some(k),
-            _ => self.usage_plan_key.as_ref(),
-        };
-        if let Some(k) = api_key {
-            let mut v =
-                HeaderValue::from_str(k.current().expose()).map_err(|_| SourceError::Header {
-                    name: "x-api-key".into(),
-                    reason: "the API key contains characters not allowed in a header".into(),
-                })?;
-            v.set_sensitive(true);
-            h.insert("x-api-key", v);
-        }
-        match &self.auth {
-            Auth::None | Auth::ApiKey(_) => {}
-            Auth::BearerFrom { scope, credential } => {
-                let Some(credential) = credential else {
-                    return Err(SourceError::Credentials(AwsCredentialsError::Unavailable(
-                        "--bearer-from azure needs an Azure identity (internal: none was given)"
-                            .into(),
-                    )));
-                };
-                let token = credential
-                    .get_token(&[scope.as_str()], None)
-                    .await
-                    .map_err(|e| SourceError::BearerToken(crate::secret::redact(&e.to_string())))?;
-                // An issued token is a live secret: mask it in any message that quotes it.
-                crate::secret::register(token.token.secret());
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
-                    .map_err(|_| SourceError::Header {
-                        name: "authorization".into(),
-                        reason: "the bearer token contains characters not allowed in a header"
-                            .into(),
-                    })?;
-                v.set_sensitive(true);
-                h.insert(reqwest::header::AUTHORIZATION, v);
-            }
-            Auth::OAuth2(provider) => {
-                let Some(provider) = provider else {
-                    return Err(SourceError::BearerToken(
-                        "internal: --api-auth oauth2 without a provider".into(),
-                    ));
-                };
-                h.insert(
-                    reqwest::header::AUTHORIZATION,
-                    provider.authorization().await?,
-                );
-            }
-            Auth::Bearer(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.current().expose()))
-                    .map_err(|_| SourceError::Header {
-                        name: "authorization".into(),
-                        reason: "the bearer token contains characters not allowed in a header"
-                            .into(),
-                    })?;
-                v.set_sensitive(true);
-                h.insert(reqwest::header::AUTHORIZATION, v);
-            }
-            Auth::Iam {
-                region,
-                credentials,
-            } => {
-                let now = self.clock.now();
-                let creds = credentials.get(now).await?;
-                // The secret key and session token are live secrets from here on, wherever
-                // they came from (env, profile, STS): an upstream message may quote them.
-                crate::secret::register(creds.secret_access_key());
-                if let Some(token) = creds.session_token() {
-                    crate::secret::register(token);
-                }
-                sign_request(&mut req, &creds, region, now)?;
-                for name in ["authorization", "x-amz-security-token"] {
-                    if let Some(v) = req.headers_mut().get_mut(name) {
-                        v.set_sensitive(true);
-                    }
-                }
-            }
-        }
-        Ok(req)
     }
 
     /// GET `url` (page number `page`, for messages and events), retrying transient failures.
@@ -855,28 +722,8 @@ impl ApiClient {
             }
         }
     }
-
-    /// Whether the API refused the OAuth2 token as invalid (the provider then drops it).
-    fn oauth2_refused(&self) -> bool {
-        matches!(&self.auth, Auth::OAuth2(Some(p)) if p.take_refused())
-    }
-
-    /// Re-read the API credential's file (when it is one); whether its value changed.
-    fn reload_credentials(&self) -> bool {
-        let main = match &self.auth {
-            Auth::ApiKey(k) | Auth::Bearer(k) => k.reload(),
-            _ => false,
-        };
-        let key = self.usage_plan_key.as_ref().is_some_and(|k| k.reload());
-        main || key
-    }
 }
 
-/// A short reason for a transport error, without the URL (which reqwest includes, possibly
-/// with secrets in its query).
-/// Whether a transport failure's reason (its error chain, as [`transport_reason`] words it)
-/// is a TLS certificate the client does not trust: an unknown issuer, an expired or
-/// self-signed certificate, a name mismatch.
 /// The method of a page request, as messages name it (one byte: errors stay small).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verb {
@@ -901,6 +748,9 @@ fn verb(method: &reqwest::Method) -> Verb {
     }
 }
 
+/// Whether a transport failure's reason (its error chain, as [`transport_reason`] words it)
+/// is a TLS certificate the client does not trust: an unknown issuer, an expired or
+/// self-signed certificate, a name mismatch.
 fn is_certificate_problem(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     [
@@ -914,6 +764,8 @@ fn is_certificate_problem(reason: &str) -> bool {
     .any(|needle| r.contains(needle))
 }
 
+/// A short reason for a transport error, without the URL (which reqwest includes, possibly
+/// with secrets in its query).
 fn transport_reason(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
