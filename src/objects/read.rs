@@ -670,7 +670,11 @@ fn total_size(headers: &HeaderMap) -> Option<u64> {
 
 /// `Content-Range: bytes 100-199/1234` → 100.
 fn range_start(headers: &HeaderMap) -> Option<u64> {
-    let v = headers.get(CONTENT_RANGE)?.to_str().ok()?;
+    content_range_start(headers.get(CONTENT_RANGE)?.to_str().ok()?)
+}
+
+/// `bytes 100-199/1234` → 100 (a `Content-Range` value, from a header or the SDK).
+fn content_range_start(v: &str) -> Option<u64> {
     v.trim()
         .strip_prefix("bytes ")?
         .split_once('-')?

@@ -14,7 +14,9 @@
 //! has the retry policy's attempts for that. Every open checks that the answer starts where
 //! it was asked to (a server that ignores `Range` would otherwise hand back the wrong bytes).
 
-use super::{quoted, range_start, transport_failure, ObjectHead, ObjectReader};
+use super::{
+    content_range_start, quoted, range_start, transport_failure, ObjectHead, ObjectReader,
+};
 use crate::objects::error::ObjectError;
 use crate::objects::s3::{classify_sdk, Failure};
 use crate::objects::url::object_name;
@@ -246,17 +248,6 @@ fn check_start(start: Option<u64>, from: u64, whole: bool) -> Result<(), Failure
             ),
         }),
     }
-}
-
-/// `bytes 100-199/1234` → 100.
-fn content_range_start(v: &str) -> Option<u64> {
-    v.trim()
-        .strip_prefix("bytes ")?
-        .split_once('-')?
-        .0
-        .trim()
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]
