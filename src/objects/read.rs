@@ -469,13 +469,14 @@ impl ObjectReader {
         })
     }
 
-    /// Bytes `range` of `obj` as pinned by `head`.
-    pub async fn get_range(
+    /// The object's printable name, once `obj` passes the host policy and `range` lies
+    /// within the `head.size` bytes it has (for a ranged and a sequential read alike).
+    fn check_range(
         &self,
         obj: &ObjectRef,
         head: &ObjectHead,
-        range: Range<u64>,
-    ) -> Result<Bytes, ObjectError> {
+        range: &Range<u64>,
+    ) -> Result<String, ObjectError> {
         self.check(obj)?;
         let name = object_name(obj);
         if range.start > range.end || range.end > head.size {
@@ -487,6 +488,17 @@ impl ObjectReader {
                 ),
             });
         }
+        Ok(name)
+    }
+
+    /// Bytes `range` of `obj` as pinned by `head`.
+    pub async fn get_range(
+        &self,
+        obj: &ObjectRef,
+        head: &ObjectHead,
+        range: Range<u64>,
+    ) -> Result<Bytes, ObjectError> {
+        let name = self.check_range(obj, head, &range)?;
         if range.is_empty() {
             return Ok(Bytes::new());
         }

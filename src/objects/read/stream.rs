@@ -19,7 +19,6 @@ use super::{
 };
 use crate::objects::error::ObjectError;
 use crate::objects::s3::{classify_sdk, Failure};
-use crate::objects::url::object_name;
 use crate::objects::{ObjectLocation, ObjectRef};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Bytes, BytesMut};
@@ -68,17 +67,7 @@ impl ObjectReader {
         head: &ObjectHead,
         range: Range<u64>,
     ) -> Result<SequentialRead, ObjectError> {
-        self.check(obj)?;
-        let name = object_name(obj);
-        if range.start > range.end || range.end > head.size {
-            return Err(ObjectError::Failed {
-                object: name,
-                cause: format!(
-                    "bytes {}..{} are outside its {} bytes",
-                    range.start, range.end, head.size
-                ),
-            });
-        }
+        let name = self.check_range(obj, head, &range)?;
         Ok(SequentialRead {
             reader: self.clone(),
             object: obj.clone(),
