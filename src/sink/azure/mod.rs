@@ -291,8 +291,9 @@ impl AzureSink {
         futures::stream::iter(blocks)
             .map(|(id, chunk)| async move {
                 let len = chunk.len() as u64;
+                let options = parts::stage_block_options(&chunk).await;
                 client
-                    .stage_block(&id, len, chunk.into(), None)
+                    .stage_block(&id, len, chunk.into(), Some(options))
                     .await
                     .map(|_| ())
             })

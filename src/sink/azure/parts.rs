@@ -17,10 +17,38 @@ use crate::sink::{
 };
 use azure_storage_blob::models::{
     BlockBlobClientCommitBlockListOptions, BlockBlobClientCommitBlockListResultHeaders,
-    BlockBlobClientStageBlockFromUrlOptions, BlockListType, BlockLookupList, HttpRange,
+    BlockBlobClientStageBlockFromUrlOptions, BlockBlobClientStageBlockOptions, BlockListType,
+    BlockLookupList, HttpRange,
 };
 use bytes::Bytes;
+use md5::Md5;
 use sha2::{Digest, Sha256};
+
+/// Blocks up to this size are hashed on the caller's task; larger ones on the blocking pool,
+/// so that hashing 8 MiB (about 10 ms) does not hold up the tasks reading the next parts.
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
+/// The options of a `Put Block` carrying the block's MD5 (`Content-MD5`): the service checks
+/// the bytes it received against it and refuses the block (`Md5Mismatch`) if they differ, so
+/// a body damaged between here and the service is never committed. (Without it the service
+/// computes a CRC64 of the block to answer with; Azurite does that in JavaScript, byte by
+/// byte, which was most of its CPU for a copy of large objects.)
+pub(super) async fn stage_block_options(data: &Bytes) -> BlockBlobClientStageBlockOptions<'static> {
+    let md5 = if data.len() <= HASH_INLINE_MAX {
+        Md5::digest(data).to_vec()
+    } else {
+        let bytes = data.clone();
+        match tokio::task::spawn_blocking(move || Md5::digest(&bytes).to_vec()).await {
+            Ok(md5) => md5,
+            // The blocking pool is shutting down: hash here rather than fail the block.
+            Err(_) => Md5::digest(data).to_vec(),
+        }
+    };
+    BlockBlobClientStageBlockOptions {
+        transactional_content_md5: Some(md5),
+        ..Default::default()
+    }
+}
 
 /// The raw (before base64) block id of part `part` of `upload`.
 pub(super) fn block_id(upload: &str, part: u32) -> Vec<u8> {
@@ -69,10 +97,11 @@ impl AzureSink {
         check_part(&url, upload, part)?;
         let client = self.block_blob_client(path)?;
         let id = block_id(upload, part);
+        let options = stage_block_options(&data).await;
         self.timed(&url, async {
             let len = data.len() as u64;
             client
-                .stage_block(&id, len, data.into(), None)
+                .stage_block(&id, len, data.into(), Some(options))
                 .await
                 .map(|_| ())
                 .map_err(|e| self.map_err(e, &url, Op::Other))
@@ -358,6 +387,87 @@ mod tests {
             })
             .build()
             .unwrap()
+    }
+
+    /// A stand-in Blob endpoint that answers 201 to everything and keeps, for every request,
+    /// its query, its `Content-MD5` header and the MD5 of the body it really received.
+    #[allow(clippy::type_complexity)]
+    async fn recording() -> (
+        AzureSink,
+        std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>, String)>>>,
+    ) {
+        use base64::Engine as _;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let log = log.clone();
+            async move {
+                let query = req.uri().query().unwrap_or_default().to_string();
+                let sent = req
+                    .headers()
+                    .get("content-md5")
+                    .map(|v| v.to_str().unwrap().to_string());
+                let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                let got = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
+                log.lock().unwrap().push((query, sent, got));
+                (axum::http::StatusCode::CREATED, [("etag", "\"0x1\"")])
+            }
+        });
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(tcp, app).await;
+        });
+        let loc =
+            super::super::AzureLocation::parse(&format!("http://{addr}/devstoreaccount1/c/p"))
+                .unwrap();
+        let sink = super::super::AzureSinkBuilder::new(loc)
+            .with_credential(super::super::StorageCredential::SharedKey {
+                account: "devstoreaccount1".into(),
+                key: crate::secret::Secret::new(super::super::auth::DEV_ACCOUNT_KEY),
+            })
+            .build()
+            .unwrap();
+        (sink, seen)
+    }
+
+    #[tokio::test]
+    async fn every_staged_block_carries_the_md5_of_its_bytes() {
+        let (sink, seen) = recording().await;
+        // One block hashed on the task, one on the blocking pool, one empty.
+        let big: Bytes = (0..9 * 1024 * 1024u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>()
+            .into();
+        sink.stage_part("o.bin", "u", 0, Bytes::from_static(b"small block"))
+            .await
+            .unwrap();
+        sink.stage_part("o.bin", "u", 1, big.clone()).await.unwrap();
+        sink.stage_part("o.bin", "u", 2, Bytes::new())
+            .await
+            .unwrap();
+        // A put over the block size goes up as blocks too.
+        let large: Bytes = big
+            .iter()
+            .chain(big.iter())
+            .copied()
+            .collect::<Vec<_>>()
+            .into();
+        let _ = sink.put("whole.bin", large, PutMode::Overwrite).await;
+        let seen = seen.lock().unwrap();
+        let blocks: Vec<_> = seen
+            .iter()
+            .filter(|(q, _, _)| q.contains("comp=block&") || q.ends_with("comp=block"))
+            .collect();
+        assert!(
+            blocks.len() >= 3 + 3,
+            "3 staged parts and 3 blocks of the put: {seen:?}"
+        );
+        for (query, sent, got) in blocks {
+            assert_eq!(sent.as_deref(), Some(got.as_str()), "{query}");
+        }
     }
 
     const SOURCE: &str = "https://b.s3.amazonaws.com/k.gz?X-Amz-Credential=ASIAQUOTED%2F20261207&X-Amz-Signature=9f86d081884c7d659a2feaa0c55ad015";
