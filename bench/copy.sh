@@ -171,6 +171,11 @@ PY="$TESTBED/venv/bin/python"
 
 export AWS_ACCESS_KEY_ID=benchaccesskey AWS_SECRET_ACCESS_KEY=benchsecretkey AWS_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
+# Blobs on disk, not in memory: a full run writes about 20 GB through Azurite, more than its
+# in-memory store holds (half the machine's memory), and that store frees a deleted blob's
+# bytes only when its collector next runs (MemoryExtentStoreAtSizeLimit in the second run).
+export AZURITE_LOCATION="$WORK/azurite"
+mkdir -p "$AZURITE_LOCATION"
 start_azurite
 DEV_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$DEV_KEY;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"

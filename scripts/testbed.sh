@@ -122,14 +122,17 @@ start_bench_api() {
     BENCH_API_URL="$(head -1 "$LOGS/$name-url")"
 }
 
+# In memory by default; AZURITE_LOCATION=DIR keeps blobs in DIR instead (bench/copy.sh: its
+# gigabytes outgrow the in-memory store, which frees a deleted blob's bytes only minutes later).
 start_azurite() {
-    local port logfile pid
+    local port logfile pid persistence=(--inMemoryPersistence)
+    [[ -n "${AZURITE_LOCATION:-}" ]] && persistence=(--location "$AZURITE_LOCATION")
     port="$(free_port)"
     logfile="$LOGS/azurite.log"
     # Run from .testbed/ so nothing Azurite might write lands in the work tree.
     (cd "$TESTBED" && exec "$AZURITE_HOME/node_modules/.bin/azurite-blob" \
         --blobHost 127.0.0.1 --blobPort "$port" \
-        --inMemoryPersistence --disableTelemetry --skipApiVersionCheck --loose \
+        "${persistence[@]}" --disableTelemetry --skipApiVersionCheck --loose \
         </dev/null >"$logfile" 2>&1) &
     pid=$!
     PIDS+=("$pid")

@@ -55,6 +55,8 @@ enum Codec {
 
 /// One compressed block handed back by a worker.
 struct Done {
+    /// The block's compressed bytes, in a buffer that goes back to the writer's spares once
+    /// appended to the stream.
     bytes: Vec<u8>,
     /// CRC-32 of the block's input (gzip only).
     crc: Option<crc32fast::Hasher>,
@@ -76,6 +78,10 @@ struct BlockWriter {
     max_pending: usize,
     /// Input buffers returned by workers.
     spare: Vec<Vec<u8>>,
+    /// Output buffers, emptied once their block is appended: a block's output is as large
+    /// as a few hundred KiB, which a fresh allocation would map, fault in and unmap again
+    /// for every block.
+    spare_out: Vec<Vec<u8>>,
     /// The stream so far (gzip: from its header on).
     out: Vec<u8>,
     crc: crc32fast::Hasher,
@@ -161,7 +167,7 @@ impl BlockWriter {
             Codec::Gzip { .. } => GZIP_BLOCK,
             Codec::Zstd { .. } => ZSTD_BLOCK,
         };
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(stream_hint::get());
         if let Codec::Gzip { level } = codec {
             out.extend_from_slice(&gzip_header(level));
         }
@@ -173,6 +179,7 @@ impl BlockWriter {
             pending: VecDeque::new(),
             max_pending: pool::workers() + 2,
             spare: Vec::new(),
+            spare_out: Vec::new(),
             out,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
@@ -208,6 +215,7 @@ impl BlockWriter {
             self.collect_oldest()?;
         }
         let input = std::mem::take(&mut self.buf);
+        let output = self.spare_out.pop().unwrap_or_default();
         self.total_in += input.len() as u64;
         let (tx, rx) = mpsc::sync_channel(1);
         match self.codec {
@@ -215,7 +223,7 @@ impl BlockWriter {
                 let tail = &input[input.len().saturating_sub(DEFLATE_WINDOW)..];
                 let window = std::mem::replace(&mut self.window, tail.to_vec());
                 pool::run(move || {
-                    let done = deflate_block(level, &window, &input).map(|bytes| {
+                    let done = deflate_block(level, &window, &input, output).map(|bytes| {
                         let mut crc = crc32fast::Hasher::new();
                         crc.update(&input);
                         Done {
@@ -229,7 +237,7 @@ impl BlockWriter {
                 });
             }
             Codec::Zstd { level } => pool::run(move || {
-                let done = zstd::bulk::compress(&input, level).map(|bytes| Done {
+                let done = zstd_block(level, &input, output).map(|bytes| Done {
                     bytes,
                     crc: None,
                     input,
@@ -256,6 +264,10 @@ impl BlockWriter {
         done.input.clear();
         if self.spare.len() < self.max_pending {
             self.spare.push(done.input);
+        }
+        done.bytes.clear();
+        if self.spare_out.len() < self.max_pending {
+            self.spare_out.push(done.bytes);
         }
         Ok(())
     }
@@ -284,6 +296,7 @@ impl BlockWriter {
                 }
             }
         }
+        stream_hint::record(self.out.len());
         Ok(self.out)
     }
 }
@@ -299,28 +312,88 @@ fn gzip_header(level: u32) -> [u8; 10] {
 }
 
 /// One block as raw DEFLATE, primed with `window` (the previous block's tail) and ended with
-/// a sync flush, so that blocks can be concatenated into one stream.
-fn deflate_block(level: u32, window: &[u8], input: &[u8]) -> io::Result<Vec<u8>> {
-    let mut deflate = Compress::new(flate2::Compression::new(level), false);
-    if !window.is_empty() {
-        deflate.set_dictionary(window).map_err(io::Error::other)?;
+/// a sync flush, so that blocks can be concatenated into one stream; written into `out`
+/// (emptied first).
+///
+/// Each worker thread keeps its DEFLATE state between blocks and resets it: a fresh state
+/// allocates (and faults in) a few hundred KiB of window and hash tables, per block.
+fn deflate_block(level: u32, window: &[u8], input: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static DEFLATE: std::cell::RefCell<Option<(u32, Compress)>> =
+            const { std::cell::RefCell::new(None) };
     }
-    let mut out = Vec::with_capacity(input.len() / 2 + 1024);
-    loop {
-        // total_in never exceeds the input's length, which is a usize.
-        let consumed = usize::try_from(deflate.total_in()).unwrap_or(input.len());
-        if out.capacity() - out.len() < 1024 {
-            out.reserve(out.capacity().max(64 * 1024));
+    DEFLATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let deflate = match &mut *cached {
+            Some((kept, deflate)) if *kept == level => {
+                deflate.reset();
+                deflate
+            }
+            slot => {
+                &mut slot
+                    .insert((level, Compress::new(flate2::Compression::new(level), false)))
+                    .1
+            }
+        };
+        if !window.is_empty() {
+            deflate.set_dictionary(window).map_err(io::Error::other)?;
         }
-        deflate
-            .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
-            .map_err(io::Error::other)?;
-        // Done once all input is in and the flush did not fill the output: zlib's rule is
-        // to call again with more room while the output comes back full.
-        let all_in = usize::try_from(deflate.total_in()).unwrap_or(0) == input.len();
-        if all_in && out.len() < out.capacity() {
-            return Ok(out);
+        out.clear();
+        out.reserve(input.len() / 2 + 1024);
+        loop {
+            // total_in counts from the last reset and never exceeds the input's length.
+            let consumed = usize::try_from(deflate.total_in()).unwrap_or(input.len());
+            if out.capacity() - out.len() < 1024 {
+                out.reserve(out.capacity().max(64 * 1024));
+            }
+            deflate
+                .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
+                .map_err(io::Error::other)?;
+            // Done once all input is in and the flush did not fill the output: zlib's rule
+            // is to call again with more room while the output comes back full.
+            let all_in = usize::try_from(deflate.total_in()).unwrap_or(0) == input.len();
+            if all_in && out.len() < out.capacity() {
+                return Ok(out);
+            }
         }
+    })
+}
+
+/// One block as a zstd frame, written into `out` (emptied first), with a compression context
+/// kept by each worker thread between blocks (a new one costs about a megabyte of tables).
+fn zstd_block(level: i32, input: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    thread_local! {
+        static ZSTD: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    ZSTD.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let compressor = match &mut *cached {
+            Some((kept, compressor)) if *kept == level => compressor,
+            slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
+        };
+        out.clear();
+        out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+        compressor.compress_to_buffer(input, &mut out)?;
+        Ok(out)
+    })
+}
+
+/// The size of the last stream a writer finished, to size the next one's output: the chunks
+/// of a run are alike, and growing a stream of megabytes by doubling copies it about twice.
+mod stream_hint {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    static LAST: AtomicUsize = AtomicUsize::new(0);
+
+    /// Capacity for a new stream: the last one's size plus an eighth.
+    pub(super) fn get() -> usize {
+        let last = LAST.load(Ordering::Relaxed);
+        last + last / 8
+    }
+
+    pub(super) fn record(len: usize) {
+        LAST.store(len, Ordering::Relaxed);
     }
 }
 
@@ -530,7 +603,7 @@ mod tests {
         let out = w.finish().unwrap();
         let alone: usize = data
             .chunks(GZIP_BLOCK)
-            .map(|b| deflate_block(6, &[], b).unwrap().len())
+            .map(|b| deflate_block(6, &[], b, Vec::new()).unwrap().len())
             .sum();
         assert!(
             out.len() < alone,
