@@ -32,6 +32,10 @@ def count(name: str, prefix: str) -> None:
     rows = files = stored = 0
     kinds = set()
     for blob in c.list_blobs(name_starts_with=prefix):
+        # gatelake's own files (`_manifest.json`, `_lineage.jsonl.gz`, `_SUCCESS`, `_state/`)
+        # are not data: a lineage file has a line per page, which counted as records.
+        if any(part.startswith("_") for part in blob.name.split("/")):
+            continue
         if blob.name.endswith(".jsonl.zst"):
             import zstandard
 

@@ -24,13 +24,15 @@
 #
 #   bench/copy.sh [--quick] [--runs R] [--datasets "large small huge"] [--s3 "moto s3s-fs"]
 #                 [--tools "gatelake rclone"] [--concurrency C] [--gatelake PATH]
-#                 [--profile release|dev] [--results FILE]
+#                 [--profile release|dev] [--results FILE] [--azurite-store disk|memory]
 #
 # The full measurement (the lead runs it on a quiet machine; about 30-60 minutes):
 #   bench/copy.sh
 # The quick check (a few minutes; dev build, 1 run, small datasets):
 #   bench/copy.sh --quick
 # --gatelake PATH uses that binary instead of building one (e.g. a scratch checkout's).
+# --azurite-store memory keeps Azurite's blobs in memory (faster for both tools; holds one run
+# of the large dataset, not three: run it with --runs 1, once per sample); disk by default.
 set -euo pipefail
 # shellcheck source=scripts/testbed.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/testbed.sh"
@@ -44,6 +46,7 @@ CONCURRENCY=8
 GATELAKE=""
 PROFILE="release"
 RESULTS_COPY=""
+AZURITE_STORE=disk
 RCLONE_VERSION="1.75.2"
 S3S_FS_VERSION="0.14.1"
 explicit=" "
@@ -58,8 +61,9 @@ while (($#)); do
         --gatelake) GATELAKE="$2"; shift 2 ;;
         --profile) PROFILE="$2"; explicit+="profile "; shift 2 ;;
         --results) RESULTS_COPY="$2"; shift 2 ;;
+        --azurite-store) AZURITE_STORE="$2"; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument $1 (use --quick, --runs R, --datasets LIST, --s3 LIST, --tools LIST, --concurrency C, --gatelake PATH, --profile release|dev, --results FILE)" ;;
+        *) die "unknown argument $1 (use --quick, --runs R, --datasets LIST, --s3 LIST, --tools LIST, --concurrency C, --gatelake PATH, --profile release|dev, --results FILE, --azurite-store disk|memory)" ;;
     esac
 done
 if ((QUICK)); then
@@ -70,6 +74,7 @@ fi
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ "$CONCURRENCY" =~ ^[1-9][0-9]*$ ]] || die "--concurrency must be a positive integer"
 [[ "$PROFILE" == release || "$PROFILE" == dev ]] || die "--profile is release or dev"
+[[ "$AZURITE_STORE" == disk || "$AZURITE_STORE" == memory ]] || die "--azurite-store is disk or memory"
 for d in $DATASETS; do [[ "$d" =~ ^(large|small|huge)$ ]] || die "unknown dataset $d (large, small, huge)"; done
 for s in $S3_SERVERS; do [[ "$s" =~ ^(moto|s3s-fs)$ ]] || die "unknown S3 server $s (moto, s3s-fs)"; done
 for t in $TOOLS; do [[ "$t" =~ ^(gatelake|rclone)$ ]] || die "unknown tool $t (gatelake, rclone)"; done
@@ -174,20 +179,12 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL
 # Blobs on disk, not in memory: a full run writes about 20 GB through Azurite, more than its
 # in-memory store holds (half the machine's memory), and that store frees a deleted blob's
 # bytes only when its collector next runs (MemoryExtentStoreAtSizeLimit in the second run).
-export AZURITE_LOCATION="$WORK/azurite"
-mkdir -p "$AZURITE_LOCATION"
+if [[ "$AZURITE_STORE" == disk ]]; then
+    export AZURITE_LOCATION="$WORK/azurite"
+    mkdir -p "$AZURITE_LOCATION"
+fi
 start_azurite
-DEV_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$DEV_KEY;BlobEndpoint=$GATELAKE_TEST_AZURITE_BLOB"
-# rclone's remotes, from the environment only (no config file is read or written).
-export RCLONE_CONFIG="$WORK/rclone.conf"
-: >"$RCLONE_CONFIG"
-export RCLONE_CONFIG_AZ_TYPE=azureblob RCLONE_CONFIG_AZ_ACCOUNT=devstoreaccount1 \
-    RCLONE_CONFIG_AZ_KEY="$DEV_KEY" RCLONE_CONFIG_AZ_ENDPOINT="$GATELAKE_TEST_AZURITE_BLOB"
-export RCLONE_CONFIG_S3SRC_TYPE=s3 RCLONE_CONFIG_S3SRC_PROVIDER=Other \
-    RCLONE_CONFIG_S3SRC_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-    RCLONE_CONFIG_S3SRC_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-    RCLONE_CONFIG_S3SRC_REGION="$AWS_REGION" RCLONE_CONFIG_S3SRC_FORCE_PATH_STYLE=true
+export_bench_remotes "$GATELAKE_TEST_AZURITE_BLOB" "$WORK"
 CONTAINER=bench
 "$PY" -c 'import os; from azure.storage.blob import BlobServiceClient as B
 c = B.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).get_container_client("bench")

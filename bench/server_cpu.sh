@@ -61,17 +61,8 @@ AZ="http://127.0.0.1:$port/devstoreaccount1"
 start_moto
 MOTO_PID="${PIDS[${#PIDS[@]}-1]}"
 
-DEV_KEY="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$DEV_KEY;BlobEndpoint=$AZ"
-export RCLONE_CONFIG="$WORK/rclone.conf"
-: >"$RCLONE_CONFIG"
-export RCLONE_CONFIG_AZ_TYPE=azureblob RCLONE_CONFIG_AZ_ACCOUNT=devstoreaccount1 \
-    RCLONE_CONFIG_AZ_KEY="$DEV_KEY" RCLONE_CONFIG_AZ_ENDPOINT="$AZ"
-export RCLONE_CONFIG_S3SRC_TYPE=s3 RCLONE_CONFIG_S3SRC_PROVIDER=Other \
-    RCLONE_CONFIG_S3SRC_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
-    RCLONE_CONFIG_S3SRC_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-    RCLONE_CONFIG_S3SRC_REGION="$AWS_REGION" RCLONE_CONFIG_S3SRC_FORCE_PATH_STYLE=true \
-    RCLONE_CONFIG_S3SRC_ENDPOINT="$GATELAKE_TEST_MOTO"
+export_bench_remotes "$AZ" "$WORK"
+export RCLONE_CONFIG_S3SRC_ENDPOINT="$GATELAKE_TEST_MOTO"
 "$PY" -c 'import os; from azure.storage.blob import BlobServiceClient as B
 c = B.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).get_container_client("bench")
 c.exists() or c.create_container()'

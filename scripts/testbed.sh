@@ -142,6 +142,24 @@ start_azurite() {
 }
 
 
+# The benchmarks' credentials for one Azurite at BLOB_URL (its development account): the
+# connection string for gatelake and bench/objects.py, and rclone's remotes `az:` (Azurite)
+# and `s3src:` (an S3 server whose endpoint the caller sets in RCLONE_CONFIG_S3SRC_ENDPOINT),
+# from the environment only: rclone's config file is an empty one in DIR.
+export_bench_remotes() {
+    local blob="$1" dir="$2"
+    local key="Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    export AZURE_STORAGE_CONNECTION_STRING="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=$blob"
+    export RCLONE_CONFIG="$dir/rclone.conf"
+    : >"$RCLONE_CONFIG"
+    export RCLONE_CONFIG_AZ_TYPE=azureblob RCLONE_CONFIG_AZ_ACCOUNT=devstoreaccount1 \
+        RCLONE_CONFIG_AZ_KEY="$key" RCLONE_CONFIG_AZ_ENDPOINT="$blob"
+    export RCLONE_CONFIG_S3SRC_TYPE=s3 RCLONE_CONFIG_S3SRC_PROVIDER=Other \
+        RCLONE_CONFIG_S3SRC_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" \
+        RCLONE_CONFIG_S3SRC_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+        RCLONE_CONFIG_S3SRC_REGION="$AWS_REGION" RCLONE_CONFIG_S3SRC_FORCE_PATH_STYLE=true
+}
+
 # --- Azurite over HTTPS with OAuth (bearer tokens to storage checked for real) ---------------
 # `--oauth basic` requires HTTPS. The certificate comes from tests (a throwaway CA made by
 # scripts/make_test_ca.py): .testbed/tls/{ca.pem,server.pem,server-key.pem}. Azurite checks a

@@ -372,6 +372,11 @@ mod tests {
                     .into_response()
             }
         });
+        serve(app).await
+    }
+
+    /// Serve `app` on a free loopback port; a sink with Azurite's development key on it.
+    async fn serve(app: axum::Router) -> AzureSink {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         tokio::spawn(async move {
@@ -415,22 +420,7 @@ mod tests {
                 (axum::http::StatusCode::CREATED, [("etag", "\"0x1\"")])
             }
         });
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        tokio::spawn(async move {
-            let _ = axum::serve(tcp, app).await;
-        });
-        let loc =
-            super::super::AzureLocation::parse(&format!("http://{addr}/devstoreaccount1/c/p"))
-                .unwrap();
-        let sink = super::super::AzureSinkBuilder::new(loc)
-            .with_credential(super::super::StorageCredential::SharedKey {
-                account: "devstoreaccount1".into(),
-                key: crate::secret::Secret::new(super::super::auth::DEV_ACCOUNT_KEY),
-            })
-            .build()
-            .unwrap();
-        (sink, seen)
+        (serve(app).await, seen)
     }
 
     #[tokio::test]
