@@ -445,7 +445,9 @@ mod tests {
             .copied()
             .collect::<Vec<_>>()
             .into();
-        let _ = sink.put("whole.bin", large, PutMode::Overwrite).await;
+        sink.put("whole.bin", large, PutMode::Overwrite)
+            .await
+            .unwrap();
         let seen = seen.lock().unwrap();
         let blocks: Vec<_> = seen
             .iter()
