@@ -286,8 +286,10 @@ impl Engine {
         aws: Option<Arc<AwsCredentials>>,
         bearer: Option<&Arc<AzureIdentity>>,
     ) -> Result<ApiClient, ClientError> {
+        // gzip pages are decoded by the client itself (`source::client::gunzip`).
         let http = crate::http::client(&HttpOptions {
             timeout: source.timeout,
+            gzip: false,
             ..self.http_options()
         })?;
         tracing::info!("API: --api-auth {}", source.auth.kind());

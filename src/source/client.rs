@@ -13,6 +13,7 @@
 //! [`upstream::api_message`]: crate::upstream::api_message
 
 mod auth;
+mod gunzip;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
@@ -554,7 +555,8 @@ impl ApiClient {
             });
         }
         // Read the body within the size limit; a broken stream (truncated body, corrupt gzip)
-        // is transient.
+        // is transient. A gzip body is read as sent and decoded whole (`gunzip`).
+        let gzip = gunzip::is_gzip(&headers);
         let mut body = BytesMut::with_capacity(self.body_capacity(resp.content_length()));
         loop {
             match resp.chunk().await {
@@ -577,10 +579,28 @@ impl ApiClient {
                 }
             }
         }
-        let body = body.freeze();
         if (200..300).contains(&status) {
             self.body_hint
                 .store(body.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+        let body = match gzip.then(|| gunzip::gunzip(&body, self.max_page_bytes)) {
+            None => body.freeze(),
+            Some(Ok(decoded)) => Bytes::from(decoded),
+            Some(Err(gunzip::GunzipError::TooLarge)) => {
+                return Err(SourceError::TooLarge {
+                    page,
+                    url: shown.to_string(),
+                    limit: self.max_page_bytes,
+                })
+            }
+            Some(Err(gunzip::GunzipError::Damaged(why))) => {
+                return Ok(Err((
+                    None,
+                    format!("reading the body failed: the gzip body is damaged ({why})"),
+                )))
+            }
+        };
+        if (200..300).contains(&status) {
             return Ok(Ok(FetchedPage {
                 url: url.clone(),
                 headers,

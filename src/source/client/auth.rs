@@ -74,6 +74,10 @@ impl ApiClient {
             reqwest::header::ACCEPT,
             HeaderValue::from_static("application/json"),
         );
+        // Pages come compressed when the API allows it; `read_answer` decodes them. A
+        // `--header Accept-Encoding: ...` of the job's is kept.
+        h.entry(reqwest::header::ACCEPT_ENCODING)
+            .or_insert(HeaderValue::from_static("gzip"));
         // The run id joins API Gateway's access logs (`$context.identity.userAgent`) to the
         // run's lineage.
         if let Ok(ua) = HeaderValue::from_str(&self.run.user_agent()) {

@@ -1,0 +1,134 @@
+//! Page bodies sent with `Content-Encoding: gzip`, decoded here rather than by the HTTP client.
+//!
+//! The HTTP client's decoder hands the body over in small pieces, each copied again into the
+//! page's buffer. Here the compressed body (a few tens of KiB) is read whole, then inflated in
+//! one pass into one buffer sized from the gzip trailer (ISIZE: the decoded size of the last
+//! member, modulo 2^32; exact for the usual single member), never past the page size limit.
+//! The cursor chain (fetch, gunzip, parse, next request) is what sets the pace of a cursor
+//! pull, so this is on it (issue 20).
+
+use flate2::bufread::MultiGzDecoder;
+use reqwest::header::{HeaderMap, CONTENT_ENCODING};
+use std::io::Read;
+
+/// The most a buffer is sized up front from a trailer's claim; a larger body grows past it.
+const MAX_PRESIZE: u64 = 64 << 20;
+
+/// Why a gzip body could not be decoded.
+#[derive(Debug, PartialEq)]
+pub(super) enum GunzipError {
+    /// It decodes to more than the limit.
+    TooLarge,
+    /// Not gzip, or truncated, or damaged (the reason).
+    Damaged(String),
+}
+
+/// Whether the body is gzip by its headers (`Content-Encoding: gzip`, or the old `x-gzip`).
+pub(super) fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let v = v.trim();
+            v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip")
+        })
+}
+
+/// Decode `raw` (one gzip member or several, concatenated) into one buffer of at most `limit`
+/// bytes. An empty body stays empty (a `204` or `HEAD` answer that names its encoding).
+pub(super) fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
+    if raw.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stated = raw
+        .len()
+        .checked_sub(4)
+        .and_then(|at| <[u8; 4]>::try_from(&raw[at..]).ok())
+        .map_or(0, |isize| u64::from(u32::from_le_bytes(isize)));
+    // One byte more than the content, so that reading to the end needs no second allocation.
+    let presize = stated.min(limit).min(MAX_PRESIZE) + 1;
+    let mut out = Vec::with_capacity(usize::try_from(presize).unwrap_or(0));
+    MultiGzDecoder::new(raw)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| GunzipError::Damaged(e.to_string()))?;
+    if out.len() as u64 > limit {
+        return Err(GunzipError::TooLarge);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn a_body_decodes_into_one_buffer_of_its_size() {
+        let page = br#"{"items":[{"id":1},{"id":2}],"next_cursor":"abc"}"#.repeat(500);
+        let out = gunzip(&gz(&page), 1 << 20).unwrap();
+        assert_eq!(out, page);
+        assert_eq!(out.capacity(), page.len() + 1, "sized from the trailer");
+    }
+
+    #[test]
+    fn concatenated_members_decode_whole() {
+        let mut raw = gz(b"{\"items\":[1,");
+        raw.extend(gz(b"2,3]}"));
+        assert_eq!(gunzip(&raw, 100).unwrap(), b"{\"items\":[1,2,3]}");
+    }
+
+    #[test]
+    fn the_limit_is_kept_whatever_the_trailer_says() {
+        let page = vec![b'x'; 10_000];
+        let mut raw = gz(&page);
+        assert_eq!(gunzip(&raw, 10_000).unwrap().len(), 10_000);
+        assert_eq!(gunzip(&raw, 9_999), Err(GunzipError::TooLarge));
+        // A trailer claiming 4 bytes does not let the body past the limit either.
+        let at = raw.len() - 4;
+        raw[at..].copy_from_slice(&4u32.to_le_bytes());
+        assert!(gunzip(&raw, 9_999).is_err());
+    }
+
+    #[test]
+    fn damaged_and_truncated_bodies_are_errors_and_empty_is_empty() {
+        let raw = gz(br#"{"items":[]}"#);
+        assert!(matches!(
+            gunzip(&raw[..raw.len() - 6], 100),
+            Err(GunzipError::Damaged(_))
+        ));
+        assert!(matches!(
+            gunzip(b"{\"items\":[]}", 100),
+            Err(GunzipError::Damaged(_))
+        ));
+        let mut flipped = raw.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid] ^= 0xff;
+        assert!(gunzip(&flipped, 100).is_err());
+        assert_eq!(gunzip(b"", 100).unwrap(), b"");
+    }
+
+    #[test]
+    fn gzip_is_told_by_the_content_encoding() {
+        let mut h = HeaderMap::new();
+        assert!(!is_gzip(&h));
+        for (v, want) in [
+            ("gzip", true),
+            ("GZIP", true),
+            ("x-gzip", true),
+            ("br", false),
+            ("identity", false),
+        ] {
+            h.insert(CONTENT_ENCODING, v.parse().unwrap());
+            assert_eq!(is_gzip(&h), want, "{v}");
+        }
+    }
+}
