@@ -286,7 +286,7 @@ impl Engine {
         aws: Option<Arc<AwsCredentials>>,
         bearer: Option<&Arc<AzureIdentity>>,
     ) -> Result<ApiClient, ClientError> {
-        // gzip pages are decoded by the client itself (`source::client::gunzip`).
+        // gzip pages are decoded by the client itself (`source::client::body`).
         let http = crate::http::client(&HttpOptions {
             timeout: source.timeout,
             gzip: false,

@@ -13,7 +13,7 @@
 //! [`upstream::api_message`]: crate::upstream::api_message
 
 mod auth;
-mod gunzip;
+mod body;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
@@ -30,7 +30,7 @@ use crate::source::trace::{request_ids, AttemptTrace};
 use crate::source::upstream::{auth_hint, status_hint};
 use crate::upstream::api_message;
 use auth::Auth;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -241,15 +241,6 @@ impl ApiClient {
     pub fn with_request(mut self, request: BoundRequest) -> Self {
         self.request = Arc::new(request);
         self
-    }
-
-    /// The buffer to read a body into: the stated length when the body is not compressed,
-    /// else the last page's length and an eighth more (pages of one listing are alike),
-    /// never above the page size limit.
-    fn body_capacity(&self, stated: Option<u64>) -> usize {
-        let last = self.body_hint.load(std::sync::atomic::Ordering::Relaxed) as u64;
-        let guess = stated.unwrap_or(last + last / 8);
-        guess.min(self.max_page_bytes).min(64 << 20) as usize
     }
 
     /// The request sent for `position` (method, URL with the query template, body with the
@@ -554,50 +545,18 @@ impl ApiClient {
                 hint: ". Redirects to another host are not followed (credentials would go with them): use the final URL as --url".into(),
             });
         }
-        // Read the body within the size limit; a broken stream (truncated body, corrupt gzip)
-        // is transient. A gzip body is read as sent and decoded whole (`gunzip`).
-        let gzip = gunzip::is_gzip(&headers);
-        let mut body = BytesMut::with_capacity(self.body_capacity(resp.content_length()));
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > self.max_page_bytes {
-                        return Err(SourceError::TooLarge {
-                            page,
-                            url: shown.to_string(),
-                            limit: self.max_page_bytes,
-                        });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Ok(Err((
-                        None,
-                        format!("reading the body failed: {}", transport_reason(&e)),
-                    )))
-                }
-            }
-        }
-        if (200..300).contains(&status) {
-            self.body_hint
-                .store(body.len(), std::sync::atomic::Ordering::Relaxed);
-        }
-        let body = match gzip.then(|| gunzip::gunzip(&body, self.max_page_bytes)) {
-            None => body.freeze(),
-            Some(Ok(decoded)) => Bytes::from(decoded),
-            Some(Err(gunzip::GunzipError::TooLarge)) => {
+        // A broken stream (truncated body, damaged gzip) is transient.
+        let body = match self.read_body(resp, &headers, status).await {
+            Ok(body) => body,
+            Err(body::BodyError::TooLarge) => {
                 return Err(SourceError::TooLarge {
                     page,
                     url: shown.to_string(),
                     limit: self.max_page_bytes,
                 })
             }
-            Some(Err(gunzip::GunzipError::Damaged(why))) => {
-                return Ok(Err((
-                    None,
-                    format!("reading the body failed: the gzip body is damaged ({why})"),
-                )))
+            Err(body::BodyError::Broken(why)) => {
+                return Ok(Err((None, format!("reading the body failed: {why}"))))
             }
         };
         if (200..300).contains(&status) {

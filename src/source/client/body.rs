@@ -1,4 +1,5 @@
-//! Page bodies sent with `Content-Encoding: gzip`, decoded here rather than by the HTTP client.
+//! Reading a page's body: within the page size limit, into a buffer sized up front, and
+//! decoded here when it was sent with `Content-Encoding: gzip`.
 //!
 //! The HTTP client's decoder hands the body over in small pieces, each copied again into the
 //! page's buffer. Here the compressed body (a few tens of KiB) is read whole, then inflated in
@@ -7,16 +8,74 @@
 //! The cursor chain (fetch, gunzip, parse, next request) is what sets the pace of a cursor
 //! pull, so this is on it (issue 20).
 
+use super::ApiClient;
+use bytes::{Bytes, BytesMut};
 use flate2::bufread::MultiGzDecoder;
 use reqwest::header::{HeaderMap, CONTENT_ENCODING};
 use std::io::Read;
+use std::sync::atomic::Ordering;
 
 /// The most a buffer is sized up front from a trailer's claim; a larger body grows past it.
 const MAX_PRESIZE: u64 = 64 << 20;
 
+/// Why a body could not be read.
+#[derive(Debug)]
+pub(super) enum BodyError {
+    /// It is (or decodes to) more than the page size limit.
+    TooLarge,
+    /// The stream broke off, or its gzip is damaged (the reason).
+    Broken(String),
+}
+
+impl ApiClient {
+    /// The body of `resp` (answered with `status`), decoded, at most the page size limit.
+    pub(super) async fn read_body(
+        &self,
+        resp: &mut reqwest::Response,
+        headers: &HeaderMap,
+        status: u16,
+    ) -> Result<Bytes, BodyError> {
+        let mut body = BytesMut::with_capacity(self.body_capacity(resp.content_length()));
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > self.max_page_bytes {
+                        return Err(BodyError::TooLarge);
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(BodyError::Broken(super::transport_reason(&e))),
+            }
+        }
+        if (200..300).contains(&status) {
+            self.body_hint.store(body.len(), Ordering::Relaxed);
+        }
+        if !is_gzip(headers) {
+            return Ok(body.freeze());
+        }
+        match gunzip(&body, self.max_page_bytes) {
+            Ok(decoded) => Ok(Bytes::from(decoded)),
+            Err(GunzipError::TooLarge) => Err(BodyError::TooLarge),
+            Err(GunzipError::Damaged(why)) => Err(BodyError::Broken(format!(
+                "the gzip body is damaged ({why})"
+            ))),
+        }
+    }
+
+    /// The buffer to read a body into: its stated length (compressed, for a gzip body), else
+    /// the last page's length as read and an eighth more (pages of one listing are alike),
+    /// never above the page size limit.
+    fn body_capacity(&self, stated: Option<u64>) -> usize {
+        let last = self.body_hint.load(Ordering::Relaxed) as u64;
+        let guess = stated.unwrap_or(last + last / 8);
+        guess.min(self.max_page_bytes).min(64 << 20) as usize
+    }
+}
+
 /// Why a gzip body could not be decoded.
 #[derive(Debug, PartialEq)]
-pub(super) enum GunzipError {
+enum GunzipError {
     /// It decodes to more than the limit.
     TooLarge,
     /// Not gzip, or truncated, or damaged (the reason).
@@ -24,7 +83,7 @@ pub(super) enum GunzipError {
 }
 
 /// Whether the body is gzip by its headers (`Content-Encoding: gzip`, or the old `x-gzip`).
-pub(super) fn is_gzip(headers: &HeaderMap) -> bool {
+fn is_gzip(headers: &HeaderMap) -> bool {
     headers
         .get(CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -36,7 +95,7 @@ pub(super) fn is_gzip(headers: &HeaderMap) -> bool {
 
 /// Decode `raw` (one gzip member or several, concatenated) into one buffer of at most `limit`
 /// bytes. An empty body stays empty (a `204` or `HEAD` answer that names its encoding).
-pub(super) fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
+fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }
