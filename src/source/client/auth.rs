@@ -120,14 +120,10 @@ impl ApiClient {
                     .map_err(|e| SourceError::BearerToken(crate::secret::redact(&e.to_string())))?;
                 // An issued token is a live secret: mask it in any message that quotes it.
                 crate::secret::register(token.token.secret());
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.token.secret()))
-                    .map_err(|_| SourceError::Header {
-                        name: "authorization".into(),
-                        reason: "the bearer token contains characters not allowed in a header"
-                            .into(),
-                    })?;
-                v.set_sensitive(true);
-                h.insert(reqwest::header::AUTHORIZATION, v);
+                h.insert(
+                    reqwest::header::AUTHORIZATION,
+                    bearer_header(token.token.secret())?,
+                );
             }
             Auth::OAuth2(provider) => {
                 let Some(provider) = provider else {
@@ -141,14 +137,10 @@ impl ApiClient {
                 );
             }
             Auth::Bearer(t) => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", t.current().expose()))
-                    .map_err(|_| SourceError::Header {
-                        name: "authorization".into(),
-                        reason: "the bearer token contains characters not allowed in a header"
-                            .into(),
-                    })?;
-                v.set_sensitive(true);
-                h.insert(reqwest::header::AUTHORIZATION, v);
+                h.insert(
+                    reqwest::header::AUTHORIZATION,
+                    bearer_header(t.current().expose())?,
+                );
             }
             Auth::Iam {
                 region,
@@ -187,4 +179,15 @@ impl ApiClient {
         let key = self.usage_plan_key.as_ref().is_some_and(|k| k.reload());
         main || key
     }
+}
+
+/// `Authorization: Bearer <token>`, marked sensitive (never printed by the HTTP stack).
+fn bearer_header(token: &str) -> Result<HeaderValue, SourceError> {
+    let mut v =
+        HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| SourceError::Header {
+            name: "authorization".into(),
+            reason: "the bearer token contains characters not allowed in a header".into(),
+        })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
