@@ -134,6 +134,10 @@ pub struct SourceConfig {
     /// ahead (offset, page number; see `source::paginate::Pages`). Pages still reach the
     /// encoder one by one, in order. Other styles fetch one page at a time whatever this is.
     pub concurrency: usize,
+    /// Start a cursor or link page's next request from its pointer as soon as the page is
+    /// in, while it is parsed; its answer is used only if the parsed page asks for exactly
+    /// that request (see `source::paginate::guess`).
+    pub read_ahead: bool,
     /// How each request is made: `GET`, or `POST` with a JSON body template into which the
     /// style places its pointer, and query templates (see `source::request`).
     pub request: RequestTemplate,

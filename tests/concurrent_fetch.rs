@@ -572,3 +572,99 @@ async fn the_job_file_sets_concurrency_and_a_cursor_job_with_it_is_refused() {
         text(&out.stdout)
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Reading ahead: a cursor page's next request started from its pointer before the page is
+// parsed (`source::paginate::read_ahead`). At most one request is in flight either way.
+// ---------------------------------------------------------------------------------------------
+
+const CURSOR: &[&str] = &[
+    "--paginate",
+    "cursor",
+    "--cursor-path",
+    "next_cursor",
+    "--records",
+    "items",
+];
+
+/// What the debug log says when a request read ahead turns out not to be the page's next.
+const MISSED: &str = "is not the one the page asks for";
+
+/// A cursor pull of `api` with the debug log on: its summary and its log.
+async fn cursor_pull(api: &ApiGateway, lake: &Path, extra: &[&str]) -> (Value, String) {
+    let args = pull(api, "/prod/cursor", lake, CURSOR, extra);
+    let env = vec![("GATELAKE_LOG".to_string(), "gatelake=debug".to_string())];
+    let out = gatelake(args, env).await;
+    let log = text(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    (summary(&out), log)
+}
+
+/// The cursor values asked for, in order (`None`: the first page, without one).
+fn cursors_asked(api: &ApiGateway) -> Vec<Option<String>> {
+    api.requests()
+        .iter()
+        .map(|r| r.query_param("cursor"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursor_pages_read_ahead_are_each_asked_for_once() {
+    // 10 pages of 100, the cursor after the records: every request read ahead is the page's
+    // next, so its answer is used and nothing is asked twice.
+    let api = ApiGateway::start(ApiConfig {
+        latency: Duration::from_millis(5),
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (sum, log) = cursor_pull(&api, &lake, &[]).await;
+    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
+    assert_eq!(sum["pages"], 10);
+    let asked = cursors_asked(&api);
+    assert_eq!(asked.len(), 10, "{asked:?}");
+    let distinct: std::collections::HashSet<_> = asked.iter().collect();
+    assert_eq!(distinct.len(), 10, "a page was asked for twice: {asked:?}");
+    assert!(!log.contains(MISSED), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pointer_guessed_wrong_is_dropped_once_and_the_run_waits_for_each_parse() {
+    // The cursor comes first and a later member repeats its key with a value that is not a
+    // cursor: the request read ahead from page 1 asks for that value (400 invalid cursor),
+    // is dropped unread, and no page after it is guessed.
+    let api = ApiGateway::start(ApiConfig {
+        decoy_cursor: true,
+        ..Default::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let (sum, log) = cursor_pull(&api, &lake, &[]).await;
+    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
+    assert_eq!(sum["pages"], 10);
+    assert_eq!(log.matches(MISSED).count(), 1, "{log}");
+    let asked = cursors_asked(&api);
+    let decoys = asked
+        .iter()
+        .filter(|c| c.as_deref() == Some("not-a-cursor"))
+        .count();
+    // Cancelled as soon as page 1 is parsed: it may not have been sent yet.
+    assert!(decoys <= 1, "{asked:?}");
+    assert_eq!(asked.len(), 10 + decoys, "{asked:?}");
+
+    // --no-read-ahead waits for every parse: no guess, no miss.
+    let api = ApiGateway::start(ApiConfig {
+        decoy_cursor: true,
+        ..Default::default()
+    })
+    .await;
+    let lake = dir.path().join("lake2");
+    let (sum, log) = cursor_pull(&api, &lake, &["--no-read-ahead"]).await;
+    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
+    assert!(!log.contains(MISSED), "{log}");
+    let asked = cursors_asked(&api);
+    assert_eq!(asked.len(), 10, "{asked:?}");
+    assert!(asked.iter().all(|c| c.as_deref() != Some("not-a-cursor")));
+}

@@ -316,6 +316,7 @@ fn source(url: &str, pagination: Pagination) -> SourceConfig {
         max_page_bytes: 16 << 20,
         on_bad_page: Default::default(),
         concurrency: 1,
+        read_ahead: true,
         request: Default::default(),
     }
 }

@@ -455,6 +455,14 @@ pub struct PullArgs {
     #[arg(long, env = "GATELAKE_ON_BAD_PAGE", value_name = "fail|skip")]
     pub on_bad_page: Option<String>,
 
+    /// cursor, next-link, link-header: do not start a page's next request from its pointer
+    /// before the page is parsed. By default it is started as soon as the page is in, and
+    /// its answer used only if the parsed page asks for exactly that request; after one
+    /// wrong guess (a pointer before the records, with the same key inside them) the run
+    /// waits for each parse instead.
+    #[arg(long, env = "GATELAKE_NO_READ_AHEAD")]
+    pub no_read_ahead: bool,
+
     /// Accept a plain http:// --url on a non-loopback host (credentials and data travel
     /// unencrypted). Without it, plain HTTP is accepted for loopback addresses only.
     #[arg(long, env = "GATELAKE_ALLOW_INSECURE_HTTP")]

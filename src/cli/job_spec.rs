@@ -52,6 +52,7 @@ pub struct JobSpec {
     pub max_retry_after: Option<String>,
     pub max_page_bytes: Option<String>,
     pub on_bad_page: Option<String>,
+    pub no_read_ahead: Option<bool>,
     pub since_field: Option<String>,
     pub since_param: Option<String>,
     pub lag: Option<String>,

@@ -340,6 +340,7 @@ async fn run_demo(args: args::DemoArgs, matches: &clap::ArgMatches) -> ExitCode 
             max_page_bytes: 64 << 20,
             on_bad_page: Default::default(),
             concurrency: 1,
+            read_ahead: true,
             request: Default::default(),
         },
         output: out.config,

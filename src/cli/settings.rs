@@ -145,6 +145,7 @@ pub fn resolve_pull(args: &PullArgs, matches: &ArgMatches) -> Result<Resolved, S
         max_page_bytes: requests.max_page_bytes,
         on_bad_page: requests.on_bad_page,
         concurrency,
+        read_ahead: requests.read_ahead,
         request,
     };
     let partitions = super::partition_args::resolve_partitions(

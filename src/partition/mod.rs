@@ -251,6 +251,7 @@ pub(crate) mod tests {
             max_page_bytes: 1 << 20,
             on_bad_page: Default::default(),
             concurrency: 1,
+            read_ahead: true,
             request: Default::default(),
         }
     }

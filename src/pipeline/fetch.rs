@@ -13,7 +13,7 @@ use crate::secret::redact_url;
 use crate::source::client::{ApiClient, FetchedPage, SourceError};
 use crate::source::extract::{ExtractError, ExtractedPage, JsonDoc};
 use crate::source::paginate::{
-    next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
+    guess, next_after_bad_page, next_request, Blind, PageView, PaginateError, Paginator,
 };
 use crate::source::request::PageRequest;
 use crate::source::trace::AttemptTrace;
@@ -53,6 +53,8 @@ pub(super) struct CommittedSoFar {
 /// nothing running.
 struct InFlight {
     url: Url,
+    /// Started from the pointer of the page before, ahead of its parse (`read_ahead`).
+    guessed: bool,
     task: tokio::task::JoinHandle<Result<FetchedPage, SourceError>>,
 }
 
@@ -94,11 +96,12 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
     // The page size as 504s shrink it and successes grow it back, from the configured size
     // (never from the size a resumed request was saved with).
     let sizing = crate::source::page_size::PageSizing::new(paginator.clone()).map(Arc::new);
-    let start_fetch = |url: Url, page_no: u64| {
+    let start_fetch = |url: Url, page_no: u64, guessed: bool| {
         let (client, reporter, sizing) = (client.clone(), reporter.clone(), sizing.clone());
         let task_url = url.clone();
         InFlight {
             url,
+            guessed,
             task: tokio::spawn(async move {
                 client
                     .fetch_shrinking(&task_url, page_no, reporter.as_ref(), sizing.as_deref())
@@ -131,6 +134,8 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
         notes,
     };
     let mut capped = None;
+    // Start a cursor or link page's next request from its pointer while the page is parsed.
+    let mut reading_ahead = source.read_ahead;
     while let Some(url) = next.take() {
         if let Some(m) = source.max_pages.filter(|m| page_no >= *m) {
             // There is a next page: the listing is cut here, not ended.
@@ -145,12 +150,21 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             None => url,
         };
         page_no += 1;
-        if window.front().is_some_and(|f| f.url != url) {
+        if let Some(wrong) = window.front().filter(|f| f.url != url) {
             // Not the request that was predicted: every guess after the last page was wrong.
+            // A wrong read-ahead is not repeated: this API's pages do not end with their
+            // pointer (or its stop rules end listings the pointer continues).
+            if wrong.guessed && reading_ahead {
+                reading_ahead = false;
+                tracing::debug!(
+                    page = page_no,
+                    "the request read ahead from the last page's pointer is not the one the page asks for: it is dropped, and this run waits for each page's parse from now on"
+                );
+            }
             window.clear();
         }
         if window.is_empty() {
-            window.push_back(start_fetch(url.clone(), page_no));
+            window.push_back(start_fetch(url.clone(), page_no, false));
         }
         while window.len() < concurrency {
             let ahead = window.len() as u64;
@@ -179,7 +193,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             else {
                 break;
             };
-            window.push_back(start_fetch(predicted, page_no + ahead));
+            window.push_back(start_fetch(predicted, page_no + ahead, false));
         }
         let Some(mut current) = window.pop_front() else {
             return Err(PullError::Internal("no request for the next page".into()));
@@ -221,6 +235,19 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
         };
         // The URL that answered: a 504 may have made the client ask for smaller pages.
         let url = fetched.url.clone();
+        if reading_ahead
+            && window.is_empty()
+            && source.max_pages.is_none_or(|m| page_no < m)
+            && !stop.is_stopped()
+        {
+            let headers = &fetched.headers;
+            if let Some(guess) = guess(&*paginator, &origin, &url, headers, &fetched.body) {
+                let guess = sizing
+                    .as_ref()
+                    .map_or_else(|| guess.clone(), |s| s.apply(&guess));
+                window.push_back(start_fetch(guess, page_no + 1, true));
+            }
+        }
         let shown = redact_url(&url);
         let body_len = fetched.body.len() as u64;
         let attempts = std::mem::take(&mut fetched.attempts);

@@ -283,6 +283,7 @@ mod tests {
                 max_page_bytes: 1 << 20,
                 on_bad_page: Default::default(),
                 concurrency: 1,
+                read_ahead: true,
                 request: Default::default(),
             },
             output: OutputConfig {

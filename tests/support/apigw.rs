@@ -188,6 +188,10 @@ pub struct ApiConfig {
     /// `timeout_above` applies only to the first this-many admitted requests, like an
     /// integration that was slow for a while. Default none (always).
     pub timeout_above_for: Option<u64>,
+    /// `/prod/cursor` writes `next_cursor` before `items`, and the same key again, with a
+    /// value that is not a cursor, in a `meta` object after them: a page whose pointer is not
+    /// the last member of its name. Default false.
+    pub decoy_cursor: bool,
 }
 
 impl Default for ApiConfig {
@@ -217,6 +221,7 @@ impl Default for ApiConfig {
             omit_next_from: None,
             truncate_rate: 0.0,
             timeout_above_for: None,
+            decoy_cursor: false,
         }
     }
 }
@@ -777,6 +782,16 @@ fn build_page(
                     body: to_json(&json!({ "data": { "rows": items }, "links": {} })),
                     headers: Vec::new(),
                 }),
+                Route::Cursor if config.decoy_cursor => {
+                    let mut body = format!(r#"{{"next_cursor":{},"items":"#, json!(next));
+                    body.push_str(&Value::Array(items).to_string());
+                    body.push_str(r#","meta":{"next_cursor":"not-a-cursor"}}"#);
+                    Ok(Page {
+                        index,
+                        body: body.into_bytes(),
+                        headers: Vec::new(),
+                    })
+                }
                 Route::Cursor => Ok(Page {
                     index,
                     body: to_json(&json!({ "items": items, "next_cursor": next })),

@@ -1,5 +1,6 @@
 //! How each request is made and judged: extra headers, the timeout, the retry bounds, the
-//! largest page accepted, and what a page whose records cannot be read does.
+//! largest page accepted, what a page whose records cannot be read does, and whether a
+//! page's next request is started before the page is parsed.
 
 use crate::cli::args::PullArgs;
 use crate::cli::job_spec::JobSpec;
@@ -15,10 +16,11 @@ pub(super) struct Requests {
     pub retry: RetryPolicy,
     pub max_page_bytes: u64,
     pub on_bad_page: BadPagePolicy,
+    pub read_ahead: bool,
 }
 
 /// `--header`, `--timeout`, `--max-retries`, `--retry-deadline`, `--max-retry-after`,
-/// `--max-page-bytes`, `--on-bad-page`.
+/// `--max-page-bytes`, `--on-bad-page`, `--no-read-ahead`.
 pub(super) fn resolve_requests(
     r: &mut Resolver<'_>,
     args: &PullArgs,
@@ -77,6 +79,14 @@ pub(super) fn resolve_requests(
         Some("fail") | None => BadPagePolicy::Fail,
         Some(other) => return usage(format!("--on-bad-page {other}: use fail or skip")),
     };
+    let no_read_ahead = r
+        .pick(
+            "no_read_ahead",
+            args.no_read_ahead.then_some(true),
+            job.no_read_ahead,
+            Some(false),
+        )
+        .unwrap_or(false);
     Ok(Requests {
         headers,
         timeout,
@@ -88,6 +98,7 @@ pub(super) fn resolve_requests(
         },
         max_page_bytes,
         on_bad_page,
+        read_ahead: !no_read_ahead,
     })
 }
 

@@ -153,6 +153,13 @@ impl Paginator for CursorPaginator {
         Ok(cursor.map(|c| with_query_param(page.url, &self.param, &c)))
     }
 
+    fn pointer_at(&self) -> Option<super::PointerAt<'_>> {
+        Some(match &self.source {
+            CursorSource::Body(path) => super::PointerAt::Body(path),
+            CursorSource::Header(_) => super::PointerAt::Headers,
+        })
+    }
+
     fn position_params(&self) -> Vec<String> {
         vec![self.param.clone()]
     }

@@ -55,6 +55,10 @@ impl Paginator for LinkHeaderPaginator {
         next_link(page.url, page.headers)
     }
 
+    fn pointer_at(&self) -> Option<super::PointerAt<'_>> {
+        Some(super::PointerAt::Headers)
+    }
+
     fn missing_pointer(
         &self,
         page: &PageView<'_>,

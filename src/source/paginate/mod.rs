@@ -15,6 +15,7 @@
 //!   before any request is made, so no credential is ever sent to a host the user did not name.
 
 pub mod pointer;
+mod read_ahead;
 mod style;
 
 /// The registry: every style, one line each, in the order `--paginate` lists them. Each line
@@ -44,6 +45,7 @@ pub use next_link::NextLinkPaginator;
 pub use offset::OffsetPaginator;
 pub use page_number::PageNumberPaginator;
 pub use pointer::MissingPointer;
+pub use read_ahead::{guess, PointerAt};
 pub use style::{Pages, Setting, SettingKind, Style, StyleSettings, PAGE_SIZE};
 
 use super::extract::{ExtractError, JsonDoc};
@@ -158,6 +160,14 @@ pub trait Paginator: Send + Sync + std::fmt::Debug {
     /// default) for styles whose next request is only known from the page itself (cursors,
     /// links).
     fn predict(&self, _url: &Url, _page_records: Option<u64>) -> Option<Url> {
+        None
+    }
+
+    /// Where the style reads its next request from, when the page's pointer alone decides it
+    /// (with the page's URL): the pull then starts that request as soon as the page is in,
+    /// while the page is parsed ([`guess`]). `None` (the default) for styles that work their
+    /// next request out from the URL and the records (offset, page number).
+    fn pointer_at(&self) -> Option<PointerAt<'_>> {
         None
     }
 

@@ -85,6 +85,10 @@ impl Paginator for NextLinkPaginator {
         }
     }
 
+    fn pointer_at(&self) -> Option<super::PointerAt<'_>> {
+        Some(super::PointerAt::Body(&self.path))
+    }
+
     fn missing_pointer(
         &self,
         page: &PageView<'_>,
