@@ -51,18 +51,33 @@ pub struct FinishedChunk {
     pub rows: u64,
     /// Record text written into the chunk, before encoding and compression.
     pub raw_bytes: u64,
-    /// The finished file.
+    /// The finished file. Its digests ([`Digests::of`]) are taken by whoever stores it, off
+    /// the encoder's thread, which sets the pace of a columnar pull.
     pub data: bytes::Bytes,
-    /// SHA-256 of `data`, lowercase hex.
-    pub sha256: String,
-    /// MD5 of `data`, base64, as Azure stores it in `Content-MD5`.
-    pub content_md5: String,
     /// How many leading columns of the run's final schema the file holds (csv/parquet):
     /// fewer than the final count when `--on-schema-drift evolve` added columns later.
     pub columns: Option<u64>,
     /// The pages (numbered from 0 in the order handed to the writer, empty ones included)
     /// whose records the chunk holds.
     pub pages: Range<u64>,
+}
+
+/// The digests a manifest records of a stored file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// MD5, base64, as Azure stores it in `Content-MD5`.
+    pub content_md5: String,
+}
+
+impl Digests {
+    pub fn of(data: &[u8]) -> Self {
+        Self {
+            sha256: hex::encode(Sha256::digest(data)),
+            content_md5: base64::engine::general_purpose::STANDARD.encode(Md5::digest(data)),
+        }
+    }
 }
 
 /// Feeds pages into encoders and rotates chunks at [`ChunkLimits`].
@@ -462,8 +477,6 @@ impl ChunkWriter {
         let rows = encoder.rows();
         let raw_bytes = std::mem::take(&mut self.raw_bytes);
         let data = encoder.finish()?;
-        let sha256 = hex::encode(Sha256::digest(&data));
-        let content_md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data));
         let seq = self.next_seq;
         self.next_seq += 1;
         let pages = self.chunk_first_page..end_page;
@@ -473,8 +486,6 @@ impl ChunkWriter {
             rows,
             raw_bytes,
             data: bytes::Bytes::from(data),
-            sha256,
-            content_md5,
             columns: self
                 .options
                 .format
@@ -533,6 +544,16 @@ mod tests {
     fn jsonl(limits: ChunkLimits, first_seq: u64) -> ChunkWriter {
         let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         ChunkWriter::new(options, limits, first_seq, None).unwrap()
+    }
+
+    #[test]
+    fn digests_are_the_manifests_sha256_hex_and_azures_base64_md5() {
+        let d = Digests::of(b"abc");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(d.content_md5, "kAFQmDzST7DWlj99KOF/cg==");
     }
 
     #[test]
@@ -619,7 +640,6 @@ mod tests {
             for c in &chunks {
                 let text = String::from_utf8(c.data.to_vec()).unwrap();
                 assert_eq!(c.raw_bytes, 10 * c.rows);
-                assert_eq!(c.sha256, hex::encode(Sha256::digest(&c.data)));
                 for line in text.lines() {
                     assert_eq!(line, all[at]);
                     at += 1;
@@ -863,8 +883,6 @@ mod tests {
         );
         assert_eq!(shown[1], "+ n (boolean)");
         assert!(changes.iter().all(|c| c.chunk == Some(1)));
-        let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&second.data));
-        assert_eq!(second.content_md5, md5);
     }
 
     #[test]

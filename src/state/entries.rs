@@ -54,10 +54,23 @@ impl ManifestFile {
         path: String,
         chunk: crate::encode::chunk::FinishedChunk,
     ) -> Result<ManifestFile, crate::sink::SinkError> {
+        use crate::encode::chunk::Digests;
         let bytes = chunk.data.len() as u64;
+        // Hashed beside the upload, on the blocking pool: not on the encoder's thread, which
+        // goes on with the next chunk.
+        let data = chunk.data.clone();
+        let hashing = tokio::task::spawn_blocking(move || Digests::of(&data));
         let put = sink
-            .put(&path, chunk.data, crate::sink::PutMode::Overwrite)
+            .put(&path, chunk.data.clone(), crate::sink::PutMode::Overwrite)
             .await?;
+        let Digests {
+            sha256,
+            content_md5,
+        } = match hashing.await {
+            Ok(digests) => digests,
+            // Only if the pool is shutting down: hash here rather than lose the digests.
+            Err(_) => Digests::of(&chunk.data),
+        };
         Ok(ManifestFile {
             path,
             url: put.url,
@@ -65,8 +78,8 @@ impl ManifestFile {
             rows: chunk.rows,
             bytes,
             raw_bytes: chunk.raw_bytes,
-            sha256: chunk.sha256,
-            content_md5: chunk.content_md5,
+            sha256,
+            content_md5,
             columns: chunk.columns,
         })
     }
