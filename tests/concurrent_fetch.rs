@@ -590,14 +590,22 @@ const CURSOR: &[&str] = &[
 /// What the debug log says when a request read ahead turns out not to be the page's next.
 const MISSED: &str = "is not the one the page asks for";
 
-/// A cursor pull of `api` with the debug log on: its summary and its log.
-async fn cursor_pull(api: &ApiGateway, lake: &Path, extra: &[&str]) -> (Value, String) {
-    let args = pull(api, "/prod/cursor", lake, CURSOR, extra);
+/// A cursor pull, with the debug log on, of the 1,000 records of an API started with
+/// `config`, checked to land each record once, in order, from 10 pages: the API (for its
+/// request log) and the pull's log.
+async fn pull_every_record(config: ApiConfig, extra: &[&str]) -> (ApiGateway, String) {
+    let api = ApiGateway::start(config).await;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let args = pull(&api, "/prod/cursor", &lake, CURSOR, extra);
     let env = vec![("GATELAKE_LOG".to_string(), "gatelake=debug".to_string())];
     let out = gatelake(args, env).await;
     let log = text(&out.stderr);
     assert!(out.status.success(), "{log}");
-    (summary(&out), log)
+    let sum = summary(&out);
+    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
+    assert_eq!(sum["pages"], 10);
+    (api, log)
 }
 
 /// The cursor values asked for, in order (`None`: the first page, without one).
@@ -612,16 +620,11 @@ fn cursors_asked(api: &ApiGateway) -> Vec<Option<String>> {
 async fn cursor_pages_read_ahead_are_each_asked_for_once() {
     // 10 pages of 100, the cursor after the records: every request read ahead is the page's
     // next, so its answer is used and nothing is asked twice.
-    let api = ApiGateway::start(ApiConfig {
+    let config = ApiConfig {
         latency: Duration::from_millis(5),
         ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let (sum, log) = cursor_pull(&api, &lake, &[]).await;
-    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
-    assert_eq!(sum["pages"], 10);
+    };
+    let (api, log) = pull_every_record(config, &[]).await;
     let asked = cursors_asked(&api);
     assert_eq!(asked.len(), 10, "{asked:?}");
     let distinct: std::collections::HashSet<_> = asked.iter().collect();
@@ -634,16 +637,11 @@ async fn a_pointer_guessed_wrong_is_dropped_once_and_the_run_waits_for_each_pars
     // The cursor comes first and a later member repeats its key with a value that is not a
     // cursor: the request read ahead from page 1 asks for that value (400 invalid cursor),
     // is dropped unread, and no page after it is guessed.
-    let api = ApiGateway::start(ApiConfig {
+    let decoy = || ApiConfig {
         decoy_cursor: true,
         ..Default::default()
-    })
-    .await;
-    let dir = tempfile::tempdir().unwrap();
-    let lake = dir.path().join("lake");
-    let (sum, log) = cursor_pull(&api, &lake, &[]).await;
-    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
-    assert_eq!(sum["pages"], 10);
+    };
+    let (api, log) = pull_every_record(decoy(), &[]).await;
     assert_eq!(log.matches(MISSED).count(), 1, "{log}");
     let asked = cursors_asked(&api);
     let decoys = asked
@@ -655,14 +653,7 @@ async fn a_pointer_guessed_wrong_is_dropped_once_and_the_run_waits_for_each_pars
     assert_eq!(asked.len(), 10 + decoys, "{asked:?}");
 
     // --no-read-ahead waits for every parse: no guess, no miss.
-    let api = ApiGateway::start(ApiConfig {
-        decoy_cursor: true,
-        ..Default::default()
-    })
-    .await;
-    let lake = dir.path().join("lake2");
-    let (sum, log) = cursor_pull(&api, &lake, &["--no-read-ahead"]).await;
-    assert_eq!(landed_ids(&lake, &sum), (0..1000).collect::<Vec<_>>());
+    let (api, log) = pull_every_record(decoy(), &["--no-read-ahead"]).await;
     assert!(!log.contains(MISSED), "{log}");
     let asked = cursors_asked(&api);
     assert_eq!(asked.len(), 10, "{asked:?}");

@@ -1,5 +1,6 @@
 //! The fetch stage: walk the listing from the resume point, page by page, with up to
-//! `--concurrency` predicted requests in flight; locate each page's records and its next
+//! `--concurrency` predicted requests in flight (or, for cursor and link styles, the next
+//! request read ahead from the page's pointer); locate each page's records and its next
 //! request; set bad pages aside under `--on-bad-page skip`; hand pages on in order.
 
 use super::error::PullError;
@@ -76,6 +77,11 @@ impl Drop for InFlight {
 /// after a 504, an API serving fewer records than asked for) or the listing ends, the
 /// requests ahead are cancelled and their answers, even errors, are never looked at. So
 /// records, their order and the resume points are the same as one page at a time.
+///
+/// With `source.read_ahead` and a style that reads its next request from a pointer (cursor,
+/// links), that request is started from the pointer alone as soon as the page is in, while
+/// the page is parsed (`paginate::guess`), and goes through the same check: used only if it
+/// is the request the parsed page asks for. After one wrong guess the stage stops guessing.
 pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError> {
     let FetchInput {
         source,

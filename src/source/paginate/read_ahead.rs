@@ -27,6 +27,11 @@ pub enum PointerAt<'a> {
 /// The request `paginator` would make after the page fetched from `url`, from its pointer
 /// alone; `None` when the style has no such pointer, the pointer could not be found without
 /// a parse, it says the listing ends, or the request would leave `origin` or repeat `url`.
+///
+/// A guess from the body must also keep `url`'s path: what is found by searching the body
+/// may be a record's field, and a link in a record is not sent anywhere the listing itself
+/// is not (a cursor only changes the query; a next link that changes the path waits for the
+/// parse).
 pub fn guess(
     paginator: &dyn Paginator,
     origin: &Url,
@@ -34,9 +39,9 @@ pub fn guess(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Url> {
-    let text = match paginator.pointer_at()? {
-        PointerAt::Headers => "{}".to_string(),
-        PointerAt::Body(path) => pointer_doc(path, body)?,
+    let (text, same_path) = match paginator.pointer_at()? {
+        PointerAt::Headers => ("{}".to_string(), false),
+        PointerAt::Body(path) => (pointer_doc(path, body)?, true),
     };
     let doc = JsonDoc::parse(&text).ok()?;
     // The record counts are not known before the parse; the styles that read a pointer do not
@@ -50,7 +55,8 @@ pub fn guess(
         page: 0,
     };
     let next = paginator.next(&view).ok().flatten()?;
-    (same_origin(origin, &next) && &next != url).then_some(next)
+    let kept_path = !same_path || next.path() == url.path();
+    (same_origin(origin, &next) && kept_path && &next != url).then_some(next)
 }
 
 /// A small JSON document holding only the value at `path` in `body` (`{"meta":{"next":"x"}}`
@@ -252,12 +258,18 @@ mod tests {
             guess_of(&cursor("pages.0.next"), r#"{"next":"a"}"#, &[]),
             None
         );
-        // A link to another host is never guessed (nor sent).
+        // A link to another host is never guessed (nor sent), nor one to another path of
+        // the API's host: it may be a record's link, found where the pointer was looked for.
         let link = NextLinkPaginator::new("next".into());
         assert_eq!(
             guess_of(&link, r#"{"next":"https://elsewhere.example/x"}"#, &[]),
             None
         );
+        let body = r#"{"next":"/prod/orders?after=2","data":[{"next":"/prod/admin/purge"}]}"#;
+        assert_eq!(guess_of(&link, body, &[]), None);
+        // The parse finds the page's own link.
+        let parsed = next_of(&link, &StopRules::default(), URL, body, &[], 2).unwrap();
+        assert!(parsed.unwrap().ends_with("/prod/orders?after=2"));
         // Styles that work their next request out from the URL do not read ahead this way.
         let offset = OffsetPaginator::new("offset".into(), "limit".into(), 2, 0);
         assert_eq!(guess_of(&offset, r#"{"items":[1,2]}"#, &[]), None);
