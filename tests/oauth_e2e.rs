@@ -179,9 +179,11 @@ async fn a_cognito_pull_outlives_two_second_tokens_without_a_refused_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_the_api_refuses_as_expired_is_replaced_once_and_the_pull_goes_on() {
-    // The provider says an hour; its tokens die after two seconds.
+    // The provider says an hour; its tokens die after two seconds — up to three, as `exp` is
+    // rounded up to a whole second. So the 8 pages take 500 ms each: the last requests come
+    // after any first token has died (at 400 ms, one run in five or so never met a refusal).
     let (idp, authorizer) = cognito(Duration::from_secs(2), Some(3600)).await;
-    let api = api(authorizer, 40, Duration::from_millis(400)).await;
+    let api = api(authorizer, 40, Duration::from_millis(500)).await;
     let dir = tempfile::tempdir().unwrap();
     let mut args = pull_args(&api, &dir.path().join("lake"), &[]);
     args.extend(cognito_flags(&idp));
