@@ -51,6 +51,15 @@ const OFFSET: &[&str] = &[
     "total",
 ];
 
+const CURSOR: &[&str] = &[
+    "--paginate",
+    "cursor",
+    "--cursor-path",
+    "next_cursor",
+    "--records",
+    "items",
+];
+
 const PAGE: &[&str] = &[
     "--paginate",
     "page",
@@ -452,16 +461,8 @@ async fn sequential_styles_refuse_the_flag_and_ignore_the_environment_variable()
     .await;
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
-    let cursor = &[
-        "--paginate",
-        "cursor",
-        "--cursor-path",
-        "next_cursor",
-        "--records",
-        "items",
-    ];
     let out = gatelake(
-        pull(&api, "/prod/cursor", &lake, cursor, &["--concurrency", "4"]),
+        pull(&api, "/prod/cursor", &lake, CURSOR, &["--concurrency", "4"]),
         vec![],
     )
     .await;
@@ -475,7 +476,7 @@ async fn sequential_styles_refuse_the_flag_and_ignore_the_environment_variable()
 
     // A scheduler's environment applies to every job: a cursor job runs one page at a time.
     let out = gatelake(
-        pull(&api, "/prod/cursor", &lake, cursor, &[]),
+        pull(&api, "/prod/cursor", &lake, CURSOR, &[]),
         vec![("GATELAKE_CONCURRENCY".into(), "4".into())],
     )
     .await;
@@ -577,15 +578,6 @@ async fn the_job_file_sets_concurrency_and_a_cursor_job_with_it_is_refused() {
 // Reading ahead: a cursor page's next request started from its pointer before the page is
 // parsed (`source::paginate::read_ahead`). At most one request is in flight either way.
 // ---------------------------------------------------------------------------------------------
-
-const CURSOR: &[&str] = &[
-    "--paginate",
-    "cursor",
-    "--cursor-path",
-    "next_cursor",
-    "--records",
-    "items",
-];
 
 /// What the debug log says when a request read ahead turns out not to be the page's next.
 const MISSED: &str = "is not the one the page asks for";
