@@ -50,6 +50,17 @@ pub enum PutMode {
     Update(ETag),
 }
 
+/// `hash` of `data` on the blocking pool, so that hashing megabytes (an 8 MiB block's MD5 takes
+/// about 10 ms) does not hold up the runtime's other tasks; here if the pool is shutting down,
+/// rather than fail the store the hash belongs to.
+pub(crate) async fn hash_off_runtime<T: Send + 'static>(data: &Bytes, hash: fn(&[u8]) -> T) -> T {
+    let bytes = data.clone();
+    match tokio::task::spawn_blocking(move || hash(&bytes)).await {
+        Ok(digest) => digest,
+        Err(_) => hash(data),
+    }
+}
+
 /// What a successful put stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutResult {

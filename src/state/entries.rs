@@ -56,21 +56,17 @@ impl ManifestFile {
     ) -> Result<ManifestFile, crate::sink::SinkError> {
         use crate::encode::chunk::Digests;
         let bytes = chunk.data.len() as u64;
-        // Hashed beside the upload, on the blocking pool: not on the encoder's thread, which
-        // goes on with the next chunk.
-        let data = chunk.data.clone();
-        let hashing = tokio::task::spawn_blocking(move || Digests::of(&data));
-        let put = sink
-            .put(&path, chunk.data.clone(), crate::sink::PutMode::Overwrite)
-            .await?;
+        // Hashed beside the upload: not on the encoder's thread, which goes on with the next
+        // chunk.
+        let (put, digests) = tokio::join!(
+            sink.put(&path, chunk.data.clone(), crate::sink::PutMode::Overwrite),
+            crate::sink::hash_off_runtime(&chunk.data, Digests::of),
+        );
+        let put = put?;
         let Digests {
             sha256,
             content_md5,
-        } = match hashing.await {
-            Ok(digests) => digests,
-            // Only if the pool is shutting down: hash here rather than lose the digests.
-            Err(_) => Digests::of(&chunk.data),
-        };
+        } = digests;
         Ok(ManifestFile {
             path,
             url: put.url,

@@ -37,12 +37,7 @@ pub(super) async fn stage_block_options(data: &Bytes) -> BlockBlobClientStageBlo
     let md5 = if data.len() <= HASH_INLINE_MAX {
         Md5::digest(data).to_vec()
     } else {
-        let bytes = data.clone();
-        match tokio::task::spawn_blocking(move || Md5::digest(&bytes).to_vec()).await {
-            Ok(md5) => md5,
-            // The blocking pool is shutting down: hash here rather than fail the block.
-            Err(_) => Md5::digest(data).to_vec(),
-        }
+        crate::sink::hash_off_runtime(data, |d| Md5::digest(d).to_vec()).await
     };
     BlockBlobClientStageBlockOptions {
         transactional_content_md5: Some(md5),
