@@ -8,8 +8,9 @@
 //! The cursor chain (fetch, gunzip, parse, next request) is what sets the pace of a cursor
 //! pull, so this is on it (issue 20).
 
+use super::recycle;
 use super::ApiClient;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 use reqwest::header::{HeaderMap, CONTENT_ENCODING};
 use std::io::Read;
@@ -35,7 +36,7 @@ impl ApiClient {
         headers: &HeaderMap,
         status: u16,
     ) -> Result<Bytes, BodyError> {
-        let mut body = BytesMut::with_capacity(self.body_capacity(resp.content_length()));
+        let mut body = recycle::take(self.body_capacity(resp.content_length()));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -52,10 +53,12 @@ impl ApiClient {
             self.body_hint.store(body.len(), Ordering::Relaxed);
         }
         if !is_gzip(headers) {
-            return Ok(body.freeze());
+            return Ok(recycle::into_bytes(body));
         }
-        match gunzip(&body, self.max_page_bytes) {
-            Ok(decoded) => Ok(Bytes::from(decoded)),
+        let decoded = gunzip(&body, self.max_page_bytes);
+        recycle::give_back(body);
+        match decoded {
+            Ok(decoded) => Ok(recycle::into_bytes(decoded)),
             Err(GunzipError::TooLarge) => Err(BodyError::TooLarge),
             Err(GunzipError::Damaged(why)) => Err(BodyError::Broken(format!(
                 "the gzip body is damaged ({why})"
@@ -93,20 +96,24 @@ fn is_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// The room to inflate `raw` into: what its trailer says it decodes to, within `limit` and
+/// [`MAX_PRESIZE`], and one byte more, so that reading to the end needs no second allocation.
+fn presize(raw: &[u8], limit: u64) -> usize {
+    let stated = raw
+        .len()
+        .checked_sub(4)
+        .and_then(|at| <[u8; 4]>::try_from(&raw[at..]).ok())
+        .map_or(0, |isize| u64::from(u32::from_le_bytes(isize)));
+    usize::try_from(stated.min(limit).min(MAX_PRESIZE) + 1).unwrap_or(0)
+}
+
 /// Decode `raw` (one gzip member or several, concatenated) into one buffer of at most `limit`
 /// bytes. An empty body stays empty (a `204` or `HEAD` answer that names its encoding).
 fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }
-    let stated = raw
-        .len()
-        .checked_sub(4)
-        .and_then(|at| <[u8; 4]>::try_from(&raw[at..]).ok())
-        .map_or(0, |isize| u64::from(u32::from_le_bytes(isize)));
-    // One byte more than the content, so that reading to the end needs no second allocation.
-    let presize = stated.min(limit).min(MAX_PRESIZE) + 1;
-    let mut out = Vec::with_capacity(usize::try_from(presize).unwrap_or(0));
+    let mut out = recycle::take(presize(raw, limit));
     MultiGzDecoder::new(raw)
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)
@@ -135,7 +142,13 @@ mod tests {
         let page = br#"{"items":[{"id":1},{"id":2}],"next_cursor":"abc"}"#.repeat(500);
         let out = gunzip(&gz(&page), 1 << 20).unwrap();
         assert_eq!(out, page);
-        assert_eq!(out.capacity(), page.len() + 1, "sized from the trailer");
+        assert!(out.capacity() > page.len(), "room for the whole body");
+        assert_eq!(
+            presize(&gz(&page), 1 << 20),
+            page.len() + 1,
+            "sized from the trailer"
+        );
+        assert_eq!(presize(&gz(&page), 1000), 1001, "never past the limit");
     }
 
     #[test]
