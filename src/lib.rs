@@ -17,6 +17,7 @@
 //! stages of one unit of work, `run` the run around it (lock, resume, commit); `engine` builds
 //! the parts from the settings.
 
+pub(crate) mod buffers;
 pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]

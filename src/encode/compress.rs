@@ -22,6 +22,7 @@
 //! Parquet does not use this: its codecs work per page inside the file.
 
 use super::Compression;
+use crate::buffers::Pool;
 use flate2::{Compress, FlushCompress};
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -55,8 +56,8 @@ enum Codec {
 
 /// One compressed block handed back by a worker.
 struct Done {
-    /// The block's compressed bytes, in a buffer that goes back to the writer's spares once
-    /// appended to the stream.
+    /// The block's compressed bytes, in a buffer that goes back to [`OUTPUTS`] once appended
+    /// to the stream.
     bytes: Vec<u8>,
     /// CRC-32 of the block's input (gzip only).
     crc: Option<crc32fast::Hasher>,
@@ -65,6 +66,21 @@ struct Done {
 }
 
 type Pending = mpsc::Receiver<io::Result<Done>>;
+
+/// Blocks' input buffers and their compressed output, each used again by every chunk of the
+/// run (see [`crate::buffers`]) instead of allocated per writer, that is per chunk: a block
+/// is up to a few MiB (zstd), which a fresh allocation would fault in again, chunk after
+/// chunk, in the heap of whichever thread took it. A pool keeps no more buffers than were in
+/// use at once; one larger than a zstd block's bound is freed.
+static INPUTS: Pool = Pool::new(KEEP_BLOCKS, BLOCK_BOUND);
+static OUTPUTS: Pool = Pool::new(KEEP_BLOCKS, BLOCK_BOUND);
+
+/// More than the blocks a few writers hold at once (each: one being filled, and up to two
+/// per compression worker in flight).
+const KEEP_BLOCKS: usize = 64;
+
+/// The largest block a pool keeps: a zstd block's worst case, with room to spare.
+const BLOCK_BOUND: usize = ZSTD_BLOCK + ZSTD_BLOCK / 64 + (64 << 10);
 
 struct BlockWriter {
     codec: Codec,
@@ -76,12 +92,6 @@ struct BlockWriter {
     /// Blocks being compressed, oldest first.
     pending: VecDeque<Pending>,
     max_pending: usize,
-    /// Input buffers returned by workers.
-    spare: Vec<Vec<u8>>,
-    /// Output buffers, emptied once their block is appended: a block's output is as large
-    /// as a few hundred KiB, which a fresh allocation would map, fault in and unmap again
-    /// for every block.
-    spare_out: Vec<Vec<u8>>,
     /// The stream so far (gzip: from its header on).
     out: Vec<u8>,
     crc: crc32fast::Hasher,
@@ -178,8 +188,6 @@ impl BlockWriter {
             window: Vec::new(),
             pending: VecDeque::new(),
             max_pending: pool::workers() + 2,
-            spare: Vec::new(),
-            spare_out: Vec::new(),
             out,
             crc: crc32fast::Hasher::new(),
             total_in: 0,
@@ -190,10 +198,7 @@ impl BlockWriter {
     fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
             if self.buf.capacity() == 0 {
-                self.buf = self
-                    .spare
-                    .pop()
-                    .unwrap_or_else(|| Vec::with_capacity(self.block_size));
+                self.buf = INPUTS.take(self.block_size);
             }
             let take = (self.block_size - self.buf.len()).min(data.len());
             self.buf.extend_from_slice(&data[..take]);
@@ -215,7 +220,7 @@ impl BlockWriter {
             self.collect_oldest()?;
         }
         let input = std::mem::take(&mut self.buf);
-        let output = self.spare_out.pop().unwrap_or_default();
+        let output = OUTPUTS.take(0);
         self.total_in += input.len() as u64;
         let (tx, rx) = mpsc::sync_channel(1);
         match self.codec {
@@ -254,21 +259,15 @@ impl BlockWriter {
         let Some(rx) = self.pending.pop_front() else {
             return Ok(());
         };
-        let mut done = rx.recv().map_err(|_| {
+        let done = rx.recv().map_err(|_| {
             io::Error::other("a compression worker stopped before finishing its block")
         })??;
         self.out.extend_from_slice(&done.bytes);
         if let Some(crc) = &done.crc {
             self.crc.combine(crc);
         }
-        done.input.clear();
-        if self.spare.len() < self.max_pending {
-            self.spare.push(done.input);
-        }
-        done.bytes.clear();
-        if self.spare_out.len() < self.max_pending {
-            self.spare_out.push(done.bytes);
-        }
+        INPUTS.give_back(done.input);
+        OUTPUTS.give_back(done.bytes);
         Ok(())
     }
 
@@ -373,7 +372,7 @@ fn zstd_block(level: i32, input: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>>
             slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
         };
         out.clear();
-        out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+        out.reserve_exact(zstd::zstd_safe::compress_bound(input.len()));
         compressor.compress_to_buffer(input, &mut out)?;
         Ok(out)
     })

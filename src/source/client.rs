@@ -14,7 +14,6 @@
 
 mod auth;
 mod body;
-mod recycle;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};

@@ -8,13 +8,18 @@
 //! The cursor chain (fetch, gunzip, parse, next request) is what sets the pace of a cursor
 //! pull, so this is on it (issue 20).
 
-use super::recycle;
 use super::ApiClient;
+use crate::buffers::Pool;
 use bytes::Bytes;
 use flate2::bufread::MultiGzDecoder;
 use reqwest::header::{HeaderMap, CONTENT_ENCODING};
 use std::io::Read;
 use std::sync::atomic::Ordering;
+
+/// Page bodies, compressed and decoded, used again for every page (see [`crate::buffers`]):
+/// more than the pages a run holds at once (the page channel, the encoder's page, requests in
+/// flight and one read ahead); a body past 4 MiB is freed, not kept.
+static PAGES: Pool = Pool::new(16, 4 << 20);
 
 /// The most a buffer is sized up front from a trailer's claim; a larger body grows past it.
 const MAX_PRESIZE: u64 = 64 << 20;
@@ -36,7 +41,7 @@ impl ApiClient {
         headers: &HeaderMap,
         status: u16,
     ) -> Result<Bytes, BodyError> {
-        let mut body = recycle::take(self.body_capacity(resp.content_length()));
+        let mut body = PAGES.take(self.body_capacity(resp.content_length()));
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -53,12 +58,12 @@ impl ApiClient {
             self.body_hint.store(body.len(), Ordering::Relaxed);
         }
         if !is_gzip(headers) {
-            return Ok(recycle::into_bytes(body));
+            return Ok(PAGES.lend(body));
         }
         let decoded = gunzip(&body, self.max_page_bytes);
-        recycle::give_back(body);
+        PAGES.give_back(body);
         match decoded {
-            Ok(decoded) => Ok(recycle::into_bytes(decoded)),
+            Ok(decoded) => Ok(PAGES.lend(decoded)),
             Err(GunzipError::TooLarge) => Err(BodyError::TooLarge),
             Err(GunzipError::Damaged(why)) => Err(BodyError::Broken(format!(
                 "the gzip body is damaged ({why})"
@@ -113,7 +118,7 @@ fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }
-    let mut out = recycle::take(presize(raw, limit));
+    let mut out = PAGES.take(presize(raw, limit));
     MultiGzDecoder::new(raw)
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)
