@@ -102,6 +102,11 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
     // The page size as 504s shrink it and successes grow it back, from the configured size
     // (never from the size a resumed request was saved with).
     let sizing = crate::source::page_size::PageSizing::new(paginator.clone()).map(Arc::new);
+    // A request at the page size as it stands (shrunk by 504s, grown back by successes).
+    let sized = |url: Url| match &sizing {
+        Some(sizing) => sizing.apply(&url),
+        None => url,
+    };
     let start_fetch = |url: Url, page_no: u64, guessed: bool| {
         let (client, reporter, sizing) = (client.clone(), reporter.clone(), sizing.clone());
         let task_url = url.clone();
@@ -151,10 +156,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
         if stop.is_stopped() {
             return Ok(stopped(notes));
         }
-        let url = match &sizing {
-            Some(sizing) => sizing.apply(&url),
-            None => url,
-        };
+        let url = sized(url);
         page_no += 1;
         if let Some(wrong) = window.front().filter(|f| f.url != url) {
             // Not the request that was predicted: every guess after the last page was wrong.
@@ -194,7 +196,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             let Some(predicted) = window
                 .back()
                 .and_then(|last| paginator.predict(&last.url, full_page))
-                .map(|p| sizing.as_ref().map_or_else(|| p.clone(), |s| s.apply(&p)))
+                .map(sized)
                 .filter(|p| crate::source::paginate::same_origin(&origin, p))
             else {
                 break;
@@ -248,10 +250,7 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
         {
             let headers = &fetched.headers;
             if let Some(guess) = guess(&*paginator, &origin, &url, headers, &fetched.body) {
-                let guess = sizing
-                    .as_ref()
-                    .map_or_else(|| guess.clone(), |s| s.apply(&guess));
-                window.push_back(start_fetch(guess, page_no + 1, true));
+                window.push_back(start_fetch(sized(guess), page_no + 1, true));
             }
         }
         let shown = redact_url(&url);

@@ -50,10 +50,17 @@ pub enum PutMode {
     Update(ETag),
 }
 
+/// Data up to this size is hashed on the caller's task: a thread hand-off costs more than it.
+const HASH_INLINE_MAX: usize = 256 * 1024;
+
 /// `hash` of `data` on the blocking pool, so that hashing megabytes (an 8 MiB block's MD5 takes
-/// about 10 ms) does not hold up the runtime's other tasks; here if the pool is shutting down,
-/// rather than fail the store the hash belongs to.
+/// about 10 ms) does not hold up the runtime's other tasks; here if `data` is small
+/// ([`HASH_INLINE_MAX`]) or the pool is shutting down, rather than fail the store the hash
+/// belongs to.
 pub(crate) async fn hash_off_runtime<T: Send + 'static>(data: &Bytes, hash: fn(&[u8]) -> T) -> T {
+    if data.len() <= HASH_INLINE_MAX {
+        return hash(data);
+    }
     let bytes = data.clone();
     match tokio::task::spawn_blocking(move || hash(&bytes)).await {
         Ok(digest) => digest,

@@ -24,21 +24,13 @@ use bytes::Bytes;
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
-/// Blocks up to this size are hashed on the caller's task; larger ones on the blocking pool,
-/// so that hashing 8 MiB (about 10 ms) does not hold up the tasks reading the next parts.
-const HASH_INLINE_MAX: usize = 256 * 1024;
-
 /// The options of a `Put Block` carrying the block's MD5 (`Content-MD5`): the service checks
 /// the bytes it received against it and refuses the block (`Md5Mismatch`) if they differ, so
 /// a body damaged between here and the service is never committed. (Without it the service
 /// computes a CRC64 of the block to answer with; Azurite does that in JavaScript, byte by
 /// byte, which was most of its CPU for a copy of large objects.)
 pub(super) async fn stage_block_options(data: &Bytes) -> BlockBlobClientStageBlockOptions<'static> {
-    let md5 = if data.len() <= HASH_INLINE_MAX {
-        Md5::digest(data).to_vec()
-    } else {
-        crate::sink::hash_off_runtime(data, |d| Md5::digest(d).to_vec()).await
-    };
+    let md5 = crate::sink::hash_off_runtime(data, |d| Md5::digest(d).to_vec()).await;
     BlockBlobClientStageBlockOptions {
         transactional_content_md5: Some(md5),
         ..Default::default()
