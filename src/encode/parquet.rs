@@ -26,6 +26,8 @@ use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::sync::Arc;
 
+mod dictionary;
+
 /// Parquet, as registered in `encode/mod.rs`: the codec compresses its pages.
 pub const SPEC: FormatSpec = FormatSpec {
     name: "parquet",
@@ -127,7 +129,10 @@ impl BackgroundWriter {
 
 /// Writes records into a parquet file in memory.
 pub struct ParquetEncoder {
-    writer: BackgroundWriter,
+    /// Started with the first batch, which decides the columns' dictionaries (see
+    /// `dictionary`).
+    writer: Option<BackgroundWriter>,
+    codec: parquet::basic::Compression,
     schema: Arc<arrow_schema::Schema>,
     reader: RowReader,
     columns: Vec<Column>,
@@ -169,13 +174,7 @@ impl ParquetEncoder {
                 })?,
             )?),
         };
-        let props = WriterProperties::builder().set_compression(codec).build();
         let arrow = Arc::new(schema.to_arrow());
-        let writer = BackgroundWriter::start(ArrowWriter::try_new(
-            Vec::new(),
-            Arc::clone(&arrow),
-            Some(props),
-        )?)?;
         let columns = schema
             .fields
             .iter()
@@ -190,7 +189,8 @@ impl ParquetEncoder {
             })
             .collect();
         Ok(Self {
-            writer,
+            writer: None,
+            codec,
             schema: arrow,
             reader: RowReader::new(schema, read),
             columns,
@@ -198,6 +198,21 @@ impl ParquetEncoder {
             batch_rows: 0,
             batch_bytes: 0,
         })
+    }
+
+    /// The file's writer, its columns' dictionaries decided by `first` (the file's first batch;
+    /// `None` for a file without rows).
+    fn start(&self, first: Option<&RecordBatch>) -> Result<BackgroundWriter, EncodeError> {
+        let builder = WriterProperties::builder().set_compression(self.codec);
+        let props = match first {
+            Some(batch) => dictionary::decide(builder, batch),
+            None => builder.build(),
+        };
+        BackgroundWriter::start(ArrowWriter::try_new(
+            Vec::new(),
+            Arc::clone(&self.schema),
+            Some(props),
+        )?)
     }
 
     /// Turn the builders into a record batch and hand it to the writer.
@@ -219,7 +234,11 @@ impl ParquetEncoder {
             })
             .collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
-        self.writer.write(batch)?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(self.start(Some(&batch))?),
+        };
+        writer.write(batch)?;
         self.batch_rows = 0;
         self.batch_bytes = 0;
         Ok(())
@@ -295,7 +314,10 @@ impl Encoder for ParquetEncoder {
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, EncodeError> {
         self.flush_batch()?;
-        self.writer.finish()
+        match self.writer.take() {
+            Some(mut writer) => writer.finish(),
+            None => self.start(None)?.finish(),
+        }
     }
 }
 
@@ -488,6 +510,47 @@ mod tests {
         assert!(err.contains("Incompatible type"), "{err}");
         let again = background.finish().unwrap_err().to_string();
         assert!(again.contains("already closed"), "{again}");
+    }
+
+    #[test]
+    fn ids_are_written_plainly_and_repeating_values_with_a_dictionary() {
+        let records: Vec<String> = (0..5000)
+            .map(|i| format!(r#"{{"id": {i}, "status": "{}"}}"#, ["new", "paid", "sent"][i % 3]))
+            .collect();
+        let refs: Vec<&str> = records.iter().map(String::as_str).collect();
+        let schema = Schema::infer(refs.iter().copied()).unwrap();
+        let file = bytes::Bytes::from(encode(&schema, Compression::Snappy, 0, &refs));
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.clone()).unwrap();
+        let group = builder.metadata().row_group(0);
+        let dictionary_of = |name: &str| {
+            let column = group
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == name)
+                .unwrap();
+            column.dictionary_page_offset().is_some()
+        };
+        assert!(!dictionary_of("id"));
+        assert!(dictionary_of("status"));
+        // And every value reads back.
+        let batches = read(file.to_vec());
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .collect();
+        assert_eq!(ids, (0..5000).collect::<Vec<i64>>());
+        let statuses: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(1)
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|s| s.unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(statuses[4], "paid");
+        assert_eq!(statuses.len(), 5000);
     }
 
     #[test]
