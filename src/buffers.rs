@@ -8,6 +8,7 @@
 //! the same few buffers carry every page (and every compression block) of the run.
 
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 /// Buffers waiting for their next use: at most `keep` of them, none larger than `keep_bytes`
@@ -75,6 +76,29 @@ impl Drop for Recycled {
     }
 }
 
+/// The size of the last output of its kind (a chunk's compressed stream, a parquet file), to
+/// size the next one's buffer at once: the chunks of a run are alike, and a buffer of megabytes
+/// grown by doubling is copied about twice over and leaves each smaller size behind as a hole
+/// in its thread's heap. A buffer of 16 MiB or more is mapped on its own (see `main.rs`), so
+/// room asked for and never written costs address space, not memory.
+pub(crate) struct SizeHint(AtomicUsize);
+
+impl SizeHint {
+    pub(crate) const fn new() -> Self {
+        Self(AtomicUsize::new(0))
+    }
+
+    /// Capacity for the next output: the last one's size plus an eighth (0 before the first).
+    pub(crate) fn capacity(&self) -> usize {
+        let last = self.0.load(Ordering::Relaxed);
+        last + last / 8
+    }
+
+    pub(crate) fn record(&self, len: usize) {
+        self.0.store(len, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -82,6 +106,16 @@ mod tests {
 
     fn kept(pool: &Pool) -> usize {
         pool.kept.lock().unwrap().len()
+    }
+
+    #[test]
+    fn a_size_hint_is_the_last_size_plus_an_eighth() {
+        let hint = SizeHint::new();
+        assert_eq!(hint.capacity(), 0, "nothing known before the first output");
+        hint.record(16 << 20);
+        assert_eq!(hint.capacity(), 18 << 20);
+        hint.record(800);
+        assert_eq!(hint.capacity(), 900, "the last size, not the largest");
     }
 
     #[test]

@@ -23,11 +23,15 @@ fn main() -> std::process::ExitCode {
 /// at its top before giving it back) at glibc's 128 KiB: a page body of a few hundred KiB,
 /// freed on the encoder thread, then handed the top of the heap back to the system after
 /// nearly every page, and the next page faulted it in again (half of a pull's 76,000 page
-/// faults per million records, 6% of its CPU). Heaps keep up to `TRIM_THRESHOLD` instead.
+/// faults per million records, 6% of its CPU). Heaps keep up to `TRIM_THRESHOLD` instead:
+/// 2 MiB. It was 8 MiB until page bodies and compression blocks were pooled (`buffers`);
+/// since then 2 MiB costs no CPU (jsonl.gz and parquet, 1,000,000 records), and every heap
+/// a parquet writer thread had used no longer kept 7 MiB of free top through the rest of
+/// the run (bench/README.md, "Issue 20, round seven").
 fn return_big_buffers_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        const TRIM_THRESHOLD: libc::c_int = 8 << 20;
+        const TRIM_THRESHOLD: libc::c_int = 2 << 20;
         // SAFETY: mallopt takes two integers and only changes the allocator's tuning; it is
         // called before any other thread exists. A failure (0) leaves glibc's defaults.
         let _ = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 16 << 20) };

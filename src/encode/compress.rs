@@ -22,7 +22,7 @@
 //! Parquet does not use this: its codecs work per page inside the file.
 
 use super::Compression;
-use crate::buffers::Pool;
+use crate::buffers::{Pool, SizeHint};
 use flate2::{Compress, FlushCompress};
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -177,7 +177,7 @@ impl BlockWriter {
             Codec::Gzip { .. } => GZIP_BLOCK,
             Codec::Zstd { .. } => ZSTD_BLOCK,
         };
-        let mut out = Vec::with_capacity(stream_hint::get());
+        let mut out = Vec::with_capacity(STREAMS.capacity());
         if let Codec::Gzip { level } = codec {
             out.extend_from_slice(&gzip_header(level));
         }
@@ -295,7 +295,7 @@ impl BlockWriter {
                 }
             }
         }
-        stream_hint::record(self.out.len());
+        STREAMS.record(self.out.len());
         Ok(self.out)
     }
 }
@@ -378,23 +378,8 @@ fn zstd_block(level: i32, input: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>>
     })
 }
 
-/// The size of the last stream a writer finished, to size the next one's output: the chunks
-/// of a run are alike, and growing a stream of megabytes by doubling copies it about twice.
-mod stream_hint {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    static LAST: AtomicUsize = AtomicUsize::new(0);
-
-    /// Capacity for a new stream: the last one's size plus an eighth.
-    pub(super) fn get() -> usize {
-        let last = LAST.load(Ordering::Relaxed);
-        last + last / 8
-    }
-
-    pub(super) fn record(len: usize) {
-        LAST.store(len, Ordering::Relaxed);
-    }
-}
+/// The size of the last stream a writer finished, to size the next one's output.
+static STREAMS: SizeHint = SizeHint::new();
 
 /// The worker threads every [`CompressedWriter`] shares: one per core, started on first use.
 pub(crate) mod pool {

@@ -20,10 +20,11 @@ use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileT
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{GzipLevel, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use crate::buffers::SizeHint;
 use std::sync::Arc;
 
 mod dictionary;
@@ -72,6 +73,12 @@ fn open(
 pub const BATCH_ROWS: usize = 32 * 1024;
 /// Record text per record batch: wide records reach this before [`BATCH_ROWS`].
 pub const BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+/// The size of the last file written, to size the next one's buffer: the file is written out
+/// when its row group closes, while the row group's pages are still held, and a buffer grown
+/// by doubling then left its smaller sizes (up to 8 MiB) as holes in the writer thread's heap,
+/// on top of the pages: the highest point of a parquet pull's memory, chunk after chunk.
+static FILES: SizeHint = SizeHint::new();
 
 /// The `ArrowWriter` on a thread of its own, fed one batch at a time.
 struct BackgroundWriter {
@@ -150,6 +157,45 @@ enum Column {
     Timestamp(TimestampMicrosecondBuilder),
 }
 
+impl Column {
+    /// The values appended so far, as an array. With `more`, the builder starts again with
+    /// room for as many rows and bytes as these plus an eighth: a builder left to grow from
+    /// empty doubled each of its buffers a dozen times per batch, copying them and leaving
+    /// the smaller sizes as holes in the encoder thread's heap.
+    fn finish(&mut self, more: bool) -> ArrayRef {
+        let room = |n: usize| if more { n + n / 8 } else { 0 };
+        match self {
+            Column::Boolean(b) => {
+                let array = b.finish();
+                *b = BooleanBuilder::with_capacity(room(array.len()));
+                Arc::new(array)
+            }
+            Column::Int64(b) => {
+                let array = b.finish();
+                *b = Int64Builder::with_capacity(room(array.len()));
+                Arc::new(array)
+            }
+            Column::Float64(b) => {
+                let array = b.finish();
+                *b = Float64Builder::with_capacity(room(array.len()));
+                Arc::new(array)
+            }
+            Column::Utf8(b) => {
+                let array = b.finish();
+                let bytes = array.value_data().len();
+                *b = StringBuilder::with_capacity(room(array.len()), room(bytes));
+                Arc::new(array)
+            }
+            Column::Timestamp(b) => {
+                let array = b.finish();
+                *b = TimestampMicrosecondBuilder::with_capacity(room(array.len()))
+                    .with_timezone("UTC");
+                Arc::new(array)
+            }
+        }
+    }
+}
+
 impl ParquetEncoder {
     /// Start a file for `schema` with page codec `compression` at `level` (as from
     /// [`super::EncodeOptions::level_or_default`]; used by gzip and zstd only).
@@ -209,30 +255,19 @@ impl ParquetEncoder {
             None => builder.build(),
         };
         BackgroundWriter::start(ArrowWriter::try_new(
-            Vec::new(),
+            Vec::with_capacity(FILES.capacity()),
             Arc::clone(&self.schema),
             Some(props),
         )?)
     }
 
-    /// Turn the builders into a record batch and hand it to the writer.
-    fn flush_batch(&mut self) -> Result<(), EncodeError> {
+    /// Turn the builders into a record batch and hand it to the writer; `more` when records
+    /// follow (the builders are then sized for another batch like this one).
+    fn flush_batch(&mut self, more: bool) -> Result<(), EncodeError> {
         if self.batch_rows == 0 {
             return Ok(());
         }
-        let arrays: Vec<ArrayRef> = self
-            .columns
-            .iter_mut()
-            .map(|c| -> ArrayRef {
-                match c {
-                    Column::Boolean(b) => Arc::new(b.finish()),
-                    Column::Int64(b) => Arc::new(b.finish()),
-                    Column::Float64(b) => Arc::new(b.finish()),
-                    Column::Utf8(b) => Arc::new(b.finish()),
-                    Column::Timestamp(b) => Arc::new(b.finish()),
-                }
-            })
-            .collect();
+        let arrays: Vec<ArrayRef> = self.columns.iter_mut().map(|c| c.finish(more)).collect();
         let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)?;
         let writer = match &mut self.writer {
             Some(writer) => writer,
@@ -299,7 +334,7 @@ impl Encoder for ParquetEncoder {
         self.batch_rows += 1;
         self.batch_bytes += record.len();
         if self.batch_rows >= BATCH_ROWS || self.batch_bytes >= BATCH_BYTES {
-            self.flush_batch()?;
+            self.flush_batch(true)?;
         }
         Ok(())
     }
@@ -313,11 +348,13 @@ impl Encoder for ParquetEncoder {
     }
 
     fn finish(mut self: Box<Self>) -> Result<Vec<u8>, EncodeError> {
-        self.flush_batch()?;
-        match self.writer.take() {
+        self.flush_batch(false)?;
+        let file = match self.writer.take() {
             Some(mut writer) => writer.finish(),
             None => self.start(None)?.finish(),
-        }
+        }?;
+        FILES.record(file.len());
+        Ok(file)
     }
 }
 
