@@ -353,6 +353,49 @@ async fn pull_style_in_every_format_with(style: &str, link_form: LinkForm, extra
     args.clear();
 }
 
+/// Pages above a mebibyte are parsed with the runtime worker's other tasks handed to another
+/// thread, smaller ones on the worker itself: a pull whose pages straddle that size (two of
+/// about 1.5 MiB, then one of about 0.75 MiB) lands every record once, in every format.
+#[tokio::test]
+async fn pages_on_both_sides_of_a_mebibyte_land_whole() {
+    let records = 15_000;
+    let api = ApiGateway::start(ApiConfig {
+        records,
+        page_size: 6_000,
+        ..Default::default()
+    })
+    .await;
+    let (container, sink) = azurite().new_container("e2e-big-pages").await;
+    let (path, args) = style_args("cursor");
+    for format in ["jsonl", "parquet"] {
+        let prefix = format!("big-pages/{format}");
+        let mut a = s(&[
+            "pull",
+            "--url",
+            &api.url(path),
+            "--format",
+            format,
+            "--output",
+            "json",
+            "--progress",
+            "none",
+        ]);
+        a.extend(["--dest".into(), azurite().dest_url(&container, &prefix)]);
+        a.extend(args.clone());
+        let out = gatelake(a, storage_env()).await;
+        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
+        let summary = summary(&out);
+        assert_eq!(summary["pages"].as_u64(), Some(3), "{summary}");
+        // Each full page holds two fifths of the records.
+        let raw = summary["raw_bytes"].as_u64().unwrap();
+        assert!(
+            raw * 2 / 5 > 1 << 20,
+            "pages of over 1 MiB were asked for: {summary}"
+        );
+        assert_landed(&sink, &prefix, &summary, format, records).await;
+    }
+}
+
 #[tokio::test]
 async fn cursor_in_body() {
     pull_style_in_every_format("cursor", LinkForm::Absolute).await;
