@@ -301,20 +301,29 @@ fn style_args(style: &str) -> (&'static str, Vec<String>) {
 }
 
 async fn pull_style_in_every_format(style: &str, link_form: LinkForm) {
-    pull_style_in_every_format_with(style, link_form, &[]).await;
+    pull_style_in_every_format_with(style, short_pages(link_form), &[]).await;
+}
+
+/// 437 records in pages of 50: not a multiple of any page size, so the last page is short.
+fn short_pages(link_form: LinkForm) -> ApiConfig {
+    ApiConfig {
+        records: 437,
+        page_size: 50,
+        link_form,
+        ..Default::default()
+    }
 }
 
 /// [`pull_style_in_every_format`] with extra flags (the run's prefix in the container says
 /// which).
-async fn pull_style_in_every_format_with(style: &str, link_form: LinkForm, extra: &[&str]) {
-    let records = 437; // not a multiple of any page size: the last page is short
-    let api = ApiGateway::start(ApiConfig {
-        records,
-        page_size: 50,
-        link_form,
-        ..Default::default()
-    })
-    .await;
+async fn pull_style_in_every_format_with(
+    style: &str,
+    config: ApiConfig,
+    extra: &[&str],
+) -> Vec<Value> {
+    let records = config.records;
+    let api = ApiGateway::start(config).await;
+    let mut summaries = Vec::new();
     let (container, sink) = azurite().new_container(&format!("e2e-{style}")).await;
     let (path, mut args) = style_args(style);
     args.extend(s(extra));
@@ -349,8 +358,9 @@ async fn pull_style_in_every_format_with(style: &str, link_form: LinkForm, extra
             "{style} {format}: expected rotation, got {summary}"
         );
         assert_landed(&sink, &prefix, &summary, format, records).await;
+        summaries.push(summary);
     }
-    args.clear();
+    summaries
 }
 
 /// Pages above a mebibyte are parsed with the runtime worker's other tasks handed to another
@@ -358,33 +368,12 @@ async fn pull_style_in_every_format_with(style: &str, link_form: LinkForm, extra
 /// about 1.5 MiB, then one of about 0.75 MiB) lands every record once, in every format.
 #[tokio::test]
 async fn pages_on_both_sides_of_a_mebibyte_land_whole() {
-    let records = 15_000;
-    let api = ApiGateway::start(ApiConfig {
-        records,
+    let api = ApiConfig {
+        records: 15_000,
         page_size: 6_000,
         ..Default::default()
-    })
-    .await;
-    let (container, sink) = azurite().new_container("e2e-big-pages").await;
-    let (path, args) = style_args("cursor");
-    for format in ["jsonl", "parquet"] {
-        let prefix = format!("big-pages/{format}");
-        let mut a = s(&[
-            "pull",
-            "--url",
-            &api.url(path),
-            "--format",
-            format,
-            "--output",
-            "json",
-            "--progress",
-            "none",
-        ]);
-        a.extend(["--dest".into(), azurite().dest_url(&container, &prefix)]);
-        a.extend(args.clone());
-        let out = gatelake(a, storage_env()).await;
-        assert!(out.status.success(), "{format}: {}", text(&out.stderr));
-        let summary = summary(&out);
+    };
+    for summary in pull_style_in_every_format_with("cursor", api, &[]).await {
         assert_eq!(summary["pages"].as_u64(), Some(3), "{summary}");
         // Each full page holds two fifths of the records.
         let raw = summary["raw_bytes"].as_u64().unwrap();
@@ -392,7 +381,6 @@ async fn pages_on_both_sides_of_a_mebibyte_land_whole() {
             raw * 2 / 5 > 1 << 20,
             "pages of over 1 MiB were asked for: {summary}"
         );
-        assert_landed(&sink, &prefix, &summary, format, records).await;
     }
 }
 
@@ -433,12 +421,22 @@ async fn page_number() {
 
 #[tokio::test]
 async fn offset_limit_with_requests_in_flight() {
-    pull_style_in_every_format_with("offset", LinkForm::Absolute, &["--concurrency", "4"]).await;
+    pull_style_in_every_format_with(
+        "offset",
+        short_pages(LinkForm::Absolute),
+        &["--concurrency", "4"],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn page_number_with_requests_in_flight() {
-    pull_style_in_every_format_with("page", LinkForm::Absolute, &["--concurrency", "8"]).await;
+    pull_style_in_every_format_with(
+        "page",
+        short_pages(LinkForm::Absolute),
+        &["--concurrency", "8"],
+    )
+    .await;
 }
 
 /// One auth kind: a pull that must succeed, and one with a wrong credential that must fail
