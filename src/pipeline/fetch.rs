@@ -25,11 +25,11 @@ use reqwest::header::HeaderMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use url::Url;
 
 /// The largest page body parsed on the runtime's own worker (about a millisecond or two of
 /// parsing, which holds up none of the pull's other tasks for long); see `fetch_stage`.
 const INLINE_PARSE_MAX: u64 = 1 << 20;
-use url::Url;
 
 /// What the fetch stage works from.
 pub(super) struct FetchInput {
