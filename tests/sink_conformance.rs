@@ -14,7 +14,7 @@ use bytes::Bytes;
 use gatelake::secret::Secret;
 use gatelake::sink::azure::{auth, AzureLocation, AzureSinkBuilder, StorageCredential};
 use gatelake::sink::local::LocalSink;
-use gatelake::sink::{ETag, LockHolder, PutMode, Sink, SinkError};
+use gatelake::sink::{Digests, ETag, LockHolder, PutMode, Sink, SinkError};
 use gatelake::state::{Checkpoint, CheckpointStore, RunStatus, StateError, CHECKPOINT_VERSION};
 use std::any::Any;
 use std::sync::Arc;
@@ -837,6 +837,60 @@ async fn bad_upload_ids_and_parts_are_refused(b: Backend) {
 }
 
 /// Instantiate every check for one backend.
+/// A put given the data's digests stores what `put` stores, keeps the put modes, and returns
+/// the ETag a read then sees (the local folder derives it from the SHA-256 handed in, so a
+/// wrong derivation shows here as an ETag that no read agrees with).
+async fn put_digested_stores_what_put_stores(b: Backend) {
+    let s = &b.sink;
+    // Empty, one Put Blob on Azure, and one block carrying the MD5.
+    for (i, len) in [0usize, 5_000, 20 * 1024 * 1024 + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let path = format!("digested/part-{i}.bin");
+        let data = pattern(len, 60 + i as u64);
+        let put = s
+            .put_digested(&path, data.clone(), PutMode::Create, &Digests::of(&data))
+            .await
+            .unwrap();
+        let got = s.get(&path).await.unwrap().unwrap();
+        assert!(got.data == data, "{len} bytes changed in transit");
+        assert_eq!(got.etag, put.etag, "{len} bytes");
+
+        let err = s
+            .put_digested(&path, data.clone(), PutMode::Create, &Digests::of(&data))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SinkError::AlreadyExists { .. }), "{err:?}");
+        let data2 = pattern(len + 1, 70 + i as u64);
+        let v2 = s
+            .put_digested(
+                &path,
+                data2.clone(),
+                PutMode::Update(put.etag.clone()),
+                &Digests::of(&data2),
+            )
+            .await
+            .unwrap();
+        let err = s
+            .put_digested(
+                &path,
+                data.clone(),
+                PutMode::Update(put.etag),
+                &Digests::of(&data),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, SinkError::PreconditionFailed { .. }),
+            "{err:?}"
+        );
+        let got = s.get(&path).await.unwrap().unwrap();
+        assert!(got.data == data2);
+        assert_eq!(got.etag, v2.etag, "{len} bytes, updated");
+    }
+}
+
 macro_rules! conformance {
     ($backend:ident, $make:ident) => {
         mod $backend {
@@ -852,6 +906,7 @@ macro_rules! conformance {
                 list_by_prefix_is_sorted_and_exact,
                 delete_and_delete_missing,
                 large_object_round_trips_byte_exact,
+                put_digested_stores_what_put_stores,
                 concurrent_creates_have_exactly_one_winner,
                 urls_carry_no_secret,
                 dot_segments_are_rejected,
@@ -1133,6 +1188,57 @@ async fn azure_server_side_copy_stages_the_ranges_the_service_reads() {
         "{err:?}"
     );
     assert!(!err.to_string().contains(secret_sig), "{err}");
+}
+
+/// A put given the object's digests sends its MD5: the service keeps it as the blob's
+/// `Content-MD5` whatever the object's size (one Put Blob, one block, or blocks of 8 MiB), and
+/// refuses bytes that do not match it, leaving nothing at the path.
+#[tokio::test]
+async fn azure_put_digested_sends_the_md5_the_service_checks_and_keeps() {
+    let az = azurite();
+    let (container, sink) = az.new_public_container("digested").await;
+    let mib = 1024 * 1024;
+    let http = reqwest::Client::new();
+    for (i, len) in [1_000usize, 20 * mib + 3, 40 * mib + 5]
+        .into_iter()
+        .enumerate()
+    {
+        let path = format!("d/part-{i}.bin");
+        let data = pattern(len, 40 + i as u64);
+        let digests = Digests::of(&data);
+        sink.put_digested(&path, data.clone(), PutMode::Create, &digests)
+            .await
+            .unwrap();
+        let got = sink.get(&path).await.unwrap().unwrap();
+        assert!(got.data == data, "{len} bytes changed in transit");
+        let head = http
+            .head(format!("{}/{container}/{path}", az.blob_endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(
+            head.headers()
+                .get("content-md5")
+                .map(|v| v.to_str().unwrap()),
+            Some(digests.md5_base64().as_str()),
+            "{len} bytes: the blob's Content-MD5 is the manifest's"
+        );
+    }
+
+    // Bytes that do not match the MD5 sent with them (a body damaged on its way) are refused,
+    // and nothing becomes visible.
+    let data = pattern(20 * mib, 50);
+    let mut wrong = Digests::of(&data);
+    wrong.md5[0] ^= 1;
+    let err = sink
+        .put_digested("d/damaged.bin", data, PutMode::Create, &wrong)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("d/damaged.bin"), "{text}");
+    assert!(text.to_lowercase().contains("md5"), "{text}");
+    assert!(sink.get("d/damaged.bin").await.unwrap().is_none());
 }
 
 /// An object in moto's S3 and a presigned GET URL for it.

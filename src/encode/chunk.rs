@@ -30,9 +30,6 @@
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
 use super::schema::{observe, observe_valid, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
 use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder};
-use base64::Engine as _;
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use std::ops::Range;
 
 /// When to close a chunk. Checked after each whole page.
@@ -51,8 +48,8 @@ pub struct FinishedChunk {
     pub rows: u64,
     /// Record text written into the chunk, before encoding and compression.
     pub raw_bytes: u64,
-    /// The finished file. Its digests ([`Digests::of`]) are taken by whoever stores it, off
-    /// the encoder's thread, which sets the pace of a columnar pull.
+    /// The finished file. Its digests are taken by whoever stores it, off the encoder's
+    /// thread, which sets the pace of a columnar pull.
     pub data: bytes::Bytes,
     /// How many leading columns of the run's final schema the file holds (csv/parquet):
     /// fewer than the final count when `--on-schema-drift evolve` added columns later.
@@ -60,24 +57,6 @@ pub struct FinishedChunk {
     /// The pages (numbered from 0 in the order handed to the writer, empty ones included)
     /// whose records the chunk holds.
     pub pages: Range<u64>,
-}
-
-/// The digests a manifest records of a stored file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Digests {
-    /// SHA-256, lowercase hex.
-    pub sha256: String,
-    /// MD5, base64, as Azure stores it in `Content-MD5`.
-    pub content_md5: String,
-}
-
-impl Digests {
-    pub fn of(data: &[u8]) -> Self {
-        Self {
-            sha256: hex::encode(Sha256::digest(data)),
-            content_md5: base64::engine::general_purpose::STANDARD.encode(Md5::digest(data)),
-        }
-    }
 }
 
 /// Feeds pages into encoders and rotates chunks at [`ChunkLimits`].
@@ -544,16 +523,6 @@ mod tests {
     fn jsonl(limits: ChunkLimits, first_seq: u64) -> ChunkWriter {
         let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         ChunkWriter::new(options, limits, first_seq, None).unwrap()
-    }
-
-    #[test]
-    fn digests_are_the_manifests_sha256_hex_and_azures_base64_md5() {
-        let d = Digests::of(b"abc");
-        assert_eq!(
-            d.sha256,
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(d.content_md5, "kAFQmDzST7DWlj99KOF/cg==");
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! (or links) it into place, then removes the object's part folders.
 
 use super::{
-    check_part, join_path, missing_parts_error, url_without_query, ETag, GetResult, LockGuard,
-    LockHolder, ObjectMeta, PutMode, PutResult, Sink, SinkError,
+    check_part, join_path, missing_parts_error, url_without_query, Digests, ETag, GetResult,
+    LockGuard, LockHolder, ObjectMeta, PutMode, PutResult, Sink, SinkError,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -54,6 +54,25 @@ impl LocalSink {
         }
         Ok(self.root.join(clean))
     }
+
+    /// `put`, with the data's ETag when the caller knows its SHA-256.
+    async fn put_with(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+        etag: Option<ETag>,
+    ) -> Result<PutResult, SinkError> {
+        let target = self.path_of(path)?;
+        let url = self.url_of(path);
+        let _guard = match mode {
+            PutMode::Update(_) => Some(self.update_lock.lock().await),
+            _ => None,
+        };
+        let url2 = url.clone();
+        let etag = blocking(move || put_blocking(&target, &data, &mode, url2, etag)).await?;
+        Ok(PutResult { etag, url })
+    }
 }
 
 fn etag_of(data: &[u8]) -> ETag {
@@ -64,7 +83,12 @@ fn etag_of(data: &[u8]) -> ETag {
 
 /// The ETag of the content fed to `hasher`: the same for the same bytes however they came.
 fn etag_from(hasher: Sha256) -> ETag {
-    ETag(format!("\"{}\"", hex::encode(&hasher.finalize()[..12])))
+    etag_from_sha256(&hasher.finalize())
+}
+
+/// The ETag of the content whose SHA-256 is `sha256`.
+fn etag_from_sha256(sha256: &[u8]) -> ETag {
+    ETag(format!("\"{}\"", hex::encode(&sha256[..12])))
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> SinkError {
@@ -281,11 +305,13 @@ fn commit_blocking(c: Commit) -> Result<ETag, SinkError> {
     Ok(etag)
 }
 
+/// Store `data` at `target`; `etag` is the data's ETag when its SHA-256 is already known.
 fn put_blocking(
     target: &Path,
     data: &[u8],
     mode: &PutMode,
     url: String,
+    etag: Option<ETag>,
 ) -> Result<ETag, SinkError> {
     if let PutMode::Update(expected) = mode {
         match read_existing(target)? {
@@ -310,7 +336,7 @@ fn put_blocking(
     };
     // After a rename the temp file is gone; after a link (or a failure) it must be removed.
     let _ = std::fs::remove_file(&tmp);
-    result.map(|()| etag_of(data))
+    result.map(|()| etag.unwrap_or_else(|| etag_of(data)))
 }
 
 /// Remove the temporary files (of killed writes) directly in `dir`.
@@ -441,15 +467,18 @@ impl Sink for LocalSink {
     }
 
     async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError> {
-        let target = self.path_of(path)?;
-        let url = self.url_of(path);
-        let _guard = match mode {
-            PutMode::Update(_) => Some(self.update_lock.lock().await),
-            _ => None,
-        };
-        let url2 = url.clone();
-        let etag = blocking(move || put_blocking(&target, &data, &mode, url2)).await?;
-        Ok(PutResult { etag, url })
+        self.put_with(path, data, mode, None).await
+    }
+
+    async fn put_digested(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+        digests: &Digests,
+    ) -> Result<PutResult, SinkError> {
+        let etag = etag_from_sha256(&digests.sha256);
+        self.put_with(path, data, mode, Some(etag)).await
     }
 
     async fn get(&self, path: &str) -> Result<Option<GetResult>, SinkError> {

@@ -25,10 +25,12 @@
 
 pub mod azure;
 pub mod destination;
+pub mod digests;
 pub mod holder;
 pub mod local;
 
 pub use destination::Destination;
+pub use digests::Digests;
 pub use holder::LockHolder;
 
 use async_trait::async_trait;
@@ -299,6 +301,23 @@ pub trait Sink: Send + Sync + std::fmt::Debug {
 
     /// Store `data` at `path` atomically, honouring `mode`.
     async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError>;
+
+    /// [`Sink::put`] of data whose [`Digests`] the caller has already taken (a chunk, hashed
+    /// for its manifest). A backend that sends a checksum with the bytes, or derives its ETag
+    /// from them, uses these instead of reading the data again: Azure sends the MD5 (the
+    /// service refuses the write if the bytes it received differ) and keeps it as the blob's
+    /// `Content-MD5`; a local folder takes its ETag from the SHA-256. `digests` must be those
+    /// of `data`.
+    async fn put_digested(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+        digests: &Digests,
+    ) -> Result<PutResult, SinkError> {
+        let _ = digests;
+        self.put(path, data, mode).await
+    }
 
     /// Read the object at `path`; `Ok(None)` when it does not exist.
     async fn get(&self, path: &str) -> Result<Option<GetResult>, SinkError>;

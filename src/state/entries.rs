@@ -54,19 +54,13 @@ impl ManifestFile {
         path: String,
         chunk: crate::encode::chunk::FinishedChunk,
     ) -> Result<ManifestFile, crate::sink::SinkError> {
-        use crate::encode::chunk::Digests;
         let bytes = chunk.data.len() as u64;
-        // Hashed beside the upload: not on the encoder's thread, which goes on with the next
-        // chunk.
-        let (put, digests) = tokio::join!(
-            sink.put(&path, chunk.data.clone(), crate::sink::PutMode::Overwrite),
-            crate::sink::hash_off_runtime(&chunk.data, Digests::of),
-        );
-        let put = put?;
-        let Digests {
-            sha256,
-            content_md5,
-        } = digests;
+        // Hashed first, off the runtime (the encoder's thread goes on with the next chunk),
+        // so that the store reuses the digests instead of reading the bytes again.
+        let digests = crate::sink::hash_off_runtime(&chunk.data, crate::sink::Digests::of).await;
+        let put = sink
+            .put_digested(&path, chunk.data, crate::sink::PutMode::Overwrite, &digests)
+            .await?;
         Ok(ManifestFile {
             path,
             url: put.url,
@@ -74,8 +68,8 @@ impl ManifestFile {
             rows: chunk.rows,
             bytes,
             raw_bytes: chunk.raw_bytes,
-            sha256,
-            content_md5,
+            sha256: digests.sha256_hex(),
+            content_md5: digests.md5_base64(),
             columns: chunk.columns,
         })
     }

@@ -31,7 +31,8 @@ pub use builder::AzureSinkBuilder;
 pub use location::{is_azure_destination, AzureLocation};
 
 use super::{
-    ETag, GetResult, LockGuard, LockHolder, ObjectMeta, PutMode, PutResult, Sink, SinkError,
+    Digests, ETag, GetResult, LockGuard, LockHolder, ObjectMeta, PutMode, PutResult, Sink,
+    SinkError,
 };
 use crate::secret::{redact_url, Secret};
 use async_trait::async_trait;
@@ -64,6 +65,12 @@ pub const BLOCK_SIZE: usize = 8 * 1024 * 1024;
 
 /// Blocks staged at once for one object: enough to fill a link, bounded for memory.
 const UPLOAD_PARALLELISM: usize = 4;
+
+/// An object over [`BLOCK_SIZE`] whose MD5 the caller already knows (a chunk, hashed for its
+/// manifest) is staged as one block carrying that MD5 up to this size, instead of in blocks
+/// each hashed again: one MD5 of the bytes instead of two. Larger ones keep the blocks and
+/// their parallel staging.
+const WHOLE_BLOCK_MAX: usize = 32 * 1024 * 1024;
 
 /// Upper bound for one sink call (including the SDK's retries). Generous, because a call may
 /// move a whole chunk; the per-request read timeout catches a stalled connection sooner.
@@ -243,19 +250,21 @@ impl AzureSink {
         }
     }
 
-    /// Put Blob: one request, for objects of at most one block.
+    /// Put Blob: one request, for objects of at most one block. `md5`, when known, is kept
+    /// as the blob's `Content-MD5`.
     async fn put_single(
         &self,
         client: &BlockBlobClient,
         data: Bytes,
-        if_match: Option<Etag>,
-        if_none_match: Option<Etag>,
+        (if_match, if_none_match): (Option<Etag>, Option<Etag>),
+        md5: Option<[u8; 16]>,
     ) -> azure_core::Result<Option<Etag>> {
         // A partition at least the object's size makes the SDK send it as one Put Blob.
         let whole = NonZero::new(data.len() as u64).unwrap_or(NonZero::<u64>::MIN);
         let options = BlockBlobClientUploadOptions {
             if_match,
             if_none_match,
+            blob_content_md5: md5.map(|m| m.to_vec()),
             partition_size: Some(whole),
             parallel: Some(NonZero::<usize>::MIN),
             ..Default::default()
@@ -265,22 +274,30 @@ impl AzureSink {
     }
 
     /// Stage blocks (a few at a time), then commit them in one Put Block List carrying the
-    /// put's condition: until that commit succeeds nothing is visible to readers.
+    /// put's condition: until that commit succeeds nothing is visible to readers. With the
+    /// object's `md5` known, an object up to [`WHOLE_BLOCK_MAX`] is one block sent with it,
+    /// and the commit keeps it as the blob's `Content-MD5`.
     async fn put_blocks(
         &self,
         client: &BlockBlobClient,
         data: Bytes,
-        if_match: Option<Etag>,
-        if_none_match: Option<Etag>,
+        (if_match, if_none_match): (Option<Etag>, Option<Etag>),
+        md5: Option<[u8; 16]>,
     ) -> azure_core::Result<Option<Etag>> {
         // Block ids must all have the same length within a blob; a random nonce keeps two
         // writers racing on one path from committing each other's blocks.
         let nonce: u64 = rand::random();
+        let whole = md5.filter(|_| data.len() <= WHOLE_BLOCK_MAX);
+        let block_size = if whole.is_some() {
+            data.len()
+        } else {
+            BLOCK_SIZE
+        };
         let blocks: Vec<(Vec<u8>, Bytes)> = (0..data.len())
-            .step_by(BLOCK_SIZE)
+            .step_by(block_size.max(1))
             .enumerate()
             .map(|(i, start)| {
-                let end = (start + BLOCK_SIZE).min(data.len());
+                let end = (start + block_size).min(data.len());
                 (
                     format!("{nonce:016x}-{i:08}").into_bytes(),
                     data.slice(start..end),
@@ -291,7 +308,10 @@ impl AzureSink {
         futures::stream::iter(blocks)
             .map(|(id, chunk)| async move {
                 let len = chunk.len() as u64;
-                let options = parts::stage_block_options(&chunk).await;
+                let options = match whole {
+                    Some(md5) => parts::block_options(md5.to_vec()),
+                    None => parts::stage_block_options(&chunk).await,
+                };
                 client
                     .stage_block(&id, len, chunk.into(), Some(options))
                     .await
@@ -307,12 +327,57 @@ impl AzureSink {
         let options = BlockBlobClientCommitBlockListOptions {
             if_match,
             if_none_match,
+            blob_content_md5: md5.map(|m| m.to_vec()),
             ..Default::default()
         };
         let rsp = client
             .commit_block_list(list.try_into()?, Some(options))
             .await?;
         rsp.etag()
+    }
+
+    /// `put`, with the object's MD5 when the caller knows it.
+    async fn put_with(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+        md5: Option<[u8; 16]>,
+    ) -> Result<PutResult, SinkError> {
+        let url = self.url_of(path);
+        let client = self.block_blob_client(path)?;
+        let conditions = conditions(&mode);
+        let etag = self
+            .timed(&url, async {
+                let result = if data.len() <= BLOCK_SIZE {
+                    self.put_single(&client, data, conditions, md5).await
+                } else {
+                    if mode == PutMode::Create {
+                        // Fail fast rather than stage every block only to have the commit
+                        // refused; the commit's own condition still decides any race.
+                        let probe = self.blob_client(path)?;
+                        if probe
+                            .exists()
+                            .await
+                            .map_err(|e| self.map_err(e, &url, Op::Put(&mode)))?
+                        {
+                            return Err(SinkError::AlreadyExists { url: url.clone() });
+                        }
+                    }
+                    self.put_blocks(&client, data, conditions, md5).await
+                };
+                result.map_err(|e| self.map_err(e, &url, Op::Put(&mode)))
+            })
+            .await?;
+        let etag = etag.ok_or_else(|| SinkError::Http {
+            url: url.clone(),
+            status: 0,
+            message: "the service accepted the upload but returned no ETag".into(),
+        })?;
+        Ok(PutResult {
+            etag: ETag(etag.to_string()),
+            url,
+        })
     }
 
     /// Translate an SDK error into a [`SinkError`] naming `url` and what to do.
@@ -516,42 +581,17 @@ impl Sink for AzureSink {
     }
 
     async fn put(&self, path: &str, data: Bytes, mode: PutMode) -> Result<PutResult, SinkError> {
-        let url = self.url_of(path);
-        let client = self.block_blob_client(path)?;
-        let (if_match, if_none_match) = conditions(&mode);
-        let etag = self
-            .timed(&url, async {
-                let result = if data.len() <= BLOCK_SIZE {
-                    self.put_single(&client, data, if_match, if_none_match)
-                        .await
-                } else {
-                    if mode == PutMode::Create {
-                        // Fail fast rather than stage every block only to have the commit
-                        // refused; the commit's own condition still decides any race.
-                        let probe = self.blob_client(path)?;
-                        if probe
-                            .exists()
-                            .await
-                            .map_err(|e| self.map_err(e, &url, Op::Put(&mode)))?
-                        {
-                            return Err(SinkError::AlreadyExists { url: url.clone() });
-                        }
-                    }
-                    self.put_blocks(&client, data, if_match, if_none_match)
-                        .await
-                };
-                result.map_err(|e| self.map_err(e, &url, Op::Put(&mode)))
-            })
-            .await?;
-        let etag = etag.ok_or_else(|| SinkError::Http {
-            url: url.clone(),
-            status: 0,
-            message: "the service accepted the upload but returned no ETag".into(),
-        })?;
-        Ok(PutResult {
-            etag: ETag(etag.to_string()),
-            url,
-        })
+        self.put_with(path, data, mode, None).await
+    }
+
+    async fn put_digested(
+        &self,
+        path: &str,
+        data: Bytes,
+        mode: PutMode,
+        digests: &Digests,
+    ) -> Result<PutResult, SinkError> {
+        self.put_with(path, data, mode, Some(digests.md5)).await
     }
 
     async fn get(&self, path: &str) -> Result<Option<GetResult>, SinkError> {

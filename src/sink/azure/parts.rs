@@ -30,7 +30,11 @@ use sha2::{Digest, Sha256};
 /// computes a CRC64 of the block to answer with; Azurite does that in JavaScript, byte by
 /// byte, which was most of its CPU for a copy of large objects.)
 pub(super) async fn stage_block_options(data: &Bytes) -> BlockBlobClientStageBlockOptions<'static> {
-    let md5 = crate::sink::hash_off_runtime(data, |d| Md5::digest(d).to_vec()).await;
+    block_options(crate::sink::hash_off_runtime(data, |d| Md5::digest(d).to_vec()).await)
+}
+
+/// The options of a `Put Block` whose bytes have the MD5 `md5`.
+pub(super) fn block_options(md5: Vec<u8>) -> BlockBlobClientStageBlockOptions<'static> {
     BlockBlobClientStageBlockOptions {
         transactional_content_md5: Some(md5),
         ..Default::default()
