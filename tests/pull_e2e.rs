@@ -439,21 +439,42 @@ async fn landed_files_carry_the_manifests_md5() {
         "the first file must be large enough to go up as a block: {summary}"
     );
     let http = reqwest::Client::new();
-    for file in files {
-        let head = http
-            .head(file["url"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(head.status(), 200, "{file}");
-        assert_eq!(
+    let content_md5 = |url: String| {
+        let http = http.clone();
+        async move {
+            let head = http.head(&url).send().await.unwrap();
+            assert_eq!(head.status(), 200, "{url}");
             head.headers()
                 .get("content-md5")
-                .map(|v| v.to_str().unwrap()),
-            file["content_md5"].as_str(),
-            "{file}"
-        );
+                .map(|v| v.to_str().unwrap().to_string())
+        }
+    };
+    for file in files {
+        let url = file["url"].as_str().unwrap().to_string();
+        let stored = content_md5(url).await;
+        assert_eq!(stored.as_deref(), file["content_md5"].as_str(), "{file}");
     }
+    // The run's lineage file too, against the MD5 its manifest records.
+    let run = summary["run_id"].as_str().unwrap();
+    let manifest: Value = serde_json::from_slice(
+        &sink
+            .get(&format!("md5/{run}/_manifest.json"))
+            .await
+            .unwrap()
+            .unwrap()
+            .data,
+    )
+    .unwrap();
+    let lineage = &manifest["lineage"];
+    let url = az.dest_url(
+        &container,
+        &format!("md5/{}", lineage["path"].as_str().unwrap()),
+    );
+    assert_eq!(
+        content_md5(url).await.as_deref(),
+        lineage["md5"].as_str(),
+        "{lineage}"
+    );
 }
 
 #[tokio::test]

@@ -18,11 +18,9 @@
 
 use crate::load::manifest::ManifestIdentity;
 pub use crate::load::manifest::ManifestLineage;
-use crate::sink::{join_path, PutMode, Sink, SinkError};
+use crate::sink::{join_path, Digests, PutMode, Sink, SinkError};
 use crate::source::trace::AttemptTrace;
-use base64::Engine as _;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 
@@ -211,13 +209,15 @@ pub async fn assemble(
         let tail: Vec<LineageLine> = tail.into_iter().map(LineageLine::Page).collect();
         data.extend(gzip_lines(&tail, &path)?);
     }
+    // Stored with the MD5 the manifest records (Azure keeps it as the file's Content-MD5).
+    let digests = Digests::of(&data);
     let reference = ManifestLineage {
         path: path.clone(),
         lines,
         bytes: data.len() as u64,
-        md5: base64::engine::general_purpose::STANDARD.encode(Md5::digest(&data)),
+        md5: digests.md5_base64(),
     };
-    sink.put(&path, Bytes::from(data), PutMode::Overwrite)
+    sink.put_digested(&path, Bytes::from(data), PutMode::Overwrite, &digests)
         .await?;
     Ok(Assembled { reference, missing })
 }
