@@ -171,6 +171,15 @@ fn same(format: &str, want: &Value, got: Option<&Value>) -> bool {
     }
 }
 
+/// The manifest stored in the run folder `run_dir`.
+async fn stored_manifest(sink: &dyn Sink, run_dir: &str) -> Value {
+    let got = sink
+        .get(&format!("{run_dir}/_manifest.json"))
+        .await
+        .unwrap();
+    serde_json::from_slice(&got.expect("manifest").data).unwrap()
+}
+
 /// Check that the run in `summary` holds exactly records `0..count` as served, in order, and
 /// that the manifest and `_SUCCESS` agree with the files.
 async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &str, count: u64) {
@@ -185,15 +194,7 @@ async fn assert_landed(sink: &dyn Sink, prefix: &str, summary: &Value, format: &
             .is_some(),
         "no _SUCCESS"
     );
-    let manifest: Value = serde_json::from_slice(
-        &sink
-            .get(&format!("{run_dir}/_manifest.json"))
-            .await
-            .unwrap()
-            .expect("manifest")
-            .data,
-    )
-    .unwrap();
+    let manifest = stored_manifest(sink, &run_dir).await;
     assert_eq!(manifest["totals"]["rows"].as_u64(), Some(count));
     support::manifest::check_manifest(&manifest);
 
@@ -456,15 +457,7 @@ async fn landed_files_carry_the_manifests_md5() {
     }
     // The run's lineage file too, against the MD5 its manifest records.
     let run = summary["run_id"].as_str().unwrap();
-    let manifest: Value = serde_json::from_slice(
-        &sink
-            .get(&format!("md5/{run}/_manifest.json"))
-            .await
-            .unwrap()
-            .unwrap()
-            .data,
-    )
-    .unwrap();
+    let manifest = stored_manifest(&sink, &format!("md5/{run}")).await;
     let lineage = &manifest["lineage"];
     let url = az.dest_url(
         &container,
@@ -864,15 +857,7 @@ async fn skip_sets_bad_pages_aside_and_goes_on() {
     let sum = summary(&out);
     assert_eq!(sum["rows"], 400);
     let run = sum["run_id"].as_str().unwrap();
-    let manifest: Value = serde_json::from_slice(
-        &sink
-            .get(&format!("skip/{run}/_manifest.json"))
-            .await
-            .unwrap()
-            .unwrap()
-            .data,
-    )
-    .unwrap();
+    let manifest = stored_manifest(&sink, &format!("skip/{run}")).await;
     support::manifest::check_manifest(&manifest);
     let rejected = &manifest["rejected"][0];
     assert_eq!(rejected["page"], 3);
