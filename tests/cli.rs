@@ -109,8 +109,21 @@ fn demo_lands_every_record_once_with_manifest_and_success() {
 fn usage_errors_exit_2_with_a_named_fix() {
     let dir = tempfile::tempdir().unwrap();
     // A missing API key is a credential missing: exit 3 (missing_or_unusable_credentials_exit_3_on_every_hop).
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (&["pull"], "pass --url"),
+        // A page size that no parameter would carry is refused, not silently dropped.
+        (
+            &[
+                "pull",
+                "--url",
+                "https://x/o",
+                "--paginate",
+                "page",
+                "--page-size",
+                "50",
+            ],
+            "--page-size 50 is sent only with --page-size-param",
+        ),
         (
             &["pull", "--url", "http://example.com/x"],
             "uses plain HTTP",
@@ -201,6 +214,56 @@ fn job_file_settings_and_show_settings_masks_secrets() {
         "{text}"
     );
     assert!(!stderr(&out).contains("key-secret-99"));
+}
+
+/// A page size that no parameter would carry (page numbers without `--page-size-param`) is
+/// refused before any request, wherever it was given (flag above, variable or job file here),
+/// and taken once the parameter is named.
+#[test]
+fn a_page_size_without_its_parameter_is_refused_wherever_it_was_set() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gatelake.toml"),
+        "[jobs.pages]\nurl = \"https://x/o\"\npaginate = \"page\"\npage_size = 40\n",
+    )
+    .unwrap();
+    let job = ["pull", "--job", "pages", "--show-settings"];
+    let out = gatelake(dir.path(), &job, &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--page-size 40 is sent only with --page-size-param"),
+        "{}",
+        stderr(&out)
+    );
+    let bare = [
+        "pull",
+        "--url",
+        "https://x/o",
+        "--paginate",
+        "page",
+        "--show-settings",
+    ];
+    let out = gatelake(dir.path(), &bare, &[("GATELAKE_PAGE_SIZE", "30")]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("GATELAKE_PAGE_SIZE"),
+        "{}",
+        stderr(&out)
+    );
+
+    // With the parameter named, the size is read (and shown where it came from).
+    let out = gatelake(
+        dir.path(),
+        &[&job[..], &["--page-size-param", "per_page"]].concat(),
+        &[],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("page-size "))
+        .unwrap_or_else(|| panic!("page-size missing in {text}"));
+    assert!(line.contains("40") && line.contains("job file"), "{line}");
 }
 
 #[test]

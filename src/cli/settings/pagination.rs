@@ -32,15 +32,33 @@ pub(super) fn resolve_pagination(
     };
     let mut pagination = Pagination::new(style.name());
     for setting in style.settings() {
+        let given = args.pagination.values.get(setting.key).cloned();
+        let in_job = job.style_setting(setting.key);
         if let Some(with) = setting.only_with {
             if !pagination.settings.contains_key(with) {
+                // Asked for, but nothing would carry it: refused rather than dropped.
+                if let Some(value) = given.as_ref().or(in_job.as_ref()) {
+                    let with_flag = style
+                        .settings()
+                        .iter()
+                        .find(|s| s.key == with)
+                        .map_or(with, |s| s.flag);
+                    return usage(format!(
+                        "--{flag} {value} is sent only with --{with_flag}: add --{with_flag} \
+                         NAME (the query parameter the API reads it from), or remove --{flag} \
+                         (also {env} and the job file's {key}) to leave it to the API",
+                        flag = setting.flag,
+                        env = setting.env,
+                        key = setting.key,
+                    ));
+                }
                 continue;
             }
         }
         let value = r.pick(
             setting.key,
-            args.pagination.values.get(setting.key).cloned(),
-            job.style_setting(setting.key),
+            given,
+            in_job,
             setting.default.map(str::to_string),
         );
         if let Some(value) = value {
