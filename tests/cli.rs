@@ -266,6 +266,51 @@ fn a_page_size_without_its_parameter_is_refused_wherever_it_was_set() {
     assert!(line.contains("40") && line.contains("job file"), "{line}");
 }
 
+/// A switch a job file turns on can be turned off for one run by its variable set to false
+/// (a CI step overriding the checked-in job); without the variable the job file's holds.
+#[test]
+fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("gatelake.toml"),
+        "[jobs.orders]\nurl = \"https://x/o\"\npaginate = \"cursor\"\ncursor_path = \"next\"\n\
+         flatten = true\nsynapse_optimized = true\nmax_pages_complete = true\nno_read_ahead = true\n",
+    )
+    .unwrap();
+    let switches = [
+        ("flatten", "GATELAKE_FLATTEN"),
+        ("synapse-optimized", "GATELAKE_SYNAPSE_OPTIMIZED"),
+        ("max-pages-complete", "GATELAKE_MAX_PAGES_COMPLETE"),
+        ("no-read-ahead", "GATELAKE_NO_READ_AHEAD"),
+    ];
+    let args = ["pull", "--job", "orders", "--show-settings"];
+    let show = |env: &[(&str, &str)]| {
+        let out = gatelake(dir.path(), &args, env);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let line = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .unwrap_or_else(|| panic!("{key} missing in {text}"))
+            .to_string()
+    };
+    let text = show(&[]);
+    for (key, _) in switches {
+        let l = line(&text, key);
+        assert!(l.contains("true") && l.contains("job file"), "{l}");
+    }
+    let off: Vec<(&str, &str)> = switches.iter().map(|(_, var)| (*var, "false")).collect();
+    let text = show(&off);
+    for (key, var) in switches {
+        let l = line(&text, key);
+        assert!(
+            l.contains("false") && l.contains(&format!("env {var}")),
+            "{l}"
+        );
+    }
+}
+
 #[test]
 fn unreachable_endpoint_exits_4_and_writes_no_success() {
     let dir = tempfile::tempdir().unwrap();

@@ -222,7 +222,7 @@ impl ApiObjectArgs {
         url: &Url,
     ) -> Result<Option<ExportSpec>, UsageError> {
         let on = r
-            .pick("export", self.export.then_some(true), job.export, None)
+            .switch("export", self.export, job.export, None)
             .unwrap_or(false);
         let mut text = |id: &str, cli: &Option<String>, job: &Option<String>| {
             r.pick(id, cli.clone(), job.clone(), None)

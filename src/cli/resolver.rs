@@ -114,6 +114,26 @@ impl<'a> Resolver<'a> {
         value
     }
 
+    /// A switch (a flag without a value, e.g. `--flatten`): on when the flag or its variable
+    /// turns it on; off when its variable says so (`GATELAKE_FLATTEN=false`), which overrides a
+    /// job file's `true`; otherwise the job file's, else `default`. Records the choice.
+    pub fn switch(
+        &mut self,
+        id: &str,
+        on: bool,
+        job: Option<bool>,
+        default: Option<bool>,
+    ) -> Option<bool> {
+        let cli = if on {
+            Some(true)
+        } else if self.given_in_env(id) {
+            Some(false)
+        } else {
+            None
+        };
+        self.pick(id, cli, job, default)
+    }
+
     /// Record a secret's presence without its value.
     pub fn note_secret(&mut self, id: &str, origin: String) {
         self.shown.push(Shown {

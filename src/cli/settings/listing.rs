@@ -43,9 +43,9 @@ fn resolve_listing_checks(
 ) -> Result<ListingChecks, UsageError> {
     use gatelake::config::CountMismatchPolicy;
     let max_pages_complete = r
-        .pick(
+        .switch(
             "max_pages_complete",
-            args.max_pages_complete.then_some(true),
+            args.max_pages_complete,
             job.max_pages_complete,
             Some(false),
         )

@@ -57,9 +57,9 @@ pub fn resolve_output(
     default_dest: &str,
 ) -> Result<ResolvedOutput, UsageError> {
     let synapse = r
-        .pick(
+        .switch(
             "synapse_optimized",
-            out.synapse_optimized.then_some(true),
+            out.synapse_optimized,
             job.synapse_optimized,
             Some(false),
         )
@@ -230,9 +230,9 @@ fn resolve_schema(
         .map_err(|e: String| UsageError(format!("--on-schema-drift: {e}")))?;
     let depth = r.pick("flatten_depth", out.flatten_depth, job.flatten_depth, None);
     let flatten = r
-        .pick(
+        .switch(
             "flatten",
-            (out.flatten || out.flatten_depth.is_some()).then_some(true),
+            out.flatten || out.flatten_depth.is_some(),
             job.flatten.or(job.flatten_depth.map(|_| true)),
             Some(false),
         )

@@ -80,9 +80,9 @@ pub(super) fn resolve_requests(
         Some(other) => return usage(format!("--on-bad-page {other}: use fail or skip")),
     };
     let no_read_ahead = r
-        .pick(
+        .switch(
             "no_read_ahead",
-            args.no_read_ahead.then_some(true),
+            args.no_read_ahead,
             job.no_read_ahead,
             Some(false),
         )
