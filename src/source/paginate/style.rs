@@ -113,7 +113,7 @@ pub const PAGE_SIZE: Setting = Setting::text(
     "page-size",
     "GATELAKE_PAGE_SIZE",
     "N",
-    "offset: records per page; page: records per page when --page-size-param is set. A 504 integration timeout halves it for a while (never below 1/16). [default: 100]",
+    "offset: records per page; page: records per page, sent in --page-size-param (refused without it). A 504 integration timeout halves it for a while (never below 1/16). [default: 100]",
 )
 .count()
 .or("100");
