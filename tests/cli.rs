@@ -27,6 +27,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The line of `--show-settings` output `text` that shows setting `key`.
+fn shown<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("{key} missing in {text}"))
+}
+
 fn gunzip(path: &Path) -> String {
     let mut out = String::new();
     flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
@@ -203,10 +210,7 @@ fn job_file_settings_and_show_settings_masks_secrets() {
         ("api-key", "***", "env GATELAKE_API_KEY"),
         ("dest", "./lake/orders", "default"),
     ] {
-        let line = text
-            .lines()
-            .find(|l| l.starts_with(key))
-            .unwrap_or_else(|| panic!("{key} missing in {text}"));
+        let line = shown(&text, key);
         assert!(line.contains(value) && line.contains(origin), "{line}");
     }
     assert!(
@@ -259,10 +263,7 @@ fn a_page_size_without_its_parameter_is_refused_wherever_it_was_set() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("page-size "))
-        .unwrap_or_else(|| panic!("page-size missing in {text}"));
+    let line = shown(&text, "page-size");
     assert!(line.contains("40") && line.contains("job file"), "{line}");
 }
 
@@ -289,21 +290,15 @@ fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
-    let line = |text: &str, key: &str| {
-        text.lines()
-            .find(|l| l.starts_with(&format!("{key} ")))
-            .unwrap_or_else(|| panic!("{key} missing in {text}"))
-            .to_string()
-    };
     let text = show(&[]);
     for (key, _) in switches {
-        let l = line(&text, key);
+        let l = shown(&text, key);
         assert!(l.contains("true") && l.contains("job file"), "{l}");
     }
     let off: Vec<(&str, &str)> = switches.iter().map(|(_, var)| (*var, "false")).collect();
     let text = show(&off);
     for (key, var) in switches {
-        let l = line(&text, key);
+        let l = shown(&text, key);
         assert!(
             l.contains("false") && l.contains(&format!("env {var}")),
             "{l}"
@@ -569,7 +564,7 @@ fn azure_destination_forms_show_what_they_mean() {
         );
         assert!(out.status.success(), "{dest}: {}", stderr(&out));
         let text = stdout(&out);
-        let line = text.lines().find(|l| l.starts_with("dest ")).unwrap();
+        let line = shown(&text, "dest");
         assert!(line.contains(means), "{dest}: {line}");
     }
     assert!(entries(dir.path()).is_empty());
