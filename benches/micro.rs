@@ -107,7 +107,7 @@ fn encode_shape(c: &mut Criterion, group: &str, shape: data::Shape, pages: u64) 
                 .unwrap_or_else(|e| panic!("{e}"));
                 for page in &pages {
                     black_box(
-                        w.write_page(&page.records())
+                        w.write_page_known(&page.records(), page.members.as_ref())
                             .unwrap_or_else(|e| panic!("{e}")),
                     );
                 }

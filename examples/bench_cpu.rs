@@ -108,7 +108,7 @@ fn main() -> Result<()> {
     let mut out_bytes = 0usize;
     let mut rows = 0u64;
     for page in &pages {
-        if let Some(chunk) = writer.write_page(&page.records())? {
+        if let Some(chunk) = writer.write_page_known(&page.records(), page.members.as_ref())? {
             out_bytes += chunk.data.len();
             rows += chunk.rows;
         }

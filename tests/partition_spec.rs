@@ -341,7 +341,7 @@ async fn ids_of(client: &ApiClient, s: &SourceConfig) -> Vec<u64> {
         let doc = JsonDoc::parse(text).unwrap();
         let records = doc.records(&s.records_path).unwrap();
         for r in &records {
-            let v: serde_json::Value = serde_json::from_str(r.get()).unwrap();
+            let v: serde_json::Value = serde_json::from_str(r).unwrap();
             ids.push(v["id"].as_u64().unwrap());
         }
         so_far += records.len() as u64;

@@ -28,6 +28,7 @@
 //! a chunk with part of a page would break the whole-pages rule.
 
 use super::drift::{diff, render_diff, ChangeKind, OnSchemaDrift, SchemaChange, SchemaOptions};
+use super::scan::RecordMembers;
 use super::schema::{observe, observe_valid, ColumnStats, FieldKind, ReadOptions, Schema, Seen};
 use super::{new_encoder_with, EncodeError, EncodeOptions, Encoder};
 use std::ops::Range;
@@ -181,6 +182,19 @@ impl ChunkWriter {
     /// the object decoder validate what they cut out): jsonl copies records as they are, and
     /// the readers only re-check the top level of each (see the `scan` module).
     pub fn write_page(&mut self, records: &[&str]) -> Result<Option<FinishedChunk>, EncodeError> {
+        self.write_page_known(records, None)
+    }
+
+    /// [`ChunkWriter::write_page`] with the records' top-level members as the page's reader
+    /// found them (`known`, describing exactly `records`, in order), so that they are not
+    /// looked for again.
+    pub fn write_page_known(
+        &mut self,
+        records: &[&str],
+        known: Option<&RecordMembers>,
+    ) -> Result<Option<FinishedChunk>, EncodeError> {
+        // Members of other records than these would describe the wrong fields.
+        let known = known.filter(|k| k.len() == records.len());
         self.check_usable()?;
         let page = self.pages;
         self.pages += 1;
@@ -190,7 +204,7 @@ impl ChunkWriter {
             }
             return Ok(None);
         }
-        let result = self.write_page_inner(page, records);
+        let result = self.write_page_inner(page, records, known);
         self.failed = result.is_err();
         result
     }
@@ -199,10 +213,11 @@ impl ChunkWriter {
         &mut self,
         page: u64,
         records: &[&str],
+        known: Option<&RecordMembers>,
     ) -> Result<Option<FinishedChunk>, EncodeError> {
         let mut closed = None;
         if !self.options.format.columnar() {
-            self.describe_jsonl(records);
+            self.describe_jsonl(records, known);
         } else {
             closed = self.fix_schema(page, records)?;
         }
@@ -218,7 +233,7 @@ impl ChunkWriter {
         };
         let rows_before = encoder.rows();
         for (i, record) in records.iter().enumerate() {
-            if let Err(err) = encoder.write_record(record) {
+            if let Err(err) = encoder.write_known(record, known.map(|k| (k, i))) {
                 return Err(self.drift_error(err, page, i as u64, rows_before, records));
             }
             self.raw_bytes += record.len() as u64;
@@ -242,7 +257,7 @@ impl ChunkWriter {
     /// jsonl: widen the descriptive schema to cover this page. Never fails and never rejects
     /// a record (see the module docs): a record inference cannot walk (not an object) is
     /// left out of the description, and is still written as it came.
-    fn describe_jsonl(&mut self, records: &[&str]) {
+    fn describe_jsonl(&mut self, records: &[&str], known: Option<&RecordMembers>) {
         if self.policy.pinned.is_some() {
             return;
         }
@@ -258,11 +273,11 @@ impl ChunkWriter {
         }
         // The records were cut from validated pages (see `scan`): members are found without
         // a second full parse.
-        match observe_valid(records.iter().copied()) {
+        match observe_valid(records.iter().copied(), known) {
             Ok((seen, _)) => merge_seen(&mut self.jsonl_seen, seen),
             Err(_) => {
                 for record in records {
-                    if let Ok((seen, _)) = observe_valid(std::iter::once(*record)) {
+                    if let Ok((seen, _)) = observe_valid(std::iter::once(*record), None) {
                         merge_seen(&mut self.jsonl_seen, seen);
                     }
                 }
@@ -523,6 +538,80 @@ mod tests {
     fn jsonl(limits: ChunkLimits, first_seq: u64) -> ChunkWriter {
         let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
         ChunkWriter::new(options, limits, first_seq, None).unwrap()
+    }
+
+    fn known(spans: &[[u32; 4]], of_record: &[Option<(u32, u32)>]) -> RecordMembers {
+        RecordMembers {
+            spans: spans.to_vec(),
+            of_record: of_record.to_vec(),
+        }
+    }
+
+    #[test]
+    fn jsonl_describes_records_by_the_members_it_is_handed() {
+        let records = [r#"{"a":1,"b":"x"}"#, r#"{"a":2.5,"b":"y"}"#];
+        let described = |known: Option<&RecordMembers>| {
+            let mut w = jsonl(
+                ChunkLimits {
+                    max_bytes: u64::MAX,
+                    max_rows: None,
+                },
+                0,
+            );
+            w.write_page_known(&records, known).unwrap();
+            let schema = w.schema().unwrap();
+            schema
+                .fields
+                .iter()
+                .map(|f| format!("{} {}", f.name, f.kind.name()))
+                .collect::<Vec<_>>()
+        };
+        let scanned = described(None);
+        assert_eq!(scanned, ["a float64", "b utf8"]);
+        // The members as a page's reader found them: the same description.
+        let spans = [[2, 3, 5, 6], [8, 9, 11, 14], [2, 3, 5, 8], [10, 11, 13, 16]];
+        let of_record = [Some((0, 2)), Some((2, 4))];
+        assert_eq!(described(Some(&known(&spans, &of_record))), scanned);
+        // They are what is read: the first record's members cut differently (its key `a`
+        // taken as the value's text) describe other fields; the second is left to the scanner.
+        let other = [[5, 6, 5, 6]];
+        let partly = [Some((0, 1)), None];
+        assert_eq!(
+            described(Some(&known(&other, &partly))),
+            ["1 int64", "a float64", "b utf8"]
+        );
+        // Members of another number of records are not used at all.
+        let short = [Some((0, 1))];
+        assert_eq!(described(Some(&known(&other, &short))), scanned);
+        // Offsets past a record leave it to the scanner.
+        let past = [[2, 3, 5, 99]];
+        let both = [Some((0, 1)), Some((0, 1))];
+        assert_eq!(described(Some(&known(&past, &both))), scanned);
+
+        // The columnar formats read each record's values by the members handed in too: the
+        // same file with the reader's members, and the cut-differently first record names a
+        // field the columns do not have.
+        for format in [Format::CSV, Format::PARQUET] {
+            let write = |known: Option<&RecordMembers>| {
+                let options = EncodeOptions::new(format, Some(Compression::None));
+                let limits = ChunkLimits {
+                    max_bytes: u64::MAX,
+                    max_rows: None,
+                };
+                let mut w = ChunkWriter::new(options, limits, 0, None).unwrap();
+                w.write_page(&records).unwrap();
+                w.write_page_known(&records, known)?;
+                Ok::<_, EncodeError>(w.finish().unwrap().map(|c| c.data))
+            };
+            let plain = write(None).unwrap();
+            assert_eq!(
+                write(Some(&known(&spans, &of_record))).unwrap(),
+                plain,
+                "{format:?}"
+            );
+            let err = write(Some(&known(&other, &partly))).unwrap_err();
+            assert!(err.to_string().contains("'1'"), "{format:?}: {err}");
+        }
     }
 
     #[test]

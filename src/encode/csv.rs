@@ -12,7 +12,9 @@ use super::compress::CompressedWriter;
 use super::record::{minify, unescape};
 use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
 use super::timestamp;
-use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
+use super::{
+    Compression, EncodeError, Encoder, FormatSpec, RecordMembers, Synapse, SynapseFileType, Writer,
+};
 
 /// CSV with a header row, as registered in `encode/mod.rs`.
 pub const SPEC: FormatSpec = FormatSpec {
@@ -98,8 +100,16 @@ impl CsvEncoder {
 
 impl Encoder for CsvEncoder {
     fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
+        self.write_known(record, None)
+    }
+
+    fn write_known(
+        &mut self,
+        record: &str,
+        known: Option<(&RecordMembers, usize)>,
+    ) -> Result<(), EncodeError> {
         let record_no = self.rows;
-        for (field, value) in self.reader.read(record_no, record)? {
+        for (field, value) in self.reader.read(record_no, record, known)? {
             let Some(raw) = value else {
                 self.out.write_field(b"")?;
                 continue;

@@ -18,6 +18,7 @@ pub mod schema;
 mod timestamp;
 
 pub use format::{Format, FormatSpec, Synapse, SynapseFileType, Writer};
+pub use scan::RecordMembers;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -277,6 +278,18 @@ fn position(record: &Option<(u64, u64)>) -> String {
 pub trait Encoder: Send {
     /// Append one record: the raw JSON text of one value (an object for csv/parquet).
     fn write_record(&mut self, record: &str) -> Result<(), EncodeError>;
+
+    /// [`Encoder::write_record`] with the record's top-level members as the page's reader
+    /// found them (the page's [`RecordMembers`] and the record's place in the page), for the
+    /// encoders that read records by their members.
+    fn write_known(
+        &mut self,
+        record: &str,
+        known: Option<(&RecordMembers, usize)>,
+    ) -> Result<(), EncodeError> {
+        let _ = known;
+        self.write_record(record)
+    }
 
     /// Records written so far.
     fn rows(&self) -> u64;

@@ -16,7 +16,9 @@
 
 use super::record::{minify, parse_int, unescape};
 use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
-use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
+use super::{
+    Compression, EncodeError, Encoder, FormatSpec, RecordMembers, Synapse, SynapseFileType, Writer,
+};
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -282,8 +284,16 @@ impl ParquetEncoder {
 
 impl Encoder for ParquetEncoder {
     fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
+        self.write_known(record, None)
+    }
+
+    fn write_known(
+        &mut self,
+        record: &str,
+        known: Option<(&RecordMembers, usize)>,
+    ) -> Result<(), EncodeError> {
         let record_no = self.rows;
-        let values = self.reader.read(record_no, record)?;
+        let values = self.reader.read(record_no, record, known)?;
         // RowReader has checked each value's JSON type against its column; what is left to
         // fail is parsing, which a validated JSON number or string does not.
         let invalid = |message: String| EncodeError::SchemaMismatch {

@@ -2,8 +2,13 @@
 //! for jsonl's descriptive schema, which only needs each member's name and the kind of its
 //! value. Parsing every record a second time with serde (validating every byte and walking
 //! every nested value through a visitor) was about a fifth of a jsonl pull's CPU; this finds
-//! the same `(key, raw value)` pairs by jumping from quote to quote (`memchr`) and counting
-//! brackets.
+//! the same `(key, raw value)` pairs by jumping from quote to quote (eight bytes at a time)
+//! and counting brackets.
+//!
+//! A pull's records mostly do not come here: the page scanner that validated their page
+//! (`source::page_scan`) noted their members as it went and hands them over as
+//! [`RecordMembers`]; this scanner reads the records it did not cover and those of other
+//! sources (objects' records).
 //!
 //! It trusts what the pull guarantees: a record handed to the chunk writer was cut out of a
 //! page that the extractor parsed and validated (`source::extract`). The top level is still
@@ -37,6 +42,52 @@ impl Member {
 
     pub(crate) fn value<'a>(&self, record: &'a str) -> &'a str {
         record.get(self.value.0..self.value.1).unwrap_or_default()
+    }
+}
+
+/// Where the top-level members of each record of a page are, found by whoever read the page
+/// (the pull's page scanner finds them while validating it) and handed to the encoder so that
+/// it does not walk each record again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordMembers {
+    /// Per member: `[key start, key end, value start, value end]`, byte offsets into its
+    /// record (the key between its quotes, the value as [`Member`] has it).
+    pub spans: Vec<[u32; 4]>,
+    /// Per record, in order: the range of `spans` that holds its members, or `None` where the
+    /// encoder is to find them itself (a record that is not an object, or has a key with an
+    /// escape).
+    pub of_record: Vec<Option<(u32, u32)>>,
+}
+
+impl RecordMembers {
+    /// How many records this describes (known or not).
+    pub fn len(&self) -> usize {
+        self.of_record.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.of_record.is_empty()
+    }
+
+    /// Record `index`'s members into `out` (cleared first), when they are known and lie
+    /// within `record`; `false` otherwise (then `out` is meaningless).
+    pub(crate) fn of(&self, index: usize, record: &str, out: &mut Vec<Member>) -> bool {
+        let Some(Some((from, to))) = self.of_record.get(index) else {
+            return false;
+        };
+        let Some(spans) = self.spans.get(*from as usize..*to as usize) else {
+            return false;
+        };
+        // Offsets past the record (a caller's mistake) leave it to the scanner.
+        if spans.last().is_some_and(|s| s[3] as usize > record.len()) {
+            return false;
+        }
+        out.clear();
+        out.extend(spans.iter().map(|&[k0, k1, v0, v1]| Member {
+            key: (k0 as usize, k1 as usize),
+            value: (v0 as usize, v1 as usize),
+        }));
+        true
     }
 }
 
@@ -101,17 +152,48 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The index just past the closing quote of the string whose opening quote is at `start`.
+///
+/// Eight bytes at a time (`find_quote_or_backslash`): a record's strings are mostly short, where
+/// a vectorised `memchr2` spends more on setting up than on searching.
 #[inline]
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+        let at = i + find_quote_or_backslash(b.get(i..)?)?;
         if b[at] == b'"' {
             return Some(at + 1);
         }
         // A backslash escapes the next byte (`\"`, `\\`, `\u…`: the hex digits need no care).
         i = at + 2;
     }
+}
+
+/// The index of the first `"` or `\\` in `b`.
+#[inline]
+fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        // A byte of `q` or `s` is zero where `x` has a quote or a backslash; the classic
+        // "has a zero byte" test marks it (and may mark bytes above a true match, never below,
+        // so the lowest mark is exact).
+        let q = x ^ (ONES * u64::from(b'"'));
+        let s = x ^ (ONES * u64::from(b'\\'));
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        let marks = zero(q) | zero(s);
+        if marks != 0 {
+            return Some(i + (marks.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\')
+        .map(|at| i + at)
 }
 
 /// The index just past the value starting at `i`, or `None` to decline.
@@ -275,6 +357,32 @@ mod tests {
         "{\"new\nline\":1}",
         r#"{"a":1}{"b":2}"#,
     ];
+
+    #[test]
+    fn finds_the_first_quote_or_backslash_at_every_position() {
+        // Every length up to three words, a quote or a backslash (or neither) at every
+        // position, with quote-like and high bytes around it (`!` and `[` sit one above `"`
+        // and below `\\`, where a borrow in the word test would show).
+        let fillers = [b'a', b'!', b'[', b']', 0x80, 0xff, 0x21, 0x5d];
+        for len in 0..=24usize {
+            for at in 0..=len {
+                for (n, &fill) in fillers.iter().enumerate() {
+                    for target in [b'"', b'\\'] {
+                        let mut b = vec![fill; len];
+                        if at < len {
+                            b[at] = target;
+                        }
+                        // A second match later must not win over the first.
+                        if at + 3 < len {
+                            b[at + 3] = if n % 2 == 0 { b'"' } else { b'\\' };
+                        }
+                        let want = b.iter().position(|&c| c == b'"' || c == b'\\');
+                        assert_eq!(find_quote_or_backslash(&b), want, "{b:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn agrees_with_serde_on_valid_records() {

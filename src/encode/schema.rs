@@ -37,7 +37,7 @@
 //! non-null. They size `NVARCHAR(n)` in the load SQL and detect columns missing in a run.
 
 use super::record::{for_each_field, for_each_leaf, unescape, JsonType};
-use super::scan;
+use super::scan::{self, RecordMembers};
 use super::timestamp;
 use super::EncodeError;
 use serde::{Deserialize, Serialize};
@@ -298,17 +298,23 @@ pub(crate) fn observe<'a>(
 /// pages the extractor validated): the same result, with each record's members found by
 /// [`scan::top_level_members`] instead of a full parse; a record the scanner declines is read
 /// with serde as [`observe`] reads it (and fails the same way).
+///
+/// `known`: the records' members as the page's reader found them, used in place of the scanner
+/// for the records it covers (the `n`th record of `records` is its `n`th).
 pub(crate) fn observe_valid<'a>(
     records: impl IntoIterator<Item = &'a str>,
+    known: Option<&RecordMembers>,
 ) -> Result<(Seen, u64), EncodeError> {
     let mut seen = Observer::default();
     let mut count: u64 = 0;
     let mut members = Vec::new();
-    for record in records {
+    for (index, record) in records.into_iter().enumerate() {
         let record_no = count;
         count += 1;
         seen.start_record();
-        if scan::top_level_members(record, &mut members) {
+        if known.is_some_and(|k| k.of(index, record, &mut members))
+            || scan::top_level_members(record, &mut members)
+        {
             for m in &members {
                 seen.see(m.key(record), m.value(record));
             }
@@ -571,10 +577,14 @@ impl RowReader {
     /// text, `None` for missing or `null`. Errors: a field not in the schema, a value that
     /// does not fit its column (both unless they go to `_extra`), a field twice in the record,
     /// or a null in a non-nullable column.
+    ///
+    /// `known`: the page's members as its reader found them and this record's place among
+    /// them (see [`RecordMembers`]), used instead of scanning the record when they cover it.
     pub(crate) fn read<'r>(
         &'r mut self,
         record_no: u64,
         record: &'r str,
+        known: Option<(&RecordMembers, usize)>,
     ) -> Result<impl Iterator<Item = (&'r Field, Option<&'r str>)> + 'r, EncodeError> {
         self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
         self.extra_buf.clear();
@@ -665,7 +675,10 @@ impl RowReader {
         };
         // The pull's records are valid JSON: unflattened, their members are found by the
         // scanner (see `scan`), and a record it declines is read by serde as before.
-        if self.depth == 0 && scan::top_level_members(record, &mut self.members) {
+        if self.depth == 0
+            && (known.is_some_and(|(k, at)| k.of(at, record, &mut self.members))
+                || scan::top_level_members(record, &mut self.members))
+        {
             for m in &self.members {
                 on_field(m.key(record), m.value(record))?;
             }
@@ -760,7 +773,7 @@ mod tests {
         ];
         for page in pages {
             let full = observe(page.iter().copied(), 0);
-            let fast = observe_valid(page.iter().copied());
+            let fast = observe_valid(page.iter().copied(), None);
             match (full, fast) {
                 (Ok(a), Ok(b)) => assert_eq!(a, b, "{page:?}"),
                 (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{page:?}"),
@@ -974,7 +987,7 @@ mod tests {
         };
         let mut reader = RowReader::new(&schema, ReadOptions::default());
         let got: Vec<_> = reader
-            .read(0, r#"{"j": [1, 2], "s": 5, "f": 2, "i": -7}"#)
+            .read(0, r#"{"j": [1, 2], "s": 5, "f": 2, "i": -7}"#, None)
             .unwrap()
             .map(|(f, v)| (f.name.clone(), v.map(str::to_owned)))
             .collect();
@@ -989,7 +1002,7 @@ mod tests {
             assert_eq!((n.as_str(), v.as_deref()), (wn, wv));
         }
         let nulls: Vec<_> = reader
-            .read(1, r#"{"i": 1, "s": null}"#)
+            .read(1, r#"{"i": 1, "s": null}"#, None)
             .unwrap()
             .map(|(_, v)| v.is_none())
             .collect();
@@ -1017,7 +1030,7 @@ mod tests {
             (r#"{"f": 1}"#, "field 'i' is null or missing"),
         ];
         for (record, want) in cases {
-            let err = reader.read(4, record).err().unwrap();
+            let err = reader.read(4, record, None).err().unwrap();
             assert!(
                 matches!(err, EncodeError::SchemaMismatch { record: 4, .. }),
                 "{err}"

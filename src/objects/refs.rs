@@ -17,7 +17,6 @@ use crate::secret::redact_url;
 use crate::source::client::{ApiClient, FetchedPage, SourceError};
 use crate::source::extract::{ExtractError, JsonDoc};
 use crate::source::paginate::{next_request, PageView, PaginateError};
-use serde_json::value::RawValue;
 use std::collections::HashSet;
 use url::Url;
 
@@ -198,8 +197,8 @@ pub fn refs_of_page(
 }
 
 /// One reference record → an [`ObjectRef`], or what is wrong with it (never quoting a URL).
-fn reference(raw: &RawValue, fields: &RefFields) -> Result<ObjectRef, String> {
-    let doc = JsonDoc::parse(raw.get()).map_err(|e| e.to_string())?;
+fn reference(raw: &str, fields: &RefFields) -> Result<ObjectRef, String> {
+    let doc = JsonDoc::parse(raw).map_err(|e| e.to_string())?;
     let text = |path: &str| {
         doc.get_text(path)
             .map_err(|e| format!("field {path:?}: {e}"))

@@ -72,12 +72,18 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<Vec<PageLine>, PullErro
                 lineage,
             } => {
                 let mut records = page.records();
+                // Each record's members as the page's reader found them, while the records
+                // are still the page's, one for one.
+                let mut known = page.members.as_ref();
                 if let Some(t) = tracker.as_mut() {
                     let mut kept = Vec::with_capacity(records.len());
                     for r in records {
                         if t.keep(r)? {
                             kept.push(r);
                         }
+                    }
+                    if kept.len() != page.len() {
+                        known = None;
                     }
                     records = kept;
                 }
@@ -89,7 +95,7 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<Vec<PageLine>, PullErro
                     notes,
                 });
                 writer
-                    .write_page(&records)
+                    .write_page_known(&records, known)
                     .map_err(|source| PullError::Encode {
                         seq: writer.next_seq(),
                         source: source.at_run_page(number),
@@ -165,4 +171,78 @@ pub(super) fn encode_stage(input: EncodeInput) -> Result<Vec<PageLine>, PullErro
         }
     }
     Ok(lines.rest())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::encode::{Compression, Format};
+    use crate::source::extract::ExtractedPage;
+
+    /// The descriptive schema of `pages`, written with or without the members the page
+    /// reader found.
+    fn described(pages: &[ExtractedPage], with_members: bool) -> Option<Schema> {
+        let options = EncodeOptions::new(Format::JSONL, Some(Compression::None));
+        let limits = ChunkLimits {
+            max_bytes: u64::MAX,
+            max_rows: None,
+        };
+        let mut w = ChunkWriter::new(options, limits, 0, None).unwrap();
+        for page in pages {
+            let known = page.members.as_ref().filter(|_| with_members);
+            w.write_page_known(&page.records(), known).unwrap();
+        }
+        w.schema_with_stats()
+    }
+
+    #[test]
+    fn the_page_readers_members_describe_records_as_the_encoders_scanner_does() {
+        // Members of every kind, spacing, escapes in values and keys (a key with an escape
+        // is left to the encoder), nested values holding brackets and quotes.
+        let values = [
+            "0",
+            "-12.5e3",
+            "true",
+            "null",
+            r#""plain""#,
+            r#""2026-12-01T10:00:00Z""#,
+            r#""esc \" \\ ] } \u00e9""#,
+            r#"{"in":[1,"]",{"x":"}"}]}"#,
+            "[]",
+        ];
+        let keys = ["id", "k\\\"ey", "name", "when", "é"];
+        let spaces = ["", " ", "\n  "];
+        let mut pages = Vec::new();
+        for p in 0..6usize {
+            let mut body = String::from(r#"{"next":"x","items":["#);
+            for r in 0..40usize {
+                if r > 0 {
+                    body.push_str(spaces[r % 3]);
+                    body.push(',');
+                }
+                body.push('{');
+                for m in 0..(p + r) % 6 {
+                    if m > 0 {
+                        body.push(',');
+                    }
+                    let s = spaces[(p + m) % 3];
+                    let key = keys[(r + m) % keys.len()];
+                    let value = values[(p * 7 + r * 3 + m) % values.len()];
+                    body.push_str(&format!("{s}\"{key}{m}\"{s}:{s}{value}{s}"));
+                }
+                body.push('}');
+            }
+            body.push_str("]}");
+            let page = ExtractedPage::new(bytes::Bytes::from(body), "items").unwrap();
+            let members = page.members.as_ref().expect("the scanner read the page");
+            // Most records' members were found; those with an escaped key were not.
+            let known = members.of_record.iter().filter(|m| m.is_some()).count();
+            assert!(known > 10 && known < 40, "{known} of 40 known");
+            pages.push(page);
+        }
+        let scanned = described(&pages, false);
+        assert!(scanned.as_ref().is_some_and(|s| s.fields.len() > 10));
+        assert_eq!(described(&pages, true), scanned);
+    }
 }

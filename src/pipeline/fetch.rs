@@ -474,10 +474,11 @@ fn locate(
     records_path: &str,
     (records_before, page_no): (u64, u64),
 ) -> Result<Located, LocateError> {
-    let (ranges, step, total) = {
+    let (ranges, members, step, total) = {
         let text = std::str::from_utf8(&fetched.body)
             .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
-        let doc = JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
+        let mut doc =
+            JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
         let records = doc.records(records_path).map_err(LocateError::Extract)?;
         let view = PageView {
             url: &fetched.url,
@@ -493,12 +494,19 @@ fn locate(
             .total_path
             .as_deref()
             .and_then(|path| doc.get_u64(path).ok().flatten());
-        (ExtractedPage::ranges_of(text, &records), step, total)
+        let members = doc.take_record_members(records_path);
+        (
+            ExtractedPage::ranges_of(text, &records),
+            members,
+            step,
+            total,
+        )
     };
     Ok(Located {
         page: ExtractedPage {
             body: fetched.body,
             ranges,
+            members,
         },
         next: step.next,
         total,

@@ -94,6 +94,7 @@ pub async fn sample_pages(
                 page: ExtractedPage {
                     body: bytes::Bytes::new(),
                     ranges: Vec::new(),
+                    members: None,
                 },
                 bytes: rejected.bytes,
                 elapsed,

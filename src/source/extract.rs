@@ -5,6 +5,8 @@
 //! Records are returned as offsets into the body ([`ExtractedPage`]) so a page can cross a
 //! thread boundary (fetch task → encoder thread) without copying or parsing it twice.
 
+use super::page_scan::{scan_page, ScannedRecords};
+use crate::encode::RecordMembers;
 use bytes::Bytes;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
@@ -38,19 +40,23 @@ pub enum ExtractError {
 /// `{"items":[...],"next_cursor":"..."}`), keeps its members. The records path, the cursor
 /// and the stop-rule fields are then looked up among them, without scanning the body again.
 /// Parsed with [`JsonDoc::parse_with_records`], the records array (a top-level member) is also
-/// split into its records in that same pass, so a page is read once.
+/// split into its records in that same pass, so a page is read once: by the page scanner
+/// (`page_scan`), which also notes each record's top-level members for the encoder
+/// ([`JsonDoc::take_record_members`]), or by serde when the scanner leaves the page to it.
 pub struct JsonDoc<'a> {
     /// The body without surrounding whitespace.
     text: &'a str,
     top: Top<'a>,
     /// The records member, split during parsing (see [`JsonDoc::parse_with_records`]).
     records: Option<(&'a str, Split<'a>)>,
+    /// Each record's top-level members, when the scanner read the page.
+    record_members: Option<RecordMembers>,
 }
 
 /// The records member as found while parsing.
 enum Split<'a> {
-    /// An array: its elements.
-    Array(Vec<&'a RawValue>),
+    /// An array: its elements' raw texts.
+    Array(Vec<&'a str>),
     /// Something else, named as [`kind_of`] would.
     Not(&'static str),
 }
@@ -76,6 +82,9 @@ impl<'a> JsonDoc<'a> {
         let text = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
         let records_key =
             (!records_path.is_empty() && !records_path.contains('.')).then_some(records_path);
+        if let Some(doc) = records_key.and_then(|key| Self::scanned(text, key)) {
+            return Ok(doc);
+        }
         let mut records = None;
         let top = if text.starts_with('{') {
             let mut de = serde_json::Deserializer::from_str(text);
@@ -94,7 +103,49 @@ impl<'a> JsonDoc<'a> {
             text,
             top,
             records: records.and_then(|split| records_key.map(|k| (k, split))),
+            record_members: None,
         })
+    }
+
+    /// The page read by the scanner (`page_scan`), when it takes it: the same members and
+    /// records as serde's reading below, in one pass. `None` sends the page to serde.
+    fn scanned(text: &'a str, records_key: &'a str) -> Option<Self> {
+        let page = scan_page(text, records_key)?;
+        let mut members = Vec::with_capacity(page.members.len());
+        for (key, value) in page.members {
+            let key = text.get(key)?;
+            let value = if key == records_key {
+                None
+            } else {
+                // The other members are small (a cursor, a count): serde reads them into the
+                // raw values the paths are walked through.
+                Some(serde_json::from_str::<&RawValue>(text.get(value)?).ok()?)
+            };
+            members.push((Cow::Borrowed(key), value));
+        }
+        let mut record_members = None;
+        let records = page.records.map(|found| match found {
+            ScannedRecords::Array(ranges, of_records) => {
+                record_members = Some(of_records);
+                Split::Array(ranges.into_iter().filter_map(|r| text.get(r)).collect())
+            }
+            ScannedRecords::Not(kind) => Split::Not(kind),
+        });
+        Some(Self {
+            text,
+            top: Top::Object(members),
+            records: records.map(|split| (records_key, split)),
+            record_members,
+        })
+    }
+
+    /// The top-level members of the records at `path`, as the scanner found them while
+    /// reading the page (`None` when serde read it, or for another path).
+    pub fn take_record_members(&mut self, path: &str) -> Option<RecordMembers> {
+        match &self.records {
+            Some((key, Split::Array(_))) if *key == path => self.record_members.take(),
+            _ => None,
+        }
     }
 
     /// The whole body as a raw value.
@@ -179,7 +230,7 @@ impl<'a> JsonDoc<'a> {
     }
 
     /// The records at `path` (the root when empty), each required to be a JSON object.
-    pub fn records(&self, path: &str) -> Result<Vec<&'a RawValue>, ExtractError> {
+    pub fn records(&self, path: &str) -> Result<Vec<&'a str>, ExtractError> {
         let keys_hint = |doc: &Self| {
             let keys = doc.top_level_keys();
             if keys.is_empty() {
@@ -233,20 +284,20 @@ impl<'a> JsonDoc<'a> {
         }
         let records: Vec<&'a RawValue> =
             serde_json::from_str(raw.get()).map_err(ExtractError::InvalidJson)?;
-        objects_only(records)
+        objects_only(records.into_iter().map(RawValue::get).collect())
     }
 }
 
 /// `records`, if every one is a JSON object.
-fn objects_only(records: Vec<&RawValue>) -> Result<Vec<&RawValue>, ExtractError> {
+fn objects_only(records: Vec<&str>) -> Result<Vec<&str>, ExtractError> {
     if let Some((index, bad)) = records
         .iter()
         .enumerate()
-        .find(|(_, r)| !r.get().starts_with('{'))
+        .find(|(_, r)| !r.starts_with('{'))
     {
         return Err(ExtractError::RecordNotObject {
             index,
-            found: kind_of(bad),
+            found: kind_of_text(bad),
         });
     }
     Ok(records)
@@ -254,7 +305,12 @@ fn objects_only(records: Vec<&RawValue>) -> Result<Vec<&RawValue>, ExtractError>
 
 /// What kind of JSON value a raw value is, as words for messages.
 pub fn kind_of(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
+    kind_of_text(raw.get())
+}
+
+/// [`kind_of`] for the text of a valid JSON value.
+fn kind_of_text(text: &str) -> &'static str {
+    match text.as_bytes().first() {
         Some(b'{') => "an object",
         Some(b'[') => "an array",
         Some(b'"') => "a string",
@@ -326,7 +382,7 @@ impl<'de> Visitor<'de> for SplitVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
         while let Some(v) = seq.next_element::<&'de RawValue>()? {
-            out.push(v);
+            out.push(v.get());
         }
         Ok(Split::Array(out))
     }
@@ -409,27 +465,35 @@ fn find_index(array: &RawValue, index: usize) -> Result<Option<&RawValue>, Extra
 pub struct ExtractedPage {
     pub body: Bytes,
     pub ranges: Vec<Range<usize>>,
+    /// The records' top-level members, when the page's reading found them (see
+    /// [`JsonDoc::take_record_members`]).
+    pub members: Option<RecordMembers>,
 }
 
 impl ExtractedPage {
     /// Locate the records of `body` at `path`.
     pub fn new(body: Bytes, path: &str) -> Result<Self, ExtractError> {
         let text = std::str::from_utf8(&body).map_err(|_| ExtractError::NotUtf8)?;
-        let doc = JsonDoc::parse_with_records(text, path)?;
+        let mut doc = JsonDoc::parse_with_records(text, path)?;
         let ranges = Self::ranges_of(text, &doc.records(path)?);
-        Ok(Self { body, ranges })
+        let members = doc.take_record_members(path);
+        Ok(Self {
+            body,
+            ranges,
+            members,
+        })
     }
 
     /// Byte ranges of `records` (slices of `text`) within `text`.
-    pub fn ranges_of(text: &str, records: &[&RawValue]) -> Vec<Range<usize>> {
+    pub fn ranges_of(text: &str, records: &[&str]) -> Vec<Range<usize>> {
         let base = text.as_ptr() as usize;
         records
             .iter()
             .map(|r| {
-                // Every record is a sub-slice of `text` (borrowed by the parser), so the
-                // difference of the pointers is its offset.
-                let start = r.get().as_ptr() as usize - base;
-                start..start + r.get().len()
+                // Every record is a sub-slice of `text` (borrowed from it by the reading), so
+                // the difference of the pointers is its offset.
+                let start = r.as_ptr() as usize - base;
+                start..start + r.len()
             })
             .collect()
     }
@@ -518,8 +582,8 @@ mod tests {
             r#"{"items":[{"id":1}],"items":[{"id":2},{"id":3}]}"#,
             r#" [{"id":1}] "#,
         ];
-        let show = |r: Result<Vec<&RawValue>, ExtractError>| match r {
-            Ok(v) => format!("{:?}", v.iter().map(|r| r.get()).collect::<Vec<_>>()),
+        let show = |r: Result<Vec<&str>, ExtractError>| match r {
+            Ok(v) => format!("{v:?}"),
             Err(e) => format!("error: {e}"),
         };
         for body in bodies {
@@ -542,15 +606,97 @@ mod tests {
         }
         // The first of two `items` counts, and the second is still validated.
         let doc = JsonDoc::parse_with_records(r#"{"items":[{"a":1}],"items":[{"b":2}]}"#, "items");
-        assert_eq!(
-            doc.unwrap().records("items").unwrap()[0].get(),
-            r#"{"a":1}"#
-        );
+        assert_eq!(doc.unwrap().records("items").unwrap()[0], r#"{"a":1}"#);
         let bad = JsonDoc::parse_with_records(r#"{"items":[{"a":1}],"items":[{"b":]}"#, "items");
         assert!(matches!(bad, Err(ExtractError::InvalidJson(_))));
         // Invalid JSON inside the records fails the parse itself.
         let bad = JsonDoc::parse_with_records(r#"{"items":[{"a":01}],"next":"c"}"#, "items");
         assert!(matches!(bad, Err(ExtractError::InvalidJson(_))));
+    }
+
+    /// Everything a lookup can see of a page, from one reading of it.
+    fn seen(doc: Result<JsonDoc<'_>, ExtractError>) -> Result<String, String> {
+        let doc = doc.map_err(|e| e.to_string())?;
+        let records = doc.records("items").map_err(|e| e.to_string());
+        let next = doc.get_text("next").map_err(|e| e.to_string());
+        let first = doc
+            .get("items.0")
+            .map(|v| v.map(|v| v.get().to_owned()))
+            .map_err(|e| e.to_string());
+        Ok(format!(
+            "keys {:?} records {records:?} next {next:?} first {first:?}",
+            doc.top_level_keys()
+        ))
+    }
+
+    #[test]
+    fn the_scanner_reads_pages_as_serde_does_or_leaves_them_to_serde() {
+        // Valid pages of every shape the scanner takes, then every one of them broken at every
+        // byte (dropped, or replaced by a byte that matters to the grammar): whenever the
+        // scanner takes a page, serde reads the same page the same way; and it takes no page
+        // that serde refuses.
+        let pages = [
+            r#"{"items":[{"id":1,"s":"a\"b\\c\/d\b\f\n\r\t\u00e9\ud83d\ude00\udc00","n":-0.5e+10,"t":true,"f":false,"z":null,"o":{"k":[1,[2,{"q":"]}"}]]}}],"next":"c2"}"#,
+            " {\t\"next\" : 12 ,\n\"items\" :\r[ { } , {\"a\":[ ]} ] , \"items\": [1] } ",
+            r#"{"items":[],"next":null,"meta":{"a":[1,2,{"b":"x"}]}}"#,
+            r#"{"items":{"not":"an array"},"next":"x"}"#,
+            r#"{"items":[{"k\"ey":1,"caf\u00e9":"\u20AC","emoji":"😀 Zürich"}],"next":""}"#,
+            r#"{"items":[{"a":1},2,"s",null],"next":"n"}"#,
+            r#"{}"#,
+            r#"{"items":[{"big":123456789012345678901234567890,"e":1E-7,"z":0}]}"#,
+        ];
+        let replacements = [
+            b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'1', b'-', b'+', b'.',
+            b'e', b'x', b'u', b't', b'n', 0x01, 0x1f, b'\n', 0x7f,
+        ];
+        let mut bodies: Vec<String> = Vec::new();
+        for page in pages {
+            assert!(
+                JsonDoc::scanned(page.trim(), "items").is_some(),
+                "the scanner declined {page}"
+            );
+            bodies.push(page.to_owned());
+            let bytes = page.as_bytes();
+            for at in 0..bytes.len() {
+                let mut dropped = bytes.to_vec();
+                dropped.remove(at);
+                bodies.extend(String::from_utf8(dropped).ok());
+                for &r in &replacements {
+                    let mut changed = bytes.to_vec();
+                    changed[at] = r;
+                    bodies.extend(String::from_utf8(changed).ok());
+                }
+            }
+        }
+        let (mut taken, mut refused) = (0, 0);
+        for body in &bodies {
+            let by_serde = seen(JsonDoc::parse(body));
+            let text = body.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+            match JsonDoc::scanned(text, "items") {
+                Some(doc) => {
+                    taken += 1;
+                    assert!(by_serde.is_ok(), "scanned what serde refuses: {body:?}");
+                    assert_eq!(seen(Ok(doc)), by_serde, "{body:?}");
+                }
+                None => {
+                    if by_serde.is_err() {
+                        refused += 1;
+                    }
+                }
+            }
+            // Whichever reads it, the page reads the same through `parse_with_records` (serde's
+            // two ways of reading may word an error differently).
+            assert_eq!(
+                seen(JsonDoc::parse_with_records(body, "items")).map_err(|_| ()),
+                by_serde.map_err(|_| ()),
+                "{body:?}"
+            );
+        }
+        // Both sides were exercised: many variants stay valid, and most break.
+        assert!(
+            taken > 200 && refused > 1000,
+            "{taken} taken, {refused} refused"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod extract;
+mod page_scan;
 pub mod page_size;
 pub mod paginate;
 pub mod request;

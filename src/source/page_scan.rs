@@ -1,0 +1,529 @@
+//! A validating scanner for the usual page shape, an object with the records array as one of
+//! its members (`{"items":[{...},...],"next_cursor":"..."}`): one pass over the body checks it
+//! against the JSON grammar and finds where each top-level member and each record is, without
+//! serde's visitors. Reading pages with serde was about a tenth of a jsonl pull's CPU.
+//!
+//! It accepts exactly what serde_json accepts when it reads a page into raw values (strings
+//! without raw control characters, escapes of `"\/bfnrt` or `u` with four hex digits, numbers
+//! as JSON writes them, the three literals, nothing after the root but whitespace) and
+//! *declines* whatever it is not sure of: a top-level key with an escape (serde unescapes it),
+//! nesting deeper than [`MAX_DEPTH`], a root that is not an object. It also declines every
+//! body that is not valid JSON, so that serde reads it again and the error message is serde's.
+//! The caller (`extract::JsonDoc`) then parses the page with serde, as it always did.
+
+use crate::encode::RecordMembers;
+use std::ops::Range;
+
+/// Nesting deeper than this below the page's root is declined (serde's limit is 128 levels
+/// from the root).
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// What the scanner found in a page.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ScannedPage {
+    /// The root's members in order, as (key between its quotes, raw value) byte ranges; a
+    /// repeated key keeps its first value.
+    pub members: Vec<(Range<usize>, Range<usize>)>,
+    /// The records member, when the page has one.
+    pub records: Option<ScannedRecords>,
+}
+
+/// The records member as found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ScannedRecords {
+    /// An array: the byte range of each element, and the top-level members of those that
+    /// are objects.
+    Array(Vec<Range<usize>>, RecordMembers),
+    /// Something else, in the words `extract::kind_of` uses.
+    Not(&'static str),
+}
+
+/// Scan `text` (a page body without surrounding whitespace) whose records are the top-level
+/// member `records_key`. `None`: declined (see the module docs).
+pub(crate) fn scan_page(text: &str, records_key: &str) -> Option<ScannedPage> {
+    let mut c = Cursor {
+        b: text.as_bytes(),
+        i: 0,
+    };
+    c.eat(b'{')?;
+    let mut members: Vec<(Range<usize>, Range<usize>)> = Vec::new();
+    let mut records = None;
+    c.ws();
+    if c.peek()? == b'}' {
+        c.i += 1;
+    } else {
+        loop {
+            let key = c.key(true)?;
+            let key_text = text.get(key.clone())?;
+            let first = !members
+                .iter()
+                .any(|(k, _)| text.get(k.clone()) == Some(key_text));
+            c.ws();
+            let start = c.i;
+            if first && key_text == records_key {
+                records = Some(c.records()?);
+            } else {
+                c.value(1)?;
+            }
+            if first {
+                members.push((key, start..c.i));
+            }
+            c.ws();
+            match c.peek()? {
+                b',' => {
+                    c.i += 1;
+                    c.ws();
+                }
+                b'}' => {
+                    c.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    c.ws();
+    (c.i == c.b.len()).then_some(ScannedPage { members, records })
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl Cursor<'_> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.i += 1)
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    /// A key and its `:`: the range between its quotes. A top-level key (`top`) with an
+    /// escape is declined (serde unescapes those keys, and the caller compares them as
+    /// written); nested keys are only validated.
+    fn key(&mut self, top: bool) -> Option<Range<usize>> {
+        let start = self.i + 1;
+        if self.peek()? != b'"' || (self.string()? && top) {
+            return None;
+        }
+        let key = start..self.i - 1;
+        self.ws();
+        self.eat(b':')?;
+        Some(key)
+    }
+
+    /// The records member: an array split into its elements, or the kind of anything else.
+    fn records(&mut self) -> Option<ScannedRecords> {
+        let found = match self.peek()? {
+            b'[' => {
+                self.i += 1;
+                self.ws();
+                let mut elements = Vec::new();
+                let mut members = RecordMembers::default();
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(ScannedRecords::Array(elements, members));
+                }
+                loop {
+                    let start = self.i;
+                    let found = if self.peek()? == b'{' {
+                        self.record(&mut members.spans)?
+                    } else {
+                        // Root 1, the array 2: a record is nested two levels down.
+                        self.value(2)?;
+                        None
+                    };
+                    members.of_record.push(found);
+                    elements.push(start..self.i);
+                    self.ws();
+                    match self.peek()? {
+                        b',' => {
+                            self.i += 1;
+                            self.ws();
+                        }
+                        b']' => {
+                            self.i += 1;
+                            return Some(ScannedRecords::Array(elements, members));
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            b'{' => "an object",
+            b'"' => "a string",
+            b't' | b'f' => "a boolean",
+            b'n' => "null",
+            _ => "a number",
+        };
+        self.value(1)?;
+        Some(ScannedRecords::Not(found))
+    }
+
+    /// A record (an object, at the cursor's `{`), noting its top-level members in `spans`.
+    /// Returns the range of `spans` they take, or `Some(None)` when a key has an escape (the
+    /// record is still validated whole; its members are left to the encoder).
+    fn record(&mut self, spans: &mut Vec<[u32; 4]>) -> Option<Option<(u32, u32)>> {
+        let base = self.i;
+        let first = spans.len();
+        let offset = |at: usize| u32::try_from(at - base).ok();
+        let mut plain = true;
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+        } else {
+            loop {
+                let key_start = self.i + 1;
+                if self.peek()? != b'"' {
+                    return None;
+                }
+                plain &= !self.string()?;
+                let key_end = self.i - 1;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                let value_start = self.i;
+                // Root 1, the array 2, the record 3.
+                self.value(3)?;
+                spans.push([
+                    offset(key_start)?,
+                    offset(key_end)?,
+                    offset(value_start)?,
+                    offset(self.i)?,
+                ]);
+                self.ws();
+                match self.peek()? {
+                    b',' => {
+                        self.i += 1;
+                        self.ws();
+                    }
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        if !plain {
+            spans.truncate(first);
+            return Some(None);
+        }
+        let end = u32::try_from(spans.len()).ok()?;
+        Some(Some((u32::try_from(first).ok()?, end)))
+    }
+
+    /// One value of any kind starting at the cursor (no whitespace before it), nested
+    /// `depth` levels below the root; the cursor ends just past it.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        // Which open containers are objects, one bit per level below `depth`.
+        let mut objects: u128 = 0;
+        let mut open = 0usize;
+        loop {
+            // One value, or the opening of a container (whose first member or element is
+            // then the next value).
+            match self.peek()? {
+                b'"' => {
+                    self.string()?;
+                }
+                b'-' | b'0'..=b'9' => self.number()?,
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                open_byte @ (b'{' | b'[') => {
+                    if depth + open >= MAX_DEPTH {
+                        return None;
+                    }
+                    let object = open_byte == b'{';
+                    objects = (objects & !(1 << open)) | (u128::from(object) << open);
+                    open += 1;
+                    self.i += 1;
+                    self.ws();
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek()? != close {
+                        if object {
+                            self.key(false)?;
+                            self.ws();
+                        }
+                        continue;
+                    }
+                    self.i += 1;
+                    open -= 1;
+                }
+                _ => return None,
+            }
+            // A value is complete: close what it completes, up to the next one.
+            loop {
+                if open == 0 {
+                    return Some(());
+                }
+                self.ws();
+                let object = objects & (1 << (open - 1)) != 0;
+                match (self.peek()?, object) {
+                    (b',', _) => {
+                        self.i += 1;
+                        self.ws();
+                        if object {
+                            self.key(false)?;
+                            self.ws();
+                        }
+                        break;
+                    }
+                    (b'}', true) | (b']', false) => {
+                        self.i += 1;
+                        open -= 1;
+                    }
+                    _ => return None,
+                }
+            }
+        }
+    }
+
+    /// A string starting at the cursor's quote; the cursor ends past its closing quote.
+    /// Returns whether it has an escape; `None` for a raw control character, a bad escape or
+    /// no closing quote.
+    fn string(&mut self) -> Option<bool> {
+        let mut i = self.i + 1;
+        let mut escaped = false;
+        loop {
+            i += find_special(self.b.get(i..)?)?;
+            match self.b[i] {
+                b'"' => {
+                    self.i = i + 1;
+                    return Some(escaped);
+                }
+                b'\\' => {
+                    escaped = true;
+                    match *self.b.get(i + 1)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                        b'u' => {
+                            // Four hex digits; like serde reading into a raw value, the code
+                            // point itself is not checked (a lone surrogate is kept as
+                            // written).
+                            let hex = self.b.get(i + 2..i + 6)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            i += 6;
+                        }
+                        _ => return None,
+                    }
+                }
+                // A raw control character.
+                _ => return None,
+            }
+        }
+    }
+
+    /// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+    fn number(&mut self) -> Option<()> {
+        let b = self.b;
+        let digits = |mut i: usize| -> Option<usize> {
+            let from = i;
+            while b.get(i).is_some_and(u8::is_ascii_digit) {
+                i += 1;
+            }
+            (i > from).then_some(i)
+        };
+        let mut i = self.i;
+        if b.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        i = match b.get(i)? {
+            b'0' => i + 1,
+            b'1'..=b'9' => digits(i)?,
+            _ => return None,
+        };
+        if b.get(i) == Some(&b'.') {
+            i = digits(i + 1)?;
+        }
+        if let Some(b'e' | b'E') = b.get(i) {
+            i += 1;
+            if let Some(b'+' | b'-') = b.get(i) {
+                i += 1;
+            }
+            i = digits(i)?;
+        }
+        self.i = i;
+        Some(())
+    }
+
+    #[inline]
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i + word.len();
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+}
+
+/// The index of the first byte in `b` that ends a run of plain string text: `"`, `\` or a
+/// control character (below 0x20). Eight bytes at a time.
+#[inline]
+fn find_special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while let Some(word) = b.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        // The "has a byte below n" test: marks each byte of `x` below 0x20 and each byte of
+        // `x ^ "` or `x ^ \` that is zero. A borrow can mark a byte above a true match, never
+        // below one, so the lowest mark is exact.
+        let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS;
+        let marks = below(x, 0x20)
+            | below(x ^ (ONES * u64::from(b'"')), 1)
+            | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if marks != 0 {
+            return Some(i + (marks.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..]
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|at| i + at)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_first_special_byte_at_every_position() {
+        // Every length up to three words, each special byte (or none) at every position,
+        // among bytes next to the special ones, where a borrow in the word test would show.
+        let fillers = [b'a', b'!', b'#', b'[', b']', b' ', 0x7f, 0x80, 0xff];
+        for len in 0..=24usize {
+            for at in 0..=len {
+                for &fill in &fillers {
+                    for target in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                        let mut b = vec![fill; len];
+                        if at < len {
+                            b[at] = target;
+                        }
+                        if at + 3 < len {
+                            b[at + 3] = b'"';
+                        }
+                        let want = b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+                        assert_eq!(find_special(&b), want, "{b:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn ranges(text: &str, page: &ScannedPage) -> (Vec<(String, String)>, Option<Vec<String>>) {
+        let members = page
+            .members
+            .iter()
+            .map(|(k, v)| (text[k.clone()].to_owned(), text[v.clone()].to_owned()))
+            .collect();
+        let records = match &page.records {
+            Some(ScannedRecords::Array(r, _)) => {
+                Some(r.iter().map(|r| text[r.clone()].to_owned()).collect())
+            }
+            _ => None,
+        };
+        (members, records)
+    }
+
+    #[test]
+    fn finds_members_and_records() {
+        let text = r#"{ "items" : [ {"a":1} , {"b":[2,{"c":"]"}]} ] , "next" : "x\"y", "items": 5 , "n":null}"#;
+        let page = scan_page(text, "items").unwrap();
+        let (members, records) = ranges(text, &page);
+        assert_eq!(
+            members,
+            [
+                (
+                    "items".into(),
+                    r#"[ {"a":1} , {"b":[2,{"c":"]"}]} ]"#.into()
+                ),
+                ("next".into(), r#""x\"y""#.into()),
+                ("n".into(), "null".into()),
+            ]
+        );
+        assert_eq!(records.unwrap(), [r#"{"a":1}"#, r#"{"b":[2,{"c":"]"}]}"#]);
+        for (body, found) in [
+            (r#"{"items":null}"#, "null"),
+            (r#"{"items":{"a":[]}}"#, "an object"),
+            (r#"{"items":"x"}"#, "a string"),
+            (r#"{"items":false}"#, "a boolean"),
+            (r#"{"items":-1.5e3}"#, "a number"),
+        ] {
+            let page = scan_page(body, "items").unwrap();
+            assert_eq!(page.records, Some(ScannedRecords::Not(found)), "{body}");
+        }
+        assert_eq!(scan_page(r#"{"other":[]}"#, "items").unwrap().records, None);
+        assert_eq!(
+            scan_page(r#"{"items":[]}"#, "items").unwrap().records,
+            Some(ScannedRecords::Array(vec![], RecordMembers::default()))
+        );
+        assert_eq!(scan_page("{}", "items").unwrap().members, vec![]);
+    }
+
+    #[test]
+    fn notes_each_records_top_level_members() {
+        let text =
+            r#"{"items":[ {"a" : 1, "b":{"c":[2]} ,"s":"x\"}"} ,7,{},{"k\"":1,"d":2},{"e":null}]}"#;
+        let page = scan_page(text, "items").unwrap();
+        let Some(ScannedRecords::Array(ranges, members)) = page.records else {
+            panic!("no records");
+        };
+        let described: Vec<Option<Vec<(&str, &str)>>> = ranges
+            .iter()
+            .zip(&members.of_record)
+            .map(|(range, of)| {
+                let record = &text[range.clone()];
+                of.map(|(from, to)| {
+                    members.spans[from as usize..to as usize]
+                        .iter()
+                        .map(|[k0, k1, v0, v1]| {
+                            (
+                                &record[*k0 as usize..*k1 as usize],
+                                &record[*v0 as usize..*v1 as usize],
+                            )
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        assert_eq!(
+            described,
+            [
+                Some(vec![("a", "1"), ("b", r#"{"c":[2]}"#), ("s", r#""x\"}""#)]),
+                None,
+                Some(vec![]),
+                None,
+                Some(vec![("e", "null")]),
+            ]
+        );
+    }
+
+    #[test]
+    fn declines_escaped_top_level_keys_and_deep_nesting() {
+        assert!(scan_page(r#"{"it\u0065ms":[]}"#, "items").is_none());
+        let deep = |n: usize| {
+            format!(
+                r#"{{"items":[{{"a":{}1{}}}]}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        // Root, array, record: three levels before the member's own.
+        assert!(scan_page(&deep(MAX_DEPTH - 3), "items").is_some());
+        assert!(scan_page(&deep(MAX_DEPTH - 2), "items").is_none());
+    }
+}
