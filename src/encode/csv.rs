@@ -99,10 +99,6 @@ impl CsvEncoder {
 }
 
 impl Encoder for CsvEncoder {
-    fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
-        self.write_known(record, None)
-    }
-
     fn write_known(
         &mut self,
         record: &str,

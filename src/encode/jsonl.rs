@@ -11,7 +11,9 @@
 
 use super::compress::CompressedWriter;
 use super::record::minify;
-use super::{Compression, EncodeError, Encoder, FormatSpec, Synapse, SynapseFileType, Writer};
+use super::{
+    Compression, EncodeError, Encoder, FormatSpec, RecordMembers, Synapse, SynapseFileType, Writer,
+};
 use serde_json::value::RawValue;
 use std::io::Write;
 
@@ -62,7 +64,12 @@ impl JsonlEncoder {
 }
 
 impl Encoder for JsonlEncoder {
-    fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
+    /// Records are copied as they came: their members are not needed.
+    fn write_known(
+        &mut self,
+        record: &str,
+        _known: Option<(&RecordMembers, usize)>,
+    ) -> Result<(), EncodeError> {
         let bytes = record.as_bytes();
         if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
             let raw: &RawValue =

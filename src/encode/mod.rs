@@ -13,7 +13,7 @@ pub mod compress;
 pub mod drift;
 pub mod format;
 mod record;
-mod scan;
+pub(crate) mod scan;
 pub mod schema;
 mod timestamp;
 
@@ -277,19 +277,19 @@ fn position(record: &Option<(u64, u64)>) -> String {
 /// file comes out of `finish`.
 pub trait Encoder: Send {
     /// Append one record: the raw JSON text of one value (an object for csv/parquet).
-    fn write_record(&mut self, record: &str) -> Result<(), EncodeError>;
+    fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
+        self.write_known(record, None)
+    }
 
     /// [`Encoder::write_record`] with the record's top-level members as the page's reader
-    /// found them (the page's [`RecordMembers`] and the record's place in the page), for the
-    /// encoders that read records by their members.
+    /// found them, when it did (the page's [`RecordMembers`] and the record's place in the
+    /// page): the encoders that read records by their members (csv, parquet) use them instead
+    /// of finding them again.
     fn write_known(
         &mut self,
         record: &str,
         known: Option<(&RecordMembers, usize)>,
-    ) -> Result<(), EncodeError> {
-        let _ = known;
-        self.write_record(record)
-    }
+    ) -> Result<(), EncodeError>;
 
     /// Records written so far.
     fn rows(&self) -> u64;

@@ -283,10 +283,6 @@ impl ParquetEncoder {
 }
 
 impl Encoder for ParquetEncoder {
-    fn write_record(&mut self, record: &str) -> Result<(), EncodeError> {
-        self.write_known(record, None)
-    }
-
     fn write_known(
         &mut self,
         record: &str,

@@ -152,14 +152,11 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// The index just past the closing quote of the string whose opening quote is at `start`.
-///
-/// Eight bytes at a time (`find_quote_or_backslash`): a record's strings are mostly short, where
-/// a vectorised `memchr2` spends more on setting up than on searching.
 #[inline]
 fn string_end(b: &[u8], start: usize) -> Option<usize> {
     let mut i = start + 1;
     loop {
-        let at = i + find_quote_or_backslash(b.get(i..)?)?;
+        let at = i + find_string_stop::<false>(b.get(i..)?)?;
         if b[at] == b'"' {
             return Some(at + 1);
         }
@@ -168,23 +165,29 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
     }
 }
 
-/// The index of the first `"` or `\\` in `b`.
+/// The index of the first byte in `b` that ends a run of plain string text: `"`, `\`, and
+/// with `CONTROLS` also a control character (below 0x20), which a string may not hold raw.
+/// Eight bytes at a time: a record's strings are mostly short, where a vectorised search
+/// (`memchr2`) spends more on setting up than on searching. Shared with the page scanner
+/// (`source::page_scan`), which validates and so stops at control characters too.
 #[inline]
-fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
+pub(crate) fn find_string_stop<const CONTROLS: bool>(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // The "has a byte below n" word test: marks each byte of `v` below `n`. A borrow can mark
+    // a byte above a true match, never below one, so the lowest mark is exact.
+    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS;
     let mut i = 0;
     while let Some(word) = b.get(i..i + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let x = u64::from_le_bytes(bytes);
-        // A byte of `q` or `s` is zero where `x` has a quote or a backslash; the classic
-        // "has a zero byte" test marks it (and may mark bytes above a true match, never below,
-        // so the lowest mark is exact).
-        let q = x ^ (ONES * u64::from(b'"'));
-        let s = x ^ (ONES * u64::from(b'\\'));
-        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        let marks = zero(q) | zero(s);
+        // A byte of `x ^ "` or `x ^ \` is zero (below 1) where `x` has that byte.
+        let mut marks =
+            below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1);
+        if CONTROLS {
+            marks |= below(x, 0x20);
+        }
         if marks != 0 {
             return Some(i + (marks.trailing_zeros() / 8) as usize);
         }
@@ -192,7 +195,7 @@ fn find_quote_or_backslash(b: &[u8]) -> Option<usize> {
     }
     b[i..]
         .iter()
-        .position(|&c| c == b'"' || c == b'\\')
+        .position(|&c| c == b'"' || c == b'\\' || (CONTROLS && c < 0x20))
         .map(|at| i + at)
 }
 
@@ -216,8 +219,9 @@ fn literal_end(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
         .map(|_| i + word.len())
 }
 
-/// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
+/// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, starting at
+/// `i`: the index just past it, or `None` where no number starts there.
+pub(crate) fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |b: &[u8], mut i: usize| -> Option<usize> {
         let from = i;
         while b.get(i).is_some_and(u8::is_ascii_digit) {
@@ -359,25 +363,30 @@ mod tests {
     ];
 
     #[test]
-    fn finds_the_first_quote_or_backslash_at_every_position() {
-        // Every length up to three words, a quote or a backslash (or neither) at every
-        // position, with quote-like and high bytes around it (`!` and `[` sit one above `"`
-        // and below `\\`, where a borrow in the word test would show).
-        let fillers = [b'a', b'!', b'[', b']', 0x80, 0xff, 0x21, 0x5d];
+    fn finds_the_first_stop_at_every_position() {
+        // Every length up to three words, each stop byte (or none) at every position, among
+        // bytes next to the stop bytes, where a borrow in the word test would show; with and
+        // without control characters as stops.
+        let fillers = [b'a', b'!', b'#', b'[', b']', b' ', 0x7f, 0x80, 0xff];
         for len in 0..=24usize {
             for at in 0..=len {
-                for (n, &fill) in fillers.iter().enumerate() {
-                    for target in [b'"', b'\\'] {
+                for &fill in &fillers {
+                    for target in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
                         let mut b = vec![fill; len];
                         if at < len {
                             b[at] = target;
                         }
-                        // A second match later must not win over the first.
+                        // A later stop must not win over the first.
                         if at + 3 < len {
-                            b[at + 3] = if n % 2 == 0 { b'"' } else { b'\\' };
+                            b[at + 3] = b'"';
                         }
-                        let want = b.iter().position(|&c| c == b'"' || c == b'\\');
-                        assert_eq!(find_quote_or_backslash(&b), want, "{b:?}");
+                        let stop = |c: u8, controls: bool| {
+                            c == b'"' || c == b'\\' || (controls && c < 0x20)
+                        };
+                        let with = b.iter().position(|&c| stop(c, true));
+                        let without = b.iter().position(|&c| stop(c, false));
+                        assert_eq!(find_string_stop::<true>(&b), with, "{b:?}");
+                        assert_eq!(find_string_stop::<false>(&b), without, "{b:?}");
                     }
                 }
             }
