@@ -124,13 +124,20 @@ impl<'a> JsonDoc<'a> {
             members.push((Cow::Borrowed(key), value));
         }
         let mut record_members = None;
-        let records = page.records.map(|found| match found {
-            ScannedRecords::Array(ranges, of_records) => {
+        let records = match page.records {
+            Some(ScannedRecords::Array(ranges, of_records)) => {
+                // Every range lies between ASCII delimiters; one that did not would put the
+                // members out of step with the records, so such a page goes to serde.
+                let texts = ranges
+                    .into_iter()
+                    .map(|r| text.get(r))
+                    .collect::<Option<Vec<_>>>()?;
                 record_members = Some(of_records);
-                Split::Array(ranges.into_iter().filter_map(|r| text.get(r)).collect())
+                Some(Split::Array(texts))
             }
-            ScannedRecords::Not(kind) => Split::Not(kind),
-        });
+            Some(ScannedRecords::Not(kind)) => Some(Split::Not(kind)),
+            None => None,
+        };
         Some(Self {
             text,
             top: Top::Object(members),
