@@ -71,17 +71,8 @@ pub(crate) fn scan_page(text: &str, records_key: &str) -> Option<ScannedPage> {
             if first {
                 members.push((key, start..c.i));
             }
-            c.ws();
-            match c.peek()? {
-                b',' => {
-                    c.i += 1;
-                    c.ws();
-                }
-                b'}' => {
-                    c.i += 1;
-                    break;
-                }
-                _ => return None,
+            if !c.next_or_close(b'}')? {
+                break;
             }
         }
     }
@@ -109,6 +100,25 @@ impl Cursor<'_> {
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
             self.i += 1;
+        }
+    }
+
+    /// After a member or an element: a `,` (another follows: `true`, the cursor on it) or
+    /// `close` (`false`, the cursor past it); anything else declines.
+    #[inline]
+    fn next_or_close(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        match self.peek()? {
+            b',' => {
+                self.i += 1;
+                self.ws();
+                Some(true)
+            }
+            found if found == close => {
+                self.i += 1;
+                Some(false)
+            }
+            _ => None,
         }
     }
 
@@ -149,17 +159,8 @@ impl Cursor<'_> {
                     };
                     members.of_record.push(found);
                     elements.push(start..self.i);
-                    self.ws();
-                    match self.peek()? {
-                        b',' => {
-                            self.i += 1;
-                            self.ws();
-                        }
-                        b']' => {
-                            self.i += 1;
-                            return Some(ScannedRecords::Array(elements, members));
-                        }
-                        _ => return None,
+                    if !self.next_or_close(b']')? {
+                        return Some(ScannedRecords::Array(elements, members));
                     }
                 }
             }
@@ -205,17 +206,8 @@ impl Cursor<'_> {
                     offset(value_start)?,
                     offset(self.i)?,
                 ]);
-                self.ws();
-                match self.peek()? {
-                    b',' => {
-                        self.i += 1;
-                        self.ws();
-                    }
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                if !self.next_or_close(b'}')? {
+                    break;
                 }
             }
         }
