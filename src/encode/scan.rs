@@ -221,6 +221,7 @@ fn literal_end(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
 
 /// A number as JSON writes it: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, starting at
 /// `i`: the index just past it, or `None` where no number starts there.
+#[inline]
 pub(crate) fn number_end(b: &[u8], mut i: usize) -> Option<usize> {
     let digits = |b: &[u8], mut i: usize| -> Option<usize> {
         let from = i;
