@@ -51,7 +51,7 @@ impl Member {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordMembers {
     /// Per member: `[key start, key end, value start, value end]`, byte offsets into its
-    /// record (the key between its quotes, the value as [`Member`] has it).
+    /// record (the key between its quotes, the value as `Member` has it).
     pub spans: Vec<[u32; 4]>,
     /// Per record, in order: the range of `spans` that holds its members, or `None` where the
     /// encoder is to find them itself (a record that is not an object, or has a key with an

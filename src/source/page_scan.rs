@@ -13,13 +13,11 @@
 //! body that is not valid JSON, so that serde reads it again and the error message is serde's.
 //! The caller (`extract::JsonDoc`) then parses the page with serde, as it always did.
 
-use crate::encode::scan::{find_string_stop, number_end};
+// Nesting deeper than the encoder's scanner takes (counted here from the page's root) is
+// declined: well under serde's 128 levels either way.
+use crate::encode::scan::{find_string_stop, number_end, MAX_DEPTH};
 use crate::encode::RecordMembers;
 use std::ops::Range;
-
-/// Nesting deeper than this below the page's root is declined (serde's limit is 128 levels
-/// from the root).
-pub(crate) const MAX_DEPTH: usize = 100;
 
 /// What the scanner found in a page.
 #[derive(Debug, PartialEq, Eq)]
