@@ -14,6 +14,7 @@
 
 mod auth;
 mod body;
+mod inflate;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};

@@ -5,9 +5,12 @@
 //! page's buffer. Here the compressed body (a few tens of KiB) is read whole, then inflated in
 //! one pass into one buffer sized from the gzip trailer (ISIZE: the decoded size of the last
 //! member, modulo 2^32; exact for the usual single member), never past the page size limit.
-//! The cursor chain (fetch, gunzip, parse, next request) is what sets the pace of a cursor
-//! pull, so this is on it (issue 20).
+//! A body of one member is inflated by libdeflate in one call ([`inflate`]); any other (several
+//! members, a trailer that misstates the size, damage) by a streaming decoder, which also
+//! words the errors. The cursor chain (fetch, gunzip, parse, next request) is what sets the
+//! pace of a cursor pull, so this is on it (issue 20).
 
+use super::inflate;
 use super::ApiClient;
 use crate::buffers::Pool;
 use bytes::Bytes;
@@ -101,15 +104,18 @@ fn is_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
+/// What the trailer of `raw` says it decodes to (ISIZE; 0 when there is no trailer).
+fn stated_size(raw: &[u8]) -> u64 {
+    raw.len()
+        .checked_sub(4)
+        .and_then(|at| <[u8; 4]>::try_from(&raw[at..]).ok())
+        .map_or(0, |isize| u64::from(u32::from_le_bytes(isize)))
+}
+
 /// The room to inflate `raw` into: what its trailer says it decodes to, within `limit` and
 /// [`MAX_PRESIZE`], and one byte more, so that reading to the end needs no second allocation.
 fn presize(raw: &[u8], limit: u64) -> usize {
-    let stated = raw
-        .len()
-        .checked_sub(4)
-        .and_then(|at| <[u8; 4]>::try_from(&raw[at..]).ok())
-        .map_or(0, |isize| u64::from(u32::from_le_bytes(isize)));
-    usize::try_from(stated.min(limit).min(MAX_PRESIZE) + 1).unwrap_or(0)
+    usize::try_from(stated_size(raw).min(limit).min(MAX_PRESIZE) + 1).unwrap_or(0)
 }
 
 /// Decode `raw` (one gzip member or several, concatenated) into one buffer of at most `limit`
@@ -119,6 +125,15 @@ fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
         return Ok(Vec::new());
     }
     let mut out = PAGES.take(presize(raw, limit));
+    // The usual body, one member within the limit: in one call, checked against its trailer.
+    let stated = stated_size(raw);
+    if stated <= limit.min(MAX_PRESIZE) {
+        if let Ok(size) = usize::try_from(stated) {
+            if inflate::one_member(raw, size, &mut out) {
+                return Ok(out);
+            }
+        }
+    }
     MultiGzDecoder::new(raw)
         .take(limit.saturating_add(1))
         .read_to_end(&mut out)
