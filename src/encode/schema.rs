@@ -226,7 +226,11 @@ impl Observer {
     fn see(&mut self, name: &str, text: &str) {
         // Records of one API nearly always list their fields in the same order, so the
         // field after the last one found is tried before the hash lookup.
-        let at = if self.fields.get(self.next).is_some_and(|(n, _)| n == name) {
+        let at = if self
+            .fields
+            .get(self.next)
+            .is_some_and(|(n, _)| scan::same_name(n, name))
+        {
             self.next
         } else {
             match self.index.get(name) {
@@ -602,7 +606,7 @@ impl RowReader {
         let mut on_field = |name: &str, text: &str| {
             let t = JsonType::of(text);
             let found = match fields.get(next) {
-                Some(f) if f.name == name => Some(next),
+                Some(f) if scan::same_name(&f.name, name) => Some(next),
                 _ => index.get(name).copied(),
             };
             let misfit = match found {

@@ -475,8 +475,8 @@ fn locate(
     (records_before, page_no): (u64, u64),
 ) -> Result<Located, LocateError> {
     let (ranges, members, step, total) = {
-        let text = std::str::from_utf8(&fetched.body)
-            .map_err(|_| LocateError::Extract(ExtractError::NotUtf8))?;
+        let text = crate::source::extract::body_text(&fetched.body)
+            .ok_or(LocateError::Extract(ExtractError::NotUtf8))?;
         let mut doc =
             JsonDoc::parse_with_records(text, records_path).map_err(LocateError::Extract)?;
         let records = doc.records(records_path).map_err(LocateError::Extract)?;

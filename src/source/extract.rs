@@ -467,6 +467,14 @@ fn find_index(array: &RawValue, index: usize) -> Result<Option<&RawValue>, Extra
 }
 
 /// A page whose records have been located: the body plus the byte range of each record.
+/// A page's body as text, when it is UTF-8: checked with the CPU's vector instructions
+/// (`simdutf8`), several times as fast as the standard library's check on these mostly ASCII
+/// bodies; every page's body is checked twice, once where it is read and once where the
+/// encoder takes its records (issue 20).
+pub fn body_text(body: &[u8]) -> Option<&str> {
+    simdutf8::basic::from_utf8(body).ok()
+}
+
 /// Sent from the fetch task to the encoder; [`ExtractedPage::records`] borrows from the body.
 #[derive(Debug, Clone)]
 pub struct ExtractedPage {
@@ -480,7 +488,7 @@ pub struct ExtractedPage {
 impl ExtractedPage {
     /// Locate the records of `body` at `path`.
     pub fn new(body: Bytes, path: &str) -> Result<Self, ExtractError> {
-        let text = std::str::from_utf8(&body).map_err(|_| ExtractError::NotUtf8)?;
+        let text = body_text(&body).ok_or(ExtractError::NotUtf8)?;
         let mut doc = JsonDoc::parse_with_records(text, path)?;
         let ranges = Self::ranges_of(text, &doc.records(path)?);
         let members = doc.take_record_members(path);
@@ -509,7 +517,7 @@ impl ExtractedPage {
     pub fn records(&self) -> Vec<&str> {
         // The body was validated as UTF-8 when the page was built, and every range lies on
         // character boundaries of a JSON value.
-        let text = std::str::from_utf8(&self.body).unwrap_or("");
+        let text = body_text(&self.body).unwrap_or("");
         self.ranges
             .iter()
             .filter_map(|r| text.get(r.clone()))
