@@ -171,7 +171,12 @@ fn string_end(b: &[u8], start: usize) -> Option<usize> {
 /// to the C library's `memcmp` cost more than the comparison (issue 20).
 #[inline]
 pub(crate) fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    same_bytes(a.as_bytes(), b.as_bytes())
+}
+
+/// [`same_name`] of bytes.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -659,6 +659,8 @@ mod tests {
             r#"{"items":[{"a":1},2,"s",null],"next":"n"}"#,
             r#"{}"#,
             r#"{"items":[{"big":123456789012345678901234567890,"e":1E-7,"z":0}]}"#,
+            // Records with the keys of the record before (compared with them, not searched).
+            r#"{"items":[{"id":1,"nm":"a"},{"id":2,"nm":"b"},{"id":3,"n":{}},{"id":4}],"n":1}"#,
         ];
         let replacements = [
             b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'0', b'1', b'-', b'+', b'.',

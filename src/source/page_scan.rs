@@ -15,7 +15,7 @@
 
 // Nesting deeper than the encoder's scanner takes (counted here from the page's root) is
 // declined: well under serde's 128 levels either way.
-use crate::encode::scan::{find_string_stop, number_end, MAX_DEPTH};
+use crate::encode::scan::{find_string_stop, number_end, same_bytes, MAX_DEPTH};
 use crate::encode::RecordMembers;
 use std::ops::Range;
 
@@ -149,7 +149,14 @@ impl Cursor<'_> {
                 loop {
                     let start = self.i;
                     let found = if self.peek()? == b'{' {
-                        self.record(&mut members.spans)?
+                        // The record before, when its keys were all plain: its keys are
+                        // what this record's keys most likely are.
+                        let before = elements.last().zip(members.of_record.last().copied());
+                        let before = before.and_then(|(range, found): (&Range<usize>, _)| {
+                            let (from, to) = found?;
+                            Some((range.start, from as usize, to as usize))
+                        });
+                        self.record(&mut members.spans, before)?
                     } else {
                         // Root 1, the array 2: a record is nested two levels down.
                         self.value(2)?;
@@ -175,7 +182,17 @@ impl Cursor<'_> {
     /// A record (an object, at the cursor's `{`), noting its top-level members in `spans`.
     /// Returns the range of `spans` they take, or `Some(None)` when a key has an escape (the
     /// record is still validated whole; its members are left to the encoder).
-    fn record(&mut self, spans: &mut Vec<[u32; 4]>) -> Option<Option<(u32, u32)>> {
+    ///
+    /// `before` is the record before it (where it starts, and the range of `spans` its
+    /// members take), when all its keys were plain. Records of one API list the same keys in
+    /// the same order, so each key is first compared, quotes included, with the key in the
+    /// same place there: the same bytes are a string already validated and without escapes,
+    /// and the search for its end is skipped.
+    fn record(
+        &mut self,
+        spans: &mut Vec<[u32; 4]>,
+        before: Option<(usize, usize, usize)>,
+    ) -> Option<Option<(u32, u32)>> {
         let base = self.i;
         let first = spans.len();
         let offset = |at: usize| u32::try_from(at - base).ok();
@@ -190,7 +207,10 @@ impl Cursor<'_> {
                 if self.peek()? != b'"' {
                     return None;
                 }
-                plain &= !self.string()?;
+                match self.same_key_as(spans, first, before) {
+                    Some(len) => self.i += len,
+                    None => plain &= !self.string()?,
+                }
                 let key_end = self.i - 1;
                 self.ws();
                 self.eat(b':')?;
@@ -215,6 +235,27 @@ impl Cursor<'_> {
         }
         let end = u32::try_from(spans.len()).ok()?;
         Some(Some((u32::try_from(first).ok()?, end)))
+    }
+
+    /// When the key at the cursor (at its opening quote) is, byte for byte and quotes
+    /// included, the key in the same place in the record `before` (see [`Cursor::record`];
+    /// this record's members so far start at `first` in `spans`): that key's length, quotes
+    /// included.
+    #[inline]
+    fn same_key_as(
+        &self,
+        spans: &[[u32; 4]],
+        first: usize,
+        before: Option<(usize, usize, usize)>,
+    ) -> Option<usize> {
+        let (base, from, to) = before?;
+        let at = from + (spans.len() - first);
+        let [key_start, key_end, _, _] = *spans.get(at).filter(|_| at < to)?;
+        let key = self
+            .b
+            .get(base + key_start as usize - 1..base + key_end as usize + 1)?;
+        let here = self.b.get(self.i..self.i + key.len())?;
+        same_bytes(key, here).then_some(key.len())
     }
 
     /// One value of any kind starting at the cursor (no whitespace before it), nested
@@ -388,15 +429,14 @@ mod tests {
         assert_eq!(scan_page("{}", "items").unwrap().members, vec![]);
     }
 
-    #[test]
-    fn notes_each_records_top_level_members() {
-        let text =
-            r#"{"items":[ {"a" : 1, "b":{"c":[2]} ,"s":"x\"}"} ,7,{},{"k\"":1,"d":2},{"e":null}]}"#;
+    /// Each record's top-level members as (key, value) texts, as the scanner noted them;
+    /// `None` where it left them to the encoder.
+    fn described(text: &str) -> Vec<Option<Vec<(&str, &str)>>> {
         let page = scan_page(text, "items").unwrap();
         let Some(ScannedRecords::Array(ranges, members)) = page.records else {
             panic!("no records");
         };
-        let described: Vec<Option<Vec<(&str, &str)>>> = ranges
+        ranges
             .iter()
             .zip(&members.of_record)
             .map(|(range, of)| {
@@ -413,9 +453,46 @@ mod tests {
                         .collect()
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn keys_compared_with_the_record_befores_are_read_as_keys() {
+        // The same keys in the same order; another order; keys that only start like the
+        // ones before, and the other way round; more keys, then fewer; an escaped key (its
+        // record's members left to the encoder), after which keys are searched again.
+        let text = r#"{"items":[{"id":1,"name":"a"},{"id":2,"name":"b"},{"name":"c","id":3},{"idx":4,"nam":"d"},{"id":5,"name":"e","x":6},{"id":7},{"i\u0064":8,"name":"f"},{"id":9,"name":"g"},{"id":10,"name":"h"}]}"#;
         assert_eq!(
-            described,
+            described(text),
+            [
+                Some(vec![("id", "1"), ("name", r#""a""#)]),
+                Some(vec![("id", "2"), ("name", r#""b""#)]),
+                Some(vec![("name", r#""c""#), ("id", "3")]),
+                Some(vec![("idx", "4"), ("nam", r#""d""#)]),
+                Some(vec![("id", "5"), ("name", r#""e""#), ("x", "6")]),
+                Some(vec![("id", "7")]),
+                None,
+                Some(vec![("id", "9"), ("name", r#""g""#)]),
+                Some(vec![("id", "10"), ("name", r#""h""#)]),
+            ]
+        );
+        // A key as before followed by no colon, or cut off; one with a raw control character
+        // where the key before ended.
+        for bad in [
+            r#"{"items":[{"id":1},{"id" 2}]}"#.to_string(),
+            r#"{"items":[{"id":1},{"id"#.to_string(),
+            "{\"items\":[{\"id\":1},{\"id\u{1}\":1}]}".to_string(),
+        ] {
+            assert!(scan_page(&bad, "items").is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn notes_each_records_top_level_members() {
+        let text =
+            r#"{"items":[ {"a" : 1, "b":{"c":[2]} ,"s":"x\"}"} ,7,{},{"k\"":1,"d":2},{"e":null}]}"#;
+        assert_eq!(
+            described(text),
             [
                 Some(vec![("a", "1"), ("b", r#"{"c":[2]}"#), ("s", r#""x\"}""#)]),
                 None,
