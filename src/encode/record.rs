@@ -70,7 +70,7 @@ pub(crate) fn unescape(raw: &str) -> Result<Cow<'_, str>, serde_json::Error> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .unwrap_or(raw);
-    if memchr::memchr(b'\\', inner.as_bytes()).is_some() {
+    if super::scan::has_backslash(inner.as_bytes()) {
         serde_json::from_str::<String>(raw).map(Cow::Owned)
     } else {
         Ok(Cow::Borrowed(inner))
@@ -119,7 +119,7 @@ pub(crate) fn minify(json: &str) -> Cow<'_, str> {
     }
 }
 
-/// The first whitespace byte outside a string, if any (strings skipped with `memchr`).
+/// The first whitespace byte outside a string, if any (strings skipped a word at a time).
 fn first_whitespace_outside_strings(b: &[u8]) -> Option<usize> {
     let mut i = 0;
     while let Some(&c) = b.get(i) {
@@ -128,7 +128,7 @@ fn first_whitespace_outside_strings(b: &[u8]) -> Option<usize> {
                 i += 1;
                 loop {
                     // An unterminated string: no whitespace outside it follows.
-                    let at = i + memchr::memchr2(b'"', b'\\', b.get(i..)?)?;
+                    let at = i + super::scan::find_string_stop::<false>(b.get(i..)?)?;
                     if b[at] == b'"' {
                         i = at + 1;
                         break;

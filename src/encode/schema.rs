@@ -195,7 +195,7 @@ impl FieldKind {
 /// The UTC microseconds of a raw JSON string value that is a lossless RFC 3339 date-time.
 pub(crate) fn timestamp_of(raw: &str) -> Option<i64> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if memchr::memchr(b'\\', inner.as_bytes()).is_some() {
+    if scan::has_backslash(inner.as_bytes()) {
         timestamp::parse_micros(&unescape(raw).ok()?)
     } else {
         timestamp::parse_micros(inner)
