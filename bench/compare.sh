@@ -14,7 +14,9 @@
 #   dlt       bench/dlt_pull.py: dlt's rest_api source (cursor paginator), one table,
 #             max_table_nesting=0, into dlt's filesystem destination on Azurite (az://)
 #
-# Each run is timed with /usr/bin/time (wall, user+system CPU, peak RSS), then every record is
+# Each run starts once the machine is idle (wait_for_idle in scripts/testbed.sh: at most 30 s
+# for the last run's leftovers, such as Azurite digesting dlt's files, to finish), is timed
+# with /usr/bin/time (wall, user+system CPU, peak RSS), then every record is
 # counted back from Azurite (bench/blobs.py reads the landed files) and checked against N, as
 # is what each tool reports. Prints per-run lines and, per shape, a table of medians with
 # gatelake/dlt ratios per format; the headline column is CPU-seconds per million records
@@ -158,6 +160,8 @@ run_one() {
             count_prefix="$prefix/bench/orders/"
             ;;
     esac
+    # Not beside the leftovers of the run before (scripts/testbed.sh).
+    wait_for_idle 30
     if ! /usr/bin/time -f '%e %U %S %M' -o "$WORK/time" "${cmd[@]}" </dev/null >"$out" 2>"$err"; then
         tail -40 "$err" >&2
         die "$tool $format run $run failed (log: $err)"

@@ -1,6 +1,6 @@
-//! Micro-benchmarks (issue 7): record extraction, each encoder and each compressor, on the
-//! benchmark dataset (`bench/data.rs`, ≈390-byte order records, as the bench API serves; the
-//! encoders also on its ≈1.6 KB `wide` records, group `encode wide`).
+//! Micro-benchmarks (issue 7): record extraction, a page's gunzip, each encoder and each
+//! compressor, on the benchmark dataset (`bench/data.rs`, ≈390-byte order records, as the
+//! bench API serves; the encoders also on its ≈1.6 KB `wide` records, group `encode wide`).
 //!
 //! ```text
 //! cargo bench --bench micro                 # everything
@@ -171,6 +171,40 @@ fn compress(c: &mut Criterion) {
     g.finish();
 }
 
+fn gunzip(c: &mut Criterion) {
+    // A page of 500 orders records gzipped at level 6, as the bench API serves it: decoded as
+    // a pull decodes it (one call into a buffer of the trailer's size, libdeflate) and, as the
+    // baseline in the same run, by the streaming decoder that read every page before.
+    let body = bodies(1).remove(0);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    gz.write_all(&body).unwrap_or_else(|e| panic!("{e}"));
+    let raw = gz.finish().unwrap_or_else(|e| panic!("{e}"));
+    let limit = 64 << 20;
+    assert_eq!(
+        gatelake::source::client::gunzip_page(&raw, limit).as_deref(),
+        Some(&body[..])
+    );
+    let mut g = c.benchmark_group("gunzip");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("page of 500 records, one call", |b| {
+        b.iter(|| {
+            black_box(gatelake::source::client::gunzip_page(
+                black_box(&raw),
+                limit,
+            ))
+        })
+    });
+    g.bench_function("page of 500 records, streaming decoder", |b| {
+        b.iter(|| {
+            let mut out = Vec::with_capacity(body.len() + 1);
+            let mut d = flate2::bufread::MultiGzDecoder::new(black_box(&raw[..]));
+            std::io::Read::read_to_end(&mut d, &mut out).unwrap_or_else(|e| panic!("{e}"));
+            black_box(out)
+        })
+    });
+    g.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .sample_size(20)
@@ -181,6 +215,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = micro;
     config = config();
-    targets = extract, encode, compress
+    targets = extract, gunzip, encode, compress
 }
 criterion_main!(micro);

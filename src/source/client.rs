@@ -16,6 +16,9 @@ mod auth;
 mod body;
 mod inflate;
 
+#[doc(hidden)]
+pub use body::gunzip_page;
+
 use crate::clock::{Clock, SystemClock};
 use crate::config::{ApiAuth, RetryPolicy, SourceConfig};
 use crate::identity::aws::{AwsCredentials, AwsCredentialsError};

@@ -118,6 +118,14 @@ fn presize(raw: &[u8], limit: u64) -> usize {
     usize::try_from(stated_size(raw).min(limit).min(MAX_PRESIZE) + 1).unwrap_or(0)
 }
 
+/// A gzip page body decoded as a pull decodes it (see [`gunzip`]); `None` for a body that is
+/// damaged or decodes past `limit`. For the micro-benchmarks (`benches/micro.rs`, group
+/// `gunzip`), not an interface.
+#[doc(hidden)]
+pub fn gunzip_page(raw: &[u8], limit: u64) -> Option<Vec<u8>> {
+    gunzip(raw, limit).ok()
+}
+
 /// Decode `raw` (one gzip member or several, concatenated) into one buffer of at most `limit`
 /// bytes. An empty body stays empty (a `204` or `HEAD` answer that names its encoding).
 fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
