@@ -468,9 +468,9 @@ fn find_index(array: &RawValue, index: usize) -> Result<Option<&RawValue>, Extra
 
 /// A page whose records have been located: the body plus the byte range of each record.
 /// A page's body as text, when it is UTF-8: checked with the CPU's vector instructions
-/// (`simdutf8`), several times as fast as the standard library's check on these mostly ASCII
-/// bodies; every page's body is checked twice, once where it is read and once where the
-/// encoder takes its records (issue 20).
+/// (`simdutf8`), faster than the standard library's check on these mostly ASCII bodies;
+/// every page's body is checked twice, once where it is read and once where the encoder
+/// takes its records (issue 20).
 pub fn body_text(body: &[u8]) -> Option<&str> {
     simdutf8::basic::from_utf8(body).ok()
 }

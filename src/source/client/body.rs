@@ -154,12 +154,13 @@ fn gunzip(raw: &[u8], limit: u64) -> Result<Vec<u8>, GunzipError> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use flate2::write::GzEncoder;
     use std::io::Write;
 
-    fn gz(data: &[u8]) -> Vec<u8> {
+    /// `data` as one gzip member at level 6 (also `inflate`'s tests' bodies).
+    pub(in crate::source::client) fn gz(data: &[u8]) -> Vec<u8> {
         let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(6));
         e.write_all(data).unwrap();
         e.finish().unwrap()

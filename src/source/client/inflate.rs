@@ -88,15 +88,8 @@ pub(super) fn one_member(raw: &[u8], size: usize, out: &mut Vec<u8>) -> bool {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::body::tests::gz;
     use super::*;
-    use flate2::write::GzEncoder;
-    use std::io::Write;
-
-    fn gz(data: &[u8]) -> Vec<u8> {
-        let mut e = GzEncoder::new(Vec::new(), flate2::Compression::new(6));
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
 
     fn decode(raw: &[u8], size: usize, room: usize) -> Option<Vec<u8>> {
         let mut out = b"kept".to_vec();
