@@ -196,6 +196,17 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x == y)
 }
 
+/// A byte of value 1 in every lane of a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// The "has a byte below n" word test: marks (sets the high bit of) each byte of `v` below
+/// `n`. A borrow can mark a byte above a true match, never below one, so the lowest mark is
+/// exact. A byte of `x ^ (ONES * c)` is zero, below 1, where `x` has the byte `c`.
+#[inline]
+fn below(v: u64, n: u64) -> u64 {
+    v.wrapping_sub(ONES * n) & !v & (ONES * 0x80)
+}
+
 /// The index of the first byte in `b` that ends a run of plain string text: `"`, `\`, and
 /// with `CONTROLS` also a control character (below 0x20), which a string may not hold raw.
 /// Eight bytes at a time: a record's strings are mostly short, where a vectorised search
@@ -203,17 +214,11 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// (`source::page_scan`), which validates and so stops at control characters too.
 #[inline]
 pub(crate) fn find_string_stop<const CONTROLS: bool>(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    // The "has a byte below n" word test: marks each byte of `v` below `n`. A borrow can mark
-    // a byte above a true match, never below one, so the lowest mark is exact.
-    let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGHS;
     let mut i = 0;
     while let Some(word) = b.get(i..i + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
         let x = u64::from_le_bytes(bytes);
-        // A byte of `x ^ "` or `x ^ \` is zero (below 1) where `x` has that byte.
         let mut marks =
             below(x ^ (ONES * u64::from(b'"')), 1) | below(x ^ (ONES * u64::from(b'\\')), 1);
         if CONTROLS {
@@ -235,15 +240,11 @@ pub(crate) fn find_string_stop<const CONTROLS: bool>(b: &[u8]) -> Option<usize> 
 /// values are a few dozen bytes and `memchr`'s vector set-up cost more than its search.
 #[inline]
 pub(crate) fn has_backslash(b: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
     let mut words = b.chunks_exact(8);
     for word in &mut words {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
-        // A zero byte of `x` marks a backslash in the word (see `find_string_stop`).
-        let x = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\\'));
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+        if below(u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\\')), 1) != 0 {
             return true;
         }
     }

@@ -151,11 +151,12 @@ impl Cursor<'_> {
                     let found = if self.peek()? == b'{' {
                         // The record before, when its keys were all plain: its keys are
                         // what this record's keys most likely are.
-                        let before = elements.last().zip(members.of_record.last().copied());
-                        let before = before.and_then(|(range, found): (&Range<usize>, _)| {
-                            let (from, to) = found?;
-                            Some((range.start, from as usize, to as usize))
-                        });
+                        let before = match (elements.last(), members.of_record.last()) {
+                            (Some(range), Some(&Some((from, to)))) => {
+                                Some((range.start, from as usize, to as usize))
+                            }
+                            _ => None,
+                        };
                         self.record(&mut members.spans, before)?
                     } else {
                         // Root 1, the array 2: a record is nested two levels down.
