@@ -544,6 +544,7 @@ mod tests {
         RecordMembers {
             spans: spans.to_vec(),
             of_record: of_record.to_vec(),
+            compact: false,
         }
     }
 

@@ -9,8 +9,8 @@
 //! casting data.
 
 use super::compress::CompressedWriter;
-use super::record::{minify, unescape};
-use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
+use super::record::{compact_json, unescape};
+use super::schema::{ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
 use super::timestamp;
 use super::{
     Compression, EncodeError, Encoder, FormatSpec, RecordMembers, Synapse, SynapseFileType, Writer,
@@ -105,16 +105,16 @@ impl Encoder for CsvEncoder {
         known: Option<(&RecordMembers, usize)>,
     ) -> Result<(), EncodeError> {
         let record_no = self.rows;
-        for (field, value) in self.reader.read(record_no, record, known)? {
+        for (field, value, micros) in self.reader.read(record_no, record, known)? {
             let Some(raw) = value else {
                 self.out.write_field(b"")?;
                 continue;
             };
             match (field.kind, raw.as_bytes().first()) {
                 (FieldKind::Timestamp, _) => {
-                    // RowReader checked that it parses; UTC in the form DATETIME2 reads.
+                    // RowReader parsed it (`micros`); UTC in the form DATETIME2 reads.
                     let text =
-                        timestamp_of(raw)
+                        micros
                             .and_then(timestamp::csv_text)
                             .ok_or_else(|| EncodeError::SchemaMismatch {
                                 record: record_no,
@@ -133,7 +133,7 @@ impl Encoder for CsvEncoder {
                     self.out.write_field(text.as_bytes())?;
                 }
                 (FieldKind::Json | FieldKind::Utf8, Some(b'{' | b'[')) => {
-                    self.out.write_field(minify(raw).as_bytes())?;
+                    self.out.write_field(compact_json(raw, known).as_bytes())?;
                 }
                 // Numbers and booleans: their JSON text is the cell text.
                 _ => self.out.write_field(raw.as_bytes())?,

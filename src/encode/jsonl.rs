@@ -64,14 +64,18 @@ impl JsonlEncoder {
 }
 
 impl Encoder for JsonlEncoder {
-    /// Records are copied as they came: their members are not needed.
+    /// Records are copied as they came: their members are not needed, only whether their
+    /// page was compact.
     fn write_known(
         &mut self,
         record: &str,
-        _known: Option<(&RecordMembers, usize)>,
+        known: Option<(&RecordMembers, usize)>,
     ) -> Result<(), EncodeError> {
         let bytes = record.as_bytes();
-        if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
+        // A record of a page read compact holds no line break (none outside its strings, and
+        // JSON strings hold none raw).
+        let compact = known.is_some_and(|(members, _)| members.compact);
+        if !compact && memchr::memchr2(b'\n', b'\r', bytes).is_some() {
             let raw: &RawValue =
                 serde_json::from_str(record).map_err(|source| EncodeError::InvalidRecord {
                     record: self.rows,

@@ -14,8 +14,8 @@
 //! Values follow the same rules as csv: `Json` columns hold compact JSON text, a string
 //! column holds a non-string value as its JSON text, and what does not fit fails the record.
 
-use super::record::{minify, parse_int, unescape};
-use super::schema::{timestamp_of, ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
+use super::record::{compact_json, parse_int, unescape};
+use super::schema::{ColumnStats, FieldKind, ReadOptions, RowReader, Schema};
 use super::{
     Compression, EncodeError, Encoder, FormatSpec, RecordMembers, Synapse, SynapseFileType, Writer,
 };
@@ -296,7 +296,7 @@ impl Encoder for ParquetEncoder {
             record: record_no,
             message,
         };
-        for (column, (field, value)) in self.columns.iter_mut().zip(values) {
+        for (column, (field, value, micros)) in self.columns.iter_mut().zip(values) {
             match (column, value) {
                 (Column::Boolean(b), v) => b.append_option(v.map(|raw| raw == "true")),
                 (Column::Int64(b), None) => b.append_null(),
@@ -318,7 +318,8 @@ impl Encoder for ParquetEncoder {
                 }
                 (Column::Timestamp(b), None) => b.append_null(),
                 (Column::Timestamp(b), Some(raw)) => {
-                    b.append_value(timestamp_of(raw).ok_or_else(|| {
+                    // Parsed by RowReader when it checked the value.
+                    b.append_value(micros.ok_or_else(|| {
                         invalid(format!("field '{}': {raw} is not a timestamp", field.name))
                     })?)
                 }
@@ -331,7 +332,7 @@ impl Encoder for ParquetEncoder {
                         })?;
                         b.append_value(text);
                     } else {
-                        b.append_value(minify(raw));
+                        b.append_value(compact_json(raw, known));
                     }
                 }
             }

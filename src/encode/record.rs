@@ -119,6 +119,21 @@ pub(crate) fn minify(json: &str) -> Cow<'_, str> {
     }
 }
 
+/// A non-string value as the encoders write it: [`minify`]d, unless the reader of the
+/// record's page found its records compact ([`super::RecordMembers::compact`]), when it is
+/// already.
+#[inline]
+pub(crate) fn compact_json<'a>(
+    json: &'a str,
+    known: Option<(&super::RecordMembers, usize)>,
+) -> Cow<'a, str> {
+    if known.is_some_and(|(members, _)| members.compact) {
+        Cow::Borrowed(json)
+    } else {
+        minify(json)
+    }
+}
+
 /// The first whitespace byte outside a string, if any (strings skipped a word at a time).
 fn first_whitespace_outside_strings(b: &[u8]) -> Option<usize> {
     let mut i = 0;
@@ -300,6 +315,19 @@ mod tests {
             }
         }
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn compact_json_minifies_unless_the_page_was_read_compact() {
+        let spaced = r#"{ "a" : [1, 2] }"#;
+        let mut members = super::super::RecordMembers::default();
+        assert_eq!(compact_json(spaced, None), r#"{"a":[1,2]}"#);
+        assert_eq!(compact_json(spaced, Some((&members, 0))), r#"{"a":[1,2]}"#);
+        members.compact = true;
+        let compact = r#"{"a":[1,"x y"]}"#;
+        assert!(
+            matches!(compact_json(compact, Some((&members, 0))), Cow::Borrowed(c) if c == compact)
+        );
     }
 
     #[test]

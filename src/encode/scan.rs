@@ -57,6 +57,10 @@ pub struct RecordMembers {
     /// encoder is to find them itself (a record that is not an object, or has a key with an
     /// escape).
     pub of_record: Vec<Option<(u32, u32)>>,
+    /// Whether the records hold no whitespace outside their strings (their reader saw none):
+    /// every value in them is then already compact JSON, as the encoders write values, and
+    /// needs no minifying. `false` when not known.
+    pub compact: bool,
 }
 
 impl RecordMembers {
@@ -209,12 +213,21 @@ fn below(v: u64, n: u64) -> u64 {
 
 /// The index of the first byte in `b` that ends a run of plain string text: `"`, `\`, and
 /// with `CONTROLS` also a control character (below 0x20), which a string may not hold raw.
-/// Eight bytes at a time: a record's strings are mostly short, where a vectorised search
+/// In line, sixteen bytes at a time on x86-64 (SSE2, which every x86-64 CPU has), then eight
+/// (a word), then byte by byte: a record's strings are mostly short, where a library search
 /// (`memchr2`) spends more on setting up than on searching. Shared with the page scanner
 /// (`source::page_scan`), which validates and so stops at control characters too.
 #[inline]
 pub(crate) fn find_string_stop<const CONTROLS: bool>(b: &[u8]) -> Option<usize> {
     let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let marks = sse2::string_stops::<CONTROLS>(block);
+        if marks != 0 {
+            return Some(i + marks.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
     while let Some(word) = b.get(i..i + 8) {
         let mut bytes = [0u8; 8];
         bytes.copy_from_slice(word);
@@ -233,6 +246,38 @@ pub(crate) fn find_string_stop<const CONTROLS: bool>(b: &[u8]) -> Option<usize> 
         .iter()
         .position(|&c| c == b'"' || c == b'\\' || (CONTROLS && c < 0x20))
         .map(|at| i + at)
+}
+
+/// [`find_string_stop`]'s sixteen-byte step.
+#[cfg(target_arch = "x86_64")]
+mod sse2 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+
+    /// One bit per byte of `block`, set where the byte is `"` or `\` or, with `CONTROLS`,
+    /// below 0x20.
+    #[inline]
+    pub(super) fn string_stops<const CONTROLS: bool>(block: &[u8; 16]) -> u32 {
+        // SAFETY: SSE2 is part of the x86-64 baseline (every x86-64 target enables it), so
+        // its intrinsics are available; the load reads the array's sixteen bytes, and
+        // `loadu` has no alignment requirement.
+        unsafe {
+            let x = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+            let byte = |c: u8| _mm_set1_epi8(c as i8);
+            let mut marks = _mm_or_si128(
+                _mm_cmpeq_epi8(x, byte(b'"')),
+                _mm_cmpeq_epi8(x, byte(b'\\')),
+            );
+            if CONTROLS {
+                // Unsigned x <= 0x1f exactly where min(x, 0x1f) == x.
+                marks = _mm_or_si128(marks, _mm_cmpeq_epi8(_mm_min_epu8(x, byte(0x1f)), x));
+            }
+            // The sign bit of each byte: the sixteen low bits.
+            _mm_movemask_epi8(marks) as u32 & 0xffff
+        }
+    }
 }
 
 /// Whether `b` holds a backslash (a string value with an escape), a word at a time in line:
@@ -452,11 +497,13 @@ mod tests {
 
     #[test]
     fn finds_the_first_stop_at_every_position() {
-        // Every length up to three words, each stop byte (or none) at every position, among
+        // Every length up to two sixteen-byte blocks and a word, each stop byte (or none) at every position, among
         // bytes next to the stop bytes, where a borrow in the word test would show; with and
         // without control characters as stops.
-        let fillers = [b'a', b'!', b'#', b'[', b']', b' ', 0x7f, 0x80, 0xff];
-        for len in 0..=24usize {
+        let fillers = [
+            b'a', b'!', b'#', b'[', b']', b' ', 0x7f, 0x80, 0x9f, 0xa0, 0xff,
+        ];
+        for len in 0..=40usize {
             for at in 0..=len {
                 for &fill in &fillers {
                     for target in [b'"', b'\\', 0x00, 0x1f, b'\n'] {

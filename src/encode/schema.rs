@@ -529,6 +529,9 @@ pub(crate) struct RowReader {
     fields: Vec<Field>,
     index: HashMap<String, usize>,
     slots: Vec<Slot>,
+    /// Per column: a timestamp column's value in the record as UTC microseconds, parsed once
+    /// when the value was checked (read only where the column's slot holds a value).
+    micros: Vec<Option<i64>>,
     depth: usize,
     name: String,
     /// The `_extra` column, when misfits go there instead of failing.
@@ -563,6 +566,7 @@ impl RowReader {
             fields: schema.fields.clone(),
             index,
             slots: vec![Slot::Empty; schema.fields.len()],
+            micros: vec![None; schema.fields.len()],
             depth: options.flatten_depth,
             name: String::new(),
             extra,
@@ -578,7 +582,8 @@ impl RowReader {
     }
 
     /// Read `record` (number `record_no` in the chunk) and return each column's raw value
-    /// text, `None` for missing or `null`. Errors: a field not in the schema, a value that
+    /// text, `None` for missing or `null`, and for a timestamp column's value its UTC
+    /// microseconds (parsed once, by the check that it is a timestamp). Errors: a field not in the schema, a value that
     /// does not fit its column (both unless they go to `_extra`), a field twice in the record,
     /// or a null in a non-nullable column.
     ///
@@ -589,14 +594,16 @@ impl RowReader {
         record_no: u64,
         record: &'r str,
         known: Option<(&RecordMembers, usize)>,
-    ) -> Result<impl Iterator<Item = (&'r Field, Option<&'r str>)> + 'r, EncodeError> {
+    ) -> Result<impl Iterator<Item = (&'r Field, Option<&'r str>, Option<i64>)> + 'r, EncodeError>
+    {
         self.slots.iter_mut().for_each(|s| *s = Slot::Empty);
         self.extra_buf.clear();
         let base = record.as_ptr() as usize;
-        let (fields, index, slots, stats, extra, extra_buf) = (
+        let (fields, index, slots, micros, stats, extra, extra_buf) = (
             &self.fields,
             &self.index,
             &mut self.slots,
+            &mut self.micros,
             &mut self.stats,
             self.extra,
             &mut self.extra_buf,
@@ -616,7 +623,15 @@ impl RowReader {
                 None => Some(None),
                 Some(at) => {
                     let kind = fields[at].kind;
-                    (t != JsonType::Null && !kind.accepts(t, text)).then_some(Some(kind))
+                    let fits = match (kind, t) {
+                        (_, JsonType::Null) => true,
+                        (FieldKind::Timestamp, JsonType::String) => {
+                            micros[at] = timestamp_of(text);
+                            micros[at].is_some()
+                        }
+                        _ => kind.accepts(t, text),
+                    };
+                    (!fits).then_some(Some(kind))
                 }
             };
             if let Some(column_kind) = misfit {
@@ -728,16 +743,15 @@ impl RowReader {
         Ok(self
             .fields
             .iter()
-            .zip(self.slots.iter())
-            .map(move |(f, s)| {
-                (
+            .zip(self.slots.iter().zip(&self.micros))
+            .map(move |(f, (s, &micros))| match *s {
+                Slot::Value(a, b) => (
                     f,
-                    match *s {
-                        Slot::Value(a, b) => Some(&record[a..b]),
-                        Slot::Extra => Some(extra_text),
-                        Slot::Empty | Slot::Null => None,
-                    },
-                )
+                    Some(&record[a..b]),
+                    micros.filter(|_| f.kind == FieldKind::Timestamp),
+                ),
+                Slot::Extra => (f, Some(extra_text), None),
+                Slot::Empty | Slot::Null => (f, None, None),
             }))
     }
 }
@@ -980,6 +994,47 @@ mod tests {
     }
 
     #[test]
+    fn row_reader_hands_over_each_timestamp_as_parsed_by_its_check() {
+        let schema = Schema {
+            fields: vec![
+                f("t", Timestamp, true),
+                f("s", Utf8, true),
+                f("u", Timestamp, true),
+            ],
+        };
+        let mut reader = RowReader::new(&schema, ReadOptions::default());
+        let mut read = |record: &str| -> Result<Vec<Option<i64>>, String> {
+            reader
+                .read(0, record, None)
+                .map(|values| values.map(|(_, _, micros)| micros).collect())
+                .map_err(|e| e.to_string())
+        };
+        let t = timestamp::parse_micros("2026-12-01T10:00:00.5+01:00");
+        assert!(t.is_some());
+        assert_eq!(
+            read(r#"{"t":"2026-12-01T10:00:00.5+01:00","s":"2026-12-01T10:00:00Z","u":null}"#),
+            Ok(vec![t, None, None]),
+            "a string column's value is text, even when it reads as a time"
+        );
+        // The column before held a time; now it is missing, then null: nothing is handed over.
+        assert_eq!(read(r#"{"s":"x"}"#), Ok(vec![None, None, None]));
+        assert_eq!(
+            read(r#"{"t":null,"u":"2026-12-01T09:00:00.5Z"}"#),
+            Ok(vec![None, None, t])
+        );
+        // Escaped, the same time.
+        assert_eq!(
+            read(r#"{"t":"2026-12-01T10:00:00.5\u002B01:00"}"#),
+            Ok(vec![t, None, None])
+        );
+        let err = read(r#"{"t":"2026-12-01"}"#).unwrap_err();
+        assert!(
+            err.contains("field 't' is a string but its column is timestamp"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn row_reader_places_values_and_rejects_misfits() {
         let schema = Schema {
             fields: vec![
@@ -993,7 +1048,7 @@ mod tests {
         let got: Vec<_> = reader
             .read(0, r#"{"j": [1, 2], "s": 5, "f": 2, "i": -7}"#, None)
             .unwrap()
-            .map(|(f, v)| (f.name.clone(), v.map(str::to_owned)))
+            .map(|(f, v, _)| (f.name.clone(), v.map(str::to_owned)))
             .collect();
         let want = [
             ("i", Some("-7")),
@@ -1008,7 +1063,7 @@ mod tests {
         let nulls: Vec<_> = reader
             .read(1, r#"{"i": 1, "s": null}"#, None)
             .unwrap()
-            .map(|(_, v)| v.is_none())
+            .map(|(_, v, _)| v.is_none())
             .collect();
         assert_eq!(nulls, [false, true, true, true]);
 
