@@ -497,9 +497,10 @@ mod tests {
 
     #[test]
     fn finds_the_first_stop_at_every_position() {
-        // Every length up to two sixteen-byte blocks and a word, each stop byte (or none) at every position, among
-        // bytes next to the stop bytes, where a borrow in the word test would show; with and
-        // without control characters as stops.
+        // Every length up to two sixteen-byte blocks and a word, each stop byte (or none) at
+        // every position, among bytes next to the stop bytes, where a borrow in the word test
+        // or a signed comparison in the block test would show; with and without control
+        // characters as stops.
         let fillers = [
             b'a', b'!', b'#', b'[', b']', b' ', 0x7f, 0x80, 0x9f, 0xa0, 0xff,
         ];

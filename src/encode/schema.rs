@@ -583,9 +583,9 @@ impl RowReader {
 
     /// Read `record` (number `record_no` in the chunk) and return each column's raw value
     /// text, `None` for missing or `null`, and for a timestamp column's value its UTC
-    /// microseconds (parsed once, by the check that it is a timestamp). Errors: a field not in the schema, a value that
-    /// does not fit its column (both unless they go to `_extra`), a field twice in the record,
-    /// or a null in a non-nullable column.
+    /// microseconds (parsed once, by the check that it is a timestamp). Errors: a field not in
+    /// the schema, a value that does not fit its column (both unless they go to `_extra`), a
+    /// field twice in the record, or a null in a non-nullable column.
     ///
     /// `known`: the page's members as its reader found them and this record's place among
     /// them (see [`RecordMembers`]), used instead of scanning the record when they cover it.
