@@ -314,48 +314,36 @@ fn gzip_header(level: u32) -> [u8; 10] {
 /// a sync flush, so that blocks can be concatenated into one stream; written into `out`
 /// (emptied first).
 ///
-/// Each worker thread keeps its DEFLATE state between blocks and resets it: a fresh state
-/// allocates (and faults in) a few hundred KiB of window and hash tables, per block.
+/// Each block gets a DEFLATE state of its own. A state kept by the worker thread and reset
+/// between blocks (as zstd's is) made the same block's bytes depend on what that thread had
+/// compressed before: a reset does not clear what the last stream left in the window past the
+/// new input's end, which the match finder reads (and clamps) near the input's end, so the same
+/// chunk came out a few bytes different from run to run, decoding the same. A fresh state is a
+/// few hundred KiB of zeroed tables per megabyte block: 0.3-0.5% more instructions per record
+/// (bench/README.md, "gzip chunks, the same bytes on every run").
 fn deflate_block(level: u32, window: &[u8], input: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
-    thread_local! {
-        static DEFLATE: std::cell::RefCell<Option<(u32, Compress)>> =
-            const { std::cell::RefCell::new(None) };
+    let mut deflate = Compress::new(flate2::Compression::new(level), false);
+    if !window.is_empty() {
+        deflate.set_dictionary(window).map_err(io::Error::other)?;
     }
-    DEFLATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        let deflate = match &mut *cached {
-            Some((kept, deflate)) if *kept == level => {
-                deflate.reset();
-                deflate
-            }
-            slot => {
-                &mut slot
-                    .insert((level, Compress::new(flate2::Compression::new(level), false)))
-                    .1
-            }
-        };
-        if !window.is_empty() {
-            deflate.set_dictionary(window).map_err(io::Error::other)?;
+    out.clear();
+    out.reserve(input.len() / 2 + 1024);
+    loop {
+        // total_in counts from the start of this block and never exceeds the input's length.
+        let consumed = usize::try_from(deflate.total_in()).unwrap_or(input.len());
+        if out.capacity() - out.len() < 1024 {
+            out.reserve(out.capacity().max(64 * 1024));
         }
-        out.clear();
-        out.reserve(input.len() / 2 + 1024);
-        loop {
-            // total_in counts from the last reset and never exceeds the input's length.
-            let consumed = usize::try_from(deflate.total_in()).unwrap_or(input.len());
-            if out.capacity() - out.len() < 1024 {
-                out.reserve(out.capacity().max(64 * 1024));
-            }
-            deflate
-                .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
-                .map_err(io::Error::other)?;
-            // Done once all input is in and the flush did not fill the output: zlib's rule
-            // is to call again with more room while the output comes back full.
-            let all_in = usize::try_from(deflate.total_in()).unwrap_or(0) == input.len();
-            if all_in && out.len() < out.capacity() {
-                return Ok(out);
-            }
+        deflate
+            .compress_vec(&input[consumed..], &mut out, FlushCompress::Sync)
+            .map_err(io::Error::other)?;
+        // Done once all input is in and the flush did not fill the output: zlib's rule is to
+        // call again with more room while the output comes back full.
+        let all_in = usize::try_from(deflate.total_in()).unwrap_or(0) == input.len();
+        if all_in && out.len() < out.capacity() {
+            return Ok(out);
         }
-    })
+    }
 }
 
 /// One block as a zstd frame, written into `out` (emptied first), with a compression context
@@ -488,6 +476,12 @@ pub(crate) fn decompress(compression: Compression, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The bench's records (bench/data.rs), on which a test below was found.
+#[cfg(test)]
+#[path = "../../bench/data.rs"]
+#[allow(dead_code)]
+mod bench_data;
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -595,6 +589,74 @@ mod tests {
             out.len()
         );
         assert_eq!(decompress(Compression::Gzip, &out), data);
+    }
+
+    #[test]
+    fn a_block_deflates_to_the_same_bytes_whatever_its_thread_deflated_before() {
+        // Seen on a pull of the bench's order records: the same chunk's gzip bytes differed
+        // between runs (decoding the same) because a worker thread's DEFLATE state, reset
+        // between blocks, kept what its last block had left past the new input's end. These
+        // are the order records as a pull lands them, and blocks of them where a thread that
+        // had deflated one megabyte first gave other bytes than a fresh thread.
+        let mut text = String::new();
+        let mut i = 0;
+        while text.len() < 2 * GZIP_BLOCK {
+            super::bench_data::write_record(&mut text, i);
+            text.push('\n');
+            i += 1;
+        }
+        let data = text.as_bytes();
+        let piece = 64 * 1024;
+        let on_thread = |first: Option<usize>, at: usize, level: u32| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        if let Some(first) = first {
+                            let window = &data[first - DEFLATE_WINDOW..first];
+                            deflate_block(
+                                level,
+                                window,
+                                &data[first..first + GZIP_BLOCK],
+                                Vec::new(),
+                            )
+                            .unwrap();
+                        }
+                        let window = &data[at - DEFLATE_WINDOW..at];
+                        deflate_block(level, window, &data[at..at + piece], Vec::new()).unwrap()
+                    })
+                    .join()
+                    .unwrap()
+            })
+        };
+        for (first, at) in [(4, 10), (7, 9), (10, 10)] {
+            for level in [1, 2, 6] {
+                let (first, at) = (first * piece, at * piece);
+                let fresh = on_thread(None, at, level);
+                let after = on_thread(Some(first), at, level);
+                assert!(
+                    fresh == after,
+                    "level {level}: the block at {at} came out {} bytes on a fresh thread, \
+                     {} after one that had deflated the block at {first}",
+                    fresh.len(),
+                    after.len()
+                );
+            }
+        }
+        // zstd's context is kept by each thread: a frame starts from scratch all the same.
+        let zstd_on_thread = |first: Option<usize>| {
+            std::thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        if let Some(first) = first {
+                            zstd_block(3, &data[first..first + GZIP_BLOCK], Vec::new()).unwrap();
+                        }
+                        zstd_block(3, &data[10 * piece..11 * piece], Vec::new()).unwrap()
+                    })
+                    .join()
+                    .unwrap()
+            })
+        };
+        assert!(zstd_on_thread(None) == zstd_on_thread(Some(4 * piece)));
     }
 
     #[test]
