@@ -104,7 +104,12 @@ def matrix_legs(strategy):
 
 
 def github_steps(doc, job, base, workspace, leg_label):
-    state = tempfile.mkdtemp(prefix="gh-runner-")
+    # GITHUB_ENV and GITHUB_PATH live for one job, as on a runner, and are removed after it.
+    with tempfile.TemporaryDirectory(prefix="gh-runner-") as state:
+        github_job_steps(doc, job, base, workspace, leg_label, state)
+
+
+def github_job_steps(doc, job, base, workspace, leg_label, state):
     github_env = os.path.join(state, "env")
     github_path = os.path.join(state, "path")
     open(github_env, "w").close()
