@@ -27,6 +27,22 @@ lint() {
         die "clippy has warnings (above): fix them (\`cargo clippy --fix --all-targets --allow-dirty\` fixes some; \`cargo clippy --all-targets -- -D warnings\` shows them again), then scripts/test.sh again"
 }
 
+# --- disk ----------------------------------------------------------------------------------
+
+# What a clean full run (no arguments) writes under target/: the tests' debug build and the
+# dist check's own build of the wheel, measured as README "Set up" says. With less free than
+# that a run may stop mid-build with "No space left on device", so the log says so first.
+CLEAN_RUN_DISK_GB=5
+report_disk() {
+    local dir="${CARGO_TARGET_DIR:-$ROOT/target}" free_gb
+    mkdir -p "$dir"
+    free_gb="$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')"
+    log "disk: ${free_gb} GB free under $dir (a clean full run writes about ${CLEAN_RUN_DISK_GB} GB there)"
+    if ((free_gb < CLEAN_RUN_DISK_GB)); then
+        log "warning: less free than a clean run writes; if the build stops with \"No space left on device\", free space (\`cargo clean\` removes target/) and run again"
+    fi
+}
+
 # --- main ----------------------------------------------------------------------------------
 
 main() {
@@ -35,6 +51,12 @@ main() {
     require python3
     require cargo
     mkdir -p "$LOGS"
+    # CI builds once, from a clean clone: incremental compilation's caches (gigabytes of them)
+    # would buy nothing there but take disk.
+    if [[ "${CI:-}" == true ]]; then
+        export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+    fi
+    report_disk
     # Targeted runs (arguments) skip the lint: they are for iterating on one test.
     if ((!$#)); then
         lint
