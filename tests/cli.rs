@@ -267,10 +267,9 @@ fn a_page_size_without_its_parameter_is_refused_wherever_it_was_set() {
     assert!(line.contains("40") && line.contains("job file"), "{line}");
 }
 
-/// A switch a job file turns on can be turned off for one run by its variable set to false
-/// (a CI step overriding the checked-in job); without the variable the job file's holds.
-#[test]
-fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
+/// A folder whose gatelake.toml has job `orders` with every switch a job file can turn on
+/// (but `export`, which needs an export API) set to true.
+fn job_with_every_switch_on() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("gatelake.toml"),
@@ -278,6 +277,14 @@ fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
          flatten = true\nsynapse_optimized = true\nmax_pages_complete = true\nno_read_ahead = true\n",
     )
     .unwrap();
+    dir
+}
+
+/// A switch a job file turns on can be turned off for one run by its variable set to false
+/// (a CI step overriding the checked-in job); without the variable the job file's holds.
+#[test]
+fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
+    let dir = job_with_every_switch_on();
     let switches = [
         ("flatten", "GATELAKE_FLATTEN"),
         ("synapse-optimized", "GATELAKE_SYNAPSE_OPTIMIZED"),
@@ -303,6 +310,124 @@ fn a_switch_variable_set_to_false_overrides_the_job_files_true() {
             l.contains("false") && l.contains(&format!("env {var}")),
             "{l}"
         );
+    }
+}
+
+/// A switch a job file turns on is turned off for one run by its twin on the command line
+/// (`--no-flatten`; `--read-ahead` for `--no-read-ahead`), which beats the switch's variable;
+/// of a switch and its twin the later wins.
+#[test]
+fn a_switchs_twin_turns_off_the_job_files_true_and_the_later_of_the_two_wins() {
+    let dir = job_with_every_switch_on();
+    let twins = [
+        ("flatten", "--no-flatten"),
+        ("synapse-optimized", "--no-synapse-optimized"),
+        ("max-pages-complete", "--no-max-pages-complete"),
+        ("no-read-ahead", "--read-ahead"),
+    ];
+    let show = |extra: &[&str], env: &[(&str, &str)]| {
+        let mut args = vec!["pull", "--job", "orders", "--show-settings"];
+        args.extend_from_slice(extra);
+        let out = gatelake(dir.path(), &args, env);
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    // (csv: jsonl, the default without synapse_optimized, refuses the job's flatten.)
+    let twins_csv = twins.map(|(key, twin)| (key, [twin, "--format", "csv"]));
+    // Each twin alone, with the switch's variable saying true: the flag wins.
+    for (key, args) in &twins_csv {
+        let var = format!("GATELAKE_{}", key.replace('-', "_").to_ascii_uppercase());
+        let text = show(args, &[(&var, "true")]);
+        let l = shown(&text, key);
+        assert!(
+            l.contains("false") && l.contains(&format!("flag {}", args[0])),
+            "{args:?}: {l}"
+        );
+    }
+    // Both on one command line: the later wins.
+    for (key, twin) in twins {
+        let switch = format!("--{key}");
+        let l = shown(&show(&[twin, &switch, "--format", "csv"], &[]), key).to_owned();
+        assert!(
+            l.contains("true") && l.contains(&format!("flag {switch}")),
+            "{l}"
+        );
+        let l = shown(&show(&[&switch, twin, "--format", "csv"], &[]), key).to_owned();
+        assert!(
+            l.contains("false") && l.contains(&format!("flag {twin}")),
+            "{l}"
+        );
+    }
+    // What follows from a switch follows its twin too: the job's synapse_optimized makes
+    // parquet the default format; without it the default is jsonl again.
+    assert!(shown(&show(&[], &[]), "format").contains("parquet"));
+    let text = show(&["--no-synapse-optimized", "--no-flatten"], &[]);
+    assert!(shown(&text, "format").contains("jsonl"), "{text}");
+    // A flatten depth implies --flatten: with --no-flatten that is a contradiction, named.
+    let out = gatelake(
+        dir.path(),
+        &[
+            "pull",
+            "--job",
+            "orders",
+            "--no-flatten",
+            "--flatten-depth",
+            "2",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--no-flatten contradicts flag --flatten-depth"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A job file's `export = true` turned off for one run, by `--no-export` or
+/// `GATELAKE_EXPORT=false`: a pull of records, the job's export settings left for the runs that
+/// export (the variable was refused before, as an export without object fields).
+#[test]
+fn a_job_files_export_is_turned_off_by_its_twin_or_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = "[jobs.ex]\nurl = \"https://x/o\"\nexport = true\nexport_body = \"{}\"\n";
+    let objects = "object_url_field = \"url\"\nobjects_path = \"objects\"\n";
+    let show = |toml: &str, extra: &[&str], env: &[(&str, &str)]| {
+        std::fs::write(dir.path().join("gatelake.toml"), toml).unwrap();
+        let mut args = vec!["pull", "--job", "ex", "--show-settings"];
+        args.extend_from_slice(extra);
+        gatelake(dir.path(), &args, env)
+    };
+    for toml in [job.to_owned(), format!("{job}{objects}")] {
+        let on = show(&toml, &[], &[]);
+        if toml.contains("objects_path") {
+            let text = stdout(&on);
+            assert!(shown(&text, "export").contains("job file"), "{text}");
+            assert!(shown(&text, "export-body").contains("{}"), "{text}");
+        } else {
+            // An export needs the field that locates each object: the job alone is refused.
+            assert_eq!(on.status.code(), Some(2), "{}", stderr(&on));
+        }
+        for (extra, env, origin) in [
+            (&["--no-export"][..], &[][..], "flag --no-export"),
+            (
+                &[][..],
+                &[("GATELAKE_EXPORT", "false")][..],
+                "env GATELAKE_EXPORT",
+            ),
+            (
+                &["--export", "--no-export"][..],
+                &[][..],
+                "flag --no-export",
+            ),
+        ] {
+            let out = show(&toml, extra, env);
+            assert!(out.status.success(), "{extra:?} {env:?}: {}", stderr(&out));
+            let text = stdout(&out);
+            let l = shown(&text, "export");
+            assert!(l.contains("false") && l.contains(origin), "{l}");
+            assert!(!text.contains("export-body"), "{text}");
+        }
     }
 }
 

@@ -65,6 +65,11 @@ pub struct ApiObjectArgs {
     #[arg(long, env = "GATELAKE_EXPORT")]
     pub export: bool,
 
+    /// Read the answer as records, not as an export, for this run, though a job file says
+    /// `export = true`.
+    #[arg(long)]
+    pub no_export: bool,
+
     /// The export's start request body: JSON text, or @PATH to read it from a file.
     /// [default: {}]
     #[arg(long, env = "GATELAKE_EXPORT_BODY", value_name = "JSON")]
@@ -132,6 +137,9 @@ impl ApiObjectArgs {
         job: &ApiObjectJob,
         url: &Url,
     ) -> Result<Option<ApiObjectsConfig>, UsageError> {
+        let export = r
+            .switch("export", self.export, self.no_export, job.export, None)
+            .unwrap_or(false);
         let mut text = |id: &str, cli: &Option<String>, job: &Option<String>| {
             r.pick(id, cli.clone(), job.clone(), None)
         };
@@ -180,7 +188,6 @@ impl ApiObjectArgs {
             (Some(f), None) => LocationField::Url(f),
             (None, Some(f)) => LocationField::Uri(f),
             (None, None) => {
-                let export = self.export || job.export == Some(true);
                 let given = [
                     ("objects-path", objects_path.is_some() || export),
                     ("object-size-field", size.is_some()),
@@ -211,19 +218,23 @@ impl ApiObjectArgs {
             records,
             name,
         };
-        let export = self.resolve_export(r, job, url)?;
+        let export = self.resolve_export(r, job, url, export)?;
         Ok(Some(ApiObjectsConfig { fields, export }))
     }
 
+    /// The export's settings when `on` (the resolved `--export` switch).
     fn resolve_export(
         &self,
         r: &mut Resolver<'_>,
         job: &ApiObjectJob,
         url: &Url,
+        on: bool,
     ) -> Result<Option<ExportSpec>, UsageError> {
-        let on = r
-            .switch("export", self.export, job.export, None)
-            .unwrap_or(false);
+        // Turned off for this run (--no-export, GATELAKE_EXPORT=false): the job file's export
+        // settings wait for the runs that export.
+        if !on && (self.no_export || r.given_in_env("export")) {
+            return Ok(None);
+        }
         let mut text = |id: &str, cli: &Option<String>, job: &Option<String>| {
             r.pick(id, cli.clone(), job.clone(), None)
         };

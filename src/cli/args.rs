@@ -301,6 +301,10 @@ pub struct OutputArgs {
     #[arg(long, env = "GATELAKE_FLATTEN")]
     pub flatten: bool,
 
+    /// Keep nested objects as JSON text for this run, though a job file says `flatten = true`.
+    #[arg(long)]
+    pub no_flatten: bool,
+
     /// Levels of nested objects --flatten expands; deeper ones stay JSON text. Implies --flatten. [default: 3]
     #[arg(long, env = "GATELAKE_FLATTEN_DEPTH", value_name = "N")]
     pub flatten_depth: Option<usize>,
@@ -314,6 +318,10 @@ pub struct OutputArgs {
     /// gzip and, given --expected-size, a file count that is a multiple of 60.
     #[arg(long, env = "GATELAKE_SYNAPSE_OPTIMIZED")]
     pub synapse_optimized: bool,
+
+    /// Not --synapse-optimized for this run, though a job file says `synapse_optimized = true`.
+    #[arg(long)]
+    pub no_synapse_optimized: bool,
 
     /// The pull's expected size (record JSON, uncompressed), e.g. 40GB: with
     /// --synapse-optimized csv, sizes chunks so the file count is a multiple of 60.
@@ -363,6 +371,11 @@ pub struct PullArgs {
     /// records the cut as a warning). For sampling an API.
     #[arg(long, env = "GATELAKE_MAX_PAGES_COMPLETE")]
     pub max_pages_complete: bool,
+
+    /// A run cut by --max-pages is partial (no _SUCCESS, exit 4) for this run, though a job
+    /// file says `max_pages_complete = true`.
+    #[arg(long)]
+    pub no_max_pages_complete: bool,
 
     /// The number of records the API should return in this run; a run that gets fewer or
     /// more is handled by --on-count-mismatch. Like the API's own total (--total-path), it
@@ -462,6 +475,10 @@ pub struct PullArgs {
     /// waits for each parse instead.
     #[arg(long, env = "GATELAKE_NO_READ_AHEAD")]
     pub no_read_ahead: bool,
+
+    /// Read ahead for this run (the default), though a job file says `no_read_ahead = true`.
+    #[arg(long)]
+    pub read_ahead: bool,
 
     /// Accept a plain http:// --url on a non-loopback host (credentials and data travel
     /// unencrypted). Without it, plain HTTP is accepted for loopback addresses only.

@@ -57,6 +57,20 @@ pub fn size(flag: &str, v: Option<String>) -> Result<u64, UsageError> {
         .map_err(|e| UsageError(format!("--{flag}: {e}")))
 }
 
+/// The id of the flag that turns switch `id` off: `no_flatten` for `flatten`, `read_ahead`
+/// for `no_read_ahead`.
+fn twin_id(id: &str) -> String {
+    match id.strip_prefix("no_") {
+        Some(on) => on.to_owned(),
+        None => format!("no_{id}"),
+    }
+}
+
+/// [`twin_id`] as a flag: `--no-flatten`.
+fn twin_flag(id: &str) -> String {
+    format!("--{}", twin_id(id).replace('_', "-"))
+}
+
 /// One resolved setting, for `--show-settings`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Shown {
@@ -79,7 +93,9 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn origin_of_cli(&self, id: &str) -> String {
+    /// The flag or variable that gave setting `id` on this command line (`flag --x`, `env
+    /// GATELAKE_X`).
+    pub fn origin_of_cli(&self, id: &str) -> String {
         match self.matches.value_source(id) {
             // Every setting's variable is GATELAKE_ + its id in upper case (args.rs).
             Some(ValueSource::EnvVariable) => format!("env GATELAKE_{}", id.to_ascii_uppercase()),
@@ -95,8 +111,22 @@ impl<'a> Resolver<'a> {
         job: Option<T>,
         default: Option<T>,
     ) -> Option<T> {
-        let (value, origin) = if let Some(v) = cli {
-            (Some(v), self.origin_of_cli(id))
+        // Only a value that came from the command line or a variable asks clap where it came
+        // from: `id` need not be an argument of this subcommand otherwise.
+        let cli = cli.map(|v| (v, self.origin_of_cli(id)));
+        self.pick_from(id, cli, job, default)
+    }
+
+    /// [`Self::pick`], with the flag or variable that gave `cli` named by the caller.
+    fn pick_from<T: Clone + Display>(
+        &mut self,
+        id: &str,
+        cli: Option<(T, String)>,
+        job: Option<T>,
+        default: Option<T>,
+    ) -> Option<T> {
+        let (value, origin) = if let Some((v, origin)) = cli {
+            (Some(v), origin)
         } else if let Some(v) = job {
             (Some(v), "job file".to_string())
         } else if let Some(v) = default {
@@ -114,24 +144,33 @@ impl<'a> Resolver<'a> {
         value
     }
 
-    /// A switch (a flag without a value, e.g. `--flatten`): on when the flag or its variable
-    /// turns it on; off when its variable says so (`GATELAKE_FLATTEN=false`), which overrides a
-    /// job file's `true`; otherwise the job file's, else `default`. Records the choice.
+    /// A switch (a flag without a value, e.g. `--flatten`): off when its twin is on the
+    /// command line (`off`: `--no-flatten`, or `--read-ahead` for `--no-read-ahead`; with the
+    /// switch on the same command line the later of the two wins, and a flag beats a
+    /// variable); on when the flag or its variable turns it on; off when its variable says so
+    /// (`GATELAKE_FLATTEN=false`). Either overrides a job file's value; otherwise the job
+    /// file's, else `default`. Records the choice and what made it.
     pub fn switch(
         &mut self,
         id: &str,
         on: bool,
+        off: bool,
         job: Option<bool>,
         default: Option<bool>,
     ) -> Option<bool> {
-        let cli = if on {
-            Some(true)
+        let switch_later = off
+            && self.given_on_command_line(id)
+            && self.matches.index_of(id) > self.matches.index_of(&twin_id(id));
+        let cli = if off && !switch_later {
+            Some((false, format!("flag {}", twin_flag(id))))
+        } else if on {
+            Some((true, self.origin_of_cli(id)))
         } else if self.given_in_env(id) {
-            Some(false)
+            Some((false, self.origin_of_cli(id)))
         } else {
             None
         };
-        self.pick(id, cli, job, default)
+        self.pick_from(id, cli, job, default)
     }
 
     /// Record a secret's presence without its value.
@@ -149,5 +188,18 @@ impl<'a> Resolver<'a> {
 
     pub fn given_in_env(&self, id: &str) -> bool {
         self.matches.value_source(id) == Some(ValueSource::EnvVariable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_switchs_twin_adds_or_drops_no() {
+        assert_eq!(twin_id("flatten"), "no_flatten");
+        assert_eq!(twin_flag("synapse_optimized"), "--no-synapse-optimized");
+        assert_eq!(twin_id("no_read_ahead"), "read_ahead");
+        assert_eq!(twin_flag("no_read_ahead"), "--read-ahead");
     }
 }

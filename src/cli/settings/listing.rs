@@ -46,6 +46,7 @@ fn resolve_listing_checks(
         .switch(
             "max_pages_complete",
             args.max_pages_complete,
+            args.no_max_pages_complete,
             job.max_pages_complete,
             Some(false),
         )

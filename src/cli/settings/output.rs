@@ -60,6 +60,7 @@ pub fn resolve_output(
         .switch(
             "synapse_optimized",
             out.synapse_optimized,
+            out.no_synapse_optimized,
             job.synapse_optimized,
             Some(false),
         )
@@ -228,11 +229,18 @@ fn resolve_schema(
         .unwrap_or_default()
         .parse()
         .map_err(|e: String| UsageError(format!("--on-schema-drift: {e}")))?;
+    if out.no_flatten && out.flatten_depth.is_some() {
+        return usage(format!(
+            "--no-flatten contradicts {} (a flatten depth implies --flatten): drop one",
+            r.origin_of_cli("flatten_depth")
+        ));
+    }
     let depth = r.pick("flatten_depth", out.flatten_depth, job.flatten_depth, None);
     let flatten = r
         .switch(
             "flatten",
             out.flatten || out.flatten_depth.is_some(),
+            out.no_flatten,
             job.flatten.or(job.flatten_depth.map(|_| true)),
             Some(false),
         )

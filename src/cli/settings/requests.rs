@@ -83,6 +83,7 @@ pub(super) fn resolve_requests(
         .switch(
             "no_read_ahead",
             args.no_read_ahead,
+            args.read_ahead,
             job.no_read_ahead,
             Some(false),
         )
