@@ -625,6 +625,24 @@ async fn cursor_pages_read_ahead_are_each_asked_for_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_page_that_says_so_with_has_more_gets_no_request_read_ahead() {
+    // The API keeps a cursor on its last page, pointing past the end, and says the end with
+    // has_more false: the pull asks for its ten pages and nothing after them (a request read
+    // ahead from the last page's cursor reached the API before the parse cancelled it).
+    let config = ApiConfig {
+        cursor_past_end: true,
+        latency: Duration::from_millis(5),
+        ..Default::default()
+    };
+    let (api, log) = pull_every_record(config, &["--has-more-path", "has_more"]).await;
+    let asked = cursors_asked(&api);
+    assert_eq!(asked.len(), 10, "{asked:?}");
+    let past_end = Some(apigw::encode_cursor(1000));
+    assert!(!asked.contains(&past_end), "{asked:?}");
+    assert!(!log.contains(MISSED), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pointer_guessed_wrong_is_dropped_once_and_the_run_waits_for_each_parse() {
     // The cursor comes first and a later member repeats its key with a value that is not a
     // cursor: the request read ahead from page 1 asks for that value (400 invalid cursor),

@@ -253,7 +253,15 @@ pub(super) async fn fetch_stage(input: FetchInput) -> Result<FetchEnd, PullError
             && !stop.is_stopped()
         {
             let headers = &fetched.headers;
-            if let Some(guess) = guess(&*paginator, &origin, &url, headers, &fetched.body) {
+            let guessed = guess(
+                &*paginator,
+                &stop_rules,
+                &origin,
+                &url,
+                headers,
+                &fetched.body,
+            );
+            if let Some(guess) = guessed {
                 window.push_back(start_fetch(sized(guess), page_no + 1, true));
             }
         }

@@ -192,6 +192,10 @@ pub struct ApiConfig {
     /// value that is not a cursor, in a `meta` object after them: a page whose pointer is not
     /// the last member of its name. Default false.
     pub decoy_cursor: bool,
+    /// `/prod/cursor` writes a `next_cursor` on every page, the last one's pointing past the
+    /// end (where an empty page waits), and says the end with `"has_more": false` alone, as
+    /// some APIs do. Default false.
+    pub cursor_past_end: bool,
 }
 
 impl Default for ApiConfig {
@@ -222,6 +226,7 @@ impl Default for ApiConfig {
             truncate_rate: 0.0,
             timeout_above_for: None,
             decoy_cursor: false,
+            cursor_past_end: false,
         }
     }
 }
@@ -792,6 +797,15 @@ fn build_page(
                         headers: Vec::new(),
                     })
                 }
+                Route::Cursor if config.cursor_past_end => Ok(Page {
+                    index,
+                    body: to_json(&json!({
+                        "items": items,
+                        "next_cursor": encode_cursor(start + size),
+                        "has_more": next.is_some(),
+                    })),
+                    headers: Vec::new(),
+                }),
                 Route::Cursor => Ok(Page {
                     index,
                     body: to_json(&json!({ "items": items, "next_cursor": next })),

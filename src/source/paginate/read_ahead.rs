@@ -8,9 +8,12 @@
 //! A guess is never trusted: the pull uses its answer only when the parsed page asks for
 //! exactly that request (the shared stop rules and the pointer rule included), and otherwise
 //! cancels it unread. A wrong guess therefore costs one request, never a record; the pull
-//! stops guessing after the first one (see `pipeline::fetch`).
+//! stops guessing after the first one (see `pipeline::fetch`). A page whose `has_more` says
+//! it is the last gets no guess, though it still carries a pointer: the request past the end
+//! would reach the API before the parse cancelled it.
 
 use super::{same_origin, PageView, Paginator};
+use crate::config::StopRules;
 use crate::source::extract::JsonDoc;
 use reqwest::header::HeaderMap;
 use url::Url;
@@ -26,7 +29,8 @@ pub enum PointerAt<'a> {
 
 /// The request `paginator` would make after the page fetched from `url`, from its pointer
 /// alone; `None` when the style has no such pointer, the pointer could not be found without
-/// a parse, it says the listing ends, or the request would leave `origin` or repeat `url`.
+/// a parse, it says the listing ends, `stop`'s `has_more` path reads false, or the request
+/// would leave `origin` or repeat `url`.
 ///
 /// A guess from the body must also keep `url`'s path: what is found by searching the body
 /// may be a record's field, and a link in a record is not sent anywhere the listing itself
@@ -34,11 +38,22 @@ pub enum PointerAt<'a> {
 /// parse).
 pub fn guess(
     paginator: &dyn Paginator,
+    stop: &StopRules,
     origin: &Url,
     url: &Url,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Option<Url> {
+    if let Some(path) = &stop.has_more_path {
+        // Read the same way as the pointer (the last member of its name); a `has_more` found
+        // in a record instead only costs this page's guess, and one not found decides nothing.
+        if let Some(text) = pointer_doc(path, body) {
+            let more = JsonDoc::parse(&text).map(|doc| doc.get_bool(path));
+            if matches!(more, Ok(Ok(Some(false)))) {
+                return None;
+            }
+        }
+    }
     let (text, same_path) = match paginator.pointer_at()? {
         PointerAt::Headers => ("{}".to_string(), false),
         PointerAt::Body(path) => (pointer_doc(path, body)?, true),
@@ -164,6 +179,15 @@ mod tests {
     const URL: &str = "https://api.example.com/prod/orders?limit=2";
 
     fn guess_of(p: &dyn Paginator, body: &str, headers: &[(&str, &str)]) -> Option<String> {
+        guess_under(p, &StopRules::default(), body, headers)
+    }
+
+    fn guess_under(
+        p: &dyn Paginator,
+        stop: &StopRules,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> Option<String> {
         let url = Url::parse(URL).unwrap();
         let origin = Url::parse("https://api.example.com/prod/orders").unwrap();
         let mut map = HeaderMap::new();
@@ -173,7 +197,7 @@ mod tests {
                 v.parse().unwrap(),
             );
         }
-        guess(p, &origin, &url, &map, body.as_bytes()).map(|u| u.to_string())
+        guess(p, stop, &origin, &url, &map, body.as_bytes()).map(|u| u.to_string())
     }
 
     fn cursor(path: &str) -> CursorPaginator {
@@ -234,6 +258,43 @@ mod tests {
             agrees(&link, "[1,2]", &[("link", header)]).as_deref(),
             Some("https://api.example.com/prod/orders?page=3")
         );
+    }
+
+    #[test]
+    fn a_page_whose_has_more_says_it_is_the_last_gets_no_guess() {
+        // APIs that say their end with has_more alone keep a pointer on the last page.
+        let p = cursor("next_cursor");
+        let stop = |path: &str| StopRules {
+            has_more_path: Some(path.into()),
+            ..StopRules::default()
+        };
+        let last = r#"{"items":[1,2],"next_cursor":"past-the-end","has_more":false}"#;
+        assert_eq!(guess_under(&p, &stop("has_more"), last, &[]), None);
+        // The parse agrees: the listing ends there.
+        let parsed = next_of(&p, &stop("has_more"), URL, last, &[], 2).unwrap();
+        assert_eq!(parsed, None);
+        // Without the rule, or with more to come (a string "true" too), the guess stands.
+        assert!(guess_of(&p, last, &[]).is_some());
+        for more in [r#""has_more":true"#, r#""has_more":"true""#, r#""other":1"#] {
+            let body = format!(r#"{{"items":[1,2],"next_cursor":"c2",{more}}}"#);
+            assert!(
+                guess_under(&p, &stop("has_more"), &body, &[])
+                    .unwrap()
+                    .ends_with("cursor=c2"),
+                "{body}"
+            );
+        }
+        // Nested, before the records, as a string; a Link header's guess too.
+        let nested = r#"{"meta":{"has_next":"false"},"items":[1,2],"next_cursor":"c2"}"#;
+        assert_eq!(guess_under(&p, &stop("meta.has_next"), nested, &[]), None);
+        let header = r#"<https://api.example.com/prod/orders?page=3>; rel="next""#;
+        let links = [("link", header)];
+        let done = r#"{"rows":[1,2],"has_more":false}"#;
+        assert_eq!(
+            guess_under(&LinkHeaderPaginator, &stop("has_more"), done, &links),
+            None
+        );
+        assert!(guess_of(&LinkHeaderPaginator, done, &links).is_some());
     }
 
     #[test]
