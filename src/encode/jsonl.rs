@@ -74,7 +74,7 @@ impl Encoder for JsonlEncoder {
         let bytes = record.as_bytes();
         // A record of a page read compact holds no line break (none outside its strings, and
         // JSON strings hold none raw).
-        let compact = known.is_some_and(|(members, _)| members.compact);
+        let compact = RecordMembers::compact_in(known);
         if !compact && memchr::memchr2(b'\n', b'\r', bytes).is_some() {
             let raw: &RawValue =
                 serde_json::from_str(record).map_err(|source| EncodeError::InvalidRecord {

@@ -127,7 +127,7 @@ pub(crate) fn compact_json<'a>(
     json: &'a str,
     known: Option<(&super::RecordMembers, usize)>,
 ) -> Cow<'a, str> {
-    if known.is_some_and(|(members, _)| members.compact) {
+    if super::RecordMembers::compact_in(known) {
         Cow::Borrowed(json)
     } else {
         minify(json)

@@ -64,6 +64,13 @@ pub struct RecordMembers {
 }
 
 impl RecordMembers {
+    /// Whether the record `known` describes came from a page read compact (see
+    /// [`Self::compact`]); `false` when nothing is known of it.
+    #[inline]
+    pub(crate) fn compact_in(known: Option<(&RecordMembers, usize)>) -> bool {
+        known.is_some_and(|(members, _)| members.compact)
+    }
+
     /// How many records this describes (known or not).
     pub fn len(&self) -> usize {
         self.of_record.len()
